@@ -1,0 +1,25 @@
+/** Checks of cairn.yaml that its JSON Schema cannot express: names that refer to other entries. */
+import type { SemanticProblem } from '../spec/dag-semantics.ts'
+import type { Json } from '../spec/yaml-load.ts'
+
+type JsonObject = { [key: string]: Json }
+const isObject = (value: Json | undefined): value is JsonObject => value !== null && typeof value === 'object' && !Array.isArray(value)
+
+export function checkConfigSemantics(config: Json): SemanticProblem[] {
+  const problems: SemanticProblem[] = []
+  if (!isObject(config)) return problems
+  const sshHosts = isObject(config.ssh_hosts) ? Object.keys(config.ssh_hosts) : []
+  const clusters = isObject(config.clusters) ? config.clusters : {}
+  for (const [name, cluster] of Object.entries(clusters)) {
+    if (!isObject(cluster) || !isObject(cluster.submit)) continue
+    const host = cluster.submit.host
+    if (typeof host === 'string' && !sshHosts.includes(host)) {
+      problems.push({
+        code: 'INVALID_VALUE',
+        message: `clusters.${name}.submit.host "${host}" is not an entry of ssh_hosts (defined: ${sshHosts.join(', ') || 'none'})`,
+        path: ['clusters', name, 'submit', 'host'],
+      })
+    }
+  }
+  return problems
+}

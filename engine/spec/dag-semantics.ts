@@ -1,0 +1,167 @@
+/**
+ * The second validation pass: what JSON Schema cannot say. Dependencies and cycles, cron and time
+ * zone, dates, run parameter definitions, templates, and names that must exist in cairn.yaml.
+ * It runs even when the schema pass found problems, so one run reports everything; every check
+ * therefore tolerates values of the wrong type.
+ */
+import type { ErrorCode } from '../errors.ts'
+import { buildTaskGraph, findCycles, ancestorsOf } from '../graph/task-graph.ts'
+import { parseSchedule } from '../time/schedule.ts'
+import { isValidTimezone, parseDagDate } from '../time/dates.ts'
+import { findOperator, OPERATORS } from '../../operators/index.ts'
+import { compileParam } from './run-params.ts'
+import { checkTemplates } from './template-refs.ts'
+import type { TemplateProblem } from './template-refs.ts'
+import type { Json, PathSegment } from './yaml-load.ts'
+import { closest } from './suggest.ts'
+
+export interface SemanticProblem {
+  code: ErrorCode
+  message: string
+  path: PathSegment[]
+  part?: 'key' | 'value'
+  severity?: 'error' | 'warning'
+  /** Set for template problems: row/col inside the string at `path`. */
+  inString?: { row: number; col: number }
+}
+
+/** Names defined by the deployment's cairn.yaml, when the validator has one. */
+export interface DeploymentNames {
+  pools: ReadonlySet<string>
+  clusters: ReadonlySet<string>
+}
+
+type JsonObject = { [key: string]: Json }
+
+const isObject = (value: Json | undefined): value is JsonObject => value !== null && typeof value === 'object' && !Array.isArray(value)
+
+export function dependsOnList(value: Json | undefined): { id: string; path: PathSegment[] }[] {
+  if (typeof value === 'string') return [{ id: value, path: [] }]
+  if (Array.isArray(value)) return value.flatMap((item, i) => (typeof item === 'string' ? [{ id: item, path: [i] }] : []))
+  return []
+}
+
+export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticProblem[] {
+  const problems: SemanticProblem[] = []
+  if (!isObject(doc)) return problems
+  checkTiming(doc, problems)
+  const params = checkParamDefinitions(doc.params, problems)
+  const tasks = isObject(doc.tasks) ? doc.tasks : {}
+  const taskIds = Object.keys(tasks)
+  const taskSet = new Set(taskIds)
+
+  const nodes = taskIds.map((id) => {
+    const task = tasks[id]
+    const deps = isObject(task) ? dependsOnList(task.depends_on) : []
+    const seen = new Set<string>()
+    for (const dep of deps) {
+      const path = ['tasks', id, 'depends_on', ...dep.path]
+      if (dep.id === id) problems.push({ code: 'SELF_DEPENDENCY', message: `task "${id}" depends on itself`, path })
+      else if (!taskSet.has(dep.id)) {
+        const hint = closest(dep.id, taskIds)
+        problems.push({ code: 'UNKNOWN_DEPENDENCY', message: `task "${id}" depends on "${dep.id}", which is not a task of this DAG${hint ? ` (did you mean "${hint}"?)` : ''}`, path })
+      } else if (seen.has(dep.id)) problems.push({ code: 'DUPLICATE_DEPENDENCY', message: `task "${id}" lists "${dep.id}" twice in depends_on`, path, severity: 'warning' })
+      seen.add(dep.id)
+    }
+    return { id, dependsOn: deps.map((d) => d.id) }
+  })
+  const graph = buildTaskGraph(nodes)
+  for (const cycle of findCycles(graph, taskIds)) {
+    const start = cycle[0]!
+    const closing = cycle[cycle.length - 2]!
+    const deps = isObject(tasks[start]) ? dependsOnList((tasks[start] as JsonObject).depends_on) : []
+    const entry = deps.find((d) => d.id === closing)
+    problems.push({
+      code: 'DEPENDENCY_CYCLE',
+      message: `dependency cycle: ${cycle.join(' -> ')}`,
+      path: ['tasks', start, 'depends_on', ...(entry?.path ?? [])],
+    })
+  }
+
+  const templateProblems: TemplateProblem[] = []
+  const defaults = isObject(doc.defaults) ? doc.defaults : undefined
+  if (defaults) {
+    checkTemplates(defaults.env, ['defaults', 'env'], { params, tasks: taskSet, upstream: undefined, taskId: undefined }, templateProblems)
+    checkPool(defaults.pool, ['defaults', 'pool'], names, problems)
+  }
+  for (const id of taskIds) {
+    const task = tasks[id]
+    if (!isObject(task)) continue
+    checkOperator(task, id, names, problems)
+    const scope = { params, tasks: taskSet, upstream: ancestorsOf(graph, id), taskId: id }
+    for (const key of ['params', 'env', 'when'] as const) checkTemplates(task[key], ['tasks', id, key], scope, templateProblems)
+    checkPool(task.pool, ['tasks', id, 'pool'], names, problems)
+  }
+  for (const t of templateProblems) problems.push({ code: t.code, message: t.message, path: t.path, inString: { row: t.row, col: t.col } })
+  return problems
+}
+
+function checkTiming(doc: JsonObject, problems: SemanticProblem[]): void {
+  const timezone = typeof doc.timezone === 'string' ? doc.timezone : 'UTC'
+  if (typeof doc.timezone === 'string' && !isValidTimezone(doc.timezone)) {
+    problems.push({ code: 'INVALID_TIMEZONE', message: `timezone "${doc.timezone}" is not an IANA time zone name (such as Europe/Berlin or UTC)`, path: ['timezone'] })
+  }
+  if (typeof doc.schedule === 'string') {
+    const parsed = parseSchedule(doc.schedule, isValidTimezone(timezone) ? timezone : 'UTC')
+    if (!parsed.ok) problems.push({ code: 'INVALID_CRON', message: `schedule ${parsed.message}`, path: ['schedule'] })
+    if (doc.start_date === undefined) {
+      problems.push({ code: 'MISSING_START_DATE', message: 'a DAG with a schedule needs a start_date (the first data interval starts there)', path: ['schedule'], part: 'key' })
+    }
+  }
+  const dates: Partial<Record<'start_date' | 'end_date', Date>> = {}
+  for (const key of ['start_date', 'end_date'] as const) {
+    const text = doc[key]
+    if (typeof text !== 'string') continue
+    const date = parseDagDate(text, timezone)
+    // Malformed text is a schema error already; here only well-formed but impossible dates remain.
+    if (date === undefined) {
+      if (/^\d{4}-\d{2}-\d{2}/.test(text)) problems.push({ code: 'INVALID_DATE', message: `${key} "${text}" is not a real date or time`, path: [key] })
+    } else dates[key] = date
+  }
+  if (dates.start_date && dates.end_date && dates.start_date.getTime() >= dates.end_date.getTime()) {
+    problems.push({ code: 'DATE_ORDER', message: `end_date (${String(doc.end_date)}) must be after start_date (${String(doc.start_date)})`, path: ['end_date'] })
+  }
+}
+
+function checkParamDefinitions(value: Json | undefined, problems: SemanticProblem[]): Set<string> {
+  const names = new Set<string>()
+  if (!isObject(value)) return names
+  for (const [name, definition] of Object.entries(value)) {
+    names.add(name)
+    if (!isObject(definition)) continue
+    const validate = compileParam(definition)
+    if (typeof validate === 'string') {
+      problems.push({ code: 'INVALID_PARAM_DEFINITION', message: `params.${name}: ${validate}`, path: ['params', name] })
+      continue
+    }
+    if (Object.hasOwn(definition, 'default') && !validate(definition.default)) {
+      const why = (validate.errors ?? []).map((e) => `${e.instancePath ? `${e.instancePath} ` : ''}${e.message}`).join('; ')
+      problems.push({ code: 'INVALID_PARAM_DEFAULT', message: `params.${name}: default ${JSON.stringify(definition.default)} does not satisfy its own definition: ${why}`, path: ['params', name, 'default'] })
+    }
+  }
+  return names
+}
+
+function checkOperator(task: JsonObject, id: string, names: DeploymentNames | undefined, problems: SemanticProblem[]): void {
+  if (typeof task.operator !== 'string') return
+  const operator = findOperator(task.operator)
+  if (!operator) {
+    const known = Object.keys(OPERATORS)
+    const hint = closest(task.operator, known)
+    problems.push({
+      code: 'UNKNOWN_OPERATOR',
+      message: `unknown operator "${task.operator}" in task "${id}"${hint ? ` (did you mean "${hint}"?)` : ''}; known: ${known.join(', ')}`,
+      path: ['tasks', id, 'operator'],
+    })
+    return
+  }
+  const cluster = isObject(task.params) ? task.params.cluster : undefined
+  if (names && typeof cluster === 'string' && !names.clusters.has(cluster)) {
+    problems.push({ code: 'UNKNOWN_CLUSTER', message: `cluster "${cluster}" is not defined in cairn.yaml (defined: ${[...names.clusters].join(', ') || 'none'})`, path: ['tasks', id, 'params', 'cluster'] })
+  }
+}
+
+function checkPool(pool: Json | undefined, path: PathSegment[], names: DeploymentNames | undefined, problems: SemanticProblem[]): void {
+  if (!names || typeof pool !== 'string' || pool === 'default' || names.pools.has(pool)) return
+  problems.push({ code: 'UNKNOWN_POOL', message: `pool "${pool}" is not defined in cairn.yaml (defined: default${[...names.pools].map((p) => `, ${p}`).join('')})`, path })
+}

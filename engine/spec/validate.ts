@@ -1,0 +1,99 @@
+/**
+ * Validates one file's bytes: YAML with resource limits, then JSON Schema, then meaning. Pure: no
+ * file system access, so the loader, the CLI, the scheduler and the tests all share it.
+ */
+import type { Diagnostic } from './diagnostics.ts'
+import { compareDiagnostics, formatPath, hasErrors } from './diagnostics.ts'
+import { loadYaml } from './yaml-load.ts'
+import type { Json, LoadedYaml, PathSegment } from './yaml-load.ts'
+import { schemas } from './schemas.ts'
+import { schemaProblems } from './schema-errors.ts'
+import { checkDagSemantics } from './dag-semantics.ts'
+import type { DeploymentNames, SemanticProblem } from './dag-semantics.ts'
+import { checkConfigSemantics } from '../config/config-semantics.ts'
+
+export type FileKind = 'dag' | 'feature_view' | 'config'
+
+export interface ValidateOptions {
+  /** Force the kind (cairn.yaml); otherwise DAG unless the file has a top-level `feature_view`. */
+  kind?: FileKind
+  /** Pools and clusters of cairn.yaml, to check the names DAGs use. */
+  names?: DeploymentNames
+}
+
+export interface FileValidation {
+  file: string
+  kind: FileKind | undefined
+  /** The parsed document, present when it could be read as a mapping. */
+  value: { [key: string]: Json } | undefined
+  diagnostics: Diagnostic[]
+  ok: boolean
+  /** Position lookup for later passes that span files (duplicate ids). */
+  yaml: LoadedYaml | undefined
+}
+
+export function validateSource(file: string, bytes: Uint8Array, options: ValidateOptions = {}): FileValidation {
+  const diagnostics: Diagnostic[] = []
+  const loaded = loadYaml(bytes)
+  if (!loaded.ok) {
+    for (const p of loaded.problems) diagnostics.push({ file, line: p.position.line, column: p.position.column, path: formatPath(p.path), code: p.code, message: p.message, severity: 'error' })
+    return { file, kind: options.kind, value: undefined, diagnostics: diagnostics.sort(compareDiagnostics), ok: false, yaml: undefined }
+  }
+  const { yaml } = loaded
+  const value = yaml.value
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const found = Array.isArray(value) ? 'a list' : value === null ? 'null' : `a ${typeof value}`
+    const at = yaml.locate([])
+    diagnostics.push({ file, line: at.line, column: at.column, path: '', code: 'NOT_A_MAPPING', message: `the document must be a mapping (such as \`dag: my_dag\`), not ${found}`, severity: 'error' })
+    return { file, kind: options.kind, value: undefined, diagnostics, ok: false, yaml }
+  }
+
+  const kind: FileKind = options.kind ?? (Object.hasOwn(value, 'feature_view') ? 'feature_view' : 'dag')
+  const compiled = schemas()
+  const validate = kind === 'dag' ? compiled.dag : kind === 'feature_view' ? compiled.featureView : compiled.config
+  const add = (code: Diagnostic['code'], message: string, path: PathSegment[], position: { line: number; column: number }, severity: Diagnostic['severity'] = 'error'): void => {
+    diagnostics.push({ file, line: position.line, column: position.column, path: formatPath(path), code, message, severity })
+  }
+  if (!validate(value)) {
+    for (const p of schemaProblems(validate.errors ?? [], value, yaml.locate)) add(p.code, p.message, p.path, p.position)
+  }
+  const semantic: SemanticProblem[] = kind === 'dag' ? checkDagSemantics(value, options.names) : kind === 'config' ? checkConfigSemantics(value) : []
+  for (const p of semantic) {
+    const position = p.inString ? positionInString(yaml, p.path, p.inString) : yaml.locate(p.path, p.part)
+    add(p.code, p.message, p.path, position, p.severity)
+  }
+  diagnostics.sort(compareDiagnostics)
+  return { file, kind, value, diagnostics, ok: !hasErrors(diagnostics), yaml }
+}
+
+/**
+ * Maps a row/column inside a string value onto the file. Finds the text at that point of the value
+ * in the scalar's source (exact for plain and simply quoted strings, and for block scalars whose
+ * lines are unchanged); falls back to the scalar's start.
+ */
+function positionInString(yaml: LoadedYaml, path: PathSegment[], at: { row: number; col: number }): { line: number; column: number } {
+  const start = yaml.locate(path)
+  const source = yaml.sourceOf(path)
+  const value = valueAt(yaml.value, path)
+  if (!source || typeof value !== 'string') return start
+  const lines = value.split('\n')
+  const line = lines[at.row - 1]
+  if (line === undefined) return start
+  const needle = line.slice(at.col - 1, at.col - 1 + 24)
+  let index = -1
+  if (needle.length > 0) {
+    // The n-th occurrence of the line inside the source, so repeated text maps to the right place.
+    const lineIndex = source.text.indexOf(line)
+    index = lineIndex >= 0 ? lineIndex + at.col - 1 : source.text.indexOf(needle)
+  }
+  return index >= 0 ? yaml.positionAt(source.offset + index) : start
+}
+
+function valueAt(root: Json, path: readonly PathSegment[]): Json | undefined {
+  let current: Json | undefined = root
+  for (const segment of path) {
+    if (current === null || typeof current !== 'object') return undefined
+    current = Array.isArray(current) ? (typeof segment === 'number' ? current[segment] : undefined) : Object.hasOwn(current, segment) ? current[segment] : undefined
+  }
+  return current
+}

@@ -1,0 +1,9 @@
+import paramsSchema from '../schemas/operators/noop.params.schema.json' with { type: 'json' }
+import { defineOperator } from './define.ts'
+
+export const noop = defineOperator({
+  type: 'noop',
+  summary: 'does nothing; for structure and benchmarks',
+  paramsSchema,
+  paramsOptional: true,
+})

@@ -1,0 +1,16 @@
+let t = performance.now()
+const { schemas } = await import('./engine/spec/schemas.ts')
+console.log('import schemas', (performance.now() - t).toFixed(0)); t = performance.now()
+schemas(); console.log('compile', (performance.now() - t).toFixed(0)); t = performance.now()
+await import('./engine/spec/validate.ts'); console.log('import validate', (performance.now() - t).toFixed(0)); t = performance.now()
+const { loadYaml } = await import('./engine/spec/yaml-load.ts')
+let src = `dag: d_NUM\nschedule: "0 2 * * *"\ntimezone: Europe/Berlin\nstart_date: 2026-01-01\nparams:\n  n: { type: integer, default: 3 }\ntasks:\n`
+for (let i = 0; i < 20; i++) src += `  t${i}:\n    operator: shell\n    depends_on: [${i > 0 ? 't' + (i - 1) : ''}]\n    retries: 2\n    params: { command: [echo, "{{ params.n }} ${i}"] }\n`
+const files = Array.from({ length: 3000 }, (_, i) => new TextEncoder().encode(src.replace('NUM', String(i))))
+t = performance.now(); for (const f of files) loadYaml(f); console.log('yaml', ((performance.now() - t) / files.length).toFixed(3), src.length)
+t = performance.now(); for (const f of files) loadYaml(f); console.log('yaml', ((performance.now() - t) / files.length).toFixed(3))
+const { parseDocument } = await import('yaml')
+const texts = files.map(f => new TextDecoder().decode(f))
+t = performance.now(); for (const f of texts) parseDocument(f); console.log('bare yaml', ((performance.now() - t) / files.length).toFixed(3))
+const { Parser } = await import('yaml')
+t = performance.now(); for (const f of texts) { for (const _ of new Parser().parse(f)) {} } console.log('cst only', ((performance.now() - t) / files.length).toFixed(3))
