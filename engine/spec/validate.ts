@@ -8,6 +8,8 @@ import { loadYaml } from './yaml-load.ts'
 import type { Json, LoadedYaml, PathSegment } from './yaml-load.ts'
 import { schemas } from './schemas.ts'
 import { schemaProblems } from './schema-errors.ts'
+import { loadYamlFast } from './yaml-fast.ts'
+import type { ErrorObject } from 'ajv'
 import { checkDagSemantics } from './dag-semantics.ts'
 import type { DeploymentNames, SemanticProblem } from './dag-semantics.ts'
 import { checkConfigSemantics } from '../config/config-semantics.ts'
@@ -28,42 +30,77 @@ export interface FileValidation {
   value: { [key: string]: Json } | undefined
   diagnostics: Diagnostic[]
   ok: boolean
-  /** Position lookup for later passes that span files (duplicate ids). */
-  yaml: LoadedYaml | undefined
+  /** Source position of a path, for later passes that span files (duplicate ids). */
+  locate(path: readonly PathSegment[], part?: 'key' | 'value'): { line: number; column: number }
 }
 
-export function validateSource(file: string, bytes: Uint8Array, options: ValidateOptions = {}): FileValidation {
-  const diagnostics: Diagnostic[] = []
-  const loaded = loadYaml(bytes)
-  if (!loaded.ok) {
-    for (const p of loaded.problems) diagnostics.push({ file, line: p.position.line, column: p.position.column, path: formatPath(p.path), code: p.code, message: p.message, severity: 'error' })
-    return { file, kind: options.kind, value: undefined, diagnostics: diagnostics.sort(compareDiagnostics), ok: false, yaml: undefined }
-  }
-  const { yaml } = loaded
-  const value = yaml.value
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    const found = Array.isArray(value) ? 'a list' : value === null ? 'null' : `a ${typeof value}`
-    const at = yaml.locate([])
-    diagnostics.push({ file, line: at.line, column: at.column, path: '', code: 'NOT_A_MAPPING', message: `the document must be a mapping (such as \`dag: my_dag\`), not ${found}`, severity: 'error' })
-    return { file, kind: options.kind, value: undefined, diagnostics, ok: false, yaml }
-  }
+type Mapping = { [key: string]: Json }
+const isMapping = (value: Json): value is Mapping => value !== null && typeof value === 'object' && !Array.isArray(value)
 
+export function validateSource(file: string, bytes: Uint8Array, options: ValidateOptions = {}): FileValidation {
+  const fast = loadYamlFast(bytes)
+  if (fast !== undefined && isMapping(fast)) {
+    const checked = checkValue(fast, options)
+    if (checked.clean) {
+      let careful: LoadedYaml | undefined
+      const locate = (path: readonly PathSegment[], part?: 'key' | 'value') => {
+        if (!careful) {
+          const loaded = loadYaml(bytes)
+          if (!loaded.ok) return { line: 1, column: 1 }
+          careful = loaded.yaml
+        }
+        return careful.locate(path, part)
+      }
+      return { file, kind: checked.kind, value: fast, diagnostics: [], ok: true, locate }
+    }
+  }
+  return validateCarefully(file, bytes, options)
+}
+
+interface CheckedValue {
+  kind: FileKind
+  clean: boolean
+  schemaErrors: ErrorObject[]
+  semantic: SemanticProblem[]
+}
+
+function checkValue(value: Mapping, options: ValidateOptions): CheckedValue {
   const kind: FileKind = options.kind ?? (Object.hasOwn(value, 'feature_view') ? 'feature_view' : 'dag')
   const compiled = schemas()
   const validate = kind === 'dag' ? compiled.dag : kind === 'feature_view' ? compiled.featureView : compiled.config
+  const schemaErrors = validate(value) ? [] : [...(validate.errors ?? [])]
+  const semantic: SemanticProblem[] = kind === 'dag' ? checkDagSemantics(value, options.names) : kind === 'config' ? checkConfigSemantics(value) : []
+  return { kind, clean: schemaErrors.length === 0 && semantic.length === 0, schemaErrors, semantic }
+}
+
+/** The careful path: the `yaml` AST, every limit, and diagnostics placed on their nodes. */
+function validateCarefully(file: string, bytes: Uint8Array, options: ValidateOptions): FileValidation {
+  const diagnostics: Diagnostic[] = []
+  const start = () => ({ line: 1, column: 1 })
+  const loaded = loadYaml(bytes)
+  if (!loaded.ok) {
+    for (const p of loaded.problems) diagnostics.push({ file, line: p.position.line, column: p.position.column, path: formatPath(p.path), code: p.code, message: p.message, severity: 'error' })
+    return { file, kind: options.kind, value: undefined, diagnostics: diagnostics.sort(compareDiagnostics), ok: false, locate: start }
+  }
+  const { yaml } = loaded
+  const value = yaml.value
+  if (!isMapping(value)) {
+    const found = Array.isArray(value) ? 'a list' : value === null ? 'null' : `a ${typeof value}`
+    const at = yaml.locate([])
+    diagnostics.push({ file, line: at.line, column: at.column, path: '', code: 'NOT_A_MAPPING', message: `the document must be a mapping (such as \`dag: my_dag\`), not ${found}`, severity: 'error' })
+    return { file, kind: options.kind, value: undefined, diagnostics, ok: false, locate: yaml.locate }
+  }
+  const checked = checkValue(value, options)
   const add = (code: Diagnostic['code'], message: string, path: PathSegment[], position: { line: number; column: number }, severity: Diagnostic['severity'] = 'error'): void => {
     diagnostics.push({ file, line: position.line, column: position.column, path: formatPath(path), code, message, severity })
   }
-  if (!validate(value)) {
-    for (const p of schemaProblems(validate.errors ?? [], value, yaml.locate)) add(p.code, p.message, p.path, p.position)
-  }
-  const semantic: SemanticProblem[] = kind === 'dag' ? checkDagSemantics(value, options.names) : kind === 'config' ? checkConfigSemantics(value) : []
-  for (const p of semantic) {
+  for (const p of schemaProblems(checked.schemaErrors, value, yaml.locate)) add(p.code, p.message, p.path, p.position)
+  for (const p of checked.semantic) {
     const position = p.inString ? positionInString(yaml, p.path, p.inString) : yaml.locate(p.path, p.part)
     add(p.code, p.message, p.path, position, p.severity)
   }
   diagnostics.sort(compareDiagnostics)
-  return { file, kind, value, diagnostics, ok: !hasErrors(diagnostics), yaml }
+  return { file, kind: checked.kind, value, diagnostics, ok: !hasErrors(diagnostics), locate: yaml.locate }
 }
 
 /**

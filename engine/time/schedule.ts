@@ -17,7 +17,10 @@ export type Schedule = { kind: 'cron'; cron: string } | { kind: 'once' }
 
 export type ScheduleResult = { ok: true; schedule: Schedule } | { ok: false; message: string }
 
-export function parseSchedule(expression: string, timezone = 'UTC'): ScheduleResult {
+const validated = new Map<string, true>()
+
+/** `timezone` is accepted for symmetry with the scheduler; a schedule's validity does not depend on it. */
+export function parseSchedule(expression: string, _timezone = 'UTC'): ScheduleResult {
   const text = expression.trim()
   if (text === '@once') return { ok: true, schedule: { kind: 'once' } }
   if (text.startsWith('@')) {
@@ -32,7 +35,9 @@ export function parseSchedule(expression: string, timezone = 'UTC'): ScheduleRes
     return { ok: false, message: `"${text}" has ${fields.length} fields; a cron expression has 5 (minute hour day-of-month month day-of-week)` }
   }
   try {
-    CronExpressionParser.parse(text, { tz: timezone })
+    // Validity does not depend on the zone; parsing in UTC avoids time-zone work per file.
+    validated.get(text) ?? CronExpressionParser.parse(text, { tz: 'UTC' })
+    if (validated.size < 10_000) validated.set(text, true)
   } catch (error) {
     return { ok: false, message: `"${text}" is not a valid cron expression: ${error instanceof Error ? error.message : String(error)}` }
   }

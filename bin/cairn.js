@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// Entry point of the `cairn` bin. cairn's sources are TypeScript run by Node's type stripping
+// (Node >= 22.18). When an older Node runs this file (e.g. `npx cairn` on a machine whose default
+// Node is 20), re-run with the Node that npm installed for the project.
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+const [major, minor] = process.versions.node.split('.').map(Number)
+const main = fileURLToPath(new URL('../engine/cli/main.ts', import.meta.url))
+if (major > 22 || (major === 22 && minor >= 18)) {
+  const { runCli } = await import(main)
+  await runCli()
+} else {
+  const pinned = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url))
+  if (!existsSync(pinned)) {
+    process.stderr.write(`cairn needs Node >= 22.18 (this is ${process.version}); run \`npm install\` in the cairn checkout.\n`)
+    process.exit(2)
+  }
+  const result = spawnSync(pinned, [main, ...process.argv.slice(2)], { stdio: 'inherit' })
+  process.exit(result.status ?? 1)
+}

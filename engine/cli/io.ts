@@ -1,0 +1,14 @@
+/** What a command needs from the outside world, injected so commands can be tested without a process. */
+import type { Settings } from '../config/settings.ts'
+
+export interface CommandIo {
+  settings: Settings
+  stdout: (line: string) => void
+  stderr: (line: string) => void
+}
+
+/** SPEC section 5 exit codes. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
+
+export class UsageError extends Error {}

@@ -1,0 +1,162 @@
+/**
+ * Validates files and folders: finds the YAML files, validates each one (on worker threads when
+ * there are many), then runs the checks that span files (DAG ids and feature views unique).
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { join, relative, isAbsolute } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import type { Diagnostic } from './diagnostics.ts'
+import { compareDiagnostics } from './diagnostics.ts'
+import { validateSource } from './validate.ts'
+import type { FileKind, ValidateOptions } from './validate.ts'
+import type { Json } from './yaml-load.ts'
+import { loadYaml } from './yaml-load.ts'
+
+export interface FileSummary {
+  file: string
+  kind: FileKind | undefined
+  /** `dag` or `feature_view` value, when it is a string. */
+  id: string | undefined
+  diagnostics: Diagnostic[]
+  /** The parsed document, only when it was asked for and the file has no errors. */
+  value?: { [key: string]: Json }
+}
+
+export interface FolderValidation {
+  files: FileSummary[]
+  diagnostics: Diagnostic[]
+}
+
+const YAML_FILE = /\.ya?ml$/i
+const SKIP_DIRS = new Set(['node_modules', '.git', '.cairn'])
+
+/** Every *.yaml / *.yml under the given paths, sorted, as paths relative to `cwd` where possible. */
+export function collectYamlFiles(paths: readonly string[], cwd: string): { files: string[]; missing: string[] } {
+  const files: string[] = []
+  const missing: string[] = []
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.name.startsWith('.') || SKIP_DIRS.has(entry.name)) continue
+      const full = join(dir, entry.name)
+      if (entry.isDirectory()) walk(full)
+      else if (entry.isFile() && YAML_FILE.test(entry.name)) files.push(full)
+    }
+  }
+  for (const path of paths) {
+    let stat
+    try {
+      stat = statSync(path)
+    } catch {
+      missing.push(path)
+      continue
+    }
+    if (stat.isDirectory()) walk(path)
+    else files.push(path)
+  }
+  const shown = files.map((f) => (isAbsolute(f) ? relativeIfInside(f, cwd) : f))
+  return { files: [...new Set(shown)].sort(), missing }
+}
+
+function relativeIfInside(file: string, cwd: string): string {
+  const rel = relative(cwd, file)
+  return rel.startsWith('..') ? file : rel
+}
+
+/** Validates one file from disk; never throws. */
+export function validateFile(file: string, options: ValidateOptions = {}, keepValue = false): FileSummary {
+  let bytes: Uint8Array
+  try {
+    bytes = readFileSync(file)
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error)
+    return { file, kind: undefined, id: undefined, diagnostics: [{ file, line: 1, column: 1, path: '', code: 'FILE_READ', message: `cannot read file: ${reason}`, severity: 'error' }] }
+  }
+  const result = validateSource(file, bytes, options)
+  const idKey = result.kind === 'feature_view' ? 'feature_view' : 'dag'
+  const id = typeof result.value?.[idKey] === 'string' ? (result.value[idKey] as string) : undefined
+  const summary: FileSummary = { file, kind: result.kind, id, diagnostics: result.diagnostics }
+  if (keepValue && result.ok && result.value) summary.value = result.value
+  return summary
+}
+
+/** Below this many files, worker start-up costs more than it saves. */
+const PARALLEL_THRESHOLD = 150
+
+export async function validatePaths(paths: readonly string[], options: ValidateOptions & { cwd?: string; keepValues?: boolean } = {}): Promise<FolderValidation> {
+  const cwd = options.cwd ?? process.cwd()
+  const { files, missing } = collectYamlFiles(paths, cwd)
+  const fileOptions: ValidateOptions = options.names ? { names: options.names } : {}
+  const workers = Math.min(availableParallelism(), 8)
+  const summaries =
+    files.length >= PARALLEL_THRESHOLD && workers > 1 && !options.keepValues
+      ? await validateOnWorkers(files, fileOptions, workers)
+      : files.map((file) => validateFile(file, fileOptions, options.keepValues))
+  const diagnostics = summaries.flatMap((s) => s.diagnostics)
+  for (const path of missing) {
+    diagnostics.push({ file: path, line: 1, column: 1, path: '', code: 'PATH_NOT_FOUND', message: `no such file or folder: ${path}`, severity: 'error' })
+  }
+  diagnostics.push(...duplicateIds(summaries))
+  diagnostics.sort(compareDiagnostics)
+  return { files: summaries, diagnostics }
+}
+
+function duplicateIds(summaries: readonly FileSummary[]): Diagnostic[] {
+  const out: Diagnostic[] = []
+  const first = new Map<string, FileSummary>()
+  for (const summary of summaries) {
+    if (summary.id === undefined || summary.kind === 'config' || summary.kind === undefined) continue
+    const key = `${summary.kind}:${summary.id}`
+    const earlier = first.get(key)
+    if (!earlier) {
+      first.set(key, summary)
+      continue
+    }
+    const at = locateKey(summary.file, summary.kind === 'dag' ? 'dag' : 'feature_view')
+    const kind = summary.kind === 'dag' ? 'DAG' : 'feature view'
+    out.push({
+      file: summary.file,
+      line: at.line,
+      column: at.column,
+      path: summary.kind === 'dag' ? 'dag' : 'feature_view',
+      code: summary.kind === 'dag' ? 'DUPLICATE_DAG_ID' : 'DUPLICATE_FEATURE_VIEW',
+      message: `${kind} "${summary.id}" is already declared in ${earlier.file}`,
+      severity: 'error',
+    })
+  }
+  return out
+}
+
+/** Position of a top-level key's value; parses the file again, which only happens for the rare duplicate. */
+function locateKey(file: string, key: string): { line: number; column: number } {
+  try {
+    const loaded = loadYaml(readFileSync(file))
+    return loaded.ok ? loaded.yaml.locate([key]) : { line: 1, column: 1 }
+  } catch {
+    return { line: 1, column: 1 }
+  }
+}
+
+/** Splits the files over worker threads in interleaved slices and keeps the input order. */
+async function validateOnWorkers(files: readonly string[], options: ValidateOptions, count: number): Promise<FileSummary[]> {
+  const slices: string[][] = Array.from({ length: count }, () => [])
+  files.forEach((file, i) => slices[i % count]!.push(file))
+  const url = new URL('./validate-worker.ts', import.meta.url)
+  const names = options.names ? { pools: [...options.names.pools], clusters: [...options.names.clusters] } : undefined
+  const results = await Promise.all(
+    slices.map(
+      (slice) =>
+        new Promise<FileSummary[]>((resolve, reject) => {
+          const worker = new Worker(url, { workerData: { files: slice, names } })
+          worker.once('message', (summaries: FileSummary[]) => {
+            resolve(summaries)
+            void worker.terminate()
+          })
+          worker.once('error', reject)
+        }),
+    ),
+  )
+  const out: FileSummary[] = []
+  for (let i = 0; i < files.length; i++) out.push(results[i % count]![Math.floor(i / count)]!)
+  return out
+}
