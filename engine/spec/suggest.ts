@@ -9,8 +9,8 @@ export function closest(word: string, candidates: readonly string[]): string | u
       bestDistance = distance
     }
   }
-  // Only suggest when the typo is small relative to the word.
-  return best !== undefined && bestDistance > 0 && bestDistance <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined
+  // Only suggest when the typo is small relative to the word; a one-letter id resembles every other.
+  return best !== undefined && best.length >= 3 && bestDistance > 0 && bestDistance <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined
 }
 
 function editDistance(a: string, b: string): number {
