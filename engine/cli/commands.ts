@@ -2,6 +2,7 @@
 import type { CommandIo, ExitCode } from './io.ts'
 import { EXIT } from './io.ts'
 import { validateCommand } from './validate-command.ts'
+import { schedulerCommand, upCommand, workerCommand } from './process-commands.ts'
 
 export interface Command {
   summary: string
@@ -19,7 +20,9 @@ function notYet(name: string, exitCode: ExitCode = EXIT.usage): Command['run'] {
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   validate: { summary: 'validate DAG files and folders (default: the DAG folder)', usage: 'cairn validate [PATH...] [--format json] [--config FILE]', run: validateCommand },
-  up: { summary: 'run everything in one process: Postgres, scheduler, workers, web', usage: 'cairn up', run: notYet('up', EXIT.ok) },
+  up: { summary: 'run everything in one process: Postgres, scheduler, workers, web', usage: 'cairn up [--slots N] [--grace SECONDS]', run: upCommand },
+  scheduler: { summary: 'run the scheduler alone (many machines, one Postgres)', usage: 'cairn scheduler', run: schedulerCommand },
+  worker: { summary: 'run a worker alone', usage: 'cairn worker [--slots N] [--grace SECONDS]', run: workerCommand },
 }
 
 export function usage(): string {

@@ -15,6 +15,10 @@ export interface Settings {
   port: number
   /** Deployment configuration file. @default "cairn.yaml" (CAIRN_CONFIG) */
   configPath: string
+  /** pino level of the engine's own logs. @default "info" (CAIRN_LOG_LEVEL) */
+  logLevel: string
+  /** The process environment, handed to workers for the processes they start. */
+  env: Readonly<Record<string, string | undefined>>
   cwd: string
 }
 
@@ -26,6 +30,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, cwd: string): Settings {
     databaseUrl: env.DATABASE_URL || undefined,
     port: Number.isInteger(port) && port > 0 && port < 65536 ? port : 8080,
     configPath: env.CAIRN_CONFIG || 'cairn.yaml',
+    logLevel: env.CAIRN_LOG_LEVEL || 'info',
+    env,
     cwd,
   }
 }

@@ -5,7 +5,8 @@
  * therefore tolerates values of the wrong type.
  */
 import type { ErrorCode } from '../errors.ts'
-import { buildTaskGraph, findCycles, ancestorsOf } from '../graph/task-graph.ts'
+import { buildTaskGraph, findCycles } from '../graph/task-graph.ts'
+import type { TaskGraph } from '../graph/task-graph.ts'
 import { parseSchedule } from '../time/schedule.ts'
 import { isValidTimezone, parseDagDate } from '../time/dates.ts'
 import { findOperator, OPERATORS } from '../../operators/index.ts'
@@ -13,7 +14,9 @@ import { compileParam } from './run-params.ts'
 import { checkTemplates } from './template-refs.ts'
 import type { TemplateProblem } from './template-refs.ts'
 import type { Json, PathSegment } from './yaml-load.ts'
+import { formatPath } from './diagnostics.ts'
 import { closest } from './suggest.ts'
+import { readSchema } from './schemas.ts'
 
 export interface SemanticProblem {
   code: ErrorCode
@@ -81,19 +84,49 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
   const templateProblems: TemplateProblem[] = []
   const defaults = isObject(doc.defaults) ? doc.defaults : undefined
   if (defaults) {
-    checkTemplates(defaults.env, ['defaults', 'env'], { params, tasks: taskSet, upstream: undefined, taskId: undefined }, templateProblems)
+    checkTemplates(defaults.env, ['defaults', 'env'], { params, tasks: taskSet, isUpstream: undefined, taskId: undefined }, templateProblems)
     checkPool(defaults.pool, ['defaults', 'pool'], names, problems)
   }
-  for (const id of taskIds) {
+  const downstream = downstreamSets(graph)
+  for (const [i, id] of taskIds.entries()) {
     const task = tasks[id]
     if (!isObject(task)) continue
     checkOperator(task, id, names, problems)
-    const scope = { params, tasks: taskSet, upstream: ancestorsOf(graph, id), taskId: id }
+    const direct = new Set(nodes[i]!.dependsOn.filter((d) => d !== id && taskSet.has(d)))
+    const scope = { params, tasks: taskSet, isUpstream: (other: string) => direct.has(other) || downstream(other).has(id), taskId: id }
     for (const key of ['params', 'env', 'when'] as const) checkTemplates(task[key], ['tasks', id, key], scope, templateProblems)
     checkPool(task.pool, ['tasks', id, 'pool'], names, problems)
   }
+  checkLiteralTemplates(doc, [], problems)
   for (const t of templateProblems) problems.push({ code: t.code, message: t.message, path: t.path, inString: { row: t.row, col: t.col } })
   return problems
+}
+
+/**
+ * Tasks downstream of a task, computed on first use and kept: a template reference asks "is T
+ * upstream of me?", and asking it per referenced task keeps a 20,000-task chain linear, where
+ * computing every task's ancestors would be quadratic.
+ */
+function downstreamSets(graph: TaskGraph): (id: string) => ReadonlySet<string> {
+  const memo = new Map<string, Set<string>>()
+  return (id) => {
+    let seen = memo.get(id)
+    if (seen) return seen
+    seen = new Set<string>()
+    if (graph.hasNode(id)) {
+      const queue = [id]
+      while (queue.length > 0) {
+        graph.forEachOutNeighbor(queue.pop()!, (next) => {
+          if (!seen!.has(next)) {
+            seen!.add(next)
+            queue.push(next)
+          }
+        })
+      }
+    }
+    memo.set(id, seen)
+    return seen
+  }
 }
 
 function checkTiming(doc: JsonObject, problems: SemanticProblem[]): void {
@@ -123,15 +156,52 @@ function checkTiming(doc: JsonObject, problems: SemanticProblem[]): void {
   }
 }
 
+/** Where templates are rendered (SPEC section 2): a task's params, env and when, and the defaults' env. */
+function isRendered(path: readonly PathSegment[]): boolean {
+  if (path[0] === 'tasks') return path.length >= 3 && (path[2] === 'params' || path[2] === 'env' || path[2] === 'when')
+  return path[0] === 'defaults' && path[1] === 'env'
+}
+
+/** A template anywhere else would reach the user unrendered, e.g. a description saying "{{ ds }}". */
+function checkLiteralTemplates(value: Json | undefined, path: PathSegment[], problems: SemanticProblem[]): void {
+  if (isRendered(path)) return
+  if (typeof value === 'string') {
+    const index = [value.indexOf('{{'), value.indexOf('{%')].filter((i) => i >= 0).reduce((a, b) => Math.min(a, b), Infinity)
+    if (index === Infinity) return
+    const before = value.slice(0, index)
+    const row = before.split('\n').length
+    const col = index - before.lastIndexOf('\n')
+    problems.push({
+      code: 'TEMPLATE_NOT_ALLOWED',
+      message: `${formatPath(path)}: templates are rendered only in params, env and when; here the text would stay as written`,
+      path,
+      inString: { row, col },
+    })
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => checkLiteralTemplates(item, [...path, i], problems))
+  } else if (isObject(value)) {
+    for (const [key, item] of Object.entries(value)) checkLiteralTemplates(item, [...path, key], problems)
+  }
+}
+
+/** Keys a run parameter definition may use; others are reported by the schema pass, not compiled. */
+let paramKeys: ReadonlySet<string> | undefined
+function knownParamKeys(): ReadonlySet<string> {
+  paramKeys ??= new Set(Object.keys((readSchema('dag.schema.json') as { $defs: { paramDefinition: { properties: object } } }).$defs.paramDefinition.properties))
+  return paramKeys
+}
+
 function checkParamDefinitions(value: Json | undefined, problems: SemanticProblem[]): Set<string> {
   const names = new Set<string>()
   if (!isObject(value)) return names
   for (const [name, definition] of Object.entries(value)) {
     names.add(name)
     if (!isObject(definition)) continue
+    // Unknown keys are the schema pass's report; compiling them would only repeat it less clearly.
+    if (Object.keys(definition).some((key) => !knownParamKeys().has(key))) continue
     const validate = compileParam(definition)
     if (typeof validate === 'string') {
-      problems.push({ code: 'INVALID_PARAM_DEFINITION', message: `params.${name}: ${validate}`, path: ['params', name] })
+      problems.push({ code: 'INVALID_PARAM_DEFINITION', message: `params.${name}: ${validate}`, path: ['params', name], part: 'key' })
       continue
     }
     if (Object.hasOwn(definition, 'default') && !validate(definition.default)) {

@@ -24,6 +24,7 @@ const PATTERN_CODES: Record<string, { code: ErrorCode; text: string }> = {
   dagId: { code: 'INVALID_ID', text: 'is not a valid DAG id (^[a-z][a-z0-9_-]{0,63}$)' },
   dateString: { code: 'INVALID_DATE', text: 'is not a date (2026-01-01) or ISO-8601 datetime (2026-01-01T06:00:00)' },
   paramName: { code: 'INVALID_ID', text: 'is not a valid parameter name' },
+  featureViewId: { code: 'INVALID_ID', text: 'is not a valid feature view id (^[a-z][a-z0-9_]{0,63}$)' },
 }
 
 export function schemaProblems(errors: readonly ErrorObject[], root: Json, locate: Locate, prefix: readonly PathSegment[] = []): SchemaProblem[] {
@@ -35,21 +36,72 @@ export function schemaProblems(errors: readonly ErrorObject[], root: Json, locat
     seen.add(key)
     problems.push(problem)
   }
-  // Errors inside a oneOf branch are noise once the oneOf itself is reported.
-  const oneOfPaths = errors.filter((e) => e.keyword === 'oneOf').map((e) => e.schemaPath)
+  const plan = planCombinators(errors)
+  const namesInside = innerPropertyNameErrors(errors)
   for (const error of errors) {
     if (error.keyword === 'if') continue
     // Inside propertyNames Ajv reports the failing keyword too; the propertyNames error says it better.
     if (error.propertyName !== undefined && error.keyword !== 'propertyNames') continue
-    if (oneOfPaths.some((p) => error.schemaPath.startsWith(`${p}/`))) continue
+    if (plan.hidden.has(error)) continue
+    // A discriminator whose tag value already failed the tag's own enum would say the same thing twice.
+    if (error.keyword === 'discriminator' && errors.some((e) => e.instancePath === `${error.instancePath}/${String((error.params as { tag?: unknown }).tag)}`)) continue
     const path = [...prefix, ...pointerToPath(error.instancePath, root, prefix)]
-    const problem = describe(error, path, locate)
+    const problem = describe(error, path, locate, plan.branches.get(error) ?? [], namesInside.get(`${error.instancePath}\u0000${String(error.params.propertyName)}`) ?? [])
     if (problem) push(problem)
   }
   return problems
 }
 
-function describe(error: ErrorObject, path: PathSegment[], locate: Locate): SchemaProblem | undefined {
+/**
+ * Ajv evaluates oneOf/anyOf before the other keywords of the same schema and, when it fails, leaves
+ * the errors of every branch right before it. Reporting all of them ("must be integer", "must match
+ * ...", "must match a schema in anyOf") buries the one that matters. When the value has the type of
+ * exactly one branch, that branch's errors are reported and the rest hidden; otherwise one summary.
+ */
+function planCombinators(errors: readonly ErrorObject[]): { hidden: Set<ErrorObject>; branches: Map<ErrorObject, ErrorObject[]> } {
+  const hidden = new Set<ErrorObject>()
+  const branches = new Map<ErrorObject, ErrorObject[]>()
+  errors.forEach((error, i) => {
+    if (error.keyword !== 'oneOf' && error.keyword !== 'anyOf') return
+    const inner: ErrorObject[] = []
+    for (let j = i - 1; j >= 0 && isWithin(errors[j]!.instancePath, error.instancePath); j--) inner.unshift(errors[j]!)
+    branches.set(error, inner)
+    const count = Array.isArray(error.schema) ? error.schema.length : 0
+    const typeMisses = inner.filter((e) => e.keyword === 'type' && e.instancePath === error.instancePath)
+    const fitting = inner.filter((e) => !typeMisses.includes(e))
+    if (count > 1 && typeMisses.length === count - 1 && fitting.length > 0 && !requiredOnly(error)) {
+      // The value fits one branch by type: its own errors say what is wrong; the combinator adds nothing.
+      for (const e of typeMisses) hidden.add(e)
+      hidden.add(error)
+    } else {
+      for (const e of inner) hidden.add(e)
+    }
+  })
+  return { hidden, branches }
+}
+
+function isWithin(pointer: string, parent: string): boolean {
+  return pointer === parent || pointer.startsWith(`${parent}/`)
+}
+
+/** Branches that differ only by which key they require (`command` or `script`). */
+function requiredOnly(error: ErrorObject): boolean {
+  const list = (Array.isArray(error.schema) ? error.schema : []) as { required?: string[] }[]
+  return list.length > 0 && list.every((b) => Array.isArray(b.required) && b.required.length > 0)
+}
+
+/** The failing keyword inside each propertyNames check (enum or pattern), keyed by object and name. */
+function innerPropertyNameErrors(errors: readonly ErrorObject[]): Map<string, ErrorObject[]> {
+  const out = new Map<string, ErrorObject[]>()
+  for (const error of errors) {
+    if (error.propertyName === undefined || error.keyword === 'propertyNames') continue
+    const key = `${error.instancePath}\u0000${error.propertyName}`
+    out.set(key, [...(out.get(key) ?? []), error])
+  }
+  return out
+}
+
+function describe(error: ErrorObject, path: PathSegment[], locate: Locate, inner: readonly ErrorObject[], nameErrors: readonly ErrorObject[]): SchemaProblem | undefined {
   const where = formatPath(path) || 'document'
   const params = error.params as Record<string, unknown>
   switch (error.keyword) {
@@ -85,7 +137,7 @@ function describe(error: ErrorObject, path: PathSegment[], locate: Locate): Sche
     case 'const':
       return { code: 'INVALID_VALUE', message: `${where} must be ${JSON.stringify(params.allowedValue)}`, path, position: locate(path) }
     case 'pattern': {
-      const named = definitionName(error.schemaPath)
+      const named = definitionName(error.schemaPath) ?? INLINE_PATTERN_NAMES[error.schemaPath]
       const special = named ? PATTERN_CODES[named] : undefined
       if (special) return { code: special.code, message: `${where}: ${JSON.stringify(error.data)} ${special.text}`, path, position: locate(path) }
       return { code: 'INVALID_VALUE', message: `${where}: ${JSON.stringify(error.data)} must match ${String(params.pattern)}`, path, position: locate(path) }
@@ -94,16 +146,32 @@ function describe(error: ErrorObject, path: PathSegment[], locate: Locate): Sche
       const name = String(params.propertyName)
       const named = definitionName(String((error.schema as { $ref?: string })?.$ref ?? ''))
       const special = named ? PATTERN_CODES[named] : undefined
+      // Keys drawn from a closed list (metric names) are unknown keys, with a hint, not bad ids.
+      const allowed = nameErrors.find((e) => e.keyword === 'enum')?.params.allowedValues as unknown[] | undefined
+      if (allowed) {
+        const hint = closest(name, allowed.map(String))
+        return {
+          code: 'UNKNOWN_KEY',
+          message: `unknown key "${name}" in ${where}${hint ? ` (did you mean "${hint}"?)` : `; allowed: ${allowed.map(String).join(', ')}`}`,
+          path: [...path, name],
+          position: locate([...path, name], 'key'),
+        }
+      }
+      const pattern = nameErrors.find((e) => e.keyword === 'pattern')?.params.pattern
       return {
         code: special?.code ?? 'INVALID_ID',
-        message: `${where}: key "${name}" ${special?.text ?? 'is not an allowed name'}`,
+        message: `${where}: key "${name}" ${special?.text ?? `is not an allowed name${pattern ? ` (${String(pattern)})` : ''}`}`,
         path: [...path, name],
         position: locate([...path, name], 'key'),
       }
     }
+    case 'dependentRequired': {
+      const key = String(params.missingProperty)
+      return { code: 'MISSING_KEY', message: `${where} is missing required key "${key}" (needed with "${String(params.property)}")`, path, position: locate(path, 'key') }
+    }
     case 'oneOf':
     case 'anyOf':
-      return oneOfProblem(error, path, where, locate)
+      return oneOfProblem(error, path, where, locate, inner)
     case 'discriminator': {
       const tag = String(params.tag)
       const branches = ((error.parentSchema as { oneOf?: { properties?: Record<string, { const?: unknown; enum?: unknown[] }> }[] })?.oneOf ?? [])
@@ -130,17 +198,27 @@ function describe(error: ErrorObject, path: PathSegment[], locate: Locate): Sche
   }
 }
 
-function oneOfProblem(error: ErrorObject, path: PathSegment[], where: string, locate: Locate): SchemaProblem {
+function oneOfProblem(error: ErrorObject, path: PathSegment[], where: string, locate: Locate, inner: readonly ErrorObject[]): SchemaProblem | undefined {
   const branches = (Array.isArray(error.schema) ? error.schema : []) as { required?: string[] }[]
   const keys = branches.flatMap((b) => b.required ?? [])
   const passing = (error.params as { passingSchemas?: unknown }).passingSchemas
   if (keys.length === branches.length && keys.length > 0) {
+    // `required` passes on anything that is not a mapping; the type error already says what is wrong.
+    if (error.data === null || typeof error.data !== 'object' || Array.isArray(error.data)) return undefined
     const list = keys.map((k) => `"${k}"`).join(' or ')
     const message = Array.isArray(passing) ? `${where} must set only one of ${list}` : `${where} must set one of ${list}`
     return { code: 'INVALID_PARAMS', message, path, position: locate(path, 'key') }
   }
-  return { code: 'INVALID_VALUE', message: `${where} does not match any allowed form`, path, position: locate(path) }
+  const typeMisses = inner.filter((e) => e.keyword === 'type' && e.instancePath === error.instancePath)
+  if (typeMisses.length > 0 && typeMisses.length === branches.length) {
+    return { code: 'INVALID_TYPE', message: `${where} must be ${typeWords(typeMisses.flatMap((e) => e.params.type as unknown))}`, path, position: locate(path) }
+  }
+  const reasons = [...new Set(inner.map((e) => `${e.instancePath.slice(error.instancePath.length).replace(/^\//, '').replace(/\//g, '.')} ${e.message ?? ''}`.trim()))]
+  return { code: 'INVALID_VALUE', message: `${where} does not match any allowed form${reasons.length > 0 ? ` (${reasons.join('; or ')})` : ''}`, path, position: locate(path) }
 }
+
+/** Id patterns written inline rather than as a named definition. */
+const INLINE_PATTERN_NAMES: Record<string, string> = { '#/properties/feature_view/pattern': 'featureViewId' }
 
 /** `#/$defs/duration/pattern` -> `duration`. */
 function definitionName(schemaPath: string): string | undefined {

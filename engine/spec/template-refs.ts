@@ -10,8 +10,8 @@ import type { Json, PathSegment } from './yaml-load.ts'
 export interface TemplateScope {
   params: ReadonlySet<string>
   tasks: ReadonlySet<string>
-  /** Tasks whose outputs this template may read; undefined where no task outputs are available (defaults). */
-  upstream: ReadonlySet<string> | undefined
+  /** Whether this template may read the task's outputs; undefined where no task outputs are available (defaults). */
+  isUpstream: ((task: string) => boolean) | undefined
   taskId: string | undefined
 }
 
@@ -89,10 +89,10 @@ function checkReference(reference: TemplateReference, scope: TemplateScope): { c
   }
   const task = String(first)
   if (!scope.tasks.has(task)) return { code: 'TEMPLATE_UNKNOWN_TASK', message: `tasks.${task}: the DAG has no task "${task}"` }
-  if (scope.upstream === undefined) {
+  if (scope.isUpstream === undefined) {
     return { code: 'TEMPLATE_NOT_UPSTREAM', message: `tasks.${task}.outputs cannot be used in defaults; use it in the task that depends on ${task}` }
   }
-  if (!scope.upstream.has(task)) {
+  if (!scope.isUpstream(task)) {
     const self = task === scope.taskId
     return {
       code: 'TEMPLATE_NOT_UPSTREAM',

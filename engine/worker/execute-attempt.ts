@@ -1,0 +1,155 @@
+/**
+ * One attempt, from claim to outcome: render the task's templates with the run's variables and
+ * upstream outputs, decide `when`, run the operator under the attempt's signal and timeout, and
+ * store its log lines (secrets masked) as they come.
+ */
+import type { Logger } from 'pino'
+import type { Db } from '../store/db.ts'
+import type { Claim, AttemptOutcome } from '../store/attempts.ts'
+import { getDagVersion } from '../store/dags.ts'
+import { appendLogs } from '../store/logs.ts'
+import type { LogStream } from '../store/logs.ts'
+import type { TaskSpec } from '../spec/dag-model.ts'
+import { findOperator } from '../../operators/index.ts'
+import { notAvailableResult, taskAbort } from '../../operators/define.ts'
+import type { OperatorResult } from '../../operators/define.ts'
+import { renderTaskTemplates } from '../template/render.ts'
+import { formatDs, formatDsNodash } from '../time/intervals.ts'
+import type { SecretStore } from '../secrets/secrets.ts'
+import { createMasker } from '../secrets/mask.ts'
+
+export interface ExecuteInput {
+  db: Db
+  claim: Claim
+  signal: AbortSignal
+  workdir: string
+  secrets: SecretStore
+  workerEnv: Readonly<Record<string, string | undefined>>
+  log: Logger
+}
+
+export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskSpec; outcome: AttemptOutcome }> {
+  const { db, claim } = input
+  const spec = await getDagVersion(db, claim.versionId)
+  const task = spec.tasks.find((t) => t.id === claim.taskId)
+  if (!task) throw new Error(`task ${claim.taskId} is not in version ${claim.versionId} of ${claim.dagId}`)
+  const at = { runId: claim.runId, taskId: claim.taskId, attempt: claim.attempt }
+
+  let mask = createMasker([])
+  const sink = createLogSink(db, at, () => mask, input.log)
+
+  try {
+    const upstream = ancestors(spec.tasks, task.id)
+    const outputs = await db.query<{ task_id: string; outputs: Record<string, unknown> | null }>(
+      `SELECT task_id, outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = ANY($2::text[])`,
+      [claim.runId, [...upstream]],
+    )
+    const tasks: Record<string, { outputs: Record<string, unknown> }> = {}
+    for (const row of outputs.rows) tasks[row.task_id] = { outputs: row.outputs ?? {} }
+    const variables = {
+      dag: { id: claim.dagId },
+      run: {
+        id: claim.runId,
+        logical_date: claim.logicalDate.toISOString(),
+        data_interval_start: claim.dataIntervalStart.toISOString(),
+        data_interval_end: claim.dataIntervalEnd.toISOString(),
+      },
+      task: { id: task.id, attempt: claim.attempt },
+      ds: formatDs(claim.logicalDate, spec.timezone),
+      ds_nodash: formatDsNodash(claim.logicalDate, spec.timezone),
+      params: claim.runParams,
+      tasks,
+      secrets: input.secrets,
+    }
+    const params = task.params !== null && typeof task.params === 'object' && !Array.isArray(task.params) ? task.params : {}
+    const rendered = renderTaskTemplates({ params, env: task.env, ...(task.when !== undefined ? { when: task.when } : {}) }, variables)
+    mask = createMasker(rendered.secretValues)
+    if (!rendered.ok) return { task, outcome: { kind: 'failed', failure: 'invalid_params', retryable: false, message: mask(rendered.message) } }
+    if (!rendered.when) {
+      sink.write('log', `skipped: when (${String(task.when)}) rendered falsy`)
+      return { task, outcome: { kind: 'skipped', reason: 'when rendered falsy' } }
+    }
+
+    const operator = findOperator(task.operator)
+    if (!operator?.run) return { task, outcome: toOutcome(notAvailableResult(task.operator)) }
+    const controller = new AbortController()
+    const timeout = task.timeoutMs !== undefined ? setTimeout(() => controller.abort(taskAbort('timeout', `timed out after ${task.timeoutMs} ms`)), task.timeoutMs) : undefined
+    const forward = (): void => controller.abort(input.signal.reason)
+    if (input.signal.aborted) forward()
+    else input.signal.addEventListener('abort', forward, { once: true })
+    let result: OperatorResult
+    try {
+      result = await operator.run(rendered.params as Record<string, unknown>, {
+        dagId: claim.dagId,
+        runId: claim.runId,
+        taskId: task.id,
+        attempt: claim.attempt,
+        signal: controller.signal,
+        env: rendered.env,
+        workerEnv: input.workerEnv,
+        workdir: input.workdir,
+        log: {
+          info: (message, fields) => sink.write('log', fields ? `${message} ${JSON.stringify(fields)}` : message),
+          warn: (message, fields) => sink.write('log', `WARN ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`),
+          error: (message, fields) => sink.write('log', `ERROR ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`),
+        },
+        output: (stream, line) => sink.write(stream, line),
+      })
+    } catch (error) {
+      result = { ok: false, kind: 'infrastructure', retryable: true, message: `operator ${task.operator} threw: ${error instanceof Error ? error.message : String(error)}` }
+    } finally {
+      clearTimeout(timeout)
+      input.signal.removeEventListener('abort', forward)
+    }
+    if (!result.ok) sink.write('log', `failed (${result.kind}${result.retryable ? ', retryable' : ''}): ${result.message}`)
+    const outcome = toOutcome(result)
+    if (outcome.kind === 'success') outcome.outputs = mask.deep(outcome.outputs)
+    if (outcome.kind === 'failed') outcome.message = mask(outcome.message)
+    return { task, outcome }
+  } finally {
+    await sink.close()
+  }
+}
+
+function toOutcome(result: OperatorResult): AttemptOutcome {
+  if (result.ok) return { kind: 'success', outputs: result.outputs }
+  const exitCode = typeof result.outputs?.exit_code === 'number' ? result.outputs.exit_code : null
+  return { kind: 'failed', failure: result.kind, retryable: result.retryable, message: result.message, exitCode, ...(result.outputs ? { outputs: result.outputs } : {}) }
+}
+
+function ancestors(tasks: readonly TaskSpec[], id: string): Set<string> {
+  const byId = new Map(tasks.map((t) => [t.id, t]))
+  const seen = new Set<string>()
+  const stack = [...(byId.get(id)?.dependsOn ?? [])]
+  while (stack.length > 0) {
+    const next = stack.pop()!
+    if (seen.has(next)) continue
+    seen.add(next)
+    stack.push(...(byId.get(next)?.dependsOn ?? []))
+  }
+  return seen
+}
+
+/** Buffers lines and writes them in batches (every 200 ms or 500 lines), masking secrets on the way in. */
+function createLogSink(db: Db, at: { runId: string; taskId: string; attempt: number }, masker: () => (text: string) => string, log: Logger) {
+  let buffer: { stream: LogStream; line: string; at: Date }[] = []
+  let writing: Promise<void> = Promise.resolve()
+  const flush = (): Promise<void> => {
+    if (buffer.length === 0) return writing
+    const batch = buffer
+    buffer = []
+    writing = writing.then(() => appendLogs(db, at, batch)).catch((error: unknown) => log.warn({ err: error }, 'could not store task log lines'))
+    return writing
+  }
+  const timer = setInterval(() => void flush(), 200)
+  return {
+    write(stream: LogStream, line: string) {
+      buffer.push({ stream, line: masker()(line), at: new Date() })
+      if (buffer.length >= 500) void flush()
+    },
+    async close() {
+      clearInterval(timer)
+      await flush()
+    },
+  }
+}

@@ -1,0 +1,359 @@
+/**
+ * Runs one program for a task attempt: no shell, its own process group, output streamed line by
+ * line, and no way for the group to outlive the task or the worker.
+ *
+ * How the group is kept on a leash:
+ * - `detached: true` makes the program the leader of a new session and process group, so one
+ *   signal to `-pgid` reaches it and every descendant that stays in the group.
+ * - Abort (cancel, timeout, drain): SIGTERM to the group, SIGKILL to the group `killGraceMs` later.
+ * - The program exits on its own: leftover members of its group (background jobs of a script) get
+ *   SIGTERM at once and SIGKILL after `killGraceMs`; the task ends with its main program.
+ * - The worker dies (even by SIGKILL, which it cannot catch), two guards:
+ *   1. util-linux `setpriv --pdeathsig SIGKILL` runs the program, so the kernel kills it when the
+ *      worker dies (setpriv execs the program, so pid and exit status are the program's own);
+ *   2. a watchdog `/bin/sh` per task, in its own session, blocks reading a pipe whose other end only
+ *      the worker holds; when the worker dies the read sees end-of-file and the watchdog SIGKILLs
+ *      the whole process group. This also covers grandchildren, which pdeathsig does not.
+ *
+ * Limits (documented, not solved here):
+ * - A descendant that leaves the group (setsid, setpgid, a double-forking daemon) escapes every
+ *   guard; only a cgroup (systemd scope, container) can contain that. If it also keeps stdout or
+ *   stderr open, the task ends `killGraceMs` + 1 s after the main program exits.
+ * - pdeathsig fires when the *thread* that spawned the child ends: call runProcess from the main
+ *   thread (or from a worker_thread that lives as long as its tasks).
+ * - Without setpriv (non-Linux, minimal images), only the watchdog guards the group, and a worker
+ *   killed in the microseconds between the two spawns leaves the program running.
+ * - The pgid is reused only after every member is gone; signalling a group that has just emptied
+ *   could in theory reach a new group with the same number (the kernel cycles through 4M pids).
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { accessSync, constants, statSync } from 'node:fs'
+import path from 'node:path'
+
+export type OutputStream = 'stdout' | 'stderr'
+
+export interface RunProcessOptions {
+  /** Program and arguments, passed to the kernel as they are (no shell, no globbing, no splitting). */
+  argv: readonly string[]
+  /** The complete environment of the program (nothing is inherited implicitly). */
+  env: Readonly<Record<string, string>>
+  cwd: string
+  signal?: AbortSignal
+  /** Called for every line of output, without its newline. Must not throw (errors are swallowed). */
+  onLine(stream: OutputStream, line: string): void
+  /** Called once the program has started, with its pid (which is also its process group id). */
+  onSpawn?(pid: number): void
+  /**
+   * Time between SIGTERM and SIGKILL when the group is stopped.
+   * @default 10000
+   */
+  killGraceMs?: number
+}
+
+export interface ProcessExit {
+  /** Exit status, or null when the program was killed by a signal or never started. */
+  exitCode: number | null
+  /** The signal that killed the program (e.g. `SIGTERM`), or null. */
+  signal: string | null
+  /** The signal was aborted while the program was running (or before it started). */
+  aborted: boolean
+  /** Set when the program never ran: `code` is an errno name (ENOENT, EACCES, ...) or a Node error code. */
+  startError?: { code: string; message: string }
+}
+
+/** Longest line passed to onLine; the rest of a longer line is dropped and counted. */
+export const MAX_LINE_BYTES = 64 * 1024
+const DEFAULT_KILL_GRACE_MS = 10_000
+/** After the final SIGKILL, how long pipes held open by escaped descendants are still read. */
+const DRAIN_AFTER_KILL_MS = 1_000
+const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin'
+const WATCHDOG_SCRIPT = 'read -r _ || kill -s KILL -- "-$1" 2>/dev/null'
+
+export async function runProcess(options: RunProcessOptions): Promise<ProcessExit> {
+  const { argv, env, cwd, signal, onLine, onSpawn } = options
+  const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS
+  if (signal?.aborted) return { exitCode: null, signal: null, aborted: true }
+  const problem = checkStart(argv, env, cwd)
+  if (problem) return { exitCode: null, signal: null, aborted: false, startError: problem }
+
+  const setpriv = findSetpriv()
+  const command = setpriv ? [setpriv, '--pdeathsig', 'SIGKILL', '--', ...argv] : [...argv]
+  let child: ChildProcess
+  try {
+    child = spawn(command[0]!, command.slice(1), {
+      cwd,
+      env: { ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      shell: false,
+    })
+  } catch (error) {
+    return { exitCode: null, signal: null, aborted: false, startError: startErrorOf(error) }
+  }
+
+  return new Promise<ProcessExit>((resolve) => {
+    const pgid = child.pid
+    let exit: { code: number | null; signal: string | null } | undefined
+    let aborted = false
+    let openStreams = 2
+    let killTimer: NodeJS.Timeout | undefined
+    let drainTimer: NodeJS.Timeout | undefined
+    let settled = false
+    let watchdog: ChildProcess | undefined
+
+    const emit = (stream: OutputStream) => (line: string) => {
+      try {
+        onLine(stream, line)
+      } catch {
+        // A failing log sink must not leave a process group behind; the line is lost.
+      }
+    }
+    for (const [name, readable] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
+      const splitter = createLineSplitter(emit(name))
+      if (!readable) {
+        openStreams--
+        continue
+      }
+      readable.on('data', (chunk: Buffer) => splitter.push(chunk))
+      readable.on('error', () => {})
+      readable.on('close', () => {
+        splitter.end()
+        openStreams--
+        maybeFinish()
+      })
+    }
+
+    const killGroup = (sig: NodeJS.Signals): void => {
+      if (pgid === undefined) return
+      try {
+        process.kill(-pgid, sig)
+      } catch {
+        // ESRCH: the group is already empty.
+      }
+    }
+    const groupAlive = (): boolean => {
+      if (pgid === undefined) return false
+      try {
+        process.kill(-pgid, 0)
+        return true
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code === 'EPERM'
+      }
+    }
+    const stopWatchdog = (): void => {
+      if (watchdog && watchdog.exitCode === null && watchdog.signalCode === null) watchdog.kill('SIGKILL')
+    }
+    const armKill = (): void => {
+      if (killTimer) return
+      killTimer = setTimeout(() => {
+        killGroup('SIGKILL')
+        stopWatchdog()
+        if (exit && openStreams > 0) armDrain()
+      }, killGraceMs)
+      killTimer.unref()
+    }
+    const armDrain = (): void => {
+      if (drainTimer) return
+      drainTimer = setTimeout(() => {
+        child.stdout?.destroy()
+        child.stderr?.destroy()
+      }, DRAIN_AFTER_KILL_MS)
+      drainTimer.unref()
+    }
+    const onAbort = (): void => {
+      if (exit || settled) return
+      aborted = true
+      killGroup('SIGTERM')
+      armKill()
+    }
+    const maybeFinish = (): void => {
+      if (settled || !exit || openStreams > 0) return
+      settled = true
+      signal?.removeEventListener('abort', onAbort)
+      if (drainTimer) clearTimeout(drainTimer)
+      if (!groupAlive()) {
+        if (killTimer) clearTimeout(killTimer)
+        stopWatchdog()
+      }
+      // Otherwise the pending SIGKILL (unref'd) still clears the leftovers and stops the watchdog.
+      resolve({ exitCode: exit.code, signal: exit.signal, aborted })
+    }
+
+    child.on('error', (error) => {
+      if (child.pid !== undefined || settled) return
+      settled = true
+      signal?.removeEventListener('abort', onAbort)
+      resolve({ exitCode: null, signal: null, aborted: false, startError: startErrorOf(error) })
+    })
+    child.on('exit', (code, sig) => {
+      exit = { code, signal: sig }
+      // The task ends with its main program: background jobs it left in the group go too.
+      if (groupAlive()) {
+        killGroup('SIGTERM')
+        armKill()
+      }
+      if (openStreams > 0 && killTimer === undefined) armDrain()
+      maybeFinish()
+    })
+
+    if (pgid === undefined) return // 'error' follows
+    watchdog = startWatchdog(pgid)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    if (signal?.aborted) onAbort()
+    try {
+      onSpawn?.(pgid)
+    } catch {
+      // Same rule as onLine.
+    }
+  })
+}
+
+/** Whether `setpriv --pdeathsig` guards task processes on this machine (for the worker's startup log). */
+export function hasParentDeathSignal(): boolean {
+  return findSetpriv() !== undefined
+}
+
+let setprivPath: string | null | undefined
+
+function findSetpriv(): string | undefined {
+  if (setprivPath === undefined) {
+    setprivPath = null
+    for (const candidate of ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv', '/sbin/setpriv']) {
+      // A real run rather than `--help`: also proves prctl(PR_SET_PDEATHSIG) is allowed here.
+      const probe = spawnSync(candidate, ['--pdeathsig', 'SIGKILL', '--', '/bin/sh', '-c', 'exit 0'], { stdio: 'ignore', timeout: 5_000, env: {} })
+      if (probe.status === 0) {
+        setprivPath = candidate
+        break
+      }
+    }
+  }
+  return setprivPath ?? undefined
+}
+
+function startWatchdog(pgid: number): ChildProcess | undefined {
+  try {
+    const watchdog = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, 'cairn-watchdog', String(pgid)], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      detached: true,
+      env: {},
+    })
+    watchdog.on('error', () => {})
+    watchdog.stdin?.on('error', () => {})
+    // Neither may keep the worker alive: the worker exiting is exactly when the watchdog must act.
+    watchdog.unref()
+    ;(watchdog.stdin as unknown as { unref?(): void } | null)?.unref?.()
+    return watchdog
+  } catch {
+    return undefined
+  }
+}
+
+/** The reasons Node would refuse or the kernel fail, found before spawning so the message is clear. */
+function checkStart(argv: readonly string[], env: Readonly<Record<string, string>>, cwd: string): ProcessExit['startError'] {
+  const program = argv[0]
+  if (program === undefined || program === '') return { code: 'EINVAL', message: 'the command is empty' }
+  if (argv.some((arg) => arg.includes('\0'))) return { code: 'EINVAL', message: 'a command argument contains a NUL byte' }
+  for (const [key, value] of Object.entries(env)) {
+    if (key === '' || key.includes('=') || key.includes('\0') || value.includes('\0')) {
+      return { code: 'EINVAL', message: `environment variable ${JSON.stringify(key)} has an invalid name or a NUL byte in its value` }
+    }
+  }
+  try {
+    if (!statSync(cwd).isDirectory()) return { code: 'ENOTDIR', message: `working directory ${cwd} is not a directory` }
+  } catch {
+    return { code: 'ENOENT', message: `working directory ${cwd} does not exist` }
+  }
+  const candidates = program.includes('/')
+    ? [path.resolve(cwd, program)]
+    : (env.PATH ?? DEFAULT_PATH).split(':').map((dir) => path.resolve(cwd, dir || '.', program))
+  let sawNotExecutable = false
+  for (const candidate of candidates) {
+    try {
+      if (!statSync(candidate).isFile()) continue
+    } catch {
+      continue
+    }
+    try {
+      accessSync(candidate, constants.X_OK)
+      return undefined
+    } catch {
+      sawNotExecutable = true
+    }
+  }
+  if (sawNotExecutable) return { code: 'EACCES', message: `${program} is not executable` }
+  return program.includes('/')
+    ? { code: 'ENOENT', message: `${program} does not exist` }
+    : { code: 'ENOENT', message: `${program} was not found in PATH (${env.PATH ?? DEFAULT_PATH})` }
+}
+
+function startErrorOf(error: unknown): { code: string; message: string } {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code ?? 'EUNKNOWN'
+  return { code, message: error instanceof Error ? error.message : String(error) }
+}
+
+export interface LineSplitter {
+  push(chunk: Buffer): void
+  /** Emits a last line without newline, if any. Safe to call more than once. */
+  end(): void
+}
+
+/**
+ * Splits a byte stream into lines. Memory is bounded by `maxLineBytes` per stream whatever the
+ * program writes: a longer line keeps its head and ends with a note of how much was dropped. Bytes
+ * are decoded as UTF-8 (invalid sequences become U+FFFD), a CR before the newline is removed, and
+ * NUL becomes U+FFFD because PostgreSQL text cannot hold it.
+ */
+export function createLineSplitter(emit: (line: string) => void, maxLineBytes = MAX_LINE_BYTES): LineSplitter {
+  let parts: Buffer[] = []
+  let size = 0
+  let dropped = 0
+
+  const append = (piece: Buffer): void => {
+    if (piece.length === 0) return
+    const room = maxLineBytes - size
+    if (piece.length <= room) {
+      parts.push(piece)
+      size += piece.length
+    } else {
+      if (room > 0) {
+        parts.push(piece.subarray(0, room))
+        size += room
+      }
+      dropped += piece.length - Math.max(room, 0)
+    }
+  }
+  const flush = (): void => {
+    let text = (parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)).toString('utf8')
+    if (dropped > 0) {
+      // The cut may split a multi-byte character; drop its decoded remains.
+      text = text.replace(/\uFFFD+$/, '') + `… [line truncated: ${dropped} more bytes]`
+    } else if (text.endsWith('\r')) {
+      text = text.slice(0, -1)
+    }
+    parts = []
+    size = 0
+    dropped = 0
+    emit(text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text)
+  }
+
+  return {
+    push(chunk) {
+      let start = 0
+      while (start < chunk.length) {
+        const newline = chunk.indexOf(0x0a, start)
+        if (newline === -1) {
+          // Copy the unfinished tail so a small partial line does not pin the whole chunk.
+          append(Buffer.from(chunk.subarray(start)))
+          return
+        }
+        append(chunk.subarray(start, newline))
+        flush()
+        start = newline + 1
+      }
+    },
+    end() {
+      if (size > 0 || dropped > 0) flush()
+    },
+  }
+}
