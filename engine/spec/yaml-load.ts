@@ -6,7 +6,7 @@
  * Every resource limit is checked before the work it protects: size before decoding, flow nesting
  * before parsing, alias count and expanded size before building values.
  */
-import { LineCounter, parseAllDocuments, isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq } from 'yaml'
+import { parseAllDocuments, isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq } from 'yaml'
 import type { Alias, Document, Node as YamlNode, Pair, YAMLError, YAMLMap } from 'yaml'
 import type { ErrorCode } from '../errors.ts'
 import { LIMITS, ALLOWED_TAGS, findDeepFlowNesting, findForbiddenCharacter } from './limits.ts'
@@ -72,9 +72,7 @@ export function loadYamlText(text: string): LoadResult {
     return fail('DEPTH_LIMIT', `nesting is deeper than ${LIMITS.maxDepth} levels`, positionIn(text, deep))
   }
 
-  const lineCounter = new LineCounter()
   const docs = parseAllDocuments(text, {
-    lineCounter,
     prettyErrors: false,
     // The parser's own duplicate check compares every key with every other (seconds for 30,000 keys);
     // duplicateKeys() below does it with one set per mapping.
@@ -84,9 +82,19 @@ export function loadYamlText(text: string): LoadResult {
     strict: true,
     stringKeys: false,
   })
+  // Computed from the text rather than the parser's LineCounter, which misses line starts in some
+  // broken documents and then reports columns past the end of a line.
+  const lineStarts = [0]
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lineStarts.push(i + 1)
   const positionAt = (offset: number): Position => {
-    const { line, col } = lineCounter.linePos(offset)
-    return { line: Math.max(1, line), column: Math.max(1, col) }
+    let low = 0
+    let high = lineStarts.length - 1
+    while (low < high) {
+      const mid = (low + high + 1) >> 1
+      if (lineStarts[mid]! <= offset) low = mid
+      else high = mid - 1
+    }
+    return { line: low + 1, column: Math.max(0, offset - lineStarts[low]!) + 1 }
   }
   if (!Array.isArray(docs) || docs.length === 0) return fail('EMPTY_DOCUMENT', 'file is empty; expected a mapping such as `dag: my_dag`')
 

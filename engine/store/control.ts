@@ -6,13 +6,15 @@ import { createRun, getRun } from './runs.ts'
 import type { RunRow } from './runs.ts'
 import { appendHistory } from './history.ts'
 import type { HistoryEntry } from './history.ts'
-import type { AdvanceContext } from './advance.ts'
-import { startQueuedRuns } from './advance.ts'
 
 export type TriggerResult = { ok: true; run: RunRow } | { ok: false; code: 'not_found' | 'invalid_params' | 'exists'; message: string }
 
-/** A manual run: params checked against the DAG's definitions; logical date defaults to now (SPEC section 2). */
-export async function triggerRun(q: Queryable, ctx: AdvanceContext, input: { dagId: string; params: Record<string, unknown>; logicalDate?: Date }): Promise<TriggerResult> {
+/**
+ * A manual run: params checked against the DAG's definitions; logical date defaults to now (SPEC
+ * section 2). The run is created queued and the schedulers are woken to start it, so triggering
+ * needs no queue connection (the CLI and the web process only write the database).
+ */
+export async function triggerRun(q: Queryable, ctx: { now: () => Date }, input: { dagId: string; params: Record<string, unknown>; logicalDate?: Date }): Promise<TriggerResult> {
   const dag = await getDag(q, input.dagId)
   if (!dag || dag.versionId === null || dag.removed) return { ok: false, code: 'not_found', message: `no DAG "${input.dagId}"` }
   const spec = await getDagVersion(q, dag.versionId)
@@ -29,9 +31,9 @@ export async function triggerRun(q: Queryable, ctx: AdvanceContext, input: { dag
     params: params.values,
   })
   if (!run) return { ok: false, code: 'exists', message: `DAG "${input.dagId}" already has a run for logical date ${logicalDate.toISOString()}` }
-  // Start it now if a slot is free; a paused DAG's manual runs still run (as in Airflow).
-  await startQueuedRuns(q, ctx, input.dagId)
-  return { ok: true, run: (await getRun(q, run.runId)) ?? run }
+  // A paused DAG's manual runs still run (as in Airflow): pausing stops the schedule only.
+  await q.query('SELECT pg_notify($1, $2)', ['cairn_wake', input.dagId])
+  return { ok: true, run }
 }
 
 /** Cancels a queued or running run: unfinished task instances and their attempts become cancelled; workers see it on their next heartbeat. */
@@ -61,7 +63,7 @@ export async function cancelRun(q: Queryable, runId: string, now: Date): Promise
  * With a task: that task and everything downstream of it. Cleared task instances go back to
  * pending, and the run back to queued (it waits for a max_active_runs slot like a new run).
  */
-export async function clearRun(q: Queryable, ctx: AdvanceContext, runId: string, taskId?: string): Promise<{ ok: true; cleared: string[] } | { ok: false; message: string }> {
+export async function clearRun(q: Queryable, runId: string, taskId?: string): Promise<{ ok: true; cleared: string[] } | { ok: false; message: string }> {
   const run = await getRun(q, runId, true)
   if (!run) return { ok: false, message: `no run "${runId}"` }
   if (run.state === 'queued' || run.state === 'running') return { ok: false, message: `run ${runId} is ${run.state}; cancel it or wait for it to finish before clearing` }
@@ -96,6 +98,6 @@ export async function clearRun(q: Queryable, ctx: AdvanceContext, runId: string,
     ...rows.map((r) => ({ runId, taskId: r.task_id, attempt: null, from: r.old, to: 'pending', reason: 'cleared' })),
     { runId, taskId: null, attempt: null, from: run.state, to: 'queued', reason: taskId ? `cleared ${taskId} and downstream` : 'cleared' },
   ])
-  await startQueuedRuns(q, ctx, run.dagId)
+  await q.query('SELECT pg_notify($1, $2)', ['cairn_wake', run.dagId])
   return { ok: true, cleared: rows.map((r) => r.task_id) }
 }
