@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
+import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { collectYamlFiles, validateFile } from '../spec/validate-folder.ts'
 import type { DeploymentNames } from '../spec/dag-semantics.ts'
@@ -31,9 +32,10 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
       const changed: string[] = []
       let errors = 0
       for (const file of files) {
+        const path = resolve(options.cwd, file)
         let stamp: string
         try {
-          const st = statSync(file)
+          const st = statSync(path)
           stamp = `${st.size}:${st.mtimeMs}`
         } catch {
           continue
@@ -43,7 +45,7 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
           if (!before.ok) errors++
           continue
         }
-        const summary = validateFile(file, options.names ? { names: options.names } : {}, true)
+        const summary = validateFile(file, options.names ? { names: options.names } : {}, true, path)
         const ok = summary.diagnostics.every((d) => d.severity !== 'error')
         if (summary.kind === 'feature_view') {
           seen.set(file, { stamp, dagId: undefined, ok })
@@ -60,7 +62,7 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
         }
         const spec = normalizeDag(summary.value)
         const hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex')
-        const source = readFileSync(file, 'utf8')
+        const source = readFileSync(path, 'utf8')
         const { changed: isNew, versionId } = await saveDagVersion(q, { spec, file, source, hash })
         await setImportErrors(q, file, spec.id, null)
         if (isNew) {

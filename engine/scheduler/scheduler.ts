@@ -180,8 +180,10 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
         } else timer = setTimeout(loop, loopMs)
       })
   }
-  const unlisten = await db.listen('cairn_wake', () => loop())
+  const unlisten = await db.listen('cairn_wake', () => loop(), { onReconnect: () => loop() })
+  // The first pass (DAG folder loaded) is done before the scheduler counts as started.
   loop()
+  await running
   return {
     tick,
     async stop() {

@@ -4,7 +4,7 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { join, relative, isAbsolute } from 'node:path'
+import { join, relative, isAbsolute, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Diagnostic } from './diagnostics.ts'
 import { compareDiagnostics } from './diagnostics.ts'
@@ -63,11 +63,11 @@ function relativeIfInside(file: string, cwd: string): string {
   return rel.startsWith('..') ? file : rel
 }
 
-/** Validates one file from disk; never throws. */
-export function validateFile(file: string, options: ValidateOptions = {}, keepValue = false): FileSummary {
+/** Validates one file from disk; never throws. `file` is the name shown in diagnostics, `readPath` where it is read from. */
+export function validateFile(file: string, options: ValidateOptions = {}, keepValue = false, readPath: string = file): FileSummary {
   let bytes: Uint8Array
   try {
-    bytes = readFileSync(file)
+    bytes = readFileSync(readPath)
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
     return { file, kind: undefined, id: undefined, diagnostics: [{ file, line: 1, column: 1, path: '', code: 'FILE_READ', message: `cannot read file: ${reason}`, severity: 'error' }] }
@@ -90,8 +90,8 @@ export async function validatePaths(paths: readonly string[], options: ValidateO
   const workers = Math.min(availableParallelism(), 8)
   const summaries =
     files.length >= PARALLEL_THRESHOLD && workers > 1 && !options.keepValues
-      ? await validateOnWorkers(files, fileOptions, workers)
-      : files.map((file) => validateFile(file, fileOptions, options.keepValues))
+      ? await validateOnWorkers(files, fileOptions, workers, cwd)
+      : files.map((file) => validateFile(file, fileOptions, options.keepValues, resolve(cwd, file)))
   const diagnostics = summaries.flatMap((s) => s.diagnostics)
   for (const path of missing) {
     diagnostics.push({ file: path, line: 1, column: 1, path: '', code: 'PATH_NOT_FOUND', message: `no such file or folder: ${path}`, severity: 'error' })
@@ -138,7 +138,7 @@ function locateKey(file: string, key: string): { line: number; column: number } 
 }
 
 /** Splits the files over worker threads in interleaved slices and keeps the input order. */
-async function validateOnWorkers(files: readonly string[], options: ValidateOptions, count: number): Promise<FileSummary[]> {
+async function validateOnWorkers(files: readonly string[], options: ValidateOptions, count: number, cwd: string): Promise<FileSummary[]> {
   const slices: string[][] = Array.from({ length: count }, () => [])
   files.forEach((file, i) => slices[i % count]!.push(file))
   const url = new URL('./validate-worker.ts', import.meta.url)
@@ -147,7 +147,7 @@ async function validateOnWorkers(files: readonly string[], options: ValidateOpti
     slices.map(
       (slice) =>
         new Promise<FileSummary[]>((resolve, reject) => {
-          const worker = new Worker(url, { workerData: { files: slice, names } })
+          const worker = new Worker(url, { workerData: { files: slice, names, cwd } })
           worker.once('message', (summaries: FileSummary[]) => {
             resolve(summaries)
             void worker.terminate()

@@ -259,7 +259,10 @@ async function initialise(dataDir: string, initdb: string, runAs: RunAs | undefi
     const pgdata = join(staging, 'pgdata')
     const args = [`--pgdata=${pgdata}`, `--username=${USER}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--locale-provider=builtin', '--builtin-locale=C.UTF-8']
     if (ephemeral) args.push('--no-sync')
-    const output = await run(initdb, args, runAs)
+    const output = await run(initdb, args, runAs).catch((error: Error) => {
+      if (/could not look up effective user ID/.test(error.message)) error.message += ' (Postgres needs the current uid in /etc/passwd: in a container run as a named user, or set DATABASE_URL)'
+      throw error
+    })
     log.debug({ output }, 'initdb')
     await rm(pwfile)
     await writeEmbeddedState(pgdata, state)

@@ -324,12 +324,15 @@ export function createLineSplitter(emit: (line: string) => void, maxLineBytes = 
     }
   }
   const flush = (): void => {
-    let text = (parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)).toString('utf8')
+    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)
+    let text: string
     if (dropped > 0) {
-      // The cut may split a multi-byte character; drop its decoded remains.
-      text = text.replace(/\uFFFD+$/, '') + `… [line truncated: ${dropped} more bytes]`
-    } else if (text.endsWith('\r')) {
-      text = text.slice(0, -1)
+      // Cut before a character that the limit split in two, and count its bytes as dropped.
+      const cut = completeUtf8Length(bytes)
+      text = `${bytes.toString('utf8', 0, cut)}… [line truncated: ${dropped + bytes.length - cut} more bytes]`
+    } else {
+      text = bytes.toString('utf8')
+      if (text.endsWith('\r')) text = text.slice(0, -1)
     }
     parts = []
     size = 0
@@ -356,4 +359,15 @@ export function createLineSplitter(emit: (line: string) => void, maxLineBytes = 
       if (size > 0 || dropped > 0) flush()
     },
   }
+}
+
+/** Length of the longest prefix of `bytes` that does not end inside a multi-byte UTF-8 sequence. */
+function completeUtf8Length(bytes: Buffer): number {
+  for (let back = 1; back <= Math.min(4, bytes.length); back++) {
+    const byte = bytes[bytes.length - back]!
+    if ((byte & 0xc0) === 0x80) continue
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1
+    return length > back ? bytes.length - back : bytes.length
+  }
+  return bytes.length
 }

@@ -1,0 +1,155 @@
+/**
+ * Engine benchmarks, each printed beside bare pg-boss measured in the same run on the same database:
+ *   chain40     a chain of 40 noop tasks, trigger to run success (goal: <= 3x 40 bare pg-boss hops)
+ *   fanout2000  one DAG of 2,000 independent noop tasks: tasks per second (goal: >= 2,000/s)
+ *   shell40     the chain with `shell` running `true`: the engine's cost per hop beyond the spawn
+ * Usage: node bench/engine.ts [chain40|fanout2000|shell40]...   (default: all)
+ * Benchmarks print figures; they never fail on a timing.
+ */
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { PgBoss } from 'pg-boss'
+import { silentLogger } from '../engine/log.ts'
+import { startEmbeddedPostgres } from '../engine/store/embedded.ts'
+import { createDb } from '../engine/store/db.ts'
+import type { Db } from '../engine/store/db.ts'
+import { migrate } from '../engine/store/migrate.ts'
+import { startBoss } from '../engine/queue/task-queue.ts'
+import { startScheduler } from '../engine/scheduler/scheduler.ts'
+import { startWorker } from '../engine/worker/worker.ts'
+import { triggerRun } from '../engine/store/control.ts'
+import { createSecretStore } from '../engine/secrets/secrets.ts'
+
+const log = silentLogger()
+const which = process.argv.slice(2)
+const want = (name: string): boolean => which.length === 0 || which.includes(name)
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const ms = (x: number): string => `${x.toFixed(1)} ms`
+
+const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-engine-'))
+const dags = join(dir, 'dags')
+mkdirSync(dags)
+const chain = (id: string, operator: string, params: string): string =>
+  `dag: ${id}\ntasks:\n` + Array.from({ length: 40 }, (_, i) => `  t${i}:\n    operator: ${operator}\n${i > 0 ? `    depends_on: t${i - 1}\n` : ''}${params}`).join('')
+writeFileSync(join(dags, 'chain40.yaml'), chain('chain40', 'noop', ''))
+writeFileSync(join(dags, 'shell40.yaml'), chain('shell40', 'shell', '    params: { command: ["true"] }\n'))
+writeFileSync(join(dags, 'fanout2000.yaml'), `dag: fanout2000\nmax_active_tasks: 100000\ntasks:\n` + Array.from({ length: 2000 }, (_, i) => `  t${i}: { operator: noop }\n`).join(''))
+
+const pg = await startEmbeddedPostgres({ dataDir: join(dir, 'pg'), log, ephemeral: true })
+const db = createDb(pg.url, { log, max: 10 })
+try {
+  await migrate(db, log)
+  console.log(`engine benchmarks on embedded PostgreSQL (port ${pg.port}), ${process.platform} ${process.arch}, node ${process.version}`)
+
+  const bare = await bareChain(pg.url, 40, 5)
+  console.log(`baseline: bare pg-boss, 40 send -> handler hops with LISTEN/NOTIFY: median ${ms(bare)} (5 rounds)`)
+  const spawnTrue = measureSpawn(40)
+  console.log(`baseline: spawning \`true\` 40 times in a row from Node: ${ms(spawnTrue)}`)
+
+  const boss = await startBoss({ url: pg.url, log, max: 6 })
+  const scheduler = await startScheduler({ db, boss, log, dagsFolder: dags, cwd: dir, names: undefined, loopMs: 1000 })
+  const worker = await startWorker({ db, boss, log, slots: 8, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), workerEnv: process.env })
+
+  if (want('chain40')) {
+    const times = []
+    for (let i = 0; i < 5; i++) times.push(await runOnce(db, 'chain40'))
+    const m = median(times)
+    console.log(`chain40: 40 noop tasks in a chain, trigger -> run success: median ${ms(m)} (${times.map((t) => t.toFixed(0)).join(', ')} ms)`)
+    console.log(`  = ${(m / bare).toFixed(2)}x bare pg-boss (goal <= 3x), ${(m / 40).toFixed(2)} ms per hop`)
+  }
+  if (want('shell40')) {
+    const times = []
+    for (let i = 0; i < 3; i++) times.push(await runOnce(db, 'shell40'))
+    const m = median(times)
+    console.log(`shell40: 40 shell tasks running \`true\` in a chain: median ${ms(m)}; beyond spawning: ${ms((m - spawnTrue) / 40)} per hop`)
+  }
+  if (want('fanout2000')) {
+    const t = await runOnce(db, 'fanout2000', 120_000)
+    console.log(`fanout2000: 2,000 independent noop tasks in ${ms(t)}: ${(2000 / (t / 1000)).toFixed(0)} tasks/s (goal >= 2,000/s)`)
+    const bareFan = await bareFanout(pg.url, 2000)
+    console.log(`  baseline: bare pg-boss, 2,000 jobs sent in one insert and handled (batch 100, 4 local workers): ${ms(bareFan)}, ${(2000 / (bareFan / 1000)).toFixed(0)} jobs/s`)
+  }
+  await worker.drain(5000)
+  await scheduler.stop()
+  await boss.stop({ graceful: false, close: true })
+} finally {
+  await db.close()
+  await pg.stop()
+  rmSync(dir, { recursive: true, force: true })
+}
+
+async function runOnce(db: Db, dagId: string, timeoutMs = 60_000): Promise<number> {
+  const started = performance.now()
+  const result = await db.tx((q) => triggerRun(q, { now: () => new Date() }, { dagId, params: {} }))
+  if (!result.ok) throw new Error(result.message)
+  const runId = result.run.runId
+  const done = new Promise<void>((resolve, reject) => {
+    let unlisten: (() => Promise<void>) | undefined
+    const check = async (): Promise<void> => {
+      const { rows } = await db.query<{ state: string }>('SELECT state FROM cairn.run WHERE run_id = $1', [runId])
+      const state = rows[0]?.state
+      if (state === 'success' || state === 'failed' || state === 'cancelled') {
+        clearInterval(poll)
+        clearTimeout(limit)
+        await unlisten?.()
+        if (state === 'success') resolve()
+        else reject(new Error(`${dagId} run ended ${state}`))
+      }
+    }
+    const poll = setInterval(() => void check(), 250)
+    const limit = setTimeout(() => reject(new Error(`${dagId} did not finish in ${timeoutMs} ms`)), timeoutMs)
+    void db.listen('cairn_wake', () => void check()).then((u) => (unlisten = u))
+  })
+  await done
+  return performance.now() - started
+}
+
+async function bareChain(url: string, hops: number, rounds: number): Promise<number> {
+  const boss = new PgBoss({ connectionString: url, schema: 'bench_boss', useListenNotify: true, supervise: false, schedule: false } as ConstructorParameters<typeof PgBoss>[0])
+  await boss.start()
+  await boss.createQueue('hop', { notify: true } as never)
+  let finish: (() => void) | undefined
+  await boss.work<{ n: number }>('hop', { batchSize: 1, localConcurrency: 4 } as never, async ([job]) => {
+    if (job!.data.n + 1 < hops) await boss.send('hop', { n: job!.data.n + 1 })
+    else finish?.()
+  })
+  const times: number[] = []
+  for (let r = 0; r < rounds; r++) {
+    const started = performance.now()
+    await new Promise<void>((resolve) => {
+      finish = resolve
+      void boss.send('hop', { n: 0 })
+    })
+    times.push(performance.now() - started)
+  }
+  await boss.stop({ graceful: false, close: true })
+  return median(times)
+}
+
+async function bareFanout(url: string, count: number): Promise<number> {
+  const boss = new PgBoss({ connectionString: url, schema: 'bench_boss2', useListenNotify: true, supervise: false, schedule: false } as ConstructorParameters<typeof PgBoss>[0])
+  await boss.start()
+  await boss.createQueue('fan', { notify: true } as never)
+  let left = count
+  let finish: (() => void) | undefined
+  await boss.work<object>('fan', { batchSize: 100, localConcurrency: 4, burstWhenBatchFull: true }, async (jobs) => {
+    left -= jobs.length
+    if (left <= 0) finish?.()
+  })
+  const started = performance.now()
+  await new Promise<void>((resolve) => {
+    finish = resolve
+    void boss.insert('fan', Array.from({ length: count }, (_, i) => ({ data: { i } })))
+  })
+  const t = performance.now() - started
+  await boss.stop({ graceful: false, close: true })
+  return t
+}
+
+function measureSpawn(times: number): number {
+  const started = performance.now()
+  for (let i = 0; i < times; i++) spawnSync('true')
+  return performance.now() - started
+}
