@@ -58,6 +58,7 @@ try {
     const m = median(times)
     console.log(`chain40: 40 noop tasks in a chain, trigger -> run success: median ${ms(m)} (${times.map((t) => t.toFixed(0)).join(', ')} ms)`)
     console.log(`  = ${(m / bare).toFixed(2)}x bare pg-boss (goal <= 3x), ${(m / 40).toFixed(2)} ms per hop`)
+    console.log(`  where a hop's time goes (medians over the last run, from the state history): ${await hopBreakdown(db, 'chain40')}`)
   }
   if (want('shell40')) {
     const times = []
@@ -146,6 +147,28 @@ async function bareFanout(url: string, count: number): Promise<number> {
   const t = performance.now() - started
   await boss.stop({ graceful: false, close: true })
   return t
+}
+
+/** Median time from queued to running (dispatch), running to success (execution) and success to the next task queued (advance). */
+async function hopBreakdown(db: Db, dagId: string): Promise<string> {
+  const { rows } = await db.query<{ task_id: string; to_state: string; at: Date }>(
+    `SELECT task_id, to_state, at FROM cairn.state_history WHERE run_id = (SELECT run_id FROM cairn.run WHERE dag_id = $1 ORDER BY queued_at DESC LIMIT 1) AND task_id IS NOT NULL ORDER BY id`,
+    [dagId],
+  )
+  const at = new Map(rows.map((r) => [`${r.task_id}:${r.to_state}`, r.at.getTime()]))
+  const dispatch: number[] = []
+  const run: number[] = []
+  const advance: number[] = []
+  for (let i = 0; i < 40; i++) {
+    const q = at.get(`t${i}:queued`)
+    const r = at.get(`t${i}:running`)
+    const s = at.get(`t${i}:success`)
+    if (q !== undefined && r !== undefined) dispatch.push(r - q)
+    if (r !== undefined && s !== undefined) run.push(s - r)
+    const next = at.get(`t${i + 1}:queued`)
+    if (s !== undefined && next !== undefined) advance.push(next - s)
+  }
+  return `dispatch ${median(dispatch).toFixed(1)} ms, execute ${median(run).toFixed(1)} ms, advance ${median(advance).toFixed(1)} ms`
 }
 
 function measureSpawn(times: number): number {

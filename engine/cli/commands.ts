@@ -20,9 +20,9 @@ function notYet(name: string, exitCode: ExitCode = EXIT.usage): Command['run'] {
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   validate: { summary: 'validate DAG files and folders (default: the DAG folder)', usage: 'cairn validate [PATH...] [--format json] [--config FILE]', run: validateCommand },
-  up: { summary: 'run everything in one process: Postgres, scheduler, workers, web', usage: 'cairn up [--slots N] [--grace SECONDS]', run: upCommand },
-  scheduler: { summary: 'run the scheduler alone (many machines, one Postgres)', usage: 'cairn scheduler', run: schedulerCommand },
-  worker: { summary: 'run a worker alone', usage: 'cairn worker [--slots N] [--grace SECONDS]', run: workerCommand },
+  up: { summary: 'run everything in one process: Postgres, scheduler, workers, web', usage: 'cairn up [--slots N] [--grace S] [--heartbeat S] [--lost-after S]', run: upCommand },
+  scheduler: { summary: 'run the scheduler alone (many machines, one Postgres)', usage: 'cairn scheduler [--lost-after S]', run: schedulerCommand },
+  worker: { summary: 'run a worker alone', usage: 'cairn worker [--slots N] [--grace S] [--heartbeat S]', run: workerCommand },
 }
 
 export function usage(): string {

@@ -20,7 +20,7 @@ import type { Scheduler } from '../scheduler/scheduler.ts'
 import { startWorker } from '../worker/worker.ts'
 import type { Worker } from '../worker/worker.ts'
 import { createSecretStore } from '../secrets/secrets.ts'
-import { EXIT } from './io.ts'
+import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
 
 type Part = 'scheduler' | 'worker'
@@ -28,6 +28,10 @@ type Part = 'scheduler' | 'worker'
 const OPTIONS = {
   slots: { type: 'string' },
   grace: { type: 'string', default: '30' },
+  /** Seconds between a worker's heartbeats. */
+  heartbeat: { type: 'string', default: '2' },
+  /** Seconds without a heartbeat after which the scheduler declares an attempt lost. */
+  'lost-after': { type: 'string', default: '30' },
 } as const
 
 export const upCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler', 'worker'], args, io, true)
@@ -45,7 +49,10 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
     return EXIT.failed
   }
   const slots = values.slots !== undefined ? Number(values.slots) : workerSlots(config)
-  const graceMs = Number(values.grace) * 1000
+  const graceMs = seconds(values.grace, '--grace')
+  const heartbeatMs = seconds(values.heartbeat, '--heartbeat')
+  const lostAfterMs = seconds(values['lost-after'], '--lost-after')
+  if (!Number.isInteger(slots) || slots < 1) throw new UsageError('--slots must be a whole number >= 1')
 
   let connection: Connection
   try {
@@ -62,7 +69,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
     await syncPools(db, config.config)
     boss = await startBoss({ url: connection.url, log })
     if (parts.includes('scheduler')) {
-      scheduler = await startScheduler({ db, boss, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config) })
+      scheduler = await startScheduler({ db, boss, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config), lostAfterMs })
     }
     if (parts.includes('worker')) {
       worker = await startWorker({
@@ -73,6 +80,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
         workRoot: join(settings.home, 'work'),
         secrets: createSecretStore({ env: settings.env, ...secretsDir(config, settings.cwd) }),
         workerEnv: settings.env,
+        heartbeatMs,
       })
     }
     announce(io, parts, settings.dagsFolder, connection, settings.home)
@@ -118,6 +126,12 @@ function untilSignal(): Promise<void> {
     process.on('SIGINT', done)
     process.on('SIGTERM', done)
   })
+}
+
+function seconds(value: string | undefined, flag: string): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number of seconds`)
+  return n * 1000
 }
 
 function workerSlots(config: LoadedConfig): number {

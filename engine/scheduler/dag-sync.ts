@@ -55,7 +55,8 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
         }
         if (!ok || !summary.value) {
           errors++
-          options.log.warn({ file, problems: summary.diagnostics.length }, 'DAG file has errors; its last good version keeps running')
+          const first = summary.diagnostics.find((d) => d.severity === 'error')
+          options.log.warn({ file, problems: summary.diagnostics.length, first: first ? `${first.line}:${first.column} ${first.code} ${first.message}` : undefined }, 'DAG file has errors; its last good version keeps running')
           await setImportErrors(q, file, summary.id, summary.diagnostics)
           seen.set(file, { stamp, dagId: summary.id, ok: false })
           continue

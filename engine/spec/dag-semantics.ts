@@ -12,6 +12,7 @@ import { isValidTimezone, parseDagDate } from '../time/dates.ts'
 import { findOperator, OPERATORS } from '../../operators/index.ts'
 import { compileParam } from './run-params.ts'
 import { checkTemplates } from './template-refs.ts'
+import { hasTemplate } from '../template/liquid.ts'
 import type { TemplateProblem } from './template-refs.ts'
 import type { Json, PathSegment } from './yaml-load.ts'
 import { formatPath } from './diagnostics.ts'
@@ -94,7 +95,17 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     checkOperator(task, id, names, problems)
     const direct = new Set(nodes[i]!.dependsOn.filter((d) => d !== id && taskSet.has(d)))
     const scope = { params, tasks: taskSet, isUpstream: (other: string) => direct.has(other) || downstream(other).has(id), taskId: id }
-    for (const key of ['params', 'env', 'when'] as const) checkTemplates(task[key], ['tasks', id, key], scope, templateProblems)
+    const literal = typeof task.operator === 'string' ? (findOperator(task.operator)?.literalParams ?? []) : []
+    const taskParams = isObject(task.params) ? task.params : undefined
+    for (const key of literal) {
+      const value = taskParams?.[key]
+      if (typeof value === 'string' && hasTemplate(value)) {
+        problems.push({ code: 'TEMPLATE_NOT_ALLOWED', message: `params.${key} is run as written and never rendered; pass values through env (e.g. env: { NAME: "{{ params.x }}" }) and use "$NAME"`, path: ['tasks', id, 'params', key] })
+      }
+    }
+    const rendered = taskParams && literal.length > 0 ? Object.fromEntries(Object.entries(taskParams).filter(([k]) => !literal.includes(k))) : task.params
+    checkTemplates(rendered, ['tasks', id, 'params'], scope, templateProblems)
+    for (const key of ['env', 'when'] as const) checkTemplates(task[key], ['tasks', id, key], scope, templateProblems)
     checkPool(task.pool, ['tasks', id, 'pool'], names, problems)
   }
   checkLiteralTemplates(doc, [], problems)

@@ -15,7 +15,6 @@ import type { Queryable } from './queryable.ts'
 import { getDagVersion } from './dags.ts'
 import { appendHistory } from './history.ts'
 import type { HistoryEntry } from './history.ts'
-import { getRun } from './runs.ts'
 
 export interface AdvanceContext {
   boss: PgBoss
@@ -46,25 +45,38 @@ export async function startQueuedRuns(q: Queryable, ctx: AdvanceContext, dagId: 
  * Pools with a limit are locked (in name order, so two runs never deadlock) before they are counted.
  */
 export async function advanceRun(q: Queryable, ctx: AdvanceContext, runId: string): Promise<Decision[]> {
-  const run = await getRun(q, runId, true)
-  if (!run || run.state !== 'running') return []
-  const dag = await getDagVersion(q, run.versionId)
-  const { rows } = await q.query<{ task_id: string; state: TaskState; attempt: number; next_retry_at: Date | null }>(
-    'SELECT task_id, state, attempt, next_retry_at FROM cairn.task_instance WHERE run_id = $1',
+  // Lock the run and read its task instances in one round trip.
+  const { rows } = await q.query<{ version_id: string; task_id: string | null; state: TaskState | null; attempt: number | null; next_retry_at: Date | null }>(
+    `WITH r AS (SELECT run_id, version_id FROM cairn.run WHERE run_id = $1 AND state = 'running' FOR UPDATE)
+     SELECT r.version_id, ti.task_id, ti.state, ti.attempt, ti.next_retry_at FROM r LEFT JOIN cairn.task_instance ti ON ti.run_id = r.run_id`,
     [runId],
   )
-  const tasks = new Map(rows.map((r) => [r.task_id, { state: r.state, attempt: r.attempt, nextRetryAt: r.next_retry_at }]))
+  if (rows.length === 0) return []
+  const dag = await getDagVersion(q, Number(rows[0]!.version_id))
+  const tasks = new Map<string, { state: TaskState; attempt: number; nextRetryAt: Date | null }>()
+  for (const r of rows) if (r.task_id !== null) tasks.set(r.task_id, { state: r.state!, attempt: r.attempt!, nextRetryAt: r.next_retry_at })
   const pools = await poolCapacity(q, dag)
   const decisions = decideRun(dag, { runId, tasks }, ctx.now(), pools)
-  await applyDecisions(q, ctx, runId, dag, decisions, new Map(rows.map((r) => [r.task_id, r.state])))
+  await applyDecisions(q, ctx, runId, dag, decisions, new Map([...tasks].map(([id, t]) => [id, t.state])))
   return decisions
 }
 
+/** Pool limits change only when cairn.yaml is reloaded; a few seconds of staleness is harmless. */
+let limitedPools: { at: number; slots: Map<string, number> } | undefined
+const POOL_CACHE_MS = 5000
+
+async function limitedPoolSlots(q: Queryable): Promise<Map<string, number>> {
+  if (limitedPools && Date.now() - limitedPools.at < POOL_CACHE_MS) return limitedPools.slots
+  const { rows } = await q.query<{ name: string; slots: number }>('SELECT name, slots FROM cairn.pool WHERE slots IS NOT NULL')
+  limitedPools = { at: Date.now(), slots: new Map(rows.map((r) => [r.name, r.slots])) }
+  return limitedPools.slots
+}
+
 async function poolCapacity(q: Queryable, dag: DagSpec): Promise<PoolCapacity> {
-  const used = [...new Set(dag.tasks.map((t) => t.pool))].sort()
-  const { rows } = await q.query<{ name: string; slots: number }>('SELECT name, slots FROM cairn.pool WHERE name = ANY($1::text[]) AND slots IS NOT NULL ORDER BY name', [used])
+  const limits = await limitedPoolSlots(q)
+  const used = [...new Set(dag.tasks.map((t) => t.pool))].filter((p) => limits.has(p)).sort()
   const capacity = new Map<string, number>()
-  for (const pool of rows) {
+  for (const pool of used.map((name) => ({ name, slots: limits.get(name)! }))) {
     await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`cairn.pool.${pool.name}`])
     const busy = await q.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.task_instance WHERE pool = $1 AND state IN ('queued', 'running')`, [pool.name])
     capacity.set(pool.name, pool.slots - Number(busy.rows[0]!.n))
@@ -88,23 +100,28 @@ async function applyDecisions(q: Queryable, ctx: AdvanceContext, runId: string, 
   }
   const queue = decisions.filter((d) => d.kind === 'queue_task')
   if (queue.length > 0) {
-    const { rows } = await q.query<{ task_id: string; attempt: number }>(
-      `UPDATE cairn.task_instance SET state = 'queued', attempt = attempt + 1, queued_at = $3, next_retry_at = NULL,
-         started_at = NULL, ended_at = NULL, failure_kind = NULL, message = NULL
-       WHERE run_id = $1 AND task_id = ANY($2::text[]) AND state IN ('pending', 'up_for_retry')
-       RETURNING task_id, attempt`,
+    // Task instances, their new attempts and the history in one statement.
+    const { rows } = await q.query<{ task_id: string; attempt: number; old_state: string }>(
+      `WITH old AS (
+         SELECT task_id, state FROM cairn.task_instance WHERE run_id = $1 AND task_id = ANY($2::text[]) AND state IN ('pending', 'up_for_retry')
+       ), queued AS (
+         UPDATE cairn.task_instance ti SET state = 'queued', attempt = ti.attempt + 1, queued_at = $3, next_retry_at = NULL,
+           started_at = NULL, ended_at = NULL, failure_kind = NULL, message = NULL
+         FROM old WHERE ti.run_id = $1 AND ti.task_id = old.task_id
+         RETURNING ti.task_id, ti.attempt, old.state AS old_state
+       ), attempts AS (
+         INSERT INTO cairn.attempt (run_id, task_id, attempt, state, queued_at) SELECT $1, task_id, attempt, 'queued', $3 FROM queued
+       ), history AS (
+         INSERT INTO cairn.state_history (run_id, task_id, attempt, from_state, to_state, reason)
+         SELECT $1, task_id, attempt, old_state, 'queued', CASE WHEN attempt > 1 THEN 'retry' ELSE 'upstream done' END FROM queued
+       )
+       SELECT task_id, attempt, old_state FROM queued`,
       [runId, queue.map((d) => d.taskId), now],
     )
     if (rows.length > 0) {
-      await q.query(
-        `INSERT INTO cairn.attempt (run_id, task_id, attempt, state, queued_at)
-         SELECT $1, a.task_id, a.attempt, 'queued', $4 FROM unnest($2::text[], $3::int[]) AS a(task_id, attempt)`,
-        [runId, rows.map((r) => r.task_id), rows.map((r) => r.attempt), now],
-      )
       const priority = new Map(queue.map((d) => [d.taskId, d.priority]))
       const jobs: QueuedJob[] = rows.map((r) => ({ runId, taskId: r.task_id, attempt: r.attempt, priority: priority.get(r.task_id) ?? 0 }))
       await enqueueJobs(ctx.boss, q, jobs)
-      for (const r of rows) history.push({ runId, taskId: r.task_id, attempt: r.attempt, from: before.get(r.task_id) ?? 'pending', to: 'queued', reason: r.attempt > 1 ? 'retry' : 'upstream done' })
     }
   }
   for (const d of decisions) {

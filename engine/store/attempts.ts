@@ -24,6 +24,7 @@ export interface Claim {
 
 /** Takes a queued attempt for this worker; undefined when it is no longer queued (cancelled, stale job). */
 export async function claimAttempt(q: Queryable, job: { runId: string; taskId: string; attempt: number }, workerId: string, now: Date): Promise<Claim | undefined> {
+  // One statement: claim the attempt, start the task instance, record the history.
   const { rows } = await q.query<{
     claim_id: string
     version_id: string
@@ -43,13 +44,15 @@ export async function claimAttempt(q: Queryable, job: { runId: string; taskId: s
      ), started AS (
        UPDATE cairn.task_instance SET state = 'running', started_at = $5
        WHERE run_id = $1 AND task_id = $2 AND attempt = $3 AND EXISTS (SELECT 1 FROM claimed)
+     ), history AS (
+       INSERT INTO cairn.state_history (run_id, task_id, attempt, from_state, to_state, reason)
+       SELECT $1, $2, $3, 'queued', 'running', 'claimed by ' || $4 FROM claimed
      )
      SELECT * FROM claimed`,
     [job.runId, job.taskId, job.attempt, workerId, now],
   )
   const row = rows[0]
   if (!row) return undefined
-  await appendHistory(q, [{ runId: job.runId, taskId: job.taskId, attempt: job.attempt, from: 'queued', to: 'running', reason: `claimed by ${workerId}` }])
   return {
     claimId: row.claim_id,
     runId: job.runId,
@@ -85,8 +88,9 @@ export type AttemptOutcome =
  * longer valid (the write is refused). The caller advances the run in the same transaction.
  */
 export async function finishAttempt(q: Queryable, claimId: string, task: TaskSpec, outcome: AttemptOutcome, now: Date): Promise<{ runId: string; taskId: string; attempt: number } | undefined> {
-  const attemptState = outcome.kind === 'success' ? 'success' : outcome.kind === 'skipped' ? 'skipped' : outcome.kind === 'handed_back' ? 'queued' : outcome.failure === 'lost' ? 'lost' : outcome.failure === 'cancelled' ? 'cancelled' : 'failed'
-  const message = outcome.kind === 'failed' ? outcome.message : outcome.kind === 'success' ? null : outcome.reason
+  if (outcome.kind === 'success') return finishSuccess(q, claimId, outcome.outputs, now)
+  const attemptState = outcome.kind === 'skipped' ? 'skipped' : outcome.kind === 'handed_back' ? 'queued' : outcome.failure === 'lost' ? 'lost' : outcome.failure === 'cancelled' ? 'cancelled' : 'failed'
+  const message = outcome.kind === 'failed' ? outcome.message : outcome.reason
   const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number }>(
     `UPDATE cairn.attempt SET state = $2, ended_at = CASE WHEN $2 = 'queued' THEN NULL ELSE $3::timestamptz END,
        claim_id = CASE WHEN $2 = 'queued' THEN NULL ELSE claim_id END, worker_id = CASE WHEN $2 = 'queued' THEN NULL ELSE worker_id END,
@@ -100,6 +104,27 @@ export async function finishAttempt(q: Queryable, claimId: string, task: TaskSpe
   const at = { runId: row.run_id, taskId: row.task_id, attempt: row.attempt }
   await settleTaskInstance(q, at, task, outcome, now)
   return at
+}
+
+/** The common case in one statement: attempt, task instance and history together. */
+async function finishSuccess(q: Queryable, claimId: string, outputs: Record<string, unknown>, now: Date): Promise<{ runId: string; taskId: string; attempt: number } | undefined> {
+  const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number }>(
+    `WITH done AS (
+       UPDATE cairn.attempt SET state = 'success', ended_at = $2 WHERE claim_id = $1 AND state = 'running'
+       RETURNING run_id, task_id, attempt
+     ), ti AS (
+       UPDATE cairn.task_instance t SET state = 'success', ended_at = $2, outputs = $3
+       FROM done WHERE t.run_id = done.run_id AND t.task_id = done.task_id AND t.attempt = done.attempt AND t.state = 'running'
+       RETURNING t.run_id
+     ), history AS (
+       INSERT INTO cairn.state_history (run_id, task_id, attempt, from_state, to_state, reason)
+       SELECT run_id, task_id, attempt, 'running', 'success', 'succeeded' FROM done
+     )
+     SELECT run_id, task_id, attempt FROM done`,
+    [claimId, now, JSON.stringify(outputs)],
+  )
+  const row = rows[0]
+  return row ? { runId: row.run_id, taskId: row.task_id, attempt: row.attempt } : undefined
 }
 
 /** The task instance side of an attempt's end (also used when the scheduler declares an attempt lost). */

@@ -200,7 +200,7 @@ export function createDb(url: string, options: DbOptions): Db {
             if (stopped) return
             failures++
             log.debug({ err: error, channel, failures }, 'listen reconnect failed')
-            delay = Math.min(delay * 2, 5000)
+            delay = Math.min(delay * 2, 2000)
             reconnectLater()
           },
         )

@@ -44,8 +44,8 @@ export interface EmbeddedPostgresOptions {
   port?: number
   log: Logger
   /**
-   * Trade durability for speed (initdb --no-sync, fsync/synchronous_commit/full_page_writes off): a machine
-   * crash can corrupt the cluster. For throwaway test clusters only. @default false
+   * Trade durability for speed (initdb --no-sync, 1 MB WAL segments, fsync/synchronous_commit/full_page_writes
+   * off): a machine crash can corrupt the cluster. For throwaway test clusters only. @default false
    */
   ephemeral?: boolean
   /** How long to wait for the server to accept connections (crash recovery after a kill can be slow). @default 60000 */
@@ -53,7 +53,7 @@ export interface EmbeddedPostgresOptions {
 }
 
 export interface EmbeddedPostgres {
-  /** `postgres://cairn:<password>@127.0.0.1:<port>/cairn` */
+  /** `postgres://postgres:<password>@127.0.0.1:<port>/cairn` */
   url: string
   port: number
   dataDir: string
@@ -86,6 +86,16 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const dataDir = resolve(options.dataDir)
   const log = options.log.child({ component: 'embedded-postgres' })
   if (running.has(dataDir)) throw new Error(`embedded Postgres in ${dataDir} is already running in this process`)
+  running.add(dataDir)
+  try {
+    return await start(dataDir, options, log)
+  } catch (error) {
+    running.delete(dataDir)
+    throw error
+  }
+}
+
+async function start(dataDir: string, options: EmbeddedPostgresOptions, log: Logger): Promise<EmbeddedPostgres> {
   const bins = await postgresBinaries()
   const runAs = await resolveRunAs(log)
   await prepareParents(dataDir, runAs, log)
@@ -114,7 +124,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     }
   }
   const child = server
-  running.add(dataDir)
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
     if (child.exitCode !== null || child.signalCode !== null) done({ code: child.exitCode, signal: child.signalCode })
     else child.once('exit', (code, signal) => done({ code, signal }))
@@ -139,7 +148,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         if (await settlesWithin(exited, waitMs)) break
         log.warn({ signal, waitMs }, 'embedded Postgres did not stop in time; escalating')
       }
-      await writeEmbeddedState(dataDir, { ...state, port, ownerPid: null }).catch((error: unknown) => log.warn({ err: error }, 'could not update embedded state file'))
+      try {
+        // Unless another process has started the cluster since.
+        const current = await readEmbeddedState(dataDir)
+        if (current?.ownerPid === process.pid) await writeEmbeddedState(dataDir, { ...current, ownerPid: null })
+      } catch (error) {
+        log.warn({ err: error }, 'could not update the embedded state file')
+      }
       log.info({ dataDir }, 'embedded Postgres stopped')
     })())
 
@@ -245,7 +260,10 @@ async function prepareParents(dataDir: string, runAs: RunAs | undefined, log: Lo
 
 /** initdb into a staging dir next to `dataDir`, then rename: a killed initdb never leaves a half-made cluster. */
 async function initialise(dataDir: string, initdb: string, runAs: RunAs | undefined, ephemeral: boolean, log: Logger): Promise<EmbeddedState> {
-  const existing = await readdir(dataDir).catch(() => [])
+  const existing = await readdir(dataDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return []
+    throw error
+  })
   if (existing.length > 0) throw new Error(`${dataDir} is not empty and is not a Postgres data directory (no PG_VERSION); refusing to initialise there`)
   const started = Date.now()
   const staging = `${dataDir}.init-${randomBytes(4).toString('hex')}`
@@ -258,7 +276,8 @@ async function initialise(dataDir: string, initdb: string, runAs: RunAs | undefi
     if (runAs) await chown(pwfile, runAs.uid, runAs.gid)
     const pgdata = join(staging, 'pgdata')
     const args = [`--pgdata=${pgdata}`, `--username=${USER}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--locale-provider=builtin', '--builtin-locale=C.UTF-8']
-    if (ephemeral) args.push('--no-sync')
+    // 1 MB WAL segments instead of 16: test clusters are copied around and mostly idle.
+    if (ephemeral) args.push('--no-sync', '--wal-segsize=1')
     const output = await run(initdb, args, runAs).catch((error: Error) => {
       if (/could not look up effective user ID/.test(error.message)) error.message += ' (Postgres needs the current uid in /etc/passwd: in a container run as a named user, or set DATABASE_URL)'
       throw error
@@ -321,7 +340,7 @@ async function clearStalePid(dataDir: string, state: EmbeddedState, log: Logger)
   }
   const owner = state.ownerPid
   if (owner !== null && owner !== process.pid && isAlive(owner)) {
-    throw new Error(`embedded Postgres in ${dataDir} is already running (pid ${pid}), owned by process ${owner}; stop that process or share its database with DATABASE_URL=${connectionUrl(state, state.port ?? 0, state.database)}`)
+    throw new Error(`embedded Postgres in ${dataDir} is already running (pid ${pid}), owned by process ${owner}; stop that process, or share its database by setting DATABASE_URL (credentials in ${EMBEDDED_STATE_FILE})`)
   }
   log.warn({ pid, owner }, 'stopping embedded Postgres orphaned by a process that is gone')
   for (const [signal, waitMs] of [['SIGINT', 30_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
@@ -457,7 +476,10 @@ function freePort(): Promise<number> {
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
-    () => false,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false
+      throw error
+    },
   )
 }
 

@@ -26,6 +26,8 @@ export interface ExecuteInput {
   secrets: SecretStore
   workerEnv: Readonly<Record<string, string | undefined>>
   log: Logger
+  /** Between SIGTERM and SIGKILL when a task is stopped. @default 10000 */
+  killGraceMs?: number
 }
 
 export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskSpec; outcome: AttemptOutcome }> {
@@ -39,13 +41,15 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
   const sink = createLogSink(db, at, () => mask, input.log)
 
   try {
-    const upstream = ancestors(spec.tasks, task.id)
-    const outputs = await db.query<{ task_id: string; outputs: Record<string, unknown> | null }>(
-      `SELECT task_id, outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = ANY($2::text[])`,
-      [claim.runId, [...upstream]],
-    )
+    // Upstream outputs are read only when a template can refer to them.
     const tasks: Record<string, { outputs: Record<string, unknown> }> = {}
-    for (const row of outputs.rows) tasks[row.task_id] = { outputs: row.outputs ?? {} }
+    if (/\btasks\b/.test(JSON.stringify([task.params, task.env, task.when ?? null]))) {
+      const outputs = await db.query<{ task_id: string; outputs: Record<string, unknown> | null }>(
+        `SELECT task_id, outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = ANY($2::text[])`,
+        [claim.runId, [...ancestors(spec.tasks, task.id)]],
+      )
+      for (const row of outputs.rows) tasks[row.task_id] = { outputs: row.outputs ?? {} }
+    }
     const variables = {
       dag: { id: claim.dagId },
       run: {
@@ -62,7 +66,10 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
       secrets: input.secrets,
     }
     const params = task.params !== null && typeof task.params === 'object' && !Array.isArray(task.params) ? task.params : {}
-    const rendered = renderTaskTemplates({ params, env: task.env, ...(task.when !== undefined ? { when: task.when } : {}) }, variables)
+    const operator = findOperator(task.operator)
+    // Params an operator takes literally (shell `script`) are never rendered: values reach scripts through env only.
+    const literalParams = operator?.literalParams
+    const rendered = renderTaskTemplates({ params, env: task.env, ...(task.when !== undefined ? { when: task.when } : {}), ...(literalParams ? { literalParams } : {}) }, variables)
     mask = createMasker(rendered.secretValues)
     if (!rendered.ok) return { task, outcome: { kind: 'failed', failure: 'invalid_params', retryable: false, message: mask(rendered.message) } }
     if (!rendered.when) {
@@ -70,7 +77,6 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
       return { task, outcome: { kind: 'skipped', reason: 'when rendered falsy' } }
     }
 
-    const operator = findOperator(task.operator)
     if (!operator?.run) return { task, outcome: toOutcome(notAvailableResult(task.operator)) }
     const controller = new AbortController()
     const timeout = task.timeoutMs !== undefined ? setTimeout(() => controller.abort(taskAbort('timeout', `timed out after ${task.timeoutMs} ms`)), task.timeoutMs) : undefined
@@ -88,6 +94,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
         env: rendered.env,
         workerEnv: input.workerEnv,
         workdir: input.workdir,
+        killGraceMs: input.killGraceMs ?? 10_000,
         log: {
           info: (message, fields) => sink.write('log', fields ? `${message} ${JSON.stringify(fields)}` : message),
           warn: (message, fields) => sink.write('log', `WARN ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`),
@@ -104,7 +111,10 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
     if (!result.ok) sink.write('log', `failed (${result.kind}${result.retryable ? ', retryable' : ''}): ${result.message}`)
     const outcome = toOutcome(result)
     if (outcome.kind === 'success') outcome.outputs = mask.deep(outcome.outputs)
-    if (outcome.kind === 'failed') outcome.message = mask(outcome.message)
+    if (outcome.kind === 'failed') {
+      outcome.message = mask(outcome.message)
+      if (outcome.outputs) outcome.outputs = mask.deep(outcome.outputs)
+    }
     return { task, outcome }
   } finally {
     await sink.close()

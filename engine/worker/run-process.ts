@@ -18,7 +18,8 @@
  * Limits (documented, not solved here):
  * - A descendant that leaves the group (setsid, setpgid, a double-forking daemon) escapes every
  *   guard; only a cgroup (systemd scope, container) can contain that. If it also keeps stdout or
- *   stderr open, the task ends `killGraceMs` + 1 s after the main program exits.
+ *   stderr open, its output is read for 1 s more (`killGraceMs` + 1 s when members of the group
+ *   were left too) and then the pipes are closed, so the task still ends.
  * - pdeathsig fires when the *thread* that spawned the child ends: call runProcess from the main
  *   thread (or from a worker_thread that lives as long as its tasks).
  * - Without setpriv (non-Linux, minimal images), only the watchdog guards the group, and a worker

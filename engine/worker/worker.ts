@@ -89,7 +89,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       await db.tx((q) => enqueueJobs(boss, q, [{ ...job, priority: 0 }]))
       return
     }
-    const claim = await db.tx((q) => claimAttempt(q, job, workerId, now()))
+    const claim = await claimAttempt(db, job, workerId, now())
     if (!claim) return
     const controller = new AbortController()
     let resolveDone!: () => void
