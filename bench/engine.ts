@@ -50,7 +50,7 @@ try {
 
   const boss = await startBoss({ url: pg.url, log, max: 6 })
   const scheduler = await startScheduler({ db, boss, log, dagsFolder: dags, cwd: dir, names: undefined, loopMs: 1000 })
-  const worker = await startWorker({ db, boss, log, slots: 8, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), workerEnv: process.env })
+  const worker = await startWorker({ db, boss, log, slots: 32, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), workerEnv: process.env })
 
   if (want('chain40')) {
     const times = []
@@ -88,10 +88,13 @@ async function runOnce(db: Db, dagId: string, timeoutMs = 60_000): Promise<numbe
   const runId = result.run.runId
   const done = new Promise<void>((resolve, reject) => {
     let unlisten: (() => Promise<void>) | undefined
+    let over = false
     const check = async (): Promise<void> => {
+      if (over) return
       const { rows } = await db.query<{ state: string }>('SELECT state FROM cairn.run WHERE run_id = $1', [runId])
       const state = rows[0]?.state
-      if (state === 'success' || state === 'failed' || state === 'cancelled') {
+      if ((state === 'success' || state === 'failed' || state === 'cancelled') && !over) {
+        over = true
         clearInterval(poll)
         clearTimeout(limit)
         await unlisten?.()
@@ -99,9 +102,14 @@ async function runOnce(db: Db, dagId: string, timeoutMs = 60_000): Promise<numbe
         else reject(new Error(`${dagId} run ended ${state}`))
       }
     }
-    const poll = setInterval(() => void check(), 250)
-    const limit = setTimeout(() => reject(new Error(`${dagId} did not finish in ${timeoutMs} ms`)), timeoutMs)
-    void db.listen('cairn_wake', () => void check()).then((u) => (unlisten = u))
+    const safeCheck = (): void => void check().catch(reject)
+    const poll = setInterval(safeCheck, 250)
+    const limit = setTimeout(() => {
+      over = true
+      clearInterval(poll)
+      reject(new Error(`${dagId} did not finish in ${timeoutMs} ms`))
+    }, timeoutMs)
+    void db.listen('cairn_wake', safeCheck).then((u) => (unlisten = u))
   })
   await done
   return performance.now() - started

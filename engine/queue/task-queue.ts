@@ -20,7 +20,15 @@ export interface QueuedJob extends TaskJob {
   priority: number
 }
 
-/** Inserts jobs through the caller's transaction. */
+/** Workers LISTEN here; every enqueue notifies it in the same transaction (so at commit). */
+export const JOBS_CHANNEL = 'cairn_jobs'
+
+/**
+ * Inserts jobs through the caller's transaction and wakes idle workers. cairn runs its own fetch
+ * loop rather than pg-boss's `work()`: pg-boss wakes each worker once per NOTIFY and then falls
+ * back to a 30 s backstop poll at batch size 1, so a bulk insert of many jobs would be picked up
+ * one per worker slot per 30 s. Here a slot fetches again as soon as it finishes a job.
+ */
 export async function enqueueJobs(boss: PgBoss, q: Queryable, jobs: readonly QueuedJob[]): Promise<void> {
   if (jobs.length === 0) return
   const db = { executeSql: (text: string, values?: unknown[]) => q.query(text, values) as Promise<{ rows: unknown[] }> }
@@ -29,6 +37,7 @@ export async function enqueueJobs(boss: PgBoss, q: Queryable, jobs: readonly Que
     jobs.map((j) => ({ data: { runId: j.runId, taskId: j.taskId, attempt: j.attempt }, priority: j.priority })),
     { db: db as never },
   )
+  await q.query('SELECT pg_notify($1, $2)', [JOBS_CHANNEL, String(jobs.length)])
 }
 
 export interface BossOptions {

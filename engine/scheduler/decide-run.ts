@@ -28,17 +28,39 @@ export type Decision =
   | { kind: 'settle_task'; taskId: string; to: 'skipped' | 'upstream_failed'; reason: string }
   | { kind: 'finish_run'; to: 'success' | 'failed'; reason: string }
 
-export function decideRun(dag: DagSpec, run: RunSnapshot, now: Date, pools: PoolCapacity): Decision[] {
+export interface DecideOptions {
+  /**
+   * Decide for these tasks only (the downstream of a task that just finished); their upstreams'
+   * states must be in the snapshot. Whether the run is finished is then not decided.
+   */
+  only?: ReadonlySet<string>
+  /** Task instances of the run queued or running, when the snapshot does not hold them all. */
+  active?: number
+}
+
+export interface RunDecision {
+  decisions: Decision[]
+  /** Ready tasks were left waiting for max_active_tasks or a pool: the next finish must look at the whole run. */
+  heldBack: boolean
+}
+
+export function decideRun(dag: DagSpec, run: RunSnapshot, now: Date, pools: PoolCapacity, options: DecideOptions = {}): RunDecision {
   const decisions: Decision[] = []
   const states = new Map<string, TaskState>()
-  for (const task of dag.tasks) states.set(task.id, run.tasks.get(task.id)?.state ?? 'pending')
+  for (const task of dag.tasks) {
+    const known = run.tasks.get(task.id)?.state
+    if (known !== undefined) states.set(task.id, known)
+    else if (!options.only) states.set(task.id, 'pending')
+  }
 
   // Settle what can be settled, in dependency order, so a cascade (a skip making its downstream
   // skip too) resolves in one pass rather than one scheduler loop per level.
   const order = dependencyOrder(dag.tasks)
   const ready: { task: TaskSpec; rank: number; retry: boolean }[] = []
   for (const [rank, task] of order.entries()) {
-    const state = states.get(task.id)!
+    if (options.only && !options.only.has(task.id)) continue
+    const state = states.get(task.id)
+    if (state === undefined) continue
     if (state === 'up_for_retry') {
       const due = run.tasks.get(task.id)?.nextRetryAt
       if (!due || due.getTime() <= now.getTime()) ready.push({ task, rank, retry: true })
@@ -56,14 +78,21 @@ export function decideRun(dag: DagSpec, run: RunSnapshot, now: Date, pools: Pool
   }
 
   // Start what is ready: highest priority first, then DAG order, within max_active_tasks and pools.
-  let active = [...states.values()].filter((s) => s === 'queued' || s === 'running').length
+  let active = options.active ?? [...states.values()].filter((s) => s === 'queued' || s === 'running').length
   const free = new Map(pools)
+  let heldBack = false
   ready.sort((a, b) => b.task.priority - a.task.priority || a.rank - b.rank)
   for (const { task, retry } of ready) {
-    if (active >= dag.maxActiveTasks) break
+    if (active >= dag.maxActiveTasks) {
+      heldBack = true
+      break
+    }
     const slots = free.get(task.pool)
     if (slots !== undefined) {
-      if (slots <= 0) continue
+      if (slots <= 0) {
+        heldBack = true
+        continue
+      }
       free.set(task.pool, slots - 1)
     }
     active++
@@ -71,28 +100,52 @@ export function decideRun(dag: DagSpec, run: RunSnapshot, now: Date, pools: Pool
     decisions.push({ kind: 'queue_task', taskId: task.id, priority: task.priority, pool: task.pool, retry })
   }
 
+  if (options.only) return { decisions, heldBack }
   const outcome = runStateFromTasks([...states.values()])
   if (outcome !== null) {
     const failed = [...states.entries()].filter(([, s]) => s !== 'success' && s !== 'skipped').map(([id]) => id)
     decisions.push({ kind: 'finish_run', to: outcome, reason: outcome === 'success' ? 'every task succeeded or was skipped' : `not successful: ${failed.join(', ')}` })
   }
-  return decisions
+  return { decisions, heldBack }
+}
+
+/** Direct downstream tasks of each task, cached per DAG version object. */
+const downstreamCache = new WeakMap<DagSpec, Map<string, string[]>>()
+
+export function downstreamOf(dag: DagSpec, taskId: string): readonly string[] {
+  let map = downstreamCache.get(dag)
+  if (!map) {
+    map = new Map()
+    for (const task of dag.tasks) for (const up of task.dependsOn) map.set(up, [...(map.get(up) ?? []), task.id])
+    downstreamCache.set(dag, map)
+  }
+  return map.get(taskId) ?? []
 }
 
 function describe(ids: readonly string[], states: ReadonlyMap<string, TaskState>): string {
   return ids.map((id) => `${id}=${states.get(id) ?? 'pending'}`).join(', ')
 }
 
-/** Tasks with every upstream before them, ties in file order (Kahn's algorithm). */
+const orderCache = new WeakMap<readonly TaskSpec[], TaskSpec[]>()
+
+/** Tasks with every upstream before them, ties in file order (Kahn's algorithm); cached per task list. */
 export function dependencyOrder(tasks: readonly TaskSpec[]): TaskSpec[] {
+  const cached = orderCache.get(tasks)
+  if (cached) return cached
+  const computed = computeOrder(tasks)
+  orderCache.set(tasks, computed)
+  return computed
+}
+
+function computeOrder(tasks: readonly TaskSpec[]): TaskSpec[] {
   const byId = new Map(tasks.map((t) => [t.id, t]))
   const remaining = new Map(tasks.map((t) => [t.id, t.dependsOn.filter((d) => byId.has(d)).length]))
   const downstream = new Map<string, string[]>()
   for (const task of tasks) for (const up of task.dependsOn) if (byId.has(up)) downstream.set(up, [...(downstream.get(up) ?? []), task.id])
   const out: TaskSpec[] = []
   const queue = tasks.filter((t) => remaining.get(t.id) === 0).map((t) => t.id)
-  while (queue.length > 0) {
-    const id = queue.shift()!
+  for (let head = 0; head < queue.length; head++) {
+    const id = queue[head]!
     out.push(byId.get(id)!)
     for (const next of downstream.get(id) ?? []) {
       const left = remaining.get(next)! - 1

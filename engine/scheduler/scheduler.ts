@@ -12,6 +12,7 @@ import { parseSchedule } from '../time/schedule.ts'
 import type { Schedule } from '../time/schedule.ts'
 import { parseDagDate } from '../time/dates.ts'
 import { dueIntervals, nextInterval } from '../time/intervals.ts'
+import { isConnectionError } from '../store/db.ts'
 import type { Db } from '../store/db.ts'
 import type { Queryable } from '../store/queryable.ts'
 import { getDagVersion, setScheduleCursor } from '../store/dags.ts'
@@ -60,17 +61,30 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
   let running: Promise<void> | undefined
   let again = false
 
+  /**
+   * Since when this scheduler has reached the database without a break (undefined: it cannot now).
+   * Workers cannot heartbeat while the database is away either, so their silence only counts from
+   * here: after starting, or after an outage, nothing is declared lost for lostAfterMs.
+   */
+  let reachableSince: number | undefined = now().getTime()
+
   const tick = async (): Promise<void> => {
-    const started = Date.now()
-    if (started - lastSync >= syncEveryMs) {
-      lastSync = started
-      await db.tx((q) => sync.sync(q))
+    try {
+      const started = Date.now()
+      if (started - lastSync >= syncEveryMs) {
+        lastSync = started
+        await db.tx((q) => sync.sync(q))
+      }
+      await createScheduledRuns()
+      await startQueued()
+      await advanceDue(started - lastSweep >= 10_000)
+      if (started - lastSweep >= 10_000) lastSweep = started
+      reachableSince ??= now().getTime()
+      if (now().getTime() - reachableSince >= lostAfterMs) await reapLost()
+    } catch (error) {
+      if (isConnectionError(error)) reachableSince = undefined
+      throw error
     }
-    await createScheduledRuns()
-    await startQueued()
-    await advanceDue(started - lastSweep >= 10_000)
-    if (started - lastSweep >= 10_000) lastSweep = started
-    await reapLost()
   }
 
   async function createScheduledRuns(): Promise<void> {

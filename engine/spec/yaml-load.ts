@@ -99,8 +99,15 @@ export function loadYamlText(text: string): LoadResult {
   if (!Array.isArray(docs) || docs.length === 0) return fail('EMPTY_DOCUMENT', 'file is empty; expected a mapping such as `dag: my_dag`')
 
   const problems: LoadProblem[] = []
+  let lostTrack = false
   for (const error of docs[0]!.errors) {
-    if (error.code !== 'RESOURCE_EXHAUSTION') problems.push(fromYamlError(error, (offset) => positionAt(syntaxOffset(docs[0]!, text, error, offset))))
+    if (error.code === 'RESOURCE_EXHAUSTION') continue
+    // Once the parser has lost the structure it reports every later token as unexpected (hundreds
+    // of errors for one bad indent); the first says where reading stopped, the rest are noise.
+    const stray = /^Unexpected .* token in YAML stream/.test(error.message)
+    if (stray && lostTrack) continue
+    lostTrack ||= stray
+    problems.push(fromYamlError(error, (offset) => positionAt(syntaxOffset(docs[0]!, text, error, offset))))
   }
   problems.push(...duplicateKeys(docs[0]!, positionAt))
   const exhausted = docs[0]!.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION')
@@ -314,7 +321,6 @@ function checkTree(doc: Document.Parsed, positionAt: (o: number) => Position): L
   return problems
 }
 
-/** Depth is bounded by checkTree (<= 64 plus alias hops, each alias pointing backwards), so recursion is safe. */
 interface Expansion {
   /** Expanded size per node; IN_PROGRESS while its own expansion is being computed. */
   sizes: Map<YamlNode, number>
@@ -326,6 +332,7 @@ interface Expansion {
 
 const IN_PROGRESS = -1
 
+/** Depth is bounded by checkTree (<= 64 plus alias hops, each alias pointing backwards), so recursion is safe. */
 function expandedSize(node: YamlNode, doc: Document.Parsed, expansion: Expansion, hops: number): number {
   const known = expansion.sizes.get(node)
   if (known === IN_PROGRESS) return LIMITS.maxExpandedNodes + 1

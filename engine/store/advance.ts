@@ -7,7 +7,7 @@
 import type { PgBoss } from 'pg-boss'
 import type { DagSpec } from '../spec/dag-model.ts'
 import type { Decision, PoolCapacity } from '../scheduler/decide-run.ts'
-import { decideRun } from '../scheduler/decide-run.ts'
+import { decideRun, downstreamOf } from '../scheduler/decide-run.ts'
 import type { TaskState } from '../state/states.ts'
 import { enqueueJobs } from '../queue/task-queue.ts'
 import type { QueuedJob } from '../queue/task-queue.ts'
@@ -45,20 +45,72 @@ export async function startQueuedRuns(q: Queryable, ctx: AdvanceContext, dagId: 
  * Pools with a limit are locked (in name order, so two runs never deadlock) before they are counted.
  */
 export async function advanceRun(q: Queryable, ctx: AdvanceContext, runId: string): Promise<Decision[]> {
-  // Lock the run and read its task instances in one round trip.
-  const { rows } = await q.query<{ version_id: string; task_id: string | null; state: TaskState | null; attempt: number | null; next_retry_at: Date | null }>(
-    `WITH r AS (SELECT run_id, version_id FROM cairn.run WHERE run_id = $1 AND state = 'running' FOR UPDATE)
-     SELECT r.version_id, ti.task_id, ti.state, ti.attempt, ti.next_retry_at FROM r LEFT JOIN cairn.task_instance ti ON ti.run_id = r.run_id`,
+  // Lock first, then read, in two statements: a statement's snapshot is taken when it starts, so
+  // task instances read by the statement that waited for the lock would miss what the lock holder
+  // committed (two upstreams finishing together would each miss the other, and the join below
+  // them would wait for the scheduler's safety sweep).
+  const locked = await q.query<{ version_id: string }>(`SELECT version_id FROM cairn.run WHERE run_id = $1 AND state = 'running' FOR UPDATE`, [runId])
+  if (locked.rows.length === 0) return []
+  const { rows } = await q.query<{ task_id: string; state: TaskState; attempt: number; next_retry_at: Date | null }>(
+    'SELECT task_id, state, attempt, next_retry_at FROM cairn.task_instance WHERE run_id = $1',
     [runId],
   )
-  if (rows.length === 0) return []
-  const dag = await getDagVersion(q, Number(rows[0]!.version_id))
+  const dag = await getDagVersion(q, Number(locked.rows[0]!.version_id))
   const tasks = new Map<string, { state: TaskState; attempt: number; nextRetryAt: Date | null }>()
-  for (const r of rows) if (r.task_id !== null) tasks.set(r.task_id, { state: r.state!, attempt: r.attempt!, nextRetryAt: r.next_retry_at })
+  for (const r of rows) tasks.set(r.task_id, { state: r.state, attempt: r.attempt, nextRetryAt: r.next_retry_at })
   const pools = await poolCapacity(q, dag)
-  const decisions = decideRun(dag, { runId, tasks }, ctx.now(), pools)
-  await applyDecisions(q, ctx, runId, dag, decisions, new Map([...tasks].map(([id, t]) => [id, t.state])))
+  const { decisions, heldBack } = decideRun(dag, { runId, tasks }, ctx.now(), pools)
+  await applyDecisions(q, ctx, runId, dag, decisions)
+  await q.query('UPDATE cairn.run SET throttled = $2 WHERE run_id = $1 AND throttled <> $2', [runId, heldBack])
   return decisions
+}
+
+const TERMINAL = `('success', 'failed', 'upstream_failed', 'skipped', 'cancelled')`
+
+/**
+ * After one task instance ended: decide for its downstream tasks only, reading just the states
+ * they depend on. Falls back to the whole run when the run may be finished, when ready tasks were
+ * held back by limits, or when a decision cascades (a skip or upstream_failed settles a task).
+ * This keeps the cost of a finish independent of the size of the DAG.
+ */
+export async function advanceAfterTask(q: Queryable, ctx: AdvanceContext, runId: string, taskId: string): Promise<void> {
+  await advanceAfterTasks(q, ctx, runId, [taskId])
+}
+
+/** advanceAfterTask for several task instances of one run that ended together (one lock, one read). */
+export async function advanceAfterTasks(q: Queryable, ctx: AdvanceContext, runId: string, taskIds: readonly string[]): Promise<void> {
+  const locked = await q.query<{ version_id: string; throttled: boolean }>(`SELECT version_id, throttled FROM cairn.run WHERE run_id = $1 AND state = 'running' FOR UPDATE`, [runId])
+  const run = locked.rows[0]
+  if (!run) return
+  // A new statement after the lock: it sees everything committed by whoever held the lock before.
+  const counts = await q.query<{ open: string; active: string }>(
+    `SELECT count(*) FILTER (WHERE state NOT IN ${TERMINAL}) AS open, count(*) FILTER (WHERE state IN ('queued', 'running')) AS active
+     FROM cairn.task_instance WHERE run_id = $1`,
+    [runId],
+  )
+  const open = Number(counts.rows[0]!.open)
+  const dag = await getDagVersion(q, Number(run.version_id))
+  const downstream = [...new Set(taskIds.flatMap((id) => downstreamOf(dag, id)))]
+  if (run.throttled || open === 0) {
+    await advanceRun(q, ctx, runId)
+    return
+  }
+  if (downstream.length === 0) return
+  const needed = new Set(downstream)
+  for (const id of downstream) for (const up of dag.tasks.find((t) => t.id === id)?.dependsOn ?? []) needed.add(up)
+  const { rows } = await q.query<{ task_id: string; state: TaskState; attempt: number; next_retry_at: Date | null }>(
+    'SELECT task_id, state, attempt, next_retry_at FROM cairn.task_instance WHERE run_id = $1 AND task_id = ANY($2::text[])',
+    [runId, [...needed]],
+  )
+  const tasks = new Map(rows.map((r) => [r.task_id, { state: r.state, attempt: r.attempt, nextRetryAt: r.next_retry_at }]))
+  const pools = await poolCapacity(q, dag)
+  const { decisions, heldBack } = decideRun(dag, { runId, tasks }, ctx.now(), pools, { only: new Set(downstream), active: Number(counts.rows[0]!.active) })
+  if (decisions.some((d) => d.kind === 'settle_task')) {
+    await advanceRun(q, ctx, runId)
+    return
+  }
+  await applyDecisions(q, ctx, runId, dag, decisions)
+  if (heldBack) await q.query('UPDATE cairn.run SET throttled = true WHERE run_id = $1', [runId])
 }
 
 /** Pool limits change only when cairn.yaml is reloaded; a few seconds of staleness is harmless. */
@@ -84,7 +136,7 @@ async function poolCapacity(q: Queryable, dag: DagSpec): Promise<PoolCapacity> {
   return capacity
 }
 
-async function applyDecisions(q: Queryable, ctx: AdvanceContext, runId: string, dag: DagSpec, decisions: readonly Decision[], before: ReadonlyMap<string, TaskState>): Promise<void> {
+async function applyDecisions(q: Queryable, ctx: AdvanceContext, runId: string, dag: DagSpec, decisions: readonly Decision[]): Promise<void> {
   if (decisions.length === 0) return
   const now = ctx.now()
   const history: HistoryEntry[] = []

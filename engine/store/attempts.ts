@@ -22,11 +22,17 @@ export interface Claim {
   runParams: Record<string, unknown>
 }
 
-/** Takes a queued attempt for this worker; undefined when it is no longer queued (cancelled, stale job). */
-export async function claimAttempt(q: Queryable, job: { runId: string; taskId: string; attempt: number }, workerId: string, now: Date): Promise<Claim | undefined> {
-  // One statement: claim the attempt, start the task instance, record the history.
+/**
+ * Takes queued attempts for this worker in one statement (claim, start the task instance, record
+ * the history). Jobs whose attempt is no longer queued (cancelled, a stale job) are left out.
+ */
+export async function claimAttempts(q: Queryable, jobs: readonly { runId: string; taskId: string; attempt: number }[], workerId: string, now: Date): Promise<Claim[]> {
+  if (jobs.length === 0) return []
   const { rows } = await q.query<{
     claim_id: string
+    run_id: string
+    task_id: string
+    attempt: number
     version_id: string
     dag_id: string
     logical_date: Date
@@ -34,37 +40,41 @@ export async function claimAttempt(q: Queryable, job: { runId: string; taskId: s
     data_interval_end: Date
     params: Record<string, unknown>
   }>(
-    `WITH claimed AS (
+    `WITH wanted AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS w(run_id, task_id, attempt)
+     ), claimed AS (
        UPDATE cairn.attempt a SET state = 'running', claim_id = gen_random_uuid(), worker_id = $4, started_at = $5, heartbeat_at = $5
-       FROM cairn.task_instance ti, cairn.run r
-       WHERE a.run_id = $1 AND a.task_id = $2 AND a.attempt = $3 AND a.state = 'queued'
+       FROM wanted w, cairn.task_instance ti, cairn.run r
+       WHERE a.run_id = w.run_id AND a.task_id = w.task_id AND a.attempt = w.attempt AND a.state = 'queued'
          AND ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
          AND r.run_id = a.run_id AND r.state = 'running'
-       RETURNING a.claim_id, r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.params
+       RETURNING a.claim_id, a.run_id, a.task_id, a.attempt, r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.params
      ), started AS (
-       UPDATE cairn.task_instance SET state = 'running', started_at = $5
-       WHERE run_id = $1 AND task_id = $2 AND attempt = $3 AND EXISTS (SELECT 1 FROM claimed)
+       UPDATE cairn.task_instance ti SET state = 'running', started_at = $5
+       FROM claimed c WHERE ti.run_id = c.run_id AND ti.task_id = c.task_id AND ti.attempt = c.attempt
      ), history AS (
        INSERT INTO cairn.state_history (run_id, task_id, attempt, from_state, to_state, reason)
-       SELECT $1, $2, $3, 'queued', 'running', 'claimed by ' || $4 FROM claimed
+       SELECT run_id, task_id, attempt, 'queued', 'running', 'claimed by ' || $4 FROM claimed
      )
      SELECT * FROM claimed`,
-    [job.runId, job.taskId, job.attempt, workerId, now],
+    [jobs.map((j) => j.runId), jobs.map((j) => j.taskId), jobs.map((j) => j.attempt), workerId, now],
   )
-  const row = rows[0]
-  if (!row) return undefined
-  return {
+  return rows.map((row) => ({
     claimId: row.claim_id,
-    runId: job.runId,
-    taskId: job.taskId,
-    attempt: job.attempt,
+    runId: row.run_id,
+    taskId: row.task_id,
+    attempt: row.attempt,
     versionId: Number(row.version_id),
     dagId: row.dag_id,
     logicalDate: row.logical_date,
     dataIntervalStart: row.data_interval_start,
     dataIntervalEnd: row.data_interval_end,
     runParams: row.params,
-  }
+  }))
+}
+
+export async function claimAttempt(q: Queryable, job: { runId: string; taskId: string; attempt: number }, workerId: string, now: Date): Promise<Claim | undefined> {
+  return (await claimAttempts(q, [job], workerId, now))[0]
 }
 
 /** Refreshes the heartbeats of the given claims; returns the claims that are still held (the others must stop). */
@@ -108,12 +118,20 @@ export async function finishAttempt(q: Queryable, claimId: string, task: TaskSpe
 
 /** The common case in one statement: attempt, task instance and history together. */
 async function finishSuccess(q: Queryable, claimId: string, outputs: Record<string, unknown>, now: Date): Promise<{ runId: string; taskId: string; attempt: number } | undefined> {
+  return (await finishSuccesses(q, [{ claimId, outputs }], now))[0]
+}
+
+/** Successful attempts, many at once; returns those whose claims were still held. */
+export async function finishSuccesses(q: Queryable, done: readonly { claimId: string; outputs: Record<string, unknown> }[], now: Date): Promise<{ runId: string; taskId: string; attempt: number }[]> {
+  if (done.length === 0) return []
   const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number }>(
-    `WITH done AS (
-       UPDATE cairn.attempt SET state = 'success', ended_at = $2 WHERE claim_id = $1 AND state = 'running'
-       RETURNING run_id, task_id, attempt
+    `WITH input AS (
+       SELECT * FROM unnest($1::uuid[], $3::jsonb[]) AS i(claim_id, outputs)
+     ), done AS (
+       UPDATE cairn.attempt a SET state = 'success', ended_at = $2 FROM input i WHERE a.claim_id = i.claim_id AND a.state = 'running'
+       RETURNING a.run_id, a.task_id, a.attempt, i.outputs
      ), ti AS (
-       UPDATE cairn.task_instance t SET state = 'success', ended_at = $2, outputs = $3
+       UPDATE cairn.task_instance t SET state = 'success', ended_at = $2, outputs = done.outputs
        FROM done WHERE t.run_id = done.run_id AND t.task_id = done.task_id AND t.attempt = done.attempt AND t.state = 'running'
        RETURNING t.run_id
      ), history AS (
@@ -121,10 +139,9 @@ async function finishSuccess(q: Queryable, claimId: string, outputs: Record<stri
        SELECT run_id, task_id, attempt, 'running', 'success', 'succeeded' FROM done
      )
      SELECT run_id, task_id, attempt FROM done`,
-    [claimId, now, JSON.stringify(outputs)],
+    [done.map((d) => d.claimId), now, done.map((d) => JSON.stringify(d.outputs))],
   )
-  const row = rows[0]
-  return row ? { runId: row.run_id, taskId: row.task_id, attempt: row.attempt } : undefined
+  return rows.map((row) => ({ runId: row.run_id, taskId: row.task_id, attempt: row.attempt }))
 }
 
 /** The task instance side of an attempt's end (also used when the scheduler declares an attempt lost). */

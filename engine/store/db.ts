@@ -43,7 +43,11 @@ export interface Db {
    * failure or deadlock the whole transaction runs again, so `fn` must have no effects outside it.
    */
   tx<T>(fn: (q: Queryable) => Promise<T>, options?: TxOptions): Promise<T>
-  /** LISTEN on `channel` on a dedicated connection; resolves to a function that stops listening. */
+  /**
+   * LISTEN on `channel` on a dedicated connection (one per call), reconnecting and re-LISTENing for as long
+   * as it takes when the connection drops. Rejects when the first connection fails (safe to wrap in
+   * withReconnect); resolves to a function that stops listening.
+   */
   listen(channel: string, onNotify: (payload: string) => void, options?: ListenOptions): Promise<() => Promise<void>>
   /** Ends the pool and every listener. Idempotent. */
   close(): Promise<void>

@@ -167,7 +167,8 @@ async function start(dataDir: string, options: EmbeddedPostgresOptions, log: Log
     throw error
   }
   log.info({ dataDir, port }, 'embedded Postgres ready')
-  return { url: connectionUrl(state, port, state.database), port, dataDir, pid: child.pid ?? 0, exited, stop }
+  // spawnServer matched child.pid against postmaster.pid, so it is set.
+  return { url: connectionUrl(state, port, state.database), port, dataDir, pid: child.pid as number, exited, stop }
 }
 
 /**
@@ -335,14 +336,14 @@ async function clearStalePid(dataDir: string, state: EmbeddedState, log: Logger)
   const pid = Number(text.split('\n')[0])
   if (!(Number.isInteger(pid) && pid > 0 && pid !== process.pid && (await isPostmasterOf(pid, dataDir)))) {
     await rm(pidFile, { force: true })
-    log.info({ pid }, 'removed stale postmaster.pid')
+    log.info({ stalePid: pid }, 'removed stale postmaster.pid')
     return
   }
   const owner = state.ownerPid
   if (owner !== null && owner !== process.pid && isAlive(owner)) {
     throw new Error(`embedded Postgres in ${dataDir} is already running (pid ${pid}), owned by process ${owner}; stop that process, or share its database by setting DATABASE_URL (credentials in ${EMBEDDED_STATE_FILE})`)
   }
-  log.warn({ pid, owner }, 'stopping embedded Postgres orphaned by a process that is gone')
+  log.warn({ postmasterPid: pid, ownerPid: owner }, 'stopping embedded Postgres orphaned by a process that is gone')
   for (const [signal, waitMs] of [['SIGINT', 30_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
     try {
       process.kill(pid, signal)

@@ -1,7 +1,11 @@
 /**
  * The worker process: takes task attempts from the queue, runs their operators, and reports the
- * results. It never sets a run's state itself; finishing an attempt advances the run through the
- * same decision code the scheduler uses, in the same transaction.
+ * results. It never sets a run's state itself; recording an attempt's end advances its run through
+ * the same decision code the scheduler uses, in the same transaction.
+ *
+ * Work moves in batches so that many short tasks cost few round trips: the dispatcher fetches as
+ * many jobs as there are free slots and claims them in one statement; attempts that end close
+ * together are recorded in one transaction, with one advance per run.
  *
  * Heartbeats keep claims alive and double as the cancel channel: a claim that is no longer held
  * (run cancelled, attempt declared lost) aborts its task. SIGTERM drains: no new work, running
@@ -14,12 +18,14 @@ import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { PgBoss } from 'pg-boss'
 import type { Db } from '../store/db.ts'
-import { TASK_QUEUE, enqueueJobs } from '../queue/task-queue.ts'
+import { isConnectionError, withReconnect } from '../store/db.ts'
+import { JOBS_CHANNEL, TASK_QUEUE, enqueueJobs } from '../queue/task-queue.ts'
 import type { TaskJob } from '../queue/task-queue.ts'
-import { claimAttempt, finishAttempt, heartbeat } from '../store/attempts.ts'
+import { claimAttempts, finishAttempt, finishSuccesses, heartbeat } from '../store/attempts.ts'
 import type { AttemptOutcome, Claim } from '../store/attempts.ts'
-import { advanceRun } from '../store/advance.ts'
+import { advanceAfterTasks } from '../store/advance.ts'
 import type { AdvanceContext } from '../store/advance.ts'
+import type { TaskSpec } from '../spec/dag-model.ts'
 import { executeAttempt } from './execute-attempt.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
 import { taskAbort } from '../../operators/define.ts'
@@ -37,6 +43,8 @@ export interface WorkerOptions {
   workerEnv: Readonly<Record<string, string | undefined>>
   /** @default 2000 */
   heartbeatMs?: number
+  /** Backstop poll for work when no NOTIFY arrives. @default 2000 */
+  pollMs?: number
   now?: () => Date
 }
 
@@ -48,14 +56,24 @@ export interface Worker {
 
 interface Running {
   claim: Claim
+  jobId: string
   controller: AbortController
   done: Promise<void>
+}
+
+interface Finished {
+  claim: Claim
+  jobId: string
+  task: TaskSpec
+  outcome: AttemptOutcome
+  recorded: () => void
 }
 
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const { db, boss, log } = options
   const now = options.now ?? (() => new Date())
   const slots = options.slots ?? 4
+  const pollMs = options.pollMs ?? 2000
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   const ctx: AdvanceContext = { boss, now }
   const running = new Map<string, Running>()
@@ -63,6 +81,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
 
   await db.query(`INSERT INTO cairn.worker (worker_id, hostname, pid, state, slots) VALUES ($1, $2, $3, 'running', $4)`, [workerId, hostname(), process.pid, slots])
 
+  // --- heartbeats and cancellation -------------------------------------------------------------
   const beat = async (): Promise<void> => {
     const claims = [...running.keys()]
     const held = await heartbeat(db, claims, now())
@@ -77,69 +96,145 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     await db.query(`UPDATE cairn.worker SET heartbeat_at = $2, state = $3 WHERE worker_id = $1`, [workerId, now(), draining ? 'draining' : 'running'])
   }
   const heartbeatTimer = setInterval(() => {
-    beat().catch((error: unknown) => log.warn({ err: error }, 'heartbeat failed; will retry'))
+    beat().catch((error: unknown) => log.warn({ error: String(error) }, 'heartbeat failed; will retry'))
   }, options.heartbeatMs ?? 2000)
-  const unlisten = await db.listen('cairn_cancel', () => {
-    beat().catch(() => undefined)
-  })
+  const unlistenCancel = await db.listen('cairn_cancel', () => void beat().catch(() => undefined))
 
-  const handle = async (job: TaskJob): Promise<void> => {
-    if (draining) {
-      // pg-boss handed us a job after the drain began: give it straight back.
-      await db.tx((q) => enqueueJobs(boss, q, [{ ...job, priority: 0 }]))
-      return
-    }
-    const claim = await claimAttempt(db, job, workerId, now())
-    if (!claim) return
-    const controller = new AbortController()
-    let resolveDone!: () => void
-    const entry: Running = { claim, controller, done: new Promise((r) => (resolveDone = r)) }
-    running.set(claim.claimId, entry)
-    try {
-      const workdir = join(options.workRoot, claim.runId, claim.taskId, String(claim.attempt))
-      mkdirSync(workdir, { recursive: true })
-      const { outcome, task } = await executeAttempt({ db, claim, signal: controller.signal, workdir, secrets: options.secrets, workerEnv: options.workerEnv, log })
-      const finished = draining && controller.signal.aborted && outcome.kind === 'failed' && outcome.failure === 'infrastructure' ? handBack() : outcome
-      const saved = await db.tx(async (q) => {
-        const at = await finishAttempt(q, claim.claimId, task, finished, now())
-        if (!at) return false
-        if (finished.kind === 'handed_back') await enqueueJobs(boss, q, [{ runId: claim.runId, taskId: claim.taskId, attempt: claim.attempt, priority: task.priority }])
-        else await advanceRun(q, ctx, claim.runId)
-        return true
+  // --- recording results, in batches -------------------------------------------------------------
+  let pending: Finished[] = []
+  let flushing: Promise<void> | undefined
+  const flush = (): void => {
+    if (flushing || pending.length === 0) return
+    const batch = pending
+    pending = []
+    flushing = record(batch)
+      .catch((error: unknown) => log.error({ err: error }, 'could not record attempt results'))
+      .finally(() => {
+        flushing = undefined
+        for (const f of batch) f.recorded()
+        flush()
+        kick()
       })
-      if (!saved) log.warn({ run: claim.runId, task: claim.taskId, attempt: claim.attempt }, 'attempt result refused: the attempt was cancelled or declared lost meanwhile')
-    } finally {
-      running.delete(claim.claimId)
-      resolveDone()
-    }
   }
 
-  await boss.work<TaskJob>(TASK_QUEUE, { batchSize: 1, localConcurrency: slots, pollingIntervalSeconds: 2 }, async (jobs) => {
-    for (const job of jobs) await handle(job.data)
-  })
+  /**
+   * The attempts' work is done, so their results must not be lost: while the database is away the
+   * transaction is retried until it is back (it is idempotent: fenced by claim ids).
+   */
+  const record = async (batch: Finished[]): Promise<void> => {
+    const jobIds = await withReconnect(
+      () =>
+        db.tx(async (q) => {
+          const successes = batch.filter((f) => f.outcome.kind === 'success')
+          const saved = await finishSuccesses(q, successes.map((f) => ({ claimId: f.claim.claimId, outputs: (f.outcome as { outputs: Record<string, unknown> }).outputs })), now())
+          const ended = new Map<string, string[]>()
+          for (const at of saved) ended.set(at.runId, [...(ended.get(at.runId) ?? []), at.taskId])
+          for (const f of batch) {
+            if (f.outcome.kind === 'success') continue
+            const at = await finishAttempt(q, f.claim.claimId, f.task, f.outcome, now())
+            if (!at) {
+              log.warn({ run: f.claim.runId, task: f.claim.taskId, attempt: f.claim.attempt }, 'attempt result refused: the attempt was cancelled or declared lost meanwhile')
+              continue
+            }
+            if (f.outcome.kind === 'handed_back') await enqueueJobs(boss, q, [{ runId: at.runId, taskId: at.taskId, attempt: at.attempt, priority: f.task.priority }])
+            else ended.set(at.runId, [...(ended.get(at.runId) ?? []), at.taskId])
+          }
+          for (const [runId, taskIds] of ended) await advanceAfterTasks(q, ctx, runId, taskIds)
+          return batch.map((f) => f.jobId)
+        }),
+      { log, maxWaitMs: 10 * 60_000 },
+    )
+    await boss.complete(TASK_QUEUE, jobIds).catch((error: unknown) => log.warn({ error: String(error) }, 'could not complete queue jobs'))
+  }
+
+  // --- running one attempt -------------------------------------------------------------------------
+  const run = (claim: Claim, jobId: string): void => {
+    const controller = new AbortController()
+    let resolveDone!: () => void
+    running.set(claim.claimId, { claim, jobId, controller, done: new Promise((r) => (resolveDone = r)) })
+    void (async () => {
+      let finished: { task: TaskSpec; outcome: AttemptOutcome } | undefined
+      try {
+        const workdir = join(options.workRoot, claim.runId, claim.taskId, String(claim.attempt))
+        mkdirSync(workdir, { recursive: true })
+        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, secrets: options.secrets, workerEnv: options.workerEnv, log })
+        if (draining && controller.signal.aborted && finished.outcome.kind === 'failed' && finished.outcome.failure === 'infrastructure') {
+          finished = { task: finished.task, outcome: { kind: 'handed_back', reason: 'worker drained before the attempt finished' } }
+        }
+      } catch (error) {
+        // Reading the DAG version failed (database away): the attempt stays running and is declared lost if this persists.
+        log.error({ err: error, run: claim.runId, task: claim.taskId }, 'attempt could not run')
+      }
+      if (finished) {
+        await new Promise<void>((recorded) => {
+          pending.push({ claim, jobId, task: finished.task, outcome: finished.outcome, recorded })
+          flush()
+        })
+      }
+      running.delete(claim.claimId)
+      resolveDone()
+      kick()
+    })()
+  }
+
+  // --- taking work ------------------------------------------------------------------------------------
+  let fetching = false
+  let pollTimer: NodeJS.Timeout | undefined
+  const kick = (): void => {
+    if (fetching || draining) return
+    const free = slots - running.size
+    if (free <= 0) return
+    fetching = true
+    clearTimeout(pollTimer)
+    void takeWork(free)
+      .then((got) => {
+        fetching = false
+        if (got > 0) kick()
+        else pollTimer = setTimeout(kick, pollMs)
+      })
+      .catch((error: unknown) => {
+        fetching = false
+        if (!isConnectionError(error)) log.warn({ error: String(error) }, 'taking work failed; retrying')
+        pollTimer = setTimeout(kick, pollMs)
+      })
+  }
+  const takeWork = async (free: number): Promise<number> => {
+    const jobs = await boss.fetch<TaskJob>(TASK_QUEUE, { batchSize: free })
+    if (jobs.length === 0) return 0
+    const claims = await claimAttempts(db, jobs.map((j) => j.data), workerId, now())
+    const byKey = new Map(claims.map((c) => [`${c.runId}\t${c.taskId}\t${c.attempt}`, c]))
+    const stale: string[] = []
+    for (const job of jobs) {
+      const claim = byKey.get(`${job.data.runId}\t${job.data.taskId}\t${job.data.attempt}`)
+      if (claim) run(claim, job.id)
+      else stale.push(job.id)
+    }
+    // Jobs whose attempt is no longer queued (cancelled runs, duplicates): nothing to do.
+    if (stale.length > 0) await boss.complete(TASK_QUEUE, stale).catch(() => undefined)
+    return jobs.length
+  }
+  const unlistenJobs = await db.listen(JOBS_CHANNEL, kick, { onReconnect: kick })
+  kick()
   log.info({ worker: workerId, slots }, 'worker started')
 
   return {
     workerId,
     async drain(graceMs) {
       draining = true
+      clearTimeout(pollTimer)
       log.info({ worker: workerId, running: running.size, graceMs }, 'draining')
-      const offWork = boss.offWork(TASK_QUEUE, { wait: false })
       const all = Promise.all([...running.values()].map((r) => r.done))
       const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())])
       if (timedOut) {
         for (const entry of running.values()) entry.controller.abort(taskAbort('shutdown', 'worker shutting down; handing the attempt back'))
         await all
       }
-      await offWork
+      while (fetching || flushing) await new Promise((r) => setTimeout(r, 20))
       clearInterval(heartbeatTimer)
-      await unlisten()
-      await db.query(`UPDATE cairn.worker SET state = 'stopped', stopped_at = $2 WHERE worker_id = $1`, [workerId, now()])
+      await unlistenCancel()
+      await unlistenJobs()
+      await db.query(`UPDATE cairn.worker SET state = 'stopped', stopped_at = $2 WHERE worker_id = $1`, [workerId, now()]).catch(() => undefined)
       log.info({ worker: workerId }, 'worker stopped')
     },
   }
-}
-
-function handBack(): AttemptOutcome {
-  return { kind: 'handed_back', reason: 'worker drained before the attempt finished' }
 }

@@ -35,6 +35,7 @@ CREATE TABLE cairn.run (
   queued_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
   started_at          timestamptz,
   ended_at            timestamptz,
+  throttled           boolean NOT NULL DEFAULT false,  -- ready tasks wait for max_active_tasks or a pool
   -- Never two runs of one DAG for one logical date, whoever creates them.
   UNIQUE (dag_id, logical_date)
 );

@@ -1,0 +1,80 @@
+/**
+ * The `--format json` shapes of SPEC section 5. Fields may be added, never renamed: scripts parse
+ * these. Timestamps are ISO-8601 UTC with milliseconds, null until known.
+ */
+import type { RunState, TaskState } from '../state/states.ts'
+
+export function isoOrNull(date: Date | null | undefined): string | null {
+  return date ? date.toISOString() : null
+}
+
+/** `cairn trigger --format json` */
+export interface TriggerJson {
+  run_id: string
+  state: RunState
+}
+
+export function triggerJson(run: { runId: string; state: RunState }): TriggerJson {
+  return { run_id: run.runId, state: run.state }
+}
+
+/** One element of `cairn runs --format json` */
+export interface RunJson {
+  run_id: string
+  dag_id: string
+  state: RunState
+  logical_date: string
+  queued_at: string
+  started_at: string | null
+  ended_at: string | null
+}
+
+export function runJson(run: { runId: string; dagId: string; state: RunState; logicalDate: Date; queuedAt: Date; startedAt: Date | null; endedAt: Date | null }): RunJson {
+  return {
+    run_id: run.runId,
+    dag_id: run.dagId,
+    state: run.state,
+    logical_date: run.logicalDate.toISOString(),
+    queued_at: run.queuedAt.toISOString(),
+    started_at: isoOrNull(run.startedAt),
+    ended_at: isoOrNull(run.endedAt),
+  }
+}
+
+/** One element of `cairn tasks --format json`; `attempts` is the number of the latest attempt (0: never tried). */
+export interface TaskJson {
+  task_id: string
+  state: TaskState
+  attempts: number
+  started_at: string | null
+  ended_at: string | null
+}
+
+export function taskJson(ti: { taskId: string; state: TaskState; attempt: number; startedAt: Date | null; endedAt: Date | null }): TaskJson {
+  return { task_id: ti.taskId, state: ti.state, attempts: ti.attempt, started_at: isoOrNull(ti.startedAt), ended_at: isoOrNull(ti.endedAt) }
+}
+
+/** One element of `cairn dags --format json` (not in SPEC; same rules). */
+export interface DagJson {
+  dag_id: string
+  paused: boolean
+  schedule: string | null
+  file: string | null
+  import_errors: number
+}
+
+export function dagJson(dag: { dagId: string; paused: boolean; file: string | null }, schedule: string | undefined, importErrors: number): DagJson {
+  return { dag_id: dag.dagId, paused: dag.paused, schedule: schedule ?? null, file: dag.file, import_errors: importErrors }
+}
+
+/** One line of `cairn logs --format json` (one object per line, so `--follow` can stream it). */
+export interface LogLineJson {
+  attempt: number
+  stream: string
+  line: string
+  at: string
+}
+
+export function logLineJson(attempt: number, line: { stream: string; line: string; at: Date }): LogLineJson {
+  return { attempt, stream: line.stream, line: line.line, at: line.at.toISOString() }
+}

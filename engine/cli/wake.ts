@@ -1,0 +1,65 @@
+/**
+ * Waiting on the database: LISTEN for a fast wake-up plus a poll as the fallback, because a
+ * notification can be lost (a reconnect, a pooler that drops LISTEN) and the poll makes that harmless.
+ */
+import type { Db } from '../store/db.ts'
+import { getRun } from '../store/runs.ts'
+import type { RunRow } from '../store/runs.ts'
+import { isTerminalRunState } from '../state/states.ts'
+
+export interface Waker {
+  wake(): void
+  /** Resolves after `ms`, or earlier on wake(); a wake() that came while nobody slept ends the next sleep at once. */
+  sleep(ms: number): Promise<void>
+}
+
+export function createWaker(): Waker {
+  let pending = false
+  let wakeSleeper: (() => void) | undefined
+  return {
+    wake() {
+      if (wakeSleeper) wakeSleeper()
+      else pending = true
+    },
+    sleep(ms) {
+      if (pending) {
+        pending = false
+        return Promise.resolve()
+      }
+      return new Promise((resolve) => {
+        const timer = setTimeout(done, ms)
+        function done(): void {
+          clearTimeout(timer)
+          wakeSleeper = undefined
+          resolve()
+        }
+        wakeSleeper = done
+      })
+    },
+  }
+}
+
+/** LISTEN when the database allows it; otherwise the caller's poll alone does the work. */
+export async function listenOrPoll(db: Db, channel: string, onNotify: (payload: string) => void, onReconnect: () => void): Promise<() => Promise<void>> {
+  try {
+    return await db.listen(channel, onNotify, { onReconnect })
+  } catch {
+    return async () => {}
+  }
+}
+
+/** Waits until the run is success, failed or cancelled, and returns it. */
+export async function waitForRunEnd(db: Db, runId: string, dagId: string, pollMs = 500): Promise<RunRow> {
+  const waker = createWaker()
+  const unlisten = await listenOrPoll(db, 'cairn_wake', (payload) => payload === dagId && waker.wake(), () => waker.wake())
+  try {
+    for (;;) {
+      const run = await getRun(db, runId)
+      if (!run) throw new Error(`run ${runId} disappeared while waiting for it`)
+      if (isTerminalRunState(run.state)) return run
+      await waker.sleep(pollMs)
+    }
+  } finally {
+    await unlisten()
+  }
+}
