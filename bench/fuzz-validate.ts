@@ -7,10 +7,6 @@
  *   node bench/fuzz-validate.ts [runs] [seed]      (defaults: 10000, a seed from the clock)
  *   FUZZ_CROSS_CHECK=1 node bench/fuzz-validate.ts  also require every valid file to read the same
  *                                                   with the careful parser as with the fast path
- *
- * Known with FUZZ_CROSS_CHECK=1: js-yaml accepts a flow mapping continued on a line indented less
- * than its block (`src: { a: 1,\n b: 2 }` inside a task), which the `yaml` parser refuses; and it
- * reads `1e400` as a string where `yaml` reads Infinity.
  */
 import fc from 'fast-check'
 import { validateProperty } from '../test/fuzz/validate-property.ts'

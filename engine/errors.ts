@@ -18,7 +18,6 @@ export const ERROR_CODES = {
   DEPTH_LIMIT: 'the document nests deeper than 64 levels',
   CUSTOM_TAG: 'custom YAML tags (such as !!js/function) are not allowed',
   NOT_A_MAPPING: 'the document must be a mapping (key: value pairs)',
-  UNKNOWN_KIND: 'the file is neither a DAG (`dag:`) nor a feature view (`feature_view:`)',
 
   // Structure (JSON Schema).
   UNKNOWN_KEY: 'a key that the format does not define (often a typo)',

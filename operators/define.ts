@@ -122,6 +122,8 @@ export interface OperatorDefinition<P = Record<string, unknown>> {
   paramsSchema: object
   /** Whether a task of this operator may omit `params` entirely. */
   paramsOptional?: boolean
+  /** False when the operator never touches its `workdir`, so the worker need not create one. @default true */
+  usesWorkdir?: boolean
   /**
    * Top-level params handed to `run` exactly as written, never rendered (shell's `script`: a
    * templated value spliced into shell text could become shell syntax, so values go through env).

@@ -7,6 +7,7 @@ export const noop = defineOperator({
   summary: 'does nothing; for structure and benchmarks',
   paramsSchema,
   paramsOptional: true,
+  usesWorkdir: false,
   async run(): Promise<OperatorResult> {
     return { ok: true, outputs: {} }
   },

@@ -25,7 +25,8 @@ export const MAX_OUTPUTS_BYTES = 1024 * 1024
  * Failures: non-zero exit or a signal cairn did not send → `exit_code`, retryable. A $CAIRN_OUTPUTS
  * file that is not a JSON object (or exceeds 1 MiB) → `exit_code` too, because the fault is the
  * program's own, but not retryable: the same program would write the same file again. A program
- * that cannot start (not found, not executable) → `infrastructure`, not retryable.
+ * that cannot start (not found, not executable) → `infrastructure`, not retryable (other start
+ * errors such as EAGAIN are retryable); an argument with a NUL byte → `invalid_params`.
  */
 export const shell = defineOperator({
   type: 'shell',
@@ -139,8 +140,11 @@ async function readOutputs(file: string): Promise<OutputsFile> {
 
 function resultOf(exit: ProcessExit, file: OutputsFile, ctx: OperatorContext): OperatorResult {
   if (exit.startError) {
-    const retryable = !['ENOENT', 'EACCES', 'ENOTDIR', 'EINVAL'].includes(exit.startError.code)
-    return { ok: false, kind: 'infrastructure', retryable, message: `cannot start the program: ${exit.startError.message}` }
+    const { code, message } = exit.startError
+    // EINVAL: an empty program or a NUL byte, i.e. what the params rendered to.
+    if (code === 'EINVAL') return { ok: false, kind: 'invalid_params', retryable: false, message: `cannot start the program: ${message}` }
+    const retryable = !['ENOENT', 'EACCES', 'ENOTDIR'].includes(code)
+    return { ok: false, kind: 'infrastructure', retryable, message: `cannot start the program: ${message}` }
   }
   const written = file.found && file.ok ? file.outputs : {}
   const outputs: Record<string, unknown> = { ...written, exit_code: exit.exitCode }

@@ -50,9 +50,20 @@ export function resolveRunParams(definitions: ParamDefinitions, given: Record<st
     const validate = compileParam(definition)
     if (typeof validate === 'string') errors.push(`parameter "${name}" has an invalid definition: ${validate}`)
     else if (!validate(value)) errors.push(`parameter "${name}": ${(validate.errors ?? []).map((e) => `${e.instancePath || 'value'} ${e.message}`).join('; ')}`)
+    else if (!storable(value)) errors.push(`parameter "${name}" contains a NUL character or an unpaired UTF-16 surrogate, which cannot be stored`)
     else values[name] = value
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, values }
+}
+
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/** Postgres jsonb holds neither NUL nor unpaired surrogates; refuse them here rather than fail on INSERT. */
+function storable(value: unknown): boolean {
+  if (typeof value === 'string') return !UNSTORABLE.test(value)
+  if (Array.isArray(value)) return value.every(storable)
+  if (value !== null && typeof value === 'object') return Object.entries(value).every(([key, item]) => !UNSTORABLE.test(key) && storable(item))
+  return true
 }
 
 /** `--param k=v` gives strings; read them as the declared type where that is unambiguous. */

@@ -13,10 +13,11 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /**
  * Text that needs the careful parser's checks: tabs, anchors and aliases, document markers and
- * directives, complex keys, merge keys. (Aliases that slip past this are caught below: a shared
+ * directives, complex keys, merge keys, flow collections spread over lines and numbers with
+ * exponents (the two parsers read those differently). (Aliases that slip past this are caught below: a shared
  * object sends the file to the careful path.)
  */
-const UNUSUAL = /\t|(?:^|[\s[{,])[&*][\w-]|^(?:---|\.\.\.|%)|(?:^|\s)\?\s|<</m
+const UNUSUAL = /\t|(?:^|[\s[{,])[&*][\w-]|^(?:---|\.\.\.|%)|(?:^|\s)\?\s|<<|[[{,]\s*(?:#.*)?$|\d[eE][-+]?\d/m
 
 /** The document's value, or undefined when the file must take the careful path. */
 export function loadYamlFast(bytes: Uint8Array): Json | undefined {
@@ -28,7 +29,7 @@ export function loadYamlFast(bytes: Uint8Array): Json | undefined {
     return undefined
   }
   if (text.charCodeAt(0) === 0xfeff) return undefined
-  if (UNUSUAL.test(text)) return undefined
+  if (UNUSUAL.test(text) || hasMultilineQuote(text)) return undefined
   if (findForbiddenCharacter(text) !== undefined || findDeepFlowNesting(text, LIMITS.maxDepth) !== undefined) return undefined
   let value: unknown
   try {
@@ -37,6 +38,31 @@ export function loadYamlFast(bytes: Uint8Array): Json | undefined {
     return undefined
   }
   return isPlainJson(value, 1, new Set()) ? (value as Json) : undefined
+}
+
+/**
+ * A quoted scalar or flow collection continued on the next line (an odd number of quotes, or
+ * unbalanced brackets, on a line): the parsers disagree on how far a continuation must be indented. Apostrophes in plain text also count,
+ * which only costs those files the fast path.
+ */
+function hasMultilineQuote(text: string): boolean {
+  let double = 0
+  let single = 0
+  let flow = 0
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i)
+    if (ch === 0x0a) {
+      if (double % 2 === 1 || single % 2 === 1 || flow !== 0) return true
+      double = 0
+      single = 0
+    } else if (ch === 0x22 && text.charCodeAt(i - 1) !== 0x5c) double++
+    else if (ch === 0x27) single++
+    else if (double % 2 === 0 && single % 2 === 0) {
+      if (ch === 0x5b || ch === 0x7b) flow++
+      else if (ch === 0x5d || ch === 0x7d) flow--
+    }
+  }
+  return double % 2 === 1 || single % 2 === 1 || flow !== 0
 }
 
 /**

@@ -3,6 +3,7 @@
  * upstream outputs, decide `when`, run the operator under the attempt's signal and timeout, and
  * store its log lines (secrets masked) as they come.
  */
+import { mkdirSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Db } from '../store/db.ts'
 import type { Claim, AttemptOutcome } from '../store/attempts.ts'
@@ -78,6 +79,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
     }
 
     if (!operator?.run) return { task, outcome: toOutcome(notAvailableResult(task.operator)) }
+    if (operator.usesWorkdir !== false) mkdirSync(input.workdir, { recursive: true })
     const controller = new AbortController()
     const timeout = task.timeoutMs !== undefined ? setTimeout(() => controller.abort(taskAbort('timeout', `timed out after ${task.timeoutMs} ms`)), task.timeoutMs) : undefined
     const forward = (): void => controller.abort(input.signal.reason)

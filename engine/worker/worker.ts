@@ -12,7 +12,6 @@
  * tasks get a grace period, then are stopped and handed back to the queue without using a retry.
  */
 import { hostname } from 'node:os'
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -156,7 +155,6 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       let finished: { task: TaskSpec; outcome: AttemptOutcome } | undefined
       try {
         const workdir = join(options.workRoot, claim.runId, claim.taskId, String(claim.attempt))
-        mkdirSync(workdir, { recursive: true })
         finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, secrets: options.secrets, workerEnv: options.workerEnv, log })
         if (draining && controller.signal.aborted && finished.outcome.kind === 'failed' && finished.outcome.failure === 'infrastructure') {
           finished = { task: finished.task, outcome: { kind: 'handed_back', reason: 'worker drained before the attempt finished' } }

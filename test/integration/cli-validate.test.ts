@@ -103,9 +103,3 @@ test('many files are validated on worker threads with the same results', (t) => 
   assert.deepEqual(out.map((d) => [d.file, d.code, d.line, d.column]), [['dags/d123.yaml', 'UNKNOWN_DEPENDENCY', 4, 36]])
   assert.match(run.stderr, /^200 files checked/)
 })
-
-test('npm start exits cleanly while the engine is not built', () => {
-  const run = cairn(['up'], repo)
-  assert.equal(run.code, 0)
-  assert.match(run.stderr, /not built yet/)
-})

@@ -1,0 +1,46 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { dagJson, isoOrNull, logLineJson, runJson, taskJson, triggerJson } from '../../engine/cli/json-shapes.ts'
+
+const at = (iso: string): Date => new Date(iso)
+
+test('runJson has exactly the SPEC keys, ISO-8601 UTC with milliseconds, null until known', () => {
+  const run = {
+    runId: 'd__manual__20260101T0000Z_abc123',
+    dagId: 'd',
+    state: 'running' as const,
+    logicalDate: at('2026-01-01T00:00:00Z'),
+    queuedAt: at('2026-01-01T00:00:01.5Z'),
+    startedAt: at('2026-01-01T00:00:02.25Z'),
+    endedAt: null,
+    params: { ignored: true },
+  }
+  assert.deepEqual(runJson(run), {
+    run_id: 'd__manual__20260101T0000Z_abc123',
+    dag_id: 'd',
+    state: 'running',
+    logical_date: '2026-01-01T00:00:00.000Z',
+    queued_at: '2026-01-01T00:00:01.500Z',
+    started_at: '2026-01-01T00:00:02.250Z',
+    ended_at: null,
+  })
+  assert.deepEqual(Object.keys(runJson(run)), ['run_id', 'dag_id', 'state', 'logical_date', 'queued_at', 'started_at', 'ended_at'])
+})
+
+test('taskJson reports the latest attempt number as attempts', () => {
+  assert.deepEqual(taskJson({ taskId: 't', state: 'up_for_retry', attempt: 2, startedAt: at('2026-03-29T01:30:00+01:00'), endedAt: at('2026-03-29T00:31:00Z') }), {
+    task_id: 't',
+    state: 'up_for_retry',
+    attempts: 2,
+    started_at: '2026-03-29T00:30:00.000Z',
+    ended_at: '2026-03-29T00:31:00.000Z',
+  })
+  assert.deepEqual(taskJson({ taskId: 'never', state: 'pending', attempt: 0, startedAt: null, endedAt: null }), { task_id: 'never', state: 'pending', attempts: 0, started_at: null, ended_at: null })
+})
+
+test('triggerJson, dagJson and logLineJson', () => {
+  assert.deepEqual(triggerJson({ runId: 'r', state: 'queued' }), { run_id: 'r', state: 'queued' })
+  assert.deepEqual(dagJson({ dagId: 'd', paused: true, file: 'dags/d.yaml' }, undefined, 2), { dag_id: 'd', paused: true, schedule: null, file: 'dags/d.yaml', import_errors: 2 })
+  assert.deepEqual(logLineJson(3, { stream: 'stderr', line: 'oops', at: at('2026-01-01T00:00:00.007Z') }), { attempt: 3, stream: 'stderr', line: 'oops', at: '2026-01-01T00:00:00.007Z' })
+  assert.equal(isoOrNull(undefined), null)
+})
