@@ -3,7 +3,12 @@
  * The operator params schemas come from the operator registry, so a new operator is validated
  * as soon as it is registered.
  */
-import { readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import standaloneCodeModule from 'ajv/dist/standalone/index.js'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { ValidateFunction, AnySchema } from 'ajv/dist/2020.js'
 import addFormatsModule from 'ajv-formats'
@@ -12,6 +17,11 @@ import { OPERATORS } from '../../operators/index.ts'
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020
 
 const SCHEMA_DIR = new URL('../../schemas/', import.meta.url)
+const CACHE_DIR = fileURLToPath(new URL('../../node_modules/.cache/cairn/', import.meta.url))
+const requireFromHere = createRequire(import.meta.url)
+const AJV_VERSION = (requireFromHere('ajv/package.json') as { version: string }).version
+type StandaloneCode = (ajv: Ajv2020, refs: Record<string, string>) => string
+const standaloneCode = ((standaloneCodeModule as unknown as { default?: StandaloneCode }).default ?? standaloneCodeModule) as unknown as StandaloneCode
 
 export function readSchema(relative: string): AnySchema {
   return JSON.parse(readFileSync(new URL(relative, SCHEMA_DIR), 'utf8')) as AnySchema
@@ -25,23 +35,61 @@ export interface CompiledSchemas {
 
 let compiled: CompiledSchemas | undefined
 
-export function createAjv(): Ajv2020 {
+export function createAjv(options: { standalone?: boolean } = {}): Ajv2020 {
   // verbose: errors carry their schema, used to list allowed keys and enum values in messages.
-  const ajv = new Ajv2020({ allErrors: true, strict: true, discriminator: true, verbose: true, allowUnionTypes: true })
-  addFormats(ajv)
+  const ajv = new Ajv2020({
+    allErrors: true,
+    strict: true,
+    discriminator: true,
+    verbose: true,
+    allowUnionTypes: true,
+    ...(options.standalone ? { code: { source: true } } : {}),
+  })
+  // The file schemas use no `format`; run parameter definitions may (date, uri, ...).
+  if (!options.standalone) addFormats(ajv)
   return ajv
 }
 
 export function schemas(): CompiledSchemas {
-  if (compiled) return compiled
-  const ajv = createAjv()
-  for (const operator of Object.values(OPERATORS)) {
-    ajv.addSchema(operator.paramsSchema as AnySchema, `operators/${operator.type}.params.schema.json`)
-  }
-  compiled = {
-    dag: ajv.compile(readSchema('dag.schema.json')),
-    featureView: ajv.compile(readSchema('feature-view.schema.json')),
-    config: ajv.compile(readSchema('config.schema.json')),
-  }
+  compiled ??= loadOrCompile()
   return compiled
+}
+
+/**
+ * Compiling the schemas costs more than validating a hundred files, and every CLI call would pay
+ * it. So the compiled validators are kept as Ajv standalone code in node_modules/.cache/cairn,
+ * keyed by a hash of every schema and the Ajv version, and loaded from there when present. When
+ * the cache cannot be read or written, the schemas are compiled in memory as usual.
+ */
+function loadOrCompile(): CompiledSchemas {
+  const sources = {
+    dag: readSchema('dag.schema.json'),
+    featureView: readSchema('feature-view.schema.json'),
+    config: readSchema('config.schema.json'),
+  }
+  const operators = Object.values(OPERATORS).map((o) => [`operators/${o.type}.params.schema.json`, o.paramsSchema] as const)
+  const hash = createHash('sha256').update(JSON.stringify([AJV_VERSION, sources, operators])).digest('hex').slice(0, 16)
+  const file = join(CACHE_DIR, `schemas-${hash}.cjs`)
+  if (existsSync(file)) {
+    try {
+      return requireFromHere(file) as CompiledSchemas
+    } catch {
+      // A damaged cache file: compile again below and overwrite it.
+    }
+  }
+  const ajv = createAjv({ standalone: true })
+  for (const [key, schema] of operators) ajv.addSchema(schema as AnySchema, key)
+  ajv.addSchema(sources.dag, 'dag')
+  ajv.addSchema(sources.featureView, 'featureView')
+  ajv.addSchema(sources.config, 'config')
+  const result: CompiledSchemas = { dag: ajv.getSchema('dag')!, featureView: ajv.getSchema('featureView')!, config: ajv.getSchema('config')! }
+  try {
+    mkdirSync(CACHE_DIR, { recursive: true })
+    const temporary = `${file}.${process.pid}.tmp`
+    writeFileSync(temporary, standaloneCode(ajv, { dag: 'dag', featureView: 'featureView', config: 'config' }))
+    renameSync(temporary, file)
+  } catch {
+    // Read-only install: fine, the in-memory validators serve this process.
+  }
+  return result
 }

@@ -5,6 +5,7 @@
  * test's `after` hook.
  */
 import { spawn } from 'node:child_process'
+import { randomInt } from 'node:crypto'
 import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -44,8 +45,8 @@ export interface TestEngine {
   boss: PgBoss
   scheduler: Scheduler | undefined
   workers: Worker[]
-  /** A real `cairn worker` process on this database. */
-  spawnWorker(options?: { slots?: number; env?: Record<string, string> }): ChildProcess
+  /** A real `cairn worker` process on this database; `args` are appended to its command line (e.g. `['--heartbeat', '0.5']`). */
+  spawnWorker(options?: { slots?: number; env?: Record<string, string>; args?: string[] }): ChildProcess
   trigger(dagId: string, params?: Record<string, unknown>): Promise<string>
   waitForRun(runId: string, timeoutMs?: number): Promise<string>
   taskStates(runId: string): Promise<Record<string, string>>
@@ -65,6 +66,7 @@ export async function startTestEngine(t: { after(fn: () => Promise<void>): void 
   for (const [name, text] of Object.entries(options.dags)) writeDag(name, text)
   const db = createDb(url, { log, max: 8 })
   await migrate(db, log)
+  await distinctVersionIds(db)
   await syncPools(db, { pools: options.pools ?? {} })
   const boss = await startBoss({ url, log })
   const children: ChildProcess[] = []
@@ -96,7 +98,7 @@ export async function startTestEngine(t: { after(fn: () => Promise<void>): void 
     workers,
     writeDag,
     spawnWorker(spawnOptions = {}) {
-      const child = spawn(process.execPath, [MAIN, 'worker', '--slots', String(spawnOptions.slots ?? 4), '--grace', '5'], {
+      const child = spawn(process.execPath, [MAIN, 'worker', '--slots', String(spawnOptions.slots ?? 4), '--grace', '5', ...(spawnOptions.args ?? [])], {
         cwd: dir,
         env: { ...process.env, DATABASE_URL: url, CAIRN_HOME: join(dir, 'home'), CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG || 'warn', ...spawnOptions.env },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -125,6 +127,15 @@ export async function startTestEngine(t: { after(fn: () => Promise<void>): void 
     },
     taskStates: (runId) => taskStates(db, runId),
   }
+}
+
+/**
+ * getDagVersion caches DAG versions by id for the life of the process. Test databases all start their
+ * ids at 1, so a second database in the same test process would be handed the first one's DAGs: start
+ * each database's ids somewhere of its own.
+ */
+export async function distinctVersionIds(db: Db): Promise<void> {
+  await db.query(`SELECT setval(pg_get_serial_sequence('cairn.dag_version', 'version_id'), $1)`, [randomInt(1, 2 ** 31) * 1000])
 }
 
 async function taskStates(db: Db, runId: string): Promise<Record<string, string>> {

@@ -1,0 +1,131 @@
+/**
+ * Pieces for crash tests that startTestEngine does not give: a Postgres of the test's own that can be
+ * stopped and started again on the same port and data dir, `cairn worker` processes on any URL, a
+ * cleanup stack that tears down in reverse order of setup, and small polling helpers.
+ */
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startEmbeddedPostgres } from '../../engine/store/embedded.ts'
+import type { EmbeddedPostgres } from '../../engine/store/embedded.ts'
+import { stopChild } from './engine.ts'
+import { testLogger } from './postgres.ts'
+
+const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
+
+/** Cleanup steps run in reverse order of registration (processes before the server they use), errors ignored. */
+export function cleanupStack(t: { after(fn: () => Promise<void>): void }): (step: () => Promise<unknown> | unknown) => void {
+  const steps: (() => Promise<unknown> | unknown)[] = []
+  t.after(async () => {
+    for (const step of steps.reverse()) {
+      try {
+        await step()
+      } catch {
+        // keep tearing down the rest
+      }
+    }
+  })
+  return (step) => void steps.push(step)
+}
+
+export interface RestartablePostgres {
+  readonly url: string
+  readonly port: number
+  /** Fast shutdown: every client is disconnected. */
+  stop(): Promise<void>
+  /** Starts it again on the same port and data dir. */
+  start(): Promise<void>
+  readonly dir: string
+}
+
+/** A fresh cluster in a temp dir of its own (not the shared test server), stopped and removed by `defer`. */
+export async function startRestartablePostgres(defer: (step: () => Promise<unknown> | unknown) => void): Promise<RestartablePostgres> {
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-restart-pg-'))
+  // As root the server runs as user postgres, which must be able to enter the dir.
+  chmodSync(dir, 0o755)
+  const dataDir = join(dir, 'data')
+  const log = testLogger()
+  let server: EmbeddedPostgres | undefined = await startEmbeddedPostgres({ dataDir, log, ephemeral: true })
+  const { url, port } = server
+  defer(async () => {
+    await server?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    url,
+    port,
+    dir,
+    async stop() {
+      await server?.stop()
+      server = undefined
+    },
+    async start() {
+      if (server) throw new Error('already running')
+      server = await startEmbeddedPostgres({ dataDir, log, ephemeral: true, port })
+    },
+  }
+}
+
+/** A real `cairn worker` process on `url`, stopped (SIGTERM, then SIGKILL) by `defer`. */
+export function spawnWorkerProcess(defer: (step: () => Promise<unknown> | unknown) => void, options: { url: string; cwd: string; args?: string[]; env?: Record<string, string> }): ChildProcess {
+  const child = spawn(process.execPath, [MAIN, 'worker', ...(options.args ?? [])], {
+    cwd: options.cwd,
+    env: { ...process.env, DATABASE_URL: options.url, CAIRN_HOME: join(options.cwd, 'home'), CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG || 'warn', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  child.stdout?.resume()
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (process.env.CAIRN_TEST_LOG) process.stderr.write(chunk)
+  })
+  defer(() => stopChild(child))
+  return child
+}
+
+/** Polls `check` every `everyMs` until it returns something other than undefined/false; throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, everyMs))
+  }
+}
+
+/**
+ * Whether a process of group `pgid` is still alive. Zombies do not count: a task process killed with its
+ * worker is reparented to PID 1, which may take a while to reap it, but it no longer runs.
+ */
+export function groupAlive(pgid: number): boolean {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    try {
+      process.kill(-pgid, 0)
+      return true
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EPERM'
+    }
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+    } catch {
+      continue
+    }
+    // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true
+  }
+  return false
+}
+
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => child.once('exit', () => resolve()))
+}
