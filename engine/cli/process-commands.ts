@@ -66,7 +66,8 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
   let scheduler: Scheduler | undefined
   let worker: Worker | undefined
   try {
-    await syncPools(db, config.config)
+    // Pool sizes are the scheduler's to publish: a worker started without cairn.yaml must not erase them.
+    if (parts.includes('scheduler')) await syncPools(db, config.config)
     boss = await startBoss({ url: connection.url, log })
     if (parts.includes('scheduler')) {
       scheduler = await startScheduler({ db, boss, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config), lostAfterMs })

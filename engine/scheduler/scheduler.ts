@@ -176,6 +176,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     })
   }
 
+  let offline = false
   const loop = (): void => {
     if (stopped) return
     if (running) {
@@ -184,7 +185,17 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     }
     clearTimeout(timer)
     running = tick()
-      .catch((error: unknown) => log.error({ err: error }, 'scheduler pass failed; retrying'))
+      .then(() => {
+        if (offline) log.info('database reachable again')
+        offline = false
+      })
+      .catch((error: unknown) => {
+        // While the database is away every pass fails the same way: say so once, quietly.
+        if (isConnectionError(error)) {
+          if (!offline) log.warn({ error: error instanceof Error ? error.message : String(error) }, 'database unreachable; the scheduler keeps retrying')
+          offline = true
+        } else log.error({ err: error }, 'scheduler pass failed; retrying')
+      })
       .finally(() => {
         running = undefined
         if (stopped) return

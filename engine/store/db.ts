@@ -96,7 +96,7 @@ export async function withReconnect<T>(fn: () => Promise<T>, { log, maxWaitMs = 
     } catch (error) {
       const waited = Date.now() - started
       if (!isConnectionError(error) || waited >= maxWaitMs) throw error
-      if (attempt === 1) log.warn({ err: error, maxWaitMs }, 'database unreachable; retrying')
+      if (attempt === 1) log.warn({ error: errorText(error), maxWaitMs }, 'database unreachable; retrying')
       else log.debug({ err: error, attempt }, 'database still unreachable')
       await sleep(Math.min(delay * (0.5 + Math.random() / 2), maxWaitMs - waited), signal)
       delay = Math.min(delay * 2, 2000)
@@ -110,7 +110,7 @@ export function createDb(url: string, options: DbOptions): Db {
   const connectionTimeoutMillis = options.connectTimeoutMs ?? 10_000
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, application_name: applicationName, connectionTimeoutMillis, keepAlive: true, idleTimeoutMillis: 30_000 })
   // An idle connection dropped by a Postgres restart: the pool discards it; a thrown error would kill the process.
-  pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'))
+  pool.on('error', (error) => log.warn({ error: errorText(error) }, 'idle database connection lost'))
   const listeners = new Set<() => Promise<void>>()
   let closing: Promise<void> | undefined
 
@@ -187,7 +187,7 @@ export function createDb(url: string, options: DbOptions): Db {
       if (c !== client || stopped) return
       client = undefined
       c.end().catch(() => {})
-      log.warn({ err: error, channel }, 'listen connection lost; reconnecting')
+      log.warn({ error: errorText(error), channel }, 'listen connection lost; reconnecting')
       reconnectLater()
     }
     const reconnectLater = () => {
@@ -255,4 +255,11 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener('abort', onAbort, { once: true })
   })
+}
+
+/** Connection errors carry the whole pg client in their properties; a log line needs the message and code. */
+function errorText(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' ? `${error.message} (${code})` : error.message
 }
