@@ -50,7 +50,7 @@ try {
 
   const boss = await startBoss({ url: pg.url, log, max: 6 })
   const scheduler = await startScheduler({ db, boss, log, dagsFolder: dags, cwd: dir, names: undefined, loopMs: 1000 })
-  const worker = await startWorker({ db, boss, log, slots: 32, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), workerEnv: process.env })
+  const worker = await startWorker({ db, boss, log, slots: 64, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), workerEnv: process.env })
 
   if (want('chain40')) {
     const times = []
@@ -69,6 +69,7 @@ try {
   if (want('fanout2000')) {
     const t = await runOnce(db, 'fanout2000', 120_000)
     console.log(`fanout2000: 2,000 independent noop tasks in ${ms(t)}: ${(2000 / (t / 1000)).toFixed(0)} tasks/s (goal >= 2,000/s)`)
+    console.log(`  timeline: ${await fanoutTimeline(db)}`)
     const bareFan = await bareFanout(pg.url, 2000)
     console.log(`  baseline: bare pg-boss, 2,000 jobs sent in one insert and handled (batch 100, 4 local workers): ${ms(bareFan)}, ${(2000 / (bareFan / 1000)).toFixed(0)} jobs/s`)
   }
@@ -177,6 +178,22 @@ async function hopBreakdown(db: Db, dagId: string): Promise<string> {
     if (s !== undefined && next !== undefined) advance.push(next - s)
   }
   return `dispatch ${median(dispatch).toFixed(1)} ms, execute ${median(run).toFixed(1)} ms, advance ${median(advance).toFixed(1)} ms`
+}
+
+/** When the run was created, when its tasks were all queued, first and last claims and successes, run end. */
+async function fanoutTimeline(db: Db): Promise<string> {
+  const { rows } = await db.query<{ created: Date; queued: Date; first_run: Date; last_run: Date; last_ok: Date; ended: Date }>(
+    `SELECT min(h.at) FILTER (WHERE h.task_id IS NULL AND h.to_state = 'queued') AS created,
+            max(h.at) FILTER (WHERE h.to_state = 'queued' AND h.task_id IS NOT NULL) AS queued,
+            min(h.at) FILTER (WHERE h.to_state = 'running' AND h.task_id IS NOT NULL) AS first_run,
+            max(h.at) FILTER (WHERE h.to_state = 'running' AND h.task_id IS NOT NULL) AS last_run,
+            max(h.at) FILTER (WHERE h.to_state = 'success' AND h.task_id IS NOT NULL) AS last_ok,
+            max(h.at) FILTER (WHERE h.task_id IS NULL AND h.to_state = 'success') AS ended
+     FROM cairn.state_history h WHERE h.run_id = (SELECT run_id FROM cairn.run WHERE dag_id = 'fanout2000' ORDER BY queued_at DESC LIMIT 1)`,
+  )
+  const r = rows[0]!
+  const at = (d: Date): string => `+${d.getTime() - r.created.getTime()} ms`
+  return `all queued ${at(r.queued)}, first claim ${at(r.first_run)}, last claim ${at(r.last_run)}, last success ${at(r.last_ok)}, run success ${at(r.ended)}`
 }
 
 function measureSpawn(times: number): number {

@@ -29,7 +29,7 @@ export const JOBS_CHANNEL = 'cairn_jobs'
  * back to a 30 s backstop poll at batch size 1, so a bulk insert of many jobs would be picked up
  * one per worker slot per 30 s. Here a slot fetches again as soon as it finishes a job.
  */
-export async function enqueueJobs(boss: PgBoss, q: Queryable, jobs: readonly QueuedJob[]): Promise<void> {
+export async function enqueueJobs(boss: PgBoss, q: Queryable, jobs: readonly QueuedJob[], options: { notify?: boolean } = {}): Promise<void> {
   if (jobs.length === 0) return
   const db = { executeSql: (text: string, values?: unknown[]) => q.query(text, values) as Promise<{ rows: unknown[] }> }
   await boss.insert(
@@ -37,7 +37,7 @@ export async function enqueueJobs(boss: PgBoss, q: Queryable, jobs: readonly Que
     jobs.map((j) => ({ data: { runId: j.runId, taskId: j.taskId, attempt: j.attempt }, priority: j.priority })),
     { db: db as never },
   )
-  await q.query('SELECT pg_notify($1, $2)', [JOBS_CHANNEL, String(jobs.length)])
+  if (options.notify !== false) await q.query('SELECT pg_notify($1, $2)', [JOBS_CHANNEL, String(jobs.length)])
 }
 
 export interface BossOptions {

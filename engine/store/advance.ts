@@ -9,7 +9,7 @@ import type { DagSpec } from '../spec/dag-model.ts'
 import type { Decision, PoolCapacity } from '../scheduler/decide-run.ts'
 import { decideRun, downstreamOf } from '../scheduler/decide-run.ts'
 import type { TaskState } from '../state/states.ts'
-import { enqueueJobs } from '../queue/task-queue.ts'
+import { JOBS_CHANNEL, enqueueJobs } from '../queue/task-queue.ts'
 import type { QueuedJob } from '../queue/task-queue.ts'
 import type { Queryable } from './queryable.ts'
 import { getDagVersion } from './dags.ts'
@@ -82,29 +82,29 @@ export async function advanceAfterTasks(q: Queryable, ctx: AdvanceContext, runId
   const locked = await q.query<{ version_id: string; throttled: boolean }>(`SELECT version_id, throttled FROM cairn.run WHERE run_id = $1 AND state = 'running' FOR UPDATE`, [runId])
   const run = locked.rows[0]
   if (!run) return
-  // A new statement after the lock: it sees everything committed by whoever held the lock before.
-  const counts = await q.query<{ open: string; active: string }>(
-    `SELECT count(*) FILTER (WHERE state NOT IN ${TERMINAL}) AS open, count(*) FILTER (WHERE state IN ('queued', 'running')) AS active
-     FROM cairn.task_instance WHERE run_id = $1`,
-    [runId],
-  )
-  const open = Number(counts.rows[0]!.open)
   const dag = await getDagVersion(q, Number(run.version_id))
   const downstream = [...new Set(taskIds.flatMap((id) => downstreamOf(dag, id)))]
-  if (run.throttled || open === 0) {
+  const needed = new Set(downstream)
+  for (const id of downstream) for (const up of dag.tasks.find((t) => t.id === id)?.dependsOn ?? []) needed.add(up)
+  // One statement after the lock (so it sees everything committed by whoever held the lock before):
+  // the states the downstream decisions need, and the run's open and active counts.
+  const { rows } = await q.query<{ task_id: string | null; state: TaskState | null; attempt: number | null; next_retry_at: Date | null; open: string | null; active: string | null }>(
+    `SELECT task_id, state, attempt, next_retry_at, NULL::bigint AS open, NULL::bigint AS active
+       FROM cairn.task_instance WHERE run_id = $1 AND task_id = ANY($2::text[])
+     UNION ALL
+     SELECT NULL, NULL, NULL, NULL, count(*) FILTER (WHERE state NOT IN ${TERMINAL}), count(*) FILTER (WHERE state IN ('queued', 'running'))
+       FROM cairn.task_instance WHERE run_id = $1`,
+    [runId, [...needed]],
+  )
+  const counts = rows.find((r) => r.task_id === null)!
+  if (run.throttled || Number(counts.open) === 0) {
     await advanceRun(q, ctx, runId)
     return
   }
   if (downstream.length === 0) return
-  const needed = new Set(downstream)
-  for (const id of downstream) for (const up of dag.tasks.find((t) => t.id === id)?.dependsOn ?? []) needed.add(up)
-  const { rows } = await q.query<{ task_id: string; state: TaskState; attempt: number; next_retry_at: Date | null }>(
-    'SELECT task_id, state, attempt, next_retry_at FROM cairn.task_instance WHERE run_id = $1 AND task_id = ANY($2::text[])',
-    [runId, [...needed]],
-  )
-  const tasks = new Map(rows.map((r) => [r.task_id, { state: r.state, attempt: r.attempt, nextRetryAt: r.next_retry_at }]))
+  const tasks = new Map(rows.filter((r) => r.task_id !== null).map((r) => [r.task_id!, { state: r.state!, attempt: r.attempt!, nextRetryAt: r.next_retry_at }]))
   const pools = await poolCapacity(q, dag)
-  const { decisions, heldBack } = decideRun(dag, { runId, tasks }, ctx.now(), pools, { only: new Set(downstream), active: Number(counts.rows[0]!.active) })
+  const { decisions, heldBack } = decideRun(dag, { runId, tasks }, ctx.now(), pools, { only: new Set(downstream), active: Number(counts.active) })
   if (decisions.some((d) => d.kind === 'settle_task')) {
     await advanceRun(q, ctx, runId)
     return
@@ -167,13 +167,14 @@ async function applyDecisions(q: Queryable, ctx: AdvanceContext, runId: string, 
          INSERT INTO cairn.state_history (run_id, task_id, attempt, from_state, to_state, reason)
          SELECT $1, task_id, attempt, old_state, 'queued', CASE WHEN attempt > 1 THEN 'retry' ELSE 'upstream done' END FROM queued
        )
-       SELECT task_id, attempt, old_state FROM queued`,
+       SELECT task_id, attempt, old_state, pg_notify('${JOBS_CHANNEL}', '1') FROM queued`,
       [runId, queue.map((d) => d.taskId), now],
     )
     if (rows.length > 0) {
       const priority = new Map(queue.map((d) => [d.taskId, d.priority]))
       const jobs: QueuedJob[] = rows.map((r) => ({ runId, taskId: r.task_id, attempt: r.attempt, priority: priority.get(r.task_id) ?? 0 }))
-      await enqueueJobs(ctx.boss, q, jobs)
+      // Workers were woken by the statement above (NOTIFY is delivered at commit).
+      await enqueueJobs(ctx.boss, q, jobs, { notify: false })
     }
   }
   for (const d of decisions) {

@@ -143,7 +143,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         }),
       { log, maxWaitMs: 10 * 60_000 },
     )
-    await boss.complete(TASK_QUEUE, jobIds).catch((error: unknown) => log.warn({ error: String(error) }, 'could not complete queue jobs'))
+    // Only pg-boss's bookkeeping: the attempt's result is already recorded, so nothing waits for it.
+    void boss.complete(TASK_QUEUE, jobIds).catch((error: unknown) => log.warn({ error: String(error) }, 'could not complete queue jobs'))
   }
 
   // --- running one attempt -------------------------------------------------------------------------
@@ -163,15 +164,16 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         // Reading the DAG version failed (database away): the attempt stays running and is declared lost if this persists.
         log.error({ err: error, run: claim.runId, task: claim.taskId }, 'attempt could not run')
       }
+      // The slot is free as soon as the work is done: the next batch is fetched while this result is recorded.
+      running.delete(claim.claimId)
+      kick()
       if (finished) {
         await new Promise<void>((recorded) => {
           pending.push({ claim, jobId, task: finished.task, outcome: finished.outcome, recorded })
           flush()
         })
       }
-      running.delete(claim.claimId)
       resolveDone()
-      kick()
     })()
   }
 
