@@ -14,6 +14,7 @@ import { parseDagDate } from '../time/dates.ts'
 import { dueIntervals, nextInterval } from '../time/intervals.ts'
 import { isConnectionError } from '../store/db.ts'
 import type { Db } from '../store/db.ts'
+import { BOSS_SCHEMA, TASK_QUEUE, enqueueJobs } from '../queue/task-queue.ts'
 import type { Queryable } from '../store/queryable.ts'
 import { getDagVersion, setScheduleCursor } from '../store/dags.ts'
 import { createRun } from '../store/runs.ts'
@@ -56,6 +57,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
   const notBefore = new Map<string, { key: string; at: number }>()
   let lastSync = 0
   let lastSweep = 0
+  let lastRequeue = Date.now()
   let stopped = false
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> | undefined
@@ -81,6 +83,10 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       if (started - lastSweep >= 10_000) lastSweep = started
       reachableSince ??= now().getTime()
       if (now().getTime() - reachableSince >= lostAfterMs) await reapLost()
+      if (started - lastRequeue >= lostAfterMs) {
+        lastRequeue = started
+        await requeueOrphans()
+      }
     } catch (error) {
       if (isConnectionError(error)) reachableSince = undefined
       throw error
@@ -156,6 +162,29 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       ? await db.query<{ run_id: string }>(`SELECT run_id FROM cairn.run WHERE state = 'running'`)
       : await db.query<{ run_id: string }>(`SELECT DISTINCT run_id FROM cairn.task_instance WHERE state = 'up_for_retry' AND next_retry_at <= $1`, [now()])
     for (const { run_id } of rows) await db.tx((q) => advanceRun(q, ctx, run_id))
+  }
+
+  /**
+   * Attempts queued in cairn whose queue job is gone, or was fetched long ago by a worker that died
+   * before claiming it (claims follow fetches at once), would wait forever: give them a new job.
+   * Only attempts queued for longer than lostAfterMs.
+   */
+  async function requeueOrphans(): Promise<void> {
+    await db.tx(async (q) => {
+      const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number; priority: number }>(
+        `SELECT a.run_id, a.task_id, a.attempt, ti.priority FROM cairn.attempt a
+           JOIN cairn.task_instance ti ON ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
+         WHERE a.state = 'queued' AND a.queued_at < $1
+           AND NOT EXISTS (
+             SELECT 1 FROM ${BOSS_SCHEMA}.job j WHERE j.name = $2 AND (j.state IN ('created', 'retry') OR (j.state = 'active' AND j.started_on > $1))
+               AND j.data->>'runId' = a.run_id AND j.data->>'taskId' = a.task_id AND (j.data->>'attempt')::int = a.attempt)
+         ORDER BY a.queued_at LIMIT 500 FOR UPDATE OF a SKIP LOCKED`,
+        [new Date(now().getTime() - lostAfterMs), TASK_QUEUE],
+      )
+      if (rows.length === 0) return
+      await enqueueJobs(options.boss, q, rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, priority: r.priority })))
+      log.warn({ attempts: rows.length }, 'queued attempts without a queue job were queued again')
+    })
   }
 
   async function reapLost(): Promise<void> {

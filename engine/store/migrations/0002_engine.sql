@@ -80,6 +80,7 @@ CREATE TABLE cairn.attempt (
   FOREIGN KEY (run_id, task_id) REFERENCES cairn.task_instance (run_id, task_id) ON DELETE CASCADE
 );
 CREATE INDEX attempt_running_idx ON cairn.attempt (heartbeat_at) WHERE state = 'running';
+CREATE INDEX attempt_queued_idx ON cairn.attempt (queued_at) WHERE state = 'queued';
 
 -- Append-only: every change of a run's or task instance's state.
 CREATE TABLE cairn.state_history (
