@@ -39,8 +39,10 @@ const isMapping = (value: Json): value is Mapping => value !== null && typeof va
 
 export function validateSource(file: string, bytes: Uint8Array, options: ValidateOptions = {}): FileValidation {
   const fast = loadYamlFast(bytes)
+  let earlier: { value: Mapping; checked: CheckedValue } | undefined
   if (fast !== undefined && isMapping(fast)) {
     const checked = checkValue(fast, options)
+    earlier = { value: fast, checked }
     if (checked.clean) {
       let careful: LoadedYaml | undefined
       const locate = (path: readonly PathSegment[], part?: 'key' | 'value') => {
@@ -54,7 +56,7 @@ export function validateSource(file: string, bytes: Uint8Array, options: Validat
       return { file, kind: checked.kind, value: fast, diagnostics: [], ok: true, locate }
     }
   }
-  return validateCarefully(file, bytes, options)
+  return validateCarefully(file, bytes, options, earlier)
 }
 
 interface CheckedValue {
@@ -74,7 +76,7 @@ function checkValue(value: Mapping, options: ValidateOptions): CheckedValue {
 }
 
 /** The careful path: the `yaml` AST, every limit, and diagnostics placed on their nodes. */
-function validateCarefully(file: string, bytes: Uint8Array, options: ValidateOptions): FileValidation {
+function validateCarefully(file: string, bytes: Uint8Array, options: ValidateOptions, earlier?: { value: Mapping; checked: CheckedValue }): FileValidation {
   const diagnostics: Diagnostic[] = []
   const start = () => ({ line: 1, column: 1 })
   const loaded = loadYaml(bytes)
@@ -90,7 +92,9 @@ function validateCarefully(file: string, bytes: Uint8Array, options: ValidateOpt
     diagnostics.push({ file, line: at.line, column: at.column, path: '', code: 'NOT_A_MAPPING', message: `the document must be a mapping (such as \`dag: my_dag\`), not ${found}`, severity: 'error' })
     return { file, kind: options.kind, value: undefined, diagnostics, ok: false, locate: yaml.locate }
   }
-  const checked = checkValue(value, options)
+  // The fast path already checked this document when both parsers read it the same (they do for
+  // every text the fast path accepts); only the positions are new.
+  const checked = earlier && JSON.stringify(earlier.value) === JSON.stringify(value) ? earlier.checked : checkValue(value, options)
   const add = (code: Diagnostic['code'], message: string, path: PathSegment[], position: { line: number; column: number }, severity: Diagnostic['severity'] = 'error'): void => {
     diagnostics.push({ file, line: position.line, column: position.column, path: formatPath(path), code, message, severity })
   }
