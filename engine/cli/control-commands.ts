@@ -52,7 +52,11 @@ export async function clearCommand(args: string[], io: CommandIo): Promise<ExitC
       return EXIT.failed
     }
     const n = result.cleared.length
-    io.stdout(`cleared ${n} task instance${n === 1 ? '' : 's'} of run ${runId}${n > 0 ? `: ${result.cleared.join(', ')}` : ''}; the run is queued again`)
+    if (n === 0) {
+      io.stdout(`nothing to clear: every task instance of run ${runId} succeeded (name a TASK to run it and its downstream again)`)
+      return EXIT.ok
+    }
+    io.stdout(`cleared ${n} task instance${n === 1 ? '' : 's'} of run ${runId}: ${result.cleared.join(', ')}; the run is queued again`)
     return EXIT.ok
   })
 }

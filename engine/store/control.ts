@@ -85,6 +85,8 @@ export async function clearRun(q: Queryable, runId: string, taskId?: string): Pr
   } else {
     const { rows } = await q.query<{ task_id: string }>(`SELECT task_id FROM cairn.task_instance WHERE run_id = $1 AND state <> 'success'`, [runId])
     targets = rows.map((r) => r.task_id)
+    // Every task succeeded: nothing would run, so the run keeps its state, times and history.
+    if (targets.length === 0) return { ok: true, cleared: [] }
   }
   const { rows } = await q.query<{ task_id: string; old: string }>(
     `UPDATE cairn.task_instance ti SET state = 'pending', failures = 0, next_retry_at = NULL, queued_at = NULL, started_at = NULL, ended_at = NULL,

@@ -238,6 +238,27 @@ test('logs prints the stored lines of the latest attempt', async () => {
   assert.equal((await cairn(['logs', threeRun, 'a', '--attempt', '2'])).code, 1)
 })
 
+test('clear RUN TASK runs that task and its downstream again; clearing a run that succeeded changes nothing', async () => {
+  const before = (await json<RunJson[]>(['runs', 'three'])).find((r) => r.run_id === threeRun)!
+  const noop = await cairn(['clear', threeRun])
+  assert.equal(noop.code, 0, noop.stderr)
+  assert.match(noop.stdout, /nothing to clear/)
+  assert.deepEqual((await json<RunJson[]>(['runs', 'three'])).find((r) => r.run_id === threeRun), before)
+
+  const r = await cairn(['clear', threeRun, 'b'])
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /cleared 2 task instances of run \S+: b, c/)
+  assert.equal((await runEnded(threeRun, 'three')).state, 'success')
+  assert.deepEqual((await json<TaskJson[]>(['tasks', threeRun])).map((t) => [t.task_id, t.state, t.attempts]), [
+    ['a', 'success', 1],
+    ['b', 'success', 2],
+    ['c', 'success', 2],
+  ])
+  const unknownTask = await cairn(['clear', threeRun, 'zz'])
+  assert.equal(unknownTask.code, 1)
+  assert.match(unknownTask.stderr, /has no task "zz"/)
+})
+
 test('logs --follow prints lines as the task writes them and exits 0 when it succeeds', async () => {
   const triggered = await cairn(['trigger', 'ticker'])
   assert.equal(triggered.code, 0, triggered.stderr)
