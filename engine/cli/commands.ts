@@ -2,7 +2,8 @@
 import type { CommandIo, ExitCode } from './io.ts'
 import { EXIT } from './io.ts'
 import { validateCommand } from './validate-command.ts'
-import { schedulerCommand, upCommand, workerCommand } from './process-commands.ts'
+import { schedulerCommand, upCommand, webCommand, workerCommand } from './process-commands.ts'
+import { TOKENS_HELP, USERS_HELP, tokensCommand, usersCommand } from './auth-commands.ts'
 import { withHelp } from './help.ts'
 import { TRIGGER_HELP, triggerCommand } from './trigger-command.ts'
 import { BACKFILL_HELP, backfillCommand } from './backfill-command.ts'
@@ -26,9 +27,10 @@ function notYet(name: string, exitCode: ExitCode = EXIT.usage): Command['run'] {
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   validate: { summary: 'validate DAG files and folders (default: the DAG folder)', usage: 'cairn validate [PATH...] [--format json] [--config FILE]', run: validateCommand },
-  up: { summary: 'run everything in one process: Postgres, scheduler, workers, web', usage: 'cairn up [--slots N] [--grace S] [--heartbeat S] [--lost-after S]', run: upCommand },
+  up: { summary: 'run everything in one process: Postgres, scheduler, workers, web', usage: 'cairn up [--slots N] [--grace S] [--heartbeat S] [--lost-after S] [--port P]', run: upCommand },
   scheduler: { summary: 'run the scheduler alone (many machines, one Postgres)', usage: 'cairn scheduler [--lost-after S]', run: schedulerCommand },
   worker: { summary: 'run a worker alone', usage: 'cairn worker [--slots N] [--grace S] [--heartbeat S]', run: workerCommand },
+  web: { summary: 'run the web server (API, /healthz, /metrics) alone', usage: 'cairn web [--port P]', run: webCommand },
   trigger: described('start a run; with --wait, exit 0 only when it succeeds', 'cairn trigger DAG [--param k=v]... [--logical-date D] [--wait] [--format json]', TRIGGER_HELP, triggerCommand),
   backfill: described('create the runs of every interval from D to D', 'cairn backfill DAG --from D --to D [--param k=v]... [--format json]', BACKFILL_HELP, backfillCommand),
   dags: described('list DAGs: paused, schedule, file, errors', 'cairn dags [--format json]', DAGS_HELP, dagsCommand),
@@ -39,6 +41,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   clear: described('run a finished run (or one task and its downstream) again', 'cairn clear RUN_ID [TASK]', CLEAR_HELP, clearCommand),
   pause: described("stop a DAG's schedule", 'cairn pause DAG', PAUSE_HELP, pauseCommand),
   unpause: described("resume a DAG's schedule", 'cairn unpause DAG', UNPAUSE_HELP, unpauseCommand),
+  users: described('create or list web users', 'cairn users create NAME --role R [--password-stdin] | cairn users list', USERS_HELP, (args, io) => usersCommand(args, io)),
+  tokens: described('create an API token (printed once, last line)', 'cairn tokens create NAME --role R', TOKENS_HELP, tokensCommand),
 }
 
 /** A command whose `--help` explains what it does and what its exit codes mean. */

@@ -1,7 +1,8 @@
 /**
- * The long-running commands: `up` (everything in one process), `scheduler` and `worker` (the parts
- * alone, for many machines sharing one Postgres). Each runs until SIGINT/SIGTERM, then stops in
- * order: workers drain, the scheduler finishes its pass, the queue and database close.
+ * The long-running commands: `up` (everything in one process), `scheduler`, `worker` and `web` (the
+ * parts alone, for many machines sharing one Postgres). Each runs until SIGINT/SIGTERM, then stops in
+ * order: the web server stops taking requests, workers drain, the scheduler finishes its pass, the
+ * queue and database close.
  */
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -20,10 +21,14 @@ import type { Scheduler } from '../scheduler/scheduler.ts'
 import { startWorker } from '../worker/worker.ts'
 import type { Worker } from '../worker/worker.ts'
 import { createSecretStore } from '../secrets/secrets.ts'
+import { startWeb } from '../web/server.ts'
+import type { RunningWeb } from '../web/server.ts'
+import { hasActiveAdmin } from '../web/auth/users.ts'
+import { parsePositiveInt } from './args.ts'
 import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
 
-type Part = 'scheduler' | 'worker'
+type Part = 'scheduler' | 'worker' | 'web'
 
 const OPTIONS = {
   slots: { type: 'string' },
@@ -32,11 +37,14 @@ const OPTIONS = {
   heartbeat: { type: 'string', default: '2' },
   /** Seconds without a heartbeat after which the scheduler declares an attempt lost. */
   'lost-after': { type: 'string', default: '30' },
+  /** Web port, overriding CAIRN_PORT and web.port (0: any free port). */
+  port: { type: 'string' },
 } as const
 
-export const upCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler', 'worker'], args, io, true)
+export const upCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler', 'worker', 'web'], args, io, true)
 export const schedulerCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler'], args, io, false)
 export const workerCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['worker'], args, io, false)
+export const webCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['web'], args, io, false)
 
 async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boolean): Promise<ExitCode> {
   const { values } = parseArgs({ args, options: OPTIONS })
@@ -53,6 +61,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
   const heartbeatMs = seconds(values.heartbeat, '--heartbeat')
   const lostAfterMs = seconds(values['lost-after'], '--lost-after')
   if (!Number.isInteger(slots) || slots < 1) throw new UsageError('--slots must be a whole number >= 1')
+  const port = values.port === '0' ? 0 : parsePositiveInt('--port', values.port, 65535)
 
   let connection: Connection
   try {
@@ -65,17 +74,18 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
   let boss: PgBoss | undefined
   let scheduler: Scheduler | undefined
   let worker: Worker | undefined
+  let web: RunningWeb | undefined
   try {
     // Pool sizes are the scheduler's to publish: a worker started without cairn.yaml must not erase them.
     if (parts.includes('scheduler')) await syncPools(db, config.config)
-    boss = await startBoss({ url: connection.url, log })
+    if (parts.includes('scheduler') || parts.includes('worker')) boss = await startBoss({ url: connection.url, log })
     if (parts.includes('scheduler')) {
-      scheduler = await startScheduler({ db, boss, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config), lostAfterMs })
+      scheduler = await startScheduler({ db, boss: boss!, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config), lostAfterMs })
     }
     if (parts.includes('worker')) {
       worker = await startWorker({
         db,
-        boss,
+        boss: boss!,
         log,
         slots,
         workRoot: join(settings.home, 'work'),
@@ -84,17 +94,29 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
         heartbeatMs,
       })
     }
-    announce(io, parts, settings.dagsFolder, connection, settings.home)
+    if (parts.includes('web')) {
+      try {
+        web = await startWeb({ db, log, settings, config: config.config, secrets: { env: settings.env, ...secretsDir(config, settings.cwd) }, ...(port !== undefined ? { port } : {}) })
+      } catch (error) {
+        const code = (error as { code?: unknown }).code
+        io.stderr(`cairn: the web server cannot start: ${error instanceof Error ? error.message : String(error)}${code === 'EADDRINUSE' ? ' (set CAIRN_PORT or --port to another port)' : ''}`)
+        return EXIT.usage
+      }
+    }
+    announce(io, parts, settings.dagsFolder, connection, settings.home, web?.url)
+    if (web && !(await hasActiveAdmin(db))) {
+      io.stdout('  no admin user yet; create one (in this folder, while cairn runs) with: npx cairn users create admin --role admin')
+    }
     await untilSignal()
     io.stderr('cairn: stopping…')
   } finally {
-    await stopAll(log, graceMs, worker, scheduler, boss, connection)
+    await stopAll(log, graceMs, web, worker, scheduler, boss, connection)
   }
   io.stderr('cairn: stopped')
   return EXIT.ok
 }
 
-async function stopAll(log: Logger, graceMs: number, worker: Worker | undefined, scheduler: Scheduler | undefined, boss: PgBoss | undefined, connection: Connection): Promise<void> {
+async function stopAll(log: Logger, graceMs: number, web: RunningWeb | undefined, worker: Worker | undefined, scheduler: Scheduler | undefined, boss: PgBoss | undefined, connection: Connection): Promise<void> {
   const step = async (name: string, fn: () => Promise<unknown>): Promise<void> => {
     try {
       await fn()
@@ -102,16 +124,18 @@ async function stopAll(log: Logger, graceMs: number, worker: Worker | undefined,
       log.warn({ err: error }, `stopping ${name} failed`)
     }
   }
+  if (web) await step('web', () => web.close())
   if (worker) await step('worker', () => worker.drain(graceMs))
   if (scheduler) await step('scheduler', () => scheduler.stop())
   if (boss) await step('queue', () => boss.stop({ graceful: false, close: true }))
   await step('database', () => connection.close())
 }
 
-function announce(io: CommandIo, parts: Part[], dags: string, connection: Connection, home: string): void {
+function announce(io: CommandIo, parts: Part[], dags: string, connection: Connection, home: string, webUrl: string | undefined): void {
   const where = connection.embedded ? `embedded Postgres on port ${connection.embedded.port} (data in ${connection.embedded.dataDir})` : 'the Postgres of DATABASE_URL'
   io.stdout(`cairn ${parts.join(' + ')} running on ${where}`)
   if (parts.includes('scheduler')) io.stdout(`  DAGs from ${dags}/ (changes are picked up within seconds)`)
+  if (webUrl) io.stdout(`  web on ${webUrl} (API under ${webUrl}api/v1, health at ${webUrl}healthz, metrics at ${webUrl}metrics)`)
   io.stdout(`  state under ${home}`)
   io.stdout('  look at it with: npx cairn runs <dag>, npx cairn tasks <run>, npx cairn logs <run> <task> --follow')
   io.stdout('  stop with Ctrl-C')

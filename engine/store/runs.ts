@@ -100,7 +100,11 @@ export async function getRun(q: Queryable, runId: string, lock = false): Promise
   return rows[0] ? toRun(rows[0]) : undefined
 }
 
-export async function listRuns(q: Queryable, dagId: string, options: { limit: number; state?: RunState; before?: { queuedAt: Date; runId: string } }): Promise<RunRow[]> {
+/**
+ * Runs of a DAG, newest first. `olderThan` (a run id) pages on from that run: the key comes from its
+ * row, because queued_at has microseconds that a JS Date would round away.
+ */
+export async function listRuns(q: Queryable, dagId: string, options: { limit: number; state?: RunState; before?: { queuedAt: Date; runId: string }; olderThan?: string }): Promise<RunRow[]> {
   const params: unknown[] = [dagId, options.limit]
   let where = 'dag_id = $1'
   if (options.state) {
@@ -110,6 +114,10 @@ export async function listRuns(q: Queryable, dagId: string, options: { limit: nu
   if (options.before) {
     params.push(options.before.queuedAt, options.before.runId)
     where += ` AND (queued_at, run_id) < ($${params.length - 1}, $${params.length})`
+  }
+  if (options.olderThan !== undefined) {
+    params.push(options.olderThan)
+    where += ` AND (queued_at, run_id) < (SELECT queued_at, run_id FROM cairn.run WHERE run_id = $${params.length})`
   }
   const { rows } = await q.query<RawRun>(`SELECT ${RUN_COLUMNS} FROM cairn.run WHERE ${where} ORDER BY queued_at DESC, run_id DESC LIMIT $2`, params)
   return rows.map(toRun)

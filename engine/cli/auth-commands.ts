@@ -1,0 +1,153 @@
+/**
+ * `cairn users create NAME --role R [--password-stdin]`, `cairn users list [--format json]` and
+ * `cairn tokens create NAME --role R`: who may use the web API (SPEC section 6).
+ *
+ * The password never goes on the command line (it would sit in shell history and `ps`): it is read
+ * from stdin when stdin is not a terminal (or with --password-stdin), else asked for twice without echo.
+ * A token is printed once, alone on the last line of stdout, so `TOKEN=$(cairn tokens create ...)` works;
+ * only its SHA-256 digest is stored.
+ */
+import { parseArgs } from 'node:util'
+import { passwordProblem } from '../web/auth/passwords.ts'
+import { ROLES, isValidName } from '../web/auth/roles.ts'
+import { createToken } from '../web/auth/tokens.ts'
+import { createUser, listUsers } from '../web/auth/users.ts'
+import { EXIT, UsageError } from './io.ts'
+import type { CommandIo, ExitCode } from './io.ts'
+import { parseChoice, takePositionals } from './args.ts'
+import { formatOption } from './format.ts'
+import { withDatabase } from './database.ts'
+import { formatTable, formatTime } from './table.ts'
+
+export const USERS_HELP = `Manages the users of the web page and API.
+  cairn users create NAME --role R   creates a user; R is ${ROLES.join(', ')} (viewer reads; operator also
+                                     triggers, cancels, clears and pauses; admin also manages users and tokens)
+      --password-stdin               read the password from stdin (also the default when stdin is not a terminal);
+                                     otherwise it is asked for twice, without echo
+  cairn users list [--format json]   lists users and their roles
+Names: letters, digits and _ . @ -, at most 64. Passwords: at least 8 characters.
+Exit codes: 0 done; 1 the name is taken; 2 malformed arguments, a bad password, or no database.`
+
+export const TOKENS_HELP = `Creates an API token for scripts: send it as "Authorization: Bearer <token>".
+  cairn tokens create NAME --role R   R is ${ROLES.join(', ')}
+The token is printed once, as the last line of stdout; cairn keeps only its SHA-256 digest.
+Exit codes: 0 created; 1 the name is taken; 2 malformed arguments or no database.`
+
+/** Where a password comes from; injected so tests need no terminal. */
+export interface PasswordInput {
+  isTTY: boolean
+  /** All of stdin. */
+  readAll(): Promise<string>
+  /** Asks on the terminal without echoing what is typed. */
+  askHidden(prompt: string): Promise<string>
+}
+
+export async function usersCommand(args: string[], io: CommandIo, input: PasswordInput = processInput()): Promise<ExitCode> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { role: { type: 'string' }, 'password-stdin': { type: 'boolean', default: false }, format: { type: 'string' } } })
+  const [action, ...rest] = positionals
+  if (action === 'list') {
+    takePositionals(rest, [])
+    const format = formatOption(values.format)
+    return withDatabase(io, async (db) => {
+      const users = await listUsers(db)
+      if (format === 'json') io.stdout(JSON.stringify(users.map((u) => ({ username: u.username, role: u.role, disabled: u.disabled, created_at: u.createdAt.toISOString() }))))
+      else if (users.length === 0) io.stderr('cairn users: no users yet; create one with: npx cairn users create admin --role admin')
+      else for (const line of formatTable(['USER', 'ROLE', 'DISABLED', 'CREATED'], users.map((u) => [u.username, u.role, u.disabled ? 'yes' : 'no', formatTime(u.createdAt)]))) io.stdout(line)
+      return EXIT.ok
+    })
+  }
+  if (action !== 'create') throw new UsageError(action === undefined ? 'missing action: create or list' : `unknown action "${action}": use create or list`)
+  const [name] = takePositionals(rest, ['NAME'])
+  const role = requiredRole(values.role)
+  if (!isValidName(name!)) throw new UsageError(`user name "${name}" may only use letters, digits and _ . @ - (at most 64, starting with a letter or digit)`)
+  const password = await readPassword(input, name!, values['password-stdin'])
+  const problem = passwordProblem(password)
+  if (problem) throw new UsageError(problem)
+  return withDatabase(io, async (db) => {
+    const user = await createUser(db, { username: name!, role, password })
+    if (!user) {
+      io.stderr(`cairn users: user "${name}" already exists`)
+      return EXIT.failed
+    }
+    io.stdout(`created user ${user.username} (role ${user.role})`)
+    return EXIT.ok
+  })
+}
+
+export async function tokensCommand(args: string[], io: CommandIo): Promise<ExitCode> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { role: { type: 'string' } } })
+  const [action, ...rest] = positionals
+  if (action !== 'create') throw new UsageError(action === undefined ? 'missing action: create' : `unknown action "${action}": use create`)
+  const [name] = takePositionals(rest, ['NAME'])
+  const role = requiredRole(values.role)
+  if (!isValidName(name!)) throw new UsageError(`token name "${name}" may only use letters, digits and _ . @ - (at most 64, starting with a letter or digit)`)
+  return withDatabase(io, async (db) => {
+    const created = await createToken(db, { name: name!, role, createdBy: 'cli' })
+    if (!created) {
+      io.stderr(`cairn tokens: a token named "${name}" already exists`)
+      return EXIT.failed
+    }
+    io.stderr(`cairn tokens: created token ${name} (role ${role}); it is shown only now, keep it somewhere safe:`)
+    io.stdout(created.token)
+    return EXIT.ok
+  })
+}
+
+function requiredRole(text: string | undefined): (typeof ROLES)[number] {
+  if (text === undefined) throw new UsageError(`--role is required (${ROLES.join(', ')})`)
+  return parseChoice('--role', text, ROLES)!
+}
+
+async function readPassword(input: PasswordInput, name: string, fromStdin: boolean): Promise<string> {
+  if (fromStdin || !input.isTTY) {
+    // One trailing newline is what `echo` and here-strings add; anything else is part of the password.
+    const text = (await input.readAll()).replace(/\r?\n$/, '')
+    if (text === '') throw new UsageError('no password on stdin')
+    return text
+  }
+  const first = await input.askHidden(`Password for ${name}: `)
+  const again = await input.askHidden('Repeat it: ')
+  if (first !== again) throw new UsageError('the two passwords differ')
+  return first
+}
+
+function processInput(): PasswordInput {
+  return {
+    isTTY: process.stdin.isTTY === true,
+    async readAll() {
+      const chunks: Buffer[] = []
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+      return Buffer.concat(chunks).toString('utf8')
+    },
+    askHidden,
+  }
+}
+
+/** Reads one line from the terminal in raw mode, echoing nothing. Ctrl-C or Ctrl-D cancels. */
+function askHidden(prompt: string): Promise<string> {
+  const stdin = process.stdin
+  process.stderr.write(prompt)
+  return new Promise((resolve, reject) => {
+    let value = ''
+    const finish = (error?: Error): void => {
+      stdin.off('data', onData)
+      stdin.setRawMode(false)
+      stdin.pause()
+      process.stderr.write('\n')
+      if (error) reject(error)
+      else resolve(value)
+    }
+    const onData = (chunk: string): void => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') return finish()
+        if (ch === '\u0003' || (ch === '\u0004' && value === '')) return finish(new UsageError('cancelled'))
+        if (ch === '\u007f' || ch === '\b') value = Array.from(value).slice(0, -1).join('')
+        else if (ch >= ' ') value += ch
+      }
+    }
+    stdin.setEncoding('utf8')
+    stdin.setRawMode(true)
+    stdin.resume()
+    stdin.on('data', onData)
+  })
+}

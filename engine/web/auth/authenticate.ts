@@ -1,0 +1,95 @@
+/**
+ * Who is asking, and may they: one `onRequest` hook for every request the server receives, run after
+ * Fastify has matched the route (so it judges the route that will actually answer, whatever spelling
+ * of the path reached it). Deny by default:
+ * - a route is open only when its config says `access: 'public'`;
+ * - a route without `access` needs admin, so a forgotten declaration fails closed;
+ * - a request that matches no route needs a login too (401 before 404: nothing to probe).
+ *
+ * Credentials: `Authorization: Bearer <token>` (an API token), else the session cookie. A request that
+ * sends an Authorization header is judged by it alone. Cookie sessions must send the session's CSRF
+ * token in `X-CSRF-Token` on every state-changing method; bearer requests need none (a browser never
+ * adds that header to a cross-site request on its own).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Db } from '../../store/db.ts'
+import { roleAllows } from './roles.ts'
+import type { Role } from './roles.ts'
+import { SESSION_COOKIE, csrfTokenFor, findSession } from './sessions.ts'
+import { findToken } from './tokens.ts'
+import { sameSecret } from './secret-ids.ts'
+
+export type Access = 'public' | Role
+
+export type Principal =
+  | { kind: 'session'; username: string; role: Role; sessionId: string; csrfToken: string; expiresAt: Date }
+  | { kind: 'token'; name: string; tokenId: number; role: Role }
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call the route (see authenticate.ts). @default "admin" */
+    access?: Access
+  }
+  interface FastifyRequest {
+    principal: Principal | null
+  }
+}
+
+/** What a browser sees on a page path without a session (the API answers JSON instead). */
+const LOGIN_NEEDED = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cairn: log in</title></head>
+<body><h1>cairn</h1><p>Log in first: <a href="/login">/login</a>. Scripts use an API token
+(<code>npx cairn tokens create NAME --role R</code>) sent as <code>Authorization: Bearer &lt;token&gt;</code>.</p></body></html>
+`
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+const BEARER = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]+)[ \t]*$/i
+
+/** Finds the principal of a request; undefined when it carries no credentials that are valid now. */
+export async function identify(db: Db, request: FastifyRequest): Promise<Principal | undefined> {
+  const header = request.headers.authorization
+  if (header !== undefined) {
+    const match = BEARER.exec(header)
+    if (!match) return undefined
+    const token = await findToken(db, match[1]!)
+    return token ? { kind: 'token', name: token.name, tokenId: token.tokenId, role: token.role } : undefined
+  }
+  const sessionId = request.cookies[SESSION_COOKIE]
+  if (!sessionId || sessionId.length > 256) return undefined
+  const session = await findSession(db, sessionId)
+  if (!session) return undefined
+  return { kind: 'session', username: session.username, role: session.role, sessionId, csrfToken: csrfTokenFor(sessionId), expiresAt: session.expiresAt }
+}
+
+export function createAuthHook(db: Db) {
+  return async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    request.principal = null
+    const access: Access = request.is404 ? 'viewer' : (request.routeOptions.config.access ?? 'admin')
+    if (access === 'public') return
+    const principal = await identify(db, request)
+    if (!principal) {
+      reply.header('www-authenticate', 'Bearer realm="cairn"')
+      if (!request.url.startsWith('/api/') && request.headers.accept?.includes('text/html')) {
+        await reply.code(401).type('text/html; charset=utf-8').send(LOGIN_NEEDED)
+        return
+      }
+      await reply.code(401).send({ error: 'unauthorized', message: 'log in (POST /api/v1/login) or send Authorization: Bearer <token>' })
+      return
+    }
+    request.principal = principal
+    if (!roleAllows(principal.role, access)) {
+      await reply.code(403).send({ error: 'forbidden', message: `this needs the ${access} role; ${describe(principal)} has ${principal.role}` })
+      return
+    }
+    if (principal.kind === 'session' && !SAFE_METHODS.has(request.method)) {
+      const sent = request.headers['x-csrf-token']
+      if (typeof sent !== 'string' || !sameSecret(sent, principal.csrfToken)) {
+        await reply.code(403).send({ error: 'csrf', message: 'a browser session must send its CSRF token (from login) in the X-CSRF-Token header' })
+      }
+    }
+  }
+}
+
+export function describe(principal: Principal): string {
+  return principal.kind === 'session' ? `user ${principal.username}` : `token ${principal.name}`
+}

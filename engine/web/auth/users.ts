@@ -1,0 +1,47 @@
+/** Web users: a name, a role and an argon2id password hash (cairn.web_user). */
+import type { Queryable } from '../../store/queryable.ts'
+import { hashPassword, verifyNobody, verifyPassword } from './passwords.ts'
+import type { Role } from './roles.ts'
+
+export interface UserRow {
+  username: string
+  role: Role
+  disabled: boolean
+  createdAt: Date
+}
+
+type RawUser = { username: string; role: Role; disabled: boolean; created_at: Date }
+const toUser = (r: RawUser): UserRow => ({ username: r.username, role: r.role, disabled: r.disabled, createdAt: r.created_at })
+
+/** Creates a user; undefined when the name is taken. The password must already satisfy passwordProblem. */
+export async function createUser(q: Queryable, input: { username: string; role: Role; password: string }): Promise<UserRow | undefined> {
+  const passwordHash = await hashPassword(input.password)
+  const { rows } = await q.query<RawUser>(
+    `INSERT INTO cairn.web_user (username, role, password_hash) VALUES ($1, $2, $3)
+     ON CONFLICT (username) DO NOTHING RETURNING username, role, disabled, created_at`,
+    [input.username, input.role, passwordHash],
+  )
+  return rows[0] ? toUser(rows[0]) : undefined
+}
+
+export async function listUsers(q: Queryable): Promise<UserRow[]> {
+  const { rows } = await q.query<RawUser>('SELECT username, role, disabled, created_at FROM cairn.web_user ORDER BY username')
+  return rows.map(toUser)
+}
+
+export async function hasActiveAdmin(q: Queryable): Promise<boolean> {
+  const { rows } = await q.query(`SELECT 1 FROM cairn.web_user WHERE role = 'admin' AND NOT disabled LIMIT 1`)
+  return rows.length > 0
+}
+
+/** The user when the name exists, is not disabled and the password matches; every refusal takes about as long. */
+export async function checkLogin(q: Queryable, username: string, password: string): Promise<UserRow | undefined> {
+  const { rows } = await q.query<RawUser & { password_hash: string }>(
+    'SELECT username, role, disabled, created_at, password_hash FROM cairn.web_user WHERE username = $1',
+    [username],
+  )
+  const row = rows[0]
+  if (!row) return verifyNobody(password).then(() => undefined)
+  const ok = await verifyPassword(row.password_hash, password)
+  return ok && !row.disabled ? toUser(row) : undefined
+}

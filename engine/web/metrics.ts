@@ -1,0 +1,124 @@
+/**
+ * `/metrics`: what the database knows, read at scrape time, so any number of web processes report the
+ * same figures and no worker or scheduler needs a port of its own. Each scrape runs a few aggregate
+ * queries; the task duration histogram is computed over every finished attempt (cumulative, as
+ * Prometheus expects of a histogram).
+ *
+ *   cairn_runs{state}                                  runs by state
+ *   cairn_task_instances{dag_id,state}                 task instances by DAG and state
+ *   cairn_queue_depth{source}                          queued task instances ("task_instances"), pg-boss jobs not yet fetched ("pgboss")
+ *   cairn_task_duration_seconds{dag_id,state}          histogram of finished attempts (started to ended)
+ *   cairn_worker_heartbeat_age_seconds{worker_id,hostname}  seconds since each live worker's last heartbeat
+ *   cairn_web_*                                        the web process's own Node.js metrics
+ */
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Metric } from 'prom-client'
+import type { Db } from '../store/db.ts'
+import { BOSS_SCHEMA, TASK_QUEUE } from '../queue/task-queue.ts'
+
+export const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400] as const
+
+export interface WebMetrics {
+  registry: Registry
+  /** Reads the database and renders the Prometheus text. */
+  render(): Promise<string>
+  contentType: string
+}
+
+interface DurationRow {
+  dag_id: string
+  state: string
+  n: string
+  total: number | null
+  buckets: string[]
+}
+
+export function createWebMetrics(db: Db): WebMetrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'cairn_web_' })
+  const runs = new Gauge({ name: 'cairn_runs', help: 'Runs by state.', labelNames: ['state'], registers: [registry] })
+  const tasks = new Gauge({ name: 'cairn_task_instances', help: 'Task instances by DAG and state.', labelNames: ['dag_id', 'state'], registers: [registry] })
+  const queue = new Gauge({
+    name: 'cairn_queue_depth',
+    help: 'Work waiting for a worker: queued task instances (source="task_instances") and pg-boss jobs not yet fetched (source="pgboss").',
+    labelNames: ['source'],
+    registers: [registry],
+  })
+  const heartbeat = new Gauge({ name: 'cairn_worker_heartbeat_age_seconds', help: "Seconds since each running or draining worker's last heartbeat.", labelNames: ['worker_id', 'hostname'], registers: [registry] })
+  let durations: DurationRow[] = []
+  registry.registerMetric(durationHistogram(() => durations) as unknown as Metric)
+
+  const bucketColumns = DURATION_BUCKETS.map((b) => `count(*) FILTER (WHERE d <= ${b})::text`).join(', ')
+
+  async function refresh(): Promise<void> {
+    const [runRows, taskRows, queued, jobs, workers, durationRows] = await Promise.all([
+      db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM cairn.run GROUP BY state'),
+      db.query<{ dag_id: string; state: string; n: string }>('SELECT r.dag_id, ti.state, count(*) AS n FROM cairn.task_instance ti JOIN cairn.run r USING (run_id) GROUP BY 1, 2'),
+      db.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.task_instance WHERE state = 'queued'`),
+      // pg-boss creates its schema when a scheduler or worker first starts; a web process may come first.
+      db.query<{ n: string }>(`SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND state = 'created'`, [TASK_QUEUE]).catch((error: unknown) => {
+        if ((error as { code?: unknown }).code === '42P01' || (error as { code?: unknown }).code === '3F000') return undefined
+        throw error
+      }),
+      db.query<{ worker_id: string; hostname: string; age: number }>(
+        `SELECT worker_id, hostname, extract(epoch FROM clock_timestamp() - heartbeat_at)::float8 AS age FROM cairn.worker WHERE state IN ('running', 'draining')`,
+      ),
+      db.query<DurationRow>(
+        `SELECT dag_id, state, count(*)::text AS n, sum(d)::float8 AS total, ARRAY[${bucketColumns}] AS buckets
+         FROM (SELECT r.dag_id, a.state, extract(epoch FROM a.ended_at - a.started_at)::float8 AS d
+               FROM cairn.attempt a JOIN cairn.run r USING (run_id)
+               WHERE a.started_at IS NOT NULL AND a.ended_at IS NOT NULL) x
+         GROUP BY 1, 2`,
+      ),
+    ])
+    runs.reset()
+    for (const r of runRows.rows) runs.set({ state: r.state }, Number(r.n))
+    tasks.reset()
+    for (const r of taskRows.rows) tasks.set({ dag_id: r.dag_id, state: r.state }, Number(r.n))
+    queue.reset()
+    queue.set({ source: 'task_instances' }, Number(queued.rows[0]!.n))
+    if (jobs) queue.set({ source: 'pgboss' }, Number(jobs.rows[0]!.n))
+    heartbeat.reset()
+    for (const w of workers.rows) heartbeat.set({ worker_id: w.worker_id, hostname: w.hostname }, Math.max(0, w.age))
+    durations = durationRows.rows
+  }
+
+  // Concurrent scrapes take turns: each resets and refills the gauges it then renders.
+  let turn: Promise<unknown> = Promise.resolve()
+  return {
+    registry,
+    contentType: registry.contentType,
+    render() {
+      const mine = turn.then(async () => {
+        await refresh()
+        return registry.metrics()
+      })
+      turn = mine.catch(() => undefined)
+      return mine
+    },
+  }
+}
+
+/** A histogram whose buckets come from the database (prom-client's Histogram only counts observations). */
+function durationHistogram(rows: () => DurationRow[]) {
+  const name = 'cairn_task_duration_seconds'
+  return {
+    name,
+    help: 'Duration of finished task attempts, from start to end, by DAG and final attempt state.',
+    type: 'histogram',
+    aggregator: 'sum',
+    labelNames: ['dag_id', 'state'],
+    reset() {},
+    async get() {
+      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = []
+      for (const row of rows()) {
+        const labels = { dag_id: row.dag_id, state: row.state }
+        DURATION_BUCKETS.forEach((le, i) => values.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: Number(row.buckets[i]) }))
+        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: Number(row.n) })
+        values.push({ metricName: `${name}_sum`, labels, value: row.total ?? 0 })
+        values.push({ metricName: `${name}_count`, labels, value: Number(row.n) })
+      }
+      return { name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+    },
+  }
+}

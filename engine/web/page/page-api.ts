@@ -1,0 +1,123 @@
+/**
+ * The two reads the status page needs that the core API does not give yet:
+ * - `GET /api/v1/dags/{dag}`: a DAG's current definition (tasks with dependencies, run parameter
+ *   definitions), for the graph, the grid's rows and the trigger form;
+ * - `GET /api/v1/runs/{run}/attempts`: every attempt of every task of a run, for the Gantt chart.
+ * Read-only (viewer), masked like every response by the server's preSerialization hook.
+ */
+import type { FastifyInstance } from 'fastify'
+import { getDag, getDagVersion } from '../../store/dags.ts'
+import { getRun } from '../../store/runs.ts'
+import type { WebContext } from '../context.ts'
+import { iso } from '../json.ts'
+import { AUTH_ERRORS, SECURITY, errors, timeOrNull } from '../schemas.ts'
+
+const dagDefinition = {
+  type: 'object',
+  required: ['dag_id', 'paused', 'params', 'tasks'],
+  properties: {
+    dag_id: { type: 'string' },
+    description: { type: ['string', 'null'] },
+    schedule: { type: ['string', 'null'] },
+    timezone: { type: 'string' },
+    paused: { type: 'boolean' },
+    params: { type: 'object', additionalProperties: true, description: 'run parameter definitions (small JSON Schemas), by name' },
+    tasks: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['task_id', 'operator', 'depends_on'],
+        properties: {
+          task_id: { type: 'string' },
+          operator: { type: 'string' },
+          description: { type: ['string', 'null'] },
+          depends_on: { type: 'array', items: { type: 'string' } },
+          trigger_rule: { type: 'string' },
+          retries: { type: 'integer' },
+        },
+      },
+    },
+  },
+} as const
+
+const attemptSchema = {
+  type: 'object',
+  required: ['task_id', 'attempt', 'state', 'queued_at', 'started_at', 'ended_at'],
+  properties: {
+    task_id: { type: 'string' },
+    attempt: { type: 'integer' },
+    state: { type: 'string' },
+    worker_id: { type: ['string', 'null'] },
+    queued_at: timeOrNull,
+    started_at: timeOrNull,
+    ended_at: timeOrNull,
+    exit_code: { type: ['integer', 'null'] },
+    failure_kind: { type: ['string', 'null'] },
+    message: { type: ['string', 'null'] },
+  },
+} as const
+
+type AttemptRow = {
+  task_id: string
+  attempt: number
+  state: string
+  worker_id: string | null
+  queued_at: Date | null
+  started_at: Date | null
+  ended_at: Date | null
+  exit_code: number | null
+  failure_kind: string | null
+  message: string | null
+}
+
+export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
+  const { db } = ctx
+
+  app.get<{ Params: { dag: string } }>('/api/v1/dags/:dag', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: "A DAG's current definition: tasks, dependencies and run parameter definitions",
+      tags: ['dags'],
+      security: SECURITY,
+      params: { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } },
+      response: { 200: dagDefinition, ...errors(...AUTH_ERRORS, 404) },
+    },
+    handler: async (request, reply) => {
+      const dag = await getDag(db, request.params.dag)
+      if (!dag || dag.removed || dag.versionId === null) return reply.code(404).send({ error: 'not_found', message: `no DAG "${request.params.dag}"` })
+      const spec = await getDagVersion(db, dag.versionId)
+      return {
+        dag_id: spec.id,
+        description: spec.description ?? null,
+        schedule: spec.schedule ?? null,
+        timezone: spec.timezone,
+        paused: dag.paused,
+        params: spec.params,
+        tasks: spec.tasks.map((t) => ({ task_id: t.id, operator: t.operator, description: t.description ?? null, depends_on: t.dependsOn, trigger_rule: t.triggerRule, retries: t.retries })),
+      }
+    },
+  })
+
+  app.get<{ Params: { run: string } }>('/api/v1/runs/:run/attempts', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: 'Every attempt of every task of a run (for timelines)',
+      tags: ['runs'],
+      security: SECURITY,
+      params: { type: 'object', required: ['run'], properties: { run: { type: 'string', maxLength: 300 } } },
+      response: { 200: { type: 'object', required: ['attempts'], properties: { attempts: { type: 'array', items: attemptSchema } } }, ...errors(...AUTH_ERRORS, 404) },
+    },
+    handler: async (request, reply) => {
+      const runId = request.params.run
+      if (!(await getRun(db, runId))) return reply.code(404).send({ error: 'not_found', message: `no run "${runId}"` })
+      const { rows } = await db.query<AttemptRow>(
+        `SELECT task_id, attempt, state, worker_id, queued_at, started_at, ended_at, exit_code, failure_kind, message
+           FROM cairn.attempt WHERE run_id = $1 ORDER BY task_id, attempt`,
+        [runId],
+      )
+      return {
+        attempts: rows.map((r) => ({ ...r, queued_at: iso(r.queued_at), started_at: iso(r.started_at), ended_at: iso(r.ended_at) })),
+      }
+    },
+  })
+}

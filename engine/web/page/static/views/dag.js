@@ -1,0 +1,146 @@
+// One DAG: its graph (live states of the chosen run), a grid of recent runs by tasks (paginated with
+// the runs cursor), the trigger form generated from its params, and pause/unpause.
+import { api, enc } from '../api.js'
+import { h, replace } from '../dom.js'
+import { dagGraph } from '../graph.js'
+import { describeSchedule, dependencyOrder, fmtTime, isTerminal } from '../format.js'
+import { paramsForm } from '../params-form.js'
+import { canOperate, notice, pauseButton, stateBadge } from './common.js'
+
+const PAGE_SIZE = 20
+
+export function dagView({ container, session, dagId, params }) {
+  const pageSize = Math.min(100, Math.max(1, Number(params.get('limit')) || PAGE_SIZE))
+  const message = notice()
+  const head = h('div', { class: 'page-head' })
+  const graphBox = h('div', { id: 'graph' })
+  const graphCaption = h('div', { class: 'caption', id: 'graph-caption' })
+  const triggerBox = h('div', { id: 'trigger' })
+  const triggerResult = notice()
+  const gridBox = h('div', { id: 'grid' })
+  const pager = h('div', { class: 'pager' })
+  replace(container,
+    h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'DAGs'), ' / ', dagId),
+    head, message.el,
+    h('div', { class: 'columns' },
+      h('section', { class: 'card grow' }, h('h2', null, 'Graph'), graphCaption, graphBox),
+      canOperate(session) ? h('section', { class: 'card side' }, h('h2', null, 'Trigger'), triggerResult.el, triggerBox) : null),
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Runs'), pager), gridBox))
+
+  let definition
+  let definitionKey = ''
+  let paramsKey
+  let graph
+  let tasks = []
+  const cursors = [null] // cursor of each page shown so far; the last is the current page
+  let nextCursor = null
+  let runs = []
+  const taskCache = new Map() // run id -> { state, tasks: { task id -> instance } }
+  let selectedRun = null
+  let gridKey = ''
+
+  async function refresh() {
+    const [def, page] = await Promise.all([
+      api(`/dags/${enc(dagId)}`),
+      api(`/dags/${enc(dagId)}/runs?limit=${pageSize}${cursors.at(-1) ? `&cursor=${enc(cursors.at(-1))}` : ''}`),
+    ])
+    definition = def
+    runs = page.runs
+    nextCursor = page.next_cursor
+    // Task instances change only while a run is active; finished runs are read once.
+    await Promise.all(runs.map(async (run) => {
+      const cached = taskCache.get(run.run_id)
+      if (cached && cached.state === run.state && isTerminal(run.state)) return
+      const data = await api(`/runs/${enc(run.run_id)}/tasks`)
+      taskCache.set(run.run_id, { state: data.run.state, tasks: Object.fromEntries(data.tasks.map((t) => [t.task_id, t])) })
+    }))
+    render()
+  }
+
+  function render() {
+    replace(head,
+      h('h1', null, definition.dag_id, ' ', h('span', { class: `pill ${definition.paused ? 'pill-paused' : 'pill-active'}`, id: 'dag-paused' }, definition.paused ? 'paused' : 'active')),
+      h('div', { class: 'meta' },
+        definition.description ? h('span', null, definition.description) : null,
+        h('span', null, 'Schedule: ', definition.schedule ? h('code', null, definition.schedule) : null, ' ', describeSchedule(definition.schedule) ?? '', definition.schedule ? ` (${definition.timezone})` : '')),
+      canOperate(session) ? h('div', { class: 'head-actions' }, pauseButton(definition, refresh, (e) => message.error(e))) : null)
+
+    const key = JSON.stringify(definition.tasks)
+    if (key !== definitionKey) {
+      definitionKey = key
+      tasks = dependencyOrder(definition.tasks)
+      graph = dagGraph(tasks, { onSelect: (taskId) => selectedRunId() && (location.hash = `#/runs/${enc(selectedRunId())}?task=${enc(taskId)}`) })
+      replace(graphBox, graph.el)
+      gridKey = ''
+    }
+    const pk = JSON.stringify(definition.params)
+    if (pk !== paramsKey && canOperate(session)) {
+      paramsKey = pk
+      replace(triggerBox, paramsForm(definition.params, trigger))
+    }
+    const runId = selectedRunId()
+    graph.setStates(runId ? stateMap(runId) : {})
+    replace(graphCaption, runId
+      ? ['States of run ', h('a', { href: `#/runs/${enc(runId)}`, id: 'graph-run' }, runId), ' ', stateBadge(taskCache.get(runId)?.state ?? 'queued')]
+      : h('span', { class: 'muted' }, 'No runs yet.'))
+    renderGrid()
+  }
+
+  const selectedRunId = () => (selectedRun && runs.some((r) => r.run_id === selectedRun) ? selectedRun : runs[0]?.run_id ?? null)
+  const stateMap = (runId) => Object.fromEntries(Object.values(taskCache.get(runId)?.tasks ?? {}).map((t) => [t.task_id, t.state]))
+
+  function renderGrid() {
+    const shown = runs.slice().reverse() // oldest left, newest right
+    const key = JSON.stringify([shown.map((r) => [r.run_id, r.state, stateMap(r.run_id)]), selectedRunId(), cursors.length, nextCursor])
+    if (key === gridKey) return
+    gridKey = key
+    replace(pager,
+      h('button', { type: 'button', id: 'runs-older', disabled: !nextCursor, onclick: () => { cursors.push(nextCursor); void refresh() } }, '← Older'),
+      h('span', { class: 'muted small' }, cursors.length === 1 ? 'newest runs' : `page ${cursors.length}`),
+      h('button', { type: 'button', id: 'runs-newer', disabled: cursors.length === 1, onclick: () => { cursors.pop(); void refresh() } }, 'Newer →'))
+    if (shown.length === 0) {
+      replace(gridBox, h('p', { class: 'muted' }, 'No runs yet.'))
+      return
+    }
+    const selected = selectedRunId()
+    const header = h('tr', null, h('th', { class: 'task-col' }, 'task \\ run'), shown.map((run) =>
+      h('th', { class: `run-col ${run.run_id === selected ? 'selected' : ''}` },
+        h('button', {
+          type: 'button',
+          class: `run-mark st-${run.state}`,
+          dataset: { run: run.run_id, state: run.state },
+          title: `${run.run_id}\n${run.state} · ${run.run_type} · ${fmtTime(run.logical_date)}\nclick: show in the graph`,
+          onclick: () => { selectedRun = run.run_id; render() },
+        }))))
+    const rows = tasks.map((task) => h('tr', null,
+      h('th', { class: 'task-col', scope: 'row' }, task.task_id),
+      shown.map((run) => {
+        const ti = taskCache.get(run.run_id)?.tasks[task.task_id]
+        const state = ti?.state ?? 'none'
+        return h('td', { class: run.run_id === selected ? 'selected' : '' },
+          h('a', {
+            class: `cell st-${state}`,
+            href: `#/runs/${enc(run.run_id)}?task=${enc(task.task_id)}`,
+            dataset: { run: run.run_id, task: task.task_id, state },
+            title: `${task.task_id} · ${run.run_id}\n${state}${ti?.attempts > 1 ? ` (attempt ${ti.attempts})` : ''}`,
+          }))
+      })))
+    replace(gridBox, h('div', { class: 'grid-scroll' }, h('table', { class: 'grid' }, h('thead', null, header), h('tbody', null, rows))),
+      h('div', { class: 'legend' }, ['pending', 'queued', 'running', 'success', 'failed', 'up_for_retry', 'upstream_failed', 'skipped', 'cancelled'].map((st) => h('span', null, h('i', { class: `cell st-${st}` }), st.replace(/_/g, ' ')))))
+  }
+
+  async function trigger(body) {
+    triggerResult.clear()
+    try {
+      const result = await api(`/dags/${enc(dagId)}/runs`, { method: 'POST', body })
+      triggerResult.ok('Triggered ', h('a', { href: `#/runs/${enc(result.run_id)}`, id: 'triggered-run' }, result.run_id))
+      selectedRun = result.run_id
+      if (cursors.length > 1) cursors.splice(1)
+      await refresh()
+    } catch (error) {
+      triggerResult.error(error)
+    }
+  }
+
+  return { refresh }
+}

@@ -1,0 +1,157 @@
+// One run: its state and params, a Gantt chart of task attempts, the task instances, and for the
+// chosen task its attempts, outputs and a live log tail; cancel the run, clear a task.
+import { api, enc } from '../api.js'
+import { h, replace } from '../dom.js'
+import { between, fmtDuration, fmtTime, isTerminal } from '../format.js'
+import { ganttChart } from '../gantt.js'
+import { logTail } from '../log-tail.js'
+import { canOperate, notice, stateBadge } from './common.js'
+
+export function runView({ container, session, runId, params }) {
+  const message = notice()
+  const crumbs = h('nav', { class: 'crumbs' })
+  const head = h('div', { class: 'page-head' })
+  const ganttBox = h('div', { id: 'gantt', class: 'gantt-scroll' })
+  const taskTable = h('div', { id: 'task-table' })
+  const detailHead = h('div', { id: 'task-detail-head' })
+  const attemptTabs = h('div', { class: 'tabs', id: 'attempt-tabs', role: 'tablist' })
+  const logBox = h('div', { id: 'log-box' })
+  const detail = h('section', { class: 'card side wide', id: 'task-detail', hidden: true }, detailHead, h('h3', null, 'Log'), attemptTabs, logBox)
+  replace(container, crumbs, head, message.el,
+    h('section', { class: 'card' }, h('h2', null, 'Timeline'), ganttBox),
+    h('div', { class: 'columns' }, h('section', { class: 'card grow' }, h('h2', null, 'Tasks'), taskTable), detail))
+
+  let run
+  let tasks = []
+  let attempts = []
+  let selectedTask = params.get('task')
+  let selectedAttempt = null // null: follow the latest attempt
+  let tail
+  let tailKey = ''
+  let tabsKey = ''
+
+  async function refresh() {
+    const [data, att] = await Promise.all([api(`/runs/${enc(runId)}/tasks`), api(`/runs/${enc(runId)}/attempts`)])
+    run = data.run
+    tasks = data.tasks
+    attempts = att.attempts
+    if (selectedTask && !tasks.some((t) => t.task_id === selectedTask)) selectedTask = null
+    render()
+  }
+
+  function select(taskId, attempt = null) {
+    selectedTask = taskId
+    selectedAttempt = attempt
+    history.replaceState(null, '', `#/runs/${enc(runId)}?task=${enc(taskId)}`)
+    render()
+  }
+
+  function render() {
+    replace(crumbs, h('a', { href: '#/' }, 'DAGs'), ' / ', h('a', { href: `#/dags/${enc(run.dag_id)}` }, run.dag_id), ' / ', run.run_id)
+    const active = run.state === 'queued' || run.state === 'running'
+    replace(head,
+      h('h1', null, run.run_id, ' ', h('span', { id: 'run-state' }, stateBadge(run.state))),
+      h('div', { class: 'meta' },
+        h('span', null, run.run_type),
+        h('span', null, 'logical date ', fmtTime(run.logical_date)),
+        h('span', null, 'queued ', fmtTime(run.queued_at)),
+        h('span', null, 'started ', fmtTime(run.started_at)),
+        h('span', null, 'ended ', fmtTime(run.ended_at)),
+        h('span', null, 'duration ', fmtDuration(between(run.started_at, run.ended_at)))),
+      run.params && Object.keys(run.params).length ? h('div', { class: 'meta' }, 'params ', h('code', { id: 'run-params' }, JSON.stringify(run.params))) : null,
+      canOperate(session) && active ? h('div', { class: 'head-actions' }, h('button', { type: 'button', id: 'cancel-run', class: 'danger', onclick: cancel }, 'Cancel run')) : null)
+
+    const width = Math.max(600, ganttBox.clientWidth || container.clientWidth || 900)
+    const chart = ganttChart(tasks.map((t) => t.task_id), attempts, { width, onSelect: select, selected: selectedTask })
+    replace(ganttBox, chart ?? h('p', { class: 'muted' }, 'No task has started yet.'))
+
+    replace(taskTable, h('table', { class: 'list tasks' },
+      h('thead', null, h('tr', null, ['Task', 'State', 'Attempts', 'Started', 'Ended', 'Duration', 'Operator'].map((t) => h('th', null, t)))),
+      h('tbody', null, tasks.map((t) => h('tr', { class: `task-row ${t.task_id === selectedTask ? 'selected' : ''}`, dataset: { task: t.task_id, state: t.state }, onclick: () => select(t.task_id) },
+        h('td', null, h('a', { href: `#/runs/${enc(runId)}?task=${enc(t.task_id)}`, onclick: (e) => { e.preventDefault(); select(t.task_id) } }, t.task_id)),
+        h('td', null, stateBadge(t.state)),
+        h('td', null, String(t.attempts)),
+        h('td', null, fmtTime(t.started_at)),
+        h('td', null, fmtTime(t.ended_at)),
+        h('td', null, fmtDuration(between(t.started_at, t.ended_at))),
+        h('td', null, t.operator ?? ''))))))
+    renderDetail()
+  }
+
+  function renderDetail() {
+    const task = tasks.find((t) => t.task_id === selectedTask)
+    detail.hidden = !task
+    if (!task) {
+      tail?.close()
+      tail = undefined
+      tailKey = ''
+      return
+    }
+    const mine = attempts.filter((a) => a.task_id === task.task_id)
+    const runOver = isTerminal(run.state)
+    replace(detailHead,
+      h('h2', null, task.task_id, ' ', stateBadge(task.state)),
+      h('div', { class: 'meta' }, h('span', null, `operator ${task.operator ?? '?'}`), task.depends_on?.length ? h('span', null, `after ${task.depends_on.join(', ')}`) : null, h('span', null, `pool ${task.pool ?? 'default'}`)),
+      task.next_retry_at ? h('div', { class: 'meta' }, `next try at ${fmtTime(task.next_retry_at)}`) : null,
+      task.message ? h('div', { class: 'task-message' }, task.failure_kind ? h('strong', null, `${task.failure_kind}: `) : null, task.message) : null,
+      h('h3', null, 'Attempts'),
+      mine.length === 0 ? h('p', { class: 'muted small' }, 'not started yet') : h('table', { class: 'list attempts' },
+        h('thead', null, h('tr', null, ['#', 'State', 'Started', 'Duration', 'Exit', 'Worker'].map((t) => h('th', null, t)))),
+        h('tbody', null, mine.map((a) => h('tr', { dataset: { attempt: a.attempt, state: a.state } },
+          h('td', null, String(a.attempt)), h('td', null, stateBadge(a.state)), h('td', null, fmtTime(a.started_at)),
+          h('td', null, fmtDuration(between(a.started_at, a.ended_at))), h('td', null, a.exit_code ?? ''), h('td', { class: 'small' }, a.worker_id ?? ''))))),
+      h('h3', null, 'Outputs'),
+      task.outputs && Object.keys(task.outputs).length ? h('pre', { class: 'outputs', id: 'task-outputs' }, JSON.stringify(task.outputs, null, 2)) : h('p', { class: 'muted small' }, 'none'),
+      canOperate(session) ? h('div', { class: 'actions' },
+        h('button', {
+          type: 'button', id: 'clear-task', disabled: !runOver,
+          title: runOver ? 'run this task and everything downstream of it again' : 'a task can be cleared once its run has finished (cancel the run first)',
+          onclick: () => clearTask(task.task_id),
+        }, 'Clear task')) : null)
+
+    const tk = JSON.stringify([task.task_id, task.attempts, selectedAttempt])
+    if (tk !== tabsKey) {
+      tabsKey = tk
+      const tab = (label, attempt) => h('button', { type: 'button', role: 'tab', class: `tab ${selectedAttempt === attempt ? 'active' : ''}`, 'aria-selected': String(selectedAttempt === attempt), dataset: { attempt: attempt ?? 'latest' }, onclick: () => { selectedAttempt = attempt; renderDetail() } }, label)
+      replace(attemptTabs, tab('latest (live)', null), Array.from({ length: task.attempts }, (_, i) => tab(`attempt ${i + 1}`, i + 1)))
+    }
+    const key = JSON.stringify([task.task_id, selectedAttempt])
+    if (key !== tailKey) {
+      tailKey = key
+      tail?.close()
+      tail = logTail(runId, task.task_id, selectedAttempt)
+      replace(logBox, tail.el)
+    }
+  }
+
+  async function cancel(event) {
+    if (!confirm(`Cancel run ${runId}? Unfinished tasks are stopped.`)) return
+    event.currentTarget.disabled = true
+    try {
+      const result = await api(`/runs/${enc(runId)}/cancel`, { method: 'POST' })
+      message.ok(`Run ${result.previous_state === result.state ? `was already ${result.state}` : `cancelled (was ${result.previous_state})`}.`)
+      await refresh()
+    } catch (error) {
+      message.error(error)
+    }
+  }
+
+  async function clearTask(taskId) {
+    if (!confirm(`Clear ${taskId} and everything downstream of it? They run again.`)) return
+    try {
+      const result = await api(`/runs/${enc(runId)}/clear`, { method: 'POST', body: { task: taskId } })
+      message.ok(`Cleared ${result.cleared.join(', ') || 'nothing'}; the run is ${result.state} again.`)
+      // A cleared task starts a new attempt: follow it.
+      tailKey = ''
+      selectedAttempt = null
+      await refresh()
+    } catch (error) {
+      message.error(error)
+    }
+  }
+
+  return {
+    refresh,
+    destroy: () => tail?.close(),
+  }
+}

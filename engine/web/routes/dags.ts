@@ -1,0 +1,116 @@
+/** `GET /api/v1/dags`, `POST /api/v1/dags/{dag}/pause`, `POST /api/v1/dags/{dag}/unpause`. */
+import type { FastifyInstance } from 'fastify'
+import { getDagVersion, listDags, listImportErrors, setPaused } from '../../store/dags.ts'
+import type { WebContext } from '../context.ts'
+import { iso } from '../json.ts'
+import { nextScheduledRun } from '../next-run.ts'
+import { AUTH_ERRORS, SECURITY, errors, ref, time } from '../schemas.ts'
+
+const dagParams = { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } } as const
+
+const dagSchema = {
+  type: 'object',
+  required: ['dag_id', 'paused', 'schedule', 'next_run', 'import_errors'],
+  properties: {
+    dag_id: { type: 'string' },
+    description: { type: ['string', 'null'] },
+    owner: { type: ['string', 'null'] },
+    tags: { type: 'array', items: { type: 'string' } },
+    file: { type: ['string', 'null'] },
+    paused: { type: 'boolean' },
+    schedule: { type: ['string', 'null'], description: 'cron expression or preset; null: manual runs only' },
+    timezone: { type: 'string' },
+    catchup: { type: 'string', enum: ['none', 'latest', 'all'] },
+    next_run: {
+      type: ['object', 'null'],
+      description: 'the run the schedule creates next; null when paused, unscheduled or past end_date',
+      properties: {
+        logical_date: time,
+        data_interval_end: time,
+        run_after: { ...time, description: 'when the scheduler creates it (in the past: due now)' },
+      },
+    },
+    import_errors: { type: 'integer', description: "errors in the DAG's file (its last good version keeps running)" },
+  },
+} as const
+
+export function dagRoutes(app: FastifyInstance, ctx: WebContext): void {
+  const { db } = ctx
+
+  app.get('/api/v1/dags', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: 'DAGs with schedule, paused flag, next run and import errors',
+      tags: ['dags'],
+      security: SECURITY,
+      response: {
+        200: {
+          type: 'object',
+          required: ['dags', 'import_errors'],
+          properties: {
+            dags: { type: 'array', items: dagSchema },
+            import_errors: {
+              type: 'array',
+              description: 'every file that failed to load, with its problems',
+              items: { type: 'object', properties: { file: { type: 'string' }, dag_id: { type: ['string', 'null'] }, diagnostics: { type: 'array', items: ref('Diagnostic') } } },
+            },
+          },
+        },
+        ...errors(...AUTH_ERRORS),
+      },
+    },
+    handler: async () => {
+      const now = ctx.now()
+      const [dags, importErrors] = await Promise.all([listDags(db), listImportErrors(db)])
+      const shown = await Promise.all(
+        dags
+          .filter((d) => !d.removed)
+          .map(async (d) => {
+            const spec = d.versionId === null ? undefined : await getDagVersion(db, d.versionId)
+            const next = spec ? nextScheduledRun(spec, d, now) : null
+            const errorCount = importErrors
+              .filter((e) => e.dagId === d.dagId || (d.file !== null && e.file === d.file))
+              .reduce((n, e) => n + e.diagnostics.filter((x) => x.severity === 'error').length, 0)
+            return {
+              dag_id: d.dagId,
+              description: spec?.description ?? null,
+              owner: spec?.owner ?? null,
+              tags: spec?.tags ?? [],
+              file: d.file,
+              paused: d.paused,
+              schedule: spec?.schedule ?? null,
+              timezone: spec?.timezone ?? 'UTC',
+              catchup: spec?.catchup ?? 'latest',
+              next_run: next && { logical_date: iso(next.logicalDate), data_interval_end: iso(next.dataIntervalEnd), run_after: iso(next.runAfter) },
+              import_errors: errorCount,
+            }
+          }),
+      )
+      return { dags: shown, import_errors: importErrors.map((e) => ({ file: e.file, dag_id: e.dagId, diagnostics: e.diagnostics })) }
+    },
+  })
+
+  for (const paused of [true, false]) {
+    app.post<{ Params: { dag: string } }>(`/api/v1/dags/:dag/${paused ? 'pause' : 'unpause'}`, {
+      config: { access: 'operator' },
+      schema: {
+        summary: paused ? "Pause a DAG's schedule (running runs carry on; manual triggers still run)" : "Resume a DAG's schedule",
+        tags: ['dags'],
+        security: SECURITY,
+        params: dagParams,
+        response: { 200: { type: 'object', required: ['dag_id', 'paused'], properties: { dag_id: { type: 'string' }, paused: { type: 'boolean' } } }, ...errors(...AUTH_ERRORS, 404) },
+      },
+      handler: async (request, reply) => {
+        const { dag } = request.params
+        const found = await db.tx(async (q) => {
+          const changed = await setPaused(q, dag, paused)
+          // An unpaused DAG may have intervals due right now; the scheduler should not wait for its next pass.
+          if (changed) await q.query('SELECT pg_notify($1, $2)', ['cairn_wake', dag])
+          return changed
+        })
+        if (!found) return reply.code(404).send({ error: 'not_found', message: `no DAG "${dag}"` })
+        return { dag_id: dag, paused }
+      },
+    })
+  }
+}

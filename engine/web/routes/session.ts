@@ -1,0 +1,104 @@
+/**
+ * `POST /api/v1/login` (open, rate limited per client address and per user name), `POST /api/v1/logout`,
+ * `GET /api/v1/session` (who am I, and the CSRF token a page needs for state-changing requests).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { WebContext } from '../context.ts'
+import { MAX_PASSWORD_LENGTH } from '../auth/passwords.ts'
+import { ROLES } from '../auth/roles.ts'
+import { SESSION_COOKIE, createSession, csrfTokenFor, deleteSession } from '../auth/sessions.ts'
+import { checkLogin } from '../auth/users.ts'
+import { AUTH_ERRORS, SECURITY, errors, time, timeOrNull } from '../schemas.ts'
+
+export function sessionRoutes(app: FastifyInstance, ctx: WebContext): void {
+  const { db } = ctx
+  const perUser = app.createRateLimit({
+    max: ctx.login.perUser,
+    timeWindow: ctx.login.windowMs,
+    keyGenerator: (request) => `login-user:${String((request.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`,
+  })
+  const cookieOptions = (request: FastifyRequest) => ({ httpOnly: true, sameSite: 'strict' as const, secure: ctx.secureCookies || request.protocol === 'https', path: '/' })
+
+  app.post<{ Body: { username: string; password: string } }>('/api/v1/login', {
+    config: { access: 'public', rateLimit: { max: ctx.login.perIp, timeWindow: ctx.login.windowMs, keyGenerator: (request) => `login-ip:${request.ip}` } },
+    schema: {
+      summary: 'Log in: sets the session cookie and returns the CSRF token',
+      description: `Rate limited to ${ctx.login.perIp} attempts per client address and ${ctx.login.perUser} per user name in ${ctx.login.windowMs / 1000} s (429 with Retry-After beyond).`,
+      tags: ['session'],
+      body: {
+        type: 'object',
+        required: ['username', 'password'],
+        properties: { username: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: MAX_PASSWORD_LENGTH } },
+        additionalProperties: false,
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['username', 'role', 'csrf_token', 'expires_at'],
+          properties: { username: { type: 'string' }, role: { type: 'string', enum: [...ROLES] }, csrf_token: { type: 'string', description: 'send it as X-CSRF-Token on POST requests' }, expires_at: time },
+        },
+        ...errors(400, 401, 429, 503),
+      },
+    },
+    handler: async (request, reply) => {
+      const { username, password } = request.body
+      const limit = await perUser(request)
+      if (!limit.isAllowed && limit.isExceeded) return tooMany(reply, limit.ttlInSeconds)
+      const user = await checkLogin(db, username, password)
+      if (!user) return reply.code(401).send({ error: 'invalid_credentials', message: 'wrong user name or password' })
+      const previous = request.cookies[SESSION_COOKIE]
+      if (previous) await deleteSession(db, previous)
+      const { sessionId, expiresAt } = await createSession(db, user.username, ctx.sessionTtlMs)
+      reply.setCookie(SESSION_COOKIE, sessionId, { ...cookieOptions(request), expires: expiresAt })
+      request.log.info({ username: user.username }, 'logged in')
+      return { username: user.username, role: user.role, csrf_token: csrfTokenFor(sessionId), expires_at: expiresAt.toISOString() }
+    },
+  })
+
+  app.post('/api/v1/logout', {
+    config: { access: 'viewer' },
+    schema: { summary: 'End the browser session', tags: ['session'], security: SECURITY, response: { 204: { type: 'null', description: 'logged out' }, ...errors(...AUTH_ERRORS) } },
+    handler: async (request, reply) => {
+      const principal = request.principal!
+      if (principal.kind === 'session') await deleteSession(db, principal.sessionId)
+      reply.clearCookie(SESSION_COOKIE, cookieOptions(request))
+      return reply.code(204).send()
+    },
+  })
+
+  app.get('/api/v1/session', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: 'Who is asking: user or token, role, and (for a browser session) the CSRF token',
+      tags: ['session'],
+      security: SECURITY,
+      response: {
+        200: {
+          type: 'object',
+          required: ['kind', 'name', 'role', 'csrf_token', 'expires_at'],
+          properties: {
+            kind: { type: 'string', enum: ['session', 'token'] },
+            name: { type: 'string', description: 'user name or token name' },
+            role: { type: 'string', enum: [...ROLES] },
+            csrf_token: { type: ['string', 'null'] },
+            expires_at: timeOrNull,
+          },
+        },
+        ...errors(...AUTH_ERRORS),
+      },
+    },
+    handler: async (request) => {
+      const p = request.principal!
+      return p.kind === 'session'
+        ? { kind: p.kind, name: p.username, role: p.role, csrf_token: p.csrfToken, expires_at: p.expiresAt.toISOString() }
+        : { kind: p.kind, name: p.name, role: p.role, csrf_token: null, expires_at: null }
+    },
+  })
+}
+
+function tooMany(reply: FastifyReply, retryAfterSeconds: number): FastifyReply {
+  return reply
+    .code(429)
+    .header('retry-after', String(Math.max(1, retryAfterSeconds)))
+    .send({ error: 'rate_limited', message: `too many login attempts; try again in ${Math.max(1, retryAfterSeconds)} s` })
+}

@@ -1,0 +1,111 @@
+/**
+ * JSON Schemas shared by the routes (Fastify validates requests and serialises responses with them;
+ * @fastify/swagger publishes them as OpenAPI components). Timestamps are ISO-8601 UTC with milliseconds,
+ * null until known. Fields may be added, never renamed.
+ */
+import { RUN_STATE_LIST, TASK_STATE_LIST } from '../state/states.ts'
+import { NAME_PATTERN, ROLES } from './auth/roles.ts'
+
+export const time = { type: 'string', format: 'date-time' } as const
+export const timeOrNull = { type: ['string', 'null'], format: 'date-time' } as const
+
+export const SHARED_SCHEMAS = [
+  {
+    $id: 'Error',
+    type: 'object',
+    description: 'What went wrong: a stable code and a message for people.',
+    required: ['error', 'message'],
+    properties: {
+      error: { type: 'string', description: 'stable code, e.g. unauthorized, forbidden, csrf, not_found, invalid_params' },
+      message: { type: 'string' },
+      errors: { type: 'array', items: { type: 'string' }, description: 'one entry per problem, when there are several' },
+    },
+  },
+  {
+    $id: 'Run',
+    type: 'object',
+    required: ['run_id', 'dag_id', 'state', 'run_type', 'logical_date', 'queued_at', 'started_at', 'ended_at'],
+    properties: {
+      run_id: { type: 'string' },
+      dag_id: { type: 'string' },
+      state: { type: 'string', enum: [...RUN_STATE_LIST] },
+      run_type: { type: 'string', enum: ['scheduled', 'manual', 'backfill'] },
+      logical_date: time,
+      data_interval_start: time,
+      data_interval_end: time,
+      queued_at: time,
+      started_at: timeOrNull,
+      ended_at: timeOrNull,
+      params: { type: 'object', additionalProperties: true },
+    },
+  },
+  {
+    $id: 'TaskInstance',
+    type: 'object',
+    required: ['task_id', 'state', 'attempts', 'started_at', 'ended_at'],
+    properties: {
+      task_id: { type: 'string' },
+      state: { type: 'string', enum: [...TASK_STATE_LIST] },
+      attempts: { type: 'integer', description: 'number of the latest attempt (0: not tried yet)' },
+      failures: { type: 'integer' },
+      operator: { type: ['string', 'null'] },
+      depends_on: { type: 'array', items: { type: 'string' } },
+      pool: { type: 'string' },
+      queued_at: timeOrNull,
+      started_at: timeOrNull,
+      ended_at: timeOrNull,
+      next_retry_at: timeOrNull,
+      failure_kind: { type: ['string', 'null'] },
+      message: { type: ['string', 'null'] },
+      outputs: { type: ['object', 'null'], additionalProperties: true },
+    },
+  },
+  {
+    $id: 'Diagnostic',
+    type: 'object',
+    properties: {
+      file: { type: 'string' },
+      line: { type: 'integer' },
+      column: { type: 'integer' },
+      path: { type: 'string' },
+      code: { type: 'string' },
+      message: { type: 'string' },
+      severity: { type: 'string', enum: ['error', 'warning'] },
+    },
+  },
+  {
+    $id: 'LogLine',
+    type: 'object',
+    required: ['id', 'attempt', 'stream', 'line', 'at'],
+    properties: {
+      id: { type: 'integer', description: 'increases with every stored line' },
+      attempt: { type: 'integer' },
+      stream: { type: 'string', enum: ['stdout', 'stderr', 'log'] },
+      line: { type: 'string' },
+      at: time,
+    },
+  },
+  {
+    $id: 'User',
+    type: 'object',
+    required: ['username', 'role', 'disabled', 'created_at'],
+    properties: {
+      username: { type: 'string', pattern: NAME_PATTERN },
+      role: { type: 'string', enum: [...ROLES] },
+      disabled: { type: 'boolean' },
+      created_at: time,
+    },
+  },
+] as const
+
+export const ref = (id: (typeof SHARED_SCHEMAS)[number]['$id']) => ({ $ref: `${id}#` }) as const
+
+/** Error responses of a route, by status code. */
+export function errors(...codes: number[]): Record<number, { $ref: string }> {
+  return Object.fromEntries(codes.map((code) => [code, ref('Error')]))
+}
+
+/** Every authenticated route can answer 401, 403 and 503 (database unreachable). */
+export const AUTH_ERRORS = [401, 403, 503] as const
+
+export const SECURITY: { [scheme: string]: string[] }[] = [{ bearerAuth: [] }, { sessionCookie: [] }]

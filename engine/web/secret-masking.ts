@@ -1,0 +1,63 @@
+/**
+ * Defence in depth for API responses: workers already mask secrets in log lines and outputs, but a
+ * secret can still reach a response another way (a run parameter, a message, a worker that lacked the
+ * secret). The web process masks every JSON body and SSE line again with the secret values it can see:
+ * its own `CAIRN_SECRET_*` variables and the files of the configured secrets dir.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { createMasker } from '../secrets/mask.ts'
+import type { Masker } from '../secrets/mask.ts'
+import { isValidSecretName } from '../secrets/secrets.ts'
+
+export interface SecretSource {
+  /** Environment to take `CAIRN_SECRET_*` values from. */
+  env?: Readonly<Record<string, string | undefined>>
+  /** Folder with one file per secret (secrets.dir of cairn.yaml). */
+  dir?: string
+}
+
+const MAX_SECRET_BYTES = 1024 * 1024
+
+/** Every secret value the source holds now. A missing or unreadable dir holds none. */
+export function readSecretValues(source: SecretSource): string[] {
+  const values: string[] = []
+  for (const [key, value] of Object.entries(source.env ?? {})) {
+    if (key.startsWith('CAIRN_SECRET_') && value) values.push(value)
+  }
+  if (source.dir !== undefined) {
+    let names: string[] = []
+    try {
+      names = readdirSync(source.dir)
+    } catch {
+      names = []
+    }
+    for (const name of names) {
+      if (!isValidSecretName(name)) continue
+      try {
+        const file = join(source.dir, name)
+        const st = statSync(file)
+        if (!st.isFile() || st.size > MAX_SECRET_BYTES) continue
+        const text = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+        if (text) values.push(text)
+      } catch {
+        // a file that vanished or cannot be read masks nothing
+      }
+    }
+  }
+  return values
+}
+
+/** A masker over the source's values, re-read at most every `refreshMs` so a changed secrets dir is picked up. */
+export function createResponseMasker(source: SecretSource | undefined, refreshMs = 30_000, now: () => number = Date.now): () => Masker {
+  let masker = createMasker([])
+  let readAt = -Infinity
+  return () => {
+    if (source === undefined) return masker
+    if (now() - readAt >= refreshMs) {
+      masker = createMasker(readSecretValues(source))
+      readAt = now()
+    }
+    return masker
+  }
+}

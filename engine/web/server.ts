@@ -1,0 +1,200 @@
+/**
+ * The web process: the JSON API under /api/v1 (OpenAPI document at /api/v1/openapi.json), login
+ * sessions and API tokens, /healthz and /metrics, and the page at `/` (a placeholder for now).
+ *
+ * Security in one place: every request passes the auth hook (auth/authenticate.ts, deny by default),
+ * every JSON body and log event is masked with the secrets this process knows (secret-masking.ts), and
+ * request bodies are JSON only, small, and validated against each route's schema (unknown keys refused).
+ */
+import Fastify, { LogController } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifyRateLimit from '@fastify/rate-limit'
+import fastifySwagger from '@fastify/swagger'
+import type { Logger } from 'pino'
+import type { Settings } from '../config/settings.ts'
+import type { LoadedConfig } from '../config/load-config.ts'
+import { isConnectionError } from '../store/db.ts'
+import type { Db } from '../store/db.ts'
+import { createAuthHook } from './auth/authenticate.ts'
+import { DEFAULT_SESSION_TTL_MS } from './auth/sessions.ts'
+import type { WebContext } from './context.ts'
+import { createLogFeed } from './log-feed.ts'
+import { createWebMetrics } from './metrics.ts'
+import { SHARED_SCHEMAS } from './schemas.ts'
+import { createResponseMasker } from './secret-masking.ts'
+import type { SecretSource } from './secret-masking.ts'
+import { adminRoutes } from './routes/admin.ts'
+import { dagRoutes } from './routes/dags.ts'
+import { healthRoutes } from './routes/health.ts'
+import { logRoutes } from './routes/logs.ts'
+import { pageRoutes } from './routes/page.ts'
+import { runRoutes } from './routes/runs.ts'
+import { sessionRoutes } from './routes/session.ts'
+import { taskRoutes } from './routes/tasks.ts'
+
+export interface WebServerOptions {
+  db: Db
+  log: Logger
+  /** Where the secrets to mask in responses come from. @default none (workers' masking only) */
+  secrets?: SecretSource
+  now?: () => Date
+  /** @default 12 hours */
+  sessionTtlMs?: number
+  /** Login attempts allowed per client address and per user name in each window. @default { perIp: 10, perUser: 10, windowMs: 60000 } */
+  login?: Partial<WebContext['login']>
+  /** Public URL (cairn.yaml web.base_url); an https one makes session cookies Secure even on plain-HTTP requests from a proxy. */
+  baseUrl?: string
+  /** Believe X-Forwarded-For/-Proto (only behind a reverse proxy you run). @default false */
+  trustProxy?: boolean
+  /** Poll interval of log streams when no notification arrives. @default 1000 */
+  followPollMs?: number
+  /** /healthz fails when SELECT 1 takes longer. @default 2000 */
+  healthTimeoutMs?: number
+}
+
+const API_PREFIX = '/api/'
+
+export async function createWebServer(options: WebServerOptions): Promise<FastifyInstance> {
+  const log = options.log.child({ component: 'web' })
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // Fastify's own per-request info lines are off; onResponse logs each request at debug level.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: options.trustProxy ?? false,
+    bodyLimit: 256 * 1024,
+    // Spelled-differently paths are different paths: they match no route and need a login anyway.
+    routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 300 },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  })
+  const closing = new AbortController()
+  const logFeed = createLogFeed(options.db, log)
+  const ctx: WebContext = {
+    db: options.db,
+    log,
+    now: options.now ?? (() => new Date()),
+    logFeed,
+    masker: createResponseMasker(options.secrets),
+    closing: closing.signal,
+    sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
+    secureCookies: options.baseUrl?.startsWith('https://') ?? false,
+    login: { perIp: 10, perUser: 10, windowMs: 60_000, ...options.login },
+    followPollMs: options.followPollMs ?? 1000,
+    healthTimeoutMs: options.healthTimeoutMs ?? 2000,
+  }
+  const metrics = createWebMetrics(options.db)
+
+  app.decorateRequest('principal', null)
+  await app.register(fastifyCookie)
+  await app.register(fastifyRateLimit, { global: false })
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'cairn', version: '1', description: 'DAGs, runs, task instances and logs of a cairn deployment. Every /api/v1 route except login needs a bearer token or a session cookie (plus X-CSRF-Token on POST).' },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'an API token (`cairn tokens create NAME --role R`)' },
+          sessionCookie: { type: 'apiKey', in: 'cookie', name: 'cairn_session', description: 'from POST /api/v1/login; POST requests also need X-CSRF-Token' },
+        },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  })
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
+
+  // An empty body with a JSON content type is no body (fetch() sends that for a bodiless POST).
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' || (typeof body === 'string' && body.trim() === '')) done(null, undefined)
+    else parseJson(request, body as string, done)
+  })
+
+  app.addHook('onRequest', createAuthHook(options.db))
+  // A bodiless POST is an empty JSON object, so optional bodies need no special schema.
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined && request.method === 'POST') request.body = {}
+  })
+  app.addHook('preSerialization', async (_request, _reply, payload) => ctx.masker().deep(payload))
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('x-frame-options', 'DENY')
+    reply.header('referrer-policy', 'no-referrer')
+    reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    if (request.url.startsWith(API_PREFIX) || request.url === '/') reply.header('cache-control', 'no-store')
+    return payload
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
+  })
+  app.addHook('preClose', async () => closing.abort())
+  app.addHook('onClose', async () => logFeed.close())
+
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }))
+  app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => sendError(error, request, reply))
+
+  app.get('/api/v1/openapi.json', { config: { access: 'viewer' }, schema: { hide: true } }, async () => app.swagger())
+  sessionRoutes(app, ctx)
+  dagRoutes(app, ctx)
+  runRoutes(app, ctx)
+  taskRoutes(app, ctx)
+  logRoutes(app, ctx)
+  adminRoutes(app, ctx)
+  healthRoutes(app, ctx, metrics)
+  pageRoutes(app, ctx)
+  await app.ready()
+  return app
+}
+
+function sendError(error: Error & { statusCode?: number; validation?: unknown; code?: string }, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error.validation) return reply.code(400).send({ error: 'invalid_request', message: error.message })
+  if (isConnectionError(error)) {
+    request.log.warn({ error: error.message }, 'the database is unreachable')
+    return reply.code(503).send({ error: 'unavailable', message: 'the database cannot be reached; try again shortly' })
+  }
+  const status = error.statusCode ?? 500
+  if (status === 429) return reply.code(429).send({ error: 'rate_limited', message: error.message })
+  if (status >= 400 && status < 500) return reply.code(status).send({ error: (error.code ?? 'bad_request').toLowerCase(), message: error.message })
+  request.log.error({ err: error }, 'request failed')
+  return reply.code(500).send({ error: 'internal', message: 'internal error (see the server log)' })
+}
+
+export interface StartWebOptions extends Omit<WebServerOptions, 'baseUrl'> {
+  settings: Settings
+  config?: LoadedConfig['config']
+  /** Overrides CAIRN_PORT / web.port (0: any free port). */
+  port?: number
+}
+
+export interface RunningWeb {
+  app: FastifyInstance
+  /** http://host:port/ as the server listens. */
+  url: string
+  close(): Promise<void>
+}
+
+/**
+ * Starts the web server: port from `port`, else CAIRN_PORT, else cairn.yaml `web.port`, else 8080;
+ * host from cairn.yaml `web.host`, else 127.0.0.1 (reachable from this machine only).
+ */
+export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
+  const web = webSection(options.config)
+  const port = options.port ?? (options.settings.env.CAIRN_PORT ? options.settings.port : typeof web.port === 'number' ? web.port : options.settings.port)
+  const host = typeof web.host === 'string' ? web.host : '127.0.0.1'
+  const baseUrl = typeof web.base_url === 'string' ? web.base_url : undefined
+  const app = await createWebServer({ ...options, ...(baseUrl ? { baseUrl } : {}) })
+  try {
+    await app.listen({ port, host })
+  } catch (error) {
+    await app.close()
+    throw error
+  }
+  const address = app.server.address()
+  const actualPort = typeof address === 'object' && address ? address.port : port
+  const shownHost = host.includes(':') ? `[${host}]` : host
+  return { app, url: `http://${shownHost}:${actualPort}/`, close: () => app.close() }
+}
+
+function webSection(config: LoadedConfig['config'] | undefined): Record<string, unknown> {
+  const web = config?.web
+  return web !== null && typeof web === 'object' && !Array.isArray(web) ? (web as Record<string, unknown>) : {}
+}
