@@ -3,12 +3,14 @@ import type { Logger } from 'pino'
 import type { Db } from '../store/db.ts'
 import type { Masker } from '../secrets/mask.ts'
 import type { LogFeed } from './log-feed.ts'
+import type { StateFeed } from './state-feed.ts'
 
 export interface WebContext {
   db: Db
   log: Logger
   now: () => Date
   logFeed: LogFeed
+  stateFeed: StateFeed
   /** Masks the secret values the web process knows (see secret-masking.ts). */
   masker: () => Masker
   /** Aborted when the server closes: log streams end. */

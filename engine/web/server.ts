@@ -1,6 +1,6 @@
 /**
  * The web process: the JSON API under /api/v1 (OpenAPI document at /api/v1/openapi.json), login
- * sessions and API tokens, /healthz and /metrics, and the page at `/` (a placeholder for now).
+ * sessions and API tokens, /healthz and /metrics, and the status page at `/` (engine/web/page/).
  *
  * Security in one place: every request passes the auth hook (auth/authenticate.ts, deny by default),
  * every JSON body and log event is masked with the secrets this process knows (secret-masking.ts), and
@@ -20,12 +20,16 @@ import { createAuthHook } from './auth/authenticate.ts'
 import { DEFAULT_SESSION_TTL_MS } from './auth/sessions.ts'
 import type { WebContext } from './context.ts'
 import { createLogFeed } from './log-feed.ts'
+import { createStateFeed } from './state-feed.ts'
 import { createWebMetrics } from './metrics.ts'
 import { SHARED_SCHEMAS } from './schemas.ts'
 import { createResponseMasker } from './secret-masking.ts'
 import type { SecretSource } from './secret-masking.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { dagRoutes } from './routes/dags.ts'
+import { eventRoutes } from './routes/events.ts'
+import { dagVersionRoutes } from './routes/dag-versions.ts'
+import { gridRoutes } from './routes/grid.ts'
 import { healthRoutes } from './routes/health.ts'
 import { logRoutes } from './routes/logs.ts'
 import { pageRoutes } from './routes/page.ts'
@@ -49,6 +53,8 @@ export interface WebServerOptions {
   trustProxy?: boolean
   /** Poll interval of log streams when no notification arrives. @default 1000 */
   followPollMs?: number
+  /** How often live-state streams read new state changes while anyone listens. @default 500 */
+  statePollMs?: number
   /** /healthz fails when SELECT 1 takes longer. @default 2000 */
   healthTimeoutMs?: number
 }
@@ -69,11 +75,13 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   })
   const closing = new AbortController()
   const logFeed = createLogFeed(options.db, log)
+  const stateFeed = createStateFeed(options.db, log, options.statePollMs ?? 500)
   const ctx: WebContext = {
     db: options.db,
     log,
     now: options.now ?? (() => new Date()),
     logFeed,
+    stateFeed,
     masker: createResponseMasker(options.secrets),
     closing: closing.signal,
     sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
@@ -127,7 +135,10 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
   })
   app.addHook('preClose', async () => closing.abort())
-  app.addHook('onClose', async () => logFeed.close())
+  app.addHook('onClose', async () => {
+    stateFeed.close()
+    await logFeed.close()
+  })
 
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }))
   app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => sendError(error, request, reply))
@@ -136,6 +147,9 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   sessionRoutes(app, ctx)
   dagRoutes(app, ctx)
   runRoutes(app, ctx)
+  gridRoutes(app, ctx)
+  eventRoutes(app, ctx)
+  dagVersionRoutes(app, ctx)
   taskRoutes(app, ctx)
   logRoutes(app, ctx)
   adminRoutes(app, ctx)

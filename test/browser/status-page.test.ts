@@ -186,7 +186,7 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     assert.equal(new URL(page.url()).pathname, '/')
     assert.match(await page.textContent('#who') ?? '', /ops \(operator\)/)
     const row = page.locator('#dag-table tr[data-dag="page_demo"]')
-    assert.match(await row.textContent() ?? '', /0 2 \* \* \*.*every day at 02:00/s)
+    assert.match(await row.textContent() ?? '', /0 2 \* \* \*.*At 02:00/s)
     assert.match(await row.textContent() ?? '', /active/)
     // The broken file is listed with FILE:LINE:COL diagnostics.
     await page.waitForSelector('.import-error[data-file$="page_broken.yaml"]')
@@ -205,6 +205,10 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     assert.ok((await x('extract')) < (await x('transform')) && (await x('transform')) < (await x('load')))
     await page.waitForSelector('#trigger-form [data-param="mode"] select')
     assert.equal(await page.inputValue('#param-rows'), '3')
+    // The source as loaded, with the version history beside it.
+    await page.waitForSelector('#dag-source[data-version]')
+    assert.match(await page.textContent('#dag-source') ?? '', /^dag: page_demo$/m)
+    assert.match(await page.textContent('#version-select option') ?? '', /^v\d+ .* current$/)
     await shot('03-dag-page')
   })
 
@@ -241,6 +245,8 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     await page.waitForSelector('svg.dag-graph g.node[data-task="load"][data-state="success"]')
     for (const task of ['extract', 'transform', 'quality']) await page.waitForSelector(cell(task, 'success'))
     assert.equal(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded), true, 'the page reloaded')
+    // Updates came over the live-state stream, not the slow fallback poll.
+    assert.doesNotMatch(await page.getAttribute('#live', 'class') ?? '', /\boff\b/)
     await page.waitForSelector(`#grid button.run-mark[data-run="${demoRun}"][data-state="success"]`)
     await shot('06-dag-success')
   })

@@ -124,3 +124,40 @@ export function parsePrometheus(text: string): { samples: Sample[]; types: Map<s
   }
   return { samples, types }
 }
+
+/**
+ * Reads a server-sent event stream that does not end by itself, until `done(events)` says so (or
+ * `timeoutMs`), then closes it. `onEvent` runs for each event as it arrives (e.g. to cause the next one).
+ */
+export function collectEvents(
+  base: string,
+  path: string,
+  headers: Record<string, string>,
+  options: { done(events: SseEvent[]): boolean; onEvent?(event: SseEvent): void; timeoutMs?: number },
+): Promise<{ status: number; events: SseEvent[]; raw: string }> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port, method: 'GET', path, headers }, (res) => {
+      let raw = ''
+      let seen = 0
+      const finish = (error?: Error): void => {
+        clearTimeout(timer)
+        req.destroy()
+        if (error) reject(error)
+        else resolve({ status: res.statusCode ?? 0, events: parseEvents(raw), raw })
+      }
+      const timer = setTimeout(() => finish(new Error(`event stream ${path}: not done within ${options.timeoutMs ?? 30_000} ms; got:\n${raw}`)), options.timeoutMs ?? 30_000)
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        raw += chunk
+        const events = parseEvents(raw.slice(0, raw.lastIndexOf('\n\n') + 2))
+        for (const event of events.slice(seen)) options.onEvent?.(event)
+        seen = events.length
+        if (options.done(events)) finish()
+      })
+      res.on('end', () => finish(res.statusCode === 200 ? new Error(`event stream ${path} ended early; got:\n${raw}`) : undefined))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}

@@ -187,6 +187,10 @@ const ROUTES: RouteCase[] = [
   { name: 'create token', method: 'POST', role: 'admin', make: async () => ({ path: '/api/v1/tokens', body: { name: unique('t'), role: 'viewer' }, ok: 201 }) },
   { name: 'session', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/session', ok: 200 }) },
   { name: 'OpenAPI document', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/openapi.json', ok: 200 }) },
+  { name: 'DAG definition', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/dags/web_hold', ok: 200 }) },
+  { name: 'grid', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/dags/web_hold/grid?limit=2', ok: 200 }) },
+  { name: 'DAG versions', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/dags/web_hold/versions', ok: 200 }) },
+  { name: 'attempts', method: 'GET', role: 'viewer', make: async () => ({ path: `/api/v1/runs/${blockerRun}/attempts`, ok: 200 }) },
 ]
 
 const allows = (have: Role, need: Role): boolean => ROLES.indexOf(have) >= ROLES.indexOf(need)

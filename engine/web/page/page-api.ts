@@ -10,6 +10,7 @@ import { getDag, getDagVersion } from '../../store/dags.ts'
 import { getRun } from '../../store/runs.ts'
 import type { WebContext } from '../context.ts'
 import { iso } from '../json.ts'
+import { describeSchedule } from '../schedule-words.ts'
 import { AUTH_ERRORS, SECURITY, errors, timeOrNull } from '../schemas.ts'
 
 const dagDefinition = {
@@ -19,6 +20,8 @@ const dagDefinition = {
     dag_id: { type: 'string' },
     description: { type: ['string', 'null'] },
     schedule: { type: ['string', 'null'] },
+    schedule_description: { type: 'string' },
+    version_id: { type: 'integer', description: 'the current version (see /dags/{dag}/versions)' },
     timezone: { type: 'string' },
     paused: { type: 'boolean' },
     params: { type: 'object', additionalProperties: true, description: 'run parameter definitions (small JSON Schemas), by name' },
@@ -90,6 +93,8 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
         dag_id: spec.id,
         description: spec.description ?? null,
         schedule: spec.schedule ?? null,
+        schedule_description: describeSchedule(spec.schedule),
+        version_id: dag.versionId,
         timezone: spec.timezone,
         paused: dag.paused,
         params: spec.params,

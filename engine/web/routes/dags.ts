@@ -1,10 +1,15 @@
 /** `GET /api/v1/dags`, `POST /api/v1/dags/{dag}/pause`, `POST /api/v1/dags/{dag}/unpause`. */
 import type { FastifyInstance } from 'fastify'
 import { getDagVersion, listDags, listImportErrors, setPaused } from '../../store/dags.ts'
+import { recentRunsByDag } from '../../store/grid.ts'
 import type { WebContext } from '../context.ts'
 import { iso } from '../json.ts'
 import { nextScheduledRun } from '../next-run.ts'
+import { describeSchedule } from '../schedule-words.ts'
 import { AUTH_ERRORS, SECURITY, errors, ref, time } from '../schemas.ts'
+
+/** Runs shown as marks beside each DAG in the list. */
+export const RECENT_RUNS = 10
 
 const dagParams = { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } } as const
 
@@ -19,6 +24,7 @@ const dagSchema = {
     file: { type: ['string', 'null'] },
     paused: { type: 'boolean' },
     schedule: { type: ['string', 'null'], description: 'cron expression or preset; null: manual runs only' },
+    schedule_description: { type: 'string', description: 'the schedule in words, e.g. "At 02:00, Monday through Friday"' },
     timezone: { type: 'string' },
     catchup: { type: 'string', enum: ['none', 'latest', 'all'] },
     next_run: {
@@ -31,6 +37,11 @@ const dagSchema = {
       },
     },
     import_errors: { type: 'integer', description: "errors in the DAG's file (its last good version keeps running)" },
+    recent_runs: {
+      type: 'array',
+      description: `the newest ${RECENT_RUNS} runs, newest first`,
+      items: { type: 'object', required: ['run_id', 'state', 'logical_date'], properties: { run_id: { type: 'string' }, state: { type: 'string' }, logical_date: time } },
+    },
   },
 } as const
 
@@ -61,7 +72,13 @@ export function dagRoutes(app: FastifyInstance, ctx: WebContext): void {
     },
     handler: async () => {
       const now = ctx.now()
-      const [dags, importErrors] = await Promise.all([listDags(db), listImportErrors(db)])
+      const [dags, importErrors, recent] = await Promise.all([listDags(db), listImportErrors(db), recentRunsByDag(db, RECENT_RUNS)])
+      const recentByDag = new Map<string, { run_id: string; state: string; logical_date: string }[]>()
+      for (const r of recent) {
+        let list = recentByDag.get(r.dagId)
+        if (!list) recentByDag.set(r.dagId, (list = []))
+        list.push({ run_id: r.runId, state: r.state, logical_date: r.logicalDate.toISOString() })
+      }
       const shown = await Promise.all(
         dags
           .filter((d) => !d.removed)
@@ -79,10 +96,12 @@ export function dagRoutes(app: FastifyInstance, ctx: WebContext): void {
               file: d.file,
               paused: d.paused,
               schedule: spec?.schedule ?? null,
+              schedule_description: describeSchedule(spec?.schedule),
               timezone: spec?.timezone ?? 'UTC',
               catchup: spec?.catchup ?? 'latest',
               next_run: next && { logical_date: iso(next.logicalDate), data_interval_end: iso(next.dataIntervalEnd), run_after: iso(next.runAfter) },
               import_errors: errorCount,
+              recent_runs: recentByDag.get(d.dagId) ?? [],
             }
           }),
       )

@@ -9,7 +9,6 @@
  *   event: attempt  data: {"attempt"}   a retry started; its lines follow
  *   event: end      data: {"state","attempt"}   the last event; the server then closes the stream
  */
-import { once } from 'node:events'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isConnectionError } from '../../store/db.ts'
 import { readLogs } from '../../store/logs.ts'
@@ -20,10 +19,10 @@ import { isTerminalTaskState } from '../../state/states.ts'
 import type { WebContext } from '../context.ts'
 import { logLineJson } from '../json.ts'
 import { createWaker } from '../log-feed.ts'
+import { openEventStream } from '../sse.ts'
 import { AUTH_ERRORS, SECURITY, errors, ref } from '../schemas.ts'
 
 const PAGE = 5000
-const KEEPALIVE_MS = 15_000
 
 type Target = { runId: string; taskId: string }
 type Query = { attempt?: number; follow: boolean; after: number }
@@ -94,47 +93,26 @@ export function logRoutes(app: FastifyInstance, ctx: WebContext): void {
  */
 async function stream(ctx: WebContext, request: FastifyRequest, reply: FastifyReply, target: Target, fixedAttempt: number | undefined): Promise<void> {
   const { db } = ctx
-  reply.hijack()
-  const res = reply.raw
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    'x-accel-buffering': 'no',
-    connection: 'keep-alive',
-  })
+  const out = openEventStream(ctx, reply)
   const waker = createWaker()
-  let closed = false
-  const stop = (): void => {
-    closed = true
-    waker.wake()
-  }
-  res.on('close', stop)
-  ctx.closing.addEventListener('abort', stop, { once: true })
+  out.closed.addEventListener('abort', () => waker.wake(), { once: true })
   const unsubscribe = ctx.logFeed.subscribe(target.runId, target.taskId, () => waker.wake())
-  const keepalive = setInterval(() => void send(': keepalive\n\n'), KEEPALIVE_MS)
-
-  async function send(text: string): Promise<void> {
-    if (closed || res.destroyed) return
-    if (!res.write(text)) await Promise.race([once(res, 'drain'), once(res, 'close')]).catch(() => undefined)
-  }
-  const event = (name: string, data: unknown, id?: number): Promise<void> =>
-    send(`event: ${name}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(ctx.masker().deep(data))}\n\n`)
+  const closed = (): boolean => out.closed.aborted
+  const event = out.event
   const flush = async (attempt: number, afterId: number): Promise<number> => {
     let last = afterId
     for (;;) {
       const lines: LogLine[] = await readLogs(db, { ...target, attempt }, last, PAGE)
       for (const line of lines) await event('line', logLineJson(attempt, line), line.id)
       if (lines.length > 0) last = lines.at(-1)!.id
-      if (lines.length < PAGE || closed) return last
+      if (lines.length < PAGE || closed()) return last
     }
   }
 
   try {
-    await send('retry: 2000\n\n')
     let attempt = fixedAttempt ?? 0
     let afterId = 0
-    while (!closed) {
+    while (!closed()) {
       try {
         const status = await getTaskInstanceStatus(db, target.runId, target.taskId)
         if (!status) {
@@ -168,10 +146,7 @@ async function stream(ctx: WebContext, request: FastifyRequest, reply: FastifyRe
       await waker.sleep(ctx.followPollMs)
     }
   } finally {
-    clearInterval(keepalive)
     unsubscribe()
-    ctx.closing.removeEventListener('abort', stop)
-    res.off('close', stop)
-    if (!res.destroyed) res.end()
+    out.end()
   }
 }

@@ -9,6 +9,7 @@ import { resolveRunParams } from '../../spec/run-params.ts'
 import { cancelRun, clearRun, triggerRun } from '../../store/control.ts'
 import { getDag, getDagVersion } from '../../store/dags.ts'
 import { getRun, listRuns } from '../../store/runs.ts'
+import type { RunRow } from '../../store/runs.ts'
 import { parseDagDate } from '../../time/dates.ts'
 import type { WebContext } from '../context.ts'
 import { runJson } from '../json.ts'
@@ -32,6 +33,27 @@ export function decodeCursor(cursor: string): string | undefined {
     // not ours
   }
   return undefined
+}
+
+export type RunsPage =
+  | { ok: true; runs: RunRow[]; nextCursor: string | null }
+  | { ok: false; status: 400 | 404; error: string; message: string }
+
+/** One page of a DAG's runs, newest first, from an opaque cursor (shared by the runs and grid routes). */
+export async function pageOfRuns(ctx: WebContext, dag: string, query: { limit: number; cursor?: string | undefined; state?: RunState | undefined }): Promise<RunsPage> {
+  const { db } = ctx
+  const { limit, cursor, state } = query
+  if (!(await getDag(db, dag))) return { ok: false, status: 404, error: 'not_found', message: `no DAG "${dag}"` }
+  let olderThan: string | undefined
+  if (cursor !== undefined) {
+    olderThan = decodeCursor(cursor)
+    const from = olderThan === undefined ? undefined : await getRun(db, olderThan)
+    if (!from || from.dagId !== dag) return { ok: false, status: 400, error: 'invalid_cursor', message: 'cursor is not one this API handed out for this DAG' }
+  }
+  // One more than asked tells whether there is a next page.
+  const rows = await listRuns(db, dag, { limit: limit + 1, ...(state ? { state } : {}), ...(olderThan !== undefined ? { olderThan } : {}) })
+  const runs = rows.slice(0, limit)
+  return { ok: true, runs, nextCursor: rows.length > limit ? encodeCursor(runs.at(-1)!.runId) : null }
 }
 
 export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
@@ -60,19 +82,9 @@ export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
       },
     },
     handler: async (request, reply) => {
-      const { dag } = request.params
-      const { limit, cursor, state } = request.query
-      if (!(await getDag(db, dag))) return reply.code(404).send({ error: 'not_found', message: `no DAG "${dag}"` })
-      let olderThan: string | undefined
-      if (cursor !== undefined) {
-        olderThan = decodeCursor(cursor)
-        const from = olderThan === undefined ? undefined : await getRun(db, olderThan)
-        if (!from || from.dagId !== dag) return reply.code(400).send({ error: 'invalid_cursor', message: 'cursor is not one this API handed out for this DAG' })
-      }
-      // One more than asked tells whether there is a next page.
-      const rows = await listRuns(db, dag, { limit: limit + 1, ...(state ? { state } : {}), ...(olderThan !== undefined ? { olderThan } : {}) })
-      const page = rows.slice(0, limit)
-      return { runs: page.map(runJson), next_cursor: rows.length > limit ? encodeCursor(page.at(-1)!.runId) : null }
+      const page = await pageOfRuns(ctx, request.params.dag, request.query)
+      if (!page.ok) return reply.code(page.status).send({ error: page.error, message: page.message })
+      return { runs: page.runs.map(runJson), next_cursor: page.nextCursor }
     },
   })
 

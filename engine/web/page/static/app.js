@@ -1,12 +1,16 @@
-// The status page: a hash router over three views (DAG list, DAG, run) and one refresh loop that
-// asks the current view to update itself from the API every POLL_MS without reloading the page.
+// The status page: a hash router over three views (DAG list, DAG, run). Each view re-reads what it
+// shows when the server's live-state stream (/api/v1/events, narrowed to the view's DAG or run) says
+// something changed, and every FALLBACK_MS anyway; while the stream is down it polls every OFFLINE_MS.
 import { loadSession, logout } from './api.js'
 import { replace, h } from './dom.js'
 import { dagListView } from './views/dag-list.js'
 import { dagView } from './views/dag.js'
 import { runView } from './views/run.js'
 
-const POLL_MS = 1500
+const FALLBACK_MS = 15_000
+const OFFLINE_MS = 1500
+/** Changes arriving in a burst cause one refresh, at most one every MIN_GAP_MS. */
+const MIN_GAP_MS = 300
 
 const root = document.getElementById('view')
 const banner = document.getElementById('banner')
@@ -14,15 +18,16 @@ const live = document.getElementById('live')
 
 let current
 let timer
+let events
 let generation = 0
 
 function route() {
   const [path, query = ''] = location.hash.replace(/^#/, '').split('?')
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent)
   const params = new URLSearchParams(query)
-  if (parts[0] === 'dags' && parts[1]) return { name: 'dag', args: { dagId: parts[1], params } }
-  if (parts[0] === 'runs' && parts[1]) return { name: 'run', args: { runId: parts[1], params } }
-  return { name: 'dags', args: { params } }
+  if (parts[0] === 'dags' && parts[1]) return { name: 'dag', args: { dagId: parts[1], params }, interest: { dag: parts[1] } }
+  if (parts[0] === 'runs' && parts[1]) return { name: 'run', args: { runId: parts[1], params }, interest: { run: parts[1] } }
+  return { name: 'dags', args: { params }, interest: {} }
 }
 
 const VIEWS = { dags: dagListView, dag: dagView, run: runView }
@@ -30,22 +35,69 @@ const VIEWS = { dags: dagListView, dag: dagView, run: runView }
 async function show(session) {
   current?.destroy?.()
   clearTimeout(timer)
+  events?.close()
   const mine = ++generation
-  const { name, args } = route()
+  const { name, args, interest } = route()
   const container = replace(root, h('p', { class: 'muted' }, 'Loading…'))
   current = VIEWS[name]({ ...args, session, container, navigate: (hash) => (location.hash = hash) })
+  let streaming = false
+  let running = false
+  let again = false
+  let lastRun = 0
+
   const tick = async () => {
     if (mine !== generation) return
-    if (document.visibilityState !== 'hidden') {
-      try {
-        await current.refresh()
-        setOffline(false)
-      } catch (error) {
-        if (mine === generation) setOffline(error)
-      }
+    if (running) {
+      again = true
+      return
     }
-    if (mine === generation) timer = setTimeout(tick, POLL_MS)
+    running = true
+    clearTimeout(timer)
+    try {
+      if (document.visibilityState !== 'hidden') {
+        lastRun = Date.now()
+        try {
+          await current.refresh()
+          setOffline(false)
+        } catch (error) {
+          if (mine === generation) setOffline(error)
+        }
+      }
+    } finally {
+      running = false
+    }
+    if (mine !== generation) return
+    if (again) {
+      again = false
+      kick()
+    } else timer = setTimeout(tick, streaming ? FALLBACK_MS : OFFLINE_MS)
   }
+  const kick = () => {
+    if (mine !== generation) return
+    if (running) {
+      again = true
+      return
+    }
+    clearTimeout(timer)
+    timer = setTimeout(tick, Math.max(0, lastRun + MIN_GAP_MS - Date.now()))
+  }
+
+  const query = new URLSearchParams(interest).toString()
+  events = new EventSource(`/api/v1/events${query ? `?${query}` : ''}`)
+  events.addEventListener('ready', () => {
+    streaming = true
+    live.classList.remove('off')
+    kick() // whatever changed before the stream was listening
+  })
+  events.addEventListener('states', kick)
+  events.addEventListener('dags', kick)
+  events.addEventListener('error', () => {
+    // The browser reconnects by itself; meanwhile the page polls.
+    streaming = false
+    live.classList.add('off')
+    kick()
+  })
+  current.kick = kick
   await tick()
 }
 
@@ -65,7 +117,7 @@ async function main() {
   document.getElementById('logout').addEventListener('click', () => void logout())
   window.addEventListener('hashchange', () => void show(session))
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible') void current?.refresh().catch(() => undefined)
+    if (document.visibilityState === 'visible') current?.kick?.()
   })
   await show(session)
 }
@@ -74,4 +126,3 @@ main().catch((error) => {
   banner.textContent = `The page could not start: ${error.message}`
   banner.hidden = false
 })
-

@@ -2,10 +2,8 @@
 // file that failed to import with its FILE:LINE:COL diagnostics.
 import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
-import { describeSchedule, fmtTime, relative } from '../format.js'
+import { fmtTime, relative } from '../format.js'
 import { canOperate, notice, pauseButton } from './common.js'
-
-const RECENT_RUNS = 10
 
 export function dagListView({ container, session }) {
   const message = notice()
@@ -15,28 +13,25 @@ export function dagListView({ container, session }) {
 
   async function refresh() {
     const data = await api('/dags')
-    const recent = await Promise.all(
-      data.dags.map((d) => api(`/dags/${enc(d.dag_id)}/runs?limit=${RECENT_RUNS}`).then((r) => r.runs, () => [])),
-    )
     // Re-render only when something changed (or the relative times need it): no flicker under the pointer.
-    const key = JSON.stringify([data, recent])
+    const key = JSON.stringify(data)
     if (key === lastKey && Date.now() - lastRender < 15_000) return
     lastKey = key
     lastRender = Date.now()
-    renderTable(data.dags, recent)
+    renderTable(data.dags)
     renderErrors(data.import_errors)
   }
   let lastKey = ''
   let lastRender = 0
 
-  function renderTable(dags, recent) {
+  function renderTable(dags) {
     if (dags.length === 0) {
       replace(table, h('p', { class: 'muted' }, 'No DAGs yet: put a DAG file in the DAG folder and it appears here within seconds.'))
       return
     }
-    const rows = dags.map((dag, i) => {
-      const words = describeSchedule(dag.schedule)
-      const runs = recent[i].slice().reverse()
+    const rows = dags.map((dag) => {
+      const words = dag.schedule_description
+      const runs = (dag.recent_runs ?? []).slice().reverse() // oldest left, newest right
       return h('tr', { dataset: { dag: dag.dag_id }, class: dag.paused ? 'paused' : '' },
         h('td', null,
           h('a', { href: `#/dags/${enc(dag.dag_id)}`, class: 'dag-link' }, dag.dag_id),

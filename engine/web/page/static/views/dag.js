@@ -1,9 +1,10 @@
-// One DAG: its graph (live states of the chosen run), a grid of recent runs by tasks (paginated with
-// the runs cursor), the trigger form generated from its params, and pause/unpause.
+// One DAG: its graph (live states of the chosen run), a grid of recent runs by tasks (one request per
+// page, paginated with the runs cursor), the trigger form generated from its params, pause/unpause,
+// and its source with the version history.
 import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
 import { dagGraph } from '../graph.js'
-import { describeSchedule, dependencyOrder, fmtTime, isTerminal } from '../format.js'
+import { dependencyOrder, fmtTime } from '../format.js'
 import { paramsForm } from '../params-form.js'
 import { canOperate, notice, pauseButton, stateBadge } from './common.js'
 
@@ -19,13 +20,16 @@ export function dagView({ container, session, dagId, params }) {
   const triggerResult = notice()
   const gridBox = h('div', { id: 'grid' })
   const pager = h('div', { class: 'pager' })
+  const versionPicker = h('div', { class: 'card-head-actions', id: 'version-picker' })
+  const sourceBox = h('pre', { class: 'source', id: 'dag-source' }, 'Loading…')
   replace(container,
     h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'DAGs'), ' / ', dagId),
     head, message.el,
     h('div', { class: 'columns' },
       h('section', { class: 'card grow' }, h('h2', null, 'Graph'), graphCaption, graphBox),
       canOperate(session) ? h('section', { class: 'card side' }, h('h2', null, 'Trigger'), triggerResult.el, triggerBox) : null),
-    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Runs'), pager), gridBox))
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Runs'), pager), gridBox),
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Source'), versionPicker), sourceBox))
 
   let definition
   let definitionKey = ''
@@ -35,26 +39,46 @@ export function dagView({ container, session, dagId, params }) {
   const cursors = [null] // cursor of each page shown so far; the last is the current page
   let nextCursor = null
   let runs = []
-  const taskCache = new Map() // run id -> { state, tasks: { task id -> instance } }
+  let rowTasks = [] // grid rows: the current version's tasks, then any only older versions had
+  const taskCache = new Map() // run id -> { state, tasks: { task id -> { state, attempts } } }
   let selectedRun = null
   let gridKey = ''
+  let versionsKey = ''
+  let shownVersion = null // null: the current version
+  const sources = new Map() // version id -> source text (versions never change)
 
   async function refresh() {
-    const [def, page] = await Promise.all([
+    const [def, grid] = await Promise.all([
       api(`/dags/${enc(dagId)}`),
-      api(`/dags/${enc(dagId)}/runs?limit=${pageSize}${cursors.at(-1) ? `&cursor=${enc(cursors.at(-1))}` : ''}`),
+      api(`/dags/${enc(dagId)}/grid?limit=${pageSize}${cursors.at(-1) ? `&cursor=${enc(cursors.at(-1))}` : ''}`),
     ])
     definition = def
-    runs = page.runs
-    nextCursor = page.next_cursor
-    // Task instances change only while a run is active; finished runs are read once.
-    await Promise.all(runs.map(async (run) => {
-      const cached = taskCache.get(run.run_id)
-      if (cached && cached.state === run.state && isTerminal(run.state)) return
-      const data = await api(`/runs/${enc(run.run_id)}/tasks`)
-      taskCache.set(run.run_id, { state: data.run.state, tasks: Object.fromEntries(data.tasks.map((t) => [t.task_id, t])) })
-    }))
+    runs = grid.runs
+    rowTasks = grid.tasks
+    nextCursor = grid.next_cursor
+    taskCache.clear()
+    for (const run of runs) taskCache.set(run.run_id, { state: run.state, tasks: Object.fromEntries(Object.entries(run.tasks).map(([id, t]) => [id, { task_id: id, ...t }])) })
     render()
+    await renderSource()
+  }
+
+  async function renderSource() {
+    const key = String(definition.version_id)
+    if (key !== versionsKey) {
+      versionsKey = key
+      const { versions } = await api(`/dags/${enc(dagId)}/versions?limit=50`)
+      replace(versionPicker, h('label', { class: 'small' }, 'Version ',
+        h('select', { id: 'version-select', onchange: (e) => { shownVersion = Number(e.currentTarget.value); void renderSource() } },
+          versions.map((v) => h('option', { value: v.version_id, selected: (shownVersion ?? definition.version_id) === v.version_id },
+            `v${v.version_id} · ${fmtTime(v.created_at)} · ${v.runs} run${v.runs === 1 ? '' : 's'}${v.current ? ' · current' : ''}`)))))
+    }
+    const version = shownVersion ?? definition.version_id
+    if (version == null) return
+    if (!sources.has(version)) sources.set(version, (await api(`/dags/${enc(dagId)}/versions/${version}`)).source)
+    if (sourceBox.dataset.version !== String(version)) {
+      sourceBox.dataset.version = String(version)
+      sourceBox.textContent = sources.get(version)
+    }
   }
 
   function render() {
@@ -62,7 +86,7 @@ export function dagView({ container, session, dagId, params }) {
       h('h1', null, definition.dag_id, ' ', h('span', { class: `pill ${definition.paused ? 'pill-paused' : 'pill-active'}`, id: 'dag-paused' }, definition.paused ? 'paused' : 'active')),
       h('div', { class: 'meta' },
         definition.description ? h('span', null, definition.description) : null,
-        h('span', null, 'Schedule: ', definition.schedule ? h('code', null, definition.schedule) : null, ' ', describeSchedule(definition.schedule) ?? '', definition.schedule ? ` (${definition.timezone})` : '')),
+        h('span', null, 'Schedule: ', definition.schedule ? h('code', null, definition.schedule) : null, ' ', definition.schedule_description ?? '', definition.schedule ? ` (${definition.timezone})` : '')),
       canOperate(session) ? h('div', { class: 'head-actions' }, pauseButton(definition, refresh, (e) => message.error(e))) : null)
 
     const key = JSON.stringify(definition.tasks)
@@ -91,7 +115,7 @@ export function dagView({ container, session, dagId, params }) {
 
   function renderGrid() {
     const shown = runs.slice().reverse() // oldest left, newest right
-    const key = JSON.stringify([shown.map((r) => [r.run_id, r.state, stateMap(r.run_id)]), selectedRunId(), cursors.length, nextCursor])
+    const key = JSON.stringify([rowTasks, shown.map((r) => [r.run_id, r.state, stateMap(r.run_id)]), selectedRunId(), cursors.length, nextCursor])
     if (key === gridKey) return
     gridKey = key
     replace(pager,
@@ -112,7 +136,7 @@ export function dagView({ container, session, dagId, params }) {
           title: `${run.run_id}\n${run.state} · ${run.run_type} · ${fmtTime(run.logical_date)}\nclick: show in the graph`,
           onclick: () => { selectedRun = run.run_id; render() },
         }))))
-    const rows = tasks.map((task) => h('tr', null,
+    const rows = rowTasks.map((task) => h('tr', null,
       h('th', { class: 'task-col', scope: 'row' }, task.task_id),
       shown.map((run) => {
         const ti = taskCache.get(run.run_id)?.tasks[task.task_id]
