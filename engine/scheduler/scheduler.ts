@@ -22,6 +22,7 @@ import { advanceRun, startQueuedRuns } from '../store/advance.ts'
 import type { AdvanceContext } from '../store/advance.ts'
 import { lockLostAttempts, settleTaskInstance } from '../store/attempts.ts'
 import { createDagSync } from './dag-sync.ts'
+import { startPassStats } from './pass-stats.ts'
 
 export interface SchedulerOptions {
   db: Db
@@ -213,8 +214,10 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       return
     }
     clearTimeout(timer)
+    const passStarted = performance.now()
     running = tick()
       .then(() => {
+        stats.observe((performance.now() - passStarted) / 1000)
         if (offline) log.info('database reachable again')
         offline = false
       })
@@ -234,6 +237,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
         } else timer = setTimeout(loop, loopMs)
       })
   }
+  const stats = await startPassStats(db, log)
   const unlisten = await db.listen('cairn_wake', () => loop(), { onReconnect: () => loop() })
   // The first pass (DAG folder loaded) is done before the scheduler counts as started.
   loop()
@@ -245,6 +249,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       clearTimeout(timer)
       await unlisten()
       await running
+      await stats.stop()
     },
   }
 }

@@ -9,12 +9,17 @@
  *   cairn_queue_depth{source}                          queued task instances ("task_instances"), pg-boss jobs not yet fetched ("pgboss")
  *   cairn_task_duration_seconds{dag_id,state}          histogram of finished attempts (started to ended)
  *   cairn_worker_heartbeat_age_seconds{worker_id,hostname}  seconds since each live worker's last heartbeat
+ *   cairn_scheduler_passes_total{scheduler_id,hostname}       passes of each running scheduler (reported every 5 s)
+ *   cairn_scheduler_pass_seconds_total{scheduler_id,hostname} time spent in those passes
+ *   cairn_scheduler_pass_seconds{scheduler_id,hostname,pass="last"|"max"}  the last pass, the longest of the last report window
+ *   cairn_scheduler_heartbeat_age_seconds{scheduler_id,hostname}
  *   cairn_web_*                                        the web process's own Node.js metrics
  */
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Metric } from 'prom-client'
 import type { Db } from '../store/db.ts'
 import { BOSS_SCHEMA, TASK_QUEUE } from '../queue/task-queue.ts'
+import { listSchedulerStats } from '../store/scheduler-stats.ts'
 
 export const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400] as const
 
@@ -45,13 +50,18 @@ export function createWebMetrics(db: Db): WebMetrics {
     registers: [registry],
   })
   const heartbeat = new Gauge({ name: 'cairn_worker_heartbeat_age_seconds', help: "Seconds since each running or draining worker's last heartbeat.", labelNames: ['worker_id', 'hostname'], registers: [registry] })
+  const schedulerLabels = ['scheduler_id', 'hostname'] as const
+  const passes = new Counter({ name: 'cairn_scheduler_passes_total', help: 'Passes of each running scheduler since it started.', labelNames: schedulerLabels, registers: [registry] })
+  const passTotal = new Counter({ name: 'cairn_scheduler_pass_seconds_total', help: 'Seconds each running scheduler has spent in its passes since it started.', labelNames: schedulerLabels, registers: [registry] })
+  const passSeconds = new Gauge({ name: 'cairn_scheduler_pass_seconds', help: 'Duration of the last pass (pass="last") and the longest pass of the last report window (pass="max").', labelNames: [...schedulerLabels, 'pass'], registers: [registry] })
+  const schedulerAge = new Gauge({ name: 'cairn_scheduler_heartbeat_age_seconds', help: "Seconds since each running scheduler's last report.", labelNames: schedulerLabels, registers: [registry] })
   let durations: DurationRow[] = []
   registry.registerMetric(durationHistogram(() => durations) as unknown as Metric)
 
   const bucketColumns = DURATION_BUCKETS.map((b) => `count(*) FILTER (WHERE d <= ${b})::text`).join(', ')
 
   async function refresh(): Promise<void> {
-    const [runRows, taskRows, queued, jobs, workers, durationRows] = await Promise.all([
+    const [runRows, taskRows, queued, jobs, workers, durationRows, schedulers] = await Promise.all([
       db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM cairn.run GROUP BY state'),
       db.query<{ dag_id: string; state: string; n: string }>('SELECT r.dag_id, ti.state, count(*) AS n FROM cairn.task_instance ti JOIN cairn.run r USING (run_id) GROUP BY 1, 2'),
       db.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.task_instance WHERE state = 'queued'`),
@@ -70,6 +80,7 @@ export function createWebMetrics(db: Db): WebMetrics {
                WHERE a.started_at IS NOT NULL AND a.ended_at IS NOT NULL) x
          GROUP BY 1, 2`,
       ),
+      listSchedulerStats(db),
     ])
     runs.reset()
     for (const r of runRows.rows) runs.set({ state: r.state }, Number(r.n))
@@ -81,6 +92,16 @@ export function createWebMetrics(db: Db): WebMetrics {
     heartbeat.reset()
     for (const w of workers.rows) heartbeat.set({ worker_id: w.worker_id, hostname: w.hostname }, Math.max(0, w.age))
     durations = durationRows.rows
+    for (const gauge of [passes, passTotal, passSeconds, schedulerAge]) gauge.reset()
+    for (const r of schedulers) {
+      const labels = { scheduler_id: r.scheduler_id, hostname: r.hostname }
+      // Totals kept by the scheduler: a counter reset and filled with the reported value on each scrape.
+      passes.inc(labels, Number(r.passes))
+      passTotal.inc(labels, r.pass_seconds)
+      if (r.last_pass_seconds !== null) passSeconds.set({ ...labels, pass: 'last' }, r.last_pass_seconds)
+      if (r.max_pass_seconds !== null) passSeconds.set({ ...labels, pass: 'max' }, r.max_pass_seconds)
+      schedulerAge.set(labels, Math.max(0, r.age))
+    }
   }
 
   // Concurrent scrapes take turns: each resets and refills the gauges it then renders.

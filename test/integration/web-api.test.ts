@@ -624,6 +624,15 @@ describe('metrics, canary, health', () => {
     assert.ok(heartbeats[0]!.labels.worker_id && heartbeats[0]!.labels.hostname)
     assert.ok(heartbeats[0]!.value >= 0 && heartbeats[0]!.value < 30)
     assert.ok(find('cairn_web_process_cpu_user_seconds_total').length === 1)
+    // The in-process scheduler of this test reports its passes every few seconds.
+    const passes = find('cairn_scheduler_passes_total')
+    assert.equal(passes.length, 1, 'one running scheduler')
+    assert.ok(passes[0]!.value >= 1 && passes[0]!.labels.scheduler_id && passes[0]!.labels.hostname)
+    assert.equal(types.get('cairn_scheduler_passes_total'), 'counter')
+    const last = find('cairn_scheduler_pass_seconds', { pass: 'last' })[0]!.value
+    assert.ok(last > 0 && last < 5, `last pass took ${last} s`)
+    assert.ok(find('cairn_scheduler_pass_seconds', { pass: 'max' })[0]!.value >= last || find('cairn_scheduler_pass_seconds_total')[0]!.value >= last)
+    assert.ok(find('cairn_scheduler_heartbeat_age_seconds')[0]!.value < 30)
     seenBodies.push(r.body)
   })
 
