@@ -1,5 +1,6 @@
 import { before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { validateSource } from '../../engine/spec/validate.ts'
 import type { FileValidation } from '../../engine/spec/validate.ts'
 import { isErrorCode } from '../../engine/errors.ts'
@@ -97,6 +98,29 @@ const HOSTILE: Hostile[] = [
   ...[1, 2, 3, 4, 5, 6, 7, 8].map((seed) => ({ name: `random YAML-ish text, seed ${seed}`, bytes: () => randomText(seed, 2048), code: '' })),
 ]
 
+/**
+ * Linux keeps the peak resident set of a process (VmHWM) and lets the process reset it to the current
+ * size (writing 5 to /proc/self/clear_refs): so one document's peak can be measured in this process,
+ * whatever the documents before it left behind. Undefined where that is not available.
+ */
+function peakMeter(): (() => () => number) | undefined {
+  const read = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024
+  try {
+    writeFileSync('/proc/self/clear_refs', '5')
+    if (!Number.isFinite(read('VmHWM')) || !Number.isFinite(read('VmRSS'))) return undefined
+  } catch {
+    return undefined
+  }
+  return () => {
+    writeFileSync('/proc/self/clear_refs', '5')
+    const before = read('VmRSS')
+    return () => read('VmHWM') - before
+  }
+}
+
+const MiB = 1024 * 1024
+const meter = peakMeter()
+
 function checkDiagnostics(result: FileValidation, name: string): void {
   assert.ok(result.diagnostics.length > 0, `${name}: no diagnostic`)
   assert.equal(result.ok, false, `${name}: reported as valid`)
@@ -114,12 +138,23 @@ describe('hostile documents', () => {
     validateSource('warm-up.yaml', utf8('dag: warm\ntasks:\n  a: { operator: noop }\n'))
   })
 
+  it('the peak memory of each document is measured on Linux, not silently left out', () => {
+    if (process.platform === 'linux') assert.ok(meter, '/proc/self/clear_refs and VmHWM are not available')
+    if (!meter) return
+    const measure = meter()
+    const ballast = new Uint8Array(64 * MiB).fill(1)
+    assert.ok(measure() >= 60 * MiB, 'the meter sees a 64 MiB allocation')
+    assert.equal(ballast[ballast.length - 1], 1)
+  })
+
   for (const hostile of HOSTILE) {
-    it(`${hostile.name}: refused with a positioned diagnostic within 1 s`, () => {
+    it(`${hostile.name}: refused with a positioned diagnostic within 1 s and 200 MB`, () => {
       const bytes = hostile.bytes()
+      const measure = meter?.()
       const started = performance.now()
       const result = validateSource('hostile.yaml', bytes)
       const elapsed = performance.now() - started
+      const grown = measure?.()
       checkDiagnostics(result, hostile.name)
       if (hostile.code) {
         assert.ok(
@@ -128,6 +163,8 @@ describe('hostile documents', () => {
         )
       }
       assert.ok(elapsed < 1000, `${hostile.name}: took ${elapsed.toFixed(0)} ms`)
+      // The peak while reading it, over what the process held just before (Linux only).
+      if (grown !== undefined) assert.ok(grown < 200 * MiB, `${hostile.name}: the resident set peaked ${(grown / MiB).toFixed(0)} MB above where it started`)
     })
   }
 
