@@ -288,3 +288,35 @@ function startedTooEarly(rule: Rule, target: TaskRow, upstream: TaskRow[]): stri
   const queued = target.queued_at?.getTime() ?? Number.NEGATIVE_INFINITY
   return queued < last ? `queued at ${target.queued_at?.toISOString()} before its last upstream ended (${new Date(last).toISOString()})` : undefined
 }
+
+test('one_success, one_failed, one_done and always start without waiting for a slow upstream', async (t) => {
+  // `slow` is still running when each target may already start (SPEC: "does not wait" / "immediately").
+  const dag = `dag: no_wait
+max_active_tasks: 20
+tasks:
+  slow: { operator: shell, retries: 0, params: { command: [sleep, "6"] } }
+  ok: { ${shellTrue} }
+  bad: { ${shellFalse} }
+  t_one_success: { operator: noop, trigger_rule: one_success, depends_on: [ok, slow] }
+  t_one_failed: { operator: noop, trigger_rule: one_failed, depends_on: [bad, slow] }
+  t_one_done_ok: { operator: noop, trigger_rule: one_done, depends_on: [ok, slow] }
+  t_one_done_bad: { operator: noop, trigger_rule: one_done, depends_on: [bad, slow] }
+  t_always: { operator: noop, trigger_rule: always, depends_on: slow }
+`
+  const engine = await startTestEngine(t, { dags: { 'no_wait.yaml': dag } })
+  await waitForDags(engine.db, ['no_wait'])
+  engine.spawnWorker({ slots: 8 })
+  const runId = await engine.trigger('no_wait')
+  assert.equal(await engine.waitForRun(runId, 60_000), 'failed', JSON.stringify(await engine.taskStates(runId)))
+  const rows = await taskRows(engine.db, runId)
+  const slow = rows.get('slow')!
+  assert.equal(slow.state, 'success')
+  const problems: string[] = []
+  for (const id of ['t_one_success', 't_one_failed', 't_one_done_ok', 't_one_done_bad', 't_always']) {
+    const row = rows.get(id)!
+    if (row.state !== 'success') problems.push(`${id} ended ${row.state}`)
+    else if (row.ended_at!.getTime() >= slow.ended_at!.getTime()) problems.push(`${id} ended at ${row.ended_at!.toISOString()}, after slow (${slow.ended_at!.toISOString()})`)
+  }
+  assert.deepEqual(problems, [])
+  t.diagnostic(`targets done ${Math.min(...['t_one_success', 't_one_failed', 't_always'].map((id) => slow.ended_at!.getTime() - rows.get(id)!.ended_at!.getTime()))} ms or more before slow ended`)
+})
