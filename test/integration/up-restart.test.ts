@@ -1,0 +1,121 @@
+/**
+ * `npm start` as a user meets it: `cairn up` in the checkout, with the repository's own dags/ and
+ * cairn.yaml, an embedded Postgres under a fresh CAIRN_HOME. It must say where to look, run the
+ * every-minute example (dags/hello.yaml) within its first interval, stop cleanly on Ctrl-C (SIGINT),
+ * and a second start must carry on with the same data.
+ */
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { waitFor } from '../helpers/engine-extra.ts'
+
+const repo = new URL('../..', import.meta.url).pathname
+const cli = new URL('../../bin/cairn.js', import.meta.url).pathname
+const home = mkdtempSync(join(tmpdir(), 'cairn-up-restart-'))
+const env: NodeJS.ProcessEnv = { ...process.env, CAIRN_HOME: home, CAIRN_LOG_LEVEL: 'warn' }
+for (const name of ['DATABASE_URL', 'CAIRN_DAGS', 'CAIRN_CONFIG', 'CAIRN_PORT']) delete env[name]
+
+interface Up {
+  child: ChildProcess
+  stdout: () => string
+  stderr: () => string
+  exit: Promise<{ code: number | null; signal: string | null }>
+}
+
+const started: Up[] = []
+
+/** `cairn up` on any free web port; resolves once it says it is running. */
+async function startUp(): Promise<Up> {
+  const child = spawn(process.execPath, [cli, 'up', '--port', '0'], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
+  const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  const up: Up = { child, stdout: () => out, stderr: () => err, exit }
+  started.push(up)
+  await Promise.race([
+    waitFor('cairn up to say it is running', () => /stop with Ctrl-C/.test(out), 60_000, 100),
+    exit.then((e) => Promise.reject(new Error(`cairn up exited (${e.code ?? e.signal}) before running: ${err}`))),
+  ])
+  return up
+}
+
+/** Ctrl-C: SIGINT, then a clean exit 0 within 30 s. */
+async function stopUp(up: Up): Promise<void> {
+  up.child.kill('SIGINT')
+  const result = await Promise.race([up.exit, new Promise((resolve) => setTimeout(resolve, 30_000, 'timeout').unref())])
+  assert.deepEqual(result, { code: 0, signal: null }, up.stderr())
+}
+
+function postmasterPid(): number | undefined {
+  const file = join(home, 'postgres', 'postmaster.pid')
+  return existsSync(file) ? Number(readFileSync(file, 'utf8').split('\n')[0]) : undefined
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+interface RunJson {
+  run_id: string
+  state: string
+  logical_date: string
+  queued_at: string
+}
+
+function runs(dagId: string): RunJson[] {
+  const r = spawnSync(process.execPath, [cli, 'runs', dagId, '--format', 'json'], { cwd: repo, env, encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stderr)
+  return JSON.parse(r.stdout) as RunJson[]
+}
+
+after(() => {
+  // A failed test must not leave a server behind: kill what is still running, then its Postgres.
+  for (const up of started) if (up.child.exitCode === null && up.child.signalCode === null) up.child.kill('SIGKILL')
+  const pid = postmasterPid()
+  if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGQUIT')
+  rmSync(home, { recursive: true, force: true })
+})
+
+test('cairn up runs the every-minute example within its first interval, stops on Ctrl-C, and a second start keeps the data', async (t) => {
+  const startedAt = Date.now()
+  const first = await startUp()
+  // It prints where to look: the database, the DAG folder, the state folder and the commands.
+  assert.match(first.stdout(), /running on embedded Postgres on port \d+ \(data in .*postgres\)/)
+  assert.match(first.stdout(), /DAGs from dags\//)
+  assert.match(first.stdout(), new RegExp(`state under ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+  assert.match(first.stdout(), /npx cairn runs <dag>/)
+  const pgPid = postmasterPid()
+  assert.ok(pgPid !== undefined && alive(pgPid), 'the embedded Postgres runs')
+
+  // hello.yaml: "* * * * *", catchup none. Its first interval is the minute in progress at start; the run
+  // is created when that minute ends, so it must have succeeded within about a minute.
+  const firstInterval = Math.floor(startedAt / 60_000) * 60_000
+  const run = await waitFor('the first scheduled hello run to succeed', () => runs('hello').find((r) => r.state === 'success'), 90_000, 1000)
+  assert.ok(run.run_id.startsWith('hello__scheduled__'), run.run_id)
+  const logical = Date.parse(run.logical_date)
+  assert.ok(logical >= firstInterval - 60_000 && logical <= firstInterval + 60_000, `logical date ${run.logical_date} is not the first interval`)
+  assert.ok(Date.parse(run.queued_at) - (logical + 60_000) < 10_000, `queued ${run.queued_at}, long after its interval ended`)
+  t.diagnostic(`start -> first hello run succeeded: ${Date.now() - startedAt} ms`)
+
+  await stopUp(first)
+  await waitFor('the embedded Postgres to stop', () => !alive(pgPid), 10_000, 100)
+
+  const second = await startUp()
+  const before = runs('hello').map((r) => r.run_id)
+  assert.ok(before.includes(run.run_id), 'the first run is still there after a restart')
+  const again = postmasterPid()
+  assert.ok(again !== undefined && again !== pgPid && alive(again), 'a new Postgres on the same data dir')
+  await stopUp(second)
+  await waitFor('the embedded Postgres to stop', () => !alive(again), 10_000, 100)
+})
