@@ -65,6 +65,7 @@ try {
     for (let i = 0; i < 3; i++) times.push(await runOnce(db, 'shell40'))
     const m = median(times)
     console.log(`shell40: 40 shell tasks running \`true\` in a chain: median ${ms(m)}; beyond spawning: ${ms((m - spawnTrue) / 40)} per hop`)
+    console.log(`  = ${(m / bare).toFixed(2)}x bare pg-boss; ${((m - spawnTrue) / bare).toFixed(2)}x with the 40 spawns taken out (bare pg-boss: ${ms(bare / 40)} per hop)`)
   }
   if (want('fanout2000')) {
     const t = await runOnce(db, 'fanout2000', 120_000)
