@@ -12,6 +12,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { chromium } from 'playwright-core'
@@ -26,6 +27,9 @@ import { createUser } from '../../engine/web/auth/users.ts'
 import { passwordProblem } from '../../engine/web/auth/passwords.ts'
 
 const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
+/** Text of every response the page received (checked for the canary at the end). */
+const pageBodies: Promise<string>[] = []
+const CANARY = `canary-${randomBytes(10).toString('hex')}`
 const USER = 'ops'
 const PASSWORD = 'correct horse battery'
 const UI_TIMEOUT = 20_000
@@ -61,7 +65,11 @@ tasks:
   quality:
     operator: shell
     depends_on: extract
-    params: { command: [echo, "quality ok"] }
+    env: { API_TOKEN: "{{ secrets.page_canary }}" }
+    params:
+      script: |
+        echo "quality ok, token $API_TOKEN"
+        printf '{"token": "%s"}' "$API_TOKEN" > "$CAIRN_OUTPUTS"
   load:
     operator: shell
     depends_on: [transform, quality]
@@ -138,7 +146,7 @@ describe('status page in a real browser', { skip: skipReason }, () => {
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true })
     engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: DAGS })
-    engine.spawnWorker()
+    engine.spawnWorker({ env: { CAIRN_SECRET_PAGE_CANARY: CANARY } })
     app = await createWebServer({ db: engine.db, log: testLogger(), followPollMs: 250 })
     teardown.push(() => app.close())
     await app.listen({ port: 0, host: '127.0.0.1' })
@@ -166,6 +174,10 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     })
     page.on('response', (response) => {
       if (response.status() === 404) pageErrors.push(`404: ${response.url()}`)
+      // Every answer the page gets (event streams never end, so their text cannot be awaited).
+      if (!String(response.headers()['content-type']).startsWith('text/event-stream')) {
+        pageBodies.push(response.text().catch(() => ''))
+      }
     })
     page.on('dialog', (dialog) => void dialog.accept())
   })
@@ -273,6 +285,12 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     await page.waitForSelector('#run-state [data-state="success"]', { timeout: 30_000 })
     assert.equal(await page.locator('svg.gantt rect.gantt-bar[data-task="transform"]').count(), 2)
     await shot('08-run-cleared')
+
+    // The task that used the canary secret: its log and outputs show it masked, and no page holds it.
+    await page.click('#task-table tr[data-task="quality"] a')
+    await page.waitForSelector('#log .log-line:text("quality ok, token ***")')
+    assert.match(await page.textContent('#task-outputs') ?? '', /"token": "\*\*\*"/)
+    assert.ok(!(await page.content()).includes(CANARY), 'the canary secret is on the run page')
   })
 
   test('a running run can be cancelled from its page', async () => {
@@ -319,5 +337,8 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     assert.equal(dags.dags.find((d: { dag_id: string }) => d.dag_id === 'page_demo').paused, true)
     await shot('12-dag-paused')
     assert.deepEqual(pageErrors, [])
+    const bodies = await Promise.all(pageBodies)
+    assert.ok(bodies.length > 50, `only ${bodies.length} responses seen`)
+    for (const body of bodies) assert.ok(!body.includes(CANARY), `the canary secret reached the page: ${body.slice(0, 300)}`)
   })
 })

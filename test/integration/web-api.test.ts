@@ -8,6 +8,8 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
@@ -72,6 +74,8 @@ tasks:
 `,
 }
 
+/** What the worker process and the web server logged, checked for the canary at the end. */
+const processLogs: string[] = []
 /** Every response body this file receives, checked for the canary at the end. */
 const seenBodies: string[] = []
 
@@ -128,8 +132,12 @@ after(async () => {
 
 before(async () => {
   engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: DAGS })
-  engine.spawnWorker({ env: { CAIRN_SECRET_CANARY: CANARY } })
-  ;({ app, base } = await startServer({ login: { perIp: 1000, perUser: 1000 } }))
+  // The worker and the web server log at debug level into buffers the canary test reads.
+  const worker = engine.spawnWorker({ env: { CAIRN_SECRET_CANARY: CANARY, CAIRN_LOG_LEVEL: 'debug' } })
+  worker.stdout?.on('data', (chunk: Buffer) => processLogs.push(chunk.toString('utf8')))
+  worker.stderr?.on('data', (chunk: Buffer) => processLogs.push(chunk.toString('utf8')))
+  const webLog = pino({ level: 'debug' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void processLogs.push(chunk.toString('utf8'))) }))
+  ;({ app, base } = await startServer({ login: { perIp: 1000, perUser: 1000 }, log: webLog }))
   teardown.push(() => app.close())
   for (const role of ROLES) {
     tokens[role] = (await createToken(engine.db, { name: `${role}-token`, role }))!.token
@@ -651,6 +659,11 @@ describe('metrics, canary, health', () => {
       [CANARY],
     )
     assert.deepEqual(rows, [])
+    // Nor in what the engine's processes logged, at debug level, about the runs that used it.
+    const logged = processLogs.join('')
+    assert.match(logged, /"level":20/, 'debug lines were logged')
+    assert.match(logged, /web_demo/, 'the worker logged the runs that used the secret')
+    assert.ok(!logged.includes(CANARY), 'the canary leaked into a process log')
   })
 
   test('/healthz is 503 while the database is down and 200 once it is back', async (t) => {
