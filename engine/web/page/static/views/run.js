@@ -1,5 +1,6 @@
 // One run: its state and params, a Gantt chart of task attempts, the task instances, and for the
-// chosen task its attempts, outputs and a live log tail; cancel the run, clear a task.
+// chosen task its attempts, outputs and a live log tail; cancel the run, clear (retry) a task and
+// everything downstream of it.
 import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
 import { between, fmtDuration, fmtTime, isTerminal } from '../format.js'
@@ -107,7 +108,7 @@ export function runView({ container, session, runId, params }) {
           type: 'button', id: 'clear-task', disabled: !runOver,
           title: runOver ? 'run this task and everything downstream of it again' : 'a task can be cleared once its run has finished (cancel the run first)',
           onclick: () => clearTask(task.task_id),
-        }, 'Clear task')) : null)
+        }, ['failed', 'upstream_failed', 'cancelled'].includes(task.state) ? 'Retry task' : 'Clear task')) : null)
 
     const tk = JSON.stringify([task.task_id, task.attempts, selectedAttempt])
     if (tk !== tabsKey) {

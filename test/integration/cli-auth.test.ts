@@ -1,0 +1,126 @@
+/**
+ * `cairn users create|list` and `cairn tokens create` as their own CLI processes against a real
+ * database, then the users and tokens they made used against the web API.
+ */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import type { FastifyInstance } from 'fastify'
+import { createDb } from '../../engine/store/db.ts'
+import type { Db } from '../../engine/store/db.ts'
+import { migrate } from '../../engine/store/migrate.ts'
+import { createWebServer } from '../../engine/web/server.ts'
+import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
+import { rawRequest } from '../helpers/web-client.ts'
+
+const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
+
+let url: string
+let db: Db
+let app: FastifyInstance
+let base: string
+
+// Hooks registered inside before() would run when it ends; the file's teardown runs after every test.
+const teardown: (() => Promise<void>)[] = []
+before(async () => {
+  url = await createTestDatabase({ after: (fn) => void teardown.push(fn) })
+  const log = testLogger()
+  db = createDb(url, { log, max: 3 })
+  await migrate(db, log)
+  app = await createWebServer({ db, log })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  assert.ok(address && typeof address === 'object')
+  base = `http://127.0.0.1:${address.port}`
+})
+after(async () => {
+  await app.close()
+  await db.close()
+  for (const step of teardown.reverse()) await step()
+})
+
+function cairn(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, DATABASE_URL: url, CAIRN_LOG_LEVEL: 'warn' }, stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(stdin)
+  })
+}
+
+test('users create reads the password from stdin; the user can log in with the role given, and only with that password', async () => {
+  const created = await cairn(['users', 'create', 'alice', '--role', 'operator'], 'long enough password\n')
+  assert.equal(created.code, 0, created.stderr)
+  assert.match(created.stdout, /created user alice \(role operator\)/)
+  assert.ok(!created.stdout.includes('long enough password') && !created.stderr.includes('long enough password'), 'the password is never echoed')
+
+  const login = await rawRequest(base, 'POST', '/api/v1/login', { body: { username: 'alice', password: 'long enough password' } })
+  assert.equal(login.status, 200, login.body)
+  const session = await rawRequest(base, 'GET', '/api/v1/session', { headers: { cookie: String([login.headers['set-cookie']].flat()[0]).split(';')[0]! } })
+  assert.equal(session.json().role, 'operator')
+  assert.equal((await rawRequest(base, 'POST', '/api/v1/login', { body: { username: 'alice', password: 'long enough password\n' } })).status, 401, 'one trailing newline is not part of the password; the password is exact')
+
+  const { rows } = await db.query<{ password_hash: string }>(`SELECT password_hash FROM cairn.web_user WHERE username = 'alice'`)
+  assert.match(rows[0]!.password_hash, /^\$argon2id\$/)
+
+  const again = await cairn(['users', 'create', 'alice', '--role', 'viewer'], 'another password\n')
+  assert.equal(again.code, 1)
+  assert.match(again.stderr, /already exists/)
+
+  const list = await cairn(['users', 'list', '--format', 'json'])
+  assert.equal(list.code, 0, list.stderr)
+  const users = JSON.parse(list.stdout)
+  assert.deepEqual(users.map((u: { username: string; role: string }) => [u.username, u.role]), [['alice', 'operator']])
+})
+
+test('users create refuses bad roles, names and passwords with exit code 2', async () => {
+  const cases: [string[], string, RegExp][] = [
+    [['users', 'create', 'bob', '--role', 'root'], 'long enough password', /--role/],
+    [['users', 'create', 'bob'], 'long enough password', /--role is required/],
+    [['users', 'create', 'bad name;rm', '--role', 'viewer'], 'long enough password', /may only use/],
+    [['users', 'create', 'bob', '--role', 'viewer'], 'short', /password/i],
+    [['users', 'create', 'bob', '--role', 'viewer'], '', /no password/],
+  ]
+  for (const [args, stdin, message] of cases) {
+    const r = await cairn(args, stdin)
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    assert.match(r.stderr, message)
+  }
+  const { rows } = await db.query(`SELECT 1 FROM cairn.web_user WHERE username = 'bob'`)
+  assert.equal(rows.length, 0)
+})
+
+test('tokens create prints the token alone on the last line; it works at once with its role and is stored only as a digest', async () => {
+  const operator = await cairn(['tokens', 'create', 'deploy-bot', '--role', 'operator'])
+  assert.equal(operator.code, 0, operator.stderr)
+  const token = operator.stdout.trim().split('\n').at(-1)!
+  assert.ok(token.length >= 32, token)
+  const viewer = (await cairn(['tokens', 'create', 'dashboard', '--role', 'viewer'])).stdout.trim().split('\n').at(-1)!
+
+  const pause = (t: string) => rawRequest(base, 'POST', '/api/v1/dags/nope/pause', { headers: { authorization: `Bearer ${t}` } })
+  assert.equal((await pause(token)).status, 404, 'an operator may pause (there is no such DAG)')
+  assert.equal((await pause(viewer)).status, 403)
+  assert.equal((await rawRequest(base, 'GET', '/api/v1/dags', { headers: { authorization: `Bearer ${viewer}` } })).status, 200)
+  assert.equal((await rawRequest(base, 'GET', '/api/v1/users', { headers: { authorization: `Bearer ${token}` } })).status, 403, 'only admins manage users')
+
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM cairn.api_token WHERE strpos(encode(token_hash, 'escape'), $1) > 0 OR strpos(encode(token_hash, 'hex'), $1) > 0`, [token])
+  assert.equal(rows[0]!.n, '0')
+  const duplicate = await cairn(['tokens', 'create', 'deploy-bot', '--role', 'viewer'])
+  assert.equal(duplicate.code, 1)
+  assert.equal((await cairn(['tokens', 'create', 'x', '--role', 'superuser'])).code, 2)
+})
+
+test('without a reachable database the commands exit 2 with a clear message', async () => {
+  const child = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [MAIN, 'tokens', 'create', 'x', '--role', 'viewer'], { env: { ...process.env, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', CAIRN_LOG_LEVEL: 'warn' } })
+    let stderr = ''
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    p.on('close', (code) => resolve({ code, stderr }))
+  })
+  assert.equal(child.code, 2)
+  assert.match(child.stderr, /connect|reach/i)
+})
