@@ -5,9 +5,9 @@
  * Prometheus expects of a histogram).
  *
  *   cairn_runs{state}                                  runs by state
- *   cairn_task_instances{dag_id,state}                 task instances by DAG and state
+ *   cairn_task_instances{dag_id,task_id,state}         task instances by DAG, task and state
  *   cairn_queue_depth{source}                          queued task instances ("task_instances"), pg-boss jobs not yet fetched ("pgboss")
- *   cairn_task_duration_seconds{dag_id,state}          histogram of finished attempts (started to ended)
+ *   cairn_task_duration_seconds{dag_id,task_id,state}  histogram of finished attempts (started to ended)
  *   cairn_worker_heartbeat_age_seconds{worker_id,hostname}  seconds since each live worker's last heartbeat
  *   cairn_scheduler_passes_total{scheduler_id,hostname}       passes of each running scheduler (reported every 5 s)
  *   cairn_scheduler_pass_seconds_total{scheduler_id,hostname} time spent in those passes
@@ -32,6 +32,7 @@ export interface WebMetrics {
 
 interface DurationRow {
   dag_id: string
+  task_id: string
   state: string
   n: string
   total: number | null
@@ -42,7 +43,7 @@ export function createWebMetrics(db: Db): WebMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'cairn_web_' })
   const runs = new Gauge({ name: 'cairn_runs', help: 'Runs by state.', labelNames: ['state'], registers: [registry] })
-  const tasks = new Gauge({ name: 'cairn_task_instances', help: 'Task instances by DAG and state.', labelNames: ['dag_id', 'state'], registers: [registry] })
+  const tasks = new Gauge({ name: 'cairn_task_instances', help: 'Task instances by DAG, task and state.', labelNames: ['dag_id', 'task_id', 'state'], registers: [registry] })
   const queue = new Gauge({
     name: 'cairn_queue_depth',
     help: 'Work waiting for a worker: queued task instances (source="task_instances") and pg-boss jobs not yet fetched (source="pgboss").',
@@ -63,7 +64,7 @@ export function createWebMetrics(db: Db): WebMetrics {
   async function refresh(): Promise<void> {
     const [runRows, taskRows, queued, jobs, workers, durationRows, schedulers] = await Promise.all([
       db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM cairn.run GROUP BY state'),
-      db.query<{ dag_id: string; state: string; n: string }>('SELECT r.dag_id, ti.state, count(*) AS n FROM cairn.task_instance ti JOIN cairn.run r USING (run_id) GROUP BY 1, 2'),
+      db.query<{ dag_id: string; task_id: string; state: string; n: string }>('SELECT r.dag_id, ti.task_id, ti.state, count(*) AS n FROM cairn.task_instance ti JOIN cairn.run r USING (run_id) GROUP BY 1, 2, 3'),
       db.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.task_instance WHERE state = 'queued'`),
       // pg-boss creates its schema when a scheduler or worker first starts; a web process may come first.
       db.query<{ n: string }>(`SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND state = 'created'`, [TASK_QUEUE]).catch((error: unknown) => {
@@ -74,18 +75,18 @@ export function createWebMetrics(db: Db): WebMetrics {
         `SELECT worker_id, hostname, extract(epoch FROM clock_timestamp() - heartbeat_at)::float8 AS age FROM cairn.worker WHERE state IN ('running', 'draining')`,
       ),
       db.query<DurationRow>(
-        `SELECT dag_id, state, count(*)::text AS n, sum(d)::float8 AS total, ARRAY[${bucketColumns}] AS buckets
-         FROM (SELECT r.dag_id, a.state, extract(epoch FROM a.ended_at - a.started_at)::float8 AS d
+        `SELECT dag_id, task_id, state, count(*)::text AS n, sum(d)::float8 AS total, ARRAY[${bucketColumns}] AS buckets
+         FROM (SELECT r.dag_id, a.task_id, a.state, extract(epoch FROM a.ended_at - a.started_at)::float8 AS d
                FROM cairn.attempt a JOIN cairn.run r USING (run_id)
                WHERE a.started_at IS NOT NULL AND a.ended_at IS NOT NULL) x
-         GROUP BY 1, 2`,
+         GROUP BY 1, 2, 3`,
       ),
       listSchedulerStats(db),
     ])
     runs.reset()
     for (const r of runRows.rows) runs.set({ state: r.state }, Number(r.n))
     tasks.reset()
-    for (const r of taskRows.rows) tasks.set({ dag_id: r.dag_id, state: r.state }, Number(r.n))
+    for (const r of taskRows.rows) tasks.set({ dag_id: r.dag_id, task_id: r.task_id, state: r.state }, Number(r.n))
     queue.reset()
     queue.set({ source: 'task_instances' }, Number(queued.rows[0]!.n))
     if (jobs) queue.set({ source: 'pgboss' }, Number(jobs.rows[0]!.n))
@@ -128,12 +129,12 @@ function durationHistogram(rows: () => DurationRow[]) {
     help: 'Duration of finished task attempts, from start to end, by DAG and final attempt state.',
     type: 'histogram',
     aggregator: 'sum',
-    labelNames: ['dag_id', 'state'],
+    labelNames: ['dag_id', 'task_id', 'state'],
     reset() {},
     async get() {
       const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = []
       for (const row of rows()) {
-        const labels = { dag_id: row.dag_id, state: row.state }
+        const labels = { dag_id: row.dag_id, task_id: row.task_id, state: row.state }
         DURATION_BUCKETS.forEach((le, i) => values.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: Number(row.buckets[i]) }))
         values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: Number(row.n) })
         values.push({ metricName: `${name}_sum`, labels, value: row.total ?? 0 })

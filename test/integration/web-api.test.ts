@@ -198,6 +198,12 @@ const ROUTES: RouteCase[] = [
   { name: 'DAG definition', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/dags/web_hold', ok: 200 }) },
   { name: 'grid', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/dags/web_hold/grid?limit=2', ok: 200 }) },
   { name: 'DAG versions', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/dags/web_hold/versions', ok: 200 }) },
+  {
+    name: 'DAG version source',
+    method: 'GET',
+    role: 'viewer',
+    make: async () => ({ path: `/api/v1/dags/web_hold/versions/${(await engine.db.query<{ v: string }>(`SELECT version_id::text AS v FROM cairn.dag WHERE dag_id = 'web_hold'`)).rows[0]!.v}`, ok: 200 }),
+  },
   { name: 'attempts', method: 'GET', role: 'viewer', make: async () => ({ path: `/api/v1/runs/${blockerRun}/attempts`, ok: 200 }) },
 ]
 
@@ -611,20 +617,21 @@ describe('metrics, canary, health', () => {
     const find = (name: string, labels: Record<string, string> = {}) => samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
     assert.ok(find('cairn_runs', { state: 'success' })[0]!.value >= 1)
     assert.deepEqual(Object.keys(find('cairn_runs')[0]!.labels), ['state'])
-    const hello = find('cairn_task_instances', { dag_id: 'web_demo', state: 'success' })
-    assert.ok(hello[0]!.value >= 2, 'hello and after of the API-triggered run')
-    assert.deepEqual(Object.keys(hello[0]!.labels).sort(), ['dag_id', 'state'])
-    assert.ok(find('cairn_task_instances', { dag_id: 'web_hold', state: 'running' })[0]!.value >= 1, 'the blocker')
+    const hello = find('cairn_task_instances', { dag_id: 'web_demo', task_id: 'hello', state: 'success' })
+    assert.ok(hello[0]!.value >= 1, 'hello of the API-triggered run')
+    assert.ok(find('cairn_task_instances', { dag_id: 'web_demo', task_id: 'after', state: 'success' })[0]!.value >= 1)
+    assert.deepEqual(Object.keys(hello[0]!.labels).sort(), ['dag_id', 'state', 'task_id'])
+    assert.ok(find('cairn_task_instances', { dag_id: 'web_hold', task_id: 'wait', state: 'running' })[0]!.value >= 1, 'the blocker')
     assert.equal(find('cairn_queue_depth', { source: 'task_instances' }).length, 1)
     assert.equal(find('cairn_queue_depth', { source: 'pgboss' }).length, 1)
     assert.equal(types.get('cairn_task_duration_seconds'), 'histogram')
-    const buckets = find('cairn_task_duration_seconds_bucket', { dag_id: 'web_slow', state: 'success' })
+    const buckets = find('cairn_task_duration_seconds_bucket', { dag_id: 'web_slow', task_id: 'tick', state: 'success' })
     assert.ok(buckets.length > 2)
-    const count = find('cairn_task_duration_seconds_count', { dag_id: 'web_slow', state: 'success' })[0]!.value
+    const count = find('cairn_task_duration_seconds_count', { dag_id: 'web_slow', task_id: 'tick', state: 'success' })[0]!.value
     assert.equal(buckets.find((b) => b.labels.le === '+Inf')!.value, count)
     assert.equal(buckets.find((b) => b.labels.le === '1')!.value, 0, 'tick takes 1.5 s')
     assert.equal(buckets.find((b) => b.labels.le === '5')!.value, count)
-    assert.ok(find('cairn_task_duration_seconds_sum', { dag_id: 'web_slow', state: 'success' })[0]!.value >= 1.5 * count)
+    assert.ok(find('cairn_task_duration_seconds_sum', { dag_id: 'web_slow', task_id: 'tick', state: 'success' })[0]!.value >= 1.5 * count)
     const values = buckets.map((b) => b.value)
     assert.deepEqual(values, [...values].sort((a, b) => a - b), 'buckets are cumulative')
     const heartbeats = find('cairn_worker_heartbeat_age_seconds')
