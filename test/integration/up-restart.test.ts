@@ -8,7 +8,7 @@ import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { waitFor } from '../helpers/engine-extra.ts'
@@ -27,6 +27,8 @@ interface Up {
 }
 
 const started: Up[] = []
+/** The uid and gid of Debian's `nobody`. */
+const NOBODY = 65534
 
 /** `cairn up` on any free web port; resolves once it says it is running. */
 async function startUp(): Promise<Up> {
@@ -118,4 +120,40 @@ test('cairn up runs the every-minute example within its first interval, stops on
   assert.ok(again !== undefined && again !== pgPid && alive(again), 'a new Postgres on the same data dir')
   await stopUp(second)
   await waitFor('the embedded Postgres to stop', () => !alive(again), 10_000, 100)
+})
+
+test('cairn up also runs as an ordinary user: embedded Postgres, a triggered run, Ctrl-C', { skip: process.getuid?.() !== 0 ? 'needs root to start a process as another user (as an ordinary user, the test above already is that case)' : false }, async () => {
+  // `nobody` owns nothing but its own CAIRN_HOME; the checkout is only readable to it.
+  const userHome = mkdtempSync(join(tmpdir(), 'cairn-up-nobody-'))
+  chownSync(userHome, NOBODY, NOBODY)
+  const userEnv: NodeJS.ProcessEnv = { ...env, CAIRN_HOME: userHome, HOME: userHome, NODE_COMPILE_CACHE: join(userHome, 'compile-cache') }
+  const as = { cwd: repo, env: userEnv, uid: NOBODY, gid: NOBODY }
+  const child = spawn(process.execPath, [cli, 'up', '--port', '0'], { ...as, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
+  const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  try {
+    await Promise.race([
+      waitFor('cairn up (as nobody) to say it is running', () => /stop with Ctrl-C/.test(out), 60_000, 100),
+      exit.then((e) => Promise.reject(new Error(`cairn up as nobody exited (${e.code ?? e.signal}): ${err}`))),
+    ])
+    const pid = Number(readFileSync(join(userHome, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0])
+    assert.equal(statSync(join(userHome, 'postgres')).uid, NOBODY, "the data dir is the user's own")
+    const trigger = spawnSync(process.execPath, [cli, 'trigger', 'hello', '--param', 'greeting=hi there', '--wait'], { ...as, encoding: 'utf8', timeout: 60_000 })
+    assert.equal(trigger.status, 0, `${trigger.stdout}\n${trigger.stderr}`)
+    child.kill('SIGINT')
+    const result = await Promise.race([exit, new Promise((resolve) => setTimeout(resolve, 30_000, 'timeout').unref())])
+    assert.deepEqual(result, { code: 0, signal: null }, err)
+    await waitFor('the embedded Postgres to stop', () => !alive(pid), 10_000, 100)
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    const file = join(userHome, 'postgres', 'postmaster.pid')
+    if (existsSync(file)) {
+      const pid = Number(readFileSync(file, 'utf8').split('\n')[0])
+      if (alive(pid)) process.kill(pid, 'SIGQUIT')
+    }
+    rmSync(userHome, { recursive: true, force: true })
+  }
 })
