@@ -195,7 +195,8 @@ export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
   const port = options.port ?? (options.settings.env.CAIRN_PORT ? options.settings.port : typeof web.port === 'number' ? web.port : options.settings.port)
   const host = typeof web.host === 'string' ? web.host : '127.0.0.1'
   const baseUrl = typeof web.base_url === 'string' ? web.base_url : undefined
-  const app = await createWebServer({ ...options, ...(baseUrl ? { baseUrl } : {}) })
+  const trustProxy = options.trustProxy ?? web.trust_proxy === true
+  const app = await createWebServer({ ...options, trustProxy, ...(baseUrl ? { baseUrl } : {}) })
   try {
     await app.listen({ port, host })
   } catch (error) {
