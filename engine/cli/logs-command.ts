@@ -20,7 +20,8 @@ import type { OutputFormat } from './format.ts'
 import { parsePositiveInt, takePositionals } from './args.ts'
 import { withDatabase } from './database.ts'
 import { logLineJson } from './json-shapes.ts'
-import { createWaker, listenOrPoll } from './wake.ts'
+import { listenOrPoll } from './wake.ts'
+import { createWaker } from '../runtime/waker.ts'
 
 const POLL_MS = 1000
 const PAGE = 5000

@@ -6,38 +6,7 @@ import type { Db } from '../store/db.ts'
 import { getRun } from '../store/runs.ts'
 import type { RunRow } from '../store/runs.ts'
 import { isTerminalRunState } from '../state/states.ts'
-
-export interface Waker {
-  wake(): void
-  /** Resolves after `ms`, or earlier on wake(); a wake() that came while nobody slept ends the next sleep at once. */
-  sleep(ms: number): Promise<void>
-}
-
-export function createWaker(): Waker {
-  let pending = false
-  let wakeSleeper: (() => void) | undefined
-  return {
-    wake() {
-      if (wakeSleeper) wakeSleeper()
-      else pending = true
-    },
-    sleep(ms) {
-      if (pending) {
-        pending = false
-        return Promise.resolve()
-      }
-      return new Promise((resolve) => {
-        const timer = setTimeout(done, ms)
-        function done(): void {
-          clearTimeout(timer)
-          wakeSleeper = undefined
-          resolve()
-        }
-        wakeSleeper = done
-      })
-    },
-  }
-}
+import { createWaker } from '../runtime/waker.ts'
 
 /** LISTEN when the database allows it; otherwise the caller's poll alone does the work. */
 export async function listenOrPoll(db: Db, channel: string, onNotify: (payload: string) => void, onReconnect: () => void): Promise<() => Promise<void>> {

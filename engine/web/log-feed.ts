@@ -57,30 +57,3 @@ export function createLogFeed(db: Db, log: Logger): LogFeed {
     },
   }
 }
-
-/** A sleep that a wake() ends early; a wake() while nobody sleeps ends the next sleep at once. */
-export function createWaker(): { wake(): void; sleep(ms: number): Promise<void> } {
-  let pending = false
-  let wakeSleeper: (() => void) | undefined
-  return {
-    wake() {
-      if (wakeSleeper) wakeSleeper()
-      else pending = true
-    },
-    sleep(ms) {
-      if (pending) {
-        pending = false
-        return Promise.resolve()
-      }
-      return new Promise((resolve) => {
-        const timer = setTimeout(done, ms)
-        function done(): void {
-          clearTimeout(timer)
-          wakeSleeper = undefined
-          resolve()
-        }
-        wakeSleeper = done
-      })
-    },
-  }
-}

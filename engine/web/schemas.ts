@@ -98,6 +98,10 @@ export const SHARED_SCHEMAS = [
   },
 ] as const
 
+/** Path parameters naming a DAG or a run. */
+export const dagParams = { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } } as const
+export const runParams = { type: 'object', required: ['run'], properties: { run: { type: 'string', maxLength: 300 } } } as const
+
 export const ref = (id: (typeof SHARED_SCHEMAS)[number]['$id']) => ({ $ref: `${id}#` }) as const
 
 /** Error responses of a route, by status code. */

@@ -11,7 +11,7 @@ import { getRun } from '../../store/runs.ts'
 import type { WebContext } from '../context.ts'
 import { iso } from '../json.ts'
 import { describeSchedule } from '../schedule-words.ts'
-import { AUTH_ERRORS, SECURITY, errors, timeOrNull } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, dagParams, errors, runParams, timeOrNull } from '../schemas.ts'
 
 const dagDefinition = {
   type: 'object',
@@ -82,7 +82,7 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
       summary: "A DAG's current definition: tasks, dependencies and run parameter definitions",
       tags: ['dags'],
       security: SECURITY,
-      params: { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } },
+      params: dagParams,
       response: { 200: dagDefinition, ...errors(...AUTH_ERRORS, 404) },
     },
     handler: async (request, reply) => {
@@ -109,7 +109,7 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
       summary: 'Every attempt of every task of a run (for timelines)',
       tags: ['runs'],
       security: SECURITY,
-      params: { type: 'object', required: ['run'], properties: { run: { type: 'string', maxLength: 300 } } },
+      params: runParams,
       response: { 200: { type: 'object', required: ['attempts'], properties: { attempts: { type: 'array', items: attemptSchema } } }, ...errors(...AUTH_ERRORS, 404) },
     },
     handler: async (request, reply) => {

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { getDag } from '../../store/dags.ts'
 import { getDagVersionSource, listDagVersions } from '../../store/dag-versions.ts'
 import type { WebContext } from '../context.ts'
-import { AUTH_ERRORS, SECURITY, errors, time } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, dagParams, errors, time } from '../schemas.ts'
 
 const MAX_VERSIONS = 200
 
@@ -20,7 +20,7 @@ export function dagVersionRoutes(app: FastifyInstance, ctx: WebContext): void {
       summary: "A DAG's versions, newest first",
       tags: ['dags'],
       security: SECURITY,
-      params: { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } },
+      params: dagParams,
       querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_VERSIONS, default: 50 } }, additionalProperties: false },
       response: {
         200: {

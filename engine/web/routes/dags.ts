@@ -6,12 +6,11 @@ import type { WebContext } from '../context.ts'
 import { iso } from '../json.ts'
 import { nextScheduledRun } from '../next-run.ts'
 import { describeSchedule } from '../schedule-words.ts'
-import { AUTH_ERRORS, SECURITY, errors, ref, time } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, dagParams, errors, ref, time } from '../schemas.ts'
 
 /** Runs shown as marks beside each DAG in the list. */
 export const RECENT_RUNS = 10
 
-const dagParams = { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } } as const
 
 const dagSchema = {
   type: 'object',

@@ -12,7 +12,7 @@ import { getDag, getDagVersion } from '../../store/dags.ts'
 import { taskStatesOfRuns } from '../../store/grid.ts'
 import type { WebContext } from '../context.ts'
 import { runJson } from '../json.ts'
-import { AUTH_ERRORS, SECURITY, errors, ref } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, dagParams, errors, ref } from '../schemas.ts'
 import { pageOfRuns } from './runs.ts'
 
 export const MAX_GRID_PAGE = 200
@@ -33,7 +33,7 @@ export function gridRoutes(app: FastifyInstance, ctx: WebContext): void {
       description: 'Paginated like `/dags/{dag}/runs`: pass `next_cursor` as `cursor` for older runs.',
       tags: ['runs'],
       security: SECURITY,
-      params: { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } },
+      params: dagParams,
       querystring: {
         type: 'object',
         properties: {

@@ -18,7 +18,7 @@ import { getRun } from '../../store/runs.ts'
 import { isTerminalTaskState } from '../../state/states.ts'
 import type { WebContext } from '../context.ts'
 import { logLineJson } from '../json.ts'
-import { createWaker } from '../log-feed.ts'
+import { createWaker } from '../../runtime/waker.ts'
 import { openEventStream } from '../sse.ts'
 import { AUTH_ERRORS, SECURITY, errors, ref } from '../schemas.ts'
 

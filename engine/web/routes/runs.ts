@@ -13,12 +13,10 @@ import type { RunRow } from '../../store/runs.ts'
 import { parseDagDate } from '../../time/dates.ts'
 import type { WebContext } from '../context.ts'
 import { runJson } from '../json.ts'
-import { AUTH_ERRORS, SECURITY, errors, ref } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, dagParams, errors, ref, runParams } from '../schemas.ts'
 
 export const MAX_RUNS_PAGE = 500
 
-const dagParams = { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } } as const
-const runParams = { type: 'object', required: ['run'], properties: { run: { type: 'string', maxLength: 300 } } } as const
 
 /** The cursor is opaque to clients: base64url of the last run id of the page, versioned. */
 export function encodeCursor(runId: string): string {

@@ -5,7 +5,7 @@ import { getDagVersion } from '../../store/dags.ts'
 import { getRun, listTaskInstances } from '../../store/runs.ts'
 import type { WebContext } from '../context.ts'
 import { runJson, taskInstanceJson } from '../json.ts'
-import { AUTH_ERRORS, SECURITY, errors, ref } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, errors, ref, runParams } from '../schemas.ts'
 
 export function taskRoutes(app: FastifyInstance, ctx: WebContext): void {
   const { db } = ctx
@@ -15,7 +15,7 @@ export function taskRoutes(app: FastifyInstance, ctx: WebContext): void {
       summary: 'Task instances of a run, in dependency order',
       tags: ['runs'],
       security: SECURITY,
-      params: { type: 'object', required: ['run'], properties: { run: { type: 'string', maxLength: 300 } } },
+      params: runParams,
       response: {
         200: { type: 'object', required: ['run', 'tasks'], properties: { run: ref('Run'), tasks: { type: 'array', items: ref('TaskInstance') } } },
         ...errors(...AUTH_ERRORS, 404),
