@@ -227,6 +227,13 @@ describe('role x route matrix', () => {
           if (expected === 403) assert.equal(r.json().error, 'forbidden')
         }
       }
+      // A browser session of a role that may do it still needs its CSRF token on every POST.
+      if (route.method === 'POST') {
+        const { path, body } = await route.make()
+        const r = await call('POST', path, { headers: { cookie: sessions.admin.cookie }, ...(body === undefined ? {} : { body }) })
+        assert.equal(r.status, 403, `POST ${path} without CSRF: ${r.body}`)
+        assert.equal(r.json().error, 'csrf')
+      }
     })
   }
 
