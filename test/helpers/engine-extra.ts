@@ -70,7 +70,12 @@ export async function startRestartablePostgres(defer: (step: () => Promise<unkno
 
 /** A real `cairn worker` process on `url`, stopped (SIGTERM, then SIGKILL) by `defer`. */
 export function spawnWorkerProcess(defer: (step: () => Promise<unknown> | unknown) => void, options: { url: string; cwd: string; args?: string[]; env?: Record<string, string> }): ChildProcess {
-  const child = spawn(process.execPath, [MAIN, 'worker', ...(options.args ?? [])], {
+  return spawnCairnProcess(defer, 'worker', options)
+}
+
+/** A real `cairn COMMAND` process (worker, scheduler, web) on the database at `url`, stopped by `defer`. */
+export function spawnCairnProcess(defer: (step: () => Promise<unknown> | unknown) => void, command: string, options: { url: string; cwd: string; args?: string[]; env?: Record<string, string> }): ChildProcess {
+  const child = spawn(process.execPath, [MAIN, command, ...(options.args ?? [])], {
     cwd: options.cwd,
     env: { ...process.env, DATABASE_URL: options.url, CAIRN_HOME: join(options.cwd, 'home'), CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG || 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

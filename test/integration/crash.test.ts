@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { distinctVersionIds, startTestEngine } from '../helpers/engine.ts'
-import { cleanupStack, exited, groupAlive, spawnWorkerProcess, startRestartablePostgres, waitFor } from '../helpers/engine-extra.ts'
+import { cleanupStack, exited, groupAlive, spawnCairnProcess, spawnWorkerProcess, startRestartablePostgres, waitFor } from '../helpers/engine-extra.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 import { createDb } from '../../engine/store/db.ts'
 import type { Db } from '../../engine/store/db.ts'
@@ -179,7 +179,7 @@ tasks:
 
 /**
  * A chain of shell tasks (each logs to a ledger around `sleep SECONDS`) on a Postgres of the test's own,
- * with an in-process scheduler and one `cairn worker` process; returns with a run triggered.
+ * with a `cairn scheduler` process and a `cairn worker` process; returns with a run triggered.
  */
 async function chainOnRestartablePostgres(t: { after(fn: () => Promise<void>): void }, options: { tasks: string[]; seconds: number; retries: number; lostAfterMs: number }) {
   const defer = cleanupStack(t)
@@ -211,11 +211,9 @@ ${i > 0 ? `    depends_on: ${tasks[i - 1]}\n` : ''}    env: { LEDGER: "${ledger}
   defer(() => db.close())
   await migrate(db, log)
   await distinctVersionIds(db)
-  const boss = await startBoss({ url: pg.url, log })
-  defer(() => boss.stop({ graceful: false, close: true }))
-  const scheduler = await startScheduler({ db, boss, log, dagsFolder, cwd: dir, names: undefined, loopMs: 200, syncEveryMs: 1000, lostAfterMs: options.lostAfterMs })
-  defer(() => scheduler.stop())
+  spawnCairnProcess(defer, 'scheduler', { url: pg.url, cwd: dir, args: ['--lost-after', String(options.lostAfterMs / 1000)] })
   spawnWorkerProcess(defer, { url: pg.url, cwd: dir, args: ['--heartbeat', '0.5', '--grace', '5'] })
+  await waitFor('the scheduler process to load the DAG', async () => (await db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'chain' AND version_id IS NOT NULL`)).rows.length > 0, 30_000, 100)
 
   const triggered = await db.tx((q) => triggerRun(q, { now: () => new Date() }, { dagId: 'chain', params: {} }))
   assert.ok(triggered.ok)
@@ -234,7 +232,7 @@ ${i > 0 ? `    depends_on: ${tasks[i - 1]}\n` : ''}    env: { LEDGER: "${ledger}
   return { pg, db, ledger, runId, waitForRunEnd }
 }
 
-test('Postgres restarted mid-run: the scheduler and a worker process reconnect by themselves and the run succeeds without duplicate attempts', async (t) => {
+test('Postgres restarted mid-run: a scheduler process and a worker process reconnect by themselves and the run succeeds without duplicate attempts', async (t) => {
   const tasks = ['t1', 't2', 't3', 't4']
   const { pg, db, ledger, runId, waitForRunEnd } = await chainOnRestartablePostgres(t, { tasks, seconds: 1, retries: 1, lostAfterMs: 20_000 })
   await waitFor('t2 to start', () => readLedger(ledger).some((l) => l.event === 'start' && l.task === 't2'), 30_000)
