@@ -49,8 +49,8 @@ export function dagVersionRoutes(app: FastifyInstance, ctx: WebContext): void {
       const versions = await listDagVersions(db, dag, request.query.limit)
       return {
         dag_id: dag,
-        current_version: row.versionId,
-        versions: versions.map((v) => ({ version_id: v.versionId, hash: v.hash, created_at: v.createdAt.toISOString(), runs: v.runs, current: v.versionId === row.versionId })),
+        current_version: versions.find((v) => v.current)?.versionId ?? row.versionId,
+        versions: versions.map((v) => ({ version_id: v.versionId, hash: v.hash, created_at: v.createdAt.toISOString(), runs: v.runs, current: v.current })),
       }
     },
   })

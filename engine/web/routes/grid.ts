@@ -5,15 +5,15 @@
  * versions had (a grid never hides a cell it was given).
  */
 import type { FastifyInstance } from 'fastify'
-import { RUN_STATE_LIST, TASK_STATE_LIST } from '../../state/states.ts'
-import type { RunState } from '../../state/states.ts'
+import { TASK_STATE_LIST } from '../../state/states.ts'
 import { dependencyOrder } from '../../scheduler/decide-run.ts'
 import { getDag, getDagVersion } from '../../store/dags.ts'
 import { taskStatesOfRuns } from '../../store/grid.ts'
 import type { WebContext } from '../context.ts'
 import { runJson } from '../json.ts'
 import { AUTH_ERRORS, SECURITY, dagParams, errors, ref } from '../schemas.ts'
-import { pageOfRuns } from './runs.ts'
+import { pageOfRuns, runsPageQuery } from './runs.ts'
+import type { RunsPageQuery } from './runs.ts'
 
 export const MAX_GRID_PAGE = 200
 
@@ -26,7 +26,7 @@ const cell = {
 export function gridRoutes(app: FastifyInstance, ctx: WebContext): void {
   const { db } = ctx
 
-  app.get<{ Params: { dag: string }; Querystring: { limit: number; cursor?: string; state?: RunState } }>('/api/v1/dags/:dag/grid', {
+  app.get<{ Params: { dag: string }; Querystring: RunsPageQuery }>('/api/v1/dags/:dag/grid', {
     config: { access: 'viewer' },
     schema: {
       summary: 'Runs by tasks: a page of runs with the state of each task instance',
@@ -34,15 +34,7 @@ export function gridRoutes(app: FastifyInstance, ctx: WebContext): void {
       tags: ['runs'],
       security: SECURITY,
       params: dagParams,
-      querystring: {
-        type: 'object',
-        properties: {
-          limit: { type: 'integer', minimum: 1, maximum: MAX_GRID_PAGE, default: 25 },
-          cursor: { type: 'string', maxLength: 1000 },
-          state: { type: 'string', enum: [...RUN_STATE_LIST] },
-        },
-        additionalProperties: false,
-      },
+      querystring: runsPageQuery(MAX_GRID_PAGE, 25),
       response: {
         200: {
           type: 'object',

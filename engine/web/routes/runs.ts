@@ -33,6 +33,21 @@ export function decodeCursor(cursor: string): string | undefined {
   return undefined
 }
 
+export type RunsPageQuery = { limit: number; cursor?: string; state?: RunState }
+
+/** The query string of a paged list of runs: page size, the cursor from the previous page, a state filter. */
+export function runsPageQuery(maxLimit: number, defaultLimit: number) {
+  return {
+    type: 'object',
+    properties: {
+      limit: { type: 'integer', minimum: 1, maximum: maxLimit, default: defaultLimit },
+      cursor: { type: 'string', maxLength: 1000 },
+      state: { type: 'string', enum: [...RUN_STATE_LIST] },
+    },
+    additionalProperties: false,
+  } as const
+}
+
 export type RunsPage =
   | { ok: true; runs: RunRow[]; nextCursor: string | null }
   | { ok: false; status: 400 | 404; error: string; message: string }
@@ -57,7 +72,7 @@ export async function pageOfRuns(ctx: WebContext, dag: string, query: { limit: n
 export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
   const { db } = ctx
 
-  app.get<{ Params: { dag: string }; Querystring: { limit: number; cursor?: string; state?: RunState } }>('/api/v1/dags/:dag/runs', {
+  app.get<{ Params: { dag: string }; Querystring: RunsPageQuery }>('/api/v1/dags/:dag/runs', {
     config: { access: 'viewer' },
     schema: {
       summary: 'Runs of a DAG, newest first',
@@ -65,15 +80,7 @@ export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
       tags: ['runs'],
       security: SECURITY,
       params: dagParams,
-      querystring: {
-        type: 'object',
-        properties: {
-          limit: { type: 'integer', minimum: 1, maximum: MAX_RUNS_PAGE, default: 50 },
-          cursor: { type: 'string', maxLength: 1000 },
-          state: { type: 'string', enum: [...RUN_STATE_LIST] },
-        },
-        additionalProperties: false,
-      },
+      querystring: runsPageQuery(MAX_RUNS_PAGE, 50),
       response: {
         200: { type: 'object', required: ['runs', 'next_cursor'], properties: { runs: { type: 'array', items: ref('Run') }, next_cursor: { type: ['string', 'null'] } } },
         ...errors(400, ...AUTH_ERRORS, 404),
