@@ -18,12 +18,25 @@ import { startEmbeddedPostgres } from '../../engine/store/embedded.ts'
 import type { EmbeddedPostgres } from '../../engine/store/embedded.ts'
 import { loadMigrations, migrate, MIGRATIONS_DIR } from '../../engine/store/migrate.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
+import { cleanupStack } from '../helpers/engine-extra.ts'
 
 const log = testLogger()
 
+const stacks = new WeakMap<TestContext, (step: () => Promise<unknown> | unknown) => void>()
+
+/**
+ * Registers a cleanup step of test `t`. Steps run in reverse order (clients, then the servers they
+ * use, then the folders those servers write to), and one that fails does not stop the rest.
+ */
+function defer(t: TestContext, step: () => Promise<unknown> | unknown): void {
+  let push = stacks.get(t)
+  if (!push) stacks.set(t, (push = cleanupStack(t)))
+  push(step)
+}
+
 function openDb(t: TestContext, url: string, max?: number): Db {
   const db = createDb(url, { log, max })
-  t.after(() => db.close())
+  defer(t, () => db.close())
   return db
 }
 
@@ -31,13 +44,13 @@ async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'cairn-store-test-'))
   // As root the server runs as user postgres, which must be able to enter the dir.
   await chmod(dir, 0o755)
-  t.after(() => rm(dir, { recursive: true, force: true }))
+  defer(t, () => rm(dir, { recursive: true, force: true }))
   return dir
 }
 
 async function startServer(t: TestContext, dataDir: string, port?: number): Promise<EmbeddedPostgres> {
   const server = await startEmbeddedPostgres({ dataDir, port, log, ephemeral: true })
-  t.after(() => server.stop())
+  defer(t, () => server.stop())
   return server
 }
 
@@ -229,7 +242,7 @@ describe('embedded Postgres', () => {
     let reconnected!: () => void
     const relistened = new Promise<void>((done) => (reconnected = done))
     const unlisten = await db.listen('cairn_test', (payload) => received.push(payload), { onReconnect: () => reconnected() })
-    t.after(unlisten)
+    defer(t, unlisten)
     await db.query(`SELECT pg_notify('cairn_test', 'before')`)
     await until(() => received.length === 1)
 
@@ -261,7 +274,7 @@ describe('embedded Postgres', () => {
 
     // A stale pid file whose pid now belongs to an unrelated live process (as after a container restart).
     const unrelated = spawn('sleep', ['30'], { stdio: 'ignore' })
-    t.after(() => unrelated.kill())
+    defer(t, () => unrelated.kill())
     await writeFile(join(dataDir, 'postmaster.pid'), `${unrelated.pid}\n${dataDir}\n1\n${first.port}\n\n127.0.0.1\n  1  1\nready   \n`)
 
     const second = await startServer(t, dataDir)
@@ -270,7 +283,7 @@ describe('embedded Postgres', () => {
     const client = new pg.Client(second.url)
     client.on('error', () => {})
     await client.connect()
-    t.after(() => client.end())
+    defer(t, () => client.end())
     const { rows } = await client.query<{ t: string | null }>(`SELECT to_regclass('survivor')::text AS t`)
     assert.equal(rows[0]?.t, 'survivor')
   })
@@ -291,7 +304,7 @@ describe('embedded Postgres', () => {
       setInterval(() => {}, 1000)
     `
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'inherit'] })
-    t.after(() => child.kill('SIGKILL'))
+    defer(t, () => child.kill('SIGKILL'))
     const [line] = (await Promise.race([
       once(createInterface({ input: child.stdout }), 'line'),
       once(child, 'exit').then(([code]) => Promise.reject(new Error(`child exited (${code}) before starting Postgres`))),
@@ -310,7 +323,7 @@ describe('embedded Postgres', () => {
     const client = new pg.Client(server.url)
     client.on('error', () => {})
     await client.connect()
-    t.after(() => client.end())
+    defer(t, () => client.end())
     const { rows } = await client.query<{ t: string | null }>(`SELECT to_regclass('from_child')::text AS t`)
     assert.equal(rows[0]?.t, 'from_child')
   })
