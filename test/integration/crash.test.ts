@@ -78,11 +78,13 @@ async function attempts(db: Db, runId: string): Promise<AttemptRow[]> {
 }
 
 test('a worker SIGKILLed mid-task: its attempt is declared lost and retried elsewhere, never overlapping, and its late writes are refused', async (t) => {
+  // Reverse order: the engine and its workers stop before the ledger's folder goes.
+  const defer = cleanupStack(t)
   const scratch = mkdtempSync(join(tmpdir(), 'cairn-crash-ledger-'))
-  t.after(() => rmSync(scratch, { recursive: true, force: true }))
+  defer(() => rmSync(scratch, { recursive: true, force: true }))
   const ledger = join(scratch, 'ledger')
   const lostAfterMs = 3000
-  const engine = await startTestEngine(t, {
+  const engine = await startTestEngine({ after: (fn) => defer(fn) }, {
     dags: {
       'crashy.yaml': `dag: crashy
 tasks:
