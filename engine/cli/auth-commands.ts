@@ -12,6 +12,7 @@ import { passwordProblem } from '../web/auth/passwords.ts'
 import { ROLES, isValidName } from '../web/auth/roles.ts'
 import { createToken } from '../web/auth/tokens.ts'
 import { createUser, listUsers } from '../web/auth/users.ts'
+import { userJson } from '../web/json.ts'
 import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
 import { parseChoice, takePositionals } from './args.ts'
@@ -50,7 +51,7 @@ export async function usersCommand(args: string[], io: CommandIo, input: Passwor
     const format = formatOption(values.format)
     return withDatabase(io, async (db) => {
       const users = await listUsers(db)
-      if (format === 'json') io.stdout(JSON.stringify(users.map((u) => ({ username: u.username, role: u.role, disabled: u.disabled, created_at: u.createdAt.toISOString() }))))
+      if (format === 'json') io.stdout(JSON.stringify(users.map(userJson)))
       else if (users.length === 0) io.stderr('cairn users: no users yet; create one with: npx cairn users create admin --role admin')
       else for (const line of formatTable(['USER', 'ROLE', 'DISABLED', 'CREATED'], users.map((u) => [u.username, u.role, u.disabled ? 'yes' : 'no', formatTime(u.createdAt)]))) io.stdout(line)
       return EXIT.ok

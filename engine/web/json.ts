@@ -1,41 +1,34 @@
-/** Rows to the API's JSON shapes (see schemas.ts). */
+/**
+ * Rows to the API's JSON shapes (see schemas.ts). Each one extends the command line's shape of the
+ * same thing (SPEC section 5), so a field the CLI prints is spelt and formatted the same in the API.
+ */
+import { isoOrNull, logLineJson as cliLogLineJson, runJson as cliRunJson, taskJson } from '../cli/json-shapes.ts'
 import type { TaskSpec } from '../spec/dag-model.ts'
 import type { LogLine } from '../store/logs.ts'
 import type { RunRow, TaskInstanceRow } from '../store/runs.ts'
+import type { UserRow } from './auth/users.ts'
 
-export function iso(date: Date | null | undefined): string | null {
-  return date ? date.toISOString() : null
-}
+export { isoOrNull }
 
 export function runJson(run: RunRow) {
   return {
-    run_id: run.runId,
-    dag_id: run.dagId,
-    state: run.state,
+    ...cliRunJson(run),
     run_type: run.runType,
-    logical_date: run.logicalDate.toISOString(),
     data_interval_start: run.dataIntervalStart.toISOString(),
     data_interval_end: run.dataIntervalEnd.toISOString(),
-    queued_at: run.queuedAt.toISOString(),
-    started_at: iso(run.startedAt),
-    ended_at: iso(run.endedAt),
     params: run.params,
   }
 }
 
 export function taskInstanceJson(ti: TaskInstanceRow, task: TaskSpec | undefined) {
   return {
-    task_id: ti.taskId,
-    state: ti.state,
-    attempts: ti.attempt,
+    ...taskJson(ti),
     failures: ti.failures,
     operator: task?.operator ?? null,
     depends_on: task?.dependsOn ?? [],
     pool: ti.pool,
-    queued_at: iso(ti.queuedAt),
-    started_at: iso(ti.startedAt),
-    ended_at: iso(ti.endedAt),
-    next_retry_at: iso(ti.nextRetryAt),
+    queued_at: isoOrNull(ti.queuedAt),
+    next_retry_at: isoOrNull(ti.nextRetryAt),
     failure_kind: ti.failureKind,
     message: ti.message,
     outputs: ti.outputs,
@@ -43,5 +36,9 @@ export function taskInstanceJson(ti: TaskInstanceRow, task: TaskSpec | undefined
 }
 
 export function logLineJson(attempt: number, line: LogLine) {
-  return { id: line.id, attempt, stream: line.stream, line: line.line, at: line.at.toISOString() }
+  return { id: line.id, ...cliLogLineJson(attempt, line) }
+}
+
+export function userJson(user: UserRow) {
+  return { username: user.username, role: user.role, disabled: user.disabled, created_at: user.createdAt.toISOString() }
 }

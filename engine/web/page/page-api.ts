@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { getDag, getDagVersion } from '../../store/dags.ts'
 import { getRun } from '../../store/runs.ts'
 import type { WebContext } from '../context.ts'
-import { iso } from '../json.ts'
+import { isoOrNull } from '../json.ts'
 import { describeSchedule } from '../schedule-words.ts'
 import { AUTH_ERRORS, SECURITY, dagParams, errors, runParams, timeOrNull } from '../schemas.ts'
 
@@ -121,7 +121,7 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
         [runId],
       )
       return {
-        attempts: rows.map((r) => ({ ...r, queued_at: iso(r.queued_at), started_at: iso(r.started_at), ended_at: iso(r.ended_at) })),
+        attempts: rows.map((r) => ({ ...r, queued_at: isoOrNull(r.queued_at), started_at: isoOrNull(r.started_at), ended_at: isoOrNull(r.ended_at) })),
       }
     },
   })

@@ -7,6 +7,7 @@ import { NAME_PATTERN, ROLES } from '../auth/roles.ts'
 import type { Role } from '../auth/roles.ts'
 import { createToken } from '../auth/tokens.ts'
 import { createUser, listUsers } from '../auth/users.ts'
+import { userJson } from '../json.ts'
 import { AUTH_ERRORS, SECURITY, errors, ref, time } from '../schemas.ts'
 
 const role = { type: 'string', enum: [...ROLES] } as const
@@ -18,7 +19,7 @@ export function adminRoutes(app: FastifyInstance, ctx: WebContext): void {
   app.get('/api/v1/users', {
     config: { access: 'admin' },
     schema: { summary: 'Users', tags: ['admin'], security: SECURITY, response: { 200: { type: 'object', required: ['users'], properties: { users: { type: 'array', items: ref('User') } } }, ...errors(...AUTH_ERRORS) } },
-    handler: async () => ({ users: (await listUsers(db)).map((u) => ({ username: u.username, role: u.role, disabled: u.disabled, created_at: u.createdAt.toISOString() })) }),
+    handler: async () => ({ users: (await listUsers(db)).map(userJson) }),
   })
 
   app.post<{ Body: { username: string; password: string; role: Role } }>('/api/v1/users', {
@@ -37,7 +38,7 @@ export function adminRoutes(app: FastifyInstance, ctx: WebContext): void {
       const user = await createUser(db, { username, password, role: userRole })
       if (!user) return reply.code(409).send({ error: 'exists', message: `user "${username}" already exists` })
       request.log.info({ username, role: userRole, by: describe(request.principal!) }, 'user created')
-      return reply.code(201).send({ username: user.username, role: user.role, disabled: user.disabled, created_at: user.createdAt.toISOString() })
+      return reply.code(201).send(userJson(user))
     },
   })
 

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { getDagVersion, listDags, listImportErrors, setPaused } from '../../store/dags.ts'
 import { recentRunsByDag } from '../../store/grid.ts'
 import type { WebContext } from '../context.ts'
-import { iso } from '../json.ts'
+import { isoOrNull } from '../json.ts'
 import { nextScheduledRun } from '../next-run.ts'
 import { describeSchedule } from '../schedule-words.ts'
 import { AUTH_ERRORS, SECURITY, dagParams, errors, ref, time } from '../schemas.ts'
@@ -98,7 +98,7 @@ export function dagRoutes(app: FastifyInstance, ctx: WebContext): void {
               schedule_description: describeSchedule(spec?.schedule),
               timezone: spec?.timezone ?? 'UTC',
               catchup: spec?.catchup ?? 'latest',
-              next_run: next && { logical_date: iso(next.logicalDate), data_interval_end: iso(next.dataIntervalEnd), run_after: iso(next.runAfter) },
+              next_run: next && { logical_date: isoOrNull(next.logicalDate), data_interval_end: isoOrNull(next.dataIntervalEnd), run_after: isoOrNull(next.runAfter) },
               import_errors: errorCount,
               recent_runs: recentByDag.get(d.dagId) ?? [],
             }
