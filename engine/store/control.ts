@@ -7,7 +7,10 @@ import type { RunRow } from './runs.ts'
 import { appendHistory } from './history.ts'
 import type { HistoryEntry } from './history.ts'
 
-export type TriggerResult = { ok: true; run: RunRow } | { ok: false; code: 'not_found' | 'invalid_params' | 'exists'; message: string }
+export type TriggerResult =
+  | { ok: true; run: RunRow }
+  | { ok: false; code: 'invalid_params'; message: string; /** one entry per problem */ errors: string[] }
+  | { ok: false; code: 'not_found' | 'exists'; message: string }
 
 /**
  * A manual run: params checked against the DAG's definitions; logical date defaults to now (SPEC
@@ -19,7 +22,7 @@ export async function triggerRun(q: Queryable, ctx: { now: () => Date }, input: 
   if (!dag || dag.versionId === null || dag.removed) return { ok: false, code: 'not_found', message: `no DAG "${input.dagId}"` }
   const spec = await getDagVersion(q, dag.versionId)
   const params = resolveRunParams(spec.params, input.params)
-  if (!params.ok) return { ok: false, code: 'invalid_params', message: params.errors.join('; ') }
+  if (!params.ok) return { ok: false, code: 'invalid_params', message: params.errors.join('; '), errors: params.errors }
   const logicalDate = input.logicalDate ?? ctx.now()
   const run = await createRun(q, {
     dag: spec,

@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify'
 import { TASK_STATE_LIST } from '../../state/states.ts'
 import { dependencyOrder } from '../../scheduler/decide-run.ts'
-import { getDag, getDagVersion } from '../../store/dags.ts'
+import { getDagVersion } from '../../store/dags.ts'
 import { taskStatesOfRuns } from '../../store/grid.ts'
 import type { WebContext } from '../context.ts'
 import { runJson } from '../json.ts'
@@ -64,9 +64,8 @@ export function gridRoutes(app: FastifyInstance, ctx: WebContext): void {
       const { dag } = request.params
       const page = await pageOfRuns(ctx, dag, request.query)
       if (!page.ok) return reply.code(page.status).send({ error: page.error, message: page.message })
-      const dagRow = await getDag(db, dag)
       const [spec, cells] = await Promise.all([
-        dagRow?.versionId != null ? getDagVersion(db, dagRow.versionId) : undefined,
+        page.dag.versionId !== null ? getDagVersion(db, page.dag.versionId) : undefined,
         taskStatesOfRuns(db, page.runs.map((r) => r.runId)),
       ])
       const byRun = new Map<string, Record<string, { state: string; attempts: number }>>()

@@ -5,9 +5,9 @@
 import type { FastifyInstance } from 'fastify'
 import { RUN_STATE_LIST } from '../../state/states.ts'
 import type { RunState } from '../../state/states.ts'
-import { resolveRunParams } from '../../spec/run-params.ts'
 import { cancelRun, clearRun, triggerRun } from '../../store/control.ts'
 import { getDag, getDagVersion } from '../../store/dags.ts'
+import type { DagRow } from '../../store/dags.ts'
 import { getRun, listRuns } from '../../store/runs.ts'
 import type { RunRow } from '../../store/runs.ts'
 import { parseDagDate } from '../../time/dates.ts'
@@ -49,14 +49,15 @@ export function runsPageQuery(maxLimit: number, defaultLimit: number) {
 }
 
 export type RunsPage =
-  | { ok: true; runs: RunRow[]; nextCursor: string | null }
+  | { ok: true; dag: DagRow; runs: RunRow[]; nextCursor: string | null }
   | { ok: false; status: 400 | 404; error: string; message: string }
 
 /** One page of a DAG's runs, newest first, from an opaque cursor (shared by the runs and grid routes). */
 export async function pageOfRuns(ctx: WebContext, dag: string, query: { limit: number; cursor?: string | undefined; state?: RunState | undefined }): Promise<RunsPage> {
   const { db } = ctx
   const { limit, cursor, state } = query
-  if (!(await getDag(db, dag))) return { ok: false, status: 404, error: 'not_found', message: `no DAG "${dag}"` }
+  const dagRow = await getDag(db, dag)
+  if (!dagRow) return { ok: false, status: 404, error: 'not_found', message: `no DAG "${dag}"` }
   let olderThan: string | undefined
   if (cursor !== undefined) {
     olderThan = decodeCursor(cursor)
@@ -66,7 +67,7 @@ export async function pageOfRuns(ctx: WebContext, dag: string, query: { limit: n
   // One more than asked tells whether there is a next page.
   const rows = await listRuns(db, dag, { limit: limit + 1, ...(state ? { state } : {}), ...(olderThan !== undefined ? { olderThan } : {}) })
   const runs = rows.slice(0, limit)
-  return { ok: true, runs, nextCursor: rows.length > limit ? encodeCursor(runs.at(-1)!.runId) : null }
+  return { ok: true, dag: dagRow, runs, nextCursor: rows.length > limit ? encodeCursor(runs.at(-1)!.runId) : null }
 }
 
 export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
@@ -127,13 +128,10 @@ export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
           logicalDate = parseDagDate(dateText, spec.timezone)
           if (!logicalDate) return { status: 400, body: { error: 'invalid_logical_date', message: `logical_date "${dateText}" is not a date (use 2026-01-01 or 2026-01-01T02:00:00Z)` } }
         }
-        // Checked here as well as in triggerRun, to answer with each problem separately.
-        const params = resolveRunParams(spec.params, given)
-        if (!params.ok) return { status: 400, body: { error: 'invalid_params', message: params.errors.join('; '), errors: params.errors } }
         const result = await triggerRun(q, { now: ctx.now }, { dagId, params: given, ...(logicalDate ? { logicalDate } : {}) })
         if (result.ok) return { status: 201, body: { run_id: result.run.runId, state: result.run.state } }
-        const status = result.code === 'not_found' ? 404 : result.code === 'exists' ? 409 : 400
-        return { status, body: { error: result.code, message: result.message } }
+        if (result.code === 'invalid_params') return { status: 400, body: { error: result.code, message: result.message, errors: result.errors } }
+        return { status: result.code === 'not_found' ? 404 : 409, body: { error: result.code, message: result.message } }
       })
       return reply.code(outcome.status).send(outcome.body)
     },
