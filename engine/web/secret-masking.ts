@@ -4,11 +4,11 @@
  * secret). The web process masks every JSON body and SSE line again with the secret values it can see:
  * its own `CAIRN_SECRET_*` variables and the files of the configured secrets dir.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { createMasker } from '../secrets/mask.ts'
 import type { Masker } from '../secrets/mask.ts'
-import { isValidSecretName } from '../secrets/secrets.ts'
+import { createSecretStore, isValidSecretName } from '../secrets/secrets.ts'
 
 export interface SecretSource {
   /** Environment to take `CAIRN_SECRET_*` values from. */
@@ -17,32 +17,33 @@ export interface SecretSource {
   dir?: string
 }
 
-const MAX_SECRET_BYTES = 1024 * 1024
-
-/** Every secret value the source holds now. A missing or unreadable dir holds none. */
+/**
+ * Every secret value the source holds now: each `CAIRN_SECRET_*` variable and each file of the dir,
+ * read by the secret store's own rules (size limit, trailing newline). A file the environment
+ * overrides is masked too. A missing or unreadable dir, or a file that cannot be read, holds none.
+ */
 export function readSecretValues(source: SecretSource): string[] {
   const values: string[] = []
   for (const [key, value] of Object.entries(source.env ?? {})) {
     if (key.startsWith('CAIRN_SECRET_') && value) values.push(value)
   }
-  if (source.dir !== undefined) {
-    let names: string[] = []
+  if (source.dir === undefined) return values
+  const files = createSecretStore({ env: {}, dir: source.dir })
+  let names: string[] = []
+  try {
+    names = readdirSync(source.dir)
+  } catch {
+    names = []
+  }
+  for (const name of names) {
+    if (!isValidSecretName(name)) continue
     try {
-      names = readdirSync(source.dir)
+      // Regular files only: reading a FIFO or a device in the dir would block or never end.
+      if (!statSync(join(source.dir, name)).isFile()) continue
+      const text = files.get(name)
+      if (text) values.push(text)
     } catch {
-      names = []
-    }
-    for (const name of names) {
-      if (!isValidSecretName(name)) continue
-      try {
-        const file = join(source.dir, name)
-        const st = statSync(file)
-        if (!st.isFile() || st.size > MAX_SECRET_BYTES) continue
-        const text = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
-        if (text) values.push(text)
-      } catch {
-        // a file that vanished or cannot be read masks nothing
-      }
+      // a file that vanished, is too large or cannot be read masks nothing
     }
   }
   return values
