@@ -60,7 +60,7 @@ export async function usersCommand(args: string[], io: CommandIo, input: Passwor
   if (action !== 'create') throw new UsageError(action === undefined ? 'missing action: create or list' : `unknown action "${action}": use create or list`)
   const [name] = takePositionals(rest, ['NAME'])
   const role = requiredRole(values.role)
-  if (!isValidName(name!)) throw new UsageError(`user name "${name}" may only use letters, digits and _ . @ - (at most 64, starting with a letter or digit)`)
+  requireValidName('user name', name!)
   const password = await readPassword(input, name!, values['password-stdin'])
   const problem = passwordProblem(password)
   if (problem) throw new UsageError(problem)
@@ -81,7 +81,7 @@ export async function tokensCommand(args: string[], io: CommandIo): Promise<Exit
   if (action !== 'create') throw new UsageError(action === undefined ? 'missing action: create' : `unknown action "${action}": use create`)
   const [name] = takePositionals(rest, ['NAME'])
   const role = requiredRole(values.role)
-  if (!isValidName(name!)) throw new UsageError(`token name "${name}" may only use letters, digits and _ . @ - (at most 64, starting with a letter or digit)`)
+  requireValidName('token name', name!)
   return withDatabase(io, async (db) => {
     const created = await createToken(db, { name: name!, role, createdBy: 'cli' })
     if (!created) {
@@ -92,6 +92,10 @@ export async function tokensCommand(args: string[], io: CommandIo): Promise<Exit
     io.stdout(created.token)
     return EXIT.ok
   })
+}
+
+function requireValidName(what: string, name: string): void {
+  if (!isValidName(name)) throw new UsageError(`${what} "${name}" may only use letters, digits and _ . @ - (at most 64, starting with a letter or digit)`)
 }
 
 function requiredRole(text: string | undefined): (typeof ROLES)[number] {

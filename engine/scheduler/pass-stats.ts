@@ -11,7 +11,6 @@ import { registerScheduler, reportPasses } from '../store/scheduler-stats.ts'
 import type { PassTotals } from '../store/scheduler-stats.ts'
 
 export interface PassStats {
-  readonly schedulerId: string
   observe(seconds: number): void
   stop(): Promise<void>
 }
@@ -40,7 +39,6 @@ export async function startPassStats(db: Db, log: Logger, reportEveryMs = 5000):
   timer.unref()
 
   return {
-    schedulerId,
     observe(seconds) {
       totals.passes++
       totals.passSeconds += seconds

@@ -11,7 +11,6 @@ import { AUTH_ERRORS, SECURITY, dagParams, errors, ref, time } from '../schemas.
 /** Runs shown as marks beside each DAG in the list. */
 export const RECENT_RUNS = 10
 
-
 const dagSchema = {
   type: 'object',
   required: ['dag_id', 'paused', 'schedule', 'next_run', 'import_errors'],
