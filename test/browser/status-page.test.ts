@@ -22,7 +22,7 @@ import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
 import { testLogger } from '../helpers/postgres.ts'
-import { createWebServer } from '../../engine/web/server.ts'
+import { startTestWeb } from '../helpers/web-client.ts'
 import { createUser } from '../../engine/web/auth/users.ts'
 import { passwordProblem } from '../../engine/web/auth/passwords.ts'
 
@@ -147,12 +147,8 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     mkdirSync(ARTIFACTS, { recursive: true })
     engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: DAGS })
     engine.spawnWorker({ env: { CAIRN_SECRET_PAGE_CANARY: CANARY } })
-    app = await createWebServer({ db: engine.db, log: testLogger(), followPollMs: 250 })
+    ;({ app, base } = await startTestWeb({ db: engine.db, log: testLogger(), followPollMs: 250 }))
     teardown.push(() => app.close())
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    const address = app.server.address()
-    assert.ok(address && typeof address === 'object')
-    base = `http://127.0.0.1:${address.port}`
     // What `cairn users create ops --role operator` does.
     assert.equal(passwordProblem(PASSWORD), undefined)
     assert.ok(await createUser(engine.db, { username: USER, role: 'operator', password: PASSWORD }))

@@ -1,8 +1,11 @@
 /**
- * A small HTTP client for web tests. node:http sends the path exactly as given (fetch would resolve
+ * A small HTTP client for web tests, and the server they talk to. node:http sends the path exactly as given (fetch would resolve
  * `..` and `.` first), so tests can probe the server with any spelling of a path.
  */
 import { request } from 'node:http'
+import type { FastifyInstance } from 'fastify'
+import { createWebServer } from '../../engine/web/server.ts'
+import type { WebServerOptions } from '../../engine/web/server.ts'
 
 export interface Response {
   status: number
@@ -160,4 +163,18 @@ export function collectEvents(
     req.on('error', reject)
     req.end()
   })
+}
+
+/** A web server for tests on a free loopback port; `base` is its http://127.0.0.1:PORT. Closing it is the caller's. */
+export async function startTestWeb(options: WebServerOptions): Promise<{ app: FastifyInstance; base: string }> {
+  const app = await createWebServer(options)
+  try {
+    await app.listen({ port: 0, host: '127.0.0.1' })
+  } catch (error) {
+    await app.close()
+    throw error
+  }
+  const address = app.server.address()
+  if (!address || typeof address !== 'object') throw new Error('the web server has no TCP address')
+  return { app, base: `http://127.0.0.1:${address.port}` }
 }

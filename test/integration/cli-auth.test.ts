@@ -9,9 +9,8 @@ import type { FastifyInstance } from 'fastify'
 import { createDb } from '../../engine/store/db.ts'
 import type { Db } from '../../engine/store/db.ts'
 import { migrate } from '../../engine/store/migrate.ts'
-import { createWebServer } from '../../engine/web/server.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { rawRequest } from '../helpers/web-client.ts'
+import { rawRequest, startTestWeb } from '../helpers/web-client.ts'
 
 const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 
@@ -27,11 +26,7 @@ before(async () => {
   const log = testLogger()
   db = createDb(url, { log, max: 3 })
   await migrate(db, log)
-  app = await createWebServer({ db, log })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const address = app.server.address()
-  assert.ok(address && typeof address === 'object')
-  base = `http://127.0.0.1:${address.port}`
+  ;({ app, base } = await startTestWeb({ db, log }))
 })
 after(async () => {
   await app.close()

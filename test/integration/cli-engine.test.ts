@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { processExists } from '../helpers/engine-extra.ts'
 
 const main = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
@@ -338,7 +339,7 @@ test('cancel stops a running task and its process group', async () => {
     const match = /sleeping as (\d+)/.exec((await cairn(['logs', runId, 'nap'])).stdout)
     return match ? Number(match[1]) : undefined
   })
-  assert.equal(alive(pid), true)
+  assert.equal(processExists(pid), true)
   const r = await cairn(['cancel', runId])
   assert.equal(r.code, 0, r.stderr)
   assert.match(r.stdout, /cancelled run/)
@@ -351,7 +352,7 @@ test('cancel stops a running task and its process group', async () => {
   ])
   assert.equal(tasks[1]!.started_at, null)
   assert.equal(tasks[1]!.attempts, 0)
-  await until('the sleep process to be gone', async () => (alive(pid) ? undefined : true), 15_000)
+  await until('the sleep process to be gone', async () => (processExists(pid) ? undefined : true), 15_000)
 
   const again = await cairn(['cancel', runId])
   assert.equal(again.code, 0)
@@ -422,11 +423,3 @@ function later<T>(ms: number, value: T): Promise<T> {
   return new Promise((resolve) => setTimeout(resolve, ms, value).unref())
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}

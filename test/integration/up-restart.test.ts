@@ -8,10 +8,10 @@ import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { chownSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { waitFor } from '../helpers/engine-extra.ts'
+import { postmasterPid, processExists, waitFor } from '../helpers/engine-extra.ts'
 
 const repo = new URL('../..', import.meta.url).pathname
 const cli = new URL('../../bin/cairn.js', import.meta.url).pathname
@@ -30,9 +30,9 @@ const started: Up[] = []
 /** The uid and gid of Debian's `nobody`. */
 const NOBODY = 65534
 
-/** `cairn up` on any free web port; resolves once it says it is running. */
-async function startUp(): Promise<Up> {
-  const child = spawn(process.execPath, [cli, 'up', '--port', '0'], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] })
+/** `cairn up` on any free web port (as another user with `as`); resolves once it says it is running. */
+async function startUp(as: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<Up> {
+  const child = spawn(process.execPath, [cli, 'up', '--port', '0'], { cwd: repo, env, ...as, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
@@ -54,20 +54,6 @@ async function stopUp(up: Up): Promise<void> {
   assert.deepEqual(result, { code: 0, signal: null }, up.stderr())
 }
 
-function postmasterPid(): number | undefined {
-  const file = join(home, 'postgres', 'postmaster.pid')
-  return existsSync(file) ? Number(readFileSync(file, 'utf8').split('\n')[0]) : undefined
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 interface RunJson {
   run_id: string
   state: string
@@ -81,13 +67,15 @@ function runs(dagId: string): RunJson[] {
   return JSON.parse(r.stdout) as RunJson[]
 }
 
-after(() => {
-  // A failed test must not leave a server behind: kill what is still running, then its Postgres.
+/** A failed test must not leave a server behind: kill every `cairn up` still running, then the Postgres of `cairnHome`. */
+function killLeftovers(cairnHome: string): void {
   for (const up of started) if (up.child.exitCode === null && up.child.signalCode === null) up.child.kill('SIGKILL')
-  const pid = postmasterPid()
-  if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGQUIT')
-  rmSync(home, { recursive: true, force: true })
-})
+  const pid = postmasterPid(join(cairnHome, 'postgres'))
+  if (pid !== undefined && processExists(pid)) process.kill(pid, 'SIGQUIT')
+  rmSync(cairnHome, { recursive: true, force: true })
+}
+
+after(() => killLeftovers(home))
 
 test('cairn up runs the every-minute example within its first interval, stops on Ctrl-C, and a second start keeps the data', async (t) => {
   const startedAt = Date.now()
@@ -97,8 +85,8 @@ test('cairn up runs the every-minute example within its first interval, stops on
   assert.match(first.stdout(), /DAGs from dags\//)
   assert.match(first.stdout(), new RegExp(`state under ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
   assert.match(first.stdout(), /npx cairn runs <dag>/)
-  const pgPid = postmasterPid()
-  assert.ok(pgPid !== undefined && alive(pgPid), 'the embedded Postgres runs')
+  const pgPid = postmasterPid(join(home, 'postgres'))
+  assert.ok(pgPid !== undefined && processExists(pgPid), 'the embedded Postgres runs')
 
   // hello.yaml: "* * * * *", catchup none. Its first interval is the minute in progress at start; the run
   // is created when that minute ends, so it must have succeeded within about a minute.
@@ -111,15 +99,15 @@ test('cairn up runs the every-minute example within its first interval, stops on
   t.diagnostic(`start -> first hello run succeeded: ${Date.now() - startedAt} ms`)
 
   await stopUp(first)
-  await waitFor('the embedded Postgres to stop', () => !alive(pgPid), 10_000, 100)
+  await waitFor('the embedded Postgres to stop', () => !processExists(pgPid), 10_000, 100)
 
   const second = await startUp()
   const before = runs('hello').map((r) => r.run_id)
   assert.ok(before.includes(run.run_id), 'the first run is still there after a restart')
-  const again = postmasterPid()
-  assert.ok(again !== undefined && again !== pgPid && alive(again), 'a new Postgres on the same data dir')
+  const again = postmasterPid(join(home, 'postgres'))
+  assert.ok(again !== undefined && again !== pgPid && processExists(again), 'a new Postgres on the same data dir')
   await stopUp(second)
-  await waitFor('the embedded Postgres to stop', () => !alive(again), 10_000, 100)
+  await waitFor('the embedded Postgres to stop', () => !processExists(again), 10_000, 100)
 })
 
 test('cairn up also runs as an ordinary user: embedded Postgres, a triggered run, Ctrl-C', { skip: process.getuid?.() !== 0 ? 'needs root to start a process as another user (as an ordinary user, the test above already is that case)' : false }, async () => {
@@ -128,32 +116,15 @@ test('cairn up also runs as an ordinary user: embedded Postgres, a triggered run
   chownSync(userHome, NOBODY, NOBODY)
   const userEnv: NodeJS.ProcessEnv = { ...env, CAIRN_HOME: userHome, HOME: userHome, NODE_COMPILE_CACHE: join(userHome, 'compile-cache') }
   const as = { cwd: repo, env: userEnv, uid: NOBODY, gid: NOBODY }
-  const child = spawn(process.execPath, [cli, 'up', '--port', '0'], { ...as, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
-  const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
   try {
-    await Promise.race([
-      waitFor('cairn up (as nobody) to say it is running', () => /stop with Ctrl-C/.test(out), 60_000, 100),
-      exit.then((e) => Promise.reject(new Error(`cairn up as nobody exited (${e.code ?? e.signal}): ${err}`))),
-    ])
-    const pid = Number(readFileSync(join(userHome, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0])
+    const up = await startUp(as)
+    const pid = postmasterPid(join(userHome, 'postgres'))!
     assert.equal(statSync(join(userHome, 'postgres')).uid, NOBODY, "the data dir is the user's own")
     const trigger = spawnSync(process.execPath, [cli, 'trigger', 'hello', '--param', 'greeting=hi there', '--wait'], { ...as, encoding: 'utf8', timeout: 60_000 })
     assert.equal(trigger.status, 0, `${trigger.stdout}\n${trigger.stderr}`)
-    child.kill('SIGINT')
-    const result = await Promise.race([exit, new Promise((resolve) => setTimeout(resolve, 30_000, 'timeout').unref())])
-    assert.deepEqual(result, { code: 0, signal: null }, err)
-    await waitFor('the embedded Postgres to stop', () => !alive(pid), 10_000, 100)
+    await stopUp(up)
+    await waitFor('the embedded Postgres to stop', () => !processExists(pid), 10_000, 100)
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    const file = join(userHome, 'postgres', 'postmaster.pid')
-    if (existsSync(file)) {
-      const pid = Number(readFileSync(file, 'utf8').split('\n')[0])
-      if (alive(pid)) process.kill(pid, 'SIGQUIT')
-    }
-    rmSync(userHome, { recursive: true, force: true })
+    killLeftovers(userHome)
   }
 })

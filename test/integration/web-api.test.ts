@@ -15,11 +15,10 @@ import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { cleanupStack, startRestartablePostgres, waitFor } from '../helpers/engine-extra.ts'
 import { testLogger } from '../helpers/postgres.ts'
-import { parsePrometheus, rawRequest, readEventStream } from '../helpers/web-client.ts'
+import { parsePrometheus, rawRequest, readEventStream, startTestWeb } from '../helpers/web-client.ts'
 import type { RequestOptions, Response } from '../helpers/web-client.ts'
 import { createDb } from '../../engine/store/db.ts'
 import { migrate } from '../../engine/store/migrate.ts'
-import { createWebServer } from '../../engine/web/server.ts'
 import type { WebServerOptions } from '../../engine/web/server.ts'
 import { createToken } from '../../engine/web/auth/tokens.ts'
 import { createUser } from '../../engine/web/auth/users.ts'
@@ -105,11 +104,7 @@ function sessionOf(response: Response): { cookie: string; csrf: string } {
 }
 
 async function startServer(options: Partial<WebServerOptions> = {}, db = engine.db): Promise<{ app: FastifyInstance; base: string }> {
-  const server = await createWebServer({ db, log: testLogger(), followPollMs: 250, ...options })
-  await server.listen({ port: 0, host: '127.0.0.1' })
-  const address = server.server.address()
-  assert.ok(address && typeof address === 'object')
-  return { app: server, base: `http://127.0.0.1:${address.port}` }
+  return startTestWeb({ db, log: testLogger(), followPollMs: 250, ...options })
 }
 
 async function waitForRunState(runId: string, states: string[], timeoutMs = 30_000): Promise<any> {

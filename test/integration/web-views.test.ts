@@ -11,9 +11,8 @@ import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
 import { testLogger } from '../helpers/postgres.ts'
-import { collectEvents, rawRequest } from '../helpers/web-client.ts'
+import { collectEvents, rawRequest, startTestWeb } from '../helpers/web-client.ts'
 import type { Response, SseEvent } from '../helpers/web-client.ts'
-import { createWebServer } from '../../engine/web/server.ts'
 import { createToken } from '../../engine/web/auth/tokens.ts'
 
 const CHAIN = `dag: view_chain
@@ -43,12 +42,8 @@ after(async () => {
 before(async () => {
   engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: { 'view_chain.yaml': CHAIN, 'view_fail.yaml': FAILING } })
   engine.spawnWorker()
-  app = await createWebServer({ db: engine.db, log: testLogger(), statePollMs: 100 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  ;({ app, base } = await startTestWeb({ db: engine.db, log: testLogger(), statePollMs: 100 }))
   teardown.push(() => app.close())
-  const address = app.server.address()
-  assert.ok(address && typeof address === 'object')
-  base = `http://127.0.0.1:${address.port}`
   token = (await createToken(engine.db, { name: 'views', role: 'viewer' }))!.token
   await waitFor('the DAGs to load', async () => ((await get('/api/v1/dags')).json().dags.length === 2 ? true : undefined))
 })
