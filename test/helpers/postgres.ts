@@ -18,7 +18,8 @@ import { promisify } from 'node:util'
 import pg from 'pg'
 import { pino } from 'pino'
 import type { Logger } from 'pino'
-import { EMBEDDED_STATE_FILE, startEmbeddedPostgres } from '../../engine/store/embedded.ts'
+import { startEmbeddedPostgres } from '../../engine/store/embedded.ts'
+import { EMBEDDED_STATE_FILE } from '../../engine/store/embedded-state.ts'
 import type { EmbeddedPostgres } from '../../engine/store/embedded.ts'
 
 /** Silent unless CAIRN_TEST_LOG names a level (e.g. CAIRN_TEST_LOG=debug). */
