@@ -15,7 +15,7 @@ export interface PassStats {
   stop(): Promise<void>
 }
 
-export async function startPassStats(db: Db, log: Logger, reportEveryMs = 5000): Promise<PassStats> {
+export function startPassStats(db: Db, log: Logger, reportEveryMs = 5000): PassStats {
   const schedulerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   const totals: PassTotals = { passes: 0, passSeconds: 0, lastPassSeconds: null, maxPassSeconds: null }
   let windowMax: number | null = null
@@ -34,7 +34,7 @@ export async function startPassStats(db: Db, log: Logger, reportEveryMs = 5000):
       log.debug({ err: error }, 'scheduler statistics not reported')
     }
   }
-  await report()
+  // The first report comes with the first pass (see observe), not as extra round trips before it.
   const timer = setInterval(() => void report(), reportEveryMs)
   timer.unref()
 

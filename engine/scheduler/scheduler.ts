@@ -237,7 +237,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
         } else timer = setTimeout(loop, loopMs)
       })
   }
-  const stats = await startPassStats(db, log)
+  const stats = startPassStats(db, log)
   const unlisten = await db.listen('cairn_wake', () => loop(), { onReconnect: () => loop() })
   // The first pass (DAG folder loaded) is done before the scheduler counts as started.
   loop()
