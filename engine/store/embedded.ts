@@ -82,6 +82,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 async function start(dataDir: string, options: EmbeddedPostgresOptions, log: Logger): Promise<EmbeddedPostgres> {
   const bins = await postgresBinaries()
   const runAs = await resolveRunAs(log)
+  // The postgres user must also reach the binaries: a checkout in a private folder (mktemp -d, /root) hides them.
+  if (runAs) await grantTraversal(dirname(bins.postgres), runAs, log)
   await prepareParents(dataDir, runAs, log)
 
   let state: EmbeddedState
