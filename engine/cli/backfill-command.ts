@@ -6,8 +6,8 @@
  * schedulers start them oldest first within max_active_runs, as they do any queued run.
  */
 import { parseArgs } from 'node:util'
-import type { DagSpec } from '../spec/dag-model.ts'
-import { resolveRunParams } from '../spec/run-params.ts'
+import type { DagSpec } from '../dag/dag-model.ts'
+import { resolveRunParams } from '../dag/run-params.ts'
 import { getDag, getDagVersion } from '../store/dags.ts'
 import { createRun } from '../store/runs.ts'
 import { parseDagDate } from '../time/dates.ts'

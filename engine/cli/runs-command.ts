@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util'
 import { dependencyOrder } from '../scheduler/decide-run.ts'
-import type { TaskSpec } from '../spec/dag-model.ts'
+import type { TaskSpec } from '../dag/dag-model.ts'
 import { RUN_STATE_LIST } from '../state/states.ts'
 import { getDag, getDagVersion, listDags, listImportErrors } from '../store/dags.ts'
 import { getRun, listRuns, listTaskInstances } from '../store/runs.ts'

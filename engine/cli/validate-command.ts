@@ -1,9 +1,9 @@
 /** `cairn validate [PATH...] [--format json]` */
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
-import { validatePaths } from '../spec/validate-folder.ts'
-import { formatDiagnostic } from '../spec/diagnostics.ts'
-import type { Diagnostic } from '../spec/diagnostics.ts'
+import { validatePaths } from '../dag/validate-folder.ts'
+import { formatDiagnostic } from '../dag/diagnostics.ts'
+import type { Diagnostic } from '../dag/diagnostics.ts'
 import { deploymentNames, loadConfig } from '../config/load-config.ts'
 import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'

@@ -1,6 +1,6 @@
 /** Checks of cairn.yaml that its JSON Schema cannot express: names that refer to other entries. */
-import type { SemanticProblem } from '../spec/dag-semantics.ts'
-import type { Json } from '../spec/yaml-load.ts'
+import type { SemanticProblem } from '../dag/dag-semantics.ts'
+import type { Json } from '../dag/yaml-load.ts'
 
 type JsonObject = { [key: string]: Json }
 const isObject = (value: Json | undefined): value is JsonObject => value !== null && typeof value === 'object' && !Array.isArray(value)

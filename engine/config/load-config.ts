@@ -1,9 +1,9 @@
 /** Reads cairn.yaml (optional: a missing file means an empty configuration) and validates it. */
 import { existsSync } from 'node:fs'
-import type { Diagnostic } from '../spec/diagnostics.ts'
-import type { DeploymentNames } from '../spec/dag-semantics.ts'
-import { validateFile } from '../spec/validate-folder.ts'
-import type { Json } from '../spec/yaml-load.ts'
+import type { Diagnostic } from '../dag/diagnostics.ts'
+import type { DeploymentNames } from '../dag/dag-semantics.ts'
+import { validateFile } from '../dag/validate-folder.ts'
+import type { Json } from '../dag/yaml-load.ts'
 
 export type DeploymentConfig = { [key: string]: Json }
 

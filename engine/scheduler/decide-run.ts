@@ -3,7 +3,7 @@
  * task instance states, free capacity and the clock. The store applies the decisions in one
  * transaction (engine/store/apply-decisions.ts); workers only report attempt results.
  */
-import type { DagSpec, TaskSpec } from '../spec/dag-model.ts'
+import type { DagSpec, TaskSpec } from '../dag/dag-model.ts'
 import type { TaskState } from '../state/states.ts'
 import { isTerminalTaskState } from '../state/states.ts'
 import { evaluateTriggerRule, runStateFromTasks } from '../state/trigger-rules.ts'

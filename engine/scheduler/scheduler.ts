@@ -6,8 +6,8 @@
  */
 import type { Logger } from 'pino'
 import type { PgBoss } from 'pg-boss'
-import type { DeploymentNames } from '../spec/dag-semantics.ts'
-import type { DagSpec } from '../spec/dag-model.ts'
+import type { DeploymentNames } from '../dag/dag-semantics.ts'
+import type { DagSpec } from '../dag/dag-model.ts'
 import { parseSchedule } from '../time/schedule.ts'
 import type { Schedule } from '../time/schedule.ts'
 import { parseDagDate } from '../time/dates.ts'

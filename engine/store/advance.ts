@@ -5,7 +5,7 @@
  * chain of tasks moves at the speed of the database, not of a polling loop.
  */
 import type { PgBoss } from 'pg-boss'
-import type { DagSpec } from '../spec/dag-model.ts'
+import type { DagSpec } from '../dag/dag-model.ts'
 import type { Decision, PoolCapacity } from '../scheduler/decide-run.ts'
 import { decideRun, downstreamOf } from '../scheduler/decide-run.ts'
 import type { TaskState } from '../state/states.ts'

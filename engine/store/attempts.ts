@@ -4,7 +4,7 @@
  * handed back) can never overwrite a newer attempt.
  */
 import type { FailureKind } from '../../operators/define.ts'
-import type { TaskSpec } from '../spec/dag-model.ts'
+import type { TaskSpec } from '../dag/dag-model.ts'
 import { retryDelayMs } from '../state/retry.ts'
 import type { Queryable } from './queryable.ts'
 import { appendHistory } from './history.ts'

@@ -1,5 +1,5 @@
 /** What people do to runs: trigger, cancel, clear. Each is one transaction of the caller's. */
-import { resolveRunParams } from '../spec/run-params.ts'
+import { resolveRunParams } from '../dag/run-params.ts'
 import type { Queryable } from './queryable.ts'
 import { getDag, getDagVersion } from './dags.ts'
 import { createRun, getRun } from './runs.ts'

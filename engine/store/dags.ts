@@ -1,6 +1,6 @@
 /** DAGs, their immutable versions, import errors and the paused flag. */
-import type { DagSpec } from '../spec/dag-model.ts'
-import type { Diagnostic } from '../spec/diagnostics.ts'
+import type { DagSpec } from '../dag/dag-model.ts'
+import type { Diagnostic } from '../dag/diagnostics.ts'
 import type { Queryable } from './queryable.ts'
 
 export interface DagRow {

@@ -1,6 +1,6 @@
 /** Runs and their task instances: creation, listing, snapshots for the scheduler. */
 import { randomBytes } from 'node:crypto'
-import type { DagSpec } from '../spec/dag-model.ts'
+import type { DagSpec } from '../dag/dag-model.ts'
 import type { RunState, TaskState } from '../state/states.ts'
 import type { TaskInstanceSnapshot } from '../scheduler/decide-run.ts'
 import type { Queryable } from './queryable.ts'

@@ -3,7 +3,7 @@
  * same thing (SPEC section 5), so a field the CLI prints is spelt and formatted the same in the API.
  */
 import { isoOrNull, logLineJson as cliLogLineJson, runJson as cliRunJson, taskJson } from '../cli/json-shapes.ts'
-import type { TaskSpec } from '../spec/dag-model.ts'
+import type { TaskSpec } from '../dag/dag-model.ts'
 import type { LogLine } from '../store/logs.ts'
 import type { RunRow, TaskInstanceRow } from '../store/runs.ts'
 import type { UserRow } from './auth/users.ts'

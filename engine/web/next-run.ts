@@ -3,7 +3,7 @@
  * creates next, and when (its end: a run is created once its interval is over). Pure; mirrors the
  * scheduler's use of dueIntervals and nextInterval.
  */
-import type { DagSpec } from '../spec/dag-model.ts'
+import type { DagSpec } from '../dag/dag-model.ts'
 import { parseDagDate } from '../time/dates.ts'
 import { dueIntervals, nextInterval } from '../time/intervals.ts'
 import { parseSchedule } from '../time/schedule.ts'

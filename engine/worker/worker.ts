@@ -24,7 +24,7 @@ import { claimAttempts, finishAttempt, finishSuccesses, heartbeat } from '../sto
 import type { AttemptOutcome, Claim } from '../store/attempts.ts'
 import { advanceAfterTasks } from '../store/advance.ts'
 import type { AdvanceContext } from '../store/advance.ts'
-import type { TaskSpec } from '../spec/dag-model.ts'
+import type { TaskSpec } from '../dag/dag-model.ts'
 import { executeAttempt } from './execute-attempt.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
 import { taskAbort } from '../../operators/define.ts'

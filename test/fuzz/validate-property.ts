@@ -11,8 +11,8 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { validateSource } from '../../engine/spec/validate.ts'
-import { loadYaml } from '../../engine/spec/yaml-load.ts'
+import { validateSource } from '../../engine/dag/validate.ts'
+import { loadYaml } from '../../engine/dag/yaml-load.ts'
 import { isErrorCode } from '../../engine/errors.ts'
 
 const validDir = new URL('../fixtures/dags/valid/', import.meta.url)

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { decideRun, dependencyOrder, downstreamOf } from '../../engine/scheduler/decide-run.ts'
 import type { TaskInstanceSnapshot } from '../../engine/scheduler/decide-run.ts'
-import type { DagSpec, TaskSpec } from '../../engine/spec/dag-model.ts'
+import type { DagSpec, TaskSpec } from '../../engine/dag/dag-model.ts'
 import type { TaskState } from '../../engine/state/states.ts'
 import type { TriggerRule } from '../../engine/state/trigger-rules.ts'
 

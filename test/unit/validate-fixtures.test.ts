@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
-import { validateSource } from '../../engine/spec/validate.ts'
+import { validateSource } from '../../engine/dag/validate.ts'
 import { ERROR_CODES, isErrorCode } from '../../engine/errors.ts'
-import type { Json } from '../../engine/spec/yaml-load.ts'
+import type { Json } from '../../engine/dag/yaml-load.ts'
 
 // Each invalid fixture starts with one `# expect: CODE LINE:COL` line per diagnostic it must produce;
 // the validator must report exactly those (warnings included), no more and no fewer.

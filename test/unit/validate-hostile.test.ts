@@ -1,8 +1,8 @@
 import { before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { validateSource } from '../../engine/spec/validate.ts'
-import type { FileValidation } from '../../engine/spec/validate.ts'
+import { validateSource } from '../../engine/dag/validate.ts'
+import type { FileValidation } from '../../engine/dag/validate.ts'
 import { isErrorCode } from '../../engine/errors.ts'
 
 // SPEC section 1: oversized files, alias bombs, deep nesting, custom tags and binary data are refused
