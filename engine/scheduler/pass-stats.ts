@@ -1,12 +1,14 @@
 /**
  * How long the scheduler's passes take, kept in memory and reported to the database every
- * `reportEveryMs` (one UPDATE, not one per pass), so /metrics can show scheduler loop time.
+ * `reportEveryMs` (one UPDATE, not one per pass), so /metrics can show scheduler loop time, and folds
+ * the /metrics counters at the same pace.
  * A report that fails (the database is away) is simply tried again at the next interval.
  */
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import type { Db } from '../store/db.ts'
+import { foldMetricDeltas } from '../store/metric-rollup.ts'
 import { registerScheduler, reportPasses } from '../store/scheduler-stats.ts'
 import type { PassTotals } from '../store/scheduler-stats.ts'
 
@@ -30,6 +32,9 @@ export function startPassStats(db: Db, log: Logger, reportEveryMs = 5000): PassS
       await reportPasses(db, schedulerId, { ...totals, maxPassSeconds: windowMax ?? totals.maxPassSeconds }, state)
       if (windowMax !== null) totals.maxPassSeconds = windowMax
       windowMax = null
+      // The metric deltas that state changes append are folded here, so they never pile up when
+      // nobody scrapes /metrics; with several schedulers one folds and the others skip.
+      await db.tx((q) => foldMetricDeltas(q))
     } catch (error) {
       log.debug({ err: error }, 'scheduler statistics not reported')
     }

@@ -1,8 +1,8 @@
 /**
  * `/metrics`: what the database knows, read at scrape time, so any number of web processes report the
- * same figures and no worker or scheduler needs a port of its own. Each scrape runs a few aggregate
- * queries; the task duration histogram is computed over every finished attempt (cumulative, as
- * Prometheus expects of a histogram).
+ * same figures and no worker or scheduler needs a port of its own. Counts are kept on write (triggers
+ * feeding engine/store/metric-rollup.ts), so a scrape reads one row per series, whatever the history;
+ * the task duration histogram is cumulative, as Prometheus expects, and pruning history never lowers it.
  *
  *   cairn_runs{state}                                  runs by state
  *   cairn_task_instances{dag_id,task_id,state}         task instances by DAG, task and state
@@ -18,7 +18,8 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Metric } from 'prom-client'
 import type { Db } from '../store/db.ts'
-import { BOSS_SCHEMA, TASK_QUEUE } from '../queue/task-queue.ts'
+import { countWaitingJobs } from '../queue/queue-depth.ts'
+import { readMetricCounts } from '../store/metric-rollup.ts'
 import { listSchedulerStats } from '../store/scheduler-stats.ts'
 
 export const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400] as const
@@ -34,12 +35,19 @@ interface DurationRow {
   dag_id: string
   task_id: string
   state: string
-  n: string
-  total: number | null
-  buckets: string[]
+  n: number
+  total: number
+  /** Cumulative counts, one per DURATION_BUCKETS bound. */
+  buckets: number[]
 }
 
-export function createWebMetrics(db: Db): WebMetrics {
+export interface WebMetricsOptions {
+  /** Workers and schedulers not heard from for this long are dead, not reported. @default 120 */
+  liveWithinSeconds?: number
+}
+
+export function createWebMetrics(db: Db, options: WebMetricsOptions = {}): WebMetrics {
+  const liveWithinSeconds = options.liveWithinSeconds ?? 120
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'cairn_web_' })
   const runs = new Gauge({ name: 'cairn_runs', help: 'Runs by state.', labelNames: ['state'], registers: [registry] })
@@ -50,7 +58,7 @@ export function createWebMetrics(db: Db): WebMetrics {
     labelNames: ['source'],
     registers: [registry],
   })
-  const heartbeat = new Gauge({ name: 'cairn_worker_heartbeat_age_seconds', help: "Seconds since each running or draining worker's last heartbeat.", labelNames: ['worker_id', 'hostname'], registers: [registry] })
+  const heartbeat = new Gauge({ name: 'cairn_worker_heartbeat_age_seconds', help: "Seconds since each live worker's last heartbeat (workers silent for longer than the liveness window are dead and left out).", labelNames: ['worker_id', 'hostname'], registers: [registry] })
   const schedulerLabels = ['scheduler_id', 'hostname'] as const
   const passes = new Counter({ name: 'cairn_scheduler_passes_total', help: 'Passes of each running scheduler since it started.', labelNames: schedulerLabels, registers: [registry] })
   const passTotal = new Counter({ name: 'cairn_scheduler_pass_seconds_total', help: 'Seconds each running scheduler has spent in its passes since it started.', labelNames: schedulerLabels, registers: [registry] })
@@ -59,40 +67,43 @@ export function createWebMetrics(db: Db): WebMetrics {
   let durations: DurationRow[] = []
   registry.registerMetric(durationHistogram(() => durations) as unknown as Metric)
 
-  const bucketColumns = DURATION_BUCKETS.map((b) => `count(*) FILTER (WHERE d <= ${b})::text`).join(', ')
-
   async function refresh(): Promise<void> {
-    const [runRows, taskRows, queued, jobs, workers, durationRows, schedulers] = await Promise.all([
-      db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM cairn.run GROUP BY state'),
-      db.query<{ dag_id: string; task_id: string; state: string; n: string }>('SELECT r.dag_id, ti.task_id, ti.state, count(*) AS n FROM cairn.task_instance ti JOIN cairn.run r USING (run_id) GROUP BY 1, 2, 3'),
-      db.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.task_instance WHERE state = 'queued'`),
-      // pg-boss creates its schema when a scheduler or worker first starts; a web process may come first.
-      db.query<{ n: string }>(`SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND state = 'created'`, [TASK_QUEUE]).catch((error: unknown) => {
-        if ((error as { code?: unknown }).code === '42P01' || (error as { code?: unknown }).code === '3F000') return undefined
-        throw error
-      }),
+    const [counts, waitingJobs, workers, schedulers] = await Promise.all([
+      readMetricCounts(db),
+      countWaitingJobs(db),
       db.query<{ worker_id: string; hostname: string; age: number }>(
-        `SELECT worker_id, hostname, extract(epoch FROM clock_timestamp() - heartbeat_at)::float8 AS age FROM cairn.worker WHERE state IN ('running', 'draining')`,
+        `SELECT worker_id, hostname, extract(epoch FROM clock_timestamp() - heartbeat_at)::float8 AS age FROM cairn.worker
+          WHERE state IN ('running', 'draining') AND heartbeat_at > clock_timestamp() - make_interval(secs => $1)`,
+        [liveWithinSeconds],
       ),
-      db.query<DurationRow>(
-        `SELECT dag_id, task_id, state, count(*)::text AS n, sum(d)::float8 AS total, ARRAY[${bucketColumns}] AS buckets
-         FROM (SELECT r.dag_id, a.task_id, a.state, extract(epoch FROM a.ended_at - a.started_at)::float8 AS d
-               FROM cairn.attempt a JOIN cairn.run r USING (run_id)
-               WHERE a.started_at IS NOT NULL AND a.ended_at IS NOT NULL) x
-         GROUP BY 1, 2, 3`,
-      ),
-      listSchedulerStats(db),
+      listSchedulerStats(db, liveWithinSeconds),
     ])
     runs.reset()
-    for (const r of runRows.rows) runs.set({ state: r.state }, Number(r.n))
     tasks.reset()
-    for (const r of taskRows.rows) tasks.set({ dag_id: r.dag_id, task_id: r.task_id, state: r.state }, Number(r.n))
+    let queuedTasks = 0
+    const histograms = new Map<string, DurationRow>()
+    for (const c of counts) {
+      if (c.kind === 'run') runs.inc({ state: c.state }, c.n)
+      else if (c.kind === 'task_instance') {
+        tasks.set({ dag_id: c.dag_id, task_id: c.task_id, state: c.state }, c.n)
+        if (c.state === 'queued') queuedTasks += c.n
+      } else {
+        const key = JSON.stringify([c.dag_id, c.task_id, c.state])
+        let row = histograms.get(key)
+        if (!row) histograms.set(key, (row = { dag_id: c.dag_id, task_id: c.task_id, state: c.state, n: 0, total: 0, buckets: DURATION_BUCKETS.map(() => 0) }))
+        row.n += c.n
+        row.total += c.total
+        DURATION_BUCKETS.forEach((le, i) => {
+          if (c.le <= le) row.buckets[i]! += c.n
+        })
+      }
+    }
     queue.reset()
-    queue.set({ source: 'task_instances' }, Number(queued.rows[0]!.n))
-    if (jobs) queue.set({ source: 'pgboss' }, Number(jobs.rows[0]!.n))
+    queue.set({ source: 'task_instances' }, queuedTasks)
+    if (waitingJobs !== undefined) queue.set({ source: 'pgboss' }, waitingJobs)
     heartbeat.reset()
     for (const w of workers.rows) heartbeat.set({ worker_id: w.worker_id, hostname: w.hostname }, Math.max(0, w.age))
-    durations = durationRows.rows
+    durations = [...histograms.values()]
     for (const gauge of [passes, passTotal, passSeconds, schedulerAge]) gauge.reset()
     for (const r of schedulers) {
       const labels = { scheduler_id: r.scheduler_id, hostname: r.hostname }
@@ -135,10 +146,10 @@ function durationHistogram(rows: () => DurationRow[]) {
       const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = []
       for (const row of rows()) {
         const labels = { dag_id: row.dag_id, task_id: row.task_id, state: row.state }
-        DURATION_BUCKETS.forEach((le, i) => values.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: Number(row.buckets[i]) }))
-        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: Number(row.n) })
-        values.push({ metricName: `${name}_sum`, labels, value: row.total ?? 0 })
-        values.push({ metricName: `${name}_count`, labels, value: Number(row.n) })
+        DURATION_BUCKETS.forEach((le, i) => values.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: row.buckets[i]! }))
+        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: row.n })
+        values.push({ metricName: `${name}_sum`, labels, value: row.total })
+        values.push({ metricName: `${name}_count`, labels, value: row.n })
       }
       return { name, help: this.help, type: this.type, aggregator: this.aggregator, values }
     },
