@@ -56,8 +56,21 @@ export interface DagSpec {
   maxActiveTasks: number
   pausedOnLoad: boolean
   params: ParamDefinitions
+  /**
+   * The names of `params` in file order (the trigger form follows it). Stored specs are jsonb, which
+   * reorders object keys; specs stored before this field existed lack it.
+   */
+  paramOrder?: string[]
   /** In file order. */
   tasks: TaskSpec[]
+}
+
+/** `params` with its keys in file order (as far as the stored spec knows it). */
+export function paramsInFileOrder(spec: Pick<DagSpec, 'params' | 'paramOrder'>): ParamDefinitions {
+  const ordered: ParamDefinitions = {}
+  for (const name of spec.paramOrder ?? []) if (Object.hasOwn(spec.params, name)) ordered[name] = spec.params[name]!
+  for (const [name, definition] of Object.entries(spec.params)) if (!Object.hasOwn(ordered, name)) ordered[name] = definition
+  return ordered
 }
 
 /** Defaults where the DAG and its `defaults:` say nothing (Airflow's, where it has one). */
@@ -113,6 +126,7 @@ export function normalizeDag(doc: Doc): DagSpec {
     maxActiveTasks: int(doc.max_active_tasks) ?? 16,
     pausedOnLoad: doc.paused === true,
     params: obj(doc.params) as ParamDefinitions,
+    paramOrder: Object.keys(obj(doc.params)),
     tasks,
   }
   for (const key of ['description', 'owner', 'schedule'] as const) {

@@ -6,6 +6,7 @@
  * Read-only (viewer), masked like every response by the server's preSerialization hook.
  */
 import type { FastifyInstance } from 'fastify'
+import { paramsInFileOrder } from '../../dag/dag-model.ts'
 import { getDag, getDagVersion } from '../../store/dags.ts'
 import { getRun } from '../../store/runs.ts'
 import type { WebContext } from '../context.ts'
@@ -97,7 +98,7 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
         version_id: dag.versionId,
         timezone: spec.timezone,
         paused: dag.paused,
-        params: spec.params,
+        params: paramsInFileOrder(spec),
         tasks: spec.tasks.map((t) => ({ task_id: t.id, operator: t.operator, description: t.description ?? null, depends_on: t.dependsOn, trigger_rule: t.triggerRule, retries: t.retries })),
       }
     },

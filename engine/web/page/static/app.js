@@ -3,6 +3,7 @@
 // something changed, and every FALLBACK_MS anyway; while the stream is down it polls every OFFLINE_MS.
 import { loadSession, logout } from './api.js'
 import { replace, h } from './dom.js'
+import { getZoneMode, setZoneMode } from './format.js'
 import { dagListView } from './views/dag-list.js'
 import { dagView } from './views/dag.js'
 import { runView } from './views/run.js'
@@ -115,6 +116,14 @@ async function main() {
   const session = await loadSession()
   document.getElementById('who').textContent = `${session.name} (${session.role})`
   document.getElementById('logout').addEventListener('click', () => void logout())
+  const zone = document.getElementById('zone-toggle')
+  const showZone = () => (zone.textContent = getZoneMode() === 'utc' ? 'Times: UTC' : 'Times: local')
+  showZone()
+  zone.addEventListener('click', () => {
+    setZoneMode(getZoneMode() === 'utc' ? 'local' : 'utc')
+    showZone()
+    void show(session)
+  })
   window.addEventListener('hashchange', () => void show(session))
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') current?.kick?.()

@@ -7,6 +7,8 @@ function build(el, attrs, children) {
     if (value === undefined || value === null || value === false) continue
     if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value)
     else if (key === 'dataset') Object.assign(el.dataset, value)
+    // Through the CSSOM: the page's CSP (style-src 'self') refuses inline style attributes.
+    else if (key === 'style' && typeof value === 'object') Object.assign(el.style, value)
     else if (key === 'text') el.textContent = value
     else if (key === 'class') el.setAttribute('class', value)
     else el.setAttribute(key, value === true ? '' : String(value))

@@ -6,11 +6,49 @@ export const isTerminal = (state) => TERMINAL.has(state)
 
 const pad = (n, w = 2) => String(n).padStart(w, '0')
 
-/** Local time, e.g. 2026-01-01 02:00:05. */
+/** Where times are shown: the browser's zone ('local') or 'utc'; the reader's choice, kept across visits. */
+const ZONE_KEY = 'cairn.zone'
+let zoneMode = (() => {
+  try {
+    return localStorage.getItem(ZONE_KEY) === 'utc' ? 'utc' : 'local'
+  } catch {
+    return 'local'
+  }
+})()
+export const getZoneMode = () => zoneMode
+export function setZoneMode(mode) {
+  zoneMode = mode === 'utc' ? 'utc' : 'local'
+  try {
+    localStorage.setItem(ZONE_KEY, zoneMode)
+  } catch {
+    // Private windows may refuse storage: the choice then lasts for this page only.
+  }
+}
+
+/** The local zone's short name at that instant ("CET", "CEST", "GMT+5:30"). */
+function localZoneName(d) {
+  const part = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName')
+  return part?.value ?? 'local'
+}
+
+/** A time with its zone, e.g. 2026-01-01 02:00:05 CET (or ... UTC after the switch). */
 export function fmtTime(iso) {
   if (!iso) return '—'
   const d = new Date(iso)
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  if (Number.isNaN(d.getTime())) return '—'
+  if (zoneMode === 'utc') {
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} UTC`
+  }
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${localZoneName(d)}`
+}
+
+/** A short date for grid columns, e.g. 03-14 02:00, in the chosen zone. */
+export function fmtShort(iso) {
+  if (!iso) return ''
+  const d = new Date(iso)
+  return zoneMode === 'utc'
+    ? `${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`
+    : `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`
 }
 
 export function fmtDuration(ms) {

@@ -23,7 +23,9 @@ form.addEventListener('submit', async (event) => {
     const body = await res.json().catch(() => null)
     if (!res.ok) return show(body?.message ?? `login failed (HTTP ${res.status})`)
     sessionStorage.setItem(CSRF_KEY, body.csrf_token)
-    const next = new URLSearchParams(location.search).get('next') ?? ''
+    // The page a visitor asked for: `next` when the page sent them here, else the fragment the browser kept
+    // through the server's redirect of /#/dags/x to /login.
+    const next = new URLSearchParams(location.search).get('next') ?? location.hash
     location.assign('/' + (next.startsWith('#/') ? next : ''))
   } catch {
     show('The server cannot be reached.')

@@ -1,5 +1,5 @@
 // Pieces shared by the views.
-import { h } from '../dom.js'
+import { h, replace } from '../dom.js'
 import { api, enc } from '../api.js'
 
 export const canOperate = (session) => session.role === 'operator' || session.role === 'admin'
@@ -34,13 +34,14 @@ export function notice() {
     el,
     ok(...content) {
       el.className = 'notice ok'
-      el.replaceChildren(...content)
+      // replace() skips null parts; replaceChildren would print them as the text "null".
+      replace(el, content)
       el.hidden = false
     },
     error(error) {
       el.className = 'notice error'
       const list = error?.body?.errors
-      el.replaceChildren(h('strong', null, error.message ?? String(error)), list?.length > 1 ? h('ul', null, list.map((e) => h('li', null, e))) : null)
+      replace(el, h('strong', null, error?.message ?? String(error)), list?.length > 1 ? h('ul', null, list.map((e) => h('li', null, e))) : null)
       el.hidden = false
     },
     clear() {

@@ -1,15 +1,62 @@
 // The DAG list: schedule (cron and in words), next run, paused, marks for the last runs, and every
-// file that failed to import with its FILE:LINE:COL diagnostics.
+// file that failed to import with its FILE:LINE:COL diagnostics. A filter bar narrows the list by text
+// (id, description, owner, tags), tag, owner and state; the filter lives in the URL so it can be shared.
 import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
 import { fmtTime, relative } from '../format.js'
 import { canOperate, notice, pauseButton } from './common.js'
 
-export function dagListView({ container, session }) {
+/** What the state filter offers; each tests one DAG of GET /dags. */
+const STATE_FILTERS = {
+  active: (dag) => !dag.paused,
+  paused: (dag) => dag.paused,
+  running: (dag) => (dag.recent_runs ?? []).some((r) => r.state === 'running' || r.state === 'queued'),
+  failed: (dag) => dag.recent_runs?.[0]?.state === 'failed',
+  import_errors: (dag) => dag.import_errors > 0,
+}
+const STATE_LABELS = { active: 'active', paused: 'paused', running: 'running now', failed: 'last run failed', import_errors: 'import errors' }
+
+/** The DAGs that pass the filter (pure: also used by the tests through the page). */
+export function filterDags(dags, { q = '', tag = '', owner = '', state = '' }) {
+  const words = q.toLowerCase().split(/\s+/).filter(Boolean)
+  return dags.filter((dag) => {
+    if (tag && !(dag.tags ?? []).includes(tag)) return false
+    if (owner && (dag.owner ?? '') !== owner) return false
+    if (state && STATE_FILTERS[state] && !STATE_FILTERS[state](dag)) return false
+    const text = [dag.dag_id, dag.description, dag.owner, ...(dag.tags ?? [])].filter(Boolean).join(' ').toLowerCase()
+    return words.every((w) => text.includes(w))
+  })
+}
+
+export function dagListView({ container, session, params }) {
   const message = notice()
   const table = h('div', { id: 'dag-table' })
   const errors = h('section', { id: 'import-errors' })
-  replace(container, h('div', { class: 'page-head' }, h('h1', null, 'DAGs')), message.el, table, errors)
+  const filter = { q: params?.get('q') ?? '', tag: params?.get('tag') ?? '', owner: params?.get('owner') ?? '', state: params?.get('state') ?? '' }
+  const search = h('input', { id: 'dag-search', type: 'search', placeholder: 'Search DAGs by id, owner, tag or description', value: filter.q, 'aria-label': 'search DAGs', oninput: (e) => setFilter({ q: e.currentTarget.value }) })
+  const tagSelect = h('select', { id: 'dag-tag', 'aria-label': 'tag', onchange: (e) => setFilter({ tag: e.currentTarget.value }) })
+  const ownerSelect = h('select', { id: 'dag-owner', 'aria-label': 'owner', onchange: (e) => setFilter({ owner: e.currentTarget.value }) })
+  const stateSelect = h('select', { id: 'dag-state', 'aria-label': 'state', onchange: (e) => setFilter({ state: e.currentTarget.value }) },
+    h('option', { value: '' }, 'any state'),
+    Object.entries(STATE_LABELS).map(([value, label]) => h('option', { value, selected: filter.state === value }, label)))
+  const count = h('span', { class: 'muted small', id: 'dag-count' })
+  replace(container, h('div', { class: 'page-head' }, h('h1', null, 'DAGs')), message.el,
+    h('div', { class: 'filters', role: 'search' }, search, tagSelect, ownerSelect, stateSelect, count), table, errors)
+  let lastData
+
+  function setFilter(change) {
+    Object.assign(filter, change)
+    const query = new URLSearchParams(Object.entries(filter).filter(([, v]) => v)).toString()
+    history.replaceState(null, '', `#/${query ? `?${query}` : ''}`)
+    if (lastData) renderTable(lastData.dags)
+  }
+
+  function renderChoices(select, values, current, anyLabel) {
+    const key = JSON.stringify([values, current])
+    if (select.dataset.key === key) return
+    select.dataset.key = key
+    replace(select, h('option', { value: '' }, anyLabel), values.map((v) => h('option', { value: v, selected: v === current }, v)))
+  }
 
   async function refresh() {
     const data = await api('/dags')
@@ -18,15 +65,26 @@ export function dagListView({ container, session }) {
     if (key === lastKey && Date.now() - lastRender < 15_000) return
     lastKey = key
     lastRender = Date.now()
+    lastData = data
     renderTable(data.dags)
     renderErrors(data.import_errors)
   }
   let lastKey = ''
   let lastRender = 0
 
-  function renderTable(dags) {
-    if (dags.length === 0) {
+  function renderTable(all) {
+    const sorted = (values) => [...new Set(values.filter(Boolean))].sort()
+    renderChoices(tagSelect, sorted(all.flatMap((d) => d.tags ?? [])), filter.tag, 'any tag')
+    renderChoices(ownerSelect, sorted(all.map((d) => d.owner)), filter.owner, 'any owner')
+    if (all.length === 0) {
+      count.textContent = ''
       replace(table, h('p', { class: 'muted' }, 'No DAGs yet: put a DAG file in the DAG folder and it appears here within seconds.'))
+      return
+    }
+    const dags = filterDags(all, filter)
+    count.textContent = dags.length === all.length ? `${all.length} DAG${all.length === 1 ? '' : 's'}` : `${dags.length} of ${all.length} DAGs`
+    if (dags.length === 0) {
+      replace(table, h('p', { class: 'muted', id: 'no-match' }, 'No DAG matches the filter.'))
       return
     }
     const rows = dags.map((dag) => {
@@ -37,7 +95,7 @@ export function dagListView({ container, session }) {
           h('a', { href: `#/dags/${enc(dag.dag_id)}`, class: 'dag-link' }, dag.dag_id),
           dag.import_errors > 0 ? h('span', { class: 'badge st-failed', title: 'the file has errors; its last good version keeps running' }, `${dag.import_errors} import error${dag.import_errors > 1 ? 's' : ''}`) : null,
           dag.description ? h('div', { class: 'muted small' }, dag.description) : null,
-          dag.tags?.length ? h('div', null, dag.tags.map((t) => h('span', { class: 'tag' }, t))) : null),
+          dag.tags?.length ? h('div', null, dag.tags.map((t) => h('button', { type: 'button', class: 'tag', title: `show only DAGs tagged ${t}`, onclick: () => { tagSelect.value = t; setFilter({ tag: t }) } }, t))) : null),
         h('td', null, dag.owner ?? ''),
         h('td', null,
           dag.schedule ? h('code', null, dag.schedule) : null,
@@ -56,6 +114,7 @@ export function dagListView({ container, session }) {
     replace(table, h('table', { class: 'list' },
       h('thead', null, h('tr', null, ['DAG', 'Owner', 'Schedule', 'Next run', 'Paused', 'Last runs'].map((t) => h('th', null, t)))),
       h('tbody', null, rows)))
+    table.classList.add('table-scroll')
   }
 
   function renderErrors(importErrors) {

@@ -4,7 +4,7 @@
 import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
 import { dagGraph } from '../graph.js'
-import { dependencyOrder, fmtTime } from '../format.js'
+import { between, dependencyOrder, fmtDuration, fmtShort, fmtTime } from '../format.js'
 import { paramsForm } from '../params-form.js'
 import { canOperate, notice, pauseButton, stateBadge } from './common.js'
 
@@ -127,15 +127,29 @@ export function dagView({ container, session, dagId, params }) {
       return
     }
     const selected = selectedRunId()
+    // Airflow's grid: a bar per run whose height is its duration (against the longest shown), its date
+    // under it, then its tasks.
+    const durations = shown.map((run) => between(run.started_at, run.ended_at))
+    const longest = Math.max(1, ...durations.filter((d) => d !== null))
+    const bars = h('tr', { class: 'duration-row' }, h('th', { class: 'task-col muted small' }, `duration (max ${fmtDuration(longest)})`), shown.map((run, i) =>
+      h('td', { class: run.run_id === selected ? 'selected' : '' },
+        h('div', { class: 'dur-box' },
+          durations[i] === null ? null : h('div', {
+            class: `dur-bar st-${run.state}`,
+            dataset: { run: run.run_id, ms: Math.round(durations[i]) },
+            style: { height: `${Math.max(2, Math.round((durations[i] / longest) * 60))}px` },
+            title: `${run.run_id}\nduration ${fmtDuration(durations[i])}`,
+          })))))
     const header = h('tr', null, h('th', { class: 'task-col' }, 'task \\ run'), shown.map((run) =>
       h('th', { class: `run-col ${run.run_id === selected ? 'selected' : ''}` },
         h('button', {
           type: 'button',
           class: `run-mark st-${run.state}`,
           dataset: { run: run.run_id, state: run.state },
-          title: `${run.run_id}\n${run.state} · ${run.run_type} · ${fmtTime(run.logical_date)}\nclick: show in the graph`,
+          title: `${run.run_id}\n${run.state} · ${run.run_type} · ${fmtTime(run.logical_date)}\nduration ${fmtDuration(between(run.started_at, run.ended_at))}\nclick: show in the graph`,
           onclick: () => { selectedRun = run.run_id; render() },
-        }))))
+        }),
+        h('div', { class: 'run-date', title: fmtTime(run.logical_date) }, fmtShort(run.logical_date)))))
     const rows = rowTasks.map((task) => h('tr', null,
       h('th', { class: 'task-col', scope: 'row' }, task.task_id),
       shown.map((run) => {
@@ -149,7 +163,7 @@ export function dagView({ container, session, dagId, params }) {
             title: `${task.task_id} · ${run.run_id}\n${state}${ti?.attempts > 1 ? ` (attempt ${ti.attempts})` : ''}`,
           }))
       })))
-    replace(gridBox, h('div', { class: 'grid-scroll' }, h('table', { class: 'grid' }, h('thead', null, header), h('tbody', null, rows))),
+    replace(gridBox, h('div', { class: 'grid-scroll' }, h('table', { class: 'grid' }, h('thead', null, bars, header), h('tbody', null, rows))),
       h('div', { class: 'legend' }, ['pending', 'queued', 'running', 'success', 'failed', 'up_for_retry', 'upstream_failed', 'skipped', 'cancelled'].map((st) => h('span', null, h('i', { class: `cell st-${st}` }), st.replace(/_/g, ' ')))))
   }
 

@@ -1,9 +1,11 @@
-// One run: its state and params, a Gantt chart of task attempts, the task instances, and for the
+// One run: its state and params, a Gantt chart of task attempts or the graph with this run's states
+// (a switch, kept in the URL as ?view=graph), the task instances, and for the
 // chosen task its attempts, outputs and a live log tail; cancel the run, clear (retry) a task and
 // everything downstream of it.
 import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
-import { between, fmtDuration, fmtTime, isTerminal } from '../format.js'
+import { between, dependencyOrder, fmtDuration, fmtTime, isTerminal } from '../format.js'
+import { dagGraph } from '../graph.js'
 import { ganttChart } from '../gantt.js'
 import { logTail } from '../log-tail.js'
 import { canOperate, notice, stateBadge } from './common.js'
@@ -13,13 +15,17 @@ export function runView({ container, session, runId, params }) {
   const crumbs = h('nav', { class: 'crumbs' })
   const head = h('div', { class: 'page-head' })
   const ganttBox = h('div', { id: 'gantt', class: 'gantt-scroll' })
+  const runGraphBox = h('div', { id: 'run-graph', hidden: true })
+  let view = params.get('view') === 'graph' ? 'graph' : 'timeline'
+  const viewTab = (name, label) => h('button', { type: 'button', role: 'tab', id: `run-view-${name}`, class: `tab ${view === name ? 'active' : ''}`, 'aria-selected': String(view === name), onclick: () => setView(name) }, label)
+  const viewTabs = h('div', { class: 'tabs', role: 'tablist' })
   const taskTable = h('div', { id: 'task-table' })
   const detailHead = h('div', { id: 'task-detail-head' })
   const attemptTabs = h('div', { class: 'tabs', id: 'attempt-tabs', role: 'tablist' })
   const logBox = h('div', { id: 'log-box' })
   const detail = h('section', { class: 'card side wide', id: 'task-detail', hidden: true }, detailHead, h('h3', null, 'Log'), attemptTabs, logBox)
   replace(container, crumbs, head, message.el,
-    h('section', { class: 'card' }, h('h2', null, 'Timeline'), ganttBox),
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, view === 'graph' ? 'Graph' : 'Timeline'), viewTabs), ganttBox, runGraphBox),
     h('div', { class: 'columns' }, h('section', { class: 'card grow' }, h('h2', null, 'Tasks'), taskTable), detail))
 
   let run
@@ -30,6 +36,17 @@ export function runView({ container, session, runId, params }) {
   let tail
   let tailKey = ''
   let tabsKey = ''
+  let graph
+  let graphKey = ''
+
+  function setView(name) {
+    view = name
+    const query = new URLSearchParams(selectedTask ? { task: selectedTask } : {})
+    if (view === 'graph') query.set('view', 'graph')
+    history.replaceState(null, '', `#/runs/${enc(runId)}${query.size ? `?${query}` : ''}`)
+    container.querySelector('.card-head h2').textContent = view === 'graph' ? 'Graph' : 'Timeline'
+    render()
+  }
 
   async function refresh() {
     const [data, att] = await Promise.all([api(`/runs/${enc(runId)}/tasks`), api(`/runs/${enc(runId)}/attempts`)])
@@ -43,7 +60,7 @@ export function runView({ container, session, runId, params }) {
   function select(taskId, attempt = null) {
     selectedTask = taskId
     selectedAttempt = attempt
-    history.replaceState(null, '', `#/runs/${enc(runId)}?task=${enc(taskId)}`)
+    history.replaceState(null, '', `#/runs/${enc(runId)}?task=${enc(taskId)}${view === 'graph' ? '&view=graph' : ''}`)
     render()
   }
 
@@ -62,9 +79,23 @@ export function runView({ container, session, runId, params }) {
       run.params && Object.keys(run.params).length ? h('div', { class: 'meta' }, 'params ', h('code', { id: 'run-params' }, JSON.stringify(run.params))) : null,
       canOperate(session) && active ? h('div', { class: 'head-actions' }, h('button', { type: 'button', id: 'cancel-run', class: 'danger', onclick: cancel }, 'Cancel run')) : null)
 
-    const width = Math.max(600, ganttBox.clientWidth || container.clientWidth || 900)
-    const chart = ganttChart(tasks.map((t) => t.task_id), attempts, { width, onSelect: select, selected: selectedTask })
-    replace(ganttBox, chart ?? h('p', { class: 'muted' }, 'No task has started yet.'))
+    replace(viewTabs, viewTab('timeline', 'Timeline'), viewTab('graph', 'Graph'))
+    ganttBox.hidden = view !== 'timeline'
+    runGraphBox.hidden = view !== 'graph'
+    if (view === 'timeline') {
+      const width = Math.max(600, ganttBox.clientWidth || container.clientWidth || 900)
+      const chart = ganttChart(tasks.map((t) => t.task_id), attempts, { width, onSelect: select, selected: selectedTask })
+      replace(ganttBox, chart ?? h('p', { class: 'muted' }, 'No task has started yet.'))
+    } else {
+      const shape = tasks.map((t) => ({ task_id: t.task_id, operator: t.operator ?? '', depends_on: t.depends_on ?? [] }))
+      const key = JSON.stringify(shape)
+      if (key !== graphKey) {
+        graphKey = key
+        graph = dagGraph(dependencyOrder(shape), { onSelect: select })
+        replace(runGraphBox, graph.el)
+      }
+      graph.setStates(Object.fromEntries(tasks.map((t) => [t.task_id, t.state])))
+    }
 
     replace(taskTable, h('table', { class: 'list tasks' },
       h('thead', null, h('tr', null, ['Task', 'State', 'Attempts', 'Started', 'Ended', 'Duration', 'Operator'].map((t) => h('th', null, t)))),

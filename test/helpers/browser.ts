@@ -1,0 +1,50 @@
+/**
+ * Headless Chromium for the page tests (playwright-core against the Debian `chromium` on PATH; its own
+ * browser download does not work here). Without Chromium a browser test file is skipped with the reason
+ * printed, except under CI=true, where it fails.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { chromium } from 'playwright-core'
+import type { BrowserContext, BrowserContextOptions } from 'playwright-core'
+
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+
+export function findChromium(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue
+    const candidate = join(dir, 'chromium')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // not here
+    }
+  }
+  return undefined
+}
+
+/** false when Chromium is there; else the reason to skip (and, under CI=true, a failing test says so). */
+export function browserSkipReason(): false | string {
+  if (findChromium()) return false
+  const reason = 'chromium is not on PATH (apt-get install -y chromium); the browser test is skipped'
+  if (process.env.CI === 'true') test('chromium is installed (required when CI=true)', () => assert.fail('chromium is not on PATH, and CI=true: the browser tests must run'))
+  else console.log(`# SKIP ${reason}`)
+  return reason
+}
+
+/** A fresh profile in a temp dir; `close()` also removes it. */
+export async function launchBrowser(options: BrowserContextOptions = {}): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+  const profileDir = mkdtempSync(join(tmpdir(), 'cairn-chromium-'))
+  const context = await chromium.launchPersistentContext(profileDir, { executablePath: findChromium()!, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1400, height: 900 }, ...options })
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => undefined)
+      rmSync(profileDir, { recursive: true, force: true })
+    },
+  }
+}
