@@ -4,7 +4,7 @@
  * SPEC shapes of json-shapes.ts. Unknown DAG or run: exit 1.
  */
 import { parseArgs } from 'node:util'
-import { dependencyOrder } from '../scheduler/decide-run.ts'
+import { dependencyOrder } from '../graph/task-graph.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
 import { RUN_STATE_LIST } from '../state/states.ts'
 import { getDag, getDagVersion, listDags, listImportErrors } from '../store/dags.ts'

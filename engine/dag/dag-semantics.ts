@@ -5,7 +5,7 @@
  * therefore tolerates values of the wrong type.
  */
 import type { ErrorCode } from '../errors.ts'
-import { buildTaskGraph, findCycles } from '../graph/task-graph.ts'
+import { buildTaskGraph, findCycles, memoizedDescendants } from '../graph/task-graph.ts'
 import type { TaskGraph } from '../graph/task-graph.ts'
 import { parseSchedule } from '../time/schedule.ts'
 import { isValidTimezone, parseDagDate } from '../time/dates.ts'
@@ -88,7 +88,7 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     checkTemplates(defaults.env, ['defaults', 'env'], { params, tasks: taskSet, isUpstream: undefined, taskId: undefined }, templateProblems)
     checkPool(defaults.pool, ['defaults', 'pool'], names, problems)
   }
-  const downstream = downstreamSets(graph)
+  const downstream = memoizedDescendants(graph)
   for (const [i, id] of taskIds.entries()) {
     const task = tasks[id]
     if (!isObject(task)) continue
@@ -111,33 +111,6 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
   checkLiteralTemplates(doc, [], problems)
   for (const t of templateProblems) problems.push({ code: t.code, message: t.message, path: t.path, inString: { row: t.row, col: t.col } })
   return problems
-}
-
-/**
- * Tasks downstream of a task, computed on first use and kept: a template reference asks "is T
- * upstream of me?", and asking it per referenced task keeps a 20,000-task chain linear, where
- * computing every task's ancestors would be quadratic.
- */
-function downstreamSets(graph: TaskGraph): (id: string) => ReadonlySet<string> {
-  const memo = new Map<string, Set<string>>()
-  return (id) => {
-    let seen = memo.get(id)
-    if (seen) return seen
-    seen = new Set<string>()
-    if (graph.hasNode(id)) {
-      const queue = [id]
-      while (queue.length > 0) {
-        graph.forEachOutNeighbor(queue.pop()!, (next) => {
-          if (!seen!.has(next)) {
-            seen!.add(next)
-            queue.push(next)
-          }
-        })
-      }
-    }
-    memo.set(id, seen)
-    return seen
-  }
 }
 
 function checkTiming(doc: JsonObject, problems: SemanticProblem[]): void {

@@ -1,6 +1,7 @@
 /**
  * The dependency graph of one DAG's tasks (graphology), edges pointing downstream:
- * `a -> b` means b depends on a, so a runs first.
+ * `a -> b` means b depends on a, so a runs first. Every traversal of task dependencies in cairn
+ * (validation, scheduling, clearing, templates, the API's task order) goes through this module.
  */
 import graphology from 'graphology'
 import type { DirectedGraph as DirectedGraphType } from 'graphology'
@@ -14,6 +15,15 @@ export interface TaskNode {
 }
 
 export type TaskGraph = DirectedGraphType
+
+const graphs = new WeakMap<readonly TaskNode[], TaskGraph>()
+
+/** The graph of a task list, built once per list (a loaded DAG version's tasks never change). */
+export function taskGraphOf(tasks: readonly TaskNode[]): TaskGraph {
+  let graph = graphs.get(tasks)
+  if (!graph) graphs.set(tasks, (graph = buildTaskGraph(tasks)))
+  return graph
+}
 
 /** Builds the graph; dependencies naming unknown tasks or the task itself are left out (the validator reports them). */
 export function buildTaskGraph(tasks: readonly TaskNode[]): TaskGraph {
@@ -67,7 +77,10 @@ function cyclePath(graph: TaskGraph, start: string, members: Set<string>, rank: 
   return [start, start]
 }
 
-/** Tarjan's algorithm, iterative so that long chains cannot overflow the stack. */
+/**
+ * Tarjan's algorithm, iterative so that long chains cannot overflow the stack (graphology-components'
+ * stronglyConnectedComponents recurses once per node: a hostile 20,000-task chain overflows it).
+ */
 function stronglyConnected(graph: TaskGraph): string[][] {
   const index = new Map<string, number>()
   const low = new Map<string, number>()
@@ -115,19 +128,59 @@ function stronglyConnected(graph: TaskGraph): string[][] {
 
 /** Every task that must finish before `id` can start (transitively). */
 export function ancestorsOf(graph: TaskGraph, id: string): Set<string> {
+  return reachable(graph, id, 'in')
+}
+
+/** Every task that waits, directly or not, for `id`. */
+export function descendantsOf(graph: TaskGraph, id: string): Set<string> {
+  return reachable(graph, id, 'out')
+}
+
+/**
+ * descendantsOf, remembered per task: asking "is T upstream of me?" once per referenced T keeps a
+ * 20,000-task chain linear, where computing every task's ancestors would be quadratic.
+ */
+export function memoizedDescendants(graph: TaskGraph): (id: string) => ReadonlySet<string> {
+  const memo = new Map<string, Set<string>>()
+  return (id) => {
+    let seen = memo.get(id)
+    if (!seen) memo.set(id, (seen = descendantsOf(graph, id)))
+    return seen
+  }
+}
+
+function reachable(graph: TaskGraph, id: string, direction: 'in' | 'out'): Set<string> {
   const seen = new Set<string>()
   if (!graph.hasNode(id)) return seen
-  const queue = [...graph.inNeighbors(id)]
+  const next = (node: string): string[] => (direction === 'in' ? graph.inNeighbors(node) : graph.outNeighbors(node))
+  const queue = next(id)
   while (queue.length > 0) {
     const node = queue.pop()!
     if (seen.has(node)) continue
     seen.add(node)
-    queue.push(...graph.inNeighbors(node))
+    queue.push(...next(node))
   }
   return seen
 }
 
-/** Task ids in an order where every task comes after its upstreams. Only call on an acyclic graph. */
-export function runOrder(graph: TaskGraph): string[] {
-  return topologicalSort(graph)
+/** The tasks that depend directly on `id`, in file order. */
+export function downstreamOf(tasks: readonly TaskNode[], id: string): readonly string[] {
+  const graph = taskGraphOf(tasks)
+  return graph.hasNode(id) ? graph.outNeighbors(id) : []
+}
+
+const orders = new WeakMap<readonly TaskNode[], readonly TaskNode[]>()
+
+/**
+ * Tasks with every upstream before them, ties in file order (Kahn's algorithm, breadth first: the
+ * order the scheduler queues them in and the page and CLI list them in); cached per task list. Only
+ * for loaded DAGs, which are acyclic.
+ */
+export function dependencyOrder<T extends TaskNode>(tasks: readonly T[]): T[] {
+  let order = orders.get(tasks)
+  if (!order) {
+    const byId = new Map(tasks.map((t) => [t.id, t]))
+    orders.set(tasks, (order = topologicalSort(taskGraphOf(tasks)).map((id) => byId.get(id)!)))
+  }
+  return order as T[]
 }

@@ -6,8 +6,9 @@
  */
 import type { PgBoss } from 'pg-boss'
 import type { DagSpec } from '../dag/dag-model.ts'
-import type { Decision, PoolCapacity } from '../scheduler/decide-run.ts'
-import { decideRun, downstreamOf } from '../scheduler/decide-run.ts'
+import type { Decision, PoolCapacity } from '../state/decide-run.ts'
+import { decideRun } from '../state/decide-run.ts'
+import { downstreamOf } from '../graph/task-graph.ts'
 import type { TaskState } from '../state/states.ts'
 import { JOBS_CHANNEL, enqueueJobs } from '../queue/task-queue.ts'
 import type { QueuedJob } from '../queue/task-queue.ts'
@@ -83,7 +84,7 @@ export async function advanceAfterTasks(q: Queryable, ctx: AdvanceContext, runId
   const run = locked.rows[0]
   if (!run) return
   const dag = await getDagVersion(q, Number(run.version_id))
-  const downstream = [...new Set(taskIds.flatMap((id) => downstreamOf(dag, id)))]
+  const downstream = [...new Set(taskIds.flatMap((id) => downstreamOf(dag.tasks, id)))]
   const needed = new Set(downstream)
   for (const id of downstream) for (const up of dag.tasks.find((t) => t.id === id)?.dependsOn ?? []) needed.add(up)
   // One statement after the lock (so it sees everything committed by whoever held the lock before):

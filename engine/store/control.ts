@@ -4,6 +4,7 @@ import type { Queryable } from './queryable.ts'
 import { getDag, getDagVersion } from './dags.ts'
 import { createRun, getRun } from './runs.ts'
 import type { RunRow } from './runs.ts'
+import { descendantsOf, taskGraphOf } from '../graph/task-graph.ts'
 import { appendHistory } from './history.ts'
 import type { HistoryEntry } from './history.ts'
 
@@ -74,17 +75,7 @@ export async function clearRun(q: Queryable, runId: string, taskId?: string): Pr
   let targets: string[]
   if (taskId !== undefined) {
     if (!spec.tasks.some((t) => t.id === taskId)) return { ok: false, message: `run ${runId} has no task "${taskId}"` }
-    const down = new Set([taskId])
-    for (let grew = true; grew; ) {
-      grew = false
-      for (const t of spec.tasks) {
-        if (!down.has(t.id) && t.dependsOn.some((d) => down.has(d))) {
-          down.add(t.id)
-          grew = true
-        }
-      }
-    }
-    targets = [...down]
+    targets = [taskId, ...descendantsOf(taskGraphOf(spec.tasks), taskId)]
   } else {
     const { rows } = await q.query<{ task_id: string }>(`SELECT task_id FROM cairn.task_instance WHERE run_id = $1 AND state <> 'success'`, [runId])
     targets = rows.map((r) => r.task_id)

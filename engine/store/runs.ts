@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import type { DagSpec } from '../dag/dag-model.ts'
 import type { RunState, TaskState } from '../state/states.ts'
-import type { TaskInstanceSnapshot } from '../scheduler/decide-run.ts'
+import type { TaskInstanceSnapshot } from '../state/decide-run.ts'
 import type { Queryable } from './queryable.ts'
 import { appendHistory } from './history.ts'
 

@@ -11,6 +11,7 @@ import { getDagVersion } from '../store/dags.ts'
 import { appendLogs } from '../store/logs.ts'
 import type { LogStream } from '../store/logs.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
+import { ancestorsOf, taskGraphOf } from '../graph/task-graph.ts'
 import { findOperator } from '../../operators/index.ts'
 import { notAvailableResult, taskAbort } from '../../operators/define.ts'
 import type { OperatorResult } from '../../operators/define.ts'
@@ -47,7 +48,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
     if (/\btasks\b/.test(JSON.stringify([task.params, task.env, task.when ?? null]))) {
       const outputs = await db.query<{ task_id: string; outputs: Record<string, unknown> | null }>(
         `SELECT task_id, outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = ANY($2::text[])`,
-        [claim.runId, [...ancestors(spec.tasks, task.id)]],
+        [claim.runId, [...ancestorsOf(taskGraphOf(spec.tasks), task.id)]],
       )
       for (const row of outputs.rows) tasks[row.task_id] = { outputs: row.outputs ?? {} }
     }
@@ -127,19 +128,6 @@ function toOutcome(result: OperatorResult): AttemptOutcome {
   if (result.ok) return { kind: 'success', outputs: result.outputs }
   const exitCode = typeof result.outputs?.exit_code === 'number' ? result.outputs.exit_code : null
   return { kind: 'failed', failure: result.kind, retryable: result.retryable, message: result.message, exitCode, ...(result.outputs ? { outputs: result.outputs } : {}) }
-}
-
-function ancestors(tasks: readonly TaskSpec[], id: string): Set<string> {
-  const byId = new Map(tasks.map((t) => [t.id, t]))
-  const seen = new Set<string>()
-  const stack = [...(byId.get(id)?.dependsOn ?? [])]
-  while (stack.length > 0) {
-    const next = stack.pop()!
-    if (seen.has(next)) continue
-    seen.add(next)
-    stack.push(...(byId.get(next)?.dependsOn ?? []))
-  }
-  return seen
 }
 
 /** Buffers lines and writes them in batches (every 200 ms or 500 lines), masking secrets on the way in. */

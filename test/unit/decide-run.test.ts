@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { decideRun, dependencyOrder, downstreamOf } from '../../engine/scheduler/decide-run.ts'
-import type { TaskInstanceSnapshot } from '../../engine/scheduler/decide-run.ts'
+import { decideRun } from '../../engine/state/decide-run.ts'
+import { dependencyOrder, downstreamOf } from '../../engine/graph/task-graph.ts'
+import type { TaskInstanceSnapshot } from '../../engine/state/decide-run.ts'
 import type { DagSpec, TaskSpec } from '../../engine/dag/dag-model.ts'
 import type { TaskState } from '../../engine/state/states.ts'
 import type { TriggerRule } from '../../engine/state/trigger-rules.ts'
@@ -87,6 +88,6 @@ test('dependency order puts upstreams first and keeps file order for ties; downs
   const tasks = [task('c', ['b']), task('a'), task('b', ['a']), task('d')]
   assert.deepEqual(dependencyOrder(tasks).map((t) => t.id), ['a', 'd', 'b', 'c'])
   const d = dag(tasks)
-  assert.deepEqual(downstreamOf(d, 'a'), ['b'])
-  assert.deepEqual(downstreamOf(d, 'c'), [])
+  assert.deepEqual(downstreamOf(d.tasks, 'a'), ['b'])
+  assert.deepEqual(downstreamOf(d.tasks, 'c'), [])
 })

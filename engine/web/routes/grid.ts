@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { TASK_STATE_LIST } from '../../state/states.ts'
-import { dependencyOrder } from '../../scheduler/decide-run.ts'
+import { dependencyOrder } from '../../graph/task-graph.ts'
 import { getDagVersion } from '../../store/dags.ts'
 import { taskStatesOfRuns } from '../../store/grid.ts'
 import type { WebContext } from '../context.ts'

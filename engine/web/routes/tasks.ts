@@ -1,6 +1,6 @@
 /** `GET /api/v1/runs/{run}/tasks`: the task instances of a run, upstream before downstream. */
 import type { FastifyInstance } from 'fastify'
-import { dependencyOrder } from '../../scheduler/decide-run.ts'
+import { dependencyOrder } from '../../graph/task-graph.ts'
 import { getDagVersion } from '../../store/dags.ts'
 import { getRun, listTaskInstances } from '../../store/runs.ts'
 import type { WebContext } from '../context.ts'

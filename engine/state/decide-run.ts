@@ -1,12 +1,13 @@
 /**
  * The scheduler's decision for one running run, as a pure function of the DAG version, the run's
  * task instance states, free capacity and the clock. The store applies the decisions in one
- * transaction (engine/store/apply-decisions.ts); workers only report attempt results.
+ * transaction (engine/store/advance.ts); workers only report attempt results.
  */
 import type { DagSpec, TaskSpec } from '../dag/dag-model.ts'
-import type { TaskState } from '../state/states.ts'
-import { isTerminalTaskState } from '../state/states.ts'
-import { evaluateTriggerRule, runStateFromTasks } from '../state/trigger-rules.ts'
+import { dependencyOrder } from '../graph/task-graph.ts'
+import type { TaskState } from './states.ts'
+import { isTerminalTaskState } from './states.ts'
+import { evaluateTriggerRule, runStateFromTasks } from './trigger-rules.ts'
 
 export interface TaskInstanceSnapshot {
   state: TaskState
@@ -109,51 +110,8 @@ export function decideRun(dag: DagSpec, run: RunSnapshot, now: Date, pools: Pool
   return { decisions, heldBack }
 }
 
-/** Direct downstream tasks of each task, cached per DAG version object. */
-const downstreamCache = new WeakMap<DagSpec, Map<string, string[]>>()
-
-export function downstreamOf(dag: DagSpec, taskId: string): readonly string[] {
-  let map = downstreamCache.get(dag)
-  if (!map) {
-    map = new Map()
-    for (const task of dag.tasks) for (const up of task.dependsOn) map.set(up, [...(map.get(up) ?? []), task.id])
-    downstreamCache.set(dag, map)
-  }
-  return map.get(taskId) ?? []
-}
-
 function describe(ids: readonly string[], states: ReadonlyMap<string, TaskState>): string {
   return ids.map((id) => `${id}=${states.get(id) ?? 'pending'}`).join(', ')
-}
-
-const orderCache = new WeakMap<readonly TaskSpec[], TaskSpec[]>()
-
-/** Tasks with every upstream before them, ties in file order (Kahn's algorithm); cached per task list. */
-export function dependencyOrder(tasks: readonly TaskSpec[]): TaskSpec[] {
-  const cached = orderCache.get(tasks)
-  if (cached) return cached
-  const computed = computeOrder(tasks)
-  orderCache.set(tasks, computed)
-  return computed
-}
-
-function computeOrder(tasks: readonly TaskSpec[]): TaskSpec[] {
-  const byId = new Map(tasks.map((t) => [t.id, t]))
-  const remaining = new Map(tasks.map((t) => [t.id, t.dependsOn.filter((d) => byId.has(d)).length]))
-  const downstream = new Map<string, string[]>()
-  for (const task of tasks) for (const up of task.dependsOn) if (byId.has(up)) downstream.set(up, [...(downstream.get(up) ?? []), task.id])
-  const out: TaskSpec[] = []
-  const queue = tasks.filter((t) => remaining.get(t.id) === 0).map((t) => t.id)
-  for (let head = 0; head < queue.length; head++) {
-    const id = queue[head]!
-    out.push(byId.get(id)!)
-    for (const next of downstream.get(id) ?? []) {
-      const left = remaining.get(next)! - 1
-      remaining.set(next, left)
-      if (left === 0) queue.push(next)
-    }
-  }
-  return out
 }
 
 export function isRunFinished(states: Iterable<TaskState>): boolean {
