@@ -1,8 +1,8 @@
 import { lstat, mkdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import paramsSchema from '../schemas/operators/shell.params.schema.json' with { type: 'json' }
-import { runProcess } from '../engine/worker/run-process.ts'
-import type { ProcessExit } from '../engine/worker/run-process.ts'
+import { runProcess } from '../engine/process/run-process.ts'
+import type { ProcessExit } from '../engine/process/run-process.ts'
 import { abortedResult, defineOperator } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
 

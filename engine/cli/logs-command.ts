@@ -19,7 +19,7 @@ import { formatOption } from './format.ts'
 import type { OutputFormat } from './format.ts'
 import { parsePositiveInt, takePositionals } from './args.ts'
 import { withDatabase } from './database.ts'
-import { logLineJson } from './json-shapes.ts'
+import { logLineJson } from '../json-shapes.ts'
 import { listenOrPoll } from './wake.ts'
 import { createWaker } from '../runtime/waker.ts'
 

@@ -15,7 +15,7 @@ import type { CommandIo, ExitCode } from './io.ts'
 import { formatOption } from './format.ts'
 import { parseChoice, parsePositiveInt, takePositionals } from './args.ts'
 import { withDatabase } from './database.ts'
-import { dagJson, runJson, taskJson } from './json-shapes.ts'
+import { dagJson, runJson, taskJson } from '../json-shapes.ts'
 import { formatDuration, formatTable, formatTime, oneLine } from './table.ts'
 
 const MAX_LIMIT = 10_000

@@ -20,7 +20,7 @@ import type { CommandIo, ExitCode } from './io.ts'
 import { formatOption } from './format.ts'
 import { parseParamArgs, takePositionals } from './args.ts'
 import { withDatabase } from './database.ts'
-import { triggerJson } from './json-shapes.ts'
+import { triggerJson } from '../json-shapes.ts'
 import { oneLine } from './table.ts'
 import { waitForRunEnd } from './wake.ts'
 

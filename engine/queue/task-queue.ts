@@ -4,6 +4,7 @@
  * are off: cairn decides retries (its attempts are fenced, pg-boss jobs are only the delivery).
  */
 import { PgBoss } from 'pg-boss'
+import type { ConstructorOptions, Db as BossDb, Queue } from 'pg-boss'
 import type { Logger } from 'pino'
 import type { Queryable } from '../store/queryable.ts'
 
@@ -31,11 +32,12 @@ export const JOBS_CHANNEL = 'cairn_jobs'
  */
 export async function enqueueJobs(boss: PgBoss, q: Queryable, jobs: readonly QueuedJob[], options: { notify?: boolean } = {}): Promise<void> {
   if (jobs.length === 0) return
-  const db = { executeSql: (text: string, values?: unknown[]) => q.query(text, values) as Promise<{ rows: unknown[] }> }
+  // pg-boss's documented way to insert inside someone else's transaction: a `db` adapter.
+  const db: BossDb = { executeSql: (text, values) => q.query(text, values) }
   await boss.insert(
     TASK_QUEUE,
     jobs.map((j) => ({ data: { runId: j.runId, taskId: j.taskId, attempt: j.attempt }, priority: j.priority })),
-    { db: db as never },
+    { db },
   )
   if (options.notify !== false) await q.query('SELECT pg_notify($1, $2)', [JOBS_CHANNEL, String(jobs.length)])
 }
@@ -49,7 +51,8 @@ export interface BossOptions {
 
 /** Starts pg-boss (creating its schema on first use) and the task queue with NOTIFY on. */
 export async function startBoss({ url, log, max = 4 }: BossOptions): Promise<PgBoss> {
-  const boss = new PgBoss({ connectionString: url, schema: BOSS_SCHEMA, max, useListenNotify: true, supervise: true, schedule: false, application_name: 'cairn-queue' } as ConstructorParameters<typeof PgBoss>[0])
+  const options: ConstructorOptions = { connectionString: url, schema: BOSS_SCHEMA, max, useListenNotify: true, supervise: true, schedule: false, application_name: 'cairn-queue' }
+  const boss = new PgBoss(options)
   // pg-boss reports every failed poll while the database is away; one line each is enough.
   boss.on('error', (error: unknown) => log.warn({ error: error instanceof Error ? error.message : String(error) }, 'queue error'))
   await boss.start()
@@ -57,7 +60,8 @@ export async function startBoss({ url, log, max = 4 }: BossOptions): Promise<PgB
     if (!(await boss.getQueue(TASK_QUEUE))) {
       try {
         // pg-boss caps expiry at 24 h; cairn's own heartbeats, not pg-boss expiry, decide when an attempt is lost.
-        await boss.createQueue(TASK_QUEUE, { retryLimit: 0, expireInSeconds: 24 * 3600, retentionSeconds: 14 * 24 * 3600, deleteAfterSeconds: 24 * 3600, notify: true } as never)
+        const queue: Omit<Queue, 'name'> = { retryLimit: 0, expireInSeconds: 24 * 3600, retentionSeconds: 14 * 24 * 3600, deleteAfterSeconds: 24 * 3600, notify: true }
+        await boss.createQueue(TASK_QUEUE, queue)
       } catch (error) {
         // Another process created it at the same moment.
         if (!(await boss.getQueue(TASK_QUEUE))) throw error
@@ -68,4 +72,22 @@ export async function startBoss({ url, log, max = 4 }: BossOptions): Promise<PgB
     throw error
   }
   return boss
+}
+
+/**
+ * Attempts queued in cairn for longer than `olderThan` that no live queue job will ever deliver (its job
+ * expired or was lost), locked for the caller's transaction so it can enqueue them again.
+ */
+export async function queuedAttemptsWithoutJob(q: Queryable, olderThan: Date, limit = 500): Promise<QueuedJob[]> {
+  const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number; priority: number }>(
+    `SELECT a.run_id, a.task_id, a.attempt, ti.priority FROM cairn.attempt a
+       JOIN cairn.task_instance ti ON ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
+     WHERE a.state = 'queued' AND a.queued_at < $1
+       AND NOT EXISTS (
+         SELECT 1 FROM ${BOSS_SCHEMA}.job j WHERE j.name = $2 AND (j.state IN ('created', 'retry') OR (j.state = 'active' AND j.started_on > $1))
+           AND j.data->>'runId' = a.run_id AND j.data->>'taskId' = a.task_id AND (j.data->>'attempt')::int = a.attempt)
+     ORDER BY a.queued_at LIMIT $3 FOR UPDATE OF a SKIP LOCKED`,
+    [olderThan, TASK_QUEUE, limit],
+  )
+  return rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, priority: r.priority }))
 }

@@ -14,7 +14,7 @@ import { parseDagDate } from '../time/dates.ts'
 import { dueIntervals, nextInterval } from '../time/intervals.ts'
 import { isConnectionError } from '../store/db.ts'
 import type { Db } from '../store/db.ts'
-import { BOSS_SCHEMA, TASK_QUEUE, enqueueJobs } from '../queue/task-queue.ts'
+import { enqueueJobs, queuedAttemptsWithoutJob } from '../queue/task-queue.ts'
 import type { Queryable } from '../store/queryable.ts'
 import { getDagVersion, setScheduleCursor } from '../store/dags.ts'
 import { createRun } from '../store/runs.ts'
@@ -172,18 +172,9 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
    */
   async function requeueOrphans(): Promise<void> {
     await db.tx(async (q) => {
-      const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number; priority: number }>(
-        `SELECT a.run_id, a.task_id, a.attempt, ti.priority FROM cairn.attempt a
-           JOIN cairn.task_instance ti ON ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
-         WHERE a.state = 'queued' AND a.queued_at < $1
-           AND NOT EXISTS (
-             SELECT 1 FROM ${BOSS_SCHEMA}.job j WHERE j.name = $2 AND (j.state IN ('created', 'retry') OR (j.state = 'active' AND j.started_on > $1))
-               AND j.data->>'runId' = a.run_id AND j.data->>'taskId' = a.task_id AND (j.data->>'attempt')::int = a.attempt)
-         ORDER BY a.queued_at LIMIT 500 FOR UPDATE OF a SKIP LOCKED`,
-        [new Date(now().getTime() - lostAfterMs), TASK_QUEUE],
-      )
+      const rows = await queuedAttemptsWithoutJob(q, new Date(now().getTime() - lostAfterMs))
       if (rows.length === 0) return
-      await enqueueJobs(options.boss, q, rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, priority: r.priority })))
+      await enqueueJobs(options.boss, q, rows)
       log.warn({ attempts: rows.length }, 'queued attempts without a queue job were queued again')
     })
   }

@@ -2,7 +2,7 @@
  * Rows to the API's JSON shapes (see schemas.ts). Each one extends the command line's shape of the
  * same thing (SPEC section 5), so a field the CLI prints is spelt and formatted the same in the API.
  */
-import { isoOrNull, logLineJson as cliLogLineJson, runJson as cliRunJson, taskJson } from '../cli/json-shapes.ts'
+import { isoOrNull, logLineJson as cliLogLineJson, runJson as cliRunJson, taskJson } from '../json-shapes.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
 import type { LogLine } from '../store/logs.ts'
 import type { RunRow, TaskInstanceRow } from '../store/runs.ts'

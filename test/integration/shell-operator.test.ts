@@ -11,7 +11,7 @@ import type { ShellParams } from '../../operators/shell.ts'
 import { noop } from '../../operators/noop.ts'
 import { taskAbort } from '../../operators/define.ts'
 import type { OperatorContext, OperatorResult } from '../../operators/define.ts'
-import { createLineSplitter, MAX_LINE_BYTES, runProcess } from '../../engine/worker/run-process.ts'
+import { createLineSplitter, MAX_LINE_BYTES, runProcess } from '../../engine/process/run-process.ts'
 import { renderTaskTemplates } from '../../engine/template/render.ts'
 import type { TemplateVariables } from '../../engine/template/render.ts'
 import { createSecretStore } from '../../engine/secrets/secrets.ts'
@@ -332,7 +332,7 @@ test('cancel: not retryable; a signal aborted before the start runs nothing; shu
 })
 
 test('a worker killed with SIGKILL takes its task processes with it', async () => {
-  const runProcessUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../engine/worker/run-process.ts')).href
+  const runProcessUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../engine/process/run-process.ts')).href
   // Two tasks at once: a plain `sleep 30` (the direct child, which pdeathsig covers) and a script
   // whose background `sleep` is a grandchild of the worker (which only the watchdog covers).
   const worker = `

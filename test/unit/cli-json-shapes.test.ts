@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { dagJson, isoOrNull, logLineJson, runJson, taskJson, triggerJson } from '../../engine/cli/json-shapes.ts'
+import { dagJson, isoOrNull, logLineJson, runJson, taskJson, triggerJson } from '../../engine/json-shapes.ts'
 
 const at = (iso: string): Date => new Date(iso)
 

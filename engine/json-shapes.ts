@@ -2,7 +2,7 @@
  * The `--format json` shapes of SPEC section 5. Fields may be added, never renamed: scripts parse
  * these. Timestamps are ISO-8601 UTC with milliseconds, null until known.
  */
-import type { RunState, TaskState } from '../state/states.ts'
+import type { RunState, TaskState } from './state/states.ts'
 
 export function isoOrNull(date: Date | null | undefined): string | null {
   return date ? date.toISOString() : null
