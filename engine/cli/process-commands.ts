@@ -160,13 +160,10 @@ function seconds(value: string | undefined, flag: string): number {
 }
 
 function workerSlots(config: LoadedConfig): number {
-  const workers = config.config.workers
-  const value = workers !== null && typeof workers === 'object' && !Array.isArray(workers) ? workers.concurrency : undefined
-  return typeof value === 'number' ? value : 4
+  return config.config.workers?.concurrency ?? 4
 }
 
 function secretsDir(config: LoadedConfig, cwd: string): { dir?: string } {
-  const secrets = config.config.secrets
-  const dir = secrets !== null && typeof secrets === 'object' && !Array.isArray(secrets) ? secrets.dir : undefined
-  return typeof dir === 'string' ? { dir: resolve(cwd, dir) } : {}
+  const dir = config.config.secrets?.dir
+  return dir !== undefined ? { dir: resolve(cwd, dir) } : {}
 }

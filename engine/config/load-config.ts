@@ -1,16 +1,21 @@
-/** Reads cairn.yaml (optional: a missing file means an empty configuration) and validates it. */
+/**
+ * Reads cairn.yaml (optional: a missing file means an empty configuration), validates it against
+ * schemas/config.schema.json and hands it on typed (CairnConfig, generated from the same schema): code
+ * that uses the configuration reads typed fields, and never re-checks shapes by hand.
+ */
 import { existsSync } from 'node:fs'
 import type { Diagnostic } from '../dag/diagnostics.ts'
 import type { DeploymentNames } from '../dag/dag-semantics.ts'
 import { validateFile } from '../dag/validate-folder.ts'
-import type { Json } from '../dag/yaml-load.ts'
+import type { CairnConfig } from './config-types.ts'
 
-export type DeploymentConfig = { [key: string]: Json }
+export type { CairnConfig } from './config-types.ts'
 
 export interface LoadedConfig {
   /** Undefined when the file does not exist. */
   file: string | undefined
-  config: DeploymentConfig
+  /** Valid when `ok`; else empty (a process must not run on a configuration that failed validation). */
+  config: CairnConfig
   diagnostics: Diagnostic[]
   ok: boolean
 }
@@ -19,11 +24,11 @@ export function loadConfig(path: string): LoadedConfig {
   if (!existsSync(path)) return { file: undefined, config: {}, diagnostics: [], ok: true }
   const summary = validateFile(path, { kind: 'config' }, true)
   const ok = !summary.diagnostics.some((d) => d.severity === 'error')
-  return { file: path, config: summary.value ?? {}, diagnostics: summary.diagnostics, ok }
+  // Validated against the schema the type is generated from.
+  return { file: path, config: ok ? ((summary.value ?? {}) as CairnConfig) : {}, diagnostics: summary.diagnostics, ok }
 }
 
 /** Pools and clusters that DAGs may name. */
-export function deploymentNames(config: DeploymentConfig): DeploymentNames {
-  const keys = (value: Json | undefined): string[] => (value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.keys(value) : [])
-  return { pools: new Set(keys(config.pools)), clusters: new Set(keys(config.clusters)) }
+export function deploymentNames(config: CairnConfig): DeploymentNames {
+  return { pools: new Set(Object.keys(config.pools ?? {})), clusters: new Set(Object.keys(config.clusters ?? {})) }
 }

@@ -1,15 +1,13 @@
 /** Pool sizes come from cairn.yaml; the database holds them so every scheduler sees the same limits. */
-import type { DeploymentConfig } from '../config/load-config.ts'
+import type { CairnConfig } from '../config/load-config.ts'
 import type { Queryable } from '../store/queryable.ts'
 
-export async function syncPools(q: Queryable, config: DeploymentConfig): Promise<void> {
-  const pools = config.pools !== null && typeof config.pools === 'object' && !Array.isArray(config.pools) ? config.pools : {}
+export async function syncPools(q: Queryable, config: Pick<CairnConfig, 'pools'>): Promise<void> {
   const names: string[] = []
   const slots: (number | null)[] = []
-  for (const [name, value] of Object.entries(pools)) {
-    const size = value !== null && typeof value === 'object' && !Array.isArray(value) ? value.slots : undefined
+  for (const [name, pool] of Object.entries(config.pools ?? {})) {
     names.push(name)
-    slots.push(typeof size === 'number' ? size : null)
+    slots.push(pool?.slots ?? null)
   }
   await q.query('DELETE FROM cairn.pool WHERE NOT (name = ANY($1::text[]))', [names])
   await q.query(

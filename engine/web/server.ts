@@ -191,10 +191,10 @@ export interface RunningWeb {
  * host from cairn.yaml `web.host`, else 127.0.0.1 (reachable from this machine only).
  */
 export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
-  const web = webSection(options.config)
-  const port = options.port ?? (options.settings.env.CAIRN_PORT ? options.settings.port : typeof web.port === 'number' ? web.port : options.settings.port)
-  const host = typeof web.host === 'string' ? web.host : '127.0.0.1'
-  const baseUrl = typeof web.base_url === 'string' ? web.base_url : undefined
+  const web = options.config?.web ?? {}
+  const port = options.port ?? (options.settings.env.CAIRN_PORT ? options.settings.port : (web.port ?? options.settings.port))
+  const host = web.host ?? '127.0.0.1'
+  const baseUrl = web.base_url
   const trustProxy = options.trustProxy ?? web.trust_proxy === true
   const app = await createWebServer({ ...options, trustProxy, ...(baseUrl ? { baseUrl } : {}) })
   try {
@@ -207,9 +207,4 @@ export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
   const actualPort = typeof address === 'object' && address ? address.port : port
   const shownHost = host.includes(':') ? `[${host}]` : host
   return { app, url: `http://${shownHost}:${actualPort}/`, close: () => app.close() }
-}
-
-function webSection(config: LoadedConfig['config'] | undefined): Record<string, unknown> {
-  const web = config?.web
-  return web !== null && typeof web === 'object' && !Array.isArray(web) ? (web as Record<string, unknown>) : {}
 }

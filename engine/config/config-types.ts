@@ -1,0 +1,298 @@
+// Generated from schemas/config.schema.json by scripts/generate-config-types.ts: do not edit by hand
+// (npm run gen:config-types).
+/**
+ * Settings shared by every DAG of one deployment: folders, database, web, pools, clusters, SSH hosts, connections, secrets, model servers, workers. Found at CAIRN_CONFIG (default cairn.yaml); every key is optional. Environment variables (CAIRN_DAGS, CAIRN_HOME, DATABASE_URL, CAIRN_PORT) override the matching keys.
+ */
+export interface CairnConfig {
+  /**
+   * Folder holding DAG and feature view files. Overridden by CAIRN_DAGS. Default: dags/.
+   */
+  dags_folder?: string
+  /**
+   * State folder for the embedded database, logs and artifacts. Overridden by CAIRN_HOME. Default: .cairn/ in the working directory.
+   */
+  home?: string
+  /**
+   * Postgres URL to use instead of the embedded database. Overridden by DATABASE_URL; prefer that variable to a password written here.
+   */
+  database_url?: string
+  /**
+   * The web process (status page and /api/v1).
+   */
+  web?: {
+    /**
+     * TCP port. Overridden by CAIRN_PORT. Default: 8080.
+     */
+    port?: number
+    /**
+     * Address to listen on, e.g. 127.0.0.1 or 0.0.0.0.
+     */
+    host?: string
+    /**
+     * Public URL of the web page, for links in logs and messages (e.g. behind a reverse proxy). An https URL makes session cookies Secure.
+     */
+    base_url?: string
+    /**
+     * Believe X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run; the login rate limit then counts the forwarded address). Default: false.
+     */
+    trust_proxy?: boolean
+  }
+  /**
+   * Named concurrency limits; a task with `pool: NAME` takes one slot while it runs.
+   */
+  pools?: {
+    [k: string]:
+      | {
+          /**
+           * Tasks of this pool that may run at once.
+           */
+          slots: number
+          /**
+           * What the pool guards, shown in listings.
+           */
+          description?: string
+        }
+      | undefined
+  }
+  /**
+   * Named clusters for the train operator (`cluster: NAME`): a fixed list of SSH hosts, or a Slurm cluster.
+   */
+  clusters?: {
+    [k: string]:
+      | ((SshCluster | SlurmCluster) & {
+          /**
+           * ssh: run ranks on listed hosts over SSH; slurm: submit a Slurm job.
+           */
+          kind: 'ssh' | 'slurm'
+        })
+      | undefined
+  }
+  /**
+   * Named SSH logins, referred to by name (a Slurm cluster's submit.host). Host keys are always checked against known_hosts_file.
+   */
+  ssh_hosts?: {
+    [k: string]:
+      | {
+          /**
+           * Host name or IP address.
+           */
+          host: string
+          /**
+           * SSH port. Default: 22.
+           */
+          port?: number
+          /**
+           * Login user.
+           */
+          user: string
+          /**
+           * Private key file.
+           */
+          identity_file: string
+          /**
+           * known_hosts file holding this host's key.
+           */
+          known_hosts_file: string
+        }
+      | undefined
+  }
+  /**
+   * Named external systems, referred to by operators (e.g. ingest source `connection: NAME`). Give exactly one of url or url_env.
+   */
+  connections?: {
+    [k: string]:
+      | ((
+          | {
+              url: unknown
+            }
+          | {
+              url_env: unknown
+            }
+        ) & {
+          /**
+           * Kind of system.
+           */
+          kind: 'postgres' | 'http'
+          /**
+           * URL written here. Use url_env instead when it holds a password.
+           */
+          url?: string
+          /**
+           * Name of the environment variable that holds the URL (preferred: keeps passwords out of this file).
+           */
+          url_env?: string
+          /**
+           * What the connection is for.
+           */
+          description?: string
+        })
+      | undefined
+  }
+  /**
+   * Where `{{ secrets.NAME }}` is looked up: the environment variable <env_prefix>NAME, else the file NAME in dir.
+   */
+  secrets?: {
+    /**
+     * Folder holding one file per secret, named after it.
+     */
+    dir?: string
+    /**
+     * Prefix of secret environment variables.
+     */
+    env_prefix?: string
+  }
+  /**
+   * Named model servers, referred to by serve.rollout `server: NAME`. Without any, serve.rollout uses the one `cairn up` runs.
+   */
+  model_servers?: {
+    [k: string]:
+      | {
+          /**
+           * Host name or address of the server.
+           */
+          host?: string
+          /**
+           * TCP port of the server.
+           */
+          port?: number
+        }
+      | undefined
+  }
+  /**
+   * Worker processes (in `cairn up` and `cairn worker`).
+   */
+  workers?: {
+    /**
+     * Task instances one worker process runs at once.
+     */
+    concurrency?: number
+    /**
+     * Queues this worker takes tasks from. Default: all.
+     *
+     * @minItems 1
+     */
+    queues?: [string, ...string[]]
+  }
+  /**
+   * The scheduler process.
+   */
+  scheduler?: {
+    /**
+     * Pause between scheduling passes: 500ms, 30s, 5m, 2h, 1d.
+     */
+    loop_interval?: string
+  }
+  /**
+   * Process logging.
+   */
+  log?: {
+    /**
+     * Least severe level written.
+     */
+    level?: 'trace' | 'debug' | 'info' | 'warn' | 'error'
+  }
+}
+export interface SshCluster {
+  /**
+   * Ranks run on the listed hosts, started over SSH.
+   */
+  kind: 'ssh'
+  /**
+   * The nodes, in rank order: the first host is node rank 0 and MASTER_ADDR.
+   *
+   * @minItems 1
+   */
+  hosts: [
+    {
+      /**
+       * Host name or IP address to connect to.
+       */
+      host: string
+      /**
+       * SSH port. Default: 22.
+       */
+      port?: number
+      /**
+       * Login user.
+       */
+      user: string
+      /**
+       * Private key file. Default: the SSH agent.
+       */
+      identity_file?: string
+      /**
+       * known_hosts file to check this host's key against. Default: the cluster's known_hosts_file. Unknown host keys are always refused.
+       */
+      known_hosts_file?: string
+      /**
+       * Address the other ranks use to reach this node (MASTER_ADDR when it is the first host). Default: host.
+       */
+      address?: string
+    },
+    ...{
+      /**
+       * Host name or IP address to connect to.
+       */
+      host: string
+      /**
+       * SSH port. Default: 22.
+       */
+      port?: number
+      /**
+       * Login user.
+       */
+      user: string
+      /**
+       * Private key file. Default: the SSH agent.
+       */
+      identity_file?: string
+      /**
+       * known_hosts file to check this host's key against. Default: the cluster's known_hosts_file. Unknown host keys are always refused.
+       */
+      known_hosts_file?: string
+      /**
+       * Address the other ranks use to reach this node (MASTER_ADDR when it is the first host). Default: host.
+       */
+      address?: string
+    }[]
+  ]
+  /**
+   * known_hosts file for every host of the cluster. Default: ~/.ssh/known_hosts.
+   */
+  known_hosts_file?: string
+  /**
+   * Parent of the per-task working directories on the hosts.
+   */
+  workdir?: string
+}
+export interface SlurmCluster {
+  /**
+   * Training runs as a Slurm job.
+   */
+  kind: 'slurm'
+  /**
+   * How sbatch, squeue and scancel are reached.
+   */
+  submit: {
+    /**
+     * local: run the Slurm commands on this machine; ssh: on a login node, over SSH.
+     */
+    via: 'local' | 'ssh'
+    /**
+     * Name of an entry of `ssh_hosts` (the login node). Required with via: ssh.
+     */
+    host?: string
+  }
+  /**
+   * Default partition; a task's slurm.partition overrides it.
+   */
+  partition?: string
+  /**
+   * Default account; a task's slurm.account overrides it.
+   */
+  account?: string
+  /**
+   * Parent of the per-task working directories, on the cluster's shared file system.
+   */
+  workdir?: string
+}
