@@ -1,18 +1,19 @@
 /**
- * `cairn users create NAME --role R [--password-stdin]`, `cairn users list [--format json]` and
- * `cairn tokens create NAME --role R`: who may use the web API (SPEC section 6).
+ * `cairn users create|list|disable|enable` and `cairn tokens create|list|revoke`: who may use the web
+ * API (SPEC sections 5 and 6).
  *
  * The password never goes on the command line (it would sit in shell history and `ps`): it is read
  * from stdin when stdin is not a terminal (or with --password-stdin), else asked for twice without echo.
  * A token is printed once, alone on the last line of stdout, so `TOKEN=$(cairn tokens create ...)` works;
- * only its SHA-256 digest is stored.
+ * only its SHA-256 digest is stored, and no listing ever shows it.
  */
 import { parseArgs } from 'node:util'
+import { parseDuration } from '../time/duration.ts'
 import { passwordProblem } from '../web/auth/passwords.ts'
 import { ROLES, isValidName } from '../web/auth/roles.ts'
-import { createToken } from '../web/auth/tokens.ts'
-import { createUser, listUsers } from '../web/auth/users.ts'
-import { userJson } from '../web/json.ts'
+import { createToken, listTokens, revokeToken, tokenState } from '../web/auth/tokens.ts'
+import { createUser, listUsers, setUserDisabled } from '../web/auth/users.ts'
+import { tokenJson, userJson } from '../web/json.ts'
 import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
 import { parseChoice, takePositionals } from './args.ts'
@@ -26,13 +27,22 @@ export const USERS_HELP = `Manages the users of the web page and API.
       --password-stdin               read the password from stdin (also the default when stdin is not a terminal);
                                      otherwise it is asked for twice, without echo
   cairn users list [--format json]   lists users and their roles
-Names: letters, digits and _ . @ -, at most 64. Passwords: at least 8 characters.
-Exit codes: 0 done; 1 the name is taken; 2 malformed arguments, a bad password, or no database.`
+  cairn users disable NAME           the user can no longer log in; their sessions and the tokens they own
+                                     stop working at once (open log and event streams end too)
+  cairn users enable NAME            lets a disabled user log in again
+Names: letters, digits and _ . @ -, at most 64. Passwords: at least 8 characters and not guessable
+(common passwords, words, names, keyboard patterns and small variations of them are refused).
+Exit codes: 0 done; 1 the name is taken, or no such user; 2 malformed arguments, a weak password, or no database.`
 
-export const TOKENS_HELP = `Creates an API token for scripts: send it as "Authorization: Bearer <token>".
-  cairn tokens create NAME --role R   R is ${ROLES.join(', ')}
+export const TOKENS_HELP = `Manages API tokens for scripts: send one as "Authorization: Bearer <token>".
+  cairn tokens create NAME --role R [--expires 90d]   R is ${ROLES.join(', ')}; --expires takes a duration
+                                     (30m, 12h, 90d, 1d12h); without it the token never expires
+  cairn tokens list [--all] [--format json]   name, role, state, created, expires, last used (recorded at most
+                                     once a minute); --all also shows revoked tokens. Never the token itself.
+  cairn tokens revoke NAME           the token stops working at once (open log and event streams end too)
 The token is printed once, as the last line of stdout; cairn keeps only its SHA-256 digest.
-Exit codes: 0 created; 1 the name is taken; 2 malformed arguments or no database.`
+A revoked token's name can be used again.
+Exit codes: 0 done; 1 the name is taken, or no such token; 2 malformed arguments or no database.`
 
 /** Where a password comes from; injected so tests need no terminal. */
 export interface PasswordInput {
@@ -57,12 +67,24 @@ export async function usersCommand(args: string[], io: CommandIo, input: Passwor
       return EXIT.ok
     })
   }
-  if (action !== 'create') throw new UsageError(action === undefined ? 'missing action: create or list' : `unknown action "${action}": use create or list`)
+  if (action === 'disable' || action === 'enable') {
+    const [name] = takePositionals(rest, ['NAME'])
+    requireValidName('user name', name!)
+    return withDatabase(io, async (db) => {
+      if (!(await setUserDisabled(db, name!, action === 'disable'))) {
+        io.stderr(`cairn users: no user "${name}"`)
+        return EXIT.failed
+      }
+      io.stdout(action === 'disable' ? `disabled user ${name}: their sessions and tokens no longer work` : `enabled user ${name}`)
+      return EXIT.ok
+    })
+  }
+  if (action !== 'create') throw new UsageError(action === undefined ? 'missing action: create, list, disable or enable' : `unknown action "${action}": use create, list, disable or enable`)
   const [name] = takePositionals(rest, ['NAME'])
   const role = requiredRole(values.role)
   requireValidName('user name', name!)
   const password = await readPassword(input, name!, values['password-stdin'])
-  const problem = passwordProblem(password)
+  const problem = passwordProblem(password, name)
   if (problem) throw new UsageError(problem)
   return withDatabase(io, async (db) => {
     const user = await createUser(db, { username: name!, role, password })
@@ -76,22 +98,57 @@ export async function usersCommand(args: string[], io: CommandIo, input: Passwor
 }
 
 export async function tokensCommand(args: string[], io: CommandIo): Promise<ExitCode> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { role: { type: 'string' } } })
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { role: { type: 'string' }, expires: { type: 'string' }, all: { type: 'boolean', default: false }, format: { type: 'string' } } })
   const [action, ...rest] = positionals
-  if (action !== 'create') throw new UsageError(action === undefined ? 'missing action: create' : `unknown action "${action}": use create`)
+  if (action === 'list') {
+    takePositionals(rest, [])
+    const format = formatOption(values.format)
+    return withDatabase(io, async (db) => {
+      const tokens = await listTokens(db, { all: values.all })
+      const now = new Date()
+      if (format === 'json') io.stdout(JSON.stringify(tokens.map((t) => tokenJson(t, now))))
+      else if (tokens.length === 0) io.stderr('cairn tokens: no tokens; create one with: npx cairn tokens create NAME --role R')
+      else {
+        const rows = tokens.map((t) => [t.name, t.role, tokenState(t, now), formatTime(t.createdAt), t.expiresAt ? formatTime(t.expiresAt) : 'never', t.lastUsedAt ? formatTime(t.lastUsedAt) : 'never'])
+        for (const line of formatTable(['TOKEN', 'ROLE', 'STATE', 'CREATED', 'EXPIRES', 'LAST USED'], rows)) io.stdout(line)
+      }
+      return EXIT.ok
+    })
+  }
+  if (action === 'revoke') {
+    const [name] = takePositionals(rest, ['NAME'])
+    requireValidName('token name', name!)
+    return withDatabase(io, async (db) => {
+      if (!(await revokeToken(db, name!))) {
+        io.stderr(`cairn tokens: no live token named "${name}"`)
+        return EXIT.failed
+      }
+      io.stdout(`revoked token ${name}`)
+      return EXIT.ok
+    })
+  }
+  if (action !== 'create') throw new UsageError(action === undefined ? 'missing action: create, list or revoke' : `unknown action "${action}": use create, list or revoke`)
   const [name] = takePositionals(rest, ['NAME'])
   const role = requiredRole(values.role)
   requireValidName('token name', name!)
+  const expiresInMs = values.expires === undefined ? undefined : requiredDuration('--expires', values.expires)
   return withDatabase(io, async (db) => {
-    const created = await createToken(db, { name: name!, role, createdBy: 'cli' })
+    const created = await createToken(db, { name: name!, role, createdBy: 'cli', ...(expiresInMs === undefined ? {} : { expiresInMs }) })
     if (!created) {
       io.stderr(`cairn tokens: a token named "${name}" already exists`)
       return EXIT.failed
     }
-    io.stderr(`cairn tokens: created token ${name} (role ${role}); it is shown only now, keep it somewhere safe:`)
+    const until = created.row.expiresAt ? `, expires ${created.row.expiresAt.toISOString()}` : ''
+    io.stderr(`cairn tokens: created token ${name} (role ${role}${until}); it is shown only now, keep it somewhere safe:`)
     io.stdout(created.token)
     return EXIT.ok
   })
+}
+
+function requiredDuration(option: string, text: string): number {
+  const ms = parseDuration(text)
+  if (ms === undefined || ms <= 0) throw new UsageError(`${option} takes a duration such as 30m, 12h or 90d, not "${text}"`)
+  return ms
 }
 
 function requireValidName(what: string, name: string): void {

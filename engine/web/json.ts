@@ -7,6 +7,8 @@ import type { TaskSpec } from '../dag/dag-model.ts'
 import type { LogLine } from '../store/logs.ts'
 import type { RunRow, TaskInstanceRow } from '../store/runs.ts'
 import type { UserRow } from './auth/users.ts'
+import { tokenState } from './auth/tokens.ts'
+import type { TokenListing } from './auth/tokens.ts'
 
 export { isoOrNull }
 
@@ -41,4 +43,19 @@ export function logLineJson(attempt: number, line: LogLine) {
 
 export function userJson(user: UserRow) {
   return { username: user.username, role: user.role, disabled: user.disabled, created_at: user.createdAt.toISOString() }
+}
+
+/** A token as `cairn tokens list --format json` and `GET /api/v1/tokens` show it: never the secret. */
+export function tokenJson(token: TokenListing, now: Date) {
+  return {
+    name: token.name,
+    role: token.role,
+    state: tokenState(token, now),
+    created_at: token.createdAt.toISOString(),
+    created_by: token.createdBy,
+    owner: token.owner,
+    expires_at: isoOrNull(token.expiresAt),
+    last_used_at: isoOrNull(token.lastUsedAt),
+    revoked_at: isoOrNull(token.revokedAt),
+  }
 }

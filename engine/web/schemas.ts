@@ -96,6 +96,23 @@ export const SHARED_SCHEMAS = [
       created_at: time,
     },
   },
+  {
+    $id: 'Token',
+    type: 'object',
+    description: 'An API token; the secret itself is never shown again after creation',
+    required: ['name', 'role', 'state', 'created_at', 'created_by', 'owner', 'expires_at', 'last_used_at', 'revoked_at'],
+    properties: {
+      name: { type: 'string', pattern: NAME_PATTERN },
+      role: { type: 'string', enum: [...ROLES] },
+      state: { type: 'string', enum: ['active', 'expired', 'revoked', 'owner_disabled'] },
+      created_at: time,
+      created_by: { type: ['string', 'null'] },
+      owner: { type: ['string', 'null'], description: 'the user it belongs to; disabling that user stops it' },
+      expires_at: timeOrNull,
+      last_used_at: { ...timeOrNull, description: 'recorded at most once a minute' },
+      revoked_at: timeOrNull,
+    },
+  },
 ] as const
 
 /** Path parameters naming a DAG or a run. */

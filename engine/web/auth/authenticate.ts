@@ -23,7 +23,7 @@ export type Access = 'public' | Role
 
 export type Principal =
   | { kind: 'session'; username: string; role: Role; sessionId: string; csrfToken: string; expiresAt: Date }
-  | { kind: 'token'; name: string; tokenId: number; role: Role }
+  | { kind: 'token'; name: string; tokenId: number; role: Role; owner: string | null }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -52,7 +52,7 @@ export async function identify(db: Db, request: FastifyRequest): Promise<Princip
     const match = BEARER.exec(header)
     if (!match) return undefined
     const token = await findToken(db, match[1]!)
-    return token ? { kind: 'token', name: token.name, tokenId: token.tokenId, role: token.role } : undefined
+    return token ? { kind: 'token', name: token.name, tokenId: token.tokenId, role: token.role, owner: token.owner } : undefined
   }
   const sessionId = request.cookies[SESSION_COOKIE]
   if (!sessionId || sessionId.length > 256) return undefined
@@ -88,6 +88,11 @@ export function createAuthHook(db: Db) {
       }
     }
   }
+}
+
+/** The user a principal acts for: a session's user, a token's owner (null for a token made on the command line). */
+export function actingUser(principal: Principal): string | null {
+  return principal.kind === 'session' ? principal.username : principal.owner
 }
 
 export function describe(principal: Principal): string {

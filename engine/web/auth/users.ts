@@ -29,6 +29,11 @@ export async function listUsers(q: Queryable): Promise<UserRow[]> {
   return rows.map(toUser)
 }
 
+export async function getUser(q: Queryable, username: string): Promise<UserRow | undefined> {
+  const { rows } = await q.query<RawUser>('SELECT username, role, disabled, created_at FROM cairn.web_user WHERE username = $1', [username])
+  return rows[0] ? toUser(rows[0]) : undefined
+}
+
 export async function hasActiveAdmin(q: Queryable): Promise<boolean> {
   const { rows } = await q.query(`SELECT 1 FROM cairn.web_user WHERE role = 'admin' AND NOT disabled LIMIT 1`)
   return rows.length > 0
@@ -44,4 +49,21 @@ export async function checkLogin(q: Queryable, username: string, password: strin
   if (!row) return verifyNobody(password).then(() => undefined)
   const ok = await verifyPassword(row.password_hash, password)
   return ok && !row.disabled ? toUser(row) : undefined
+}
+
+/**
+ * Disables or enables a user; false when there is no such user. Disabling ends the user's sessions
+ * (deleted here) and stops the tokens the user owns (they are checked against the owner on every use).
+ */
+export async function setUserDisabled(q: Queryable, username: string, disabled: boolean): Promise<boolean> {
+  const { rowCount } = await q.query('UPDATE cairn.web_user SET disabled = $2, updated_at = now() WHERE username = $1', [username, disabled])
+  if ((rowCount ?? 0) === 0) return false
+  if (disabled) await q.query('DELETE FROM cairn.web_session WHERE username = $1', [username])
+  return true
+}
+
+/** Whether an admin other than `username` is active (disabling the last one through the API would lock the API out). */
+export async function hasOtherActiveAdmin(q: Queryable, username: string): Promise<boolean> {
+  const { rows } = await q.query(`SELECT 1 FROM cairn.web_user WHERE role = 'admin' AND NOT disabled AND username <> $1 LIMIT 1`, [username])
+  return rows.length > 0
 }
