@@ -37,7 +37,8 @@ export function createSecretStore(options: SecretStoreOptions): SecretStore {
   return {
     get(name) {
       if (!isValidSecretName(name)) {
-        throw new Error(`invalid secret name ${JSON.stringify(name)}: use letters, digits, _, - and . (no /, no ..)`)
+        // The name is not repeated in any message: it may be computed from another secret's value.
+        throw new Error('invalid secret name: use letters, digits, _, - and . (no /, no ..)')
       }
       const fromEnv = env[`CAIRN_SECRET_${name.toUpperCase()}`]
       if (fromEnv !== undefined) return fromEnv
@@ -51,7 +52,8 @@ export function createSecretStore(options: SecretStoreOptions): SecretStore {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code
         if (code === 'ENOENT') return undefined
-        throw new Error(`cannot read secret ${name} from ${file}: ${error instanceof Error ? error.message : String(error)}`)
+        // Neither the name nor the path (which holds the name) goes into the message.
+        throw new Error(`cannot read a secret's file in the secrets dir (${code ?? (error instanceof Error ? error.message : String(error))})`)
       }
       // One trailing newline is what `echo` and editors add; anything before it is the secret.
       return text.replace(/\r?\n$/, '')

@@ -136,10 +136,10 @@ function renderString(text: string, scope: object): string {
 
 function describeError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error)
-  const missing = /^undefined variable: secrets\.([^,\s]+)/.exec(message)
-  if (missing) {
-    const name = missing[1]!
-    return `secret ${name} is not set (set CAIRN_SECRET_${name.toUpperCase()} or add a file named ${name} to the secrets dir)`
+  // The name is never repeated: it may be computed (`secrets[params.x]`, `secrets[secrets.y]`), and a
+  // secret value used as a name would leak, upper-cased in CAIRN_SECRET_..., past the masker.
+  if (/^undefined variable: secrets\b/.test(message)) {
+    return 'a secret it uses is not set (set CAIRN_SECRET_<NAME> with the name in capitals, or add a file named after it to the secrets dir; the name is not shown, as it may be computed from other values)'
   }
   // Liquid appends the position and, on some errors, the offending source lines; keep the first line.
   return message.split('\n')[0]!

@@ -187,7 +187,7 @@ test('secrets are loaded lazily: only the ones a template reads are looked up', 
 
 test('secrets: a missing one is a clear error, the set cannot be listed, and bad names are refused', () => {
   const missing = renderTaskTemplates({ params: { v: '{{ secrets.NOPE }}' } }, variables())
-  assert.match(missing.ok ? '' : missing.message, /secret NOPE is not set \(set CAIRN_SECRET_NOPE/)
+  assert.match(missing.ok ? '' : missing.message, /^params\.v: a secret it uses is not set \(set CAIRN_SECRET_<NAME>/)
 
   const whole = renderTaskTemplates({ params: { v: '{{ secrets }}' } }, variables())
   assert.match(whole.ok ? '' : whole.message, /cannot be printed/)
@@ -198,6 +198,23 @@ test('secrets: a missing one is a clear error, the set cannot be listed, and bad
 
   const traversal = renderTaskTemplates({ params: { v: '{{ secrets["../etc/passwd"] }}' } }, variables())
   assert.match(traversal.ok ? '' : traversal.message, /invalid secret name/)
+})
+
+test('an unknown secret name is never echoed: a computed name, even another secret used as one, stays out of the message', () => {
+  const store = createSecretStore({ env: { CAIRN_SECRET_KEY: 'hunter22-value', CAIRN_SECRET_PATHY: 'x/../y-value' } })
+  const cases = [
+    ['{{ secrets[secrets.key] }}', ['hunter22-value', 'HUNTER22-VALUE']],
+    ['{{ secrets[params.which] }}', ['guessable-name', 'GUESSABLE-NAME']],
+    ['{{ secrets[secrets.pathy] }}', ['x/../y-value', 'X/../Y-VALUE']],
+    ['{{ secrets.plain_missing }}', ['plain_missing', 'PLAIN_MISSING']],
+  ] as const
+  for (const [template, forbidden] of cases) {
+    const result = renderTaskTemplates({ params: { v: template } }, variables({ secrets: store, params: { which: 'guessable-name' } }))
+    assert.equal(result.ok, false, template)
+    const message = result.ok ? '' : result.message
+    assert.match(message, /^params\.v: (a secret it uses is not set|invalid secret name)/, template)
+    for (const text of forbidden) assert.ok(!message.includes(text), `${template}: ${message}`)
+  }
 })
 
 test('secrets from a dir', () => {
