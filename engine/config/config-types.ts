@@ -36,6 +36,10 @@ export interface CairnConfig {
      * Believe X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run; the login rate limit then counts the forwarded address). Default: false.
      */
     trust_proxy?: boolean
+    /**
+     * Whether GET /metrics needs credentials: false (open, as scrapers expect; the default), true (a bearer token or session of any role), or the least role needed (viewer, operator or admin).
+     */
+    metrics_auth?: boolean | ('viewer' | 'operator' | 'admin')
   }
   /**
    * Named concurrency limits; a task with `pool: NAME` takes one slot while it runs.

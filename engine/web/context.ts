@@ -2,6 +2,8 @@
 import type { Logger } from 'pino'
 import type { Db } from '../store/db.ts'
 import type { Masker } from '../secrets/mask.ts'
+import type { CredentialWatch } from './auth/credential-watch.ts'
+import type { Access } from './auth/authenticate.ts'
 import type { LogFeed } from './log-feed.ts'
 import type { StateFeed } from './state-feed.ts'
 
@@ -18,8 +20,28 @@ export interface WebContext {
   sessionTtlMs: number
   /** Set the cookie's Secure flag even on plain-HTTP requests (the public URL is https behind a proxy). */
   secureCookies: boolean
-  login: { perIp: number; perUser: number; windowMs: number }
+  login: LoginLimits
+  /** Re-checks the credentials of open streams (revoked, expired, disabled: the stream ends). */
+  credentials: CredentialWatch
+  /** Who may read /metrics (cairn.yaml web.metrics_auth). */
+  metricsAccess: Access
   /** Fallback poll of a log stream when no notification arrives. */
   followPollMs: number
   healthTimeoutMs: number
+}
+
+/** Login throttling (see auth/login-throttle.ts and docs/web.md). */
+export interface LoginLimits {
+  /** Attempts per client address, whatever the user name, in each window. @default 10 */
+  perIp: number
+  /** @default 60000 */
+  windowMs: number
+  /** Failures of one user name from one address before that pair backs off. @default 5 */
+  perUser: number
+  /** Failures of one user name from all addresses before addresses the user never logged in from back off. @default 50 */
+  perUserAnywhere: number
+  /** First back-off delay; it doubles with each further failure. @default 1000 */
+  backoffMs: number
+  /** The longest back-off delay. @default 900000 (15 minutes) */
+  maxBackoffMs: number
 }

@@ -18,7 +18,10 @@ import { isConnectionError } from '../store/db.ts'
 import type { Db } from '../store/db.ts'
 import { createAuthHook } from './auth/authenticate.ts'
 import { DEFAULT_SESSION_TTL_MS } from './auth/sessions.ts'
-import type { WebContext } from './context.ts'
+import type { LoginLimits, WebContext } from './context.ts'
+import { createCredentialWatch } from './auth/credential-watch.ts'
+import type { Access } from './auth/authenticate.ts'
+import { isRole } from './auth/roles.ts'
 import { createLogFeed } from './log-feed.ts'
 import { createStateFeed } from './state-feed.ts'
 import { createWebMetrics } from './metrics.ts'
@@ -45,8 +48,12 @@ export interface WebServerOptions {
   now?: () => Date
   /** @default 12 hours */
   sessionTtlMs?: number
-  /** Login attempts allowed per client address and per user name in each window. @default { perIp: 10, perUser: 10, windowMs: 60000 } */
-  login?: Partial<WebContext['login']>
+  /** Login limits (see LoginLimits in context.ts). @default { perIp: 10, windowMs: 60000, perUser: 5, perUserAnywhere: 50, backoffMs: 1000, maxBackoffMs: 900000 } */
+  login?: Partial<LoginLimits>
+  /** Who may read /metrics: 'public' (anyone) or the least role a token or session needs. @default "public" */
+  metricsAccess?: Access
+  /** How often open streams re-check their credentials. @default 2000 */
+  credentialCheckMs?: number
   /** Public URL (cairn.yaml web.base_url); an https one makes session cookies Secure even on plain-HTTP requests from a proxy. */
   baseUrl?: string
   /** Believe X-Forwarded-For/-Proto (only behind a reverse proxy you run). @default false */
@@ -76,6 +83,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   const closing = new AbortController()
   const logFeed = createLogFeed(options.db, log)
   const stateFeed = createStateFeed(options.db, log, options.statePollMs ?? 500)
+  const credentials = createCredentialWatch(options.db, log, options.credentialCheckMs ?? 2000)
   const ctx: WebContext = {
     db: options.db,
     log,
@@ -86,7 +94,9 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
     closing: closing.signal,
     sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
     secureCookies: options.baseUrl?.startsWith('https://') ?? false,
-    login: { perIp: 10, perUser: 10, windowMs: 60_000, ...options.login },
+    login: { perIp: 10, windowMs: 60_000, perUser: 5, perUserAnywhere: 50, backoffMs: 1000, maxBackoffMs: 900_000, ...options.login },
+    credentials,
+    metricsAccess: options.metricsAccess ?? 'public',
     followPollMs: options.followPollMs ?? 1000,
     healthTimeoutMs: options.healthTimeoutMs ?? 2000,
   }
@@ -136,6 +146,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   })
   app.addHook('preClose', async () => closing.abort())
   app.addHook('onClose', async () => {
+    credentials.close()
     stateFeed.close()
     await logFeed.close()
   })
@@ -196,7 +207,8 @@ export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
   const host = web.host ?? '127.0.0.1'
   const baseUrl = web.base_url
   const trustProxy = options.trustProxy ?? web.trust_proxy === true
-  const app = await createWebServer({ ...options, trustProxy, ...(baseUrl ? { baseUrl } : {}) })
+  const metricsAccess = options.metricsAccess ?? metricsAccessOf(web.metrics_auth)
+  const app = await createWebServer({ ...options, trustProxy, metricsAccess, ...(baseUrl ? { baseUrl } : {}) })
   try {
     await app.listen({ port, host })
   } catch (error) {
@@ -207,4 +219,10 @@ export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
   const actualPort = typeof address === 'object' && address ? address.port : port
   const shownHost = host.includes(':') ? `[${host}]` : host
   return { app, url: `http://${shownHost}:${actualPort}/`, close: () => app.close() }
+}
+
+/** cairn.yaml `web.metrics_auth`: false (open, the default), true (any role) or the least role needed. */
+export function metricsAccessOf(value: unknown): Access {
+  if (value === true) return 'viewer'
+  return isRole(value) ? value : 'public'
 }

@@ -1,6 +1,9 @@
 /**
  * A server-sent event stream on a hijacked reply: the headers, masked JSON events, keepalive comments,
- * back-pressure, and one `closed` signal for "the client left or the server is closing".
+ * back-pressure, and one `closed` signal for "the client left, the server is closing, or the caller's
+ * credential stopped being valid". The last is checked by the credential watch (auth/credential-watch.ts):
+ * a stream whose token is revoked or expired, or whose session ends or whose user is disabled, gets
+ * `event: unauthorized` and is closed.
  */
 import { once } from 'node:events'
 import type { FastifyReply } from 'fastify'
@@ -31,8 +34,15 @@ export function openEventStream(ctx: WebContext, reply: FastifyReply, options: {
   res.on('close', stop)
   ctx.closing.addEventListener('abort', stop, { once: true })
   const keepalive = setInterval(() => void send(': keepalive\n\n'), KEEPALIVE_MS)
+  const principal = reply.request.principal
+  const unwatch = principal
+    ? ctx.credentials.watch(principal, () => {
+        void send(`event: unauthorized\ndata: ${JSON.stringify({ message: 'the credential of this stream was revoked, expired or disabled; log in again' })}\n\n`).finally(end)
+      })
+    : undefined
   closing.signal.addEventListener('abort', () => {
     clearInterval(keepalive)
+    unwatch?.()
     ctx.closing.removeEventListener('abort', stop)
     res.off('close', stop)
   }, { once: true })
@@ -43,12 +53,14 @@ export function openEventStream(ctx: WebContext, reply: FastifyReply, options: {
   }
   void send(`retry: ${options.retryMs ?? 2000}\n\n`)
 
+  function end(): void {
+    stop()
+    if (!res.destroyed) res.end()
+  }
+
   return {
     event: (name, data, id) => send(`event: ${name}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(ctx.masker().deep(data))}\n\n`),
     closed: closing.signal,
-    end() {
-      stop()
-      if (!res.destroyed) res.end()
-    },
+    end,
   }
 }

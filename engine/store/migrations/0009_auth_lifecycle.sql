@@ -22,4 +22,4 @@ CREATE TABLE cairn.login_throttle (
   last_success_at timestamptz,
   PRIMARY KEY (username, address)
 );
-CREATE INDEX login_throttle_sweep_idx ON cairn.login_throttle (greatest(last_failure_at, last_success_at));
+CREATE INDEX login_throttle_failure_idx ON cairn.login_throttle (last_failure_at);

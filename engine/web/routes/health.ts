@@ -1,8 +1,9 @@
-/** Open routes for monitoring: `GET /healthz` and `GET /metrics`. */
+/** Routes for monitoring: `GET /healthz` (open) and `GET /metrics` (open unless cairn.yaml web.metrics_auth says otherwise). */
 import type { FastifyInstance } from 'fastify'
 import type { QueryConfig } from 'pg'
 import type { WebContext } from '../context.ts'
 import type { WebMetrics } from '../metrics.ts'
+import { SECURITY } from '../schemas.ts'
 
 export function healthRoutes(app: FastifyInstance, ctx: WebContext, metrics: WebMetrics): void {
   app.get('/healthz', {
@@ -23,8 +24,13 @@ export function healthRoutes(app: FastifyInstance, ctx: WebContext, metrics: Web
   })
 
   app.get('/metrics', {
-    config: { access: 'public' },
-    schema: { summary: 'Prometheus metrics (text format)', tags: ['monitoring'], produces: ['text/plain'] },
+    config: { access: ctx.metricsAccess },
+    schema: {
+      summary: 'Prometheus metrics (text format)',
+      tags: ['monitoring'],
+      produces: ['text/plain'],
+      ...(ctx.metricsAccess === 'public' ? {} : { security: SECURITY, description: `Needs a bearer token (or session) with the ${ctx.metricsAccess} role or higher (cairn.yaml web.metrics_auth).` }),
+    },
     handler: async (request, reply) => {
       let text: string
       try {

@@ -1,5 +1,6 @@
 /**
- * `POST /api/v1/login` (open, rate limited per client address and per user name), `POST /api/v1/logout`,
+ * `POST /api/v1/login` (open; limited per client address, and backing off per user name and address:
+ * auth/login-throttle.ts), `POST /api/v1/logout`,
  * `GET /api/v1/session` (who am I, and the CSRF token a page needs for state-changing requests).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -8,22 +9,21 @@ import { MAX_PASSWORD_LENGTH } from '../auth/passwords.ts'
 import { ROLES } from '../auth/roles.ts'
 import { SESSION_COOKIE, createSession, csrfTokenFor, deleteSession } from '../auth/sessions.ts'
 import { checkLogin } from '../auth/users.ts'
+import { loginSucceeded, reserveLoginAttempt } from '../auth/login-throttle.ts'
 import { AUTH_ERRORS, SECURITY, errors, time, timeOrNull } from '../schemas.ts'
 
 export function sessionRoutes(app: FastifyInstance, ctx: WebContext): void {
   const { db } = ctx
-  const perUser = app.createRateLimit({
-    max: ctx.login.perUser,
-    timeWindow: ctx.login.windowMs,
-    keyGenerator: (request) => `login-user:${String((request.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`,
-  })
   const cookieOptions = (request: FastifyRequest) => ({ httpOnly: true, sameSite: 'strict' as const, secure: ctx.secureCookies || request.protocol === 'https', path: '/' })
 
   app.post<{ Body: { username: string; password: string } }>('/api/v1/login', {
     config: { access: 'public', rateLimit: { max: ctx.login.perIp, timeWindow: ctx.login.windowMs, keyGenerator: (request) => `login-ip:${request.ip}` } },
     schema: {
       summary: 'Log in: sets the session cookie and returns the CSRF token',
-      description: `Rate limited to ${ctx.login.perIp} attempts per client address and ${ctx.login.perUser} per user name in ${ctx.login.windowMs / 1000} s (429 with Retry-After beyond).`,
+      description:
+        `At most ${ctx.login.perIp} attempts per client address in ${ctx.login.windowMs / 1000} s. After ${ctx.login.perUser} failures for one user name from one address, ` +
+        `that address waits before its next attempt for that name (${ctx.login.backoffMs / 1000} s, doubling with each failure, at most ${ctx.login.maxBackoffMs / 1000} s); ` +
+        `after ${ctx.login.perUserAnywhere} failures for a name from all addresses, addresses that name never logged in from wait the same way. 429 with Retry-After when refused.`,
       tags: ['session'],
       body: {
         type: 'object',
@@ -42,10 +42,11 @@ export function sessionRoutes(app: FastifyInstance, ctx: WebContext): void {
     },
     handler: async (request, reply) => {
       const { username, password } = request.body
-      const limit = await perUser(request)
-      if (!limit.isAllowed && limit.isExceeded) return tooMany(reply, limit.ttlInSeconds)
+      const verdict = await reserveLoginAttempt(db, username, request.ip, ctx.login)
+      if (!verdict.allowed) return tooMany(reply, Math.ceil(verdict.retryAfterMs / 1000))
       const user = await checkLogin(db, username, password)
       if (!user) return reply.code(401).send({ error: 'invalid_credentials', message: 'wrong user name or password' })
+      await loginSucceeded(db, username, request.ip)
       const previous = request.cookies[SESSION_COOKIE]
       if (previous) await deleteSession(db, previous)
       const { sessionId, expiresAt } = await createSession(db, user.username, ctx.sessionTtlMs)
