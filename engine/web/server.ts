@@ -221,8 +221,9 @@ export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
   return { app, url: `http://${shownHost}:${actualPort}/`, close: () => app.close() }
 }
 
-/** cairn.yaml `web.metrics_auth`: false (open, the default), true (any role) or the least role needed. */
+/** cairn.yaml `web.metrics_auth`: false (open, the default), true (any role) or the least role needed; anything else fails closed. */
 export function metricsAccessOf(value: unknown): Access {
+  if (value === undefined || value === null || value === false) return 'public'
   if (value === true) return 'viewer'
-  return isRole(value) ? value : 'public'
+  return isRole(value) ? value : 'admin'
 }

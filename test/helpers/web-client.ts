@@ -18,6 +18,8 @@ export interface RequestOptions {
   headers?: Record<string, string>
   /** Sent as JSON (with a JSON content type) unless it is a string. */
   body?: unknown
+  /** Loopback address to send from (127.0.0.2, 127.0.0.3 ...), so a test can be several clients. */
+  localAddress?: string
 }
 
 export function rawRequest(base: string, method: string, path: string, options: RequestOptions = {}): Promise<Response> {
@@ -29,7 +31,7 @@ export function rawRequest(base: string, method: string, path: string, options: 
     headers['content-type'] ??= 'application/json'
   }
   return new Promise((resolve, reject) => {
-    const req = request({ hostname, port, method, path, headers }, (res) => {
+    const req = request({ hostname, port, method, path, headers, ...(options.localAddress ? { localAddress: options.localAddress } : {}) }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => (body += chunk))
@@ -159,6 +161,31 @@ export function collectEvents(
         if (options.done(events)) finish()
       })
       res.on('end', () => finish(res.statusCode === 200 ? new Error(`event stream ${path} ended early; got:\n${raw}`) : undefined))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+export interface OpenStream {
+  status: number
+  /** The events received so far. */
+  events(): SseEvent[]
+  /** Resolves when the server ends the stream, with every event it sent. */
+  ended: Promise<SseEvent[]>
+  close(): void
+}
+
+/** Opens a server-sent event stream and resolves once the response headers arrived; the stream stays open until the server ends it or `close()`. */
+export function openStream(base: string, path: string, headers: Record<string, string>): Promise<OpenStream> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port, method: 'GET', path, headers }, (res) => {
+      let raw = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (raw += chunk))
+      const ended = new Promise<SseEvent[]>((done) => res.on('close', () => done(parseEvents(raw))))
+      resolve({ status: res.statusCode ?? 0, events: () => parseEvents(raw.slice(0, raw.lastIndexOf('\n\n') + 2)), ended, close: () => req.destroy() })
     })
     req.on('error', reject)
     req.end()
