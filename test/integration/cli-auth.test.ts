@@ -109,6 +109,81 @@ test('tokens create prints the token alone on the last line; it works at once wi
   assert.equal((await cairn(['tokens', 'create', 'x', '--role', 'superuser'])).code, 2)
 })
 
+test('users create refuses common and guessable passwords, saying why, not only short ones', async () => {
+  for (const [password, why] of [['password', /too common/], ['Password1!', /too common/], ['carol12345', /too guessable/]] as const) {
+    const r = await cairn(['users', 'create', 'carol', '--role', 'viewer'], `${password}\n`)
+    assert.equal(r.code, 2, `${password}: ${r.stderr}`)
+    assert.match(r.stderr, why, password)
+    if (password !== 'password') assert.ok(!r.stderr.includes(password), 'the password is not echoed')
+  }
+  assert.equal((await db.query(`SELECT 1 FROM cairn.web_user WHERE username = 'carol'`)).rows.length, 0)
+})
+
+test('tokens list shows name, role, state, created, expires and last use but never the token; revoke is 401 at once', async () => {
+  const created = await cairn(['tokens', 'create', 'nightly', '--role', 'viewer', '--expires', '90d'])
+  assert.equal(created.code, 0, created.stderr)
+  assert.match(created.stderr, /expires \d{4}-/)
+  const token = created.stdout.trim().split('\n').at(-1)!
+  assert.equal((await rawRequest(base, 'GET', '/api/v1/dags', { headers: { authorization: `Bearer ${token}` } })).status, 200)
+
+  const json = await cairn(['tokens', 'list', '--format', 'json'])
+  assert.equal(json.code, 0, json.stderr)
+  assert.ok(!json.stdout.includes(token) && !json.stdout.includes(token.slice(6, 30)), 'never the token')
+  const listed = JSON.parse(json.stdout).find((t: { name: string }) => t.name === 'nightly')
+  assert.equal(listed.role, 'viewer')
+  assert.equal(listed.state, 'active')
+  const days = (Date.parse(listed.expires_at) - Date.parse(listed.created_at)) / 86_400_000
+  assert.ok(Math.abs(days - 90) < 0.01, `expires after ${days} days`)
+  assert.ok(Date.now() - Date.parse(listed.last_used_at) < 60_000, 'its use was recorded')
+  const text = await cairn(['tokens', 'list'])
+  assert.match(text.stdout, /^TOKEN\s+ROLE\s+STATE\s+CREATED\s+EXPIRES\s+LAST USED/m)
+  assert.match(text.stdout, /^nightly\s+viewer\s+active\s/m)
+  assert.ok(!text.stdout.includes(token))
+
+  const revoked = await cairn(['tokens', 'revoke', 'nightly'])
+  assert.equal(revoked.code, 0, revoked.stderr)
+  assert.equal((await rawRequest(base, 'GET', '/api/v1/dags', { headers: { authorization: `Bearer ${token}` } })).status, 401, 'refused at once')
+  assert.ok(!JSON.parse((await cairn(['tokens', 'list', '--format', 'json'])).stdout).some((t: { name: string }) => t.name === 'nightly'))
+  const all = JSON.parse((await cairn(['tokens', 'list', '--all', '--format', 'json'])).stdout)
+  assert.equal(all.find((t: { name: string }) => t.name === 'nightly').state, 'revoked')
+  assert.equal((await cairn(['tokens', 'revoke', 'nightly'])).code, 1, 'nothing left to revoke')
+  for (const bad of ['soon', '0d', '90']) assert.equal((await cairn(['tokens', 'create', 'x', '--role', 'viewer', '--expires', bad])).code, 2, bad)
+})
+
+test('a token created with --expires gets 401 once it has expired', async () => {
+  const created = await cairn(['tokens', 'create', 'brief', '--role', 'viewer', '--expires', '2s'])
+  assert.equal(created.code, 0, created.stderr)
+  const token = created.stdout.trim().split('\n').at(-1)!
+  const get = () => rawRequest(base, 'GET', '/api/v1/dags', { headers: { authorization: `Bearer ${token}` } })
+  assert.equal((await get()).status, 200)
+  const deadline = Date.now() + 15_000
+  while ((await get()).status !== 401) {
+    assert.ok(Date.now() < deadline, 'the token still works 15 s after it should have expired')
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  const listed = JSON.parse((await cairn(['tokens', 'list', '--format', 'json'])).stdout).find((t: { name: string }) => t.name === 'brief')
+  assert.equal(listed.state, 'expired')
+})
+
+test("users disable: the user's session gets 401 at once and the user cannot log in; enable lets them back", async () => {
+  assert.equal((await cairn(['users', 'create', 'dora', '--role', 'viewer'], 'quiet lantern orbit\n')).code, 0)
+  const login = () => rawRequest(base, 'POST', '/api/v1/login', { body: { username: 'dora', password: 'quiet lantern orbit' } })
+  const first = await login()
+  assert.equal(first.status, 200, first.body)
+  const cookie = String([first.headers['set-cookie']].flat()[0]).split(';')[0]!
+  assert.equal((await rawRequest(base, 'GET', '/api/v1/dags', { headers: { cookie } })).status, 200)
+
+  const disabled = await cairn(['users', 'disable', 'dora'])
+  assert.equal(disabled.code, 0, disabled.stderr)
+  assert.equal((await rawRequest(base, 'GET', '/api/v1/dags', { headers: { cookie } })).status, 401)
+  assert.equal((await login()).status, 401)
+  assert.equal(JSON.parse((await cairn(['users', 'list', '--format', 'json'])).stdout).find((u: { username: string }) => u.username === 'dora').disabled, true)
+
+  assert.equal((await cairn(['users', 'enable', 'dora'])).code, 0)
+  assert.equal((await login()).status, 200)
+  assert.equal((await cairn(['users', 'disable', 'nobody'])).code, 1)
+})
+
 test('without a reachable database the commands exit 2 with a clear message', async () => {
   const child = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
     const p = spawn(process.execPath, [MAIN, 'tokens', 'create', 'x', '--role', 'viewer'], { env: { ...process.env, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', CAIRN_LOG_LEVEL: 'warn' } })
