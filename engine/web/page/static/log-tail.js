@@ -41,6 +41,11 @@ export function logTail(runId, taskId, attempt) {
     el.dataset.ended = state
     if (!pre.childNodes.length) append(h('div', { class: 'muted' }, '(no output)'))
   })
+  source.addEventListener('unauthorized', (event) => {
+    // The session ended or the user was disabled: the server closed the stream; do not reconnect.
+    source.close()
+    status.textContent = JSON.parse(event.data).message
+  })
   source.addEventListener('error', (event) => {
     if (event.data) {
       // The server's own `error` event: it ended the stream.
