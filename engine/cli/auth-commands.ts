@@ -12,7 +12,7 @@ import { parseDuration } from '../time/duration.ts'
 import { passwordProblem } from '../web/auth/passwords.ts'
 import { ROLES, isValidName } from '../web/auth/roles.ts'
 import { createToken, listTokens, revokeToken, tokenState } from '../web/auth/tokens.ts'
-import { createUser, listUsers, setUserDisabled } from '../web/auth/users.ts'
+import { createUser, getUser, listUsers, setUserDisabled } from '../web/auth/users.ts'
 import { tokenJson, userJson } from '../web/json.ts'
 import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
@@ -35,8 +35,9 @@ Names: letters, digits and _ . @ -, at most 64. Passwords: at least 8 characters
 Exit codes: 0 done; 1 the name is taken, or no such user; 2 malformed arguments, a weak password, or no database.`
 
 export const TOKENS_HELP = `Manages API tokens for scripts: send one as "Authorization: Bearer <token>".
-  cairn tokens create NAME --role R [--expires 90d]   R is ${ROLES.join(', ')}; --expires takes a duration
-                                     (30m, 12h, 90d, 1d12h); without it the token never expires
+  cairn tokens create NAME --role R [--expires 90d] [--owner USER]   R is ${ROLES.join(', ')}; --expires takes a
+                                     duration (30m, 12h, 90d, 1d12h); without it the token never expires.
+                                     --owner: the token belongs to that web user and stops when the user is disabled
   cairn tokens list [--all] [--format json]   name, role, state, created, expires, last used (recorded at most
                                      once a minute); --all also shows revoked tokens. Never the token itself.
   cairn tokens revoke NAME           the token stops working at once (open log and event streams end too)
@@ -98,7 +99,7 @@ export async function usersCommand(args: string[], io: CommandIo, input: Passwor
 }
 
 export async function tokensCommand(args: string[], io: CommandIo): Promise<ExitCode> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { role: { type: 'string' }, expires: { type: 'string' }, all: { type: 'boolean', default: false }, format: { type: 'string' } } })
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { role: { type: 'string' }, expires: { type: 'string' }, owner: { type: 'string' }, all: { type: 'boolean', default: false }, format: { type: 'string' } } })
   const [action, ...rest] = positionals
   if (action === 'list') {
     takePositionals(rest, [])
@@ -132,8 +133,14 @@ export async function tokensCommand(args: string[], io: CommandIo): Promise<Exit
   const role = requiredRole(values.role)
   requireValidName('token name', name!)
   const expiresInMs = values.expires === undefined ? undefined : requiredDuration('--expires', values.expires)
+  const owner = values.owner
+  if (owner !== undefined) requireValidName('--owner', owner)
   return withDatabase(io, async (db) => {
-    const created = await createToken(db, { name: name!, role, createdBy: 'cli', ...(expiresInMs === undefined ? {} : { expiresInMs }) })
+    if (owner !== undefined && !(await getUser(db, owner))) {
+      io.stderr(`cairn tokens: no user "${owner}" to own the token`)
+      return EXIT.failed
+    }
+    const created = await createToken(db, { name: name!, role, createdBy: 'cli', owner: owner ?? null, ...(expiresInMs === undefined ? {} : { expiresInMs }) })
     if (!created) {
       io.stderr(`cairn tokens: a token named "${name}" already exists`)
       return EXIT.failed

@@ -42,7 +42,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   pause: described("stop a DAG's schedule", 'cairn pause DAG', PAUSE_HELP, pauseCommand),
   unpause: described("resume a DAG's schedule", 'cairn unpause DAG', UNPAUSE_HELP, unpauseCommand),
   users: described('create, list, disable or enable web users', 'cairn users create NAME --role R [--password-stdin] | list | disable NAME | enable NAME', USERS_HELP, (args, io) => usersCommand(args, io)),
-  tokens: described('create (printed once, last line), list or revoke API tokens', 'cairn tokens create NAME --role R [--expires 90d] | list | revoke NAME', TOKENS_HELP, tokensCommand),
+  tokens: described('create (printed once, last line), list or revoke API tokens', 'cairn tokens create NAME --role R [--expires 90d] [--owner U] | list | revoke NAME', TOKENS_HELP, tokensCommand),
 }
 
 /** A command whose `--help` explains what it does and what its exit codes mean. */

@@ -165,7 +165,7 @@ test('a token created with --expires gets 401 once it has expired', async () => 
   assert.equal(listed.state, 'expired')
 })
 
-test("users disable: the user's session gets 401 at once and the user cannot log in; enable lets them back", async () => {
+test("users disable: the user's session and tokens get 401 at once and the user cannot log in; enable lets them back", async () => {
   assert.equal((await cairn(['users', 'create', 'dora', '--role', 'viewer'], 'quiet lantern orbit\n')).code, 0)
   const login = () => rawRequest(base, 'POST', '/api/v1/login', { body: { username: 'dora', password: 'quiet lantern orbit' } })
   const first = await login()
@@ -179,8 +179,15 @@ test("users disable: the user's session gets 401 at once and the user cannot log
   assert.equal((await login()).status, 401)
   assert.equal(JSON.parse((await cairn(['users', 'list', '--format', 'json'])).stdout).find((u: { username: string }) => u.username === 'dora').disabled, true)
 
+  const owned = await cairn(['tokens', 'create', 'doras-script', '--role', 'viewer', '--owner', 'dora'])
+  assert.equal(owned.code, 0, owned.stderr)
+  const ownedToken = owned.stdout.trim().split('\n').at(-1)!
+  assert.equal((await rawRequest(base, 'GET', '/api/v1/dags', { headers: { authorization: `Bearer ${ownedToken}` } })).status, 401, "a disabled user's token")
+  assert.equal((await cairn(['tokens', 'create', 'orphan', '--role', 'viewer', '--owner', 'nobody'])).code, 1)
+
   assert.equal((await cairn(['users', 'enable', 'dora'])).code, 0)
   assert.equal((await login()).status, 200)
+  assert.equal((await rawRequest(base, 'GET', '/api/v1/dags', { headers: { authorization: `Bearer ${ownedToken}` } })).status, 200, 'works again once enabled')
   assert.equal((await cairn(['users', 'disable', 'nobody'])).code, 1)
 })
 
