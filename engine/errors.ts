@@ -52,6 +52,8 @@ export const ERROR_CODES = {
   TEMPLATE_NOT_UPSTREAM: 'a template uses the outputs of a task that is not upstream of the task using it',
   TEMPLATE_BAD_REFERENCE: 'a template reference is incomplete, e.g. tasks.T without .outputs.KEY',
   TEMPLATE_NOT_ALLOWED: 'templates are only rendered in params, env and when; elsewhere they would stay literal',
+  TEMPLATE_IN_SHELL_COMMAND: 'a template in the code argument of `sh -c` (bash, dash, ...) would splice a value into shell text; pass it through env',
+  INVALID_WORKDIR: "a shell task's workdir is absolute or leaves the attempt's folder through ..; it must be a relative path inside it",
 
   // CLI.
   USAGE: 'the command line is not valid',

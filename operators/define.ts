@@ -24,6 +24,10 @@
  * - `invalid_params`: params that passed validation but make no sense once rendered.
  * - `lost`: the worker running the attempt vanished (found by the scheduler, not by operators).
  */
+import type { ErrorCode } from '../engine/errors.ts'
+import type { Json, PathSegment } from '../engine/dag/yaml-load.ts'
+import type { TaskUser } from '../engine/worker/task-user.ts'
+
 export type FailureKind = 'exit_code' | 'timeout' | 'cancelled' | 'gate_not_met' | 'infrastructure' | 'invalid_params' | 'lost'
 
 export type OperatorResult =
@@ -101,8 +105,16 @@ export interface OperatorContext {
    * read from process.env so tests and embedded workers control it.
    */
   workerEnv: Readonly<Record<string, string | undefined>>
-  /** A fresh, empty directory for this attempt; it exists when `run` is called. */
+  /**
+   * A fresh, empty directory for this attempt, owned by `user`; it exists when `run` is called.
+   * Folders above it are the worker's.
+   */
   workdir: string
+  /**
+   * The OS user the task's processes run as (`workers.run_as`); undefined when they run as the
+   * worker's own user. Operators that start processes or create files for the task must use it.
+   */
+  user?: TaskUser
   /**
    * Time a stopped task's processes get between SIGTERM and SIGKILL.
    * @default 10000
@@ -130,12 +142,25 @@ export interface OperatorDefinition<P = Record<string, unknown>> {
    */
   literalParams?: readonly string[]
   /**
+   * Checks of the params as written in the DAG (templates not rendered) that JSON Schema cannot
+   * express. Run by the validator (each problem reported at `params.<path>`) and again by the worker
+   * before rendering, so a DAG version stored before a check existed cannot slip through.
+   */
+  checkParams?(params: Json): ParamProblem[]
+  /**
    * Runs one attempt with the rendered params (already valid against `paramsSchema`). Must honour
    * `ctx.signal` and report failures as results, not exceptions; a throw is treated by the worker
    * as a retryable `infrastructure` failure. Operators without `run` are declared only: DAGs using
    * them validate, and the worker fails their tasks with "operator X is not available in this version".
    */
   run?(params: P, ctx: OperatorContext): Promise<OperatorResult>
+}
+
+/** A problem found by an operator's `checkParams`; `path` is relative to the task's `params`. */
+export interface ParamProblem {
+  code: ErrorCode
+  message: string
+  path: PathSegment[]
 }
 
 export function defineOperator<T extends OperatorDefinition>(definition: T): T {

@@ -1,10 +1,13 @@
-import { lstat, mkdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import paramsSchema from '../schemas/operators/shell.params.schema.json' with { type: 'json' }
 import { runProcess } from '../engine/process/run-process.ts'
 import type { ProcessExit } from '../engine/process/run-process.ts'
+import { checkWorkdir, createWorkdir, readTaskFile } from '../engine/worker/attempt-dir.ts'
+import { hasTemplate } from '../engine/template/liquid.ts'
+import type { Json } from '../engine/dag/yaml-load.ts'
 import { abortedResult, defineOperator } from './define.ts'
-import type { OperatorContext, OperatorResult } from './define.ts'
+import type { OperatorContext, OperatorResult, ParamProblem } from './define.ts'
+import { shellCodeArgument } from './shell-command.ts'
 
 export type ShellParams = {
   command?: string[]
@@ -20,7 +23,11 @@ export const MAX_OUTPUTS_BYTES = 1024 * 1024
 /**
  * `command` runs exactly as rendered, without a shell. `script` runs as `/bin/sh -e -c SCRIPT` with
  * its text exactly as written: the worker does not render it (templated values reach a script only
- * through `env`), so a value can never become shell syntax.
+ * through `env`), so a value can never become shell syntax. For the same reason a template in the
+ * code argument of a `command` such as `[sh, -c, CODE]` is refused (TEMPLATE_IN_SHELL_COMMAND).
+ *
+ * `workdir` is a folder inside the attempt's own folder (a relative path that does not leave it
+ * through ..), checked as written and again after rendering; the task user creates it.
  *
  * Failures: non-zero exit or a signal cairn did not send → `exit_code`, retryable. A $CAIRN_OUTPUTS
  * file that is not a JSON object (or exceeds 1 MiB) → `exit_code` too, because the fault is the
@@ -33,21 +40,23 @@ export const shell = defineOperator({
   summary: 'runs a command (argv, no shell) or a script with templated values passed as environment variables',
   paramsSchema,
   literalParams: ['script'],
+  checkParams: checkShellParams,
   async run(params: ShellParams, ctx: OperatorContext): Promise<OperatorResult> {
     const argv = commandOf(params)
     if (typeof argv === 'string') return { ok: false, kind: 'invalid_params', retryable: false, message: argv }
     if (ctx.signal.aborted) return abortedResult(ctx.signal)
 
-    const cwd = params.workdir === undefined ? ctx.workdir : path.resolve(ctx.workdir, params.workdir)
-    try {
-      await mkdir(cwd, { recursive: true })
-    } catch (error) {
-      return { ok: false, kind: 'infrastructure', retryable: false, message: `cannot create workdir ${cwd}: ${errorMessage(error)}` }
-    }
+    const workdir = params.workdir === undefined ? { ok: true as const, relative: '.' } : checkWorkdir(params.workdir)
+    if (!workdir.ok) return { ok: false, kind: 'invalid_params', retryable: false, message: workdir.message }
+    const made = await createWorkdir(ctx.workdir, workdir.relative, ctx.user, ctx.signal)
+    if (!made.ok) return made.aborted ? abortedResult(ctx.signal) : { ok: false, kind: 'infrastructure', retryable: false, message: made.message }
+    const cwd = made.value
+    // The attempt's folder is new: no outputs file from an earlier try can be in it.
     const outputsPath = path.join(ctx.workdir, OUTPUTS_FILE)
-    await rm(outputsPath, { force: true })
 
-    const env = childEnvironment(ctx.workerEnv, ctx.env, {
+    // A task user has no home of its own (and cannot read the worker's): the attempt's folder is it.
+    const identity = ctx.user ? { HOME: ctx.workdir, USER: ctx.user.name, LOGNAME: ctx.user.name } : {}
+    const env = childEnvironment({ ...ctx.workerEnv, ...identity }, ctx.env, {
       CAIRN_DAG_ID: ctx.dagId,
       CAIRN_RUN_ID: ctx.runId,
       CAIRN_TASK_ID: ctx.taskId,
@@ -62,13 +71,45 @@ export const shell = defineOperator({
       argv,
       env,
       cwd,
+      ...(ctx.user ? { user: ctx.user } : {}),
       signal: ctx.signal,
       onLine: (stream, line) => ctx.output(stream, line),
       ...(ctx.killGraceMs === undefined ? {} : { killGraceMs: ctx.killGraceMs }),
     })
-    return resultOf(exit, await readOutputs(outputsPath), ctx)
+    const file = await readOutputs(outputsPath, ctx.signal)
+    if (file === 'aborted') return abortedResult(ctx.signal, exit.exitCode === null ? undefined : { exit_code: exit.exitCode })
+    return resultOf(exit, file, ctx)
   },
 })
+
+/** Static checks of shell params as written (see OperatorDefinition.checkParams). */
+export function checkShellParams(params: Json): ParamProblem[] {
+  const problems: ParamProblem[] = []
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) return problems
+  const command = params.command
+  if (Array.isArray(command)) {
+    const found = shellCodeArgument(command)
+    const code = found === undefined ? undefined : command[found.code]
+    if (found !== undefined && typeof code === 'string' && hasTemplate(code)) {
+      const index = found.code
+      const reader = `${String(command[found.program])} ${String(command[found.program]).endsWith('env') ? '-S' : '-c'}`
+      problems.push({
+        code: 'TEMPLATE_IN_SHELL_COMMAND',
+        message: `command[${index}] is code that ${reader} runs; a template here splices its value into the shell text, where a value such as $(id) runs. Pass the value through env (env: { NAME: "{{ ... }}" }) and write "$NAME" in the code, or use script:`,
+        path: ['command', index],
+      })
+    }
+  }
+  const workdir = params.workdir
+  if (typeof workdir === 'string') {
+    // With a template, only the text before it is known: "/scratch/{{ run.id }}" is absolute whatever it renders to.
+    const first = [workdir.indexOf('{{'), workdir.indexOf('{%')].filter((i) => i >= 0).reduce((a, b) => Math.min(a, b), Infinity)
+    const known = first === Infinity ? workdir : workdir.slice(0, workdir.lastIndexOf('/', first) + 1)
+    const checked = known === '' ? undefined : checkWorkdir(known)
+    if (checked && !checked.ok) problems.push({ code: 'INVALID_WORKDIR', message: checked.message.replace(JSON.stringify(known), JSON.stringify(workdir)), path: ['workdir'] })
+  }
+  return problems
+}
 
 function commandOf(params: ShellParams): string[] | string {
   const hasCommand = params.command !== undefined
@@ -111,19 +152,12 @@ export function childEnvironment(
 
 type OutputsFile = { found: false } | { found: true; ok: true; outputs: Record<string, unknown> } | { found: true; ok: false; message: string }
 
-async function readOutputs(file: string): Promise<OutputsFile> {
-  let text: string
-  try {
-    const info = await lstat(file)
-    if (!info.isFile()) return { found: true, ok: false, message: `$CAIRN_OUTPUTS (${file}) is not a regular file` }
-    if (info.size > MAX_OUTPUTS_BYTES) {
-      return { found: true, ok: false, message: `$CAIRN_OUTPUTS is ${info.size} bytes; outputs are limited to ${MAX_OUTPUTS_BYTES} bytes` }
-    }
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { found: false }
-    return { found: true, ok: false, message: `cannot read $CAIRN_OUTPUTS: ${errorMessage(error)}` }
-  }
+async function readOutputs(file: string, signal: AbortSignal): Promise<OutputsFile | 'aborted'> {
+  const read = await readTaskFile(file, MAX_OUTPUTS_BYTES, signal, `$CAIRN_OUTPUTS (${file})`)
+  if ('aborted' in read) return 'aborted'
+  if (!read.found) return { found: false }
+  if (!read.ok) return read
+  const text = read.text
   if (text.trim() === '') return { found: false }
   let value: unknown
   try {

@@ -21,6 +21,10 @@ import type { Scheduler } from '../scheduler/scheduler.ts'
 import { startWorker } from '../worker/worker.ts'
 import type { Worker } from '../worker/worker.ts'
 import { createSecretStore } from '../secrets/secrets.ts'
+import { takeSecretVariables } from '../secrets/secret-env.ts'
+import { resolveTaskUser } from '../worker/task-user.ts'
+import type { TaskUser } from '../worker/task-user.ts'
+import { securePrivateState } from '../runtime/private-state.ts'
 import { startWeb } from '../web/server.ts'
 import type { RunningWeb } from '../web/server.ts'
 import { hasActiveAdmin } from '../web/auth/users.ts'
@@ -63,6 +67,23 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
   if (!Number.isInteger(slots) || slots < 1) throw new UsageError('--slots must be a whole number >= 1')
   const port = values.port === '0' ? 0 : parsePositiveInt('--port', values.port, 65535)
 
+  // Tasks' user and cairn's private files are settled before anything starts; a wrong run_as stops here.
+  let taskUser: TaskUser | undefined
+  let secretEnv: Readonly<Record<string, string>> = {}
+  if (parts.includes('worker')) {
+    try {
+      taskUser = await resolveTaskUser(workerRunAs(config), log)
+      await securePrivateState(settings.home, secretsDir(config, settings.cwd).dir, taskUser, log)
+    } catch (error) {
+      io.stderr(`cairn: ${error instanceof Error ? error.message : String(error)}`)
+      return EXIT.usage
+    }
+  }
+  if (parts.includes('worker') || parts.includes('web')) {
+    // In the CLI settings.env is the process environment: the values move into memory only.
+    secretEnv = takeSecretVariables(settings.env as Record<string, string | undefined>)
+  }
+
   let connection: Connection
   try {
     connection = owner ? await openOwnedDatabase(settings, log) : await openSharedDatabase(settings, log, { migrate: true })
@@ -89,14 +110,15 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
         log,
         slots,
         workRoot: join(settings.home, 'work'),
-        secrets: createSecretStore({ env: settings.env, ...secretsDir(config, settings.cwd) }),
+        secrets: createSecretStore({ env: secretEnv, ...secretsDir(config, settings.cwd) }),
+        ...(taskUser ? { taskUser } : {}),
         workerEnv: settings.env,
         heartbeatMs,
       })
     }
     if (parts.includes('web')) {
       try {
-        web = await startWeb({ db, log, settings, config: config.config, secrets: { env: settings.env, ...secretsDir(config, settings.cwd) }, ...(port !== undefined ? { port } : {}) })
+        web = await startWeb({ db, log, settings, config: config.config, secrets: { env: secretEnv, ...secretsDir(config, settings.cwd) }, ...(port !== undefined ? { port } : {}) })
       } catch (error) {
         const code = (error as { code?: unknown }).code
         io.stderr(`cairn: the web server cannot start: ${error instanceof Error ? error.message : String(error)}${code === 'EADDRINUSE' ? ' (set CAIRN_PORT or --port to another port)' : ''}`)
@@ -161,6 +183,10 @@ function seconds(value: string | undefined, flag: string): number {
 
 function workerSlots(config: LoadedConfig): number {
   return config.config.workers?.concurrency ?? 4
+}
+
+function workerRunAs(config: LoadedConfig): string | undefined {
+  return config.config.workers?.run_as
 }
 
 function secretsDir(config: LoadedConfig, cwd: string): { dir?: string } {

@@ -171,6 +171,10 @@ export interface CairnConfig {
      */
     concurrency?: number
     /**
+     * OS user the tasks' processes run as (never root). When cairn runs as root the default is the system user cairn-task, created when missing (no login shell, no home); a task then cannot read the worker's environment (/proc/PID/environ), cairn's state files, the embedded database's password or the secrets dir. When cairn runs as an ordinary user, tasks run as that same user unless run_as names another, which needs cairn to run as root. See docs/security.md.
+     */
+    run_as?: string
+    /**
      * Queues this worker takes tasks from. Default: all.
      *
      * @minItems 1

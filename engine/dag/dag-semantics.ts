@@ -95,7 +95,9 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     checkOperator(task, id, names, problems)
     const direct = new Set(nodes[i]!.dependsOn.filter((d) => d !== id && taskSet.has(d)))
     const scope = { params, tasks: taskSet, isUpstream: (other: string) => direct.has(other) || downstream(other).has(id), taskId: id }
-    const literal = typeof task.operator === 'string' ? (findOperator(task.operator)?.literalParams ?? []) : []
+    const operator = typeof task.operator === 'string' ? findOperator(task.operator) : undefined
+    const literal = operator?.literalParams ?? []
+    for (const p of operator?.checkParams?.(task.params ?? null) ?? []) problems.push({ code: p.code, message: p.message, path: ['tasks', id, 'params', ...p.path] })
     const taskParams = isObject(task.params) ? task.params : undefined
     for (const key of literal) {
       const value = taskParams?.[key]

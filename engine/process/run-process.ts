@@ -15,6 +15,9 @@
  *      the worker holds; when the worker dies the read sees end-of-file and the watchdog SIGKILLs
  *      the whole process group. This also covers grandchildren, which pdeathsig does not.
  *
+ * Tasks run as the task user (`user`, see task-user.ts) when one is given; the worker keeps its
+ * own uid, so it can still signal the group and the watchdog still runs as the worker.
+ *
  * Limits (documented, not solved here):
  * - A descendant that leaves the group (setsid, setpgid, a double-forking daemon) escapes every
  *   guard; only a cgroup (systemd scope, container) can contain that. If it also keeps stdout or
@@ -40,6 +43,11 @@ export interface RunProcessOptions {
   /** The complete environment of the program (nothing is inherited implicitly). */
   env: Readonly<Record<string, string>>
   cwd: string
+  /**
+   * Run the program as this user and group, with no supplementary groups (libuv calls
+   * setgroups(0) before setgid/setuid). Needs root. @default the worker's own user
+   */
+  user?: { uid: number; gid: number }
   signal?: AbortSignal
   /** Called for every line of output, without its newline. Must not throw (errors are swallowed). */
   onLine(stream: OutputStream, line: string): void
@@ -72,7 +80,7 @@ const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin'
 const WATCHDOG_SCRIPT = 'read -r _ || kill -s KILL -- "-$1" 2>/dev/null'
 
 export async function runProcess(options: RunProcessOptions): Promise<ProcessExit> {
-  const { argv, env, cwd, signal, onLine, onSpawn } = options
+  const { argv, env, cwd, signal, onLine, onSpawn, user } = options
   const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS
   if (signal?.aborted) return { exitCode: null, signal: null, aborted: true }
   const problem = checkStart(argv, env, cwd)
@@ -88,6 +96,9 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessExi
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
       shell: false,
+      // setpriv then runs as the task user and sets pdeathsig itself: the kernel clears a parent-death
+      // signal whenever a process changes its uid, so the order matters.
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
     })
   } catch (error) {
     return { exitCode: null, signal: null, aborted: false, startError: startErrorOf(error) }

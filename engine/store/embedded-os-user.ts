@@ -39,7 +39,7 @@ export async function resolveRunAs(log: Logger): Promise<RunAs | undefined> {
 }
 
 /** Lets `runAs` traverse every folder from the root down to `dir` (adding o+x where it cannot). */
-export async function grantTraversal(dir: string, runAs: RunAs, log: Logger): Promise<void> {
+export async function grantTraversal(dir: string, runAs: RunAs, log: Logger, who = 'the embedded Postgres'): Promise<void> {
   const { root } = parse(dir)
   const parts = dir.slice(root.length).split('/').filter(Boolean)
   for (let i = 0; i <= parts.length; i++) {
@@ -47,7 +47,7 @@ export async function grantTraversal(dir: string, runAs: RunAs, log: Logger): Pr
     const st = await stat(folder)
     const traversable = st.uid === runAs.uid ? st.mode & 0o100 : st.gid === runAs.gid ? st.mode & 0o010 : st.mode & 0o001
     if (!traversable) {
-      log.warn({ dir: folder, user: OS_USER }, 'adding search permission (o+x) so the embedded Postgres can reach its data dir')
+      log.warn({ dir: folder }, `adding search permission (o+x) so ${who} can reach ${dir}`)
       await chmod(folder, (st.mode & 0o7777) | 0o001)
     }
   }

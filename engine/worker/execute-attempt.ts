@@ -3,7 +3,6 @@
  * upstream outputs, decide `when`, run the operator under the attempt's signal and timeout, and
  * store its log lines (secrets masked) as they come.
  */
-import { mkdirSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Db } from '../store/db.ts'
 import type { Claim, AttemptOutcome } from '../store/attempts.ts'
@@ -13,18 +12,23 @@ import type { LogStream } from '../store/logs.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
 import { ancestorsOf, taskGraphOf } from '../graph/task-graph.ts'
 import { findOperator } from '../../operators/index.ts'
-import { notAvailableResult, taskAbort } from '../../operators/define.ts'
+import { abortedResult, notAvailableResult, taskAbort } from '../../operators/define.ts'
 import type { OperatorResult } from '../../operators/define.ts'
 import { renderTaskTemplates } from '../template/render.ts'
 import { formatDs, formatDsNodash } from '../time/intervals.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
 import { createMasker } from '../secrets/mask.ts'
+import type { Json } from '../dag/yaml-load.ts'
+import { prepareAttemptDir } from './attempt-dir.ts'
+import type { TaskUser } from './task-user.ts'
 
 export interface ExecuteInput {
   db: Db
   claim: Claim
   signal: AbortSignal
   workdir: string
+  /** The OS user the task runs as; undefined: the worker's own. */
+  user?: TaskUser
   secrets: SecretStore
   workerEnv: Readonly<Record<string, string | undefined>>
   log: Logger
@@ -71,6 +75,9 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
     const operator = findOperator(task.operator)
     // Params an operator takes literally (shell `script`) are never rendered: values reach scripts through env only.
     const literalParams = operator?.literalParams
+    // The validator's operator checks again, on the version as stored: it may predate a check.
+    const refused = operator?.checkParams?.((task.params ?? null) as Json) ?? []
+    if (refused.length > 0) return { task, outcome: { kind: 'failed', failure: 'invalid_params', retryable: false, message: refused.map((p) => `params.${p.path.join('.')}: ${p.message}`).join('; ') } }
     const rendered = renderTaskTemplates({ params, env: task.env, ...(task.when !== undefined ? { when: task.when } : {}), ...(literalParams ? { literalParams } : {}) }, variables)
     mask = createMasker(rendered.secretValues)
     if (!rendered.ok) return { task, outcome: { kind: 'failed', failure: 'invalid_params', retryable: false, message: mask(rendered.message) } }
@@ -80,15 +87,18 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
     }
 
     if (!operator?.run) return { task, outcome: toOutcome(notAvailableResult(task.operator)) }
-    if (operator.usesWorkdir !== false) mkdirSync(input.workdir, { recursive: true })
     const controller = new AbortController()
     const timeout = task.timeoutMs !== undefined ? setTimeout(() => controller.abort(taskAbort('timeout', `timed out after ${task.timeoutMs} ms`)), task.timeoutMs) : undefined
     const forward = (): void => controller.abort(input.signal.reason)
     if (input.signal.aborted) forward()
     else input.signal.addEventListener('abort', forward, { once: true })
-    let result: OperatorResult
-    try {
-      result = await operator.run(rendered.params as Record<string, unknown>, {
+    const runOperator = async (): Promise<OperatorResult> => {
+      // Preparing the folder is part of the attempt: cancel and timeout end it too.
+      if (operator.usesWorkdir !== false) {
+        const prepared = await prepareAttemptDir(input.workdir, input.user, controller.signal)
+        if (!prepared.ok) return prepared.aborted ? abortedResult(controller.signal) : { ok: false, kind: 'infrastructure', retryable: true, message: prepared.message }
+      }
+      return operator.run!(rendered.params as Record<string, unknown>, {
         dagId: claim.dagId,
         runId: claim.runId,
         taskId: task.id,
@@ -97,6 +107,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
         env: rendered.env,
         workerEnv: input.workerEnv,
         workdir: input.workdir,
+        ...(input.user ? { user: input.user } : {}),
         killGraceMs: input.killGraceMs ?? 10_000,
         log: {
           info: (message, fields) => sink.write('log', fields ? `${message} ${JSON.stringify(fields)}` : message),
@@ -105,12 +116,17 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
         },
         output: (stream, line) => sink.write(stream, line),
       })
+    }
+    let result: OperatorResult
+    try {
+      result = await runOperator()
     } catch (error) {
       result = { ok: false, kind: 'infrastructure', retryable: true, message: `operator ${task.operator} threw: ${error instanceof Error ? error.message : String(error)}` }
     } finally {
       clearTimeout(timeout)
       input.signal.removeEventListener('abort', forward)
     }
+
     if (!result.ok) sink.write('log', `failed (${result.kind}${result.retryable ? ', retryable' : ''}): ${result.message}`)
     const outcome = toOutcome(result)
     if (outcome.kind === 'success') outcome.outputs = mask.deep(outcome.outputs)

@@ -28,6 +28,8 @@ import type { TaskSpec } from '../dag/dag-model.ts'
 import { executeAttempt } from './execute-attempt.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
 import { taskAbort } from '../../operators/define.ts'
+import { prepareWorkRoot } from './attempt-dir.ts'
+import type { TaskUser } from './task-user.ts'
 
 export interface WorkerOptions {
   db: Db
@@ -38,6 +40,8 @@ export interface WorkerOptions {
   /** Where per-attempt working directories go (under CAIRN_HOME). */
   workRoot: string
   secrets: SecretStore
+  /** The OS user tasks run as (resolveTaskUser); undefined: the worker's own user. */
+  taskUser?: TaskUser
   /** The environment child processes inherit. */
   workerEnv: Readonly<Record<string, string | undefined>>
   /** @default 2000 */
@@ -78,6 +82,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const running = new Map<string, Running>()
   let draining = false
 
+  await prepareWorkRoot(options.workRoot, options.taskUser, log)
   await db.query(`INSERT INTO cairn.worker (worker_id, hostname, pid, state, slots) VALUES ($1, $2, $3, 'running', $4)`, [workerId, hostname(), process.pid, slots])
 
   // --- heartbeats and cancellation -------------------------------------------------------------
@@ -156,7 +161,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       let finished: { task: TaskSpec; outcome: AttemptOutcome } | undefined
       try {
         const workdir = join(options.workRoot, claim.runId, claim.taskId, String(claim.attempt))
-        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, secrets: options.secrets, workerEnv: options.workerEnv, log })
+        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, ...(options.taskUser ? { user: options.taskUser } : {}), secrets: options.secrets, workerEnv: options.workerEnv, log })
         if (draining && controller.signal.aborted && finished.outcome.kind === 'failed' && finished.outcome.failure === 'infrastructure') {
           finished = { task: finished.task, outcome: { kind: 'handed_back', reason: 'worker drained before the attempt finished' } }
         }
@@ -215,7 +220,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   }
   const unlistenJobs = await db.listen(JOBS_CHANNEL, kick, { onReconnect: kick })
   kick()
-  log.info({ worker: workerId, slots }, 'worker started')
+  log.info({ worker: workerId, slots, runAs: options.taskUser?.name ?? 'the worker\'s own user' }, 'worker started')
 
   return {
     workerId,
