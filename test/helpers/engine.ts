@@ -7,9 +7,9 @@
 import { spawn } from 'node:child_process'
 import { randomInt } from 'node:crypto'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, join, parse } from 'node:path'
 import type { PgBoss } from 'pg-boss'
 import { createDb } from '../../engine/store/db.ts'
 import type { Db } from '../../engine/store/db.ts'
@@ -21,6 +21,7 @@ import { startWorker } from '../../engine/worker/worker.ts'
 import type { Worker } from '../../engine/worker/worker.ts'
 import { triggerRun } from '../../engine/store/control.ts'
 import { createSecretStore } from '../../engine/secrets/secrets.ts'
+import { resolveTaskUser } from '../../engine/worker/task-user.ts'
 import { syncPools } from '../../engine/runtime/pools.ts'
 import { createTestDatabase, testLogger } from './postgres.ts'
 
@@ -84,8 +85,10 @@ export async function startTestEngine(t: { after(fn: () => Promise<void>): void 
     const extra = typeof options.scheduler === 'object' ? options.scheduler : {}
     scheduler = await startScheduler({ db, boss, log, dagsFolder, cwd: dir, names: undefined, loopMs: 200, syncEveryMs: 200, ...extra })
   }
+  // Tasks run as `cairn worker` would run them: as the unprivileged task user when the tests run as root.
+  const taskUser = (options.inProcessWorkers ?? 0) > 0 ? await resolveTaskUser(undefined, log) : undefined
   for (let i = 0; i < (options.inProcessWorkers ?? 0); i++) {
-    workers.push(await startWorker({ db, boss, log, slots: 4, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), workerEnv: process.env, heartbeatMs: 500 }))
+    workers.push(await startWorker({ db, boss, log, slots: 4, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), ...(taskUser ? { taskUser } : {}), workerEnv: process.env, heartbeatMs: 500 }))
   }
 
   return {
@@ -127,6 +130,21 @@ export async function startTestEngine(t: { after(fn: () => Promise<void>): void 
     },
     taskStates: (runId) => taskStates(db, runId),
   }
+}
+
+/**
+ * A folder tasks may write into although they run as the unprivileged task user (as root, the tests'
+ * workers run them so): sticky and world-writable like /tmp, with every folder above it passable.
+ */
+export function taskWritableDir(path: string): string {
+  mkdirSync(path, { recursive: true })
+  chmodSync(path, 0o1777)
+  const { root } = parse(path)
+  for (let folder = dirname(path); folder !== root; folder = dirname(folder)) {
+    const mode = statSync(folder).mode
+    if (!(mode & 0o001)) chmodSync(folder, (mode & 0o7777) | 0o001)
+  }
+  return path
 }
 
 /**

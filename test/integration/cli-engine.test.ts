@@ -11,12 +11,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { processExists } from '../helpers/engine-extra.ts'
+import { taskWritableDir } from '../helpers/engine.ts'
 
 const main = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-cli-engine-'))
-const marker = join(dir, 'flaky-ran-once')
+// Tasks run as the unprivileged task user: the marker's folder must be writable by it.
+const marker = join(taskWritableDir(join(dir, 'marks')), 'flaky-ran-once')
 
 const DAGS: Record<string, string> = {
   // File order differs from dependency order: `tasks` must list a, b, c.

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { distinctVersionIds, startTestEngine } from '../helpers/engine.ts'
+import { distinctVersionIds, startTestEngine, taskWritableDir } from '../helpers/engine.ts'
 import { cleanupStack, exited, groupAlive, spawnCairnProcess, spawnWorkerProcess, startRestartablePostgres, waitFor } from '../helpers/engine-extra.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 import { createDb } from '../../engine/store/db.ts'
@@ -82,7 +82,8 @@ test('a worker SIGKILLed mid-task: its attempt is declared lost and retried else
   const defer = cleanupStack(t)
   const scratch = mkdtempSync(join(tmpdir(), 'cairn-crash-ledger-'))
   defer(() => rmSync(scratch, { recursive: true, force: true }))
-  const ledger = join(scratch, 'ledger')
+  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
+  const ledger = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
   const lostAfterMs = 3000
   const engine = await startTestEngine({ after: (fn) => defer(fn) }, {
     dags: {

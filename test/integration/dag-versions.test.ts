@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startTestEngine } from '../helpers/engine.ts'
+import { startTestEngine, taskWritableDir } from '../helpers/engine.ts'
 
 const version = (word: string, firstSleep: string): string => `dag: versioned
 tasks:
@@ -17,7 +17,7 @@ tasks:
 
 test('a running run keeps the DAG version it started with; a broken file keeps the last good version', async (t) => {
   const engine = await startTestEngine(t, { dags: { 'v.yaml': version('old', '2') } })
-  const out = join(engine.dir, 'second.out')
+  const out = join(taskWritableDir(join(engine.dir, 'files')), 'second.out')
   engine.writeDag('v.yaml', version('old', '2').replace('OUT', out))
   await waitFor(async () => (await engine.db.query(`SELECT 1 FROM cairn.dag_version WHERE source LIKE $1`, [`%${out}%`])).rows.length > 0)
   engine.spawnWorker()

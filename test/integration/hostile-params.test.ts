@@ -7,9 +7,9 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startTestEngine } from '../helpers/engine.ts'
+import { startTestEngine, taskWritableDir } from '../helpers/engine.ts'
 import { logLines, taskRows, waitForDags } from '../helpers/run-rows.ts'
 import { triggerRun } from '../../engine/store/control.ts'
 
@@ -74,9 +74,9 @@ function hostileDag(names: readonly string[], files: string): string {
 
 test('hostile run params reach shell tasks literally through argv and env, and run nothing', async (t) => {
   const engine = await startTestEngine(t, { dags: {} })
-  const files = join(engine.dir, 'files')
-  mkdirSync(files)
-  const marker = join(engine.dir, 'pwned')
+  // Tasks run as the unprivileged task user: the marker goes where that user could write it.
+  const files = taskWritableDir(join(engine.dir, 'files'))
+  const marker = join(files, 'pwned')
   const values = hostileValues(marker)
   const names = Object.keys(values)
   assert.ok(values.big!.length >= 10 * 1024, `the big value is ${values.big!.length} chars`)
@@ -90,7 +90,7 @@ test('hostile run params reach shell tasks literally through argv and env, and r
   assert.equal(state, 'success', JSON.stringify(await engine.taskStates(runId)))
 
   assert.equal(existsSync(marker), false, 'a hostile value was executed')
-  assert.deepEqual(readdirSync(engine.dir).filter((f) => f.includes('pwned')), [])
+  assert.deepEqual(readdirSync(files).filter((f) => f.includes('pwned')), [])
   for (const n of names) {
     const value = values[n]!
     const argv = JSON.parse(readFileSync(join(files, `argv_${n}.json`), 'utf8')) as unknown

@@ -6,9 +6,9 @@
  */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startTestEngine } from '../helpers/engine.ts'
+import { startTestEngine, taskWritableDir } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { attemptRows, logLines, maxOverlap, taskRows, waitFor, waitForDags, writeCairnYaml } from '../helpers/run-rows.ts'
 
@@ -182,10 +182,8 @@ tasks:
 const engine: TestEngine = await startTestEngine({ after }, { dags: {}, pools: { one: { slots: 1 } } })
 /** Scratch files the task scripts write (paths are baked into the DAG files). */
 const files = join(engine.dir, 'files')
-// Tasks run as the unprivileged task user (the worker runs as root here): like /tmp, a folder anyone
-// may write to. The worker makes engine.dir itself passable for that user (it holds the work root).
-mkdirSync(files, { mode: 0o1777 })
-chmodSync(files, 0o1777)
+// Tasks run as the unprivileged task user (the worker runs as root here).
+taskWritableDir(files)
 // The DAG files name paths inside the harness's temp dir, so they are written once it exists.
 for (const [name, text] of Object.entries(dags(engine.dir))) engine.writeDag(name, text)
 // The worker syncs pools from its own cairn.yaml (see writeCairnYaml).

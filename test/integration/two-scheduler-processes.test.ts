@@ -8,6 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { taskWritableDir } from '../helpers/engine.ts'
 import { cleanupStack, spawnCairnProcess, spawnWorkerProcess, startRestartablePostgres, waitFor } from '../helpers/engine-extra.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { createDb } from '../../engine/store/db.ts'
@@ -25,7 +26,8 @@ test('two scheduler processes and two worker processes: every task of every run 
   const dir = join(pg.dir, 'engine')
   const dagsFolder = join(dir, 'dags')
   mkdirSync(dagsFolder, { recursive: true })
-  const ledger = join(dir, 'ledger')
+  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
+  const ledger = join(taskWritableDir(join(dir, 'shared')), 'ledger')
   const leaves = Array.from({ length: TASKS }, (_, i) => `  leaf${i}:
     operator: shell
     depends_on: root
