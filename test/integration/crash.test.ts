@@ -191,7 +191,8 @@ async function chainOnRestartablePostgres(t: { after(fn: () => Promise<void>): v
   const dir = join(pg.dir, 'engine')
   const dagsFolder = join(dir, 'dags')
   mkdirSync(dagsFolder, { recursive: true })
-  const ledger = join(dir, 'ledger')
+  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
+  const ledger = join(taskWritableDir(join(dir, 'shared')), 'ledger')
   const { tasks } = options
   writeFileSync(
     join(dagsFolder, 'chain.yaml'),
