@@ -26,7 +26,7 @@
  */
 import type { ErrorCode } from '../engine/errors.ts'
 import type { Json, PathSegment } from '../engine/dag/yaml-load.ts'
-import type { TaskUser } from '../engine/worker/task-user.ts'
+import type { TaskUser } from '../engine/process/task-user.ts'
 
 export type FailureKind = 'exit_code' | 'timeout' | 'cancelled' | 'gate_not_met' | 'infrastructure' | 'invalid_params' | 'lost'
 

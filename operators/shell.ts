@@ -2,7 +2,7 @@ import path from 'node:path'
 import paramsSchema from '../schemas/operators/shell.params.schema.json' with { type: 'json' }
 import { runProcess } from '../engine/process/run-process.ts'
 import type { ProcessExit } from '../engine/process/run-process.ts'
-import { checkWorkdir, createWorkdir, readTaskFile } from '../engine/worker/attempt-dir.ts'
+import { checkWorkdir, createWorkdir, readTaskFile } from '../engine/process/attempt-dir.ts'
 import { hasTemplate } from '../engine/template/liquid.ts'
 import type { Json } from '../engine/dag/yaml-load.ts'
 import { abortedResult, defineOperator } from './define.ts'

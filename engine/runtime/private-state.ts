@@ -8,7 +8,7 @@ import { chmod, mkdir, readdir, stat } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import type { Stats } from 'node:fs'
 import type { Logger } from 'pino'
-import type { TaskUser } from '../worker/task-user.ts'
+import type { TaskUser } from '../process/task-user.ts'
 
 export async function securePrivateState(home: string, secretsDir: string | undefined, user: TaskUser | undefined, log: Logger): Promise<void> {
   const own = process.getuid?.()

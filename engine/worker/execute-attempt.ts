@@ -19,8 +19,8 @@ import { formatDs, formatDsNodash } from '../time/intervals.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
 import { createMasker } from '../secrets/mask.ts'
 import type { Json } from '../dag/yaml-load.ts'
-import { prepareAttemptDir } from './attempt-dir.ts'
-import type { TaskUser } from './task-user.ts'
+import { prepareAttemptDir } from '../process/attempt-dir.ts'
+import type { TaskUser } from '../process/task-user.ts'
 
 export interface ExecuteInput {
   db: Db

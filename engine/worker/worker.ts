@@ -28,8 +28,8 @@ import type { TaskSpec } from '../dag/dag-model.ts'
 import { executeAttempt } from './execute-attempt.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
 import { taskAbort } from '../../operators/define.ts'
-import { prepareWorkRoot } from './attempt-dir.ts'
-import type { TaskUser } from './task-user.ts'
+import { prepareWorkRoot } from '../process/attempt-dir.ts'
+import type { TaskUser } from '../process/task-user.ts'
 
 export interface WorkerOptions {
   db: Db

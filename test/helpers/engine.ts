@@ -21,7 +21,7 @@ import { startWorker } from '../../engine/worker/worker.ts'
 import type { Worker } from '../../engine/worker/worker.ts'
 import { triggerRun } from '../../engine/store/control.ts'
 import { createSecretStore } from '../../engine/secrets/secrets.ts'
-import { resolveTaskUser } from '../../engine/worker/task-user.ts'
+import { resolveTaskUser } from '../../engine/process/task-user.ts'
 import { syncPools } from '../../engine/runtime/pools.ts'
 import { createTestDatabase, testLogger } from './postgres.ts'
 

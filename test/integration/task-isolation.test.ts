@@ -15,7 +15,7 @@ import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { testServer } from '../helpers/postgres.ts'
 import { EMBEDDED_STATE_FILE } from '../../engine/store/embedded-state.ts'
-import { DEFAULT_TASK_USER } from '../../engine/worker/task-user.ts'
+import { DEFAULT_TASK_USER } from '../../engine/process/task-user.ts'
 import { taskRows, waitFor, waitForDags } from '../helpers/run-rows.ts'
 
 const TOKEN = 'tok-isolation-7c1e55d0'

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { pino } from 'pino'
-import { resolveTaskUser } from '../../engine/worker/task-user.ts'
-import type { TaskUserHost } from '../../engine/worker/task-user.ts'
+import { resolveTaskUser } from '../../engine/process/task-user.ts'
+import type { TaskUserHost } from '../../engine/process/task-user.ts'
 
 const log = pino({ level: 'silent' })
 
