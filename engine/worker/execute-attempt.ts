@@ -87,6 +87,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
     }
 
     if (!operator?.run) return { task, outcome: toOutcome(notAvailableResult(task.operator)) }
+    const run = operator.run
     const controller = new AbortController()
     const timeout = task.timeoutMs !== undefined ? setTimeout(() => controller.abort(taskAbort('timeout', `timed out after ${task.timeoutMs} ms`)), task.timeoutMs) : undefined
     const forward = (): void => controller.abort(input.signal.reason)
@@ -98,7 +99,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
         const prepared = await prepareAttemptDir(input.workdir, input.user, controller.signal)
         if (!prepared.ok) return prepared.aborted ? abortedResult(controller.signal) : { ok: false, kind: 'infrastructure', retryable: true, message: prepared.message }
       }
-      return operator.run!(rendered.params as Record<string, unknown>, {
+      return run.call(operator, rendered.params as Record<string, unknown>, {
         dagId: claim.dagId,
         runId: claim.runId,
         taskId: task.id,
@@ -126,7 +127,6 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
       clearTimeout(timeout)
       input.signal.removeEventListener('abort', forward)
     }
-
     if (!result.ok) sink.write('log', `failed (${result.kind}${result.retryable ? ', retryable' : ''}): ${result.message}`)
     const outcome = toOutcome(result)
     if (outcome.kind === 'success') outcome.outputs = mask.deep(outcome.outputs)
