@@ -104,6 +104,8 @@ tasks:
     const environ = readFileSync(`/proc/${worker.pid}/environ`, 'utf8')
     assert.ok(environ.includes(`CAIRN_SECRET_OTHER=${OTHER}`) && environ.includes('DATABASE_URL='))
     if (server.embedded) assert.match(readFileSync(stateFile, 'utf8'), /"password"/)
+    // ... and psql works with those credentials: the task's failures are about permissions, not a missing tool.
+    assert.equal(execFileSync('psql', ['-X', '-w', engine.url, '-Atc', 'select 1'], { encoding: 'utf8' }).trim(), '1')
     assert.equal(readFileSync(join(home, 'secrets', 'from_file'), 'utf8'), `${FILE_SECRET}\n`)
 
     assert.notEqual(out.uid, 0)
