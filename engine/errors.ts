@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   INVALID_DURATION: 'a duration is not of the form 500ms, 30s, 5m, 2h, 1d (or a sum such as 1h30m)',
   INVALID_PARAM_DEFINITION: 'a run parameter definition is not a valid JSON-Schema-like definition',
   INVALID_PARAM_DEFAULT: 'a run parameter default does not satisfy its own definition',
+  UNSUPPORTED_PATTERN: 'a run parameter `pattern` uses backreferences or lookaround, which the linear-time (RE2) engine does not run',
   UNKNOWN_POOL: 'a task uses a pool that cairn.yaml does not define',
   UNKNOWN_CLUSTER: 'an operator names a cluster that cairn.yaml does not define',
   TEMPLATE_SYNTAX: 'a {{ ... }} template does not parse',

@@ -186,8 +186,8 @@ function checkParamDefinitions(value: Json | undefined, problems: SemanticProble
     // Unknown keys are the schema pass's report; compiling them would only repeat it less clearly.
     if (Object.keys(definition).some((key) => !knownParamKeys().has(key))) continue
     const validate = compileParam(definition)
-    if (typeof validate === 'string') {
-      problems.push({ code: 'INVALID_PARAM_DEFINITION', message: `params.${name}: ${validate}`, path: ['params', name], part: 'key' })
+    if (typeof validate !== 'function') {
+      problems.push({ code: validate.code, message: `params.${name}: ${validate.message}`, path: ['params', name], part: 'key' })
       continue
     }
     if (Object.hasOwn(definition, 'default') && !validate(definition.default)) {

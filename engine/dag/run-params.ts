@@ -4,24 +4,33 @@
  */
 import type { ValidateFunction } from 'ajv/dist/2020.js'
 import { createAjv } from './schemas.ts'
+import { linearRegExp, UnsupportedPatternError } from './linear-regexp.ts'
 
 export type ParamDefinitions = Record<string, Record<string, unknown>>
 
+/** Why a definition cannot be compiled: a broken definition, or a pattern the linear-time engine cannot run. */
+export interface ParamDefinitionProblem {
+  code: 'INVALID_PARAM_DEFINITION' | 'UNSUPPORTED_PATTERN'
+  message: string
+}
+
 let ajv: ReturnType<typeof createAjv> | undefined
-const cache = new Map<string, ValidateFunction | string>()
+const cache = new Map<string, ValidateFunction | ParamDefinitionProblem>()
 
 /** A validator for one parameter definition, or the reason the definition itself is broken. */
-export function compileParam(definition: Record<string, unknown>): ValidateFunction | string {
+export function compileParam(definition: Record<string, unknown>): ValidateFunction | ParamDefinitionProblem {
   const { default: _default, ...schema } = definition
   const key = JSON.stringify(schema)
   const hit = cache.get(key)
   if (hit !== undefined) return hit
-  ajv ??= createAjv()
-  let result: ValidateFunction | string
+  // Patterns come from DAG authors and are tested against values from whoever triggers a run.
+  ajv ??= createAjv({ regExp: linearRegExp })
+  let result: ValidateFunction | ParamDefinitionProblem
   try {
     result = ajv.compile({ ...schema })
   } catch (error) {
-    result = error instanceof Error ? error.message.split('\n')[0]! : String(error)
+    const message = error instanceof Error ? error.message.split('\n')[0]! : String(error)
+    result = { code: error instanceof UnsupportedPatternError ? 'UNSUPPORTED_PATTERN' : 'INVALID_PARAM_DEFINITION', message }
   }
   if (cache.size > 5000) cache.clear()
   cache.set(key, result)
@@ -48,7 +57,7 @@ export function resolveRunParams(definitions: ParamDefinitions, given: Record<st
     }
     const value = present ? coerce(given[name], definition.type) : definition.default
     const validate = compileParam(definition)
-    if (typeof validate === 'string') errors.push(`parameter "${name}" has an invalid definition: ${validate}`)
+    if (typeof validate !== 'function') errors.push(`parameter "${name}" has an invalid definition: ${validate.message}`)
     else if (!validate(value)) errors.push(`parameter "${name}": ${(validate.errors ?? []).map((e) => `${e.instancePath || 'value'} ${e.message}`).join('; ')}`)
     else if (!storable(value)) errors.push(`parameter "${name}" contains a NUL character or an unpaired UTF-16 surrogate, which cannot be stored`)
     else values[name] = value

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import standaloneCodeModule from 'ajv/dist/standalone/index.js'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { ValidateFunction, AnySchema } from 'ajv/dist/2020.js'
+import type { RegExpEngine } from 'ajv/dist/types/index.js'
 import addFormatsModule from 'ajv-formats'
 import { OPERATORS } from '../../operators/index.ts'
 
@@ -35,7 +36,14 @@ export interface CompiledSchemas {
 
 let compiled: CompiledSchemas | undefined
 
-export function createAjv(options: { standalone?: boolean } = {}): Ajv2020 {
+export interface AjvOptions {
+  /** Emit standalone validator source (the file schemas' cache). @default false */
+  standalone?: boolean
+  /** The engine compiling `pattern` and `patternProperties`. @default native RegExp */
+  regExp?: RegExpEngine
+}
+
+export function createAjv(options: AjvOptions = {}): Ajv2020 {
   // verbose: errors carry their schema, used to list allowed keys and enum values in messages.
   const ajv = new Ajv2020({
     allErrors: true,
@@ -43,7 +51,7 @@ export function createAjv(options: { standalone?: boolean } = {}): Ajv2020 {
     discriminator: true,
     verbose: true,
     allowUnionTypes: true,
-    ...(options.standalone ? { code: { source: true } } : {}),
+    code: { ...(options.standalone ? { source: true } : {}), ...(options.regExp ? { regExp: options.regExp } : {}) },
   })
   // The file schemas use no `format`; run parameter definitions may (date, uri, ...).
   if (!options.standalone) addFormats(ajv)
