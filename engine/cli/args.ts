@@ -1,5 +1,6 @@
 /** Command-line pieces shared by the commands that talk to the database. Every problem here is a UsageError (exit 2). */
 import { UsageError } from './io.ts'
+import { MAX_PARAM_DEPTH, jsonNestsDeeperThan, tooDeepMessage } from '../dag/run-params.ts'
 
 /** Exactly the named positionals (`optional` ones may be missing), or a usage error naming what is wrong. */
 export function takePositionals(positionals: readonly string[], required: readonly string[], optional: readonly string[] = []): string[] {
@@ -16,7 +17,10 @@ export function parseParamArgs(values: readonly string[] | undefined): Record<st
     if (eq <= 0) throw new UsageError(`--param takes NAME=VALUE, not "${text}"`)
     const name = text.slice(0, eq)
     if (Object.hasOwn(params, name)) throw new UsageError(`--param ${name} is given twice`)
-    params[name] = text.slice(eq + 1)
+    const value = text.slice(eq + 1)
+    // Checked on the text: parsing a value nested 20,000 deep is what overflows the stack.
+    if (/^\s*[[{]/.test(value) && jsonNestsDeeperThan(value, MAX_PARAM_DEPTH)) throw new UsageError(`--param ${tooDeepMessage(name).replace(/^parameter /, '')}`)
+    params[name] = value
   }
   return params
 }

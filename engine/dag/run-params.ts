@@ -37,6 +37,47 @@ export function compileParam(definition: Record<string, unknown>): ValidateFunct
   return result
 }
 
+/**
+ * Arrays and objects may nest this deep in a parameter value (the value itself is level 1). Deeper
+ * values cost recursion everywhere they go (validation, Postgres jsonb, templates) and serve no
+ * workflow; 2,500 levels made the API fail with a 500 and 20,000 overflowed the CLI's stack.
+ */
+export const MAX_PARAM_DEPTH = 32
+
+/** Whether arrays and objects in `value` nest deeper than `max`; iterative, so any depth is safe to ask about. */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }]
+  while (stack.length > 0) {
+    const next = stack.pop()!
+    if (next.value === null || typeof next.value !== 'object') continue
+    const depth = next.depth + 1
+    if (depth > max) return true
+    for (const item of Array.isArray(next.value) ? next.value : Object.values(next.value)) stack.push({ value: item, depth })
+  }
+  return false
+}
+
+/** The same bound on JSON text, before it is parsed: brackets outside strings. */
+export function jsonNestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i)
+    if (inString) {
+      if (ch === 0x5c /* \ */) i++
+      else if (ch === 0x22 /* " */) inString = false
+    } else if (ch === 0x22) inString = true
+    else if (ch === 0x5b || ch === 0x7b) {
+      if (++depth > max) return true
+    } else if ((ch === 0x5d || ch === 0x7d) && depth > 0) depth--
+  }
+  return false
+}
+
+export function tooDeepMessage(name: string): string {
+  return `parameter "${name}" nests arrays or objects deeper than ${MAX_PARAM_DEPTH} levels, the limit for a parameter value`
+}
+
 export type ResolvedParams = { ok: true; values: Record<string, unknown> } | { ok: false; errors: string[] }
 
 /**
@@ -56,6 +97,11 @@ export function resolveRunParams(definitions: ParamDefinitions, given: Record<st
       continue
     }
     const value = present ? coerce(given[name], definition.type) : definition.default
+    const structuredText = typeof value === 'string' && (definition.type === 'array' || definition.type === 'object')
+    if (nestsDeeperThan(value, MAX_PARAM_DEPTH) || (structuredText && jsonNestsDeeperThan(value, MAX_PARAM_DEPTH))) {
+      errors.push(tooDeepMessage(name))
+      continue
+    }
     const validate = compileParam(definition)
     if (typeof validate !== 'function') errors.push(`parameter "${name}" has an invalid definition: ${validate.message}`)
     else if (!validate(value)) errors.push(`parameter "${name}": ${(validate.errors ?? []).map((e) => `${e.instancePath || 'value'} ${e.message}`).join('; ')}`)
@@ -80,7 +126,7 @@ function coerce(value: unknown, type: unknown): unknown {
   if (typeof value !== 'string') return value
   if ((type === 'number' || type === 'integer') && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value)
   if (type === 'boolean' && (value === 'true' || value === 'false')) return value === 'true'
-  if ((type === 'array' || type === 'object') && /^[[{]/.test(value.trim())) {
+  if ((type === 'array' || type === 'object') && /^[[{]/.test(value.trim()) && !jsonNestsDeeperThan(value, MAX_PARAM_DEPTH)) {
     try {
       return JSON.parse(value) as unknown
     } catch {

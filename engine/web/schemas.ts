@@ -115,6 +115,15 @@ export const SHARED_SCHEMAS = [
   },
 ] as const
 
+/**
+ * Numbers in paths and query strings. Ids stored as bigint stay within what a JavaScript number holds
+ * exactly; counters stored as integer (attempt numbers) within Postgres' integer. Beyond them a value
+ * would reach Postgres as an out-of-range literal (a 500); the schema turns it into a 400.
+ */
+export const MAX_ID = Number.MAX_SAFE_INTEGER
+export const MAX_PG_INTEGER = 2_147_483_647
+export const idNumber = { type: 'integer', minimum: 1, maximum: MAX_ID } as const
+
 /** Path parameters naming a DAG or a run. */
 export const dagParams = { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } } as const
 export const runParams = { type: 'object', required: ['run'], properties: { run: { type: 'string', maxLength: 300 } } } as const

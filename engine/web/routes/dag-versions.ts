@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { getDag } from '../../store/dags.ts'
 import { getDagVersionSource, listDagVersions } from '../../store/dag-versions.ts'
 import type { WebContext } from '../context.ts'
-import { AUTH_ERRORS, SECURITY, dagParams, errors, time } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, dagParams, errors, idNumber, time } from '../schemas.ts'
 
 const MAX_VERSIONS = 200
 
@@ -64,7 +64,7 @@ export function dagVersionRoutes(app: FastifyInstance, ctx: WebContext): void {
       params: {
         type: 'object',
         required: ['dag', 'version'],
-        properties: { dag: { type: 'string', maxLength: 200 }, version: { type: 'integer', minimum: 1 } },
+        properties: { dag: { type: 'string', maxLength: 200 }, version: idNumber },
       },
       response: {
         200: {

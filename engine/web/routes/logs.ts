@@ -20,7 +20,7 @@ import type { WebContext } from '../context.ts'
 import { logLineJson } from '../json.ts'
 import { createWaker } from '../../runtime/waker.ts'
 import { openEventStream } from '../sse.ts'
-import { AUTH_ERRORS, SECURITY, errors, ref } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, errors, MAX_ID, MAX_PG_INTEGER, ref } from '../schemas.ts'
 
 const PAGE = 5000
 
@@ -40,9 +40,9 @@ export function logRoutes(app: FastifyInstance, ctx: WebContext): void {
       querystring: {
         type: 'object',
         properties: {
-          attempt: { type: 'integer', minimum: 1, description: 'default: the latest attempt (with follow: each retry in turn)' },
+          attempt: { type: 'integer', minimum: 1, maximum: MAX_PG_INTEGER, description: 'default: the latest attempt (with follow: each retry in turn)' },
           follow: { type: 'boolean', default: false },
-          after: { type: 'integer', minimum: 0, default: 0, description: 'only lines with a larger id (paging without follow)' },
+          after: { type: 'integer', minimum: 0, maximum: MAX_ID, default: 0, description: 'only lines with a larger id (paging without follow)' },
         },
         additionalProperties: false,
       },
