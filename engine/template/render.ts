@@ -14,6 +14,10 @@
  * - Unknown variables are errors (strictVariables), as are missing secrets.
  * - Secrets are read lazily through a Proxy: only the secrets a template actually reads are looked
  *   up, and their values are returned in `secretValues` so the worker can mask exactly those.
+ * - One budget per task, not per template: 40 loop templates at Liquid's per-render limit each once
+ *   took 40 s. The time left is each template's Liquid render limit, and the rendered text of the
+ *   whole task is bounded. The worker renders off the event loop (render-pool.ts), which also
+ *   enforces the budget from outside should a template not yield to Liquid's checks.
  */
 import type { Template } from 'liquidjs'
 import { createTemplateEngine, hasTemplate } from './liquid.ts'
@@ -48,6 +52,20 @@ export type RenderResult =
   | { ok: true; params: Record<string, unknown>; env: Record<string, string>; when: boolean; secretValues: string[] }
   | { ok: false; message: string; secretValues: string[] }
 
+/** What one task's templates may cost together. */
+export interface RenderBudget {
+  /** Wall-clock time for all of a task's templates. @default 2000 */
+  timeMs: number
+  /** Characters all rendered templates of a task may produce together. @default 16 Mi */
+  outputChars: number
+}
+
+export const DEFAULT_RENDER_BUDGET: RenderBudget = { timeMs: 2000, outputChars: 16 * 1024 * 1024 }
+
+export function budgetExceededMessage(budget: RenderBudget): string {
+  return `the task's templates took longer than their ${budget.timeMs} ms render budget (one budget for all templates of a task)`
+}
+
 /** Rendered `when` values (trimmed, case-insensitive) that skip the task. */
 const FALSY_WHEN = new Set(['', 'false', '0', 'null', 'none'])
 
@@ -55,7 +73,7 @@ let engine: ReturnType<typeof createTemplateEngine> | undefined
 const parsed = new Map<string, Template[]>()
 const PARSE_CACHE_LIMIT = 10_000
 
-export function renderTaskTemplates(templates: TaskTemplates, variables: TemplateVariables): RenderResult {
+export function renderTaskTemplates(templates: TaskTemplates, variables: TemplateVariables, budget: RenderBudget = DEFAULT_RENDER_BUDGET): RenderResult {
   const secrets = lazySecrets(variables.secrets)
   const scope = {
     dag: variables.dag,
@@ -68,11 +86,31 @@ export function renderTaskTemplates(templates: TaskTemplates, variables: Templat
     secrets: secrets.proxy,
   }
   const errors: string[] = []
+  const deadline = performance.now() + budget.timeMs
+  let outputLeft = budget.outputChars
+  let exhausted = false
   const render = (text: string, where: string): string => {
+    if (exhausted) return text
+    const left = deadline - performance.now()
+    if (left <= 0) {
+      exhausted = true
+      errors.push(`${where}: ${budgetExceededMessage(budget)}`)
+      return text
+    }
     try {
-      return renderString(text, scope)
+      const output = renderString(text, scope, left)
+      outputLeft -= output.length
+      if (outputLeft < 0) {
+        exhausted = true
+        errors.push(`${where}: the task's rendered templates exceed ${budget.outputChars} characters together`)
+        return text
+      }
+      return output
     } catch (error) {
-      errors.push(`${where}: ${describeError(error)}`)
+      if (performance.now() >= deadline) {
+        exhausted = true
+        errors.push(`${where}: ${budgetExceededMessage(budget)}`)
+      } else errors.push(`${where}: ${describeError(error)}`)
       return text
     }
   }
@@ -123,7 +161,7 @@ function renderIfTemplate(text: string, where: string, render: (text: string, wh
   return hasTemplate(text) ? render(text, where) : text
 }
 
-function renderString(text: string, scope: object): string {
+function renderString(text: string, scope: object, renderLimitMs: number): string {
   engine ??= createTemplateEngine()
   let templates = parsed.get(text)
   if (!templates) {
@@ -131,7 +169,7 @@ function renderString(text: string, scope: object): string {
     if (parsed.size >= PARSE_CACHE_LIMIT) parsed.clear()
     parsed.set(text, templates)
   }
-  return String(engine.renderSync(templates, scope))
+  return String(engine.renderSync(templates, scope, { renderLimit: renderLimitMs }))
 }
 
 function describeError(error: unknown): string {

@@ -14,7 +14,7 @@ import { ancestorsOf, taskGraphOf } from '../graph/task-graph.ts'
 import { findOperator } from '../../operators/index.ts'
 import { abortedResult, notAvailableResult, taskAbort } from '../../operators/define.ts'
 import type { OperatorResult } from '../../operators/define.ts'
-import { renderTaskTemplates } from '../template/render.ts'
+import { sharedRenderPool } from '../template/render-pool.ts'
 import { formatDs, formatDsNodash } from '../time/intervals.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
 import { createMasker } from '../secrets/mask.ts'
@@ -78,7 +78,8 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
     // The validator's operator checks again, on the version as stored: it may predate a check.
     const refused = operator?.checkParams?.((task.params ?? null) as Json) ?? []
     if (refused.length > 0) return { task, outcome: { kind: 'failed', failure: 'invalid_params', retryable: false, message: refused.map((p) => `params.${p.path.join('.')}: ${p.message}`).join('; ') } }
-    const rendered = renderTaskTemplates({ params, env: task.env, ...(task.when !== undefined ? { when: task.when } : {}), ...(literalParams ? { literalParams } : {}) }, variables)
+    // Off the event loop, within one budget per task: heartbeats and /healthz keep answering.
+    const rendered = await sharedRenderPool().render({ params, env: task.env, ...(task.when !== undefined ? { when: task.when } : {}), ...(literalParams ? { literalParams } : {}) }, variables)
     mask = createMasker(rendered.secretValues)
     if (!rendered.ok) return { task, outcome: { kind: 'failed', failure: 'invalid_params', retryable: false, message: mask(rendered.message) } }
     if (!rendered.when) {
