@@ -114,7 +114,7 @@ export function createRenderPool(options: RenderPoolOptions = {}): RenderPool {
     })
     const timer = setTimeout(() => {
       // The thread did not stop itself within the budget: it is stuck inside one operation.
-      finish({ ok: false, message: budgetExceededMessage(budget), secretValues: [] })
+      finish({ ok: false, message: `${budgetExceededMessage(budget)}; the rendering thread was stopped`, secretValues: [] })
       slots.delete(slot)
       void slot.worker.terminate()
       dispatch()

@@ -81,3 +81,15 @@ test('rendered output is bounded per task, and a thread that runs out of heap is
   const next = await pool.render({ params: { v: '{{ params.chunk | size }}' } }, vars)
   assert.deepEqual(next.ok ? next.params : next.message, { v: '100000' })
 })
+
+test('a thread stuck inside one operation past the budget is terminated and replaced', async (t) => {
+  // One filter chain is one step for Liquid's time checks: sorting a million strings cannot be interrupted from inside.
+  const vars = { ...variables(), params: { s: Array.from({ length: 1_000_000 }, (_, i) => String((i * 7919) % 1_000_003)).join(',') } }
+  const pool = createRenderPool({ size: 1, budget: { timeMs: 50, outputChars: 1e9 }, graceMs: 0 })
+  t.after(() => pool.close())
+  const stuck = await pool.render({ env: { A: '{{ params.s | split: "," | sort | join: "," | size }}' } }, vars)
+  assert.equal(stuck.ok, false)
+  assert.match(stuck.ok ? '' : stuck.message, /took longer than their 50 ms render budget .*; the rendering thread was stopped$/)
+  const next = await pool.render({ env: { A: '{{ task.id }}' } }, vars)
+  assert.deepEqual(next.ok ? next.env : next.message, { A: 't' })
+})
