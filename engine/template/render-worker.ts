@@ -51,4 +51,18 @@ parentPort!.on('message', (job: RenderJob) => {
   job.secrets.close()
   parentPort!.postMessage({ kind: 'done', id: job.id, result } satisfies WorkerMessage)
 })
+// Load the engine before saying ready, so a task's budget is not spent on starting the thread.
+renderTaskTemplates(
+  { params: { warm: '{{ task.id }}' } },
+  {
+    dag: { id: '' },
+    run: { id: '', logical_date: '', data_interval_start: '', data_interval_end: '' },
+    task: { id: 'warm', attempt: 0 },
+    ds: '',
+    ds_nodash: '',
+    params: {},
+    tasks: {},
+    secrets: { get: () => undefined },
+  },
+)
 parentPort!.postMessage({ kind: 'ready' } satisfies WorkerMessage)

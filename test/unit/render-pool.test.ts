@@ -35,7 +35,7 @@ test('the pool renders exactly what the in-process renderer does, secrets looked
   assert.deepEqual(pooled.secretValues, ['tok-123456'])
   const missing = await pool.render({ params: { v: '{{ secrets.NOPE }}' } }, variables(store))
   assert.equal(missing.ok, false)
-  assert.match(missing.ok ? '' : missing.message, /secret NOPE is not set/)
+  assert.match(missing.ok ? '' : missing.message, /a secret it uses is not set/)
 })
 
 test('a hostile task gets one budget for all its templates, and the event loop keeps turning meanwhile', async (t) => {
@@ -83,13 +83,13 @@ test('rendered output is bounded per task, and a thread that runs out of heap is
 })
 
 test('a thread stuck inside one operation past the budget is terminated and replaced', async (t) => {
-  // One filter chain is one step for Liquid's time checks: sorting a million strings cannot be interrupted from inside.
+  // One filter chain is one step for Liquid's time checks: sorting a million strings (about 10 s here) cannot be interrupted from inside.
   const vars = { ...variables(), params: { s: Array.from({ length: 1_000_000 }, (_, i) => String((i * 7919) % 1_000_003)).join(',') } }
-  const pool = createRenderPool({ size: 1, budget: { timeMs: 50, outputChars: 1e9 }, graceMs: 0 })
+  const pool = createRenderPool({ size: 1, budget: { timeMs: 500, outputChars: 1e9 }, graceMs: 0 })
   t.after(() => pool.close())
   const stuck = await pool.render({ env: { A: '{{ params.s | split: "," | sort | join: "," | size }}' } }, vars)
   assert.equal(stuck.ok, false)
-  assert.match(stuck.ok ? '' : stuck.message, /took longer than their 50 ms render budget .*; the rendering thread was stopped$/)
+  assert.match(stuck.ok ? '' : stuck.message, /took longer than their 500 ms render budget .*; the rendering thread was stopped$/)
   const next = await pool.render({ env: { A: '{{ task.id }}' } }, vars)
   assert.deepEqual(next.ok ? next.env : next.message, { A: 't' })
 })
