@@ -137,7 +137,7 @@ let upExit: Promise<{ code: number | null; signal: string | null }> | undefined
 let upStderr = ''
 
 before(async () => {
-  const child = spawn(process.execPath, [main, 'up', '--slots', '4'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [main, 'up', '--slots', '4', '--port', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
   up = child
   upExit = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
   child.stderr.setEncoding('utf8').on('data', (d: string) => (upStderr += d))
