@@ -5,12 +5,15 @@
 //   run            one execution of a DAG for a logical date (or a manual trigger).
 //   task instance  one task of one run; it owns a state and a count of attempts.
 //   attempt        one try at running a task instance; a retry starts a new attempt.
-//   clear          the user re-opens finished work (`cairn clear`); the only way
-//                  back out of a terminal state.
+//   clear          the user re-opens finished work (`cairn clear`): terminal -> pending.
+//   mark           the user sets a finished task instance's outcome (mark success / failed).
+//                  Clear and mark are the only ways out of a terminal state, and only a
+//                  user makes them (see isTaskUserTransition).
 //
-// The tables below are the engine's safety net: the store refuses any state change
-// they do not list, so a race between scheduler, worker and CLI fails loudly instead
-// of, say, a late "success" overwriting a cancel.
+// The tables below are the engine's safety net: every state change of a task instance or
+// run goes through one store function per entity (engine/store/transitions.ts), whose SQL
+// only matches rows in a state the table allows, so a race between scheduler, worker and
+// CLI is refused instead of, say, a late "success" overwriting a cancel.
 
 export const TASK_STATES = {
   pending: 'pending',
@@ -36,6 +39,23 @@ export const RUN_STATES = {
 export type RunState = (typeof RUN_STATES)[keyof typeof RUN_STATES];
 export const RUN_STATE_LIST: readonly RunState[] = Object.values(RUN_STATES);
 
+/**
+ * States of one attempt (one try of a task instance). An attempt has no transition table of its
+ * own: every write to it is fenced by its claim id, and its task instance's change is checked.
+ * `lost`: the worker stopped heartbeating (the task instance then fails or retries).
+ */
+export const ATTEMPT_STATES = {
+  queued: 'queued',
+  running: 'running',
+  success: 'success',
+  failed: 'failed',
+  skipped: 'skipped',
+  lost: 'lost',
+  cancelled: 'cancelled',
+} as const;
+export type AttemptState = (typeof ATTEMPT_STATES)[keyof typeof ATTEMPT_STATES];
+export const ATTEMPT_STATE_LIST: readonly AttemptState[] = Object.values(ATTEMPT_STATES);
+
 const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>([
   'success',
   'failed',
@@ -54,28 +74,29 @@ export function isTerminalRunState(state: RunState): boolean {
 }
 
 /**
- * Allowed task state changes. Every terminal state's only way out is `clear`
- * (terminal -> pending, see `isTaskClearTransition`), so a finished task can never be
- * moved by the scheduler or a worker, only re-opened by a user.
+ * Allowed task state changes. A terminal state is left only by a user: `clear`
+ * (terminal -> pending) or `mark` (terminal -> success / failed), see
+ * `isTaskUserTransition`; a finished task can never be moved by the scheduler or a worker.
  */
 export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
   // The scheduler decides from the trigger rule: queue it, or settle it without running.
   // cancelled: the run was cancelled before the task started.
   pending: ['queued', 'skipped', 'upstream_failed', 'cancelled'],
-  // pending: a worker that is draining (shutdown) hands back work it claimed but never
-  // started, so another worker can take it without burning an attempt.
-  queued: ['running', 'cancelled', 'pending'],
+  queued: ['running', 'cancelled'],
   // skipped: the worker renders `when` just before running the operator (SPEC section 2
   // renders templates "when the task is about to run"), so a falsy `when` is found here.
   // A timeout or a lost worker is `failed` or `up_for_retry`, never a state of its own.
-  running: ['success', 'failed', 'up_for_retry', 'skipped', 'cancelled'],
+  // queued: a draining worker (shutdown) stops an attempt past its grace period and hands
+  // it back, same attempt number and no failure counted, so another worker can take it.
+  running: ['success', 'failed', 'up_for_retry', 'skipped', 'cancelled', 'queued'],
   // Re-queued once its retry delay has passed; a cancel during the delay ends it.
   up_for_retry: ['queued', 'cancelled'],
-  success: ['pending'],
-  failed: ['pending'],
-  upstream_failed: ['pending'],
-  skipped: ['pending'],
-  cancelled: ['pending'],
+  // pending: clear; success / failed: mark.
+  success: ['pending', 'failed'],
+  failed: ['pending', 'success'],
+  upstream_failed: ['pending', 'success', 'failed'],
+  skipped: ['pending', 'success', 'failed'],
+  cancelled: ['pending', 'success', 'failed'],
 };
 
 /**
@@ -100,13 +121,41 @@ export function canTransitionRun(from: RunState, to: RunState): boolean {
   return RUN_TRANSITIONS[from].includes(to);
 }
 
-/** The transitions that only `clear` may make; the store should require that reason for them. */
+/** The transitions that only `clear` makes. */
 export function isTaskClearTransition(from: TaskState, to: TaskState): boolean {
   return isTerminalTaskState(from) && to === 'pending';
 }
 
 export function isRunClearTransition(from: RunState, to: RunState): boolean {
   return isTerminalRunState(from) && to === 'queued';
+}
+
+/** Out of a terminal state (clear, mark): only a user's action may make it, never the engine. */
+export function isTaskUserTransition(from: TaskState, to: TaskState): boolean {
+  return isTerminalTaskState(from) && canTransitionTask(from, to);
+}
+
+export function isRunUserTransition(from: RunState, to: RunState): boolean {
+  return isTerminalRunState(from) && canTransitionRun(from, to);
+}
+
+/** Who asks for a change: the engine (scheduler, worker) or a user (clear, mark, cancel). */
+export interface TransitionScope {
+  /** Include the transitions out of terminal states, which only a user may make. @default false */
+  byUser?: boolean;
+}
+
+/**
+ * The states a task instance may go to `to` from, read off TASK_TRANSITIONS: the store puts
+ * exactly these in the WHERE clause of the change, so the table is the check.
+ */
+export function taskStatesLeadingTo(to: TaskState, scope: TransitionScope = {}): TaskState[] {
+  return TASK_STATE_LIST.filter((from) => canTransitionTask(from, to) && (scope.byUser === true || !isTaskUserTransition(from, to)));
+}
+
+/** The states a run may go to `to` from (see taskStatesLeadingTo). */
+export function runStatesLeadingTo(to: RunState, scope: TransitionScope = {}): RunState[] {
+  return RUN_STATE_LIST.filter((from) => canTransitionRun(from, to) && (scope.byUser === true || !isRunUserTransition(from, to)));
 }
 
 // The column name is spliced into DDL, so it must be a plain identifier: anything else
@@ -129,4 +178,9 @@ export function taskStateCheckSql(column: string): string {
 /** `CHECK (column IN ('queued', ...))` for a run-state column, generated from RUN_STATES. */
 export function runStateCheckSql(column: string): string {
   return checkInSql(column, RUN_STATE_LIST);
+}
+
+/** `CHECK (column IN ('queued', ...))` for an attempt-state column, generated from ATTEMPT_STATES. */
+export function attemptStateCheckSql(column: string): string {
+  return checkInSql(column, ATTEMPT_STATE_LIST);
 }

@@ -10,12 +10,12 @@ import type { Decision, PoolCapacity } from '../state/decide-run.ts'
 import { decideRun } from '../state/decide-run.ts'
 import { downstreamOf } from '../graph/task-graph.ts'
 import type { TaskState } from '../state/states.ts'
-import { JOBS_CHANNEL, enqueueJobs } from '../queue/task-queue.ts'
-import type { QueuedJob } from '../queue/task-queue.ts'
+import { TASK_STATE_LIST, isTerminalTaskState } from '../state/states.ts'
+import { enqueueJobs } from '../queue/task-queue.ts'
 import type { Queryable } from './queryable.ts'
+import { perDatabase } from './queryable.ts'
 import { getDagVersion } from './dags.ts'
-import { appendHistory } from './history.ts'
-import type { HistoryEntry } from './history.ts'
+import { transitionRuns, transitionTasks } from './transitions.ts'
 
 export interface AdvanceContext {
   boss: PgBoss
@@ -35,10 +35,9 @@ export async function startQueuedRuns(q: Queryable, ctx: AdvanceContext, dagId: 
   const running = rows.filter((r) => r.state === 'running').length
   const toStart = rows.filter((r) => r.state === 'queued').slice(0, Math.max(0, spec.maxActiveRuns - running)).map((r) => r.run_id)
   if (toStart.length === 0) return []
-  await q.query(`UPDATE cairn.run SET state = 'running', started_at = $2 WHERE run_id = ANY($1::text[]) AND state = 'queued'`, [toStart, ctx.now()])
-  await appendHistory(q, toStart.map((runId) => ({ runId, taskId: null, attempt: null, from: 'queued', to: 'running', reason: 'started' })))
-  for (const runId of toStart) await advanceRun(q, ctx, runId)
-  return toStart
+  const started = (await transitionRuns(q, { to: 'running', runIds: toStart, reason: 'started', set: { startedAt: ctx.now() } })).map((r) => r.runId)
+  for (const runId of started) await advanceRun(q, ctx, runId)
+  return started
 }
 
 /**
@@ -66,7 +65,7 @@ export async function advanceRun(q: Queryable, ctx: AdvanceContext, runId: strin
   return decisions
 }
 
-const TERMINAL = `('success', 'failed', 'upstream_failed', 'skipped', 'cancelled')`
+const TERMINAL = `(${TASK_STATE_LIST.filter(isTerminalTaskState).map((s) => `'${s}'`).join(', ')})`
 
 /**
  * After one task instance ended: decide for its downstream tasks only, reading just the states
@@ -115,14 +114,17 @@ export async function advanceAfterTasks(q: Queryable, ctx: AdvanceContext, runId
 }
 
 /** Pool limits change only when cairn.yaml is reloaded; a few seconds of staleness is harmless. */
-let limitedPools: { at: number; slots: Map<string, number> } | undefined
 const POOL_CACHE_MS = 5000
+const poolLimitCache = perDatabase((): { at: number; slots: Map<string, number> | undefined } => ({ at: 0, slots: undefined }))
 
-async function limitedPoolSlots(q: Queryable): Promise<Map<string, number>> {
-  if (limitedPools && Date.now() - limitedPools.at < POOL_CACHE_MS) return limitedPools.slots
+/** The pools that have a slot limit, and their limits (cached per database for a few seconds). */
+export async function limitedPoolSlots(q: Queryable): Promise<Map<string, number>> {
+  const cache = poolLimitCache(q)
+  if (cache.slots && Date.now() - cache.at < POOL_CACHE_MS) return cache.slots
   const { rows } = await q.query<{ name: string; slots: number }>('SELECT name, slots FROM cairn.pool WHERE slots IS NOT NULL')
-  limitedPools = { at: Date.now(), slots: new Map(rows.map((r) => [r.name, r.slots])) }
-  return limitedPools.slots
+  cache.slots = new Map(rows.map((r) => [r.name, r.slots]))
+  cache.at = Date.now()
+  return cache.slots
 }
 
 async function poolCapacity(q: Queryable, dag: DagSpec): Promise<PoolCapacity> {
@@ -140,52 +142,40 @@ async function poolCapacity(q: Queryable, dag: DagSpec): Promise<PoolCapacity> {
 async function applyDecisions(q: Queryable, ctx: AdvanceContext, runId: string, dag: DagSpec, decisions: readonly Decision[]): Promise<void> {
   if (decisions.length === 0) return
   const now = ctx.now()
-  const history: HistoryEntry[] = []
-  const settle = decisions.filter((d) => d.kind === 'settle_task')
-  if (settle.length > 0) {
-    await q.query(
-      `UPDATE cairn.task_instance ti SET state = s.to_state, ended_at = $4, message = s.reason
-       FROM unnest($2::text[], $3::text[], $5::text[]) AS s(task_id, to_state, reason)
-       WHERE ti.run_id = $1 AND ti.task_id = s.task_id AND ti.state = 'pending'`,
-      [runId, settle.map((d) => d.taskId), settle.map((d) => d.to), now, settle.map((d) => d.reason)],
-    )
-    for (const d of settle) history.push({ runId, taskId: d.taskId, attempt: null, from: 'pending', to: d.to, reason: d.reason })
+  for (const to of ['skipped', 'upstream_failed'] as const) {
+    const settle = decisions.filter((d) => d.kind === 'settle_task' && d.to === to) as Extract<Decision, { kind: 'settle_task' }>[]
+    await transitionTasks(q, {
+      to,
+      from: ['pending'],
+      changes: settle.map((d) => ({ runId, taskId: d.taskId, reason: d.reason, set: { endedAt: now, message: d.reason } })),
+    })
   }
   const queue = decisions.filter((d) => d.kind === 'queue_task')
   if (queue.length > 0) {
-    // Task instances, their new attempts and the history in one statement.
-    const { rows } = await q.query<{ task_id: string; attempt: number; old_state: string }>(
-      `WITH old AS (
-         SELECT task_id, state FROM cairn.task_instance WHERE run_id = $1 AND task_id = ANY($2::text[]) AND state IN ('pending', 'up_for_retry')
-       ), queued AS (
-         UPDATE cairn.task_instance ti SET state = 'queued', attempt = ti.attempt + 1, queued_at = $3, next_retry_at = NULL,
-           started_at = NULL, ended_at = NULL, failure_kind = NULL, message = NULL
-         FROM old WHERE ti.run_id = $1 AND ti.task_id = old.task_id
-         RETURNING ti.task_id, ti.attempt, old.state AS old_state
-       ), attempts AS (
-         INSERT INTO cairn.attempt (run_id, task_id, attempt, state, queued_at) SELECT $1, task_id, attempt, 'queued', $3 FROM queued
-       ), history AS (
-         INSERT INTO cairn.state_history (run_id, task_id, attempt, from_state, to_state, reason)
-         SELECT $1, task_id, attempt, old_state, 'queued', CASE WHEN attempt > 1 THEN 'retry' ELSE 'upstream done' END FROM queued
-       )
-       SELECT task_id, attempt, old_state, pg_notify('${JOBS_CHANNEL}', '1') FROM queued`,
-      [runId, queue.map((d) => d.taskId), now],
-    )
-    if (rows.length > 0) {
+    const queued = await transitionTasks(q, {
+      to: 'queued',
+      from: ['pending', 'up_for_retry'],
+      changes: queue.map((d) => ({
+        runId,
+        taskId: d.taskId,
+        reason: d.retry ? 'retry' : 'upstream done',
+        set: { attempt: 'next', queuedAt: now, nextRetryAt: null, startedAt: null, endedAt: null, failureKind: null, message: null },
+      })),
+    })
+    if (queued.length > 0) {
+      await q.query(
+        `INSERT INTO cairn.attempt (run_id, task_id, attempt, state, queued_at)
+         SELECT $1, task_id, attempt, 'queued', $4 FROM unnest($2::text[], $3::int[]) AS a(task_id, attempt)`,
+        [runId, queued.map((t) => t.taskId), queued.map((t) => t.attempt), now],
+      )
       const priority = new Map(queue.map((d) => [d.taskId, d.priority]))
-      const jobs: QueuedJob[] = rows.map((r) => ({ runId, taskId: r.task_id, attempt: r.attempt, priority: priority.get(r.task_id) ?? 0 }))
-      // Workers were woken by the statement above (NOTIFY is delivered at commit).
-      await enqueueJobs(ctx.boss, q, jobs, { notify: false })
+      await enqueueJobs(ctx.boss, q, queued.map((t) => ({ runId, taskId: t.taskId, attempt: t.attempt, priority: priority.get(t.taskId) ?? 0 })))
     }
   }
   for (const d of decisions) {
     if (d.kind !== 'finish_run') continue
-    const { rowCount } = await q.query(`UPDATE cairn.run SET state = $2, ended_at = $3 WHERE run_id = $1 AND state = 'running'`, [runId, d.to, now])
-    if ((rowCount ?? 0) > 0) {
-      history.push({ runId, taskId: null, attempt: null, from: 'running', to: d.to, reason: d.reason })
-      // Its slot is free: the DAG's next queued run may start (the caller's loop picks it up).
-      await q.query('SELECT pg_notify($1, $2)', ['cairn_wake', dag.id])
-    }
+    const finished = await transitionRuns(q, { to: d.to, from: ['running'], runIds: [runId], reason: d.reason, set: { endedAt: now } })
+    // Its slot is free: the DAG's next queued run may start (the caller's loop picks it up).
+    if (finished.length > 0) await q.query('SELECT pg_notify($1, $2)', ['cairn_wake', dag.id])
   }
-  await appendHistory(q, history)
 }

@@ -7,7 +7,8 @@ import type { FailureKind } from '../../operators/define.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
 import { retryDelayMs } from '../state/retry.ts'
 import type { Queryable } from './queryable.ts'
-import { appendHistory } from './history.ts'
+import { TransitionRefused, transitionTasks } from './transitions.ts'
+import type { TaskColumns } from './transitions.ts'
 
 export interface Claim {
   claimId: string
@@ -23,8 +24,9 @@ export interface Claim {
 }
 
 /**
- * Takes queued attempts for this worker in one statement (claim, start the task instance, record
- * the history). Jobs whose attempt is no longer queued (cancelled, a stale job) are left out.
+ * Takes queued attempts for this worker (claim them, start their task instances). Jobs whose
+ * attempt is no longer queued (cancelled, a stale job) are left out. Run it in a transaction: the
+ * attempts are locked first, then their task instances, the order every writer of both follows.
  */
 export async function claimAttempts(q: Queryable, jobs: readonly { runId: string; taskId: string; attempt: number }[], workerId: string, now: Date): Promise<Claim[]> {
   if (jobs.length === 0) return []
@@ -42,23 +44,21 @@ export async function claimAttempts(q: Queryable, jobs: readonly { runId: string
   }>(
     `WITH wanted AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS w(run_id, task_id, attempt)
-     ), claimed AS (
-       UPDATE cairn.attempt a SET state = 'running', claim_id = gen_random_uuid(), worker_id = $4, started_at = $5, heartbeat_at = $5
-       FROM wanted w, cairn.task_instance ti, cairn.run r
-       WHERE a.run_id = w.run_id AND a.task_id = w.task_id AND a.attempt = w.attempt AND a.state = 'queued'
-         AND ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
-         AND r.run_id = a.run_id AND r.state = 'running'
-       RETURNING a.claim_id, a.run_id, a.task_id, a.attempt, r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.params
-     ), started AS (
-       UPDATE cairn.task_instance ti SET state = 'running', started_at = $5
-       FROM claimed c WHERE ti.run_id = c.run_id AND ti.task_id = c.task_id AND ti.attempt = c.attempt
-     ), history AS (
-       INSERT INTO cairn.state_history (run_id, task_id, attempt, from_state, to_state, reason)
-       SELECT run_id, task_id, attempt, 'queued', 'running', 'claimed by ' || $4 FROM claimed
      )
-     SELECT * FROM claimed`,
+     UPDATE cairn.attempt a SET state = 'running', claim_id = gen_random_uuid(), worker_id = $4, started_at = $5, heartbeat_at = $5
+     FROM wanted w, cairn.task_instance ti, cairn.run r
+     WHERE a.run_id = w.run_id AND a.task_id = w.task_id AND a.attempt = w.attempt AND a.state = 'queued'
+       AND ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
+       AND r.run_id = a.run_id AND r.state = 'running'
+     RETURNING a.claim_id, a.run_id, a.task_id, a.attempt, r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.params`,
     [jobs.map((j) => j.runId), jobs.map((j) => j.taskId), jobs.map((j) => j.attempt), workerId, now],
   )
+  const started = await transitionTasks(q, {
+    to: 'running',
+    from: ['queued'],
+    changes: rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, reason: `claimed by ${workerId}`, set: { startedAt: now } })),
+  })
+  if (started.length !== rows.length) throw new TransitionRefused(`claimed ${rows.length} attempts but only ${started.length} of their task instances could start`)
   return rows.map((row) => ({
     claimId: row.claim_id,
     runId: row.run_id,
@@ -116,7 +116,7 @@ export async function finishAttempt(q: Queryable, claimId: string, task: TaskSpe
   return at
 }
 
-/** The common case in one statement: attempt, task instance and history together. */
+/** The common case: attempt, task instance and history together. */
 async function finishSuccess(q: Queryable, claimId: string, outputs: Record<string, unknown>, now: Date): Promise<{ runId: string; taskId: string; attempt: number } | undefined> {
   return (await finishSuccesses(q, [{ claimId, outputs }], now))[0]
 }
@@ -124,59 +124,53 @@ async function finishSuccess(q: Queryable, claimId: string, outputs: Record<stri
 /** Successful attempts, many at once; returns those whose claims were still held. */
 export async function finishSuccesses(q: Queryable, done: readonly { claimId: string; outputs: Record<string, unknown> }[], now: Date): Promise<{ runId: string; taskId: string; attempt: number }[]> {
   if (done.length === 0) return []
-  const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number }>(
-    `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $3::jsonb[]) AS i(claim_id, outputs)
-     ), done AS (
-       UPDATE cairn.attempt a SET state = 'success', ended_at = $2 FROM input i WHERE a.claim_id = i.claim_id AND a.state = 'running'
-       RETURNING a.run_id, a.task_id, a.attempt, i.outputs
-     ), ti AS (
-       UPDATE cairn.task_instance t SET state = 'success', ended_at = $2, outputs = done.outputs
-       FROM done WHERE t.run_id = done.run_id AND t.task_id = done.task_id AND t.attempt = done.attempt AND t.state = 'running'
-       RETURNING t.run_id
-     ), history AS (
-       INSERT INTO cairn.state_history (run_id, task_id, attempt, from_state, to_state, reason)
-       SELECT run_id, task_id, attempt, 'running', 'success', 'succeeded' FROM done
-     )
-     SELECT run_id, task_id, attempt FROM done`,
+  const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number; outputs: Record<string, unknown> }>(
+    `UPDATE cairn.attempt a SET state = 'success', ended_at = $2
+     FROM unnest($1::uuid[], $3::jsonb[]) AS i(claim_id, outputs) WHERE a.claim_id = i.claim_id AND a.state = 'running'
+     RETURNING a.run_id, a.task_id, a.attempt, i.outputs`,
     [done.map((d) => d.claimId), now, done.map((d) => JSON.stringify(d.outputs))],
   )
+  const changed = await transitionTasks(q, {
+    to: 'success',
+    from: ['running'],
+    changes: rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, reason: 'succeeded', set: { endedAt: now, outputs: r.outputs } })),
+  })
+  if (changed.length !== rows.length) throw new TransitionRefused(`${rows.length - changed.length} attempts ended but their task instances were not running`)
   return rows.map((row) => ({ runId: row.run_id, taskId: row.task_id, attempt: row.attempt }))
 }
 
-/** The task instance side of an attempt's end (also used when the scheduler declares an attempt lost). */
+/**
+ * The task instance side of an attempt's end (also used when the scheduler declares an attempt
+ * lost). The attempt's claim was still held, so its task instance must be running at that attempt:
+ * anything else is a broken invariant and aborts the transaction.
+ */
 export async function settleTaskInstance(q: Queryable, at: { runId: string; taskId: string; attempt: number }, task: TaskSpec, outcome: AttemptOutcome, now: Date): Promise<void> {
-  const where = 'WHERE run_id = $1 AND task_id = $2 AND attempt = $3 AND state = $4'
-  const base = [at.runId, at.taskId, at.attempt, 'running']
-  let to: string
-  let reason: string
+  const key = { runId: at.runId, taskId: at.taskId, attempt: at.attempt }
+  let changed: unknown[]
   if (outcome.kind === 'success') {
-    to = 'success'
-    reason = 'succeeded'
-    await q.query(`UPDATE cairn.task_instance SET state = 'success', ended_at = $5, outputs = $6 ${where}`, [...base, now, JSON.stringify(outcome.outputs)])
+    changed = await transitionTasks(q, { to: 'success', from: ['running'], changes: [{ ...key, reason: 'succeeded', set: { endedAt: now, outputs: outcome.outputs } }] })
   } else if (outcome.kind === 'skipped') {
-    to = 'skipped'
-    reason = outcome.reason
-    await q.query(`UPDATE cairn.task_instance SET state = 'skipped', ended_at = $5, message = $6 ${where}`, [...base, now, outcome.reason])
+    changed = await transitionTasks(q, { to: 'skipped', from: ['running'], changes: [{ ...key, reason: outcome.reason, set: { endedAt: now, message: outcome.reason } }] })
   } else if (outcome.kind === 'handed_back') {
-    to = 'queued'
-    reason = outcome.reason
-    await q.query(`UPDATE cairn.task_instance SET state = 'queued', started_at = NULL ${where}`, base)
+    // Same attempt, no failure counted: the attempt row went back to queued with it.
+    changed = await transitionTasks(q, { to: 'queued', from: ['running'], changes: [{ ...key, reason: outcome.reason, set: { startedAt: null } }] })
   } else {
-    const { rows } = await q.query<{ failures: number }>(`SELECT failures FROM cairn.task_instance ${where}`, base)
-    if (!rows[0]) return
-    const failures = rows[0].failures + 1
+    const { rows } = await q.query<{ failures: number }>(`SELECT failures FROM cairn.task_instance WHERE run_id = $1 AND task_id = $2 AND attempt = $3 AND state = 'running'`, [at.runId, at.taskId, at.attempt])
+    const failures = (rows[0]?.failures ?? 0) + 1
     const retry = outcome.retryable && failures <= task.retries
-    to = outcome.failure === 'cancelled' ? 'cancelled' : retry ? 'up_for_retry' : 'failed'
-    reason = `${outcome.failure}: ${outcome.message}`
+    const to = outcome.failure === 'cancelled' ? 'cancelled' : retry ? 'up_for_retry' : 'failed'
     const delay = retry ? retryDelayMs({ attempt: failures, retryDelayMs: task.retryDelayMs, backoff: task.retryBackoff, maxRetryDelayMs: task.maxRetryDelayMs }) : 0
-    await q.query(
-      `UPDATE cairn.task_instance SET state = $5, failures = $6, next_retry_at = $7, ended_at = CASE WHEN $5 = 'up_for_retry' THEN NULL ELSE $8::timestamptz END,
-         failure_kind = $9, message = $10, outputs = COALESCE($11, outputs) ${where}`,
-      [...base, to, failures, retry ? new Date(now.getTime() + delay) : null, now, outcome.failure, outcome.message, outcome.outputs ? JSON.stringify(outcome.outputs) : null],
-    )
+    const set: TaskColumns = {
+      failures,
+      nextRetryAt: retry ? new Date(now.getTime() + delay) : null,
+      endedAt: to === 'up_for_retry' ? null : now,
+      failureKind: outcome.failure,
+      message: outcome.message,
+    }
+    if (outcome.outputs) set.outputs = outcome.outputs
+    changed = await transitionTasks(q, { to, from: ['running'], changes: [{ ...key, reason: `${outcome.failure}: ${outcome.message}`, set }] })
   }
-  await appendHistory(q, [{ runId: at.runId, taskId: at.taskId, attempt: at.attempt, from: 'running', to, reason }])
+  if (changed.length === 0) throw new TransitionRefused(`attempt ${at.attempt} of ${at.runId}/${at.taskId} ended (${outcome.kind}) but its task instance was not running at that attempt`)
 }
 
 /** Running attempts whose worker stopped heartbeating; locked so only one scheduler handles each. */

@@ -35,8 +35,10 @@ export interface ListenOptions {
   onReconnect?: () => void
 }
 
-export interface Db {
+export interface Db extends Queryable {
   readonly pool: pg.Pool
+  /** The pool: every transaction's handle has the same scope (see Queryable.scope). */
+  readonly scope: object
   query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>
   /**
    * Runs `fn` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. On a serialization
@@ -126,6 +128,7 @@ export function createDb(url: string, options: DbOptions): Db {
       client.on('error', onError)
       let ended = false
       const q: Queryable = {
+        scope: pool,
         query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
           if (ended) return Promise.reject(new Error('query on a transaction that has already ended (a query in tx() was not awaited)'))
           return client.query<R>(text, values)
@@ -227,6 +230,7 @@ export function createDb(url: string, options: DbOptions): Db {
 
   return {
     pool,
+    scope: pool,
     query: <R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]) => pool.query<R>(text, values),
     tx,
     listen,

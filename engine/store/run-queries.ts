@@ -1,8 +1,8 @@
 /** Small reads the CLI needs to follow one task instance and its attempts (`cairn logs --follow`). */
-import type { TaskState } from '../state/states.ts'
+import type { AttemptState, TaskState } from '../state/states.ts'
 import type { Queryable } from './queryable.ts'
 
-export type AttemptState = 'queued' | 'running' | 'success' | 'failed' | 'skipped' | 'lost' | 'cancelled'
+export type { AttemptState }
 
 export interface TaskInstanceStatus {
   state: TaskState

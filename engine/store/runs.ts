@@ -70,21 +70,36 @@ export interface NewRun {
   dataIntervalEnd: Date
   params: Record<string, unknown>
   runId?: string
+  /**
+   * The run owns its logical date: no other run of the DAG that owns one may have the same. False
+   * for a manual run whose logical date is merely its trigger time. @default true
+   */
+  ownsLogicalDate?: boolean
 }
 
 /**
  * Creates a queued run and its pending task instances. Returns undefined when the DAG already has a
- * run for that logical date (the unique key makes concurrent schedulers agree on one run).
+ * run that owns that logical date (the unique key makes concurrent schedulers agree on one run).
  */
 export async function createRun(q: Queryable, input: NewRun): Promise<RunRow | undefined> {
-  const runId = input.runId ?? makeRunId(input.dag.id, input.runType, input.logicalDate)
-  const { rows } = await q.query<RawRun>(
-    `INSERT INTO cairn.run (run_id, dag_id, version_id, run_type, state, logical_date, data_interval_start, data_interval_end, params)
-     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8)
-     ON CONFLICT DO NOTHING RETURNING ${RUN_COLUMNS}`,
-    [runId, input.dag.id, input.versionId, input.runType, input.logicalDate, input.dataIntervalStart, input.dataIntervalEnd, JSON.stringify(input.params)],
-  )
-  if (!rows[0]) return undefined
+  let runId = input.runId ?? makeRunId(input.dag.id, input.runType, input.logicalDate)
+  let row: RawRun | undefined
+  for (let tries = 1; ; tries++) {
+    const { rows } = await q.query<RawRun>(
+      `INSERT INTO cairn.run (run_id, dag_id, version_id, run_type, state, logical_date, data_interval_start, data_interval_end, params, owns_logical_date)
+       VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9)
+       ON CONFLICT DO NOTHING RETURNING ${RUN_COLUMNS}`,
+      [runId, input.dag.id, input.versionId, input.runType, input.logicalDate, input.dataIntervalStart, input.dataIntervalEnd, JSON.stringify(input.params), input.ownsLogicalDate ?? true],
+    )
+    row = rows[0]
+    if (row) break
+    // A generated id with a random part that another run already has: draw again. A scheduled run's
+    // id is its logical date, so a conflict there is the run itself.
+    if (input.runId !== undefined || input.runType === 'scheduled' || tries >= 5) return undefined
+    const taken = await q.query('SELECT 1 FROM cairn.run WHERE run_id = $1', [runId])
+    if (taken.rows.length === 0) return undefined
+    runId = makeRunId(input.dag.id, input.runType, input.logicalDate)
+  }
   const tasks = input.dag.tasks
   await q.query(
     `INSERT INTO cairn.task_instance (run_id, task_id, state, priority, pool)
@@ -92,7 +107,13 @@ export async function createRun(q: Queryable, input: NewRun): Promise<RunRow | u
     [runId, tasks.map((t) => t.id), tasks.map((t) => t.priority), tasks.map((t) => t.pool)],
   )
   await appendHistory(q, [{ runId, taskId: null, attempt: null, from: null, to: 'queued', reason: `${input.runType} run created` }])
-  return toRun(rows[0])
+  return toRun(row)
+}
+
+/** Whether the DAG has any run (owning its date or not) at this logical date. */
+export async function hasRunAt(q: Queryable, dagId: string, logicalDate: Date): Promise<boolean> {
+  const { rows } = await q.query('SELECT 1 FROM cairn.run WHERE dag_id = $1 AND logical_date = $2 LIMIT 1', [dagId, logicalDate])
+  return rows.length > 0
 }
 
 export async function getRun(q: Queryable, runId: string, lock = false): Promise<RunRow | undefined> {
