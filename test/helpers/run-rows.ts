@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Db } from '../../engine/store/db.ts'
+import { canTransitionRun, canTransitionTask, isTerminalRunState, isTerminalTaskState } from '../../engine/state/states.ts'
 
 export interface TaskRow {
   task_id: string
@@ -121,4 +122,26 @@ export async function waitForDags(db: Db, dagIds: readonly string[], timeoutMs =
     timeoutMs,
   )
   await assertNoImportErrors(db)
+}
+
+/**
+ * Every state change the history of these runs records, checked against the transition tables:
+ * returns the illegal ones as `task from -> to (reason)` (empty when the engine kept to the tables).
+ * Out of a terminal state only a user may move a row, so those must carry a clear or mark reason.
+ */
+export async function illegalHistory(db: Db, runIds: string | readonly string[]): Promise<string[]> {
+  const { rows } = await db.query<{ task_id: string | null; from_state: string | null; to_state: string; reason: string }>(
+    'SELECT task_id, from_state, to_state, reason FROM cairn.state_history WHERE run_id = ANY($1::text[]) ORDER BY id',
+    [typeof runIds === 'string' ? [runIds] : runIds],
+  )
+  const bad: string[] = []
+  for (const r of rows) {
+    if (r.from_state === null) continue
+    const from = r.from_state as never
+    const to = r.to_state as never
+    const legal = r.task_id === null ? canTransitionRun(from, to) : canTransitionTask(from, to)
+    const terminal = r.task_id === null ? isTerminalRunState(from) : isTerminalTaskState(from)
+    if (!legal || (terminal && !/clear|mark/.test(r.reason))) bad.push(`${r.task_id ?? 'run'} ${r.from_state} -> ${r.to_state} (${r.reason})`)
+  }
+  return bad
 }

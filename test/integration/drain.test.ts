@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
 import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
+import { illegalHistory } from '../helpers/run-rows.ts'
 
 const DAG = `dag: slow
 tasks:
@@ -49,4 +50,6 @@ test('past the grace period the attempt is stopped and handed back, without usin
   assert.equal(await engine.waitForRun(runId, 30_000), 'success')
   const history = await engine.db.query<{ to_state: string }>(`SELECT to_state FROM cairn.state_history WHERE run_id = $1 AND task_id = 'nap' ORDER BY id`, [runId])
   assert.deepEqual(history.rows.map((r) => r.to_state), ['queued', 'running', 'queued', 'running', 'success'])
+  // The hand-back (running -> queued, same attempt) is a transition the table allows.
+  assert.deepEqual(await illegalHistory(engine.db, runId), [])
 })

@@ -9,10 +9,13 @@ import {
   canTransitionTask,
   isRunClearTransition,
   isTaskClearTransition,
+  isTaskUserTransition,
   isTerminalRunState,
   isTerminalTaskState,
   runStateCheckSql,
+  runStatesLeadingTo,
   taskStateCheckSql,
+  taskStatesLeadingTo,
 } from '../../engine/state/states.ts';
 import type { RunState, TaskState } from '../../engine/state/states.ts';
 
@@ -28,11 +31,16 @@ const SPEC_TERMINAL_RUN = ['success', 'failed', 'cancelled'];
 // Every allowed edge, as "from>to". Any pair not listed must be refused.
 const EXPECTED_TASK_EDGES = new Set([
   'pending>queued', 'pending>skipped', 'pending>upstream_failed', 'pending>cancelled',
-  'queued>running', 'queued>cancelled', 'queued>pending',
+  'queued>running', 'queued>cancelled',
   'running>success', 'running>failed', 'running>up_for_retry', 'running>skipped', 'running>cancelled',
+  // a draining worker hands a running attempt back
+  'running>queued',
   'up_for_retry>queued', 'up_for_retry>cancelled',
   // clear
   'success>pending', 'failed>pending', 'upstream_failed>pending', 'skipped>pending', 'cancelled>pending',
+  // mark success / mark failed
+  'success>failed', 'failed>success',
+  'upstream_failed>success', 'upstream_failed>failed', 'skipped>success', 'skipped>failed', 'cancelled>success', 'cancelled>failed',
 ]);
 const EXPECTED_RUN_EDGES = new Set([
   'queued>running', 'queued>failed', 'queued>cancelled',
@@ -64,20 +72,38 @@ describe('task states', () => {
     }
   });
 
-  it('leave a terminal state only through clear, back to pending', () => {
+  it('leave a terminal state only through clear (to pending) or mark (to success or failed), both a user\'s', () => {
     for (const from of TASK_STATE_LIST.filter(isTerminalTaskState)) {
-      assert.deepEqual(TASK_TRANSITIONS[from], ['pending'], from);
+      assert.deepEqual(TASK_TRANSITIONS[from].filter((to) => to !== 'success' && to !== 'failed'), ['pending'], from);
       assert.equal(isTaskClearTransition(from, 'pending'), true, from);
+      for (const to of TASK_TRANSITIONS[from]) assert.equal(isTaskUserTransition(from, to), true, `${from} -> ${to}`);
     }
+  });
+
+  it('give the store the from-states of each target, without the user-only ones unless a user asks', () => {
+    assert.deepEqual(taskStatesLeadingTo('queued'), ['pending', 'running', 'up_for_retry']);
+    assert.deepEqual(taskStatesLeadingTo('pending'), []);
+    assert.deepEqual(taskStatesLeadingTo('pending', { byUser: true }), ['success', 'failed', 'upstream_failed', 'skipped', 'cancelled']);
+    assert.deepEqual(taskStatesLeadingTo('success'), ['running']);
+    assert.deepEqual(taskStatesLeadingTo('success', { byUser: true }), ['running', 'failed', 'upstream_failed', 'skipped', 'cancelled']);
+    assert.deepEqual(taskStatesLeadingTo('cancelled'), ['pending', 'queued', 'running', 'up_for_retry']);
+    for (const to of TASK_STATE_LIST) {
+      for (const from of TASK_STATE_LIST) {
+        assert.equal(taskStatesLeadingTo(to, { byUser: true }).includes(from), canTransitionTask(from, to), `${from} -> ${to}`);
+      }
+    }
+    assert.deepEqual(runStatesLeadingTo('queued'), []);
+    assert.deepEqual(runStatesLeadingTo('queued', { byUser: true }), ['success', 'failed', 'cancelled']);
+    assert.deepEqual(runStatesLeadingTo('failed'), ['queued', 'running']);
   });
 
   it('mark no transition between unfinished states as a clear', () => {
     for (const from of TASK_STATE_LIST) {
       for (const to of TASK_TRANSITIONS[from]) {
-        assert.equal(isTaskClearTransition(from, to), isTerminalTaskState(from), `${from} -> ${to}`);
+        assert.equal(isTaskClearTransition(from, to), isTerminalTaskState(from) && to === 'pending', `${from} -> ${to}`);
       }
     }
-    assert.equal(isTaskClearTransition('queued', 'pending'), false, 'a drain hand-back is not a clear');
+    assert.equal(isTaskClearTransition('running', 'queued'), false, 'a drain hand-back is not a clear');
   });
 
   it('have no self-transitions and name only known states', () => {
@@ -90,7 +116,7 @@ describe('task states', () => {
   it('reach every state from pending, and a terminal state from every state without clear', () => {
     assert.deepEqual([...reachable(TASK_TRANSITIONS, 'pending')].sort(), [...TASK_STATE_LIST].sort());
     const withoutClear = Object.fromEntries(
-      TASK_STATE_LIST.map((s) => [s, TASK_TRANSITIONS[s].filter((t) => !isTaskClearTransition(s, t))]),
+      TASK_STATE_LIST.map((s) => [s, TASK_TRANSITIONS[s].filter((t) => !isTaskUserTransition(s, t))]),
     ) as Record<TaskState, TaskState[]>;
     for (const s of TASK_STATE_LIST) {
       assert.ok([...reachable(withoutClear, s)].some(isTerminalTaskState), `${s} can never finish`);
