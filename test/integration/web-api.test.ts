@@ -183,6 +183,7 @@ const ROUTES: RouteCase[] = [
   { name: 'cancel', method: 'POST', role: 'operator', make: async () => ({ path: `/api/v1/runs/${await queuedRun()}/cancel`, ok: 200 }) },
   { name: 'clear', method: 'POST', role: 'operator', make: async () => ({ path: `/api/v1/runs/${await cancelledRun()}/clear`, ok: 200 }) },
   { name: 'clear one task', method: 'POST', role: 'operator', make: async () => ({ path: `/api/v1/runs/${await cancelledRun()}/clear`, body: { task: 'wait' }, ok: 200 }) },
+  { name: 'mark task', method: 'POST', role: 'operator', make: async () => ({ path: `/api/v1/runs/${await cancelledRun()}/tasks/wait/mark`, body: { state: 'success' }, ok: 200 }) },
   { name: 'pause', method: 'POST', role: 'operator', make: async () => ({ path: '/api/v1/dags/web_sched/pause', ok: 200 }) },
   { name: 'unpause', method: 'POST', role: 'operator', make: async () => ({ path: '/api/v1/dags/web_sched/unpause', ok: 200 }) },
   { name: 'list users', method: 'GET', role: 'admin', make: async () => ({ path: '/api/v1/users', ok: 200 }) },

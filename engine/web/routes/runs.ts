@@ -13,6 +13,7 @@ import type { RunRow } from '../../store/runs.ts'
 import { parseDagDate } from '../../time/dates.ts'
 import type { WebContext } from '../context.ts'
 import { runJson } from '../json.ts'
+import { actorOf } from './tasks.ts'
 import { AUTH_ERRORS, SECURITY, dagParams, errors, ref, runParams } from '../schemas.ts'
 
 export const MAX_RUNS_PAGE = 500
@@ -165,7 +166,7 @@ export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
       const outcome = await db.tx(async (q) => {
         const before = await getRun(q, runId, true)
         if (!before) return undefined
-        const result = await cancelRun(q, runId, ctx.now())
+        const result = await cancelRun(q, runId, ctx.now(), actorOf(request))
         return { previous: before.state, state: result.state ?? before.state }
       })
       if (!outcome) return reply.code(404).send({ error: 'not_found', message: `no run "${runId}"` })
@@ -197,7 +198,7 @@ export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
         if (taskId !== undefined && !(await getDagVersion(q, run.versionId)).tasks.some((t) => t.id === taskId)) {
           return { status: 404, body: { error: 'not_found', message: `run ${runId} has no task "${taskId}"` } }
         }
-        const result = await clearRun(q, runId, taskId)
+        const result = await clearRun(q, runId, taskId, actorOf(request))
         if (!result.ok) return { status: 409, body: { error: 'conflict', message: result.message } }
         return { status: 200, body: { run_id: runId, state: 'queued', cleared: result.cleared } }
       })

@@ -1,7 +1,7 @@
 // One run: its state and params, a Gantt chart of task attempts or the graph with this run's states
 // (a switch, kept in the URL as ?view=graph), the task instances, and for the
 // chosen task its attempts, outputs and a live log tail; cancel the run, clear (retry) a task and
-// everything downstream of it.
+// everything downstream of it, mark a finished task success or failed.
 import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
 import { between, dependencyOrder, fmtDuration, fmtTime, isTerminal } from '../format.js'
@@ -97,8 +97,9 @@ export function runView({ container, session, runId, params }) {
       graph.setStates(Object.fromEntries(tasks.map((t) => [t.task_id, t.state])))
     }
 
+    const operate = canOperate(session)
     replace(taskTable, h('table', { class: 'list tasks' },
-      h('thead', null, h('tr', null, ['Task', 'State', 'Attempts', 'Started', 'Ended', 'Duration', 'Operator'].map((t) => h('th', null, t)))),
+      h('thead', null, h('tr', null, ['Task', 'State', 'Attempts', 'Started', 'Ended', 'Duration', 'Operator', ...(operate ? ['Mark'] : [])].map((t) => h('th', null, t)))),
       h('tbody', null, tasks.map((t) => h('tr', { class: `task-row ${t.task_id === selectedTask ? 'selected' : ''}`, dataset: { task: t.task_id, state: t.state }, onclick: () => select(t.task_id) },
         h('td', null, h('a', { href: `#/runs/${enc(runId)}?task=${enc(t.task_id)}`, onclick: (e) => { e.preventDefault(); select(t.task_id) } }, t.task_id)),
         h('td', null, stateBadge(t.state)),
@@ -106,7 +107,8 @@ export function runView({ container, session, runId, params }) {
         h('td', null, fmtTime(t.started_at)),
         h('td', null, fmtTime(t.ended_at)),
         h('td', null, fmtDuration(between(t.started_at, t.ended_at))),
-        h('td', null, t.operator ?? ''))))))
+        h('td', null, t.operator ?? ''),
+        operate ? h('td', { class: 'mark' }, markButtons(t)) : null)))))
     renderDetail()
   }
 
@@ -153,6 +155,27 @@ export function runView({ container, session, runId, params }) {
       tail?.close()
       tail = logTail(runId, task.task_id, selectedAttempt)
       replace(logBox, tail.el)
+    }
+  }
+
+  /** Mark success / failed: only a finished task, only to the other outcome. */
+  function markButtons(task) {
+    if (!isTerminal(task.state)) return null
+    return ['success', 'failed'].filter((state) => state !== task.state).map((state) => h('button', {
+      type: 'button', class: 'small mark-task', dataset: { mark: state },
+      title: `set ${task.task_id} to ${state}; failed or upstream_failed tasks downstream of it run again`,
+      onclick: (event) => { event.stopPropagation(); markTask(task.task_id, state) },
+    }, state === 'success' ? 'Mark success' : 'Mark failed'))
+  }
+
+  async function markTask(taskId, state) {
+    if (!confirm(`Mark ${taskId} ${state}? Failed tasks downstream of it run again.`)) return
+    try {
+      const result = await api(`/runs/${enc(runId)}/tasks/${enc(taskId)}/mark`, { method: 'POST', body: { state } })
+      message.ok(`${taskId} marked ${result.state} (was ${result.previous_state})${result.cleared.length ? `; cleared ${result.cleared.join(', ')}` : ''}; the run is ${result.run_state}.`)
+      await refresh()
+    } catch (error) {
+      message.error(error)
     }
   }
 
