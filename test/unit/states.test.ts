@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   RUN_STATE_LIST,
   RUN_TRANSITIONS,
+  attemptStateCheckSql,
   TASK_STATE_LIST,
   TASK_TRANSITIONS,
   canTransitionRun,
@@ -173,6 +174,10 @@ describe('generated SQL CHECK constraints', () => {
   it('list every run state, in order', () => {
     assert.equal(runStateCheckSql('state'), "CHECK (state IN ('queued', 'running', 'success', 'failed', 'cancelled'))");
     assert.deepEqual(parseCheck(runStateCheckSql('run_state')), { column: 'run_state', values: SPEC_RUN_STATES });
+  });
+
+  it('list every attempt state, in order', () => {
+    assert.equal(attemptStateCheckSql('state'), "CHECK (state IN ('queued', 'running', 'success', 'failed', 'skipped', 'lost', 'cancelled'))");
   });
 
   it('refuse a column that is not a plain identifier', () => {

@@ -1,5 +1,5 @@
 -- The engine's state. Every state column carries a CHECK generated from engine/state/states.ts
--- (test/unit/store-schema.test.ts keeps them in step).
+-- (test/integration/store-schema.test.ts compares the live schema with them).
 
 CREATE TABLE cairn.dag (
   dag_id          text PRIMARY KEY,
