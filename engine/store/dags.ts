@@ -1,7 +1,9 @@
 /** DAGs, their immutable versions, import errors and the paused flag. */
 import type { DagSpec } from '../dag/dag-model.ts'
 import type { Diagnostic } from '../dag/diagnostics.ts'
+import { readStoredSpec, toStoredSpec } from '../dag/spec-format.ts'
 import type { Queryable } from './queryable.ts'
+import { perDatabase } from './queryable.ts'
 
 export interface DagRow {
   dagId: string
@@ -49,7 +51,7 @@ export async function saveDagVersion(q: Queryable, input: { spec: DagSpec; file:
   const inserted = await q.query<{ version_id: string }>(
     `INSERT INTO cairn.dag_version (dag_id, hash, spec, source) VALUES ($1, $2, $3, $4)
      ON CONFLICT (dag_id, hash) DO NOTHING RETURNING version_id`,
-    [spec.id, hash, JSON.stringify(spec), source],
+    [spec.id, hash, JSON.stringify(toStoredSpec(spec)), source],
   )
   let versionId: number
   if (inserted.rows[0]) versionId = Number(inserted.rows[0].version_id)
@@ -111,15 +113,20 @@ export async function listImportErrors(q: Queryable): Promise<ImportError[]> {
   return rows.map((r) => ({ file: r.file, dagId: r.dag_id, diagnostics: r.diagnostics }))
 }
 
-/** Versions never change, so they are cached for the life of the process. */
-const versions = new Map<number, DagSpec>()
+/** Versions never change, so they are cached, per database (version ids of two databases are unrelated). */
+const MAX_CACHED_VERSIONS = 1000
+const versionCache = perDatabase(() => new Map<number, DagSpec>())
 
+/** A DAG version's spec, in the current shape whatever format it was stored in (see spec-format.ts). */
 export async function getDagVersion(q: Queryable, versionId: number): Promise<DagSpec> {
+  const versions = versionCache(q)
   const cached = versions.get(versionId)
   if (cached) return cached
-  const { rows } = await q.query<{ spec: DagSpec }>('SELECT spec FROM cairn.dag_version WHERE version_id = $1', [versionId])
+  const { rows } = await q.query<{ spec: unknown }>('SELECT spec FROM cairn.dag_version WHERE version_id = $1', [versionId])
   if (!rows[0]) throw new Error(`DAG version ${versionId} does not exist`)
-  if (versions.size > 1000) versions.clear()
-  versions.set(versionId, rows[0].spec)
-  return rows[0].spec
+  const read = readStoredSpec(rows[0].spec)
+  if (!read.ok) throw new Error(`DAG version ${versionId} cannot be read: ${read.message}`)
+  if (versions.size >= MAX_CACHED_VERSIONS) versions.clear()
+  versions.set(versionId, read.spec)
+  return read.spec
 }

@@ -5,7 +5,6 @@
  * test's `after` hook.
  */
 import { spawn } from 'node:child_process'
-import { randomInt } from 'node:crypto'
 import type { ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -67,7 +66,6 @@ export async function startTestEngine(t: { after(fn: () => Promise<void>): void 
   for (const [name, text] of Object.entries(options.dags)) writeDag(name, text)
   const db = createDb(url, { log, max: 8 })
   await migrate(db, log)
-  await distinctVersionIds(db)
   await syncPools(db, { pools: options.pools ?? {} })
   const boss = await startBoss({ url, log })
   const children: ChildProcess[] = []
@@ -145,15 +143,6 @@ export function taskWritableDir(path: string): string {
     if (!(mode & 0o001)) chmodSync(folder, (mode & 0o7777) | 0o001)
   }
   return path
-}
-
-/**
- * getDagVersion caches DAG versions by id for the life of the process. Test databases all start their
- * ids at 1, so a second database in the same test process would be handed the first one's DAGs: start
- * each database's ids somewhere of its own.
- */
-export async function distinctVersionIds(db: Db): Promise<void> {
-  await db.query(`SELECT setval(pg_get_serial_sequence('cairn.dag_version', 'version_id'), $1)`, [randomInt(1, 2 ** 31) * 1000])
 }
 
 async function taskStates(db: Db, runId: string): Promise<Record<string, string>> {

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { distinctVersionIds, startTestEngine, taskWritableDir } from '../helpers/engine.ts'
+import { startTestEngine, taskWritableDir } from '../helpers/engine.ts'
 import { cleanupStack, exited, groupAlive, spawnCairnProcess, spawnWorkerProcess, startRestartablePostgres, waitFor } from '../helpers/engine-extra.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 import { createDb } from '../../engine/store/db.ts'
@@ -214,7 +214,6 @@ ${i > 0 ? `    depends_on: ${tasks[i - 1]}\n` : ''}    env: { LEDGER: "${ledger}
   const db = createDb(pg.url, { log, max: 6 })
   defer(() => db.close())
   await migrate(db, log)
-  await distinctVersionIds(db)
   spawnCairnProcess(defer, 'scheduler', { url: pg.url, cwd: dir, args: ['--lost-after', String(options.lostAfterMs / 1000)] })
   spawnWorkerProcess(defer, { url: pg.url, cwd: dir, args: ['--heartbeat', '0.5', '--grace', '5'] })
   await waitFor('the scheduler process to load the DAG', async () => (await db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'chain' AND version_id IS NOT NULL`)).rows.length > 0, 30_000, 100)
@@ -346,7 +345,6 @@ tasks:
   const setup = createDb(url, { log, max: 2 })
   defer(() => setup.close())
   await migrate(setup, log)
-  await distinctVersionIds(setup)
   const schedulers: Scheduler[] = []
   const dbs: Db[] = []
   await Promise.all(
