@@ -7,7 +7,7 @@ import type { FailureKind } from '../../operators/define.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
 import { retryDelayMs } from '../state/retry.ts'
 import type { Queryable } from './queryable.ts'
-import { TransitionRefused, transitionTasks } from './transitions.ts'
+import { TransitionRefused, transitionTasks, transitionTasksFrom } from './transitions.ts'
 import type { TaskColumns } from './transitions.ts'
 
 export interface Claim {
@@ -24,46 +24,46 @@ export interface Claim {
 }
 
 /**
- * Takes queued attempts for this worker (claim them, start their task instances). Jobs whose
- * attempt is no longer queued (cancelled, a stale job) are left out. Run it in a transaction: the
- * attempts are locked first, then their task instances, the order every writer of both follows.
+ * Takes queued attempts for this worker in one statement (claim them, start their task instances,
+ * record the history). Jobs whose attempt is no longer queued (cancelled, a stale job) are left out.
+ * The attempts are locked before their task instances, the order every writer of both follows.
  */
 export async function claimAttempts(q: Queryable, jobs: readonly { runId: string; taskId: string; attempt: number }[], workerId: string, now: Date): Promise<Claim[]> {
   if (jobs.length === 0) return []
-  const { rows } = await q.query<{
+  const rows = await transitionTasksFrom<{
     claim_id: string
     run_id: string
     task_id: string
-    attempt: number
+    fence: number
     version_id: string
     dag_id: string
     logical_date: Date
     data_interval_start: Date
     data_interval_end: Date
     params: Record<string, unknown>
-  }>(
-    `WITH wanted AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS w(run_id, task_id, attempt)
-     )
-     UPDATE cairn.attempt a SET state = 'running', claim_id = gen_random_uuid(), worker_id = $4, started_at = $5, heartbeat_at = $5
-     FROM wanted w, cairn.task_instance ti, cairn.run r
-     WHERE a.run_id = w.run_id AND a.task_id = w.task_id AND a.attempt = w.attempt AND a.state = 'queued'
-       AND ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
-       AND r.run_id = a.run_id AND r.state = 'running'
-     RETURNING a.claim_id, a.run_id, a.task_id, a.attempt, r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.params`,
-    [jobs.map((j) => j.runId), jobs.map((j) => j.taskId), jobs.map((j) => j.attempt), workerId, now],
-  )
-  const started = await transitionTasks(q, {
+  }>(q, {
     to: 'running',
     from: ['queued'],
-    changes: rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, reason: `claimed by ${workerId}`, set: { startedAt: now } })),
+    source: {
+      sql: `UPDATE cairn.attempt a SET state = 'running', claim_id = gen_random_uuid(), worker_id = $4, started_at = $5, heartbeat_at = $5
+            FROM unnest($1::text[], $2::text[], $3::int[]) AS w(run_id, task_id, attempt), cairn.task_instance ti, cairn.run r
+            WHERE a.run_id = w.run_id AND a.task_id = w.task_id AND a.attempt = w.attempt AND a.state = 'queued'
+              AND ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
+              AND r.run_id = a.run_id AND r.state = 'running'
+            RETURNING a.claim_id, a.run_id, a.task_id, a.attempt AS fence, 'claimed by ' || $4 AS reason, $5::timestamptz AS started_at,
+              r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.params`,
+      values: [jobs.map((j) => j.runId), jobs.map((j) => j.taskId), jobs.map((j) => j.attempt), workerId, now],
+      columns: ['started_at'],
+    },
   })
-  if (started.length !== rows.length) throw new TransitionRefused(`claimed ${rows.length} attempts but only ${started.length} of their task instances could start`)
+  // The statement saw each task instance queued at that attempt, and a cancel locks the attempt first.
+  const refused = rows.filter((r) => !r.changed)
+  if (refused.length > 0) throw new TransitionRefused(`claimed ${rows.length} attempts but ${refused.length} of their task instances could not start`)
   return rows.map((row) => ({
     claimId: row.claim_id,
     runId: row.run_id,
     taskId: row.task_id,
-    attempt: row.attempt,
+    attempt: row.fence,
     versionId: Number(row.version_id),
     dagId: row.dag_id,
     logicalDate: row.logical_date,
@@ -121,22 +121,23 @@ async function finishSuccess(q: Queryable, claimId: string, outputs: Record<stri
   return (await finishSuccesses(q, [{ claimId, outputs }], now))[0]
 }
 
-/** Successful attempts, many at once; returns those whose claims were still held. */
+/** Successful attempts, many at once, in one statement; returns those whose claims were still held. */
 export async function finishSuccesses(q: Queryable, done: readonly { claimId: string; outputs: Record<string, unknown> }[], now: Date): Promise<{ runId: string; taskId: string; attempt: number }[]> {
   if (done.length === 0) return []
-  const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number; outputs: Record<string, unknown> }>(
-    `UPDATE cairn.attempt a SET state = 'success', ended_at = $2
-     FROM unnest($1::uuid[], $3::jsonb[]) AS i(claim_id, outputs) WHERE a.claim_id = i.claim_id AND a.state = 'running'
-     RETURNING a.run_id, a.task_id, a.attempt, i.outputs`,
-    [done.map((d) => d.claimId), now, done.map((d) => JSON.stringify(d.outputs))],
-  )
-  const changed = await transitionTasks(q, {
+  const rows = await transitionTasksFrom<{ run_id: string; task_id: string; fence: number }>(q, {
     to: 'success',
     from: ['running'],
-    changes: rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, reason: 'succeeded', set: { endedAt: now, outputs: r.outputs } })),
+    source: {
+      sql: `UPDATE cairn.attempt a SET state = 'success', ended_at = $2
+            FROM unnest($1::uuid[], $3::jsonb[]) AS i(claim_id, outputs) WHERE a.claim_id = i.claim_id AND a.state = 'running'
+            RETURNING a.run_id, a.task_id, a.attempt AS fence, 'succeeded' AS reason, $2::timestamptz AS ended_at, i.outputs AS outputs`,
+      values: [done.map((d) => d.claimId), now, done.map((d) => JSON.stringify(d.outputs))],
+      columns: ['ended_at', 'outputs'],
+    },
   })
-  if (changed.length !== rows.length) throw new TransitionRefused(`${rows.length - changed.length} attempts ended but their task instances were not running`)
-  return rows.map((row) => ({ runId: row.run_id, taskId: row.task_id, attempt: row.attempt }))
+  const refused = rows.filter((r) => !r.changed)
+  if (refused.length > 0) throw new TransitionRefused(`${refused.length} attempts ended but their task instances were not running at that attempt`)
+  return rows.map((row) => ({ runId: row.run_id, taskId: row.task_id, attempt: row.fence }))
 }
 
 /**

@@ -80,36 +80,25 @@ function allowedFrom<S extends string>(entity: string, to: S, table: readonly S[
 
 /** Changes task instances to `transition.to`; returns those that changed (the others were in a state the table does not allow, or at another attempt). */
 export async function transitionTasks(q: Queryable, transition: TaskTransition): Promise<ChangedTask[]> {
-  const { changes, to } = transition
+  const { changes } = transition
   if (changes.length === 0) return []
-  const from = allowedFrom('task', to, taskStatesLeadingTo(to, transition), transition.from)
-  if (from.length === 0) return []
   const keys = Object.keys(changes[0]!.set ?? {}).sort() as (keyof TaskColumns)[]
   for (const change of changes) {
     const own = Object.keys(change.set ?? {}).sort()
     if (own.join() !== keys.join()) throw new TypeError(`transitionTasks: every change must set the same columns (${keys.join(', ')}), not ${own.join(', ')}`)
   }
-  const values: unknown[] = [
-    changes.map((c) => c.runId),
-    changes.map((c) => c.taskId),
-    changes.map((c) => c.attempt ?? null),
-    changes.map((c) => c.reason),
-    from,
-    to,
-    transition.actor ?? null,
-  ]
+  const values: unknown[] = [changes.map((c) => c.runId), changes.map((c) => c.taskId), changes.map((c) => c.attempt ?? null), changes.map((c) => c.reason)]
   const inputs: string[] = []
-  const names: string[] = []
-  const assignments: string[] = []
+  const columns: string[] = []
+  let bumpAttempt = false
   for (const key of keys) {
     if (key === 'attempt') {
       const attempts = changes.map((c) => c.set!.attempt!)
-      if (attempts.every((a) => a === 'next')) assignments.push('attempt = ti.attempt + 1')
+      if (attempts.every((a) => a === 'next')) bumpAttempt = true
       else if (attempts.every((a) => typeof a === 'number')) {
         values.push(attempts)
         inputs.push(`$${values.length}::int[]`)
-        names.push('attempt_set')
-        assignments.push('attempt = c.attempt_set')
+        columns.push('attempt')
       } else throw new TypeError("transitionTasks: attempt must be 'next' for every change or a number for every change")
       continue
     }
@@ -119,30 +108,60 @@ export async function transitionTasks(q: Queryable, transition: TaskTransition):
       return type === 'jsonb' && value !== null && value !== undefined ? JSON.stringify(value) : value
     }))
     inputs.push(`$${values.length}::${type}[]`)
-    names.push(column)
-    assignments.push(`${column} = c.${column}`)
+    columns.push(column)
   }
-  const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number; from_state: TaskState }>(
+  const rows = await transitionTasksFrom<{ run_id: string; task_id: string }>(q, {
+    ...transition,
+    source: {
+      sql: `SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]${inputs.map((i) => `, ${i}`).join('')}) AS c(run_id, task_id, fence, reason${columns.map((n) => `, ${n}`).join('')})`,
+      values,
+      columns,
+    },
+    bumpAttempt,
+  })
+  return rows.flatMap((r) => (r.changed ? [r.changed] : []))
+}
+
+/**
+ * transitionTasks over the rows of one SQL statement, all in one statement: `source.sql` (for
+ * example the UPDATE of attempts that a claim or a result makes, with RETURNING) yields the task
+ * instances to change as columns run_id, task_id, fence (their attempt, or null), reason, and one
+ * column per task instance column in `source.columns` (queued_at, ended_at, ...) to set. Returns
+ * every source row, with what changed (undefined where the table or the fence refused it).
+ */
+export async function transitionTasksFrom<R>(
+  q: Queryable,
+  transition: Omit<TaskTransition, 'changes'> & { source: { sql: string; values: readonly unknown[]; columns: readonly string[] }; bumpAttempt?: boolean },
+): Promise<(R & { changed: ChangedTask | undefined })[]> {
+  const { to, source } = transition
+  const from = allowedFrom('task', to, taskStatesLeadingTo(to, transition), transition.from)
+  const values = [...source.values, from, to, transition.actor ?? null]
+  const [$from, $to, $actor] = [values.length - 2, values.length - 1, values.length].map((n) => `$${n}`)
+  for (const column of source.columns) if (!/^[a-z_]+$/.test(column)) throw new TypeError(`not a task instance column: ${column}`)
+  const assignments = [...(transition.bumpAttempt ? ['attempt = ti.attempt + 1'] : []), ...source.columns.map((column) => `${column} = c.${column}`)]
+  const { rows } = await q.query<R & { new_attempt: number | null; from_state: TaskState | null }>(
     `WITH c AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]${inputs.map((i) => `, ${i}`).join('')})
-         AS c(run_id, task_id, fence, reason${names.map((n) => `, ${n}`).join('')})
+       ${source.sql}
      ), old AS (
        SELECT ti.run_id, ti.task_id, ti.state FROM cairn.task_instance ti JOIN c ON ti.run_id = c.run_id AND ti.task_id = c.task_id
-       WHERE ti.state = ANY($5::text[]) AND (c.fence IS NULL OR ti.attempt = c.fence)
+       WHERE ti.state = ANY(${$from}::text[]) AND (c.fence IS NULL OR ti.attempt = c.fence)
        FOR UPDATE OF ti
      ), changed AS (
-       UPDATE cairn.task_instance ti SET state = $6${assignments.map((a) => `, ${a}`).join('')}
+       UPDATE cairn.task_instance ti SET state = ${$to}${assignments.map((a) => `, ${a}`).join('')}
        FROM old JOIN c ON c.run_id = old.run_id AND c.task_id = old.task_id
        WHERE ti.run_id = old.run_id AND ti.task_id = old.task_id
        RETURNING ti.run_id, ti.task_id, ti.attempt, old.state AS from_state, c.reason
      ), history AS (
        INSERT INTO cairn.state_history (run_id, task_id, attempt, from_state, to_state, reason, actor)
-       SELECT run_id, task_id, NULLIF(attempt, 0), from_state, $6, reason, $7 FROM changed
+       SELECT run_id, task_id, NULLIF(attempt, 0), from_state, ${$to}, reason, ${$actor} FROM changed
      )
-     SELECT run_id, task_id, attempt, from_state FROM changed`,
+     SELECT c.*, changed.attempt AS new_attempt, changed.from_state FROM c LEFT JOIN changed ON changed.run_id = c.run_id AND changed.task_id = c.task_id`,
     values,
   )
-  return rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, from: r.from_state }))
+  return rows.map(({ new_attempt, from_state, ...row }) => {
+    const r = row as unknown as R & { run_id: string; task_id: string }
+    return { ...r, changed: from_state === null ? undefined : { runId: r.run_id, taskId: r.task_id, attempt: new_attempt!, from: from_state } }
+  })
 }
 
 export interface RunTransition extends TransitionScope {

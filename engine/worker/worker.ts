@@ -206,7 +206,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const takeWork = async (free: number): Promise<number> => {
     const jobs = await boss.fetch<TaskJob>(TASK_QUEUE, { batchSize: free })
     if (jobs.length === 0) return 0
-    const claims = await db.tx((q) => claimAttempts(q, jobs.map((j) => j.data), workerId, now()))
+    const claims = await claimAttempts(db, jobs.map((j) => j.data), workerId, now())
     const byKey = new Map(claims.map((c) => [`${c.runId}\t${c.taskId}\t${c.attempt}`, c]))
     const stale: string[] = []
     for (const job of jobs) {
