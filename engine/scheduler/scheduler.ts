@@ -21,6 +21,7 @@ import { createRun } from '../store/runs.ts'
 import { advanceRun, startQueuedRuns } from '../store/advance.ts'
 import type { AdvanceContext } from '../store/advance.ts'
 import { lockLostAttempts, settleTaskInstance } from '../store/attempts.ts'
+import { TransitionRefused } from '../store/transitions.ts'
 import { createDagSync } from './dag-sync.ts'
 import { startPassStats } from './pass-stats.ts'
 
@@ -190,7 +191,14 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
         if (!task) continue
         const message = `worker ${attempt.workerId ?? '?'} stopped heartbeating for ${Math.round(lostAfterMs / 1000)} s`
         await q.query(`UPDATE cairn.attempt SET state = 'lost', ended_at = $2, failure_kind = 'lost', message = $3 WHERE claim_id = $1 AND state = 'running'`, [attempt.claimId, now(), message])
-        await settleTaskInstance(q, attempt, task, { kind: 'failed', failure: 'lost', retryable: true, message }, now())
+        try {
+          await settleTaskInstance(q, attempt, task, { kind: 'failed', failure: 'lost', retryable: true, message }, now())
+        } catch (error) {
+          // The attempt stays lost; its task instance was moved by something else (the table refused this change).
+          if (!(error instanceof TransitionRefused)) throw error
+          log.error({ run: attempt.runId, task: attempt.taskId, attempt: attempt.attempt, error: error.message }, 'lost attempt: its task instance could not be settled')
+          continue
+        }
         log.warn({ run: attempt.runId, task: attempt.taskId, attempt: attempt.attempt, worker: attempt.workerId }, 'attempt lost')
         await advanceRun(q, ctx, attempt.runId)
       }

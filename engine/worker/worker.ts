@@ -22,6 +22,7 @@ import { JOBS_CHANNEL, TASK_QUEUE, enqueueJobs } from '../queue/task-queue.ts'
 import type { TaskJob } from '../queue/task-queue.ts'
 import { claimAttempts, finishAttempt, finishSuccesses, heartbeat } from '../store/attempts.ts'
 import type { AttemptOutcome, Claim } from '../store/attempts.ts'
+import { TransitionRefused } from '../store/transitions.ts'
 import { advanceAfterTasks } from '../store/advance.ts'
 import type { AdvanceContext } from '../store/advance.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
@@ -126,7 +127,30 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
    * transaction is retried until it is back (it is idempotent: fenced by claim ids).
    */
   const record = async (batch: Finished[]): Promise<void> => {
-    const jobIds = await withReconnect(
+    let jobIds: string[]
+    try {
+      jobIds = await recordTogether(batch)
+    } catch (error) {
+      // The state machine refused one result (its task instance was moved by something else): that
+      // one is reported, the others of the batch must not be lost with it.
+      if (!(error instanceof TransitionRefused) || batch.length === 1) throw error
+      jobIds = []
+      for (const f of batch) {
+        jobIds.push(
+          ...(await recordTogether([f]).catch((one: unknown) => {
+            if (!(one instanceof TransitionRefused)) throw one
+            log.error({ run: f.claim.runId, task: f.claim.taskId, attempt: f.claim.attempt, error: one.message }, 'attempt result refused by the state machine')
+            return []
+          })),
+        )
+      }
+    }
+    // Only pg-boss's bookkeeping: the attempt's result is already recorded, so nothing waits for it.
+    void boss.complete(TASK_QUEUE, jobIds).catch((error: unknown) => log.warn({ error: String(error) }, 'could not complete queue jobs'))
+  }
+
+  const recordTogether = async (batch: Finished[]): Promise<string[]> =>
+    withReconnect(
       () =>
         db.tx(async (q) => {
           const successes = batch.filter((f) => f.outcome.kind === 'success')
@@ -148,9 +172,6 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         }),
       { log, maxWaitMs: 10 * 60_000 },
     )
-    // Only pg-boss's bookkeeping: the attempt's result is already recorded, so nothing waits for it.
-    void boss.complete(TASK_QUEUE, jobIds).catch((error: unknown) => log.warn({ error: String(error) }, 'could not complete queue jobs'))
-  }
 
   // --- running one attempt -------------------------------------------------------------------------
   const run = (claim: Claim, jobId: string): void => {
