@@ -76,7 +76,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       const started = Date.now()
       if (started - lastSync >= syncEveryMs) {
         lastSync = started
-        await db.tx((q) => sync.sync(q))
+        await sync.sync(db)
       }
       await createScheduledRuns()
       await startQueued()
