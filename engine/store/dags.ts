@@ -111,6 +111,15 @@ export async function listImportErrors(q: Queryable): Promise<ImportError[]> {
   return rows.map((r) => ({ file: r.file, dagId: r.dag_id, diagnostics: r.diagnostics }))
 }
 
+/** Import errors that concern one DAG: of its own file, or of another file declaring its id (a duplicate). */
+export async function listImportErrorsOfDag(q: Queryable, dagId: string, file: string | null): Promise<ImportError[]> {
+  const { rows } = await q.query<{ file: string; dag_id: string | null; diagnostics: Diagnostic[] }>(
+    'SELECT file, dag_id, diagnostics FROM cairn.import_error WHERE dag_id = $1 OR file = $2 ORDER BY file',
+    [dagId, file],
+  )
+  return rows.map((r) => ({ file: r.file, dagId: r.dag_id, diagnostics: r.diagnostics }))
+}
+
 /** Versions never change, so they are cached for the life of the process. */
 const versions = new Map<number, DagSpec>()
 
