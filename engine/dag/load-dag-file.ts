@@ -20,8 +20,11 @@ export interface LoadedFile {
   diagnostics: Diagnostic[]
   /** No errors of its own (a duplicate id is decided later, across files). */
   ok: boolean
-  /** Present for a valid DAG file. */
-  dag?: { spec: DagSpec; hash: string; source: string }
+  /**
+   * Present for a valid DAG file: what a new version stores. The spec travels as JSON text (one string
+   * to copy between threads and to send to Postgres, not thousands of small objects to allocate).
+   */
+  dag?: { id: string; pausedOnLoad: boolean; hash: string; specJson: string; source: string }
 }
 
 export function loadDagFile(file: string, bytes: Uint8Array, names: DeploymentNames | undefined): LoadedFile {
@@ -32,8 +35,21 @@ export function loadDagFile(file: string, bytes: Uint8Array, names: DeploymentNa
   const ok = result.ok && !hasErrors(result.diagnostics)
   const loaded: LoadedFile = { file, kind: result.kind, id, diagnostics: result.diagnostics, ok }
   if (ok && result.kind === 'dag' && result.value) {
-    const spec = normalizeDag(result.value)
-    loaded.dag = { spec, hash: createHash('sha256').update(JSON.stringify(spec)).digest('hex'), source: new TextDecoder().decode(bytes) }
+    const spec: DagSpec = normalizeDag(result.value)
+    const specJson = JSON.stringify(spec)
+    loaded.dag = { id: spec.id, pausedOnLoad: spec.pausedOnLoad, hash: createHash('sha256').update(specJson).digest('hex'), specJson, source: new TextDecoder().decode(bytes) }
   }
   return loaded
+}
+
+/** What reading one file gives: its content hash, and the file loaded unless its content is the one already known. */
+export type ReadResult = { file: string; missing: true } | { file: string; missing: false; contentHash: string; loaded: LoadedFile | undefined }
+
+export function contentHash(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+export function loadIfChanged(file: string, bytes: Uint8Array, knownHash: string | undefined, names: DeploymentNames | undefined): ReadResult {
+  const hash = contentHash(bytes)
+  return { file, missing: false, contentHash: hash, loaded: hash === knownHash ? undefined : loadDagFile(file, bytes, names) }
 }

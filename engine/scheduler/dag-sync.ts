@@ -9,7 +9,6 @@
  * import error and its DAG keeps running its last good version. Two files declaring one DAG id:
  * see dag-ownership.ts.
  */
-import { createHash } from 'node:crypto'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join, relative, resolve, isAbsolute } from 'node:path'
 import type { Logger } from 'pino'
@@ -17,7 +16,8 @@ import type { DeploymentNames } from '../dag/dag-semantics.ts'
 import type { Diagnostic } from '../dag/diagnostics.ts'
 import { compareDiagnostics } from '../dag/diagnostics.ts'
 import type { LoadedFile } from '../dag/load-dag-file.ts'
-import { loadDagFiles } from '../dag/load-pool.ts'
+import { readDagFiles } from '../dag/load-pool.ts'
+import type { ReadItem } from '../dag/load-pool.ts'
 import { loadYaml } from '../dag/yaml-load.ts'
 import type { Db } from '../store/db.ts'
 import { markDagsRemoved, readStoredDags, replaceImportErrors, saveDagVersions } from '../store/dag-sync-writes.ts'
@@ -65,36 +65,36 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
         const st = stats[i]
         if (st) present.push({ file, stamp: `${st.size}:${st.mtimeMs}`, mtimeMs: st.mtimeMs })
       })
-      let folderChanged = present.length !== seen.size
-      const toRead = present.filter((p) => {
-        const before = seen.get(p.file)
-        if (before?.stamp === p.stamp) return false
-        folderChanged = true
-        return true
-      })
-      const read = await Promise.all(toRead.map(async (p) => ({ ...p, bytes: await readFile(resolve(options.cwd, p.file)).catch(() => undefined) })))
-      const toLoad: { file: string; bytes: Uint8Array; stamp: string; mtimeMs: number; contentHash: string }[] = []
+      // Files added or removed, or a file whose content changed: only then is there anything to write.
+      let folderChanged = present.length !== seen.size || present.some((p) => !seen.has(p.file))
       const next = new Map<string, Seen>()
+      const stamped = new Map<string, { stamp: string; mtimeMs: number }>()
+      const toRead: ReadItem[] = []
       for (const p of present) {
         const before = seen.get(p.file)
         if (before && before.stamp === p.stamp) next.set(p.file, before)
+        else {
+          stamped.set(p.file, p)
+          toRead.push({ file: p.file, path: resolve(options.cwd, p.file), ...(before ? { knownHash: before.contentHash } : {}) })
+        }
       }
-      for (const r of read) {
-        if (!r.bytes) continue // gone between stat and read: the next pass sees it missing
-        const contentHash = createHash('sha256').update(r.bytes).digest('hex')
+      for (const r of await readDagFiles(toRead, options.names)) {
+        if (r.missing) continue // gone between stat and read: the next pass sees it missing
+        const { stamp, mtimeMs } = stamped.get(r.file)!
         const before = seen.get(r.file)
-        if (before && before.contentHash === contentHash) next.set(r.file, { ...before, stamp: r.stamp, mtimeMs: r.mtimeMs })
-        else toLoad.push({ file: r.file, bytes: r.bytes, stamp: r.stamp, mtimeMs: r.mtimeMs, contentHash })
+        // Touched but not changed (a checkout, a copy): what was loaded still holds.
+        if (!r.loaded) {
+          if (before) next.set(r.file, { ...before, stamp, mtimeMs })
+          continue
+        }
+        folderChanged = true
+        next.set(r.file, { stamp, mtimeMs, contentHash: r.contentHash, loaded: r.loaded })
+        if (!r.loaded.ok) {
+          const first = r.loaded.diagnostics.find((d) => d.severity === 'error')
+          log.warn({ file: r.file, problems: r.loaded.diagnostics.length, first: first ? `${first.line}:${first.column} ${first.code} ${first.message}` : undefined }, 'DAG file has errors; its last good version keeps running')
+        }
       }
       if (!folderChanged && !dirty) return { changed: [], files: present.length, errors: lastErrors }
-
-      const loaded = await loadDagFiles(toLoad, options.names)
-      toLoad.forEach((item, i) => next.set(item.file, { stamp: item.stamp, mtimeMs: item.mtimeMs, contentHash: item.contentHash, loaded: loaded[i]! }))
-      for (const item of loaded) {
-        if (item.ok) continue
-        const first = item.diagnostics.find((d) => d.severity === 'error')
-        log.warn({ file: item.file, problems: item.diagnostics.length, first: first ? `${first.line}:${first.column} ${first.code} ${first.message}` : undefined }, 'DAG file has errors; its last good version keeps running')
-      }
 
       const result = await reconcile(db, [...next.values()])
       seen.clear()
@@ -118,16 +118,16 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
     for (const [dagId, file] of owners) {
       const dag = byFile.get(file)?.dag
       const row = stored.get(dagId)
-      if (!dag || dag.spec.id !== dagId) continue // broken owner: the last good version keeps running
+      if (!dag || dag.id !== dagId) continue // broken owner: the last good version keeps running
       if (row && !row.removed && row.file === file && row.hash === dag.hash) continue
-      writes.push({ spec: dag.spec, hash: dag.hash, source: dag.source, file, expected: row && { file: row.file, removed: row.removed } })
+      writes.push({ dagId, pausedOnLoad: dag.pausedOnLoad, hash: dag.hash, specJson: dag.specJson, source: dag.source, file, expected: row && { file: row.file, removed: row.removed } })
     }
     for (const row of stored.values()) {
       if (row.removed) continue
       const owner = owners.get(row.dagId)
       if (owner === row.file) continue
       // Its file is gone or has let it go; a valid new owner takes the row over instead.
-      if (owner !== undefined && byFile.get(owner)?.dag?.spec.id === row.dagId) continue
+      if (owner !== undefined && byFile.get(owner)?.dag?.id === row.dagId) continue
       removals.push({ dagId: row.dagId, file: row.file })
     }
 
@@ -148,7 +148,7 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
       const saved = await db.tx((q) => saveDagVersions(q, batch))
       for (const c of saved.changed) {
         changed.push(c.dagId)
-        log.info({ dag: c.dagId, file: batch.find((w) => w.spec.id === c.dagId)?.file, version: c.versionId }, 'DAG loaded')
+        log.info({ dag: c.dagId, file: batch.find((w) => w.dagId === c.dagId)?.file, version: c.versionId }, 'DAG loaded')
       }
       if (saved.skipped.length > 0) incomplete = true
     }

@@ -4,7 +4,6 @@
  * still belongs to the file the sync decided from, so two schedulers syncing at once never undo
  * each other: a row that changed in between is left for the next pass.
  */
-import type { DagSpec } from '../dag/dag-model.ts'
 import type { Diagnostic } from '../dag/diagnostics.ts'
 import type { Queryable } from './queryable.ts'
 
@@ -24,8 +23,12 @@ export async function readStoredDags(q: Queryable): Promise<Map<string, StoredDa
 }
 
 export interface DagWrite {
-  spec: DagSpec
+  dagId: string
+  /** Set `paused` when the DAG row is created. */
+  pausedOnLoad: boolean
   hash: string
+  /** The normalized spec (DagSpec) as JSON. */
+  specJson: string
   source: string
   file: string
   /** The row as the sync read it (undefined: there was none). */
@@ -38,7 +41,7 @@ export interface DagWrite {
  * because another process changed their row since it was read.
  */
 export async function saveDagVersions(q: Queryable, writes: readonly DagWrite[]): Promise<{ changed: { dagId: string; versionId: number }[]; skipped: string[] }> {
-  const ids = writes.map((w) => w.spec.id)
+  const ids = writes.map((w) => w.dagId)
   const { rows } = await q.query<{ dag_id: string; file: string | null; removed: boolean }>(
     'SELECT dag_id, file, removed FROM cairn.dag WHERE dag_id = ANY($1::text[]) ORDER BY dag_id FOR UPDATE',
     [ids],
@@ -46,9 +49,9 @@ export async function saveDagVersions(q: Queryable, writes: readonly DagWrite[])
   const now = new Map(rows.map((r) => [r.dag_id, r]))
   const skipped: string[] = []
   const go = writes.filter((w) => {
-    const row = now.get(w.spec.id)
+    const row = now.get(w.dagId)
     const same = w.expected === undefined ? row === undefined : row !== undefined && row.file === w.expected.file && row.removed === w.expected.removed
-    if (!same) skipped.push(w.spec.id)
+    if (!same) skipped.push(w.dagId)
     return same
   })
   if (go.length === 0) return { changed: [], skipped }
@@ -59,13 +62,13 @@ export async function saveDagVersions(q: Queryable, writes: readonly DagWrite[])
          FROM unnest($1::text[], $2::text[], $3::boolean[]) AS w (dag_id, file, paused)
      ON CONFLICT (dag_id) DO UPDATE SET file = excluded.file, removed = false, updated_at = now()
        WHERE cairn.dag.file IS DISTINCT FROM excluded.file OR cairn.dag.removed`,
-    [go.map((w) => w.spec.id), go.map((w) => w.file), go.map((w) => w.spec.pausedOnLoad)],
+    [go.map((w) => w.dagId), go.map((w) => w.file), go.map((w) => w.pausedOnLoad)],
   )
   await q.query(
     `INSERT INTO cairn.dag_version (dag_id, hash, spec, source)
        SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
      ON CONFLICT (dag_id, hash) DO NOTHING`,
-    [go.map((w) => w.spec.id), go.map((w) => w.hash), go.map((w) => JSON.stringify(w.spec)), go.map((w) => w.source)],
+    [go.map((w) => w.dagId), go.map((w) => w.hash), go.map((w) => w.specJson), go.map((w) => w.source)],
   )
   const updated = await q.query<{ dag_id: string; version_id: string }>(
     `UPDATE cairn.dag d SET version_id = v.version_id, updated_at = now()
@@ -73,7 +76,7 @@ export async function saveDagVersions(q: Queryable, writes: readonly DagWrite[])
        JOIN cairn.dag_version v ON v.dag_id = w.dag_id AND v.hash = w.hash
       WHERE d.dag_id = w.dag_id AND d.version_id IS DISTINCT FROM v.version_id
      RETURNING d.dag_id, d.version_id::text`,
-    [go.map((w) => w.spec.id), go.map((w) => w.hash)],
+    [go.map((w) => w.dagId), go.map((w) => w.hash)],
   )
   return { changed: updated.rows.map((r) => ({ dagId: r.dag_id, versionId: Number(r.version_id) })), skipped }
 }
