@@ -23,6 +23,8 @@ import type { AdvanceContext } from '../store/advance.ts'
 import { lockLostAttempts, settleTaskInstance } from '../store/attempts.ts'
 import { createDagSync } from './dag-sync.ts'
 import { startPassStats } from './pass-stats.ts'
+import { startRetention } from './retention.ts'
+import type { RetentionSettings } from '../config/retention.ts'
 
 export interface SchedulerOptions {
   db: Db
@@ -38,6 +40,8 @@ export interface SchedulerOptions {
   lostAfterMs?: number
   /** How often the DAG folder is checked for changes. @default 2000 */
   syncEveryMs?: number
+  /** cairn.yaml `retention`: delete old finished runs periodically. @default undefined (keep them) */
+  retention?: RetentionSettings
 }
 
 export interface Scheduler {
@@ -229,6 +233,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       })
   }
   const stats = startPassStats(db, log)
+  const retention = options.retention ? startRetention(db, log, options.retention, now) : undefined
   const unlisten = await db.listen('cairn_wake', () => loop(), { onReconnect: () => loop() })
   // The first pass (DAG folder loaded) is done before the scheduler counts as started.
   loop()
@@ -240,6 +245,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       clearTimeout(timer)
       await unlisten()
       await running
+      await retention?.stop()
       await stats.stop()
     },
   }
