@@ -1,5 +1,5 @@
 /** cairn.yaml `retention`: how long finished runs are kept (see schemas/config.schema.json). */
-import type { DeploymentConfig } from './load-config.ts'
+import type { CairnConfig } from './load-config.ts'
 import { parseDuration } from '../time/duration.ts'
 
 export interface RetentionSettings {
@@ -9,12 +9,13 @@ export interface RetentionSettings {
   intervalMs: number
 }
 
+const DEFAULT_INTERVAL_MS = 3_600_000
+
 /** Undefined when cairn.yaml has no `retention` (runs are kept forever). The config is already validated. */
-export function retentionSettings(config: DeploymentConfig): RetentionSettings | undefined {
-  const retention = config.retention
-  if (retention === null || typeof retention !== 'object' || Array.isArray(retention)) return undefined
-  const runsOlderThanMs = typeof retention.runs_older_than === 'string' ? parseDuration(retention.runs_older_than) : undefined
+export function retentionSettings(config: CairnConfig): RetentionSettings | undefined {
+  if (!config.retention) return undefined
+  const runsOlderThanMs = parseDuration(config.retention.runs_older_than)
   if (runsOlderThanMs === undefined || runsOlderThanMs <= 0) return undefined
-  const intervalMs = (typeof retention.interval === 'string' ? parseDuration(retention.interval) : undefined) || 3_600_000
+  const intervalMs = (config.retention.interval !== undefined ? parseDuration(config.retention.interval) : undefined) || DEFAULT_INTERVAL_MS
   return { runsOlderThanMs, intervalMs }
 }
