@@ -178,7 +178,12 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
 async function listYamlFiles(folder: string, cwd: string): Promise<string[]> {
   const out: string[] = []
   const walk = async (dir: string): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => [])
+    // A folder that is not there has no files; any other failure fails the pass (the next one tries
+    // again) rather than reading as an empty folder, which would remove every DAG.
+    const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return []
+      throw error
+    })
     for (const entry of entries) {
       if (entry.name.startsWith('.') || SKIP_DIRS.has(entry.name)) continue
       const full = join(dir, entry.name)
