@@ -9,6 +9,7 @@ import { TRIGGER_HELP, triggerCommand } from './trigger-command.ts'
 import { BACKFILL_HELP, backfillCommand } from './backfill-command.ts'
 import { DAGS_HELP, RUNS_HELP, TASKS_HELP, dagsCommand, runsCommand, tasksCommand } from './runs-command.ts'
 import { LOGS_HELP, logsCommand } from './logs-command.ts'
+import { DB_HELP, dbCommand } from './db-command.ts'
 import { CANCEL_HELP, CLEAR_HELP, PAUSE_HELP, UNPAUSE_HELP, cancelCommand, clearCommand, pauseCommand, unpauseCommand } from './control-commands.ts'
 
 export interface Command {
@@ -43,6 +44,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   unpause: described("resume a DAG's schedule", 'cairn unpause DAG', UNPAUSE_HELP, unpauseCommand),
   users: described('create, list, disable or enable web users', 'cairn users create NAME --role R [--password-stdin] | list | disable NAME | enable NAME', USERS_HELP, (args, io) => usersCommand(args, io)),
   tokens: described('create (printed once, last line), list or revoke API tokens', 'cairn tokens create NAME --role R [--expires 90d] [--owner U] | list | revoke NAME', TOKENS_HELP, tokensCommand),
+  db: described('delete finished runs (attempts, logs, history) older than AGE, in batches', 'cairn db prune --older-than AGE [--batch N] [--format json]', DB_HELP, dbCommand),
 }
 
 /** A command whose `--help` explains what it does and what its exit codes mean. */

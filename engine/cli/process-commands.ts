@@ -10,6 +10,7 @@ import type { PgBoss } from 'pg-boss'
 import { createLogger } from '../log.ts'
 import type { Logger } from '../log.ts'
 import { deploymentNames, loadConfig } from '../config/load-config.ts'
+import { retentionSettings } from '../config/retention.ts'
 import type { LoadedConfig } from '../config/load-config.ts'
 import { formatDiagnostic } from '../dag/diagnostics.ts'
 import { openOwnedDatabase, openSharedDatabase } from '../runtime/connect.ts'
@@ -101,7 +102,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
     if (parts.includes('scheduler')) await syncPools(db, config.config)
     if (parts.includes('scheduler') || parts.includes('worker')) boss = await startBoss({ url: connection.url, log })
     if (parts.includes('scheduler')) {
-      scheduler = await startScheduler({ db, boss: boss!, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config), lostAfterMs })
+      scheduler = await startScheduler({ db, boss: boss!, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config), lostAfterMs, retention: retentionSettings(config.config) })
     }
     if (parts.includes('worker')) {
       worker = await startWorker({

@@ -21,5 +21,14 @@ export function checkConfigSemantics(config: Json): SemanticProblem[] {
       })
     }
   }
+  const retention = config.retention
+  if (isObject(retention)) {
+    for (const key of ['runs_older_than', 'interval'] as const) {
+      const value = retention[key]
+      if (typeof value === 'string' && /^(0+(ms|s|m|h|d))+$/.test(value)) {
+        problems.push({ code: 'INVALID_VALUE', message: `retention.${key} must be longer than 0, not "${value}"`, path: ['retention', key] })
+      }
+    }
+  }
   return problems
 }

@@ -191,6 +191,19 @@ export interface CairnConfig {
     loop_interval?: string
   }
   /**
+   * How long finished runs are kept. The scheduler deletes finished runs (success, failed, cancelled) that ended longer ago than runs_older_than, with their task instances, attempts, log lines and state history, in batches of 500 runs per transaction; one scheduler at a time does it. Queued and running runs are never deleted. `cairn db prune --older-than AGE` does the same once. Default: no retention (runs are kept forever).
+   */
+  retention?: {
+    /**
+     * Age after which a finished run is deleted, e.g. 90d or 2160h.
+     */
+    runs_older_than: string
+    /**
+     * How often the scheduler looks for runs to delete. Default: 1h.
+     */
+    interval?: string
+  }
+  /**
    * Process logging.
    */
   log?: {

@@ -43,7 +43,7 @@ const UPGRADES: Record<number, (spec: Doc) => Doc> = {
   }),
 }
 
-/** What saveDagVersion stores. */
+/** What is stored for a DAG version (store/dag-sync-writes.ts). */
 export function toStoredSpec(spec: DagSpec): Doc {
   return { format: DAG_SPEC_FORMAT, ...spec }
 }

@@ -8,6 +8,7 @@ import { join, relative, isAbsolute, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Diagnostic } from './diagnostics.ts'
 import { compareDiagnostics } from './diagnostics.ts'
+import { firstDeclared } from './first-declared.ts'
 import { validateSource } from './validate.ts'
 import type { FileKind, ValidateOptions } from './validate.ts'
 import type { Json } from './yaml-load.ts'
@@ -96,35 +97,52 @@ export async function validatePaths(paths: readonly string[], options: ValidateO
   for (const path of missing) {
     diagnostics.push({ file: path, line: 1, column: 1, path: '', code: 'PATH_NOT_FOUND', message: `no such file or folder: ${path}`, severity: 'error' })
   }
-  diagnostics.push(...duplicateIds(summaries))
+  diagnostics.push(...duplicateIds(summaries, cwd))
   diagnostics.sort(compareDiagnostics)
   return { files: summaries, diagnostics }
 }
 
-function duplicateIds(summaries: readonly FileSummary[]): Diagnostic[] {
+/**
+ * Two files declaring one DAG (or feature view) id: the one that declared it first keeps it (oldest
+ * modification time, then path, as the scheduler decides on a fresh database) and each later one is
+ * an error.
+ */
+function duplicateIds(summaries: readonly FileSummary[], cwd: string): Diagnostic[] {
   const out: Diagnostic[] = []
-  const first = new Map<string, FileSummary>()
+  const groups = new Map<string, FileSummary[]>()
   for (const summary of summaries) {
     if (summary.id === undefined || summary.kind === 'config' || summary.kind === undefined) continue
     const key = `${summary.kind}:${summary.id}`
-    const earlier = first.get(key)
-    if (!earlier) {
-      first.set(key, summary)
-      continue
+    const group = groups.get(key)
+    if (group) group.push(summary)
+    else groups.set(key, [summary])
+  }
+  for (const group of groups.values()) {
+    if (group.length < 2) continue
+    const [first, ...later] = group.map((s) => ({ summary: s, file: s.file, mtimeMs: mtimeOf(resolve(cwd, s.file)) })).sort(firstDeclared)
+    for (const { summary } of later) {
+      const at = locateKey(resolve(cwd, summary.file), summary.kind === 'dag' ? 'dag' : 'feature_view')
+      const kind = summary.kind === 'dag' ? 'DAG' : 'feature view'
+      out.push({
+        file: summary.file,
+        line: at.line,
+        column: at.column,
+        path: summary.kind === 'dag' ? 'dag' : 'feature_view',
+        code: summary.kind === 'dag' ? 'DUPLICATE_DAG_ID' : 'DUPLICATE_FEATURE_VIEW',
+        message: `${kind} "${summary.id}" is already declared in ${first!.file}`,
+        severity: 'error',
+      })
     }
-    const at = locateKey(summary.file, summary.kind === 'dag' ? 'dag' : 'feature_view')
-    const kind = summary.kind === 'dag' ? 'DAG' : 'feature view'
-    out.push({
-      file: summary.file,
-      line: at.line,
-      column: at.column,
-      path: summary.kind === 'dag' ? 'dag' : 'feature_view',
-      code: summary.kind === 'dag' ? 'DUPLICATE_DAG_ID' : 'DUPLICATE_FEATURE_VIEW',
-      message: `${kind} "${summary.id}" is already declared in ${earlier.file}`,
-      severity: 'error',
-    })
   }
   return out
+}
+
+function mtimeOf(path: string): number {
+  try {
+    return statSync(path).mtimeMs
+  } catch {
+    return Number.POSITIVE_INFINITY
+  }
 }
 
 /** Position of a top-level key's value; parses the file again, which only happens for the rare duplicate. */

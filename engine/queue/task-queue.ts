@@ -49,29 +49,49 @@ export interface BossOptions {
   max?: number
 }
 
+/**
+ * What pg-boss keeps, bounded (pg-boss 12 has no archive table: a job row is deleted by its own
+ * maintenance, run by every supervising process at most once per maintenance interval):
+ * finished jobs (completed, failed, cancelled) a day after they finish, jobs never fetched after 14
+ * days. Its warning and queue-statistics tables stay empty (persistWarnings, persistQueueStats off).
+ * cairn's own history (runs, attempts, logs) is what `cairn db prune` and `retention` are for.
+ */
+export const QUEUE_RETENTION = { deleteAfterSeconds: 24 * 3600, retentionSeconds: 14 * 24 * 3600 } as const
+/** How often a supervising process deletes finished jobs. */
+const MAINTENANCE_INTERVAL_S = 3600
+
 /** Starts pg-boss (creating its schema on first use) and the task queue with NOTIFY on. */
 export async function startBoss({ url, log, max = 4 }: BossOptions): Promise<PgBoss> {
-  const options: ConstructorOptions = { connectionString: url, schema: BOSS_SCHEMA, max, useListenNotify: true, supervise: true, schedule: false, application_name: 'cairn-queue' }
+  const options: ConstructorOptions = { connectionString: url, schema: BOSS_SCHEMA, max, useListenNotify: true, supervise: true, maintenanceIntervalSeconds: MAINTENANCE_INTERVAL_S, schedule: false, application_name: 'cairn-queue' }
   const boss = new PgBoss(options)
   // pg-boss reports every failed poll while the database is away; one line each is enough.
   boss.on('error', (error: unknown) => log.warn({ error: error instanceof Error ? error.message : String(error) }, 'queue error'))
   await boss.start()
   try {
-    if (!(await boss.getQueue(TASK_QUEUE))) {
+    const existing = await boss.getQueue(TASK_QUEUE)
+    if (!existing) {
       try {
         // pg-boss caps expiry at 24 h; cairn's own heartbeats, not pg-boss expiry, decide when an attempt is lost.
-        const queue: Omit<Queue, 'name'> = { retryLimit: 0, expireInSeconds: 24 * 3600, retentionSeconds: 14 * 24 * 3600, deleteAfterSeconds: 24 * 3600, notify: true }
+        const queue: Omit<Queue, 'name'> = { retryLimit: 0, expireInSeconds: 24 * 3600, ...QUEUE_RETENTION, notify: true }
         await boss.createQueue(TASK_QUEUE, queue)
       } catch (error) {
         // Another process created it at the same moment.
         if (!(await boss.getQueue(TASK_QUEUE))) throw error
       }
+    } else if (!isBounded(existing)) {
+      // A queue made with other settings (0 disables deletion): bound it; applies to jobs sent from now on.
+      await boss.updateQueue(TASK_QUEUE, { ...QUEUE_RETENTION })
     }
   } catch (error) {
     await boss.stop({ graceful: false, close: true }).catch(() => undefined)
     throw error
   }
   return boss
+}
+
+function isBounded(queue: { deleteAfterSeconds?: number; retentionSeconds?: number }): boolean {
+  const { deleteAfterSeconds: d, retentionSeconds: r } = queue
+  return typeof d === 'number' && d > 0 && d <= QUEUE_RETENTION.deleteAfterSeconds && typeof r === 'number' && r <= QUEUE_RETENTION.retentionSeconds
 }
 
 /**

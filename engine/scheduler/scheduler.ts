@@ -24,6 +24,8 @@ import { lockLostAttempts, settleTaskInstance } from '../store/attempts.ts'
 import { TransitionRefused } from '../store/transitions.ts'
 import { createDagSync } from './dag-sync.ts'
 import { startPassStats } from './pass-stats.ts'
+import { startRetention } from './retention.ts'
+import type { RetentionSettings } from '../config/retention.ts'
 
 export interface SchedulerOptions {
   db: Db
@@ -39,6 +41,8 @@ export interface SchedulerOptions {
   lostAfterMs?: number
   /** How often the DAG folder is checked for changes. @default 2000 */
   syncEveryMs?: number
+  /** cairn.yaml `retention`: delete old finished runs periodically. @default undefined (keep them) */
+  retention?: RetentionSettings
 }
 
 export interface Scheduler {
@@ -77,7 +81,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       const started = Date.now()
       if (started - lastSync >= syncEveryMs) {
         lastSync = started
-        await db.tx((q) => sync.sync(q))
+        await sync.sync(db)
       }
       await createScheduledRuns()
       await startQueued()
@@ -237,6 +241,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       })
   }
   const stats = startPassStats(db, log)
+  const retention = options.retention ? startRetention(db, log, options.retention, now) : undefined
   const unlisten = await db.listen('cairn_wake', () => loop(), { onReconnect: () => loop() })
   // The first pass (DAG folder loaded) is done before the scheduler counts as started.
   loop()
@@ -248,6 +253,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       clearTimeout(timer)
       await unlisten()
       await running
+      await retention?.stop()
       await stats.stop()
     },
   }

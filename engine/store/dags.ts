@@ -35,50 +35,7 @@ const toDag = (r: RawDag): DagRow => ({
   removed: r.removed,
 })
 
-/**
- * Records a successfully loaded DAG file: the DAG row (its paused flag is only set the first time;
- * afterwards `cairn pause`/`unpause` rule) and, when the spec changed, a new version. Runs keep the
- * version they started with.
- */
-export async function saveDagVersion(q: Queryable, input: { spec: DagSpec; file: string; source: string; hash: string }): Promise<{ versionId: number; changed: boolean }> {
-  const { spec, file, source, hash } = input
-  await q.query(
-    `INSERT INTO cairn.dag (dag_id, file, paused, enabled_at) VALUES ($1, $2, $3, CASE WHEN $3 THEN NULL ELSE now() END)
-     ON CONFLICT (dag_id) DO UPDATE SET file = excluded.file, removed = false, updated_at = now()
-       WHERE cairn.dag.file IS DISTINCT FROM excluded.file OR cairn.dag.removed`,
-    [spec.id, file, spec.pausedOnLoad],
-  )
-  const inserted = await q.query<{ version_id: string }>(
-    `INSERT INTO cairn.dag_version (dag_id, hash, spec, source) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (dag_id, hash) DO NOTHING RETURNING version_id`,
-    [spec.id, hash, JSON.stringify(toStoredSpec(spec)), source],
-  )
-  let versionId: number
-  if (inserted.rows[0]) versionId = Number(inserted.rows[0].version_id)
-  else {
-    const existing = await q.query<{ version_id: string }>('SELECT version_id FROM cairn.dag_version WHERE dag_id = $1 AND hash = $2', [spec.id, hash])
-    versionId = Number(existing.rows[0]!.version_id)
-  }
-  const updated = await q.query('UPDATE cairn.dag SET version_id = $2, updated_at = now() WHERE dag_id = $1 AND version_id IS DISTINCT FROM $2', [spec.id, versionId])
-  return { versionId, changed: (updated.rowCount ?? 0) > 0 }
-}
-
-export async function setImportErrors(q: Queryable, file: string, dagId: string | undefined, diagnostics: readonly Diagnostic[] | null): Promise<void> {
-  if (diagnostics === null || diagnostics.length === 0) {
-    await q.query('DELETE FROM cairn.import_error WHERE file = $1', [file])
-    return
-  }
-  await q.query(
-    `INSERT INTO cairn.import_error (file, dag_id, diagnostics) VALUES ($1, $2, $3)
-     ON CONFLICT (file) DO UPDATE SET dag_id = excluded.dag_id, diagnostics = excluded.diagnostics, updated_at = now()
-       WHERE cairn.import_error.diagnostics IS DISTINCT FROM excluded.diagnostics`,
-    [file, dagId ?? null, JSON.stringify(diagnostics)],
-  )
-}
-
-export async function clearImportErrorsExcept(q: Queryable, files: readonly string[]): Promise<void> {
-  await q.query('DELETE FROM cairn.import_error WHERE NOT (file = ANY($1::text[]))', [files])
-}
+// A DAG folder sync writes DAG rows, versions and import errors through dag-sync-writes.ts.
 
 export async function setPaused(q: Queryable, dagId: string, paused: boolean): Promise<boolean> {
   const { rowCount } = await q.query(
@@ -110,6 +67,15 @@ export interface ImportError {
 
 export async function listImportErrors(q: Queryable): Promise<ImportError[]> {
   const { rows } = await q.query<{ file: string; dag_id: string | null; diagnostics: Diagnostic[] }>('SELECT file, dag_id, diagnostics FROM cairn.import_error ORDER BY file')
+  return rows.map((r) => ({ file: r.file, dagId: r.dag_id, diagnostics: r.diagnostics }))
+}
+
+/** Import errors that concern one DAG: of its own file, or of another file declaring its id (a duplicate). */
+export async function listImportErrorsOfDag(q: Queryable, dagId: string, file: string | null): Promise<ImportError[]> {
+  const { rows } = await q.query<{ file: string; dag_id: string | null; diagnostics: Diagnostic[] }>(
+    'SELECT file, dag_id, diagnostics FROM cairn.import_error WHERE dag_id = $1 OR file = $2 ORDER BY file',
+    [dagId, file],
+  )
   return rows.map((r) => ({ file: r.file, dagId: r.dag_id, diagnostics: r.diagnostics }))
 }
 

@@ -7,12 +7,12 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { paramsInFileOrder } from '../../dag/dag-model.ts'
-import { getDag, getDagVersion } from '../../store/dags.ts'
+import { getDag, getDagVersion, listImportErrorsOfDag } from '../../store/dags.ts'
 import { getRun } from '../../store/runs.ts'
 import type { WebContext } from '../context.ts'
 import { isoOrNull } from '../json.ts'
 import { describeSchedule } from '../schedule-words.ts'
-import { AUTH_ERRORS, SECURITY, dagParams, errors, runParams, timeOrNull } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, dagParams, errors, ref, runParams, timeOrNull } from '../schemas.ts'
 
 const dagDefinition = {
   type: 'object',
@@ -25,6 +25,12 @@ const dagDefinition = {
     version_id: { type: 'integer', description: 'the current version (see /dags/{dag}/versions)' },
     timezone: { type: 'string' },
     paused: { type: 'boolean' },
+    file: { type: ['string', 'null'] },
+    import_errors: {
+      type: 'array',
+      description: "problems of the DAG's file, or of another file declaring the same DAG id; the last good version keeps running",
+      items: { type: 'object', properties: { file: { type: 'string' }, dag_id: { type: ['string', 'null'] }, diagnostics: { type: 'array', items: ref('Diagnostic') } } },
+    },
     params: { type: 'object', additionalProperties: true, description: 'run parameter definitions (small JSON Schemas), by name' },
     tasks: {
       type: 'array',
@@ -89,7 +95,7 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
     handler: async (request, reply) => {
       const dag = await getDag(db, request.params.dag)
       if (!dag || dag.removed || dag.versionId === null) return reply.code(404).send({ error: 'not_found', message: `no DAG "${request.params.dag}"` })
-      const spec = await getDagVersion(db, dag.versionId)
+      const [spec, importErrors] = await Promise.all([getDagVersion(db, dag.versionId), listImportErrorsOfDag(db, dag.dagId, dag.file)])
       return {
         dag_id: spec.id,
         description: spec.description ?? null,
@@ -98,6 +104,8 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
         version_id: dag.versionId,
         timezone: spec.timezone,
         paused: dag.paused,
+        file: dag.file,
+        import_errors: importErrors.map((e) => ({ file: e.file, dag_id: e.dagId, diagnostics: e.diagnostics })),
         params: paramsInFileOrder(spec),
         tasks: spec.tasks.map((t) => ({ task_id: t.id, operator: t.operator, description: t.description ?? null, depends_on: t.dependsOn, trigger_rule: t.triggerRule, retries: t.retries })),
       }

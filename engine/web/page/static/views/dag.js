@@ -22,9 +22,10 @@ export function dagView({ container, session, dagId, params }) {
   const pager = h('div', { class: 'pager' })
   const versionPicker = h('div', { class: 'card-head-actions', id: 'version-picker' })
   const sourceBox = h('pre', { class: 'source', id: 'dag-source' }, 'Loading…')
+  const errorsBox = h('div', { id: 'dag-import-errors' })
   replace(container,
     h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'DAGs'), ' / ', dagId),
-    head, message.el,
+    head, message.el, errorsBox,
     h('div', { class: 'columns' },
       h('section', { class: 'card grow' }, h('h2', null, 'Graph'), graphCaption, graphBox),
       canOperate(session) ? h('section', { class: 'card side' }, h('h2', null, 'Trigger'), triggerResult.el, triggerBox) : null),
@@ -59,7 +60,20 @@ export function dagView({ container, session, dagId, params }) {
     taskCache.clear()
     for (const run of runs) taskCache.set(run.run_id, { state: run.state, tasks: Object.fromEntries(Object.entries(run.tasks).map(([id, t]) => [id, { task_id: id, ...t }])) })
     render()
+    renderImportErrors(definition.import_errors ?? [])
     await renderSource()
+  }
+
+  // Problems of this DAG's file, or of another file declaring the same DAG id; its last good version keeps running.
+  let importErrorsKey = ''
+  function renderImportErrors(importErrors) {
+    const key = JSON.stringify(importErrors)
+    if (key === importErrorsKey) return
+    importErrorsKey = key
+    replace(errorsBox, importErrors.map((e) => h('div', { class: 'import-error', dataset: { file: e.file } },
+      h('div', null, h('strong', null, e.file), h('span', { class: 'muted' }, e.file === definition.file ? ' (this DAG\'s file; its last good version keeps running)' : ` (declares DAG ${e.dag_id ?? '?'})`)),
+      h('pre', { class: 'diagnostics' }, (e.diagnostics ?? []).map((d) =>
+        h('div', { class: d.severity === 'warning' ? 'warn' : 'err' }, `${d.file ?? e.file}:${d.line ?? 0}:${d.column ?? 0}: ${d.severity ?? 'error'} ${d.code ?? ''}: ${d.message ?? ''}`))))))
   }
 
   async function renderSource() {
