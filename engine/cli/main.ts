@@ -57,6 +57,7 @@ export function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
     settings: settingsFromEnv(process.env, process.cwd()),
     stdout: (line) => process.stdout.write(`${line}\n`),
     stderr: (line) => process.stderr.write(`${line}\n`),
+    stderrIsTTY: process.stderr.isTTY === true,
   }
   return main(argv, io).then(
     (code) => {
