@@ -10,7 +10,7 @@ import type { TaskGraph } from '../graph/task-graph.ts'
 import { parseSchedule } from '../time/schedule.ts'
 import { isValidTimezone, parseDagDate } from '../time/dates.ts'
 import { findOperator, OPERATORS } from '../../operators/index.ts'
-import { compileParam } from './run-params.ts'
+import { compileParam, isPlainlyValid } from './run-params.ts'
 import { checkTemplates } from './template-refs.ts'
 import { hasTemplate } from '../template/liquid.ts'
 import type { TemplateProblem } from './template-refs.ts'
@@ -105,9 +105,9 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
         problems.push({ code: 'TEMPLATE_NOT_ALLOWED', message: `params.${key} is run as written and never rendered; pass values through env (e.g. env: { NAME: "{{ params.x }}" }) and use "$NAME"`, path: ['tasks', id, 'params', key] })
       }
     }
-    const rendered = taskParams && literal.length > 0 ? Object.fromEntries(Object.entries(taskParams).filter(([k]) => !literal.includes(k))) : task.params
-    checkTemplates(rendered, ['tasks', id, 'params'], scope, templateProblems)
-    for (const key of ['env', 'when'] as const) checkTemplates(task[key], ['tasks', id, key], scope, templateProblems)
+    checkTemplates(task.params, ['tasks', id, 'params'], scope, templateProblems, literal)
+    checkTemplates(task.env, ['tasks', id, 'env'], scope, templateProblems)
+    checkTemplates(task.when, ['tasks', id, 'when'], scope, templateProblems)
     checkPool(task.pool, ['tasks', id, 'pool'], names, problems)
   }
   checkLiteralTemplates(doc, [], problems)
@@ -160,13 +160,22 @@ function checkLiteralTemplates(value: Json | undefined, path: PathSegment[], pro
     problems.push({
       code: 'TEMPLATE_NOT_ALLOWED',
       message: `${formatPath(path)}: templates are rendered only in params, env and when; here the text would stay as written`,
-      path,
+      path: [...path],
       inString: { row, col },
     })
   } else if (Array.isArray(value)) {
-    value.forEach((item, i) => checkLiteralTemplates(item, [...path, i], problems))
+    // One path array for the whole walk, copied only into a problem: most documents have none.
+    for (let i = 0; i < value.length; i++) {
+      path.push(i)
+      checkLiteralTemplates(value[i], path, problems)
+      path.pop()
+    }
   } else if (isObject(value)) {
-    for (const [key, item] of Object.entries(value)) checkLiteralTemplates(item, [...path, key], problems)
+    for (const key in value) {
+      path.push(key)
+      checkLiteralTemplates(value[key], path, problems)
+      path.pop()
+    }
   }
 }
 
@@ -185,6 +194,7 @@ function checkParamDefinitions(value: Json | undefined, problems: SemanticProble
     if (!isObject(definition)) continue
     // Unknown keys are the schema pass's report; compiling them would only repeat it less clearly.
     if (Object.keys(definition).some((key) => !knownParamKeys().has(key))) continue
+    if (isPlainlyValid(definition)) continue
     const validate = compileParam(definition)
     if (typeof validate !== 'function') {
       problems.push({ code: validate.code, message: `params.${name}: ${validate.message}`, path: ['params', name], part: 'key' })

@@ -8,21 +8,28 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import standaloneCodeModule from 'ajv/dist/standalone/index.js'
-import { Ajv2020 } from 'ajv/dist/2020.js'
-import type { ValidateFunction, AnySchema } from 'ajv/dist/2020.js'
+import type { Ajv2020, ValidateFunction, AnySchema } from 'ajv/dist/2020.js'
 import type { RegExpEngine } from 'ajv/dist/types/index.js'
-import addFormatsModule from 'ajv-formats'
 import { OPERATORS } from '../../operators/index.ts'
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020
 
 const SCHEMA_DIR = new URL('../../schemas/', import.meta.url)
 const CACHE_DIR = fileURLToPath(new URL('../../node_modules/.cache/cairn/', import.meta.url))
 const requireFromHere = createRequire(import.meta.url)
 const AJV_VERSION = (requireFromHere('ajv/package.json') as { version: string }).version
 type StandaloneCode = (ajv: Ajv2020, refs: Record<string, string>) => string
-const standaloneCode = ((standaloneCodeModule as unknown as { default?: StandaloneCode }).default ?? standaloneCodeModule) as unknown as StandaloneCode
+
+/**
+ * Ajv itself (about a hundred modules) is loaded only to compile: the CLI validating files with cached
+ * validators never needs it.
+ */
+function loadAjv(): { Ajv2020: typeof Ajv2020; addFormats: (ajv: Ajv2020) => Ajv2020; standaloneCode: StandaloneCode } {
+  const unwrap = <T>(module: unknown): T => ((module as { default?: T }).default ?? module) as T
+  return {
+    Ajv2020: (requireFromHere('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 }).Ajv2020,
+    addFormats: unwrap(requireFromHere('ajv-formats')),
+    standaloneCode: unwrap(requireFromHere('ajv/dist/standalone/index.js')),
+  }
+}
 
 export function readSchema(relative: string): AnySchema {
   return JSON.parse(readFileSync(new URL(relative, SCHEMA_DIR), 'utf8')) as AnySchema
@@ -44,6 +51,7 @@ export interface AjvOptions {
 }
 
 export function createAjv(options: AjvOptions = {}): Ajv2020 {
+  const { Ajv2020, addFormats } = loadAjv()
   // verbose: errors carry their schema, used to list allowed keys and enum values in messages.
   const ajv = new Ajv2020({
     allErrors: true,
@@ -94,7 +102,7 @@ function loadOrCompile(): CompiledSchemas {
   try {
     mkdirSync(CACHE_DIR, { recursive: true })
     const temporary = `${file}.${process.pid}.tmp`
-    writeFileSync(temporary, standaloneCode(ajv, { dag: 'dag', featureView: 'featureView', config: 'config' }))
+    writeFileSync(temporary, loadAjv().standaloneCode(ajv, { dag: 'dag', featureView: 'featureView', config: 'config' }))
     renameSync(temporary, file)
   } catch {
     // Read-only install: fine, the in-memory validators serve this process.

@@ -8,10 +8,9 @@ import { join, relative, isAbsolute, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Diagnostic } from './diagnostics.ts'
 import { compareDiagnostics } from './diagnostics.ts'
-import { validateSource } from './validate.ts'
+import { loadYaml, validateSource } from './validate.ts'
 import type { FileKind, ValidateOptions } from './validate.ts'
 import type { Json } from './yaml-load.ts'
-import { loadYaml } from './yaml-load.ts'
 
 export interface FileSummary {
   file: string

@@ -17,6 +17,19 @@ export function isValidTimezone(name: string): boolean {
  * time zone unless the text carries its own offset. Returns undefined for impossible dates (2026-02-30).
  */
 export function parseDagDate(text: string, timezone: string): Date | undefined {
-  const parsed = DateTime.fromISO(text.replace(' ', 'T'), { zone: isValidTimezone(timezone) ? timezone : 'UTC', setZone: true })
-  return parsed.isValid ? parsed.toJSDate() : undefined
+  // The same few dates and zones recur in every DAG file of a deployment; luxon's parse is not cheap.
+  const key = `${timezone}\u0000${text}`
+  let time = parsedDates.get(key)
+  if (time === undefined) {
+    const parsed = DateTime.fromISO(text.replace(' ', 'T'), { zone: isValidTimezone(timezone) ? timezone : 'UTC', setZone: true })
+    time = parsed.isValid ? parsed.toMillis() : null
+    // A text without a full date (a bare time) means today, so only dated texts are remembered.
+    if (!FULL_DATE.test(text)) return time === null ? undefined : new Date(time)
+    if (parsedDates.size >= 10_000) parsedDates.clear()
+    parsedDates.set(key, time)
+  }
+  return time === null ? undefined : new Date(time)
 }
+
+const parsedDates = new Map<string, number | null>()
+const FULL_DATE = /^\d{4}-\d{2}-\d{2}/
