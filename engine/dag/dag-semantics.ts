@@ -8,7 +8,7 @@ import type { ErrorCode } from '../errors.ts'
 import { buildTaskGraph, findCycles, memoizedDescendants } from '../graph/task-graph.ts'
 import type { TaskGraph } from '../graph/task-graph.ts'
 import { parseSchedule } from '../time/schedule.ts'
-import { isValidTimezone, parseDagDate } from '../time/dates.ts'
+import { isRealCalendarDate, isValidTimezone, parseDagDate } from '../time/dates.ts'
 import { findOperator, OPERATORS } from '../../operators/index.ts'
 import { compileParam, isPlainlyValid } from './run-params.ts'
 import { checkTemplates } from './template-refs.ts'
@@ -128,10 +128,14 @@ function checkTiming(doc: JsonObject, problems: SemanticProblem[]): void {
     }
   }
   const dates: Partial<Record<'start_date' | 'end_date', Date>> = {}
+  // Their order needs instants in the DAG's zone; a lone date only needs to exist.
+  const both = typeof doc.start_date === 'string' && typeof doc.end_date === 'string'
   for (const key of ['start_date', 'end_date'] as const) {
     const text = doc[key]
     if (typeof text !== 'string') continue
-    const date = parseDagDate(text, timezone)
+    const real = both ? undefined : isRealCalendarDate(text)
+    if (real === true) continue
+    const date = real === false ? undefined : parseDagDate(text, timezone)
     // Malformed text is a schema error already; here only well-formed but impossible dates remain.
     if (date === undefined) {
       if (/^\d{4}-\d{2}-\d{2}/.test(text)) problems.push({ code: 'INVALID_DATE', message: `${key} "${text}" is not a real date or time`, path: [key] })

@@ -3,7 +3,6 @@
  * The operator params schemas come from the operator registry, so a new operator is validated
  * as soon as it is registered.
  */
-import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
@@ -77,6 +76,21 @@ export function schemas(): CompiledSchemas {
  * keyed by a hash of every schema and the Ajv version, and loaded from there when present. When
  * the cache cannot be read or written, the schemas are compiled in memory as usual.
  */
+/**
+ * 64 bits of two FNV-1a hashes of the text (with different offsets), as hex. A cache key, not a
+ * digest: loading node:crypto to name a cache file cost the CLI more than reading the file.
+ */
+export function cacheKey(text: string): string {
+  let a = 0x811c9dc5
+  let b = 0x01000193 ^ text.length
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i)
+    a = Math.imul(a ^ ch, 0x01000193)
+    b = Math.imul(b ^ ch, 0x5bd1e995) ^ (b >>> 15)
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0')
+}
+
 function loadOrCompile(): CompiledSchemas {
   const sources = {
     dag: readSchema('dag.schema.json'),
@@ -84,7 +98,7 @@ function loadOrCompile(): CompiledSchemas {
     config: readSchema('config.schema.json'),
   }
   const operators = Object.values(OPERATORS).map((o) => [`operators/${o.type}.params.schema.json`, o.paramsSchema] as const)
-  const hash = createHash('sha256').update(JSON.stringify([AJV_VERSION, sources, operators])).digest('hex').slice(0, 16)
+  const hash = cacheKey(JSON.stringify([AJV_VERSION, sources, operators]))
   const file = join(CACHE_DIR, `schemas-${hash}.cjs`)
   if (existsSync(file)) {
     try {

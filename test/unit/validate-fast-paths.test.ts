@@ -1,7 +1,7 @@
 /**
  * Shortcuts the validator takes for common, plainly valid input must never accept what the full
- * check refuses: simple run parameter definitions (against Ajv) and plain cron expressions (against
- * cron-parser).
+ * check refuses: simple run parameter definitions (against Ajv), plain cron expressions (against
+ * cron-parser) and calendar dates (against luxon).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -9,6 +9,8 @@ import fc from 'fast-check'
 import { CronExpressionParser } from 'cron-parser'
 import { compileParam, isPlainlyValid } from '../../engine/dag/run-params.ts'
 import { parseSchedule, plainlyValidCron } from '../../engine/time/schedule.ts'
+import { isRealCalendarDate, isValidTimezone } from '../../engine/time/dates.ts'
+import { DateTime } from 'luxon'
 
 const scalar = fc.oneof(fc.string({ maxLength: 6 }), fc.integer({ min: -5, max: 105 }), fc.double({ min: -5, max: 105, noNaN: true }), fc.boolean(), fc.constant(null))
 const KEYS = ['description', 'default', 'enum', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern', 'format', 'items'] as const
@@ -89,4 +91,21 @@ test('a cron expression plainlyValidCron accepts is one cron-parser accepts', ()
   assert.ok(plainlyValidCron('*/15 9-17 * * 1-5'.split(' ')))
   assert.equal(parseSchedule('0 0 30 2 *').ok, false, 'a day that never comes is still cron-parser’s to refuse')
   assert.equal(parseSchedule('61 * * * *').ok, false)
+})
+
+test('isRealCalendarDate agrees with luxon on every YYYY-MM-DD it answers', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }), (year, month, day) => {
+      const text = `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`
+      const real = isRealCalendarDate(text)
+      if (real === undefined) return
+      assert.equal(real, DateTime.fromISO(text, { zone: 'Europe/Berlin', setZone: true }).isValid, text)
+    }),
+    { numRuns: 20_000 },
+  )
+  assert.equal(isRealCalendarDate('2024-02-29'), true)
+  assert.equal(isRealCalendarDate('2100-02-29'), false)
+  assert.equal(isRealCalendarDate('2026-01-01T00:00'), undefined)
+  assert.equal(isValidTimezone('Europe/Berlin') && isValidTimezone('UTC') && isValidTimezone('US/Eastern'), true)
+  assert.equal(isValidTimezone('Mars/Olympus_Mons'), false)
 })
