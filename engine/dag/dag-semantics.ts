@@ -5,8 +5,7 @@
  * therefore tolerates values of the wrong type.
  */
 import type { ErrorCode } from '../errors.ts'
-import { buildTaskGraph, findCycles, memoizedDescendants } from '../graph/task-graph.ts'
-import type { TaskGraph } from '../graph/task-graph.ts'
+import { buildTaskGraph, findCycles, lightGraph } from '../graph/task-graph.ts'
 import { parseSchedule } from '../time/schedule.ts'
 import { isRealCalendarDate, isValidTimezone, parseDagDate } from '../time/dates.ts'
 import { findOperator, OPERATORS } from '../../operators/index.ts'
@@ -69,8 +68,8 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     }
     return { id, dependsOn: deps.map((d) => d.id) }
   })
-  const graph = buildTaskGraph(nodes)
-  for (const cycle of findCycles(graph, taskIds)) {
+  const graph = lightGraph(nodes)
+  for (const cycle of graph.acyclic ? [] : findCycles(buildTaskGraph(nodes), taskIds)) {
     const start = cycle[0]!
     const closing = cycle[cycle.length - 2]!
     const deps = isObject(tasks[start]) ? dependsOnList((tasks[start] as JsonObject).depends_on) : []
@@ -88,7 +87,7 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     checkTemplates(defaults.env, ['defaults', 'env'], { params, tasks: taskSet, isUpstream: undefined, taskId: undefined }, templateProblems)
     checkPool(defaults.pool, ['defaults', 'pool'], names, problems)
   }
-  const downstream = memoizedDescendants(graph)
+  const downstream = graph.descendants
   for (const [i, id] of taskIds.entries()) {
     const task = tasks[id]
     if (!isObject(task)) continue

@@ -1,7 +1,7 @@
 /**
  * Shortcuts the validator takes for common, plainly valid input must never accept what the full
  * check refuses: simple run parameter definitions (against Ajv), plain cron expressions (against
- * cron-parser) and calendar dates (against luxon).
+ * cron-parser), calendar dates (against luxon) and the validator's task graph (against graphology).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,6 +11,7 @@ import { compileParam, isPlainlyValid } from '../../engine/dag/run-params.ts'
 import { parseSchedule, plainlyValidCron } from '../../engine/time/schedule.ts'
 import { isRealCalendarDate, isValidTimezone } from '../../engine/time/dates.ts'
 import { DateTime } from 'luxon'
+import { buildTaskGraph, descendantsOf, findCycles, lightGraph } from '../../engine/graph/task-graph.ts'
 
 const scalar = fc.oneof(fc.string({ maxLength: 6 }), fc.integer({ min: -5, max: 105 }), fc.double({ min: -5, max: 105, noNaN: true }), fc.boolean(), fc.constant(null))
 const KEYS = ['description', 'default', 'enum', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern', 'format', 'items'] as const
@@ -108,4 +109,20 @@ test('isRealCalendarDate agrees with luxon on every YYYY-MM-DD it answers', () =
   assert.equal(isRealCalendarDate('2026-01-01T00:00'), undefined)
   assert.equal(isValidTimezone('Europe/Berlin') && isValidTimezone('UTC') && isValidTimezone('US/Eastern'), true)
   assert.equal(isValidTimezone('Mars/Olympus_Mons'), false)
+})
+
+test('lightGraph finds a cycle exactly when findCycles does, and the same descendants', () => {
+  const ids = ['a', 'b', 'c', 'd', 'e', 'f']
+  const tasks = fc.uniqueArray(fc.constantFrom(...ids), { minLength: 1, maxLength: 6 }).chain((present) =>
+    fc.tuple(...present.map((id) => fc.array(fc.constantFrom(...ids, 'zz'), { maxLength: 4 }).map((dependsOn) => ({ id, dependsOn })))),
+  )
+  fc.assert(
+    fc.property(tasks, (nodes) => {
+      const light = lightGraph(nodes)
+      const graph = buildTaskGraph(nodes)
+      assert.equal(light.acyclic, findCycles(graph, nodes.map((n) => n.id)).length === 0, JSON.stringify(nodes))
+      for (const { id } of nodes) assert.deepEqual([...light.descendants(id)].sort(), [...descendantsOf(graph, id)].sort(), `${id} in ${JSON.stringify(nodes)}`)
+    }),
+    { numRuns: 5000 },
+  )
 })
