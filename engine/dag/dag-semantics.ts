@@ -55,18 +55,24 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
 
   const nodes = taskIds.map((id) => {
     const task = tasks[id]
-    const deps = isObject(task) ? dependsOnList(task.depends_on) : []
-    const seen = new Set<string>()
-    for (const dep of deps) {
-      const path = ['tasks', id, 'depends_on', ...dep.path]
-      if (dep.id === id) problems.push({ code: 'SELF_DEPENDENCY', message: `task "${id}" depends on itself`, path })
-      else if (!taskSet.has(dep.id)) {
-        const hint = closest(dep.id, taskIds)
-        problems.push({ code: 'UNKNOWN_DEPENDENCY', message: `task "${id}" depends on "${dep.id}", which is not a task of this DAG${hint ? ` (did you mean "${hint}"?)` : ''}`, path })
-      } else if (seen.has(dep.id)) problems.push({ code: 'DUPLICATE_DEPENDENCY', message: `task "${id}" lists "${dep.id}" twice in depends_on`, path, severity: 'warning' })
-      seen.add(dep.id)
+    const raw = isObject(task) ? task.depends_on : undefined
+    const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : []
+    const dependsOn: string[] = []
+    for (let i = 0; i < list.length; i++) {
+      const dep = list[i]
+      if (typeof dep !== 'string') continue
+      if (dep === id || !taskSet.has(dep) || dependsOn.includes(dep)) {
+        // The rare case: a problem, with its place (a lone string has no index).
+        const path = typeof raw === 'string' ? ['tasks', id, 'depends_on'] : ['tasks', id, 'depends_on', i]
+        if (dep === id) problems.push({ code: 'SELF_DEPENDENCY', message: `task "${id}" depends on itself`, path })
+        else if (!taskSet.has(dep)) {
+          const hint = closest(dep, taskIds)
+          problems.push({ code: 'UNKNOWN_DEPENDENCY', message: `task "${id}" depends on "${dep}", which is not a task of this DAG${hint ? ` (did you mean "${hint}"?)` : ''}`, path })
+        } else problems.push({ code: 'DUPLICATE_DEPENDENCY', message: `task "${id}" lists "${dep}" twice in depends_on`, path, severity: 'warning' })
+      }
+      dependsOn.push(dep)
     }
-    return { id, dependsOn: deps.map((d) => d.id) }
+    return { id, dependsOn }
   })
   const graph = lightGraph(nodes)
   for (const cycle of graph.acyclic ? [] : findCycles(buildTaskGraph(nodes), taskIds)) {
@@ -92,8 +98,8 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     const task = tasks[id]
     if (!isObject(task)) continue
     checkOperator(task, id, names, problems)
-    const direct = new Set(nodes[i]!.dependsOn.filter((d) => d !== id && taskSet.has(d)))
-    const scope = { params, tasks: taskSet, isUpstream: (other: string) => direct.has(other) || downstream(other).has(id), taskId: id }
+    const direct = nodes[i]!.dependsOn
+    const scope = { params, tasks: taskSet, isUpstream: (other: string) => (other !== id && direct.includes(other)) || downstream(other).has(id), taskId: id }
     const operator = typeof task.operator === 'string' ? findOperator(task.operator) : undefined
     const literal = operator?.literalParams ?? []
     for (const p of operator?.checkParams?.(task.params ?? null) ?? []) problems.push({ code: p.code, message: p.message, path: ['tasks', id, 'params', ...p.path] })
