@@ -30,6 +30,10 @@ export function loadYamlFast(bytes: Uint8Array): Json | undefined {
   return isPlainJson(value, 1, new Set()) ? (value as Json) : undefined
 }
 
+/** ASCII characters that none of needsCarefulParser's checks looks at. */
+const PLAIN = new Uint8Array(128)
+for (const ch of 'abcdfghijklmnopqrstuvwxyzABCDFGHIJKLMNOPQRSTUVWXYZ0123456789 _/:=$();@^~|>!+') PLAIN[ch.charCodeAt(0)] = 1
+
 /** `\s` of a regular expression; a position before the text counts as a line start. */
 const isSpace = (ch: number): boolean => ch === 0x20 || ch === 0x0a || ch === 0x0d || ch === 0x09 || ch === 0x0b || ch === 0x0c || ch === 0xa0 || ch === 0xfeff || ch === 0x2028 || ch === 0x2029 || (ch >= 0x2000 && ch <= 0x200a) || ch === 0x1680 || ch === 0x202f || ch === 0x205f || ch === 0x3000
 const isWordOrDash = (ch: number): boolean => (ch >= 0x30 && ch <= 0x39) || (ch >= 0x41 && ch <= 0x5a) || (ch >= 0x61 && ch <= 0x7a) || ch === 0x5f || ch === 0x2d
@@ -58,8 +62,8 @@ export function needsCarefulParser(text: string): boolean {
   let atLineStart = true
   for (let i = 0; i < n; i++) {
     const ch = text.charCodeAt(i)
-    // Most characters are letters, digits and spaces, which matter to none of the checks below.
-    if ((ch >= 0x61 && ch <= 0x7a && ch !== 0x65) || (ch >= 0x30 && ch <= 0x39) || ch === 0x20 || (ch >= 0x41 && ch <= 0x5a && ch !== 0x45)) {
+    // Most characters matter to none of the checks below (an e only after a digit; - and . only at a line start).
+    if (ch < 0x80 && (PLAIN[ch] === 1 || ((ch === 0x65 || ch === 0x45) && !isDigit(text.charCodeAt(i - 1))) || ((ch === 0x2d || ch === 0x2e) && !atLineStart))) {
       atLineStart = false
       continue
     }
