@@ -41,17 +41,22 @@ export function runJson(run: { runId: string; dagId: string; state: RunState; lo
   }
 }
 
-/** One element of `cairn tasks --format json`; `attempts` is the number of the latest attempt (0: never tried). */
+/**
+ * One element of `cairn tasks --format json`; `attempts` is the number of the latest attempt (0: never
+ * tried); `outputs` the outputs the latest attempt published (the worker masked secrets before storing
+ * them), `{}` when there are none.
+ */
 export interface TaskJson {
   task_id: string
   state: TaskState
   attempts: number
   started_at: string | null
   ended_at: string | null
+  outputs: Record<string, unknown>
 }
 
-export function taskJson(ti: { taskId: string; state: TaskState; attempt: number; startedAt: Date | null; endedAt: Date | null }): TaskJson {
-  return { task_id: ti.taskId, state: ti.state, attempts: ti.attempt, started_at: isoOrNull(ti.startedAt), ended_at: isoOrNull(ti.endedAt) }
+export function taskJson(ti: { taskId: string; state: TaskState; attempt: number; startedAt: Date | null; endedAt: Date | null; outputs: Record<string, unknown> | null }): TaskJson {
+  return { task_id: ti.taskId, state: ti.state, attempts: ti.attempt, started_at: isoOrNull(ti.startedAt), ended_at: isoOrNull(ti.endedAt), outputs: ti.outputs ?? {} }
 }
 
 /** One element of `cairn dags --format json` (not in SPEC; same rules). */

@@ -5,6 +5,8 @@ export interface CommandIo {
   settings: Settings
   stdout: (line: string) => void
   stderr: (line: string) => void
+  /** Whether stderr is a terminal (pretty logs by default). @default false */
+  stderrIsTTY?: boolean
 }
 
 /** SPEC section 5 exit codes. */

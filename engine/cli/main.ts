@@ -5,24 +5,31 @@
 import { settingsFromEnv } from '../config/settings.ts'
 import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
-import { COMMANDS, usage } from './commands.ts'
+import { COMMANDS } from './commands.ts'
+import { asksForHelp, commandHelp, isCommandName, overview, unknownCommand } from './help.ts'
 
 export async function main(argv: string[], io: CommandIo): Promise<ExitCode> {
   const [name, ...args] = argv
-  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    io.stdout(usage())
-    return name === undefined ? EXIT.usage : EXIT.ok
+  if (name === undefined) {
+    io.stderr(overview())
+    return EXIT.usage
+  }
+  if (name === '--help' || name === '-h' || (name === 'help' && args.length === 0)) {
+    io.stdout(overview())
+    return EXIT.ok
   }
   if (name === '--version') {
     io.stdout('cairn 0.1.0')
     return EXIT.ok
   }
-  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
-  if (!command) {
-    io.stderr(`cairn: unknown command "${name}"\n\n${usage()}`)
+  if (name === 'help') return printHelp(args[0]!, io)
+  if (!isCommandName(name)) {
+    io.stderr(unknownCommand(name))
     return EXIT.usage
   }
+  if (asksForHelp(args)) return printHelp(name, io)
   try {
+    const command = await COMMANDS[name].load()
     return await command.run(args, io)
   } catch (error) {
     if (error instanceof UsageError || (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {
@@ -33,12 +40,24 @@ export async function main(argv: string[], io: CommandIo): Promise<ExitCode> {
   }
 }
 
+/** `cairn help COMMAND` and `cairn COMMAND --help` print the same text. */
+async function printHelp(name: string, io: CommandIo): Promise<ExitCode> {
+  if (!isCommandName(name)) {
+    io.stderr(unknownCommand(name))
+    return EXIT.usage
+  }
+  const { help } = await COMMANDS[name].load()
+  io.stdout(commandHelp(name, help))
+  return EXIT.ok
+}
+
 /** Runs the CLI for this process: real environment, stdout, stderr and exit code. */
 export function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
   const io: CommandIo = {
     settings: settingsFromEnv(process.env, process.cwd()),
     stdout: (line) => process.stdout.write(`${line}\n`),
     stderr: (line) => process.stderr.write(`${line}\n`),
+    stderrIsTTY: process.stderr.isTTY === true,
   }
   return main(argv, io).then(
     (code) => {

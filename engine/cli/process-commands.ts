@@ -7,7 +7,7 @@
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { PgBoss } from 'pg-boss'
-import { createLogger } from '../log.ts'
+import { LOG_FORMATS, chooseLogFormat, createLogger } from '../log.ts'
 import type { Logger } from '../log.ts'
 import { deploymentNames, loadConfig } from '../config/load-config.ts'
 import { retentionSettings } from '../config/retention.ts'
@@ -29,7 +29,7 @@ import { securePrivateState } from '../runtime/private-state.ts'
 import { startWeb } from '../web/server.ts'
 import type { RunningWeb } from '../web/server.ts'
 import { hasActiveAdmin } from '../web/auth/users.ts'
-import { parsePositiveInt } from './args.ts'
+import { parseChoice, parsePositiveInt } from './args.ts'
 import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
 
@@ -44,6 +44,8 @@ const OPTIONS = {
   'lost-after': { type: 'string', default: '30' },
   /** Web port, overriding CAIRN_PORT and web.port (0: any free port). */
   port: { type: 'string' },
+  /** pretty or json; default pretty when stderr is a terminal. */
+  'log-format': { type: 'string' },
 } as const
 
 export const upCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler', 'worker', 'web'], args, io, true)
@@ -54,7 +56,9 @@ export const webCommand = (args: string[], io: CommandIo): Promise<ExitCode> => 
 async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boolean): Promise<ExitCode> {
   const { values } = parseArgs({ args, options: OPTIONS })
   const { settings } = io
-  const log = createLogger({ level: settings.logLevel })
+  const format = chooseLogFormat(parseChoice('--log-format', values['log-format'], LOG_FORMATS), io.stderrIsTTY === true)
+  // Colours only on a terminal, and never against NO_COLOR (https://no-color.org).
+  const log = createLogger({ level: settings.logLevel, format, colorize: io.stderrIsTTY === true && !settings.env.NO_COLOR })
   const config = loadConfig(resolve(settings.cwd, settings.configPath))
   if (!config.ok) {
     for (const d of config.diagnostics) io.stderr(formatDiagnostic(d))

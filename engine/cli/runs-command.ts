@@ -3,7 +3,13 @@
  * table on stdout (nothing on stdout when there is nothing to list); `--format json` prints the
  * SPEC shapes of json-shapes.ts. Unknown DAG or run: exit 1.
  */
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { Settings } from '../config/settings.ts'
+import { loadConfig } from '../config/load-config.ts'
+import { createMasker } from '../secrets/mask.ts'
+import type { Masker } from '../secrets/mask.ts'
+import { readSecretValues } from '../web/secret-masking.ts'
 import { dependencyOrder } from '../graph/task-graph.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
 import { RUN_STATE_LIST } from '../state/states.ts'
@@ -50,6 +56,8 @@ export async function runsCommand(args: string[], io: CommandIo): Promise<ExitCo
 
 export const TASKS_HELP = `Lists the task instances of RUN_ID in the DAG's order (upstream before downstream, ties in file order).
 ATTEMPTS is the number of the latest attempt (0: not tried yet).
+  --format json   an array of {"task_id","state","attempts","started_at","ended_at","outputs"}; outputs are
+                  those the latest attempt published, secrets masked, {} when none
 Exit codes: 0 listed; 1 unknown run; 2 malformed arguments or no database.`
 
 export async function tasksCommand(args: string[], io: CommandIo): Promise<ExitCode> {
@@ -64,13 +72,27 @@ export async function tasksCommand(args: string[], io: CommandIo): Promise<ExitC
     }
     const spec = await getDagVersion(db, run.versionId)
     const instances = inTaskOrder(spec.tasks, await listTaskInstances(db, run.runId))
-    if (format === 'json') io.stdout(JSON.stringify(instances.map(taskJson)))
+    if (format === 'json') {
+      const mask = secretMasker(io.settings)
+      io.stdout(JSON.stringify(instances.map((ti) => ({ ...taskJson(ti), outputs: mask.deep(ti.outputs ?? {}) }))))
+    }
     else {
       const rows = instances.map((ti) => [ti.taskId, ti.state, String(ti.attempt), formatTime(ti.startedAt), formatTime(ti.endedAt), formatDuration(ti.startedAt, ti.endedAt), oneLine(ti.message)])
       for (const line of formatTable(['TASK', 'STATE', 'ATTEMPTS', 'STARTED', 'ENDED', 'DURATION', 'MESSAGE'], rows)) io.stdout(line)
     }
     return EXIT.ok
   })
+}
+
+/**
+ * Workers mask secrets in outputs before storing them; this masks again with the secrets this process
+ * can see (CAIRN_SECRET_* and the secrets dir of cairn.yaml), as the web server does for its responses,
+ * in case a worker did not have a secret that ended up in an output.
+ */
+function secretMasker(settings: Settings): Masker {
+  const dirSetting = loadConfig(resolve(settings.cwd, settings.configPath)).config.secrets?.dir
+  const dir = dirSetting === undefined ? undefined : resolve(settings.cwd, dirSetting)
+  return createMasker(readSecretValues({ env: settings.env, ...(dir !== undefined ? { dir } : {}) }))
 }
 
 /** Dependency order, ties in file order; anything the spec does not know (it cannot happen, but never hide a row) last. */

@@ -5,12 +5,11 @@
  * therefore tolerates values of the wrong type.
  */
 import type { ErrorCode } from '../errors.ts'
-import { buildTaskGraph, findCycles, memoizedDescendants } from '../graph/task-graph.ts'
-import type { TaskGraph } from '../graph/task-graph.ts'
+import { buildTaskGraph, findCycles, lightGraph } from '../graph/task-graph.ts'
 import { parseSchedule } from '../time/schedule.ts'
-import { isValidTimezone, parseDagDate } from '../time/dates.ts'
+import { isRealCalendarDate, isValidTimezone, parseDagDate } from '../time/dates.ts'
 import { findOperator, OPERATORS } from '../../operators/index.ts'
-import { compileParam } from './run-params.ts'
+import { compileParam, isPlainlyValid } from './run-params.ts'
 import { checkTemplates } from './template-refs.ts'
 import { hasTemplate } from '../template/liquid.ts'
 import type { TemplateProblem } from './template-refs.ts'
@@ -56,21 +55,27 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
 
   const nodes = taskIds.map((id) => {
     const task = tasks[id]
-    const deps = isObject(task) ? dependsOnList(task.depends_on) : []
-    const seen = new Set<string>()
-    for (const dep of deps) {
-      const path = ['tasks', id, 'depends_on', ...dep.path]
-      if (dep.id === id) problems.push({ code: 'SELF_DEPENDENCY', message: `task "${id}" depends on itself`, path })
-      else if (!taskSet.has(dep.id)) {
-        const hint = closest(dep.id, taskIds)
-        problems.push({ code: 'UNKNOWN_DEPENDENCY', message: `task "${id}" depends on "${dep.id}", which is not a task of this DAG${hint ? ` (did you mean "${hint}"?)` : ''}`, path })
-      } else if (seen.has(dep.id)) problems.push({ code: 'DUPLICATE_DEPENDENCY', message: `task "${id}" lists "${dep.id}" twice in depends_on`, path, severity: 'warning' })
-      seen.add(dep.id)
+    const raw = isObject(task) ? task.depends_on : undefined
+    const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : []
+    const dependsOn: string[] = []
+    for (let i = 0; i < list.length; i++) {
+      const dep = list[i]
+      if (typeof dep !== 'string') continue
+      if (dep === id || !taskSet.has(dep) || dependsOn.includes(dep)) {
+        // The rare case: a problem, with its place (a lone string has no index).
+        const path = typeof raw === 'string' ? ['tasks', id, 'depends_on'] : ['tasks', id, 'depends_on', i]
+        if (dep === id) problems.push({ code: 'SELF_DEPENDENCY', message: `task "${id}" depends on itself`, path })
+        else if (!taskSet.has(dep)) {
+          const hint = closest(dep, taskIds)
+          problems.push({ code: 'UNKNOWN_DEPENDENCY', message: `task "${id}" depends on "${dep}", which is not a task of this DAG${hint ? ` (did you mean "${hint}"?)` : ''}`, path })
+        } else problems.push({ code: 'DUPLICATE_DEPENDENCY', message: `task "${id}" lists "${dep}" twice in depends_on`, path, severity: 'warning' })
+      }
+      dependsOn.push(dep)
     }
-    return { id, dependsOn: deps.map((d) => d.id) }
+    return { id, dependsOn }
   })
-  const graph = buildTaskGraph(nodes)
-  for (const cycle of findCycles(graph, taskIds)) {
+  const graph = lightGraph(nodes)
+  for (const cycle of graph.acyclic ? [] : findCycles(buildTaskGraph(nodes), taskIds)) {
     const start = cycle[0]!
     const closing = cycle[cycle.length - 2]!
     const deps = isObject(tasks[start]) ? dependsOnList((tasks[start] as JsonObject).depends_on) : []
@@ -88,13 +93,13 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     checkTemplates(defaults.env, ['defaults', 'env'], { params, tasks: taskSet, isUpstream: undefined, taskId: undefined }, templateProblems)
     checkPool(defaults.pool, ['defaults', 'pool'], names, problems)
   }
-  const downstream = memoizedDescendants(graph)
+  const downstream = graph.descendants
   for (const [i, id] of taskIds.entries()) {
     const task = tasks[id]
     if (!isObject(task)) continue
     checkOperator(task, id, names, problems)
-    const direct = new Set(nodes[i]!.dependsOn.filter((d) => d !== id && taskSet.has(d)))
-    const scope = { params, tasks: taskSet, isUpstream: (other: string) => direct.has(other) || downstream(other).has(id), taskId: id }
+    const direct = nodes[i]!.dependsOn
+    const scope = { params, tasks: taskSet, isUpstream: (other: string) => (other !== id && direct.includes(other)) || downstream(other).has(id), taskId: id }
     const operator = typeof task.operator === 'string' ? findOperator(task.operator) : undefined
     const literal = operator?.literalParams ?? []
     for (const p of operator?.checkParams?.(task.params ?? null) ?? []) problems.push({ code: p.code, message: p.message, path: ['tasks', id, 'params', ...p.path] })
@@ -105,9 +110,9 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
         problems.push({ code: 'TEMPLATE_NOT_ALLOWED', message: `params.${key} is run as written and never rendered; pass values through env (e.g. env: { NAME: "{{ params.x }}" }) and use "$NAME"`, path: ['tasks', id, 'params', key] })
       }
     }
-    const rendered = taskParams && literal.length > 0 ? Object.fromEntries(Object.entries(taskParams).filter(([k]) => !literal.includes(k))) : task.params
-    checkTemplates(rendered, ['tasks', id, 'params'], scope, templateProblems)
-    for (const key of ['env', 'when'] as const) checkTemplates(task[key], ['tasks', id, key], scope, templateProblems)
+    checkTemplates(task.params, ['tasks', id, 'params'], scope, templateProblems, literal)
+    checkTemplates(task.env, ['tasks', id, 'env'], scope, templateProblems)
+    checkTemplates(task.when, ['tasks', id, 'when'], scope, templateProblems)
     checkPool(task.pool, ['tasks', id, 'pool'], names, problems)
   }
   checkLiteralTemplates(doc, [], problems)
@@ -128,10 +133,14 @@ function checkTiming(doc: JsonObject, problems: SemanticProblem[]): void {
     }
   }
   const dates: Partial<Record<'start_date' | 'end_date', Date>> = {}
+  // Their order needs instants in the DAG's zone; a lone date only needs to exist.
+  const both = typeof doc.start_date === 'string' && typeof doc.end_date === 'string'
   for (const key of ['start_date', 'end_date'] as const) {
     const text = doc[key]
     if (typeof text !== 'string') continue
-    const date = parseDagDate(text, timezone)
+    const real = both ? undefined : isRealCalendarDate(text)
+    if (real === true) continue
+    const date = real === false ? undefined : parseDagDate(text, timezone)
     // Malformed text is a schema error already; here only well-formed but impossible dates remain.
     if (date === undefined) {
       if (/^\d{4}-\d{2}-\d{2}/.test(text)) problems.push({ code: 'INVALID_DATE', message: `${key} "${text}" is not a real date or time`, path: [key] })
@@ -160,13 +169,22 @@ function checkLiteralTemplates(value: Json | undefined, path: PathSegment[], pro
     problems.push({
       code: 'TEMPLATE_NOT_ALLOWED',
       message: `${formatPath(path)}: templates are rendered only in params, env and when; here the text would stay as written`,
-      path,
+      path: [...path],
       inString: { row, col },
     })
   } else if (Array.isArray(value)) {
-    value.forEach((item, i) => checkLiteralTemplates(item, [...path, i], problems))
+    // One path array for the whole walk, copied only into a problem: most documents have none.
+    for (let i = 0; i < value.length; i++) {
+      path.push(i)
+      checkLiteralTemplates(value[i], path, problems)
+      path.pop()
+    }
   } else if (isObject(value)) {
-    for (const [key, item] of Object.entries(value)) checkLiteralTemplates(item, [...path, key], problems)
+    for (const key in value) {
+      path.push(key)
+      checkLiteralTemplates(value[key], path, problems)
+      path.pop()
+    }
   }
 }
 
@@ -185,6 +203,7 @@ function checkParamDefinitions(value: Json | undefined, problems: SemanticProble
     if (!isObject(definition)) continue
     // Unknown keys are the schema pass's report; compiling them would only repeat it less clearly.
     if (Object.keys(definition).some((key) => !knownParamKeys().has(key))) continue
+    if (isPlainlyValid(definition)) continue
     const validate = compileParam(definition)
     if (typeof validate !== 'function') {
       problems.push({ code: validate.code, message: `params.${name}: ${validate.message}`, path: ['params', name], part: 'key' })

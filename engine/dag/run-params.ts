@@ -78,6 +78,80 @@ export function tooDeepMessage(name: string): string {
   return `parameter "${name}" nests arrays or objects deeper than ${MAX_PARAM_DEPTH} levels, the limit for a parameter value`
 }
 
+const SIMPLE_TYPES: ReadonlySet<unknown> = new Set(['string', 'number', 'integer', 'boolean'])
+const NUMBER_BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'] as const
+const STRING_LENGTHS = ['minLength', 'maxLength'] as const
+
+/**
+ * True when the definition is a simple one (a scalar type with bounds, lengths or an enum of scalars)
+ * that Ajv compiles as it is, and its default, if any, satisfies it. This is what nearly every DAG
+ * declares, and checking it directly spares the validator Ajv and its schema compilation. False
+ * means "not known": compileParam decides, and gives the exact message. Patterns are always left to
+ * compileParam, whose regular expression engine is the one that counts.
+ */
+export function isPlainlyValid(definition: Record<string, unknown>): boolean {
+  const { type } = definition
+  if (!SIMPLE_TYPES.has(type)) return false
+  const numeric = type === 'number' || type === 'integer'
+  for (const key in definition) {
+    const value = definition[key]
+    switch (key) {
+      case 'type':
+      case 'default':
+        break
+      case 'description':
+      case 'title':
+        if (typeof value !== 'string') return false
+        break
+      case 'minimum':
+      case 'maximum':
+      case 'exclusiveMinimum':
+      case 'exclusiveMaximum':
+        if (!numeric || typeof value !== 'number' || !Number.isFinite(value)) return false
+        break
+      case 'minLength':
+      case 'maxLength':
+        if (type !== 'string' || !Number.isSafeInteger(value) || (value as number) < 0) return false
+        break
+      case 'enum':
+        if (!Array.isArray(value) || value.length === 0 || new Set(value).size !== value.length) return false
+        if (!value.every((item) => item === null || typeof item === 'string' || typeof item === 'boolean' || (typeof item === 'number' && Number.isFinite(item)))) return false
+        break
+      default:
+        return false
+    }
+  }
+  if (!Object.hasOwn(definition, 'default')) return true
+  const value = definition.default
+  switch (type) {
+    case 'string':
+      if (typeof value !== 'string') return false
+      for (const key of STRING_LENGTHS) {
+        const limit = definition[key] as number | undefined
+        if (limit === undefined) continue
+        // Ajv counts code points, not UTF-16 units.
+        let length = 0
+        for (const _ of value) length++
+        if (key === 'minLength' ? length < limit : length > limit) return false
+      }
+      break
+    case 'boolean':
+      if (typeof value !== 'boolean') return false
+      break
+    default: {
+      if (typeof value !== 'number' || !Number.isFinite(value) || (type === 'integer' && !Number.isInteger(value))) return false
+      for (const key of NUMBER_BOUNDS) {
+        const bound = definition[key] as number | undefined
+        if (bound === undefined) continue
+        const ok = key === 'minimum' ? value >= bound : key === 'maximum' ? value <= bound : key === 'exclusiveMinimum' ? value > bound : value < bound
+        if (!ok) return false
+      }
+    }
+  }
+  if (Array.isArray(definition.enum) && !definition.enum.some((item) => item === value)) return false
+  return true
+}
+
 export type ResolvedParams = { ok: true; values: Record<string, unknown> } | { ok: false; errors: string[] }
 
 /**

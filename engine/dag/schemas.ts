@@ -3,26 +3,32 @@
  * The operator params schemas come from the operator registry, so a new operator is validated
  * as soon as it is registered.
  */
-import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import standaloneCodeModule from 'ajv/dist/standalone/index.js'
-import { Ajv2020 } from 'ajv/dist/2020.js'
-import type { ValidateFunction, AnySchema } from 'ajv/dist/2020.js'
+import type { Ajv2020, ValidateFunction, AnySchema } from 'ajv/dist/2020.js'
 import type { RegExpEngine } from 'ajv/dist/types/index.js'
-import addFormatsModule from 'ajv-formats'
 import { OPERATORS } from '../../operators/index.ts'
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020
 
 const SCHEMA_DIR = new URL('../../schemas/', import.meta.url)
 const CACHE_DIR = fileURLToPath(new URL('../../node_modules/.cache/cairn/', import.meta.url))
 const requireFromHere = createRequire(import.meta.url)
 const AJV_VERSION = (requireFromHere('ajv/package.json') as { version: string }).version
 type StandaloneCode = (ajv: Ajv2020, refs: Record<string, string>) => string
-const standaloneCode = ((standaloneCodeModule as unknown as { default?: StandaloneCode }).default ?? standaloneCodeModule) as unknown as StandaloneCode
+
+/**
+ * Ajv itself (about a hundred modules) is loaded only to compile: the CLI validating files with cached
+ * validators never needs it.
+ */
+function loadAjv(): { Ajv2020: typeof Ajv2020; addFormats: (ajv: Ajv2020) => Ajv2020; standaloneCode: StandaloneCode } {
+  const unwrap = <T>(module: unknown): T => ((module as { default?: T }).default ?? module) as T
+  return {
+    Ajv2020: (requireFromHere('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 }).Ajv2020,
+    addFormats: unwrap(requireFromHere('ajv-formats')),
+    standaloneCode: unwrap(requireFromHere('ajv/dist/standalone/index.js')),
+  }
+}
 
 export function readSchema(relative: string): AnySchema {
   return JSON.parse(readFileSync(new URL(relative, SCHEMA_DIR), 'utf8')) as AnySchema
@@ -44,6 +50,7 @@ export interface AjvOptions {
 }
 
 export function createAjv(options: AjvOptions = {}): Ajv2020 {
+  const { Ajv2020, addFormats } = loadAjv()
   // verbose: errors carry their schema, used to list allowed keys and enum values in messages.
   const ajv = new Ajv2020({
     allErrors: true,
@@ -69,6 +76,21 @@ export function schemas(): CompiledSchemas {
  * keyed by a hash of every schema and the Ajv version, and loaded from there when present. When
  * the cache cannot be read or written, the schemas are compiled in memory as usual.
  */
+/**
+ * 64 bits of two FNV-1a hashes of the text (with different offsets), as hex. A cache key, not a
+ * digest: loading node:crypto to name a cache file cost the CLI more than reading the file.
+ */
+export function cacheKey(text: string): string {
+  let a = 0x811c9dc5
+  let b = 0x01000193 ^ text.length
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i)
+    a = Math.imul(a ^ ch, 0x01000193)
+    b = Math.imul(b ^ ch, 0x5bd1e995) ^ (b >>> 15)
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0')
+}
+
 function loadOrCompile(): CompiledSchemas {
   const sources = {
     dag: readSchema('dag.schema.json'),
@@ -76,7 +98,7 @@ function loadOrCompile(): CompiledSchemas {
     config: readSchema('config.schema.json'),
   }
   const operators = Object.values(OPERATORS).map((o) => [`operators/${o.type}.params.schema.json`, o.paramsSchema] as const)
-  const hash = createHash('sha256').update(JSON.stringify([AJV_VERSION, sources, operators])).digest('hex').slice(0, 16)
+  const hash = cacheKey(JSON.stringify([AJV_VERSION, sources, operators]))
   const file = join(CACHE_DIR, `schemas-${hash}.cjs`)
   if (existsSync(file)) {
     try {
@@ -94,7 +116,7 @@ function loadOrCompile(): CompiledSchemas {
   try {
     mkdirSync(CACHE_DIR, { recursive: true })
     const temporary = `${file}.${process.pid}.tmp`
-    writeFileSync(temporary, standaloneCode(ajv, { dag: 'dag', featureView: 'featureView', config: 'config' }))
+    writeFileSync(temporary, loadAjv().standaloneCode(ajv, { dag: 'dag', featureView: 'featureView', config: 'config' }))
     renameSync(temporary, file)
   } catch {
     // Read-only install: fine, the in-memory validators serve this process.

@@ -33,26 +33,39 @@ const FIXED: Record<string, readonly string[] | null> = {
 }
 const ROOTS = [...Object.keys(FIXED), 'params', 'tasks', 'secrets']
 
-/** Visits every string under `value` (recursively) and checks each one that holds a template. */
-export function checkTemplates(value: Json | undefined, path: PathSegment[], scope: TemplateScope, out: TemplateProblem[]): void {
+/**
+ * Visits every string under `value` (recursively) and checks each one that holds a template. Keys of
+ * `value` listed in `skipKeys` are left out (params an operator runs as written). `path` is used as a
+ * stack during the walk and copied into each problem.
+ */
+export function checkTemplates(value: Json | undefined, path: PathSegment[], scope: TemplateScope, out: TemplateProblem[], skipKeys: readonly string[] = []): void {
   if (typeof value === 'string') {
     if (hasTemplate(value)) checkOne(value, path, scope, out)
   } else if (Array.isArray(value)) {
-    value.forEach((item, i) => checkTemplates(item, [...path, i], scope, out))
+    for (let i = 0; i < value.length; i++) {
+      path.push(i)
+      checkTemplates(value[i], path, scope, out)
+      path.pop()
+    }
   } else if (value !== null && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) checkTemplates(item, [...path, key], scope, out)
+    for (const key in value) {
+      if (skipKeys.length > 0 && skipKeys.includes(key)) continue
+      path.push(key)
+      checkTemplates(value[key], path, scope, out)
+      path.pop()
+    }
   }
 }
 
 function checkOne(text: string, path: PathSegment[], scope: TemplateScope, out: TemplateProblem[]): void {
   const analysis = analyzeTemplate(text)
   if (!analysis.ok) {
-    out.push({ code: 'TEMPLATE_SYNTAX', message: `template does not parse: ${analysis.message}`, path, row: analysis.row, col: analysis.col })
+    out.push({ code: 'TEMPLATE_SYNTAX', message: `template does not parse: ${analysis.message}`, path: [...path], row: analysis.row, col: analysis.col })
     return
   }
   for (const reference of analysis.references) {
     const problem = checkReference(reference, scope)
-    if (problem) out.push({ ...problem, path, row: reference.row, col: reference.col })
+    if (problem) out.push({ ...problem, path: [...path], row: reference.row, col: reference.col })
   }
 }
 

@@ -3,16 +3,16 @@
  * there are many), then runs the checks that span files (DAG ids and feature views unique).
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
+import module from 'node:module'
+import { availableParallelism, loadavg } from 'node:os'
 import { join, relative, isAbsolute, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Diagnostic } from './diagnostics.ts'
 import { compareDiagnostics } from './diagnostics.ts'
 import { firstDeclared } from './first-declared.ts'
-import { validateSource } from './validate.ts'
+import { loadYaml, validateSource } from './validate.ts'
 import type { FileKind, ValidateOptions } from './validate.ts'
 import type { Json } from './yaml-load.ts'
-import { loadYaml } from './yaml-load.ts'
 
 export interface FileSummary {
   file: string
@@ -81,17 +81,30 @@ export function validateFile(file: string, options: ValidateOptions = {}, keepVa
   return summary
 }
 
-/** Below this many files, worker start-up costs more than it saves. */
-const PARALLEL_THRESHOLD = 150
+/** Below this many files the calling thread is done before a helper thread has loaded the validator. */
+const PARALLEL_THRESHOLD = 200
+/**
+ * Helper threads worth starting: one per idle core, at most three. A helper on a core that other
+ * processes already keep busy only adds its start-up (loading and compiling the validator again) to
+ * the machine's work, and makes the whole run slower.
+ */
+function helperThreads(): number {
+  const cores = availableParallelism()
+  const idle = Math.floor(cores - loadavg()[0]!)
+  return Math.max(0, Math.min(cores - 1, idle, 3))
+}
+
+/** Files a thread takes at a time: few enough to share the work evenly, enough that taking costs nothing. */
+const CHUNK = 8
 
 export async function validatePaths(paths: readonly string[], options: ValidateOptions & { cwd?: string; keepValues?: boolean } = {}): Promise<FolderValidation> {
   const cwd = options.cwd ?? process.cwd()
   const { files, missing } = collectYamlFiles(paths, cwd)
   const fileOptions: ValidateOptions = options.names ? { names: options.names } : {}
-  const workers = Math.min(availableParallelism(), 8)
+  const helpers = helperThreads()
   const summaries =
-    files.length >= PARALLEL_THRESHOLD && workers > 1 && !options.keepValues
-      ? await validateOnWorkers(files, fileOptions, workers, cwd)
+    files.length >= PARALLEL_THRESHOLD && helpers > 0 && !options.keepValues
+      ? await validateShared(files, fileOptions, helpers, cwd)
       : files.map((file) => validateFile(file, fileOptions, options.keepValues, resolve(cwd, file)))
   const diagnostics = summaries.flatMap((s) => s.diagnostics)
   for (const path of missing) {
@@ -155,26 +168,54 @@ function locateKey(file: string, key: string): { line: number; column: number } 
   }
 }
 
-/** Splits the files over worker threads in interleaved slices and keeps the input order. */
-async function validateOnWorkers(files: readonly string[], options: ValidateOptions, count: number, cwd: string): Promise<FileSummary[]> {
-  const slices: string[][] = Array.from({ length: count }, () => [])
-  files.forEach((file, i) => slices[i % count]!.push(file))
-  const url = new URL('./validate-worker.ts', import.meta.url)
+/**
+ * Validates the files on this thread and on helper threads that take chunks from one shared counter.
+ * This thread starts at once; a helper joins when it has loaded the validator, so a helper that is
+ * slow to start (a busy machine) costs nothing but its start-up, and one that has not started when
+ * the files run out is stopped. The result keeps the input order.
+ */
+async function validateShared(files: readonly string[], options: ValidateOptions, helpers: number, cwd: string): Promise<FileSummary[]> {
+  // [0]: the next file to take; [1 + i]: helper i is 0 loading, 1 working, 2 not needed any more.
+  const shared = new SharedArrayBuffer(4 * (1 + helpers))
+  const state = new Int32Array(shared)
   const names = options.names ? { pools: [...options.names.pools], clusters: [...options.names.clusters] } : undefined
-  const results = await Promise.all(
-    slices.map(
-      (slice) =>
-        new Promise<FileSummary[]>((resolve, reject) => {
-          const worker = new Worker(url, { workerData: { files: slice, names, cwd } })
-          worker.once('message', (summaries: FileSummary[]) => {
-            resolve(summaries)
-            void worker.terminate()
-          })
-          worker.once('error', reject)
-        }),
-    ),
+  const out = new Array<FileSummary>(files.length)
+  const started = Array.from({ length: helpers }, (_, i) => startHelper({ files, names, cwd, shared, slot: 1 + i, chunk: CHUNK }))
+  for (;;) {
+    const first = Atomics.add(state, 0, CHUNK)
+    if (first >= files.length) break
+    for (let i = first; i < Math.min(first + CHUNK, files.length); i++) out[i] = validateFile(files[i]!, options, false, resolve(cwd, files[i]!))
+  }
+  await Promise.all(
+    started.map(async (helper, i) => {
+      if (Atomics.compareExchange(state, 1 + i, 0, 2) === 0) {
+        await helper.worker.terminate()
+        return
+      }
+      for (const [index, summary] of await helper.results) out[index] = summary
+    }),
   )
-  const out: FileSummary[] = []
-  for (let i = 0; i < files.length; i++) out.push(results[i % count]![Math.floor(i / count)]!)
   return out
+}
+
+export interface HelperData {
+  files: readonly string[]
+  names: { pools: string[]; clusters: string[] } | undefined
+  cwd: string
+  shared: SharedArrayBuffer
+  slot: number
+  chunk: number
+}
+
+function startHelper(data: HelperData): { worker: Worker; results: Promise<[number, FileSummary][]> } {
+  // The entry is plain JavaScript so that the helper can turn on the compile cache this process uses
+  // before it loads any TypeScript: without it, each helper strips the types of every module again.
+  const cacheDir = module.getCompileCacheDir?.()
+  const entry = `${cacheDir ? `require('node:module').enableCompileCache(${JSON.stringify(cacheDir)});` : ''}import(${JSON.stringify(new URL('./validate-worker.ts', import.meta.url).href)})`
+  const worker = new Worker(entry, { eval: true, workerData: data })
+  const results = new Promise<[number, FileSummary][]>((resolve, reject) => {
+    worker.once('message', (message: [number, FileSummary][]) => resolve(message))
+    worker.once('error', reject)
+  })
+  return { worker, results }
 }

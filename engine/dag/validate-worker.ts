@@ -1,9 +1,23 @@
-/** Worker thread body for validate-folder.ts: validates its slice of files and posts the summaries back. */
+/**
+ * Helper thread body for validate-folder.ts: takes chunks of files from the shared counter until
+ * none are left and posts [index, summary] pairs back. It does nothing when the calling thread has
+ * already marked it as not needed (it finished the files while this thread was loading).
+ */
 import { resolve } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { validateFile } from './validate-folder.ts'
+import type { FileSummary, HelperData } from './validate-folder.ts'
 import type { ValidateOptions } from './validate.ts'
 
-const { files, names, cwd } = workerData as { files: string[]; names?: { pools: string[]; clusters: string[] }; cwd: string }
+const { files, names, cwd, shared, slot, chunk } = workerData as HelperData
+const state = new Int32Array(shared)
 const options: ValidateOptions = names ? { names: { pools: new Set(names.pools), clusters: new Set(names.clusters) } } : {}
-parentPort?.postMessage(files.map((file) => validateFile(file, options, false, resolve(cwd, file))))
+const results: [number, FileSummary][] = []
+if (Atomics.compareExchange(state, slot, 0, 1) === 0) {
+  for (;;) {
+    const first = Atomics.add(state, 0, chunk)
+    if (first >= files.length) break
+    for (let i = first; i < Math.min(first + chunk, files.length); i++) results.push([i, validateFile(files[i]!, options, false, resolve(cwd, files[i]!))])
+  }
+}
+parentPort?.postMessage(results)

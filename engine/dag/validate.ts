@@ -4,7 +4,7 @@
  */
 import type { Diagnostic } from './diagnostics.ts'
 import { compareDiagnostics, formatPath, hasErrors } from './diagnostics.ts'
-import { loadYaml } from './yaml-load.ts'
+import { createRequire } from 'node:module'
 import type { Json, LoadedYaml, PathSegment } from './yaml-load.ts'
 import { schemas } from './schemas.ts'
 import { schemaProblems } from './schema-errors.ts'
@@ -35,6 +35,18 @@ export interface FileValidation {
 }
 
 type Mapping = { [key: string]: Json }
+
+const requireHere = createRequire(import.meta.url)
+let yamlLoad: typeof import('./yaml-load.ts') | undefined
+
+/**
+ * The careful parser (yaml-load.ts and the `yaml` package, seventy modules) is loaded the first time
+ * a file needs it: a run over valid files, the common case, never does.
+ */
+export function loadYaml(bytes: Uint8Array): ReturnType<typeof import('./yaml-load.ts').loadYaml> {
+  yamlLoad ??= requireHere('./yaml-load.ts') as typeof import('./yaml-load.ts')
+  return yamlLoad.loadYaml(bytes)
+}
 const isMapping = (value: Json): value is Mapping => value !== null && typeof value === 'object' && !Array.isArray(value)
 
 export function validateSource(file: string, bytes: Uint8Array, options: ValidateOptions = {}): FileValidation {

@@ -184,3 +184,49 @@ export function dependencyOrder<T extends TaskNode>(tasks: readonly T[]): T[] {
   }
   return order as T[]
 }
+
+/**
+ * The two questions the validator asks of every DAG file (is it acyclic, and what is downstream of a
+ * task), answered from plain Maps: `cairn validate` checks thousands of files, and building a
+ * graphology graph for each cost a tenth of the run. Edges are those of buildTaskGraph; findCycles
+ * (on a built graph) names the cycles when there are any.
+ */
+export function lightGraph(tasks: readonly TaskNode[]): { acyclic: boolean; descendants: (id: string) => ReadonlySet<string> } {
+  const out = new Map<string, string[]>()
+  const inDegree = new Map<string, number>()
+  for (const task of tasks) {
+    out.set(task.id, [])
+    inDegree.set(task.id, 0)
+  }
+  for (const task of tasks) {
+    for (const upstream of new Set(task.dependsOn)) {
+      if (upstream === task.id || !out.has(upstream)) continue
+      out.get(upstream)!.push(task.id)
+      inDegree.set(task.id, inDegree.get(task.id)! + 1)
+    }
+  }
+  const ready = [...inDegree].filter(([, n]) => n === 0).map(([id]) => id)
+  for (let i = 0; i < ready.length; i++) {
+    for (const next of out.get(ready[i]!)!) {
+      const left = inDegree.get(next)! - 1
+      inDegree.set(next, left)
+      if (left === 0) ready.push(next)
+    }
+  }
+  const memo = new Map<string, Set<string>>()
+  const descendants = (id: string): ReadonlySet<string> => {
+    let seen = memo.get(id)
+    if (seen) return seen
+    seen = new Set<string>()
+    const queue = [...(out.get(id) ?? [])]
+    while (queue.length > 0) {
+      const node = queue.pop()!
+      if (seen.has(node)) continue
+      seen.add(node)
+      queue.push(...out.get(node)!)
+    }
+    memo.set(id, seen)
+    return seen
+  }
+  return { acyclic: ready.length === out.size, descendants }
+}

@@ -4,11 +4,18 @@
  * tags (include, render, layout) are removed so templates cannot read the disk, and parse, render
  * and memory limits stop runaway templates.
  */
-import { Liquid } from 'liquidjs'
+import { createRequire } from 'node:module'
+import type { Liquid } from 'liquidjs'
+
+const requireHere = createRequire(import.meta.url)
 
 const FILE_TAGS = ['include', 'render', 'layout', 'block'] as const
+/** Template text Liquid parses at most (longer is a syntax error). */
+const PARSE_LIMIT = 64 * 1024
 
 export function createTemplateEngine(): Liquid {
+  // Loaded on first use: the validator analyses the usual templates without it (simpleAnalysis).
+  const { Liquid } = requireHere('liquidjs') as typeof import('liquidjs')
   const engine = new Liquid({
     strictFilters: true,
     strictVariables: true,
@@ -18,7 +25,7 @@ export function createTemplateEngine(): Liquid {
     root: [],
     partials: [],
     layouts: [],
-    parseLimit: 64 * 1024,
+    parseLimit: PARSE_LIMIT,
     renderLimit: 1000,
     memoryLimit: 16 * 1024 * 1024,
   })
@@ -49,6 +56,51 @@ const CACHE_LIMIT = 10_000
 export function analyzeTemplate(text: string): TemplateAnalysis {
   const cached = cache.get(text)
   if (cached) return cached
+  const result = simpleAnalysis(text) ?? analyzeWithLiquid(text)
+  if (cache.size >= CACHE_LIMIT) cache.clear()
+  cache.set(text, result)
+  return result
+}
+
+/** Text plus `{{ name.name... }}` outputs, nothing else that Liquid reads. */
+const SIMPLE_OUTPUT = /\{\{ *([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*) *\}\}/g
+/** Names Liquid reads as literals, not variables. */
+const LITERALS = new Set(['true', 'false', 'nil', 'null', 'empty', 'blank'])
+
+/**
+ * The analysis Liquid would give for text whose only Liquid is `{{ a.b.c }}` outputs (what nearly
+ * every DAG writes: `{{ ds }}`, `{{ params.x }}`, `{{ tasks.t.outputs.k }}`), without loading and
+ * building a Liquid engine. Undefined for anything else: tags, filters, brackets, other braces,
+ * carriage returns, characters outside the BMP (where positions could be counted differently).
+ */
+export function simpleAnalysis(text: string): TemplateAnalysis | undefined {
+  if (text.length > PARSE_LIMIT || text.includes('{%') || text.includes('\r') || /[\ud800-\udfff]/.test(text)) return undefined
+  // Grouped by first name in order of first appearance, as Liquid's analysis lists them.
+  const byRoot = new Map<string, TemplateReference[]>()
+  let rest = ''
+  let last = 0
+  SIMPLE_OUTPUT.lastIndex = 0
+  for (let match = SIMPLE_OUTPUT.exec(text); match !== null; match = SIMPLE_OUTPUT.exec(text)) {
+    const segments = match[1]!.split('.')
+    if (LITERALS.has(segments[0]!)) return undefined
+    const at = match.index + match[0].indexOf(match[1]!)
+    const lineStart = text.lastIndexOf('\n', at - 1) + 1
+    let row = 1
+    for (let i = text.indexOf('\n'); i !== -1 && i < at; i = text.indexOf('\n', i + 1)) row++
+    const group = byRoot.get(segments[0]!) ?? []
+    if (group.length === 0) byRoot.set(segments[0]!, group)
+    group.push({ segments, row, col: at - lineStart + 1 })
+    rest += text.slice(last, match.index)
+    last = match.index + match[0].length
+  }
+  rest += text.slice(last)
+  // Any other brace may be Liquid (or a syntax error, or join an output: {{{ x }}) that only Liquid may judge.
+  if (rest.includes('{') || rest.includes('}')) return undefined
+  return { ok: true, references: [...byRoot.values()].flat() }
+}
+
+/** Liquid's own analysis (exported for the test that holds simpleAnalysis to it). */
+export function analyzeWithLiquid(text: string): TemplateAnalysis {
   shared ??= createTemplateEngine()
   let result: TemplateAnalysis
   try {
@@ -64,8 +116,6 @@ export function analyzeTemplate(text: string): TemplateAnalysis {
   } catch (error) {
     result = syntaxError(error)
   }
-  if (cache.size >= CACHE_LIMIT) cache.clear()
-  cache.set(text, result)
   return result
 }
 

@@ -24,7 +24,13 @@ const DAGS: Record<string, string> = {
   // File order differs from dependency order: `tasks` must list a, b, c.
   'three.yaml': `dag: three
 tasks:
-  c: { operator: shell, depends_on: b, params: { script: "echo from c" } }
+  c:
+    operator: shell
+    depends_on: b
+    params:
+      script: |
+        echo from c
+        printf '{"path": "/data/c.csv", "rows": 3, "leak": "cli-only-secret-value"}' > "$CAIRN_OUTPUTS"
   a: { operator: shell, params: { command: [echo, hello from a] } }
   b: { operator: noop, depends_on: a }
 `,
@@ -112,6 +118,7 @@ interface TaskJson {
   attempts: number
   started_at: string | null
   ended_at: string | null
+  outputs: Record<string, unknown>
 }
 
 async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -218,13 +225,19 @@ test('runs --format json has exactly the SPEC keys, ISO timestamps with millisec
 test('tasks --format json lists task instances in dependency order with attempts', async () => {
   const tasks = await json<TaskJson[]>(['tasks', threeRun])
   assert.deepEqual(tasks.map((t) => t.task_id), ['a', 'b', 'c'])
+  // a: shell, no $CAIRN_OUTPUTS file; b: noop, publishes nothing; c: writes $CAIRN_OUTPUTS.
+  assert.deepEqual(tasks.map((t) => t.outputs), [{ exit_code: 0 }, {}, { path: '/data/c.csv', rows: 3, leak: 'cli-only-secret-value', exit_code: 0 }])
   for (const t of tasks) {
-    assert.deepEqual(Object.keys(t).sort(), ['attempts', 'ended_at', 'started_at', 'state', 'task_id'])
+    assert.deepEqual(Object.keys(t).sort(), ['attempts', 'ended_at', 'outputs', 'started_at', 'state', 'task_id'])
     assert.equal(t.state, 'success')
     assert.equal(t.attempts, 1)
     assert.match(String(t.started_at), ISO_MS)
     assert.match(String(t.ended_at), ISO_MS)
   }
+  // A secret the CLI's environment knows is masked even when the worker did not know it.
+  const masked = await cairn(['tasks', threeRun, '--format', 'json'], { CAIRN_SECRET_EXTRA: 'cli-only-secret-value' })
+  assert.equal(masked.code, 0, masked.stderr)
+  assert.deepEqual((JSON.parse(masked.stdout) as TaskJson[])[2]!.outputs, { path: '/data/c.csv', rows: 3, leak: '***', exit_code: 0 })
   const text = await cairn(['tasks', threeRun])
   assert.match(text.stdout, /^TASK\s+STATE\s+ATTEMPTS/)
   assert.equal((await cairn(['tasks', 'no-such-run'])).code, 1)

@@ -27,15 +27,25 @@ test('runJson has exactly the SPEC keys, ISO-8601 UTC with milliseconds, null un
   assert.deepEqual(Object.keys(runJson(run)), ['run_id', 'dag_id', 'state', 'logical_date', 'queued_at', 'started_at', 'ended_at'])
 })
 
-test('taskJson reports the latest attempt number as attempts', () => {
-  assert.deepEqual(taskJson({ taskId: 't', state: 'up_for_retry', attempt: 2, startedAt: at('2026-03-29T01:30:00+01:00'), endedAt: at('2026-03-29T00:31:00Z') }), {
+test('taskJson reports the latest attempt number as attempts, and its outputs ({} when none)', () => {
+  const done = taskJson({ taskId: 't', state: 'up_for_retry', attempt: 2, startedAt: at('2026-03-29T01:30:00+01:00'), endedAt: at('2026-03-29T00:31:00Z'), outputs: { exit_code: 3, path: '/data/x.csv' } })
+  assert.deepEqual(done, {
     task_id: 't',
     state: 'up_for_retry',
     attempts: 2,
     started_at: '2026-03-29T00:30:00.000Z',
     ended_at: '2026-03-29T00:31:00.000Z',
+    outputs: { exit_code: 3, path: '/data/x.csv' },
   })
-  assert.deepEqual(taskJson({ taskId: 'never', state: 'pending', attempt: 0, startedAt: null, endedAt: null }), { task_id: 'never', state: 'pending', attempts: 0, started_at: null, ended_at: null })
+  assert.deepEqual(Object.keys(done), ['task_id', 'state', 'attempts', 'started_at', 'ended_at', 'outputs'])
+  assert.deepEqual(taskJson({ taskId: 'never', state: 'pending', attempt: 0, startedAt: null, endedAt: null, outputs: null }), {
+    task_id: 'never',
+    state: 'pending',
+    attempts: 0,
+    started_at: null,
+    ended_at: null,
+    outputs: {},
+  })
 })
 
 test('triggerJson, dagJson and logLineJson', () => {
