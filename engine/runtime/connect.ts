@@ -27,7 +27,7 @@ export class CannotConnectError extends Error {}
 
 /** For `cairn up`: starts the embedded server when there is no DATABASE_URL, then applies migrations. */
 export async function openOwnedDatabase(settings: Settings, log: Logger): Promise<Connection> {
-  const embedded = settings.databaseUrl ? undefined : await startEmbeddedPostgres({ dataDir: embeddedDataDir(settings), log })
+  const embedded = settings.databaseUrl ? undefined : await startEmbeddedPostgres({ dataDir: embeddedDataDir(settings), log, restart: true })
   const url = settings.databaseUrl ?? embedded!.url
   const db = createDb(url, { log, applicationName: 'cairn' })
   try {

@@ -47,6 +47,11 @@ export interface EmbeddedPostgresOptions {
   ephemeral?: boolean
   /** How long to wait for the server to accept connections (crash recovery after a kill can be slow). @default 60000 */
   startTimeoutMs?: number
+  /**
+   * Start the server again (same port, backoff from 250 ms to 10 s) whenever it exits without stop(),
+   * for as long as it takes. Clients see a database outage and reconnect. @default false
+   */
+  restart?: boolean
 }
 
 export interface EmbeddedPostgres {
@@ -54,12 +59,16 @@ export interface EmbeddedPostgres {
   url: string
   port: number
   dataDir: string
-  /** The postmaster's pid. */
-  pid: number
-  /** Settles when the server process has exited, whether through stop() or not. */
+  /** The postmaster's pid (a restarted server has a new one). */
+  readonly pid: number
+  /** True while a postmaster started here runs. */
+  readonly running: boolean
+  /** Settles when the server has exited for good: through stop(), or (without `restart`) by itself. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  /** Fast shutdown (clients disconnected, clean checkpoint). Idempotent; never rejects. */
+  /** Fast shutdown (clients disconnected, clean checkpoint); ends restarting. Idempotent; never rejects. */
   stop(): Promise<void>
+  /** Immediate shutdown (SIGQUIT, no checkpoint: the next start recovers), synchronous: for a process about to exit. */
+  kill(): void
 }
 
 /** Data dirs with a server started by this process (a second start would mistake it for an orphan). */
@@ -109,31 +118,70 @@ async function start(dataDir: string, options: EmbeddedPostgresOptions, log: Log
       port = await freePort()
     }
   }
-  const child = server
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
-    if (child.exitCode !== null || child.signalCode !== null) done({ code: child.exitCode, signal: child.signalCode })
-    else child.once('exit', (code, signal) => done({ code, signal }))
-  })
+  let child = server
+  let resolveExited!: (exit: { code: number | null; signal: NodeJS.Signals | null }) => void
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => (resolveExited = done))
+  const isRunning = (c: ChildProcess): boolean => c.exitCode === null && c.signalCode === null
   let stopping: Promise<void> | undefined
+  const stopRestarting = new AbortController()
+  let restarting: Promise<void> | undefined
   // Without stop() (the caller exited early), still shut the server down cleanly instead of orphaning it.
   const onProcessExit = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
+    if (isRunning(child)) child.kill('SIGINT')
   }
   process.on('exit', onProcessExit)
-  void exited.then(({ code, signal }) => {
+  const done = (exit: { code: number | null; signal: NodeJS.Signals | null }): void => {
     running.delete(dataDir)
     process.removeListener('exit', onProcessExit)
-    if (!stopping) log.error({ code, signal }, 'embedded Postgres exited unexpectedly')
-  })
+    resolveExited(exit)
+  }
+  const watch = (c: ChildProcess): void => {
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (stopping || !options.restart) {
+        if (!stopping) log.error({ code, signal }, 'embedded Postgres exited unexpectedly')
+        done({ code, signal })
+        return
+      }
+      log.error({ code, signal }, 'embedded Postgres exited unexpectedly; starting it again')
+      restarting = restart().finally(() => (restarting = undefined))
+    }
+    if (!isRunning(c)) onExit(c.exitCode, c.signalCode)
+    else c.once('exit', onExit)
+  }
+  /** Same port (clients keep their URL), growing pauses: backends of the dead server may hold its shared memory a while. */
+  const restart = async (): Promise<void> => {
+    const began = Date.now()
+    let delay = 250
+    for (let attempt = 1; ; attempt++) {
+      await sleep(delay, undefined, { signal: stopRestarting.signal }).catch(() => undefined)
+      if (stopping) return
+      try {
+        // postmaster.pid stays: with the dead pid in it, Postgres itself refuses to start while backends
+        // of the old server still hold its shared memory (removing it would defeat that interlock).
+        child = await spawnServer({ bin: bins.postgres, dataDir, port, runAs, ephemeral: options.ephemeral ?? false, timeoutMs: options.startTimeoutMs ?? 60_000, log, signal: stopRestarting.signal })
+        log.warn({ attempts: attempt, downMs: Date.now() - began, pid: child.pid }, 'embedded Postgres is running again')
+        watch(child)
+        return
+      } catch (error) {
+        if (stopping) return
+        delay = Math.min(delay * 2, 10_000)
+        log.warn({ error: error instanceof Error ? error.message.split('\n').slice(0, 3).join(' | ') : String(error), attempt, retryInMs: delay }, 'embedded Postgres did not start again; retrying')
+      }
+    }
+  }
+  watch(child)
 
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      stopRestarting.abort()
+      await restarting
       for (const [signal, waitMs] of [['SIGINT', 30_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
-        if (child.exitCode !== null || child.signalCode !== null) break
+        if (!isRunning(child)) break
         child.kill(signal)
-        if (await settlesWithin(exited, waitMs)) break
+        if (await settlesWithin(new Promise((r) => child.once('exit', r)), waitMs)) break
         log.warn({ signal, waitMs }, 'embedded Postgres did not stop in time; escalating')
       }
+      done({ code: child.exitCode, signal: child.signalCode })
       try {
         // Unless another process has started the cluster since.
         const current = await readEmbeddedState(dataDir)
@@ -154,7 +202,24 @@ async function start(dataDir: string, options: EmbeddedPostgresOptions, log: Log
   }
   log.info({ dataDir, port }, 'embedded Postgres ready')
   // spawnServer matched child.pid against postmaster.pid, so it is set.
-  return { url: connectionUrl(state, port, state.database), port, dataDir, pid: child.pid as number, exited, stop }
+  return {
+    url: connectionUrl(state, port, state.database),
+    port,
+    dataDir,
+    get pid() {
+      return child.pid as number
+    },
+    get running() {
+      return isRunning(child)
+    },
+    exited,
+    stop,
+    kill() {
+      stopRestarting.abort()
+      stopping ??= Promise.resolve()
+      if (isRunning(child)) child.kill('SIGQUIT')
+    },
+  }
 }
 
 async function postgresBinaries(): Promise<{ postgres: string; initdb: string }> {
@@ -279,6 +344,8 @@ async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
 class AddressInUseError extends Error {}
 
 interface SpawnOptions {
+  /** Aborted: stop the server being started (immediate shutdown) and reject. */
+  signal?: AbortSignal
   bin: string
   dataDir: string
   port: number
@@ -289,7 +356,7 @@ interface SpawnOptions {
 }
 
 /** Spawns the postmaster in its own process group and resolves once postmaster.pid says "ready". */
-async function spawnServer({ bin, dataDir, port, runAs, ephemeral, timeoutMs, log }: SpawnOptions): Promise<ChildProcess> {
+async function spawnServer({ bin, dataDir, port, runAs, ephemeral, timeoutMs, log, signal }: SpawnOptions): Promise<ChildProcess> {
   const args = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=']
   if (ephemeral) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
   const child = spawn(bin, args, { ...runAs, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } })
@@ -322,6 +389,10 @@ async function spawnServer({ bin, dataDir, port, runAs, ephemeral, timeoutMs, lo
     const pidFile = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')
     const lines = pidFile.split('\n')
     if (Number(lines[0]) === child.pid && lines[7]?.trim() === 'ready') break
+    if (signal?.aborted) {
+      child.kill('SIGQUIT')
+      throw new Error('embedded Postgres start cancelled')
+    }
     if (Date.now() > deadline) {
       child.kill('SIGQUIT')
       throw new Error(`embedded Postgres did not accept connections within ${timeoutMs} ms:\n${tail.join('\n')}`)
