@@ -21,6 +21,8 @@ import { createMasker } from '../secrets/mask.ts'
 import type { Json } from '../dag/yaml-load.ts'
 import { prepareAttemptDir } from '../process/attempt-dir.ts'
 import type { TaskUser } from '../process/task-user.ts'
+import { createOutageBuffer } from './outage-buffer.ts'
+import type { OutageBuffer } from './outage-buffer.ts'
 
 export interface ExecuteInput {
   db: Db
@@ -34,6 +36,8 @@ export interface ExecuteInput {
   log: Logger
   /** Between SIGTERM and SIGKILL when a task is stopped. @default 10000 */
   killGraceMs?: number
+  /** Keeps log lines while the database is away (shared by the worker's attempts). @default one of its own */
+  writes?: OutageBuffer
 }
 
 export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskSpec; outcome: AttemptOutcome }> {
@@ -44,7 +48,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
   const at = { runId: claim.runId, taskId: claim.taskId, attempt: claim.attempt }
 
   let mask = createMasker([])
-  const sink = createLogSink(db, at, () => mask, input.log)
+  const sink = createLogSink(db, at, () => mask, input.log, input.writes ?? createOutageBuffer({ log: input.log }))
 
   try {
     // Upstream outputs are read only when a template can refer to them.
@@ -148,14 +152,22 @@ function toOutcome(result: OperatorResult): AttemptOutcome {
 }
 
 /** Buffers lines and writes them in batches (every 200 ms or 500 lines), masking secrets on the way in. */
-function createLogSink(db: Db, at: { runId: string; taskId: string; attempt: number }, masker: () => (text: string) => string, log: Logger) {
+function createLogSink(db: Db, at: { runId: string; taskId: string; attempt: number }, masker: () => (text: string) => string, log: Logger, writes: OutageBuffer) {
   let buffer: { stream: LogStream; line: string; at: Date }[] = []
   let writing: Promise<void> = Promise.resolve()
+  /** Lines the outage buffer had no room for; the next stored batch says how many. */
+  let dropped = 0
+  const store = async (batch: { stream: LogStream; line: string; at: Date }[]): Promise<void> => {
+    const lines = dropped > 0 ? [{ stream: 'log' as const, line: `${dropped} log lines were dropped while the database was unreachable`, at: batch[0]!.at }, ...batch] : batch
+    const bytes = lines.reduce((sum, l) => sum + l.line.length + 64, 0)
+    if (await writes.write(bytes, () => appendLogs(db, at, lines))) dropped = 0
+    else dropped += batch.length
+  }
   const flush = (): Promise<void> => {
     if (buffer.length === 0) return writing
     const batch = buffer
     buffer = []
-    writing = writing.then(() => appendLogs(db, at, batch)).catch((error: unknown) => log.warn({ err: error }, 'could not store task log lines'))
+    writing = writing.then(() => store(batch)).catch((error: unknown) => log.warn({ err: error }, 'could not store task log lines'))
     return writing
   }
   const timer = setInterval(() => void flush(), 200)

@@ -10,6 +10,11 @@
  * Heartbeats keep claims alive and double as the cancel channel: a claim that is no longer held
  * (run cancelled, attempt declared lost) aborts its task. SIGTERM drains: no new work, running
  * tasks get a grace period, then are stopped and handed back to the queue without using a retry.
+ *
+ * While the database is away, tasks keep running: their log lines wait in a bounded buffer and their
+ * results in memory (at most one per slot: no new work can be claimed meanwhile), and both are
+ * written when it is back. Their claims are heartbeated until the results are recorded, so the
+ * scheduler never declares a finished attempt lost because its result was late.
  */
 import { hostname } from 'node:os'
 import { join } from 'node:path'
@@ -31,6 +36,7 @@ import type { SecretStore } from '../secrets/secrets.ts'
 import { taskAbort } from '../../operators/define.ts'
 import { prepareWorkRoot } from '../process/attempt-dir.ts'
 import type { TaskUser } from '../process/task-user.ts'
+import { createOutageBuffer } from './outage-buffer.ts'
 
 export interface WorkerOptions {
   db: Db
@@ -49,13 +55,36 @@ export interface WorkerOptions {
   heartbeatMs?: number
   /** Backstop poll for work when no NOTIFY arrives. @default 2000 */
   pollMs?: number
+  /** Between SIGTERM and SIGKILL when a task is stopped. @default 10000 */
+  killGraceMs?: number
   now?: () => Date
+}
+
+export interface DrainOptions {
+  /** Aborted: stop waiting for the grace period and hand running attempts back now. */
+  urgent?: AbortSignal
+  /** How long results may wait for the database once the attempts have ended. @default 15000 */
+  recordMs?: number
+  /** Called when the grace period ends (or `urgent` aborts) with attempts still running. */
+  onHandBack?(running: number): void
+}
+
+export interface DrainReport {
+  /** Attempts stopped and handed back to the queue. */
+  handedBack: number
+  /** Results that could not be recorded (database unreachable): those attempts will be declared lost and run again. */
+  unrecorded: number
 }
 
 export interface Worker {
   workerId: string
-  /** Stops taking work; running attempts get `graceMs`, then are stopped and handed back. */
-  drain(graceMs: number): Promise<void>
+  /** Attempts running now. */
+  runningCount(): number
+  /**
+   * Stops taking work; running attempts get `graceMs`, then are stopped and handed back. Bounded in
+   * time: about graceMs + killGraceMs + recordMs at most, whatever the database does.
+   */
+  drain(graceMs: number, options?: DrainOptions): Promise<DrainReport>
 }
 
 interface Running {
@@ -81,15 +110,22 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   const ctx: AdvanceContext = { boss, now }
   const running = new Map<string, Running>()
+  /** Claims of attempts that have ended and whose results wait to be recorded. */
+  const unrecorded = new Set<string>()
+  const killGraceMs = options.killGraceMs ?? 10_000
   let draining = false
+  /** Aborted when a stop gives up on results that wait for the database. */
+  const giveUp = new AbortController()
+  const writes = createOutageBuffer({ log })
 
   await prepareWorkRoot(options.workRoot, options.taskUser, log)
   await db.query(`INSERT INTO cairn.worker (worker_id, hostname, pid, state, slots) VALUES ($1, $2, $3, 'running', $4)`, [workerId, hostname(), process.pid, slots])
 
   // --- heartbeats and cancellation -------------------------------------------------------------
+  let beatFailing = false
   const beat = async (): Promise<void> => {
     const claims = [...running.keys()]
-    const held = await heartbeat(db, claims, now())
+    const held = await heartbeat(db, [...claims, ...unrecorded], now())
     for (const claimId of claims) {
       if (held.has(claimId)) continue
       const entry = running.get(claimId)
@@ -101,7 +137,17 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     await db.query(`UPDATE cairn.worker SET heartbeat_at = $2, state = $3 WHERE worker_id = $1`, [workerId, now(), draining ? 'draining' : 'running'])
   }
   const heartbeatTimer = setInterval(() => {
-    beat().catch((error: unknown) => log.warn({ error: String(error) }, 'heartbeat failed; will retry'))
+    beat().then(
+      () => {
+        if (beatFailing) log.info('heartbeats resumed')
+        beatFailing = false
+      },
+      (error: unknown) => {
+        // While the database is away every heartbeat fails: say so once.
+        if (!beatFailing || !isConnectionError(error)) log.warn({ error: String(error) }, 'heartbeat failed; will retry')
+        beatFailing = true
+      },
+    )
   }, options.heartbeatMs ?? 2000)
   const unlistenCancel = await db.listen('cairn_cancel', () => void beat().catch(() => undefined))
 
@@ -116,7 +162,10 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       .catch((error: unknown) => log.error({ err: error }, 'could not record attempt results'))
       .finally(() => {
         flushing = undefined
-        for (const f of batch) f.recorded()
+        for (const f of batch) {
+          unrecorded.delete(f.claim.claimId)
+          f.recorded()
+        }
         flush()
         kick()
       })
@@ -124,7 +173,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
 
   /**
    * The attempts' work is done, so their results must not be lost: while the database is away the
-   * transaction is retried until it is back (it is idempotent: fenced by claim ids).
+   * transaction is retried until it is back (it is idempotent: fenced by claim ids), or until a stop
+   * gives up on it.
    */
   const record = async (batch: Finished[]): Promise<void> => {
     let jobIds: string[]
@@ -170,7 +220,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
           for (const [runId, taskIds] of ended) await advanceAfterTasks(q, ctx, runId, taskIds)
           return batch.map((f) => f.jobId)
         }),
-      { log, maxWaitMs: 10 * 60_000 },
+      { log, maxWaitMs: Number.POSITIVE_INFINITY, signal: giveUp.signal },
     )
 
   // --- running one attempt -------------------------------------------------------------------------
@@ -182,7 +232,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       let finished: { task: TaskSpec; outcome: AttemptOutcome } | undefined
       try {
         const workdir = join(options.workRoot, claim.runId, claim.taskId, String(claim.attempt))
-        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, ...(options.taskUser ? { user: options.taskUser } : {}), secrets: options.secrets, workerEnv: options.workerEnv, log })
+        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, ...(options.taskUser ? { user: options.taskUser } : {}), secrets: options.secrets, workerEnv: options.workerEnv, log, writes, killGraceMs })
         if (draining && controller.signal.aborted && finished.outcome.kind === 'failed' && finished.outcome.failure === 'infrastructure') {
           finished = { task: finished.task, outcome: { kind: 'handed_back', reason: 'worker drained before the attempt finished' } }
         }
@@ -194,6 +244,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       running.delete(claim.claimId)
       kick()
       if (finished) {
+        unrecorded.add(claim.claimId)
         await new Promise<void>((recorded) => {
           pending.push({ claim, jobId, task: finished.task, outcome: finished.outcome, recorded })
           flush()
@@ -243,24 +294,68 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   kick()
   log.info({ worker: workerId, slots, runAs: options.taskUser?.name ?? 'the worker\'s own user' }, 'worker started')
 
+  /** Resolves true when `until` settles first, false after `ms` or when `signal` aborts. */
+  const settlesWithin = async (until: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<boolean> => {
+    const stop = new AbortController()
+    const limit = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms)
+      const abort = (): void => {
+        clearTimeout(timer)
+        resolve(false)
+      }
+      if (signal?.aborted) abort()
+      signal?.addEventListener('abort', abort, { once: true, signal: stop.signal })
+      stop.signal.addEventListener('abort', () => clearTimeout(timer), { once: true })
+    })
+    try {
+      return await Promise.race([until.then(() => true), limit])
+    } finally {
+      stop.abort()
+    }
+  }
+  const idle = async (): Promise<void> => {
+    while (fetching || flushing || pending.length > 0) await new Promise((r) => setTimeout(r, 20))
+  }
+
   return {
     workerId,
-    async drain(graceMs) {
+    runningCount: () => running.size,
+    async drain(graceMs, drainOptions = {}) {
+      const { urgent } = drainOptions
       draining = true
       clearTimeout(pollTimer)
+      // A fetch under way may still claim attempts: they belong to this drain too.
+      await settlesWithin(
+        (async () => {
+          while (fetching) await new Promise((r) => setTimeout(r, 20))
+        })(),
+        5000,
+      )
       log.info({ worker: workerId, running: running.size, graceMs }, 'draining')
       const all = Promise.all([...running.values()].map((r) => r.done))
-      const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())])
-      if (timedOut) {
+      let handedBack = 0
+      if (!(await settlesWithin(all, graceMs, urgent))) {
+        handedBack = running.size
+        drainOptions.onHandBack?.(handedBack)
         for (const entry of running.values()) entry.controller.abort(taskAbort('shutdown', 'worker shutting down; handing the attempt back'))
-        await all
+        // Stopping a task takes at most killGraceMs (SIGTERM, then SIGKILL to its process group).
+        if (!(await settlesWithin(all, killGraceMs + 5000))) log.warn({ running: running.size }, 'attempts did not end after being stopped')
       }
-      while (fetching || flushing) await new Promise((r) => setTimeout(r, 20))
+      // Results (and log lines) wait for the database for a while, less once told to stop now.
+      const done = Promise.all([all, idle()])
+      let recorded = await settlesWithin(done, drainOptions.recordMs ?? 15_000, urgent)
+      if (!recorded && urgent?.aborted) recorded = await settlesWithin(done, 5000)
+      const lost = unrecorded.size + running.size
+      if (!recorded) {
+        log.error({ results: lost }, 'the database is unreachable: giving up on results not yet recorded (their attempts will be declared lost and run again)')
+        giveUp.abort()
+        writes.abandon()
+      }
       clearInterval(heartbeatTimer)
-      await unlistenCancel()
-      await unlistenJobs()
-      await db.query(`UPDATE cairn.worker SET state = 'stopped', stopped_at = $2 WHERE worker_id = $1`, [workerId, now()]).catch(() => undefined)
+      await settlesWithin(Promise.all([unlistenCancel(), unlistenJobs()]), 5000)
+      await settlesWithin(db.query(`UPDATE cairn.worker SET state = 'stopped', stopped_at = $2 WHERE worker_id = $1`, [workerId, now()]).catch(() => undefined), 5000)
       log.info({ worker: workerId }, 'worker stopped')
+      return { handedBack, unrecorded: recorded ? 0 : lost }
     },
   }
 }
