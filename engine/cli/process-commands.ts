@@ -1,8 +1,9 @@
 /**
  * The long-running commands: `up` (everything in one process), `scheduler`, `worker` and `web` (the
  * parts alone, for many machines sharing one Postgres). Each runs until SIGINT/SIGTERM, then stops in
- * order: the web server stops taking requests, workers drain, the scheduler finishes its pass, the
- * queue and database close.
+ * order: the web server stops taking requests and the scheduler ends its pass (no new runs while the
+ * workers drain), workers drain, the queue and database close, the embedded Postgres stops. A second
+ * signal cuts the drain short (running attempts are handed back); every step has a time limit.
  */
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -31,6 +32,7 @@ import type { RunningWeb } from '../web/server.ts'
 import { hasActiveAdmin } from '../web/auth/users.ts'
 import { parseChoice, parsePositiveInt } from './args.ts'
 import { EXIT, UsageError } from './io.ts'
+import { plural, watchStopSignals, withinTime } from './shutdown.ts'
 import type { CommandIo, ExitCode } from './io.ts'
 
 type Part = 'scheduler' | 'worker' | 'web'
@@ -89,73 +91,141 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
     secretEnv = takeSecretVariables(settings.env as Record<string, string | undefined>)
   }
 
-  let connection: Connection
-  try {
-    connection = owner ? await openOwnedDatabase(settings, log) : await openSharedDatabase(settings, log, { migrate: true })
-  } catch (error) {
-    io.stderr(`cairn: ${error instanceof Error ? error.message : String(error)}`)
-    return EXIT.usage
-  }
-  const { db } = connection
-  let boss: PgBoss | undefined
-  let scheduler: Scheduler | undefined
+  // Listening from the start: a Ctrl-C while Postgres starts must still stop it (it runs in its own process group).
+  let connection: Connection | undefined
   let worker: Worker | undefined
-  let web: RunningWeb | undefined
+  const signals = watchStopSignals({
+    onUrgent: () => {
+      const n = worker?.runningCount() ?? 0
+      io.stderr(n > 0 ? `cairn: stopping now: handing back ${plural(n, 'running task')}` : 'cairn: stopping now')
+    },
+    onForce: () => {
+      io.stderr('cairn: stopping at once (running tasks will be retried once their attempts are declared lost)')
+      connection?.embedded?.kill()
+      process.exit(EXIT.failed)
+    },
+  })
   try {
-    // Pool sizes are the scheduler's to publish: a worker started without cairn.yaml must not erase them.
-    if (parts.includes('scheduler')) await syncPools(db, config.config)
-    if (parts.includes('scheduler') || parts.includes('worker')) boss = await startBoss({ url: connection.url, log })
-    if (parts.includes('scheduler')) {
-      scheduler = await startScheduler({ db, boss: boss!, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config), lostAfterMs, retention: retentionSettings(config.config) })
+    try {
+      connection = owner ? await openOwnedDatabase(settings, log) : await openSharedDatabase(settings, log, { migrate: true })
+    } catch (error) {
+      io.stderr(`cairn: ${error instanceof Error ? error.message : String(error)}`)
+      return EXIT.usage
     }
-    if (parts.includes('worker')) {
-      worker = await startWorker({
-        db,
-        boss: boss!,
-        log,
-        slots,
-        workRoot: join(settings.home, 'work'),
-        secrets: createSecretStore({ env: secretEnv, ...secretsDir(config, settings.cwd) }),
-        ...(taskUser ? { taskUser } : {}),
-        workerEnv: settings.env,
-        heartbeatMs,
-      })
-    }
-    if (parts.includes('web')) {
-      try {
-        web = await startWeb({ db, log, settings, config: config.config, secrets: { env: secretEnv, ...secretsDir(config, settings.cwd) }, ...(port !== undefined ? { port } : {}) })
-      } catch (error) {
-        const code = (error as { code?: unknown }).code
-        io.stderr(`cairn: the web server cannot start: ${error instanceof Error ? error.message : String(error)}${code === 'EADDRINUSE' ? ' (set CAIRN_PORT or --port to another port)' : ''}`)
-        return EXIT.usage
+    const conn = connection
+    const { db } = conn
+    let boss: PgBoss | undefined
+    let scheduler: Scheduler | undefined
+    let web: RunningWeb | undefined
+    try {
+      // Pool sizes are the scheduler's to publish: a worker started without cairn.yaml must not erase them.
+      if (parts.includes('scheduler')) await syncPools(db, config.config)
+      if (!signals.stopping && (parts.includes('scheduler') || parts.includes('worker'))) boss = await startBoss({ url: conn.url, log })
+      if (!signals.stopping && parts.includes('scheduler')) {
+        scheduler = await startScheduler({ db, boss: boss!, log, dagsFolder: resolve(settings.cwd, settings.dagsFolder), cwd: settings.cwd, names: deploymentNames(config.config), lostAfterMs, retention: retentionSettings(config.config) })
       }
+      if (!signals.stopping && parts.includes('worker')) {
+        worker = await startWorker({
+          db,
+          boss: boss!,
+          log,
+          slots,
+          workRoot: join(settings.home, 'work'),
+          secrets: createSecretStore({ env: secretEnv, ...secretsDir(config, settings.cwd) }),
+          ...(taskUser ? { taskUser } : {}),
+          workerEnv: settings.env,
+          heartbeatMs,
+        })
+      }
+      if (!signals.stopping && parts.includes('web')) {
+        try {
+          web = await startWeb({ db, log, settings, config: config.config, secrets: { env: secretEnv, ...secretsDir(config, settings.cwd) }, ...(port !== undefined ? { port } : {}) })
+        } catch (error) {
+          const code = (error as { code?: unknown }).code
+          io.stderr(`cairn: the web server cannot start: ${error instanceof Error ? error.message : String(error)}${code === 'EADDRINUSE' ? ' (set CAIRN_PORT or --port to another port)' : ''}`)
+          return EXIT.usage
+        }
+      }
+      if (!signals.stopping) {
+        announce(io, parts, settings.dagsFolder, conn, settings.home, web?.url)
+        if (web && !(await hasActiveAdmin(db))) {
+          io.stdout('  no admin user yet; create one (in this folder, while cairn runs) with: npx cairn users create admin --role admin')
+        }
+      }
+      await signals.requested
+      const n = worker?.runningCount() ?? 0
+      io.stderr(n > 0 ? `cairn: stopping: waiting up to ${values.grace} s for ${plural(n, 'running task')}; Ctrl-C again to stop now` : 'cairn: stopping…')
+    } finally {
+      await stopAll({ log, io, graceMs, urgent: signals.urgent, web, worker, scheduler, boss, connection: conn })
     }
-    announce(io, parts, settings.dagsFolder, connection, settings.home, web?.url)
-    if (web && !(await hasActiveAdmin(db))) {
-      io.stdout('  no admin user yet; create one (in this folder, while cairn runs) with: npx cairn users create admin --role admin')
-    }
-    await untilSignal()
-    io.stderr('cairn: stopping…')
   } finally {
-    await stopAll(log, graceMs, web, worker, scheduler, boss, connection)
+    signals.dispose()
   }
   io.stderr('cairn: stopped')
   return EXIT.ok
 }
 
-async function stopAll(log: Logger, graceMs: number, web: RunningWeb | undefined, worker: Worker | undefined, scheduler: Scheduler | undefined, boss: PgBoss | undefined, connection: Connection): Promise<void> {
-  const step = async (name: string, fn: () => Promise<unknown>): Promise<void> => {
+/** Time limits of the steps of a stop (the workers' drain has its own, from --grace). */
+const STOP_LIMIT_MS = { web: 5000, scheduler: 15_000, queue: 5000, database: 5000, postgres: 45_000 }
+
+interface StopContext {
+  log: Logger
+  io: CommandIo
+  graceMs: number
+  urgent: AbortSignal
+  web: RunningWeb | undefined
+  worker: Worker | undefined
+  scheduler: Scheduler | undefined
+  boss: PgBoss | undefined
+  connection: Connection
+}
+
+/**
+ * The scheduler stops first (no new runs while the workers drain), together with the web server;
+ * then the workers drain, the queue and the database close, and the embedded Postgres stops.
+ */
+async function stopAll({ log, io, graceMs, urgent, web, worker, scheduler, boss, connection }: StopContext): Promise<void> {
+  const step = async (name: string, limitMs: number, fn: () => Promise<unknown>): Promise<void> => {
     try {
-      await fn()
+      if (!(await withinTime(limitMs, fn))) log.warn({ limitMs }, `stopping ${name} took too long; going on`)
     } catch (error) {
       log.warn({ err: error }, `stopping ${name} failed`)
     }
   }
-  if (web) await step('web', () => web.close())
-  if (worker) await step('worker', () => worker.drain(graceMs))
-  if (scheduler) await step('scheduler', () => scheduler.stop())
-  if (boss) await step('queue', () => boss.stop({ graceful: false, close: true }))
-  await step('database', () => connection.close())
+  await Promise.all([
+    web ? step('web', STOP_LIMIT_MS.web, () => closeWeb(web)) : undefined,
+    scheduler ? step('scheduler', STOP_LIMIT_MS.scheduler, () => scheduler.stop()) : undefined,
+  ])
+  if (worker) {
+    await step('worker', graceMs + 60_000, async () => {
+      const report = await worker.drain(graceMs, {
+        urgent,
+        onHandBack: (n) => {
+          if (!urgent.aborted) io.stderr(`cairn: the grace period is over: handing back ${plural(n, 'running task')}`)
+        },
+      })
+      if (report.unrecorded > 0) io.stderr(`cairn: the database is unreachable: ${plural(report.unrecorded, 'task result')} could not be recorded (those tasks will run again)`)
+    })
+  }
+  if (boss) await step('queue', STOP_LIMIT_MS.queue, () => boss.stop({ graceful: false, close: true }))
+  await step('database', STOP_LIMIT_MS.database, () => connection.db.close())
+  if (connection.embedded) {
+    const { embedded } = connection
+    await step('embedded Postgres', STOP_LIMIT_MS.postgres, () => embedded.stop())
+    if (embedded.running) {
+      io.stderr('cairn: the embedded Postgres did not stop in time; killing it')
+      embedded.kill()
+    }
+  } else await step('database', STOP_LIMIT_MS.database, () => connection.close())
+  // A step that ran out of time may leave a handle open (a socket, a timer) that would keep the process alive.
+  setTimeout(() => process.exit(), 2000).unref()
+}
+
+/** Fastify waits for open connections (log streams, the page's event stream) to end: cut them after a while. */
+async function closeWeb(web: RunningWeb): Promise<void> {
+  const closing = web.close()
+  if (!(await withinTime(STOP_LIMIT_MS.web - 1000, () => closing))) web.app.server.closeAllConnections()
+  await closing
 }
 
 function announce(io: CommandIo, parts: Part[], dags: string, connection: Connection, home: string, webUrl: string | undefined): void {
@@ -166,18 +236,6 @@ function announce(io: CommandIo, parts: Part[], dags: string, connection: Connec
   io.stdout(`  state under ${home}`)
   io.stdout('  look at it with: npx cairn runs <dag>, npx cairn tasks <run>, npx cairn logs <run> <task> --follow')
   io.stdout('  stop with Ctrl-C')
-}
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      process.off('SIGINT', done)
-      process.off('SIGTERM', done)
-      resolve()
-    }
-    process.on('SIGINT', done)
-    process.on('SIGTERM', done)
-  })
 }
 
 function seconds(value: string | undefined, flag: string): number {

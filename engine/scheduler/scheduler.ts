@@ -83,7 +83,9 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
         lastSync = started
         await sync.sync(db)
       }
+      if (stopped) return
       await createScheduledRuns()
+      if (stopped) return
       await startQueued()
       await advanceDue(started - lastSweep >= 10_000)
       if (started - lastSweep >= 10_000) lastSweep = started
@@ -105,6 +107,8 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     )
     const t = now()
     for (const row of rows) {
+      // A stopping scheduler creates no more runs (its process may be draining its workers).
+      if (stopped) return
       const spec = await getDagVersion(db, Number(row.version_id))
       if (spec.schedule === undefined || spec.startDate === undefined) continue
       const key = `${row.version_id}:${row.schedule_cursor?.getTime() ?? ''}`
@@ -248,6 +252,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
   await running
   return {
     tick,
+    /** Ends the pass under way early (no runs created or started after this call) and stops. */
     async stop() {
       stopped = true
       clearTimeout(timer)
