@@ -167,7 +167,20 @@ test('one Ctrl-C: cairn up says what it waits for, lets the running task finish 
   assert.deepEqual(rows, { attempts: [{ attempt: 1, state: 'success' }], run: { state: 'success' } })
 })
 
-test('a second Ctrl-C during the drain hands the running task back, stops the embedded Postgres and exits; the scheduler created no runs while draining', async () => {
+/** SIGINT, then waits until the worker of `up` says in the database that it drains. */
+async function startDraining(up: Up): Promise<number> {
+  const client = await connect(up)
+  try {
+    const at = Date.now()
+    up.child.kill('SIGINT')
+    await waitFor('the worker to drain', async () => (await client.query(`SELECT 1 FROM cairn.worker WHERE state = 'draining'`)).rows.length > 0, 15_000, 100)
+    return at
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}
+
+test('a second Ctrl-C during the drain hands the running task back, stops the embedded Postgres and exits', async () => {
   const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
   homes.push(scratch)
   const file = join(scratch, 'ledger')
@@ -176,31 +189,12 @@ test('a second Ctrl-C during the drain hands the running task back, stops the em
   await waitFor('the task to start', () => ledger(file).length > 0, 30_000, 50)
   const taskPid = Number(ledger(file)[0]!.split(' ')[2])
   const pgPid = postmasterPid(up.dataDir)!
-  const client = await connect(up)
-  let runsWhileDraining: unknown[]
-  try {
-    const firstAt = Date.now()
-    up.child.kill('SIGINT')
-    await waitFor('cairn up to start draining', () => up.stderr().includes('Ctrl-C again to stop now'), 10_000, 50)
-
-    // While it drains, a DAG appears with an interval long due: a scheduler still at work would load it
-    // (the folder is checked every 2 s) and create its run within a pass.
-    writeFileSync(join(up.dir, 'dags', 'due.yaml'), `dag: due\nschedule: "@hourly"\nstart_date: "2026-01-01T00:00:00Z"\ntasks:\n  nothing: { operator: noop }\n`)
-    const deadline = Date.now() + 8000
-    while (Date.now() < deadline) {
-      runsWhileDraining = (await client.query(`SELECT run_id, dag_id FROM cairn.run WHERE run_id <> $1`, [runId])).rows
-      if (runsWhileDraining.length > 0) break
-      await sleep(200)
-    }
-    assert.equal(up.child.exitCode, null, 'still draining: the task runs for minutes and the grace period is 30 s')
-
-    await sleep(Math.max(0, firstAt + REPEAT_MS + 100 - Date.now()))
-    up.child.kill('SIGINT')
-  } finally {
-    await client.end().catch(() => undefined)
-  }
+  const firstAt = await startDraining(up)
+  assert.match(up.stderr(), /cairn: stopping: waiting up to 30 s for 1 running task; Ctrl-C again to stop now\n/)
+  assert.equal(up.child.exitCode, null, 'still draining: the task runs for minutes and the grace period is 30 s')
+  await sleep(Math.max(0, firstAt + REPEAT_MS + 100 - Date.now()))
   const secondAt = Date.now()
-  assert.deepEqual(runsWhileDraining!, [], 'no run was created while draining')
+  up.child.kill('SIGINT')
   assert.deepEqual(await exitWithin(up, 25_000), { code: 0, signal: null }, up.stderr())
   const tookMs = Date.now() - secondAt
   assert.match(up.stderr(), /cairn: stopping now: handing back 1 running task\n/)
@@ -223,6 +217,35 @@ test('a second Ctrl-C during the drain hands the running task back, stops the em
     jobs: 1,
   })
   assert.ok(tookMs < 20_000, `exit ${tookMs} ms after the second Ctrl-C`)
+})
+
+test('the scheduler of cairn up creates no runs while its worker drains', async () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
+  homes.push(scratch)
+  const file = join(scratch, 'ledger')
+  const up = await startUp({ 'long.yaml': sleeper('long', 300, file) })
+  const runId = trigger(up, 'long')
+  await waitFor('the task to start', () => ledger(file).length > 0, 30_000, 50)
+  const firstAt = await startDraining(up)
+  // While it drains, a DAG appears with an interval long due: a scheduler still at work would load it
+  // (the folder is checked every 2 s) and create its run within a pass.
+  writeFileSync(join(up.dir, 'dags', 'due.yaml'), `dag: due\nschedule: "@hourly"\nstart_date: "2026-01-01T00:00:00Z"\ntasks:\n  nothing: { operator: noop }\n`)
+  const client = await connect(up)
+  let created: unknown[] = []
+  try {
+    const deadline = Date.now() + 8000
+    while (Date.now() < deadline && created.length === 0) {
+      created = (await client.query(`SELECT run_id FROM cairn.run WHERE run_id <> $1`, [runId])).rows
+      await sleep(200)
+    }
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+  assert.equal(up.child.exitCode, null, 'still draining: the task runs for minutes and the grace period is 30 s')
+  assert.deepEqual(created, [], 'no run was created while draining')
+  await sleep(Math.max(0, firstAt + REPEAT_MS + 100 - Date.now()))
+  up.child.kill('SIGINT')
+  assert.deepEqual(await exitWithin(up, 25_000), { code: 0, signal: null }, up.stderr())
 })
 
 test('npm start passes SIGTERM on to cairn, which stops the embedded Postgres', { skip: spawnSync('npm', ['--version']).status !== 0 ? 'npm is not on PATH' : false }, async () => {
