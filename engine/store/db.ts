@@ -98,7 +98,7 @@ export async function withReconnect<T>(fn: () => Promise<T>, { log, maxWaitMs = 
     } catch (error) {
       const waited = Date.now() - started
       if (!isConnectionError(error) || waited >= maxWaitMs) throw error
-      if (attempt === 1) log.warn({ error: errorText(error), maxWaitMs }, 'database unreachable; retrying')
+      if (attempt === 1) log.warn({ error: errorText(error), ...(Number.isFinite(maxWaitMs) ? { maxWaitMs } : {}) }, 'database unreachable; retrying')
       else log.debug({ err: error, attempt }, 'database still unreachable')
       await sleep(Math.min(delay * (0.5 + Math.random() / 2), maxWaitMs - waited), signal)
       delay = Math.min(delay * 2, 2000)
