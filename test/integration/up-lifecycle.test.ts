@@ -190,18 +190,18 @@ test('a second Ctrl-C during the drain hands the running task back, stops the em
   const taskPid = Number(ledger(file)[0]!.split(' ')[2])
   const pgPid = postmasterPid(up.dataDir)!
   const firstAt = await startDraining(up)
-  assert.match(up.stderr(), /cairn: stopping: waiting up to 30 s for 1 running task; Ctrl-C again to stop now\n/)
   assert.equal(up.child.exitCode, null, 'still draining: the task runs for minutes and the grace period is 30 s')
   await sleep(Math.max(0, firstAt + REPEAT_MS + 100 - Date.now()))
   const secondAt = Date.now()
   up.child.kill('SIGINT')
   assert.deepEqual(await exitWithin(up, 25_000), { code: 0, signal: null }, up.stderr())
   const tookMs = Date.now() - secondAt
-  assert.match(up.stderr(), /cairn: stopping now: handing back 1 running task\n/)
-  assert.match(up.stderr(), /cairn: stopped\n$/)
   assert.ok(!processExists(pgPid), 'the embedded Postgres stopped')
   assert.equal((await readEmbeddedState(up.dataDir))?.ownerPid, null, 'the cluster is recorded as not running')
   assert.ok(!groupAlive(taskPid), "the task's processes were stopped")
+  assert.match(up.stderr(), /cairn: stopping: waiting up to 30 s for 1 running task; Ctrl-C again to stop now\n/)
+  assert.match(up.stderr(), /cairn: stopping now: handing back 1 running task\n/)
+  assert.match(up.stderr(), /cairn: stopped\n$/)
 
   const rows = await afterwards(up, async (c) => ({
     instance: (await c.query('SELECT state, attempt, failures FROM cairn.task_instance WHERE run_id = $1', [runId])).rows,
