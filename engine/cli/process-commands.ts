@@ -216,7 +216,7 @@ async function stopAll({ log, io, graceMs, urgent, web, worker, scheduler, boss,
       io.stderr('cairn: the embedded Postgres did not stop in time; killing it')
       embedded.kill()
     }
-  } else await step('database', STOP_LIMIT_MS.database, () => connection.close())
+  }
   // A step that ran out of time may leave a handle open (a socket, a timer) that would keep the process alive.
   setTimeout(() => process.exit(), 2000).unref()
 }

@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino'
 import type { Db } from '../store/db.ts'
+import { withReconnect } from '../store/db.ts'
 import type { Claim, AttemptOutcome } from '../store/attempts.ts'
 import { getDagVersion } from '../store/dags.ts'
 import { appendLogs } from '../store/logs.ts'
@@ -42,7 +43,8 @@ export interface ExecuteInput {
 
 export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskSpec; outcome: AttemptOutcome }> {
   const { db, claim } = input
-  const spec = await getDagVersion(db, claim.versionId)
+  // Claimed a moment ago: a database that went away since is waited for (it comes back, or the attempt is declared lost).
+  const spec = await withReconnect(() => getDagVersion(db, claim.versionId), { log: input.log, maxWaitMs: 60_000, signal: input.signal })
   const task = spec.tasks.find((t) => t.id === claim.taskId)
   if (!task) throw new Error(`task ${claim.taskId} is not in version ${claim.versionId} of ${claim.dagId}`)
   const at = { runId: claim.runId, taskId: claim.taskId, attempt: claim.attempt }
