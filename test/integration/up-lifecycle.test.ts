@@ -253,9 +253,14 @@ test('the scheduler of cairn up creates no runs while its worker drains', async 
   assert.deepEqual(await exitWithin(up, 25_000), { code: 0, signal: null }, up.stderr())
 })
 
-test('npm start passes SIGTERM on to cairn, which stops the embedded Postgres', { skip: spawnSync('npm', ['--version']).status !== 0 && process.env.CI !== 'true' ? 'npm is not on PATH' : false }, async () => {
-  const { dir, env } = project({})
-  const child = spawn('npm', ['start', '--silent', '--', '--port', '0'], { cwd: repo, env: { ...env, CAIRN_DAGS: join(dir, 'dags'), CAIRN_CONFIG: join(dir, 'cairn.yaml') }, stdio: ['ignore', 'pipe', 'pipe'] })
+test('npm start: a terminal Ctrl-C (the whole process group) counts once, and a SIGTERM sent to npm reaches cairn', { skip: spawnSync('npm', ['--version']).status !== 0 && process.env.CI !== 'true' ? 'npm is not on PATH' : false }, async () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
+  homes.push(scratch)
+  const file = join(scratch, 'ledger')
+  const { dir, env } = project({ 'long.yaml': sleeper('long', 300, file) })
+  const npmEnv = { ...env, CAIRN_DAGS: join(dir, 'dags'), CAIRN_CONFIG: join(dir, 'cairn.yaml') }
+  // A process group of its own, as a terminal gives the foreground job.
+  const child = spawn('npm', ['start', '--silent', '--', '--port', '0'], { cwd: repo, env: npmEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   const io = track(child)
   const dataDir = join(dir, 'home', 'postgres')
   await Promise.race([
@@ -264,11 +269,23 @@ test('npm start passes SIGTERM on to cairn, which stops the embedded Postgres', 
   ])
   const pgPid = postmasterPid(dataDir)!
   const cairnPid = (await readEmbeddedState(dataDir))!.ownerPid!
+  const r = spawnSync(process.execPath, [cli, 'trigger', 'long'], { cwd: dir, env: npmEnv, encoding: 'utf8', timeout: 60_000 })
+  assert.equal(r.status, 0, r.stderr)
+  await waitFor('the task to start', () => ledger(file).length > 0, 30_000, 50)
+
+  // Ctrl-C: the terminal signals npm and cairn, and npm forwards its copy to cairn.
+  process.kill(-child.pid!, 'SIGINT')
+  await waitFor('cairn to start draining', () => io.stderr().includes('Ctrl-C again to stop now'), 15_000, 50)
+  await sleep(REPEAT_MS + 500)
+  assert.doesNotMatch(io.stderr(), /stopping now/, "npm's forwarded copy of the Ctrl-C did not count as a second one")
+  assert.ok(processExists(cairnPid), 'cairn drains')
+
+  // A service manager stopping npm: the signal must reach cairn (npm runs the script in a shell unless it execs).
   child.kill('SIGTERM')
-  await Promise.race([io.exit, sleep(30_000)])
   await waitFor('cairn to exit', () => !processExists(cairnPid), 30_000, 100).catch(() => undefined)
   assert.ok(!processExists(cairnPid), `cairn (pid ${cairnPid}) still runs after npm got SIGTERM`)
   assert.ok(!processExists(pgPid), 'the embedded Postgres stopped')
+  assert.match(io.stderr(), /cairn: stopping now: handing back 1 running task\n/)
   assert.match(io.stderr(), /cairn: stopped/)
 })
 
