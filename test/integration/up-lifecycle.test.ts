@@ -335,6 +335,12 @@ tasks:
         while [ ! -f "$GO" ]; do sleep 0.05; done
         echo "during the outage"
         echo "end $CAIRN_ATTEMPT" >> "$LEDGER"
+  next:
+    operator: shell
+    depends_on: work
+    env: { LEDGER: "${file}" }
+    params:
+      script: echo "next $CAIRN_ATTEMPT" >> "$LEDGER"
 `,
     },
     // Aggressive loss detection: an attempt whose heartbeats did not resume would be declared lost and run again.
@@ -381,8 +387,11 @@ tasks:
     assert.equal(state, 'success')
     // Past --lost-after again after the database came back: the attempt stays recorded as it is.
     await sleep(4000)
-    const attempts = await client.query('SELECT attempt, state, failure_kind FROM cairn.attempt WHERE run_id = $1 ORDER BY attempt', [runId])
-    assert.deepEqual(attempts.rows, [{ attempt: 1, state: 'success', failure_kind: null }])
+    const attempts = await client.query('SELECT task_id, attempt, state, failure_kind FROM cairn.attempt WHERE run_id = $1 ORDER BY task_id, attempt', [runId])
+    assert.deepEqual(attempts.rows, [
+      { task_id: 'next', attempt: 1, state: 'success', failure_kind: null },
+      { task_id: 'work', attempt: 1, state: 'success', failure_kind: null },
+    ])
     const history = await client.query(`SELECT to_state FROM cairn.state_history WHERE run_id = $1 AND task_id = 'work' ORDER BY id`, [runId])
     assert.deepEqual(history.rows.map((r) => r.to_state), ['queued', 'running', 'success'])
     const logs = await client.query(`SELECT line FROM cairn.task_log WHERE run_id = $1 AND task_id = 'work' AND stream = 'stdout' ORDER BY id`, [runId])
@@ -390,7 +399,8 @@ tasks:
   } finally {
     await client.end()
   }
-  assert.deepEqual(ledger(file), ['start 1', 'end 1'], 'the task ran once')
+  // `next` went through the queue after the restart: pg-boss recovered too.
+  assert.deepEqual(ledger(file), ['start 1', 'end 1', 'next 1'], 'the task ran once, then its downstream task')
   t.diagnostic(`kill -9 -> port released ${releasedAt - killedAt} ms; released -> /healthz 200 in ${healthyMs} ms`)
 
   const signalled = Date.now()
