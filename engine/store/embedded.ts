@@ -47,8 +47,8 @@ export interface EmbeddedPostgresOptions {
   /** How long to wait for the server to accept connections (crash recovery after a kill can be slow). @default 60000 */
   startTimeoutMs?: number
   /**
-   * Start the server again (same port, backoff from 250 ms to 10 s) whenever it exits without stop(),
-   * for as long as it takes. Clients see a database outage and reconnect. @default false
+   * Start the server again (same port, pauses from 250 ms doubling to 10 s, reset once a server stayed up a minute)
+   * whenever it exits without stop(), for as long as it takes. Clients see an outage and reconnect. @default false
    */
   restart?: boolean
 }
@@ -124,6 +124,9 @@ async function start(dataDir: string, options: EmbeddedPostgresOptions, log: Log
   let stopping: Promise<void> | undefined
   const stopRestarting = new AbortController()
   let restarting: Promise<void> | undefined
+  /** Pause before the next start; only reset by a server that stayed up a while (no tight crash loop). */
+  let delay = 250
+  let upSince = Date.now()
   // Without stop() (the caller exited early), still shut the server down cleanly instead of orphaning it.
   const onProcessExit = () => {
     if (isRunning(child)) child.kill('SIGINT')
@@ -141,6 +144,7 @@ async function start(dataDir: string, options: EmbeddedPostgresOptions, log: Log
         done({ code, signal })
         return
       }
+      if (Date.now() - upSince > 60_000) delay = 250
       log.error({ code, signal }, 'embedded Postgres exited unexpectedly; starting it again')
       restarting = restart().finally(() => (restarting = undefined))
     }
@@ -150,20 +154,20 @@ async function start(dataDir: string, options: EmbeddedPostgresOptions, log: Log
   /** Same port (clients keep their URL), growing pauses: backends of the dead server may hold its shared memory a while. */
   const restart = async (): Promise<void> => {
     const began = Date.now()
-    let delay = 250
     for (let attempt = 1; ; attempt++) {
       await sleep(delay, undefined, { signal: stopRestarting.signal }).catch(() => undefined)
+      delay = Math.min(delay * 2, 10_000)
       if (stopping) return
       try {
         // postmaster.pid stays: with the dead pid in it, Postgres itself refuses to start while backends
         // of the old server still hold its shared memory (removing it would defeat that interlock).
         child = await spawnServer({ bin: bins.postgres, dataDir, port, runAs, ephemeral: options.ephemeral ?? false, timeoutMs: options.startTimeoutMs ?? 60_000, log, signal: stopRestarting.signal })
         log.warn({ attempts: attempt, downMs: Date.now() - began, pid: child.pid }, 'embedded Postgres is running again')
+        upSince = Date.now()
         watch(child)
         return
       } catch (error) {
         if (stopping) return
-        delay = Math.min(delay * 2, 10_000)
         log.warn({ error: error instanceof Error ? error.message.split('\n').slice(0, 3).join(' | ') : String(error), attempt, retryInMs: delay }, 'embedded Postgres did not start again; retrying')
       }
     }
