@@ -7,9 +7,9 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { distinctVersionIds } from '../helpers/engine.ts'
 import { cleanupStack, spawnCairnProcess, spawnWorkerProcess, startRestartablePostgres, waitFor } from '../helpers/engine-extra.ts'
 import { testLogger } from '../helpers/postgres.ts'
+import { taskWritableDir } from '../helpers/engine.ts'
 import { createDb } from '../../engine/store/db.ts'
 import { migrate } from '../../engine/store/migrate.ts'
 import { triggerRun } from '../../engine/store/control.ts'
@@ -20,8 +20,10 @@ test('log lines printed while Postgres is down are stored when it is back', asyn
   const log = testLogger()
   const dir = join(pg.dir, 'engine')
   mkdirSync(join(dir, 'dags'), { recursive: true })
-  const ledger = join(dir, 'ledger')
-  const go = join(dir, 'go')
+  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
+  const shared = taskWritableDir(join(dir, 'shared'))
+  const ledger = join(shared, 'ledger')
+  const go = join(shared, 'go')
   writeFileSync(
     join(dir, 'dags', 'talk.yaml'),
     `dag: talk
@@ -41,7 +43,6 @@ tasks:
   const db = createDb(pg.url, { log, max: 2 })
   defer(() => db.close())
   await migrate(db, log)
-  await distinctVersionIds(db)
   spawnCairnProcess(defer, 'scheduler', { url: pg.url, cwd: dir, args: ['--lost-after', '30'] })
   spawnWorkerProcess(defer, { url: pg.url, cwd: dir, args: ['--heartbeat', '0.5'] })
   await waitFor('the scheduler to load the DAG', async () => (await db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'talk' AND version_id IS NOT NULL`)).rows.length > 0, 30_000, 100)

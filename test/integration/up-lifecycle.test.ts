@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { groupAlive, postmasterPid, processExists, waitFor } from '../helpers/engine-extra.ts'
 import { testLogger } from '../helpers/postgres.ts'
+import { taskWritableDir } from '../helpers/engine.ts'
 import { startEmbeddedPostgres } from '../../engine/store/embedded.ts'
 import { readEmbeddedState, readEmbeddedUrl } from '../../engine/store/embedded-state.ts'
 
@@ -150,7 +151,8 @@ tasks:
 test('one Ctrl-C: cairn up says what it waits for, lets the running task finish within the grace period and exits cleanly', async () => {
   const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
   homes.push(scratch)
-  const file = join(scratch, 'ledger')
+  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
+  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
   const up = await startUp({ 'nap.yaml': sleeper('nap', 3, file) })
   const runId = trigger(up, 'nap')
   await waitFor('the task to start', () => ledger(file).length > 0, 30_000, 50)
@@ -188,7 +190,8 @@ async function startDraining(up: Up): Promise<number> {
 test('a second Ctrl-C during the drain hands the running task back, stops the embedded Postgres and exits', async () => {
   const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
   homes.push(scratch)
-  const file = join(scratch, 'ledger')
+  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
+  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
   const up = await startUp({ 'long.yaml': sleeper('long', 300, file) })
   const runId = trigger(up, 'long')
   await waitFor('the task to start', () => ledger(file).length > 0, 30_000, 50)
@@ -227,7 +230,8 @@ test('a second Ctrl-C during the drain hands the running task back, stops the em
 test('the scheduler of cairn up creates no runs while its worker drains', async () => {
   const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
   homes.push(scratch)
-  const file = join(scratch, 'ledger')
+  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
+  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
   const up = await startUp({ 'long.yaml': sleeper('long', 300, file) })
   const runId = trigger(up, 'long')
   await waitFor('the task to start', () => ledger(file).length > 0, 30_000, 50)
@@ -256,7 +260,8 @@ test('the scheduler of cairn up creates no runs while its worker drains', async 
 test('npm start: a terminal Ctrl-C (the whole process group) counts once, and a SIGTERM sent to npm reaches cairn', { skip: spawnSync('npm', ['--version']).status !== 0 && process.env.CI !== 'true' ? 'npm is not on PATH' : false }, async () => {
   const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
   homes.push(scratch)
-  const file = join(scratch, 'ledger')
+  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
+  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
   const { dir, env } = project({ 'long.yaml': sleeper('long', 300, file) })
   const npmEnv = { ...env, CAIRN_DAGS: join(dir, 'dags'), CAIRN_CONFIG: join(dir, 'cairn.yaml') }
   // A process group of its own, as a terminal gives the foreground job.
@@ -316,8 +321,9 @@ async function health(url: string): Promise<number> {
 test('kill -9 of the embedded postmaster: cairn up starts it again, and a task that finished during the outage is recorded once and not run again', async (t) => {
   const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
   homes.push(scratch)
-  const file = join(scratch, 'ledger')
-  const go = join(scratch, 'go')
+  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
+  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
+  const go = join(scratch, 'shared', 'go')
   // The task ends when the test says so (once the database is gone), printing on the way.
   const up = await startUp(
     {
