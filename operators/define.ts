@@ -122,8 +122,11 @@ export interface OperatorContext {
   killGraceMs?: number
   /** The operator's own log lines. The worker masks secret values in everything logged. */
   log: OperatorLogger
-  /** One line written by a child process (already split, without its newline). */
-  output(stream: 'stdout' | 'stderr', line: string): void
+  /**
+   * One line written by a child process (already split, without its newline). A returned promise
+   * means the log writer is full: read no more output until it resolves (back-pressure).
+   */
+  output(stream: 'stdout' | 'stderr', line: string): void | Promise<void>
 }
 
 export interface OperatorDefinition<P = Record<string, unknown>> {

@@ -74,7 +74,7 @@ Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments, t
   dags: { summary: 'list DAGs: paused, schedule, file, errors', usage: 'cairn dags [--format json]' },
   runs: { summary: 'list the runs of a DAG, newest first', usage: 'cairn runs DAG [--limit N] [--state S] [--format json]' },
   tasks: { summary: 'list the task instances of a run', usage: 'cairn tasks RUN_ID [--format json]' },
-  logs: { summary: "print (or follow) a task's log lines", usage: 'cairn logs RUN_ID TASK [--attempt N] [--tail N] [--follow] [--format json]' },
+  logs: { summary: "print (or follow) a task's log lines", usage: 'cairn logs RUN_ID TASK [--attempt N] [--tail N|all] [--follow] [--format json]' },
   cancel: { summary: 'cancel a queued or running run', usage: 'cairn cancel RUN_ID' },
   clear: { summary: 'run a finished run (or one task and its downstream) again', usage: 'cairn clear RUN_ID [TASK]' },
   pause: { summary: "stop a DAG's schedule", usage: 'cairn pause DAG' },

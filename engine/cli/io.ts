@@ -7,6 +7,8 @@ export interface CommandIo {
   stderr: (line: string) => void
   /** Whether stderr is a terminal (pretty logs by default). @default false */
   stderrIsTTY?: boolean
+  /** Whether stdout is a terminal (task output printed there is escaped). @default false */
+  stdoutIsTTY?: boolean
 }
 
 /** SPEC section 5 exit codes. */

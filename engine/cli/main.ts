@@ -58,6 +58,7 @@ export function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
     stdout: (line) => process.stdout.write(`${line}\n`),
     stderr: (line) => process.stderr.write(`${line}\n`),
     stderrIsTTY: process.stderr.isTTY === true,
+    stdoutIsTTY: process.stdout.isTTY === true,
   }
   return main(argv, io).then(
     (code) => {

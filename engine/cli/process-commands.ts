@@ -21,6 +21,8 @@ import { startBoss } from '../queue/task-queue.ts'
 import { startScheduler } from '../scheduler/scheduler.ts'
 import type { Scheduler } from '../scheduler/scheduler.ts'
 import { startWorker } from '../worker/worker.ts'
+import { DEFAULT_MAX_LOG_BYTES } from '../worker/log-writer.ts'
+import { parseSize } from '../config/sizes.ts'
 import type { Worker } from '../worker/worker.ts'
 import { createSecretStore } from '../secrets/secrets.ts'
 import { takeSecretVariables } from '../secrets/secret-env.ts'
@@ -135,6 +137,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
           ...(taskUser ? { taskUser } : {}),
           workerEnv: settings.env,
           heartbeatMs,
+          maxLogBytes: workerMaxLogBytes(config),
         })
       }
       if (!signals.stopping && parts.includes('web')) {
@@ -250,6 +253,11 @@ function workerSlots(config: LoadedConfig): number {
 
 function workerRunAs(config: LoadedConfig): string | undefined {
   return config.config.workers?.run_as
+}
+
+function workerMaxLogBytes(config: LoadedConfig): number {
+  const value = config.config.workers?.max_log_bytes
+  return value === undefined ? DEFAULT_MAX_LOG_BYTES : parseSize(value)
 }
 
 function secretsDir(config: LoadedConfig, cwd: string): { dir?: string } {

@@ -49,8 +49,12 @@ export interface RunProcessOptions {
    */
   user?: { uid: number; gid: number }
   signal?: AbortSignal
-  /** Called for every line of output, without its newline. Must not throw (errors are swallowed). */
-  onLine(stream: OutputStream, line: string): void
+  /**
+   * Called for every line of output, without its newline. Must not throw (errors are swallowed).
+   * When it returns a promise, output is not read (the program blocks once the pipe is full) until
+   * that promise settles: the sink's back-pressure.
+   */
+  onLine(stream: OutputStream, line: string): void | Promise<unknown>
   /** Called once the program has started, with its pid (which is also its process group id). */
   onSpawn?(pid: number): void
   /**
@@ -114,12 +118,30 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessExi
     let settled = false
     let watchdog: ChildProcess | undefined
 
+    // The sink's latest "wait" (see onLine); both pipes pause until it settles.
+    let wait: Promise<unknown> | undefined
+    let pauses = 0
     const emit = (stream: OutputStream) => (line: string) => {
       try {
-        onLine(stream, line)
+        const result = onLine(stream, line)
+        if (result instanceof Promise) wait = result
       } catch {
         // A failing log sink must not leave a process group behind; the line is lost.
       }
+    }
+    const holdOutput = (): void => {
+      if (!wait) return
+      const until = wait
+      wait = undefined
+      const pause = ++pauses
+      child.stdout?.pause()
+      child.stderr?.pause()
+      const resume = (): void => {
+        if (pause !== pauses) return // a later wait took over
+        child.stdout?.resume()
+        child.stderr?.resume()
+      }
+      until.then(resume, resume)
     }
     for (const [name, readable] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
       const splitter = createLineSplitter(emit(name))
@@ -127,7 +149,10 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessExi
         openStreams--
         continue
       }
-      readable.on('data', (chunk: Buffer) => splitter.push(chunk))
+      readable.on('data', (chunk: Buffer) => {
+        splitter.push(chunk)
+        holdOutput()
+      })
       readable.on('error', () => {})
       readable.on('close', () => {
         splitter.end()

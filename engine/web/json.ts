@@ -38,7 +38,7 @@ export function taskInstanceJson(ti: TaskInstanceRow, task: TaskSpec | undefined
 }
 
 export function logLineJson(attempt: number, line: LogLine) {
-  return { id: line.id, ...cliLogLineJson(attempt, line) }
+  return { id: line.id, ...cliLogLineJson(attempt, line), ...(line.dropped ? { dropped: line.dropped } : {}) }
 }
 
 export function userJson(user: UserRow) {

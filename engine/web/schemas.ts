@@ -78,11 +78,17 @@ export const SHARED_SCHEMAS = [
     type: 'object',
     required: ['id', 'attempt', 'stream', 'line', 'at'],
     properties: {
-      id: { type: 'integer', description: 'increases with every stored line' },
+      id: { type: 'integer', description: "the line's number within its attempt, from 1 (with `dropped`: the last number left out)" },
       attempt: { type: 'integer' },
       stream: { type: 'string', enum: ['stdout', 'stderr', 'log'] },
       line: { type: 'string' },
       at: time,
+      dropped: {
+        type: 'object',
+        description: "only on the line standing for lines the attempt's log cap (workers.max_log_bytes) left out",
+        required: ['lines', 'bytes'],
+        properties: { lines: { type: 'integer' }, bytes: { type: ['integer', 'null'], description: 'null when not known' } },
+      },
     },
   },
   {

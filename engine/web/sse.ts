@@ -13,7 +13,7 @@ const KEEPALIVE_MS = 15_000
 
 export interface EventStream {
   /** Sends one event; its data is JSON, masked with the secrets the web process knows. */
-  event(name: string, data: unknown, id?: number): Promise<void>
+  event(name: string, data: unknown, id?: string | number): Promise<void>
   /** Aborted when the client disconnects or the server closes. */
   readonly closed: AbortSignal
   end(): void

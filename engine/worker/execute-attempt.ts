@@ -8,8 +8,8 @@ import type { Db } from '../store/db.ts'
 import { withReconnect } from '../store/db.ts'
 import type { Claim, AttemptOutcome } from '../store/attempts.ts'
 import { getDagVersion } from '../store/dags.ts'
-import { appendLogs } from '../store/logs.ts'
 import type { LogStream } from '../store/logs.ts'
+import { openLogWriter } from './log-writer.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
 import { ancestorsOf, taskGraphOf } from '../graph/task-graph.ts'
 import { findOperator } from '../../operators/index.ts'
@@ -39,6 +39,8 @@ export interface ExecuteInput {
   killGraceMs?: number
   /** Keeps log lines while the database is away (shared by the worker's attempts). @default one of its own */
   writes?: OutageBuffer
+  /** Cap of the attempt's stored log (workers.max_log_bytes). @default 52428800 */
+  maxLogBytes?: number
 }
 
 export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskSpec; outcome: AttemptOutcome }> {
@@ -50,7 +52,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
   const at = { runId: claim.runId, taskId: claim.taskId, attempt: claim.attempt }
 
   let mask = createMasker([])
-  const sink = createLogSink(db, at, () => mask, input.log, input.writes ?? createOutageBuffer({ log: input.log }))
+  const sink = createLogSink(db, at, () => mask, input.log, input.writes ?? createOutageBuffer({ log: input.log }), input.maxLogBytes)
 
   try {
     // Upstream outputs are read only when a template can refer to them.
@@ -118,9 +120,9 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
         ...(input.user ? { user: input.user } : {}),
         killGraceMs: input.killGraceMs ?? 10_000,
         log: {
-          info: (message, fields) => sink.write('log', fields ? `${message} ${JSON.stringify(fields)}` : message),
-          warn: (message, fields) => sink.write('log', `WARN ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`),
-          error: (message, fields) => sink.write('log', `ERROR ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`),
+          info: (message, fields) => void sink.write('log', fields ? `${message} ${JSON.stringify(fields)}` : message),
+          warn: (message, fields) => void sink.write('log', `WARN ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`),
+          error: (message, fields) => void sink.write('log', `ERROR ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`),
         },
         output: (stream, line) => sink.write(stream, line),
       })
@@ -153,34 +155,11 @@ function toOutcome(result: OperatorResult): AttemptOutcome {
   return { kind: 'failed', failure: result.kind, retryable: result.retryable, message: result.message, exitCode, ...(result.outputs ? { outputs: result.outputs } : {}) }
 }
 
-/** Buffers lines and writes them in batches (every 200 ms or 500 lines), masking secrets on the way in. */
-function createLogSink(db: Db, at: { runId: string; taskId: string; attempt: number }, masker: () => (text: string) => string, log: Logger, writes: OutageBuffer) {
-  let buffer: { stream: LogStream; line: string; at: Date }[] = []
-  let writing: Promise<void> = Promise.resolve()
-  /** Lines the outage buffer had no room for; the next stored batch says how many. */
-  let dropped = 0
-  const store = async (batch: { stream: LogStream; line: string; at: Date }[]): Promise<void> => {
-    const lines = dropped > 0 ? [{ stream: 'log' as const, line: `${dropped} log lines were dropped while the database was unreachable`, at: batch[0]!.at }, ...batch] : batch
-    const bytes = lines.reduce((sum, l) => sum + l.line.length + 64, 0)
-    if (await writes.write(bytes, () => appendLogs(db, at, lines))) dropped = 0
-    else dropped += batch.length
-  }
-  const flush = (): Promise<void> => {
-    if (buffer.length === 0) return writing
-    const batch = buffer
-    buffer = []
-    writing = writing.then(() => store(batch)).catch((error: unknown) => log.warn({ err: error }, 'could not store task log lines'))
-    return writing
-  }
-  const timer = setInterval(() => void flush(), 200)
+/** The attempt's log writer (chunks, cap, back-pressure, outages: see log-writer.ts), masking secrets on the way in. */
+function createLogSink(db: Db, at: { runId: string; taskId: string; attempt: number }, masker: () => (text: string) => string, log: Logger, writes: OutageBuffer, maxBytes: number | undefined) {
+  const writer = openLogWriter(db, at, { log, writes, ...(maxBytes !== undefined ? { maxBytes } : {}) })
   return {
-    write(stream: LogStream, line: string) {
-      buffer.push({ stream, line: masker()(line), at: new Date() })
-      if (buffer.length >= 500) void flush()
-    },
-    async close() {
-      clearInterval(timer)
-      await flush()
-    },
+    write: (stream: LogStream, line: string): Promise<void> | undefined => writer.write(stream, masker()(line)),
+    close: () => writer.close(),
   }
 }

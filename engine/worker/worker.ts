@@ -57,6 +57,8 @@ export interface WorkerOptions {
   pollMs?: number
   /** Between SIGTERM and SIGKILL when a task is stopped. @default 10000 */
   killGraceMs?: number
+  /** Cap of each attempt's stored log in bytes (workers.max_log_bytes). @default 52428800 */
+  maxLogBytes?: number
   now?: () => Date
 }
 
@@ -232,7 +234,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       let finished: { task: TaskSpec; outcome: AttemptOutcome } | undefined
       try {
         const workdir = join(options.workRoot, claim.runId, claim.taskId, String(claim.attempt))
-        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, ...(options.taskUser ? { user: options.taskUser } : {}), secrets: options.secrets, workerEnv: options.workerEnv, log, writes, killGraceMs })
+        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, ...(options.taskUser ? { user: options.taskUser } : {}), secrets: options.secrets, workerEnv: options.workerEnv, log, writes, killGraceMs, ...(options.maxLogBytes !== undefined ? { maxLogBytes: options.maxLogBytes } : {}) })
         if (draining && controller.signal.aborted && finished.outcome.kind === 'failed' && finished.outcome.failure === 'infrastructure') {
           finished = { task: finished.task, outcome: { kind: 'handed_back', reason: 'worker drained before the attempt finished' } }
         }

@@ -47,7 +47,7 @@ function harness(overrides: Partial<OperatorContext> = {}): Harness {
       warn: (message) => logs.push(`warn ${message}`),
       error: (message) => logs.push(`error ${message}`),
     },
-    output: (stream, line) => lines.push({ stream, line }),
+    output: (stream, line) => void lines.push({ stream, line }),
     ...overrides,
   }
   return { ctx, lines, logs, controller }
@@ -429,7 +429,7 @@ test('partial lines across writes, CRLF, UTF-8 split across chunks, and a last l
     argv: [NODE, '-e', `process.stdout.write('abc'); setTimeout(() => { process.stdout.write('def\\r\\nlast'); process.stderr.write('err') }, 100)`],
     env: {},
     cwd: scratch,
-    onLine: (stream, line) => lines.push(`${stream}:${line}`),
+    onLine: (stream, line) => void lines.push(`${stream}:${line}`),
   })
   assert.deepEqual(result, { exitCode: 0, signal: null, aborted: false })
   assert.deepEqual(lines.sort(), ['stderr:err', 'stdout:abcdef', 'stdout:last'])
