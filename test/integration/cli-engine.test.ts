@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { processExists } from '../helpers/engine-extra.ts'
@@ -17,8 +17,9 @@ const main = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-cli-engine-'))
-// Tasks run as the unprivileged task user: the marker's folder must be writable by it.
+// Tasks run as the unprivileged task user: the marker's folder must be writable by it (and the gate's visible to it).
 const marker = join(taskWritableDir(join(dir, 'marks')), 'flaky-ran-once')
+const tickGate = join(dir, 'marks', 'tick-gate')
 
 const DAGS: Record<string, string> = {
   // File order differs from dependency order: `tasks` must list a, b, c.
@@ -52,9 +53,34 @@ params:
 tasks:
   show: { operator: shell, params: { command: [echo, "count={{ params.count }} label={{ params.label }}"] } }
 `,
+  // Prints "tick 1", then waits (up to 60 s) for the test to open the gate before the other ticks.
   'ticker.yaml': `dag: ticker
 tasks:
-  tick: { operator: shell, params: { script: "for i in 1 2 3 4 5; do echo tick $i; sleep 0.5; done" } }
+  tick:
+    operator: shell
+    env: { GATE: ${JSON.stringify(tickGate)} }
+    params:
+      script: |
+        echo tick 1
+        i=0; while [ ! -f "$GATE" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+        for i in 2 3 4 5; do echo tick $i; done
+`,
+  // Output that would drive a terminal: colours, a window title, a carriage return, a C1 CSI.
+  'escapes.yaml': `dag: escapes
+tasks:
+  paint:
+    operator: shell
+    params:
+      script: |
+        printf 'red \\033[31mRED\\033[0m\\n'
+        printf 'title \\033]0;pwned\\007\\n'
+        printf 'cr abc\\rXYZ\\n'
+        printf 'c1 \\302\\233 2J\\n'
+        printf 'tab\\there\\n'
+`,
+  'many.yaml': `dag: many
+tasks:
+  count: { operator: shell, params: { script: "seq 1 1500" } }
 `,
   // The sleep runs in the background so that cancel must stop the whole process group, not just the shell.
   'sleepy.yaml': `dag: sleepy
@@ -279,8 +305,9 @@ test('logs --follow prints lines as the task writes them and exits 0 when it suc
   const triggered = await cairn(['trigger', 'ticker'])
   assert.equal(triggered.code, 0, triggered.stderr)
   const runId = lastLine(triggered.stdout)
-  const started = Date.now()
-  const seen: { line: string; at: number }[] = []
+  const seen: string[] = []
+  // What the follower had printed when "tick 1" came out, while the task was still waiting at its gate.
+  let atFirstTick: { seen: string[]; gateOpen: boolean } | undefined
   const code = await new Promise<number | null>((resolve) => {
     const child = spawn(process.execPath, [main, 'logs', runId, 'tick', '--follow'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] })
     let buffer = ''
@@ -288,15 +315,72 @@ test('logs --follow prints lines as the task writes them and exits 0 when it suc
       buffer += d
       const parts = buffer.split('\n')
       buffer = parts.pop()!
-      for (const line of parts) seen.push({ line, at: Date.now() - started })
+      for (const line of parts) {
+        seen.push(line)
+        if (line === 'tick 1') {
+          atFirstTick = { seen: [...seen], gateOpen: existsSync(tickGate) }
+          // Only now may the task go on: the other ticks do not exist yet, however slowly anything started.
+          writeFileSync(tickGate, '')
+        }
+      }
     })
     child.on('close', resolve)
   })
   assert.equal(code, 0)
-  const ticks = seen.filter((s) => s.line.startsWith('tick '))
-  assert.deepEqual(ticks.map((t) => t.line), ['tick 1', 'tick 2', 'tick 3', 'tick 4', 'tick 5'])
-  // Streamed, not printed at the end: the first and the last tick arrive well apart (they are written 2 s apart).
-  assert.ok(ticks[4]!.at - ticks[0]!.at >= 1000, `ticks arrived at ${ticks.map((t) => t.at).join(', ')} ms`)
+  assert.deepEqual(seen.filter((l) => l.startsWith('tick ')), ['tick 1', 'tick 2', 'tick 3', 'tick 4', 'tick 5'])
+  // Streamed, not printed at the end: tick 1 reached the follower while the task was blocked before tick 2.
+  assert.equal(atFirstTick?.gateOpen, false)
+  assert.deepEqual(atFirstTick.seen.filter((l) => l.startsWith('tick ')), ['tick 1'])
+})
+
+test('logs --tail N prints the last N lines; --follow starts at the last 1000', async () => {
+  const triggered = await cairn(['trigger', 'many', '--wait'])
+  assert.equal(triggered.code, 0, triggered.stderr)
+  const runId = lastLine(triggered.stdout)
+  const numbers = (text: string) => text.split('\n').filter((l) => /^\d+$/.test(l)).map(Number)
+  const all = await cairn(['logs', runId, 'count'])
+  assert.deepEqual(numbers(all.stdout), Array.from({ length: 1500 }, (_, i) => i + 1))
+  const three = await cairn(['logs', runId, 'count', '--tail', '3'])
+  assert.equal(three.code, 0, three.stderr)
+  assert.deepEqual(three.stdout.trimEnd().split('\n'), ['1498', '1499', '1500'])
+  assert.match(three.stderr, /earlier lines of attempt 1 not shown/)
+  const followed = await cairn(['logs', runId, 'count', '--follow'])
+  assert.equal(followed.code, 0, followed.stderr)
+  assert.deepEqual(numbers(followed.stdout), Array.from({ length: 1000 }, (_, i) => i + 501))
+  const followedAll = await cairn(['logs', runId, 'count', '--follow', '--tail', 'all'])
+  assert.equal(numbers(followedAll.stdout).length, 1500)
+  assert.equal((await cairn(['logs', runId, 'count', '--tail', 'some'])).code, 2)
+})
+
+test('logs escapes control characters when stdout is a terminal, and prints them as they are when piped', async () => {
+  const triggered = await cairn(['trigger', 'escapes', '--wait'])
+  assert.equal(triggered.code, 0, triggered.stderr)
+  const runId = lastLine(triggered.stdout)
+  const piped = await cairn(['logs', runId, 'paint'])
+  assert.ok(piped.stdout.includes('red \x1b[31mRED\x1b[0m\n'), JSON.stringify(piped.stdout))
+  assert.ok(piped.stdout.includes('title \x1b]0;pwned\x07\n'))
+  assert.ok(piped.stdout.includes('c1 \u009b 2J\n'))
+
+  // A pseudo-terminal: util-linux script(1) runs the command on one and copies what it printed.
+  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`
+  const command = [process.execPath, main, 'logs', runId, 'paint'].map(quote).join(' ')
+  const tty = await new Promise<Result>((resolve, reject) => {
+    const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+  assert.equal(tty.code, 0, tty.stderr)
+  const lines = tty.stdout.split('\r\n')
+  assert.ok(lines.includes('red \\x1b[31mRED\\x1b[0m'), JSON.stringify(tty.stdout))
+  assert.ok(lines.includes('title \\x1b]0;pwned\\x07'))
+  assert.ok(lines.includes('cr abc\\rXYZ'))
+  assert.ok(lines.includes('c1 \\u009b 2J'))
+  assert.ok(lines.includes('tab\there'), 'a tab stays a tab')
+  assert.doesNotMatch(tty.stdout, /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/, 'no control character reached the terminal')
 })
 
 test('trigger --wait exits 1 when the run fails, and clear makes it run again', async () => {
