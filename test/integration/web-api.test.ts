@@ -67,6 +67,10 @@ start_date: 2026-01-01
 tasks:
   noop: { operator: noop }
 `,
+  'web_many.yaml': `dag: web_many
+tasks:
+  count: { operator: shell, params: { script: "seq 1 1500" } }
+`,
   'web_broken.yaml': `dag: web_broken
 tasks:
   a: { operator: shel }
@@ -143,7 +147,7 @@ before(async () => {
   }
   await waitFor('the DAGs to load', async () => {
     const r = await call('GET', '/api/v1/dags', { headers: bearer(tokens.viewer) })
-    return r.status === 200 && r.json().dags.length === 4 ? true : undefined
+    return r.status === 200 && r.json().dags.length === 5 ? true : undefined
   })
   blockerRun = await engine.trigger('web_hold')
   await waitForRunState(blockerRun, ['running'])
@@ -180,6 +184,7 @@ const ROUTES: RouteCase[] = [
   { name: 'one run', method: 'GET', role: 'viewer', make: async () => ({ path: `/api/v1/runs/${blockerRun}`, ok: 200 }) },
   { name: 'task instances', method: 'GET', role: 'viewer', make: async () => ({ path: `/api/v1/runs/${blockerRun}/tasks`, ok: 200 }) },
   { name: 'logs', method: 'GET', role: 'viewer', make: async () => ({ path: `/api/v1/runs/${blockerRun}/tasks/wait/logs`, ok: 200 }) },
+  { name: 'log download', method: 'GET', role: 'viewer', make: async () => ({ path: `/api/v1/runs/${blockerRun}/tasks/wait/logs/download`, ok: 200 }) },
   { name: 'cancel', method: 'POST', role: 'operator', make: async () => ({ path: `/api/v1/runs/${await queuedRun()}/cancel`, ok: 200 }) },
   { name: 'clear', method: 'POST', role: 'operator', make: async () => ({ path: `/api/v1/runs/${await cancelledRun()}/clear`, ok: 200 }) },
   { name: 'clear one task', method: 'POST', role: 'operator', make: async () => ({ path: `/api/v1/runs/${await cancelledRun()}/clear`, body: { task: 'wait' }, ok: 200 }) },
@@ -586,8 +591,11 @@ describe('DAGs, runs and logs', () => {
     assert.match(String(stream.contentType), /^text\/event-stream/)
     const lines = stream.events.filter((e) => e.event === 'line').map((e) => JSON.parse(e.data).line)
     assert.deepEqual(lines.filter((l: string) => l.startsWith('tick')), ['tick 1', 'tick 2', 'tick 3', 'tick 4', 'tick 5'])
-    const ids = stream.events.filter((e) => e.event === 'line').map((e) => Number(e.id))
-    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'event ids increase')
+    const ids = stream.events.filter((e) => e.event === 'line').map((e) => e.id)
+    assert.ok(ids.every((id) => /^1:\d+$/.test(String(id))), `SSE ids are attempt:line: ${ids.join(' ')}`)
+    const numbers = ids.map((id) => Number(String(id).split(':')[1]))
+    assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), 'event ids increase')
+    assert.deepEqual(stream.events[0] && [stream.events[0].event, JSON.parse(stream.events[0].data).attempt], ['attempt', 1])
     const end = stream.events.at(-1)!
     assert.equal(end.event, 'end')
     assert.deepEqual(JSON.parse(end.data), { state: 'success', attempt: 1 })
@@ -602,6 +610,65 @@ describe('DAGs, runs and logs', () => {
     assert.equal(unauthorised.status, 401)
     assert.equal((await call('GET', `/api/v1/runs/${runId}/tasks/tick/logs?follow=true&attempt=9`, { headers: bearer(tokens.viewer) })).status, 404)
     assert.equal((await call('GET', `/api/v1/runs/${runId}/tasks/nope/logs`, { headers: bearer(tokens.viewer) })).status, 404)
+  })
+
+  test('logs from the tail: tail and before page backwards, follow starts at the last 1000 lines, Last-Event-ID resumes', async () => {
+    const runId = await engine.trigger('web_many')
+    assert.equal((await waitForRunState(runId, ['success', 'failed'])).state, 'success')
+    const path = `/api/v1/runs/${runId}/tasks/count/logs`
+    const get = async (query: string) => {
+      const r = await call('GET', `${path}?${query}`, { headers: bearer(tokens.viewer) })
+      assert.equal(r.status, 200, r.body)
+      return r.json()
+    }
+    // Line 1 is the operator's "running script"; the numbers 1..1500 are lines 2..1501.
+    const last = await get('tail=3')
+    assert.deepEqual(last.lines.map((l: { id: number; line: string }) => [l.id, l.line]), [[1499, '1498'], [1500, '1499'], [1501, '1500']])
+    assert.equal(last.next_before, 1499)
+    assert.equal(last.next_after, null)
+    const earlier = await get(`before=${last.next_before}&tail=2`)
+    assert.deepEqual(earlier.lines.map((l: { line: string }) => l.line), ['1496', '1497'])
+    assert.equal(earlier.next_before, 1497)
+    assert.equal(earlier.next_after, 1498)
+    const first = await get('before=3&tail=10')
+    assert.deepEqual(first.lines.map((l: { id: number }) => l.id), [1, 2])
+    assert.equal(first.next_before, null)
+    assert.equal((await call('GET', `${path}?tail=-1`, { headers: bearer(tokens.viewer) })).status, 400)
+
+    // Following a finished task: the last 1000 lines only, after an attempt event saying there are earlier ones.
+    const followed = await readEventStream(base, `${path}?follow=true`, bearer(tokens.viewer), 10_000)
+    seenBodies.push(followed.raw)
+    const attempt = followed.events.find((e) => e.event === 'attempt')!
+    assert.deepEqual(JSON.parse(attempt.data), { attempt: 1, earlier: true })
+    const lines = followed.events.filter((e) => e.event === 'line').map((e) => JSON.parse(e.data).line)
+    assert.deepEqual(lines, Array.from({ length: 1000 }, (_, i) => String(i + 501)))
+    assert.equal(followed.events.at(-1)!.event, 'end')
+    const none = await readEventStream(base, `${path}?follow=true&tail=0`, bearer(tokens.viewer), 10_000)
+    assert.deepEqual(none.events.map((e) => e.event), ['attempt', 'end'])
+    // A reconnecting EventSource carries on after the last line it had.
+    const resumed = await readEventStream(base, `${path}?follow=true`, { ...bearer(tokens.viewer), 'last-event-id': '1:1495' }, 10_000)
+    assert.deepEqual(resumed.events.filter((e) => e.event === 'line').map((e) => e.id), ['1:1496', '1:1497', '1:1498', '1:1499', '1:1500', '1:1501'])
+  })
+
+  test('the log download is the whole attempt as a text file, masked, with optional timestamps', async () => {
+    const r = await call('POST', '/api/v1/dags/web_demo/runs', { headers: bearer(tokens.operator), body: { params: { word: 'downloaded' } } })
+    const runId = r.json().run_id as string
+    await waitForRunState(runId, ['success'])
+    const path = `/api/v1/runs/${runId}/tasks/hello/logs/download`
+    const plain = await call('GET', path, { headers: bearer(tokens.viewer) })
+    assert.equal(plain.status, 200, plain.body)
+    assert.match(String(plain.headers['content-type']), /^text\/plain; charset=utf-8/)
+    assert.equal(plain.headers['content-disposition'], `attachment; filename="${runId.replace(/[^A-Za-z0-9._-]/g, '_')}.hello.1.log"`)
+    const lines = plain.body.split('\n')
+    assert.ok(lines.includes('word=downloaded'), plain.body)
+    assert.ok(lines.includes('token=***'), plain.body)
+    assert.ok(!plain.body.includes(CANARY))
+    assert.equal(lines.at(-1), '', 'every line ends with a newline')
+    const stamped = await call('GET', `${path}?timestamps=true&attempt=1`, { headers: { cookie: sessions.viewer.cookie } })
+    assert.equal(stamped.status, 200)
+    assert.ok(stamped.body.split('\n').some((l) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z word=downloaded$/.test(l)), stamped.body)
+    assert.equal((await call('GET', path)).status, 401)
+    assert.equal((await call('GET', `${path}?attempt=2`, { headers: bearer(tokens.viewer) })).status, 404)
   })
 
   test('the web process masks secrets it knows in every response, as a second line of defence', async (t) => {

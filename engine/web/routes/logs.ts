@@ -138,7 +138,10 @@ export function logRoutes(app: FastifyInstance, ctx: WebContext): void {
         },
         additionalProperties: false,
       },
-      response: { ...errors(400, ...AUTH_ERRORS, 404) },
+      response: {
+        200: { description: 'the lines, one per line of text (a line standing for lines left out by the cap included)', content: { 'text/plain': { schema: { type: 'string' } } } },
+        ...errors(400, ...AUTH_ERRORS, 404),
+      },
     },
     handler: async (request, reply) => {
       const { attempt: asked, timestamps } = request.query
