@@ -84,6 +84,10 @@ tasks:
         echo "holding"
         sleep 600
 `,
+  'page_many.yaml': `dag: page_many
+tasks:
+  count: { operator: shell, params: { script: "seq 1 1500" } }
+`,
   'page_broken.yaml': `dag: page_broken
 tasks:
   a: { operator: shel }
@@ -154,7 +158,7 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     assert.ok(await createUser(engine.db, { username: USER, role: 'operator', password: PASSWORD }))
     await waitFor('the DAG files to load', async () => {
       const { rows } = await engine.db.query('SELECT dag_id FROM cairn.dag WHERE version_id IS NOT NULL')
-      return rows.length === 2 || undefined
+      return rows.length === 3 || undefined
     })
 
     profileDir = mkdtempSync(join(tmpdir(), 'cairn-chromium-'))
@@ -301,6 +305,36 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     assert.equal(await engine.waitForRun(runId, 10_000), 'cancelled')
     await shot('10-run-cancelled')
     holdRun = runId
+  })
+
+  test('a long log opens at its tail; earlier lines load on demand; timestamps show on request; the whole log downloads', async () => {
+    const runId = await engine.trigger('page_many')
+    assert.equal(await engine.waitForRun(runId, 30_000), 'success')
+    await page.goto(`${base}/#/runs/${encodeURIComponent(runId)}?task=count`)
+    await page.waitForSelector('#log .log-line:text-is("1500")')
+    await page.waitForSelector('#log-box .log-tail[data-ended]')
+    // The last 1000 lines only, and a way to the others.
+    assert.equal(await page.locator('#log .log-line').count(), 1000)
+    assert.equal(await page.locator('#log .log-line').first().textContent(), '501')
+    await page.click('#log-earlier')
+    await page.waitForSelector('#log .log-line:text-is("1")')
+    assert.equal(await page.locator('#log .log-line').count(), 1501)
+    assert.match(await page.locator('#log .log-line').first().textContent() ?? '', /^running script/)
+    await page.waitForSelector('#log-earlier', { state: 'hidden' })
+
+    assert.equal(await page.$eval('#log .log-line', (el) => (globalThis as any).getComputedStyle(el, '::before').content as string), 'none')
+    await page.check('#log-times')
+    assert.match(await page.$eval('#log .log-line', (el) => (globalThis as any).getComputedStyle(el, '::before').content as string), /^"\d\d:\d\d:\d\d\.\d{3} "$/)
+    await shot('10b-log-timestamps')
+    const href = await page.getAttribute('#log-download', 'href')
+    assert.match(href ?? '', /\/logs\/download\?attempt=1&timestamps=true$/)
+    const download = await page.request.get(base + href)
+    assert.equal(download.status(), 200)
+    assert.match(download.headers()['content-disposition'] ?? '', /^attachment; filename="/)
+    const lines = (await download.text()).trimEnd().split('\n')
+    assert.equal(lines.length, 1501)
+    assert.match(lines.at(-1)!, /^\d{4}-\d\d-\d\dT[\d:.]+Z 1500$/)
+    await page.uncheck('#log-times')
   })
 
   test("the grid pages through a DAG's runs with the runs cursor", async () => {
