@@ -58,7 +58,7 @@ export async function attemptRows(db: Db, runIds: string | readonly string[], ta
 
 export async function logLines(db: Db, runId: string, taskId: string): Promise<{ attempt: number; stream: string; line: string }[]> {
   const { rows } = await db.query<{ attempt: number; stream: string; line: string }>(
-    'SELECT attempt, stream, line FROM cairn.task_log WHERE run_id = $1 AND task_id = $2 ORDER BY id',
+    'SELECT attempt, stream, line FROM cairn.task_log WHERE run_id = $1 AND task_id = $2 ORDER BY attempt, id',
     [runId, taskId],
   )
   return rows

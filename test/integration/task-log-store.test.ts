@@ -5,9 +5,12 @@
  */
 import { before, after, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createDb } from '../../engine/store/db.ts'
 import type { Db } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
+import { loadMigrations, migrate } from '../../engine/store/migrate.ts'
 import { readLogs, readLogsBefore } from '../../engine/store/logs.ts'
 import type { LogLine } from '../../engine/store/logs.ts'
 import { openLogWriter } from '../../engine/worker/log-writer.ts'
@@ -22,8 +25,8 @@ after(() => db.close())
 let runCounter = 0
 const newAttempt = () => ({ runId: `run_${++runCounter}`, taskId: 't', attempt: 1 })
 
-async function writeLines(at: { runId: string; taskId: string; attempt: number }, count: number, maxBytes: number, make = (i: number) => `line ${i} ${'x'.repeat(90)}`): Promise<void> {
-  const writer = openLogWriter(db, at, { maxBytes, log })
+async function writeLines(at: { runId: string; taskId: string; attempt: number }, count: number, maxBytes: number, make = (i: number) => `line ${i} ${'x'.repeat(90)}`, target: Db = db): Promise<void> {
+  const writer = openLogWriter(target, at, { maxBytes, log })
   for (let i = 1; i <= count; i++) {
     const wait = writer.write(i % 7 === 0 ? 'stderr' : 'stdout', make(i))
     if (wait) await wait
@@ -142,4 +145,39 @@ test('a reader that falls behind the rolling window is told how many lines it mi
   assert.ok(next[0]!.dropped, `first line after ${lastSeen}: ${JSON.stringify(next[0])}`)
   assert.equal(next[0]!.id, next[1]!.id - 1)
   assert.equal(next.filter((l) => l.dropped).length, 1)
+})
+
+test('the migration turns line-per-row logs into chunks holding the same lines, numbered per attempt', async (t) => {
+  const old = createDb(await createTestDatabase(t), { log, max: 2 })
+  t.after(() => old.close())
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-migrations-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  for (const m of await loadMigrations()) if (m.version < 8) writeFileSync(join(dir, m.name), m.sql)
+  await migrate(old, log, { dir })
+  const streams = ['stdout', 'stderr', 'log']
+  const lines = Array.from({ length: 1200 }, (_, i) => (i % 100 === 0 ? '' : `old ${i + 1} ünï`))
+  const at0 = Date.parse('2026-03-01T00:00:00.000Z')
+  // Two attempts written interleaved, as concurrent writers would.
+  for (let i = 0; i < lines.length; i++) {
+    await old.query('INSERT INTO cairn.task_log (run_id, task_id, attempt, stream, line, at) VALUES ($1, $2, $3, $4, $5, $6)', ['r', 't', 1, streams[i % 3], lines[i], new Date(at0 + i)])
+    if (i < 3) await old.query('INSERT INTO cairn.task_log (run_id, task_id, attempt, stream, line, at) VALUES ($1, $2, $3, $4, $5, $6)', ['r', 't', 2, 'stdout', `second ${i + 1}`, new Date(at0)])
+  }
+  await migrate(old, log)
+
+  const first = await readLogs(old, { runId: 'r', taskId: 't', attempt: 1 }, 0, 5000)
+  assert.deepEqual(first.map((l) => l.id), Array.from({ length: 1200 }, (_, i) => i + 1))
+  assert.deepEqual(first.map((l) => l.line), lines)
+  assert.deepEqual(first.map((l) => l.stream), lines.map((_, i) => streams[i % 3]))
+  assert.deepEqual(first.map((l) => l.at.getTime()), lines.map((_, i) => at0 + i))
+  assert.deepEqual((await readLogs(old, { runId: 'r', taskId: 't', attempt: 2 }, 0, 10)).map((l) => l.line), ['second 1', 'second 2', 'second 3'])
+  const { rows } = await old.query<{ first_line: string; first_byte: string; bytes: number }>(
+    `SELECT first_line, first_byte, bytes FROM cairn.task_log_chunk WHERE attempt = 1 ORDER BY first_line`,
+  )
+  assert.deepEqual(rows.map((r) => Number(r.first_line)), [1, 501, 1001])
+  // Byte offsets run on from chunk to chunk.
+  assert.equal(Number(rows[1]!.first_byte), Number(rows[0]!.first_byte) + rows[0]!.bytes)
+  assert.equal(Number(rows[0]!.first_byte), 0)
+  // A writer taking the attempt up again carries on after line 1200.
+  await writeLines({ runId: 'r', taskId: 't', attempt: 1 }, 1, 1024 * 1024, () => 'new', old)
+  assert.deepEqual((await readLogsBefore(old, { runId: 'r', taskId: 't', attempt: 1 }, undefined, 1)).lines.map((l) => [l.id, l.line]), [[1201, 'new']])
 })

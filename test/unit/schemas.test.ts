@@ -114,8 +114,11 @@ const cases: Record<string, Cases> = {
     },
   },
   'config.schema.json': {
-    valid: [{}],
+    valid: [{}, { workers: { max_log_bytes: '5MB' } }, { workers: { max_log_bytes: '512 KB' } }, { workers: { max_log_bytes: 1048576 } }],
     invalid: {
+      'log cap in parsecs': { workers: { max_log_bytes: '5 parsecs' } },
+      'log cap below 64 KiB in bytes': { workers: { max_log_bytes: 1000 } },
+      'negative log cap': { workers: { max_log_bytes: '-5MB' } },
       'unknown top-level key': { dag_folder: 'dags' },
       'port out of range': { web: { port: 70000 } },
       'ssh cluster without hosts': { clusters: { lab: { kind: 'ssh', hosts: [] } } },
