@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runProcess } from '../../engine/worker/run-process.ts'
+import { runProcess } from '../../engine/process/run-process.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
 
 test('a pending onLine promise stops the reading until it settles; no line is lost', async (t) => {

@@ -42,6 +42,15 @@ export function fmtTime(iso) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${localZoneName(d)}`
 }
 
+/** Time of day with milliseconds, e.g. 14:03:07.125, in the chosen zone (log line timestamps). */
+export function fmtClock(iso) {
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return ''
+  return zoneMode === 'utc'
+    ? `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}`
+    : `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`
+}
+
 /** A short date for grid columns, e.g. 03-14 02:00, in the chosen zone. */
 export function fmtShort(iso) {
   if (!iso) return ''

@@ -6,17 +6,11 @@
 // (a reconnect after a network error resumes after the last line: the SSE id is "attempt:line").
 import { api, enc } from './api.js'
 import { h } from './dom.js'
+import { fmtClock } from './format.js'
 
 const MAX_LINES = 5000
 const PAGE = 1000
 const TIMES_KEY = 'cairn.logTimes'
-
-const pad = (n, w = 2) => String(n).padStart(w, '0')
-/** Local time of day with milliseconds, e.g. 14:03:07.125. */
-function timeOfDay(iso) {
-  const d = new Date(iso)
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`
-}
 
 export function logTail(runId, taskId, attempt) {
   const base = `/runs/${enc(runId)}/tasks/${enc(taskId)}/logs`
@@ -46,7 +40,7 @@ export function logTail(runId, taskId, attempt) {
     h('div', {
       class: `log-line stream-${line.stream}${line.dropped ? ' log-dropped' : ''}`,
       title: line.at,
-      dataset: { attempt: n, id: line.id, time: timeOfDay(line.at) },
+      dataset: { attempt: n, id: line.id, time: fmtClock(line.at) },
     }, line.line)
 
   const nearBottom = () => pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40
