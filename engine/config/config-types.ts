@@ -180,6 +180,10 @@ export interface CairnConfig {
      * @minItems 1
      */
     queues?: [string, ...string[]]
+    /**
+     * Cap of the log stored for one task attempt (UTF-8 bytes of its lines, stdout, stderr and the operator's own lines together): bytes, or a size such as 512KB, 50MB, 1GB (units of 1024). The first half of the cap is kept as written, then the latest lines in a rolling window of the other half; a line in the log says how many lines and bytes were left out between them. Default: 50MB.
+     */
+    max_log_bytes?: number | string
   }
   /**
    * The scheduler process.
