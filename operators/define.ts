@@ -124,9 +124,10 @@ export interface OperatorContext {
   log: OperatorLogger
   /**
    * One line written by a child process (already split, without its newline). A returned promise
-   * means the log writer is full: read no more output until it resolves (back-pressure).
+   * means the log writer is full: read no more output until it resolves (back-pressure). Typed
+   * `unknown` so that a test's collector (`(s, l) => lines.push(l)`) still fits.
    */
-  output(stream: 'stdout' | 'stderr', line: string): void | Promise<void>
+  output(stream: 'stdout' | 'stderr', line: string): unknown
 }
 
 export interface OperatorDefinition<P = Record<string, unknown>> {

@@ -73,7 +73,10 @@ export const shell = defineOperator({
       cwd,
       ...(ctx.user ? { user: ctx.user } : {}),
       signal: ctx.signal,
-      onLine: (stream, line) => ctx.output(stream, line),
+      onLine: (stream, line) => {
+        const wait = ctx.output(stream, line)
+        return wait instanceof Promise ? wait : undefined
+      },
       ...(ctx.killGraceMs === undefined ? {} : { killGraceMs: ctx.killGraceMs }),
     })
     const file = await readOutputs(outputsPath, ctx.signal)
