@@ -56,7 +56,12 @@ export async function pruneBatch(q: Queryable, before: Date, batchSize: number):
   const ids = rows.map((r) => r.run_id)
   if (ids.length === 0) return emptyCounts()
   const count = async (sql: string): Promise<number> => (await q.query(sql, [ids])).rowCount ?? 0
-  const logLines = await count('DELETE FROM cairn.task_log WHERE run_id = ANY($1::text[])')
+  // Logs are stored in chunks of many lines (migration 0008); the count is of lines.
+  const { rows: logs } = await q.query<{ lines: string | null }>(
+    'WITH gone AS (DELETE FROM cairn.task_log_chunk WHERE run_id = ANY($1::text[]) RETURNING line_count) SELECT sum(line_count) AS lines FROM gone',
+    [ids],
+  )
+  const logLines = Number(logs[0]?.lines ?? 0)
   const historyRows = await count('DELETE FROM cairn.state_history WHERE run_id = ANY($1::text[])')
   const attempts = await count('DELETE FROM cairn.attempt WHERE run_id = ANY($1::text[])')
   const taskInstances = await count('DELETE FROM cairn.task_instance WHERE run_id = ANY($1::text[])')
