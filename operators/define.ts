@@ -59,7 +59,7 @@ export function taskAbort(cause: AbortCause, message: string): TaskAbortReason {
 }
 
 /** The cause behind an aborted signal; an abort without a cairn reason counts as a cancel. */
-export function abortCause(signal: AbortSignal): AbortCause {
+function abortCause(signal: AbortSignal): AbortCause {
   const reason: unknown = signal.reason
   if (isTaskAbortReason(reason)) return reason.cause
   if (reason instanceof Error && reason.name === 'TimeoutError') return 'timeout'

@@ -16,9 +16,9 @@ export type ShellParams = {
 }
 
 /** The file, inside the attempt's workdir, that $CAIRN_OUTPUTS names. */
-export const OUTPUTS_FILE = 'cairn-outputs.json'
+const OUTPUTS_FILE = 'cairn-outputs.json'
 /** Outputs end up in the database and in downstream templates; a bigger file is an error. */
-export const MAX_OUTPUTS_BYTES = 1024 * 1024
+const MAX_OUTPUTS_BYTES = 1024 * 1024
 
 /**
  * `command` runs exactly as rendered, without a shell. `script` runs as `/bin/sh -e -c SCRIPT` with
@@ -131,7 +131,7 @@ function commandOf(params: ShellParams): string[] | string {
 }
 
 /** Environment variables the worker holds for itself and no task may inherit. */
-export function isCairnSecretVariable(name: string): boolean {
+function isCairnSecretVariable(name: string): boolean {
   return name === 'DATABASE_URL' || name.startsWith('CAIRN_SECRET_')
 }
 
@@ -139,7 +139,7 @@ export function isCairnSecretVariable(name: string): boolean {
  * The child's environment: the worker's own minus cairn's secrets, then the task's `env` (which
  * may set anything, DATABASE_URL included, on purpose), then cairn's variables, which always win.
  */
-export function childEnvironment(
+function childEnvironment(
   workerEnv: Readonly<Record<string, string | undefined>>,
   taskEnv: Readonly<Record<string, string>>,
   cairnEnv: Readonly<Record<string, string>>,

@@ -21,7 +21,7 @@ import { parseParamArgs, takePositionals } from './args.ts'
 import { withDatabase } from './database.ts'
 
 /** More runs than this in one command is almost certainly a typo in --from or --to. */
-export const MAX_BACKFILL_RUNS = 10_000
+const MAX_BACKFILL_RUNS = 10_000
 /** Runs created per transaction: each commit makes progress visible and keeps locks short. */
 const BATCH = 500
 

@@ -4,7 +4,6 @@
  * layer, and `cairn help` loads nothing at all.
  */
 import type { CommandIo, ExitCode } from './io.ts'
-import { EXIT } from './io.ts'
 import { USAGE } from './help.ts'
 import type { CommandName, CommandUsage } from './help.ts'
 

@@ -96,7 +96,7 @@ function secretMasker(settings: Settings): Masker {
 }
 
 /** Dependency order, ties in file order; anything the spec does not know (it cannot happen, but never hide a row) last. */
-export function inTaskOrder<T extends Pick<TaskInstanceRow, 'taskId'>>(tasks: readonly TaskSpec[], instances: readonly T[]): T[] {
+function inTaskOrder<T extends Pick<TaskInstanceRow, 'taskId'>>(tasks: readonly TaskSpec[], instances: readonly T[]): T[] {
   const rank = new Map<string, number>()
   for (const task of dependencyOrder(tasks)) rank.set(task.id, rank.size)
   for (const task of tasks) if (!rank.has(task.id)) rank.set(task.id, rank.size)

@@ -16,6 +16,7 @@
 import type { Json } from './yaml-load.ts'
 import type { ParamDefinitions } from './run-params.ts'
 import type { TriggerRule } from '../state/trigger-rules.ts'
+import { DEFAULT_TRIGGER_RULE } from '../state/trigger-rules.ts'
 import { parseDuration } from '../time/duration.ts'
 import { dependsOnList } from './dag-semantics.ts'
 
@@ -81,7 +82,7 @@ export const TASK_DEFAULTS = {
   maxRetryDelayMs: 60 * 60_000,
   priority: 0,
   pool: 'default',
-  triggerRule: 'all_success' as TriggerRule,
+  triggerRule: DEFAULT_TRIGGER_RULE,
 }
 
 type Doc = { [key: string]: Json }

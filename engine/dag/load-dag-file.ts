@@ -28,7 +28,7 @@ export interface LoadedFile {
   dag?: { id: string; pausedOnLoad: boolean; hash: string; specJson: string; source: string }
 }
 
-export function loadDagFile(file: string, bytes: Uint8Array, names: DeploymentNames | undefined): LoadedFile {
+function loadDagFile(file: string, bytes: Uint8Array, names: DeploymentNames | undefined): LoadedFile {
   const result = validateSource(file, bytes, names ? { names } : {})
   const idKey = result.kind === 'feature_view' ? 'feature_view' : 'dag'
   const raw = result.value?.[idKey]

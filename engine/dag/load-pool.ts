@@ -14,7 +14,7 @@ import { loadIfChanged } from './load-dag-file.ts'
 import type { ReadResult } from './load-dag-file.ts'
 
 /** At or above this many files, worker threads handle them. */
-export const WORKER_THRESHOLD = 16
+const WORKER_THRESHOLD = 16
 
 export interface ReadItem {
   /** The name shown in diagnostics and stored. */

@@ -45,7 +45,7 @@ export function compileParam(definition: Record<string, unknown>): ValidateFunct
 export const MAX_PARAM_DEPTH = 32
 
 /** Whether arrays and objects in `value` nest deeper than `max`; iterative, so any depth is safe to ask about. */
-export function nestsDeeperThan(value: unknown, max: number): boolean {
+function nestsDeeperThan(value: unknown, max: number): boolean {
   const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }]
   while (stack.length > 0) {
     const next = stack.pop()!

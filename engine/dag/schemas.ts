@@ -80,7 +80,7 @@ export function schemas(): CompiledSchemas {
  * 64 bits of two FNV-1a hashes of the text (with different offsets), as hex. A cache key, not a
  * digest: loading node:crypto to name a cache file cost the CLI more than reading the file.
  */
-export function cacheKey(text: string): string {
+function cacheKey(text: string): string {
   let a = 0x811c9dc5
   let b = 0x01000193 ^ text.length
   for (let i = 0; i < text.length; i++) {

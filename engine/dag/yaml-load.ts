@@ -62,7 +62,7 @@ export function loadYaml(bytes: Uint8Array): LoadResult {
   return loadYamlText(text)
 }
 
-export function loadYamlText(text: string): LoadResult {
+function loadYamlText(text: string): LoadResult {
   const forbidden = findForbiddenCharacter(text)
   if (forbidden !== undefined) {
     const hex = text.charCodeAt(forbidden).toString(16).padStart(4, '0')

@@ -26,14 +26,12 @@ import { grantTraversal } from '../store/embedded-os-user.ts'
 import type { TaskUser } from './task-user.ts'
 
 /** How long one file-system step may take before the attempt gives up on it. */
-export const FS_STEP_TIMEOUT_MS = 30_000
+const FS_STEP_TIMEOUT_MS = 30_000
 /** Folders a `workdir` may nest; also keeps the path far below PATH_MAX. */
 const MAX_WORKDIR_DEPTH = 32
 const MAX_WORKDIR_LENGTH = 1024
 
 export type StepResult<T> = { ok: true; value: T } | { ok: false; aborted: true } | { ok: false; aborted: false; message: string }
-
-export class StepTimeoutError extends Error {}
 
 /**
  * Runs one file-system operation, but stops waiting for it when `signal` aborts or `timeoutMs`
@@ -138,7 +136,7 @@ export async function createWorkdir(attemptDir: string, relative: string, user: 
  * done as root, a link swapped in mid-walk would make root delete elsewhere); the emptied folder
  * itself, in a folder of the worker's, goes as the worker.
  */
-export async function removeAttemptDir(dir: string, user: TaskUser | undefined, signal: AbortSignal, timeoutMs = 10 * FS_STEP_TIMEOUT_MS): Promise<StepResult<void>> {
+async function removeAttemptDir(dir: string, user: TaskUser | undefined, signal: AbortSignal, timeoutMs = 10 * FS_STEP_TIMEOUT_MS): Promise<StepResult<void>> {
   const emptied = await runAsTaskUser(`removing ${dir}`, ['rm', '-rf', '--', path.basename(dir)], path.dirname(dir), user, signal, timeoutMs)
   // As the task user, the last step (the folder itself, in a folder of the worker's) is refused.
   if (!user || (!emptied.ok && emptied.aborted)) return emptied

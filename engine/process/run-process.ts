@@ -246,11 +246,6 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessExi
   })
 }
 
-/** Whether `setpriv --pdeathsig` guards task processes on this machine (for the worker's startup log). */
-export function hasParentDeathSignal(): boolean {
-  return findSetpriv() !== undefined
-}
-
 let setprivPath: string | null | undefined
 
 function findSetpriv(): string | undefined {

@@ -12,7 +12,7 @@ import { readEmbeddedUrl } from '../store/embedded-state.ts'
 import type { EmbeddedPostgres } from '../store/embedded.ts'
 import { migrate } from '../store/migrate.ts'
 
-export function embeddedDataDir(settings: Settings): string {
+function embeddedDataDir(settings: Settings): string {
   return join(settings.home, 'postgres')
 }
 

@@ -9,7 +9,7 @@
  * OS user (workers.run_as), and Linux lets only the same uid (with ptrace rights) read that file.
  */
 
-export const SECRET_PREFIX = 'CAIRN_SECRET_'
+const SECRET_PREFIX = 'CAIRN_SECRET_'
 
 /** Removes the secret variables from `env` (the process environment, in the CLI) and returns them. */
 export function takeSecretVariables(env: Record<string, string | undefined>): Readonly<Record<string, string>> {

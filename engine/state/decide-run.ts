@@ -6,7 +6,6 @@
 import type { DagSpec, TaskSpec } from '../dag/dag-model.ts'
 import { dependencyOrder } from '../graph/task-graph.ts'
 import type { TaskState } from './states.ts'
-import { isTerminalTaskState } from './states.ts'
 import { evaluateTriggerRule, runStateFromTasks } from './trigger-rules.ts'
 
 export interface TaskInstanceSnapshot {
@@ -112,9 +111,4 @@ export function decideRun(dag: DagSpec, run: RunSnapshot, now: Date, pools: Pool
 
 function describe(ids: readonly string[], states: ReadonlyMap<string, TaskState>): string {
   return ids.map((id) => `${id}=${states.get(id) ?? 'pending'}`).join(', ')
-}
-
-export function isRunFinished(states: Iterable<TaskState>): boolean {
-  for (const s of states) if (!isTerminalTaskState(s)) return false
-  return true
 }

@@ -2,7 +2,7 @@
 // Pure: the caller supplies the attempt number and the failure's `retryable` flag
 // (false for e.g. a gate not met), and adds the delay to its own clock.
 
-export const RETRY_BACKOFFS = { fixed: 'fixed', exponential: 'exponential' } as const;
+const RETRY_BACKOFFS = { fixed: 'fixed', exponential: 'exponential' } as const;
 export type RetryBackoff = (typeof RETRY_BACKOFFS)[keyof typeof RETRY_BACKOFFS];
 
 export interface RetryDelayInput {

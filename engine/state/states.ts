@@ -135,7 +135,7 @@ export function isTaskUserTransition(from: TaskState, to: TaskState): boolean {
   return isTerminalTaskState(from) && canTransitionTask(from, to);
 }
 
-export function isRunUserTransition(from: RunState, to: RunState): boolean {
+function isRunUserTransition(from: RunState, to: RunState): boolean {
   return isTerminalRunState(from) && canTransitionRun(from, to);
 }
 

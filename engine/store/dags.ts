@@ -1,7 +1,7 @@
 /** DAGs, their immutable versions, import errors and the paused flag. */
 import type { DagSpec } from '../dag/dag-model.ts'
 import type { Diagnostic } from '../dag/diagnostics.ts'
-import { readStoredSpec, toStoredSpec } from '../dag/spec-format.ts'
+import { readStoredSpec } from '../dag/spec-format.ts'
 import type { Queryable } from './queryable.ts'
 import { perDatabase } from './queryable.ts'
 

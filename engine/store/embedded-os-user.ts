@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 
 const execFileAsync = promisify(execFile)
 
-export const OS_USER = 'postgres'
+const OS_USER = 'postgres'
 
 export interface RunAs {
   uid: number

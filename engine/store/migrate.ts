@@ -18,7 +18,7 @@ import type { Db } from './db.ts'
 export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url))
 
 /** pg_advisory_xact_lock key: "cairnmig" in ASCII. */
-export const MIGRATION_LOCK_KEY = '7161130624338012519'
+const MIGRATION_LOCK_KEY = '7161130624338012519'
 
 const FILE_NAME = /^(\d{4})_([a-z0-9_]+)\.sql$/
 

@@ -28,7 +28,7 @@ export interface PruneOptions {
 
 const FINISHED = RUN_STATE_LIST.filter(isTerminalRunState)
 
-export const emptyCounts = (): PruneCounts => ({ runs: 0, taskInstances: 0, attempts: 0, logLines: 0, historyRows: 0 })
+const emptyCounts = (): PruneCounts => ({ runs: 0, taskInstances: 0, attempts: 0, logLines: 0, historyRows: 0 })
 
 /** Deletes batch after batch until no finished run older than the cut-off is left; returns the totals and the number of batches. */
 export async function pruneFinishedRuns(db: Db, options: PruneOptions): Promise<PruneCounts & { batches: number }> {
@@ -46,7 +46,7 @@ export async function pruneFinishedRuns(db: Db, options: PruneOptions): Promise<
 }
 
 /** One batch, in the caller's transaction. */
-export async function pruneBatch(q: Queryable, before: Date, batchSize: number): Promise<PruneCounts> {
+async function pruneBatch(q: Queryable, before: Date, batchSize: number): Promise<PruneCounts> {
   const { rows } = await q.query<{ run_id: string }>(
     `SELECT run_id FROM cairn.run
       WHERE state = ANY($1::text[]) AND coalesce(ended_at, queued_at) < $2

@@ -56,7 +56,7 @@ const toRun = (r: RawRun): RunRow => ({
 })
 
 /** Readable and unique: `hello__scheduled__20260101T0200Z`, manual runs get a random suffix. */
-export function makeRunId(dagId: string, runType: RunType, logicalDate: Date): string {
+function makeRunId(dagId: string, runType: RunType, logicalDate: Date): string {
   const stamp = logicalDate.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace(/00Z$/, 'Z')
   return runType === 'scheduled' ? `${dagId}__${runType}__${stamp}` : `${dagId}__${runType}__${stamp}_${randomBytes(3).toString('hex')}`
 }
@@ -141,12 +141,6 @@ export async function listRuns(q: Queryable, dagId: string, options: { limit: nu
     where += ` AND (queued_at, run_id) < (SELECT queued_at, run_id FROM cairn.run WHERE run_id = $${params.length})`
   }
   const { rows } = await q.query<RawRun>(`SELECT ${RUN_COLUMNS} FROM cairn.run WHERE ${where} ORDER BY queued_at DESC, run_id DESC LIMIT $2`, params)
-  return rows.map(toRun)
-}
-
-/** Runs of a DAG that are queued or running, oldest logical date first. */
-export async function activeRuns(q: Queryable, dagId: string): Promise<RunRow[]> {
-  const { rows } = await q.query<RawRun>(`SELECT ${RUN_COLUMNS} FROM cairn.run WHERE dag_id = $1 AND state IN ('queued', 'running') ORDER BY logical_date, run_id`, [dagId])
   return rows.map(toRun)
 }
 

@@ -65,7 +65,7 @@ function offsetsNear(zone: IANAZone, t: number): { min: number; max: number } {
  * The first instant at which the wall clock of `zone` reads `wall` (wall ms) or later: the policy above
  * in one line. Non-decreasing in `wall`, which is what makes the fire times monotonic.
  */
-export function firstInstantAtWall(zone: IANAZone, wall: number): number {
+function firstInstantAtWall(zone: IANAZone, wall: number): number {
   const before = offsetAt(zone, wall - DAY)
   const after = offsetAt(zone, wall + DAY)
   let first: number | undefined

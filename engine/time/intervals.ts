@@ -38,7 +38,7 @@ import { fireTimesAfter, fireTimesBefore, first, timeZone } from './fire-times.t
 
 export type Interval = { start: Date; end: Date }
 
-export const CATCHUP_MODES = ['none', 'latest', 'all'] as const
+const CATCHUP_MODES = ['none', 'latest', 'all'] as const
 export type Catchup = (typeof CATCHUP_MODES)[number]
 
 type Bounds = {

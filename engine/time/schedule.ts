@@ -53,7 +53,7 @@ export function plainlyValidCron(fields: readonly string[]): boolean {
   return true
 }
 
-export const SCHEDULE_PRESETS = {
+const SCHEDULE_PRESETS = {
   '@hourly': '0 * * * *',
   '@daily': '0 0 * * *',
   '@weekly': '0 0 * * 0',

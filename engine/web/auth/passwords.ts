@@ -14,11 +14,11 @@ import { ZxcvbnFactory } from '@zxcvbn-ts/core'
 import type { ZxcvbnResult } from '@zxcvbn-ts/core'
 import { adjacencyGraphs, dictionary } from '@zxcvbn-ts/language-common'
 
-export const MIN_PASSWORD_LENGTH = 8
+const MIN_PASSWORD_LENGTH = 8
 /** Bounds the work an attacker can ask of a login (argon2 hashes any length, but reads all of it). */
 export const MAX_PASSWORD_LENGTH = 1024
 /** zxcvbn score a new password needs: 3 = at least 10^8 guesses ("safely unguessable" online). */
-export const MIN_PASSWORD_SCORE = 3
+const MIN_PASSWORD_SCORE = 3
 /** zxcvbn's run time grows with length; past this the length alone makes a password strong enough to skip it. */
 const ESTIMATE_UP_TO = 100
 

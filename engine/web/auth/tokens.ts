@@ -10,7 +10,7 @@ import type { Queryable } from '../../store/queryable.ts'
 import type { Role } from './roles.ts'
 import { randomSecret, sha256 } from './secret-ids.ts'
 
-export const TOKEN_PREFIX = 'cairn_'
+const TOKEN_PREFIX = 'cairn_'
 
 export interface TokenRow {
   tokenId: number
@@ -31,7 +31,7 @@ export interface TokenListing extends TokenRow {
 }
 
 /** The SQL condition for "this token may be used now" (`t` is cairn.api_token). */
-export const LIVE_TOKEN = `t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+const LIVE_TOKEN = `t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
   AND (t.owner IS NULL OR EXISTS (SELECT 1 FROM cairn.web_user o WHERE o.username = t.owner AND NOT o.disabled))`
 
 type RawToken = { token_id: string; name: string; role: Role; created_at: Date; expires_at: Date | null; owner: string | null }

@@ -9,7 +9,7 @@ import { describeSchedule } from '../schedule-words.ts'
 import { AUTH_ERRORS, SECURITY, dagParams, errors, ref, time } from '../schemas.ts'
 
 /** Runs shown as marks beside each DAG in the list. */
-export const RECENT_RUNS = 10
+const RECENT_RUNS = 10
 
 const dagSchema = {
   type: 'object',

@@ -15,7 +15,7 @@ import { AUTH_ERRORS, SECURITY, dagParams, errors, ref } from '../schemas.ts'
 import { pageOfRuns, runsPageQuery } from './runs.ts'
 import type { RunsPageQuery } from './runs.ts'
 
-export const MAX_GRID_PAGE = 200
+const MAX_GRID_PAGE = 200
 
 const cell = {
   type: 'object',

@@ -16,15 +16,15 @@ import { runJson } from '../json.ts'
 import { actorOf } from './tasks.ts'
 import { AUTH_ERRORS, SECURITY, dagParams, errors, ref, runParams } from '../schemas.ts'
 
-export const MAX_RUNS_PAGE = 500
+const MAX_RUNS_PAGE = 500
 
 
 /** The cursor is opaque to clients: base64url of the last run id of the page, versioned. */
-export function encodeCursor(runId: string): string {
+function encodeCursor(runId: string): string {
   return Buffer.from(JSON.stringify({ v: 1, after: runId })).toString('base64url')
 }
 
-export function decodeCursor(cursor: string): string | undefined {
+function decodeCursor(cursor: string): string | undefined {
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown
     if (value !== null && typeof value === 'object' && (value as { v?: unknown }).v === 1 && typeof (value as { after?: unknown }).after === 'string') return (value as { after: string }).after
