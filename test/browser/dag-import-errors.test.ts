@@ -6,31 +6,17 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
-import { chromium } from 'playwright-core'
+import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { startTestWeb } from '../helpers/web-client.ts'
 import { createUser } from '../../engine/web/auth/users.ts'
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const PASSWORD = 'correct horse battery'
 const dag = (id: string, description: string): string => `dag: ${id}\ndescription: ${description}\ntasks:\n  a: { operator: noop }\n`
 
-const executablePath = (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'chromium')).find((candidate) => {
-  try {
-    accessSync(candidate, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-})
-const skip = executablePath ? false : 'chromium is not on PATH (apt-get install -y chromium); the DAG page import error test is skipped'
-if (!executablePath && process.env.CI === 'true') test('chromium is installed (required when CI=true)', () => assert.fail('chromium is not on PATH, and CI=true'))
-else if (!executablePath) console.log(`# SKIP ${skip}`)
+const skip = browserSkipReason()
 
 test('a duplicate DAG id shows on both DAG pages', { skip }, async (t) => {
   const engine = await startTestEngine(t, { dags: { 'dup_a.yaml': dag('dup_a', 'first'), 'dup_b.yaml': dag('dup_b', 'second') } })
@@ -41,10 +27,8 @@ test('a duplicate DAG id shows on both DAG pages', { skip }, async (t) => {
   const { app, base } = await startTestWeb({ db: engine.db, log: testLogger() })
   t.after(() => app.close())
   assert.ok(await createUser(engine.db, { username: 'viewer', role: 'viewer', password: PASSWORD }))
-  const profileDir = mkdtempSync(join(tmpdir(), 'cairn-chromium-'))
-  t.after(() => rmSync(profileDir, { recursive: true, force: true }))
-  const context = await chromium.launchPersistentContext(profileDir, { executablePath: executablePath!, args: CHROMIUM_ARGS, headless: true })
-  t.after(() => context.close())
+  const { context, close } = await launchBrowser()
+  t.after(close)
   context.setDefaultTimeout(20_000)
   const page = context.pages()[0] ?? (await context.newPage())
   const pageErrors: string[] = []

@@ -11,13 +11,12 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
-import { chromium } from 'playwright-core'
+import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
 import type { FastifyInstance } from 'fastify'
+import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
@@ -33,7 +32,6 @@ const CANARY = `canary-${randomBytes(10).toString('hex')}`
 const USER = 'ops'
 const PASSWORD = 'correct horse battery'
 const UI_TIMEOUT = 20_000
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
 const DAGS = {
   'page_demo.yaml': `dag: page_demo
@@ -94,29 +92,7 @@ tasks:
 `,
 }
 
-function findChromium(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue
-    const candidate = join(dir, 'chromium')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // not here
-    }
-  }
-  return undefined
-}
-
-const executablePath = findChromium()
-const skipReason = executablePath ? false : 'chromium is not on PATH (apt-get install -y chromium); the status page browser test is skipped'
-if (!executablePath) {
-  if (process.env.CI === 'true') {
-    test('chromium is installed (required when CI=true)', () => assert.fail('chromium is not on PATH, and CI=true: the browser tests must run'))
-  } else {
-    console.log(`# SKIP ${skipReason}`)
-  }
-}
+const skipReason = browserSkipReason()
 
 describe('status page in a real browser', { skip: skipReason }, () => {
   let engine: TestEngine
@@ -124,7 +100,6 @@ describe('status page in a real browser', { skip: skipReason }, () => {
   let base: string
   let context: BrowserContext
   let page: Page
-  let profileDir: string
   let demoRun: string
   let holdRun: string
   const pageErrors: string[] = []
@@ -161,10 +136,9 @@ describe('status page in a real browser', { skip: skipReason }, () => {
       return rows.length === 3 || undefined
     })
 
-    profileDir = mkdtempSync(join(tmpdir(), 'cairn-chromium-'))
-    teardown.push(async () => rmSync(profileDir, { recursive: true, force: true }))
-    context = await chromium.launchPersistentContext(profileDir, { executablePath: executablePath!, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1400, height: 900 } })
-    teardown.push(() => context.close())
+    const browser = await launchBrowser()
+    teardown.push(() => browser.close())
+    context = browser.context
     context.setDefaultTimeout(UI_TIMEOUT)
     page = context.pages()[0] ?? (await context.newPage())
     page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
