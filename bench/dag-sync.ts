@@ -15,6 +15,7 @@ import { createDagSync } from '../engine/scheduler/dag-sync.ts'
 import { createDb } from '../engine/store/db.ts'
 import { startEmbeddedPostgres } from '../engine/store/embedded.ts'
 import { migrate } from '../engine/store/migrate.ts'
+import { probeRowLock } from '../test/helpers/row-lock-probe.ts'
 
 const FILES = Number(process.argv[2] ?? 1000)
 const log = silentLogger()
@@ -61,35 +62,3 @@ try {
   rmSync(dir, { recursive: true, force: true })
 }
 
-/**
- * The longest stretch during which one DAG row could not be locked (what `cairn pause` of that DAG,
- * or the scheduler creating its runs, would have waited for), probed with FOR UPDATE NOWAIT.
- */
-function probeRowLock(probe: ReturnType<typeof createDb>, dagId: string): { stop(): Promise<number> } {
-  let stopped = false
-  let longest = 0
-  const done = (async () => {
-    let lockedSince: number | undefined
-    while (!stopped) {
-      const locked = await probe.tx((q) => q.query('SELECT 1 FROM cairn.dag WHERE dag_id = $1 FOR UPDATE NOWAIT', [dagId])).then(
-        () => false,
-        (error: { code?: string }) => error.code === '55P03',
-      )
-      const t = performance.now()
-      if (locked) lockedSince ??= t
-      else if (lockedSince !== undefined) {
-        longest = Math.max(longest, t - lockedSince)
-        lockedSince = undefined
-      }
-      await new Promise((r) => setTimeout(r, 10))
-    }
-    if (lockedSince !== undefined) longest = Math.max(longest, performance.now() - lockedSince)
-  })()
-  return {
-    async stop() {
-      stopped = true
-      await done
-      return longest
-    },
-  }
-}

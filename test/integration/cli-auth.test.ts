@@ -11,6 +11,8 @@ import type { Db } from '../../engine/store/db.ts'
 import { migrate } from '../../engine/store/migrate.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 import { rawRequest, startTestWeb } from '../helpers/web-client.ts'
+import { runCommand } from '../helpers/engine-extra.ts'
+import type { CommandResult } from '../helpers/engine-extra.ts'
 
 const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 
@@ -34,17 +36,8 @@ after(async () => {
   for (const step of teardown.reverse()) await step()
 })
 
-function cairn(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, DATABASE_URL: url, CAIRN_LOG_LEVEL: 'warn' }, stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(stdin)
-  })
+function cairn(args: string[], stdin = ''): Promise<CommandResult> {
+  return runCommand(process.execPath, [MAIN, ...args], { env: { ...process.env, DATABASE_URL: url, CAIRN_LOG_LEVEL: 'warn' }, stdin })
 }
 
 test('users create reads the password from stdin; the user can log in with the role given, and only with that password', async () => {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { processExists } from '../helpers/engine-extra.ts'
 import { taskWritableDir } from '../helpers/engine.ts'
+import { runCommand } from '../helpers/engine-extra.ts'
 
 const main = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
@@ -112,15 +113,7 @@ interface Result {
 }
 
 function cairn(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], { cwd: dir, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+  return runCommand(process.execPath, [main, ...args], { cwd: dir, env: { ...env, ...extraEnv } })
 }
 
 async function json<T>(args: string[]): Promise<T> {
@@ -364,15 +357,7 @@ test('logs escapes control characters when stdout is a terminal, and prints them
   // A pseudo-terminal: util-linux script(1) runs the command on one and copies what it printed.
   const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`
   const command = [process.execPath, main, 'logs', runId, 'paint'].map(quote).join(' ')
-  const tty = await new Promise<Result>((resolve, reject) => {
-    const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+  const tty = await runCommand('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: dir, env })
   assert.equal(tty.code, 0, tty.stderr)
   const lines = tty.stdout.split('\r\n')
   assert.ok(lines.includes('red \\x1b[31mRED\\x1b[0m'), JSON.stringify(tty.stdout))

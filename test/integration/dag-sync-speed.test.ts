@@ -12,6 +12,7 @@ import { createDb } from '../../engine/store/db.ts'
 import type { Db } from '../../engine/store/db.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import { testLogger } from '../helpers/postgres.ts'
+import { probeRowLock } from '../helpers/row-lock-probe.ts'
 
 const FILES = 1000
 const HELLO = readFileSync(new URL('../../dags/hello.yaml', import.meta.url), 'utf8')
@@ -68,38 +69,6 @@ async function count(db: Db, sql: string): Promise<number> {
   return Number(rows[0]!.n)
 }
 
-/** The longest stretch during which `SELECT ... FOR UPDATE NOWAIT` of one DAG row failed. */
-function probeRowLock(db: Db, dagId: string): { stop(): Promise<number> } {
-  let stopped = false
-  let longest = 0
-  const done = (async () => {
-    let lockedSince: number | undefined
-    while (!stopped) {
-      const started = performance.now()
-      const locked = await db.tx((q) => q.query('SELECT 1 FROM cairn.dag WHERE dag_id = $1 FOR UPDATE NOWAIT', [dagId])).then(
-        () => false,
-        (error: { code?: string }) => {
-          if (error.code !== '55P03') throw error
-          return true
-        },
-      )
-      if (locked) lockedSince ??= started
-      else if (lockedSince !== undefined) {
-        longest = Math.max(longest, started - lockedSince)
-        lockedSince = undefined
-      }
-      await new Promise((r) => setTimeout(r, 10))
-    }
-    if (lockedSince !== undefined) longest = Math.max(longest, performance.now() - lockedSince)
-  })()
-  return {
-    async stop() {
-      stopped = true
-      await done
-      return longest
-    },
-  }
-}
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs

@@ -6,7 +6,6 @@
 import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import pg from 'pg'
 import { startScheduler } from '../../engine/scheduler/scheduler.ts'
@@ -15,6 +14,8 @@ import type { Db } from '../../engine/store/db.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { testLogger } from '../helpers/postgres.ts'
+import { runCommand } from '../helpers/engine-extra.ts'
+import type { CommandResult } from '../helpers/engine-extra.ts'
 
 const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 const DAY = 86_400_000
@@ -162,16 +163,8 @@ async function assertUnfinishedKept(db: Db, unfinished: readonly string[]): Prom
   assert.deepEqual(rows.map((r) => [r.state, Number(r.tis)]), [['queued', 1], ['running', 1]])
 }
 
-function cairn(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+function cairn(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<CommandResult> {
+  return runCommand(process.execPath, [MAIN, ...args], { cwd, env })
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
