@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   INVALID_PARAM_DEFAULT: 'a run parameter default does not satisfy its own definition',
   UNSUPPORTED_PATTERN: 'a run parameter `pattern` uses backreferences or lookaround, which the linear-time (RE2) engine does not run',
   UNKNOWN_POOL: 'a task uses a pool that cairn.yaml does not define',
+  UNKNOWN_QUEUE: 'a task uses a queue that cairn.yaml workers.queues does not list',
   UNKNOWN_CLUSTER: 'an operator names a cluster that cairn.yaml does not define',
   TEMPLATE_SYNTAX: 'a {{ ... }} template does not parse',
   TEMPLATE_UNKNOWN_VARIABLE: 'a template uses a variable that does not exist',

@@ -31,10 +31,11 @@ Exit codes: 0 no errors (warnings allowed); 1 at least one error; 2 malformed ar
   },
   up: {
     summary: 'run everything in one process: Postgres, scheduler, workers, web',
-    usage: 'cairn up [--slots N] [--grace S] [--heartbeat S] [--lost-after S] [--port P] [--log-format pretty|json]',
+    usage: 'cairn up [--slots N] [--queue NAME]... [--grace S] [--heartbeat S] [--lost-after S] [--port P] [--log-format pretty|json]',
     help: `Runs the whole engine in one process until Ctrl-C (SIGINT) or SIGTERM: Postgres (embedded, with its data
 under CAIRN_HOME, unless DATABASE_URL is set), the migrations, the scheduler, a worker and the web server.
   --slots N        task instances the worker runs at once (default: workers.concurrency of cairn.yaml, else 4)
+  --queue NAME     a queue the worker takes tasks from; repeatable (default: workers.queues of cairn.yaml, else default)
   --grace S        seconds running tasks get to finish when stopping (default 30)
   --heartbeat S    seconds between the worker's heartbeats (default 2)
   --lost-after S   seconds without a heartbeat after which an attempt is lost (default 30)
@@ -53,9 +54,10 @@ Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments or
   },
   worker: {
     summary: 'run a worker alone',
-    usage: 'cairn worker [--slots N] [--grace S] [--heartbeat S] [--log-format pretty|json]',
+    usage: 'cairn worker [--slots N] [--queue NAME]... [--grace S] [--heartbeat S] [--log-format pretty|json]',
     help: `Runs only a worker on the Postgres of DATABASE_URL: it claims queued task instances and runs them.
   --slots N        task instances run at once (default: workers.concurrency of cairn.yaml, else 4)
+  --queue NAME     a queue to take tasks from; repeatable (default: workers.queues of cairn.yaml, else default)
   --grace S        seconds running tasks get to finish when stopping (default 30)
   --heartbeat S    seconds between heartbeats (default 2)
 ${LOG_FORMAT}

@@ -17,7 +17,7 @@ import { formatDiagnostic } from '../dag/diagnostics.ts'
 import { openOwnedDatabase, openSharedDatabase } from '../runtime/connect.ts'
 import type { Connection } from '../runtime/connect.ts'
 import { syncPools } from '../runtime/pools.ts'
-import { startBoss } from '../queue/task-queue.ts'
+import { DEFAULT_QUEUE, startBoss } from '../queue/task-queue.ts'
 import { startScheduler } from '../scheduler/scheduler.ts'
 import type { Scheduler } from '../scheduler/scheduler.ts'
 import { startWorker } from '../worker/worker.ts'
@@ -41,6 +41,8 @@ type Part = 'scheduler' | 'worker' | 'web'
 
 const OPTIONS = {
   slots: { type: 'string' },
+  /** A queue the worker takes tasks from (repeatable), overriding workers.queues. */
+  queue: { type: 'string', multiple: true },
   grace: { type: 'string', default: '30' },
   /** Seconds between a worker's heartbeats. */
   heartbeat: { type: 'string', default: '2' },
@@ -75,6 +77,8 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
   const lostAfterMs = seconds(values['lost-after'], '--lost-after')
   if (!Number.isInteger(slots) || slots < 1) throw new UsageError('--slots must be a whole number >= 1')
   const port = values.port === '0' ? 0 : parsePositiveInt('--port', values.port, 65535)
+  const queues = values.queue && values.queue.length > 0 ? values.queue : workerQueues(config)
+  for (const queue of queues) if (!QUEUE_NAME.test(queue)) throw new UsageError(`--queue ${JSON.stringify(queue)}: a queue name is lowercase letters, digits, _ and -, starting with a letter (at most 64)`)
 
   // Tasks' user and cairn's private files are settled before anything starts; a wrong run_as stops here.
   let taskUser: TaskUser | undefined
@@ -132,6 +136,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
           boss: boss!,
           log,
           slots,
+          queues,
           workRoot: join(settings.home, 'work'),
           secrets: createSecretStore({ env: secretEnv, ...secretsDir(config, settings.cwd) }),
           ...(taskUser ? { taskUser } : {}),
@@ -249,6 +254,13 @@ function seconds(value: string | undefined, flag: string): number {
 
 function workerSlots(config: LoadedConfig): number {
   return config.config.workers?.concurrency ?? 4
+}
+
+/** The rule of a DAG's `queue:` and of workers.queues (schemas). */
+const QUEUE_NAME = /^[a-z][a-z0-9_-]{0,63}$/
+
+function workerQueues(config: LoadedConfig): string[] {
+  return config.config.workers?.queues ?? [DEFAULT_QUEUE]
 }
 
 function workerRunAs(config: LoadedConfig): string | undefined {

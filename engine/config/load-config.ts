@@ -28,7 +28,8 @@ export function loadConfig(path: string): LoadedConfig {
   return { file: path, config: ok ? ((summary.value ?? {}) as CairnConfig) : {}, diagnostics: summary.diagnostics, ok }
 }
 
-/** Pools and clusters that DAGs may name. */
+/** Pools, clusters and (when cairn.yaml lists them) queues that DAGs may name. */
 export function deploymentNames(config: CairnConfig): DeploymentNames {
-  return { pools: new Set(Object.keys(config.pools ?? {})), clusters: new Set(Object.keys(config.clusters ?? {})) }
+  const queues = config.workers?.queues
+  return { pools: new Set(Object.keys(config.pools ?? {})), clusters: new Set(Object.keys(config.clusters ?? {})), ...(queues ? { queues: new Set(queues) } : {}) }
 }

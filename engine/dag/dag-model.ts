@@ -9,6 +9,7 @@
  * - operator: what a task does (shell, train, ...), registered in operators/index.ts.
  * - executor: where a training operator runs its processes (local, ssh, slurm).
  * - pool: a named limit on task instances running at once, across all runs.
+ * - queue: a named line of work; a worker takes tasks only from the queues it serves (workers.queues).
  *
  * This file turns a validated DAG document into the normalised, defaults-applied spec that is
  * stored as a DAG version and read by the scheduler and workers.
@@ -39,6 +40,8 @@ export interface TaskSpec {
   timeoutMs?: number
   priority: number
   pool: string
+  /** The queue it is dispatched on: only workers serving it run it. */
+  queue: string
   env: Record<string, string>
   params: Json
 }
@@ -82,6 +85,7 @@ export const TASK_DEFAULTS = {
   maxRetryDelayMs: 60 * 60_000,
   priority: 0,
   pool: 'default',
+  queue: 'default',
   triggerRule: DEFAULT_TRIGGER_RULE,
 }
 
@@ -109,6 +113,7 @@ export function normalizeDag(doc: Doc): DagSpec {
       maxRetryDelayMs: ms(task.max_retry_delay) ?? ms(defaults.max_retry_delay) ?? TASK_DEFAULTS.maxRetryDelayMs,
       priority: int(task.priority) ?? int(defaults.priority) ?? TASK_DEFAULTS.priority,
       pool: str(task.pool) ?? str(defaults.pool) ?? TASK_DEFAULTS.pool,
+      queue: str(task.queue) ?? str(defaults.queue) ?? TASK_DEFAULTS.queue,
       env,
       params: task.params ?? {},
     }

@@ -32,6 +32,23 @@ export interface SemanticProblem {
 export interface DeploymentNames {
   pools: ReadonlySet<string>
   clusters: ReadonlySet<string>
+  /** The queues cairn.yaml lists (workers.queues); undefined: any name is accepted. */
+  queues?: ReadonlySet<string>
+}
+
+/** DeploymentNames as plain arrays, to hand to a worker thread. */
+export interface PlainDeploymentNames {
+  pools: string[]
+  clusters: string[]
+  queues?: string[]
+}
+
+export function toPlainNames(names: DeploymentNames): PlainDeploymentNames {
+  return { pools: [...names.pools], clusters: [...names.clusters], ...(names.queues ? { queues: [...names.queues] } : {}) }
+}
+
+export function fromPlainNames(names: PlainDeploymentNames): DeploymentNames {
+  return { pools: new Set(names.pools), clusters: new Set(names.clusters), ...(names.queues ? { queues: new Set(names.queues) } : {}) }
 }
 
 type JsonObject = { [key: string]: Json }
@@ -92,6 +109,7 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
   if (defaults) {
     checkTemplates(defaults.env, ['defaults', 'env'], { params, tasks: taskSet, isUpstream: undefined, taskId: undefined }, templateProblems)
     checkPool(defaults.pool, ['defaults', 'pool'], names, problems)
+    checkQueue(defaults.queue, ['defaults', 'queue'], names, problems)
   }
   const downstream = graph.descendants
   for (const [i, id] of taskIds.entries()) {
@@ -114,6 +132,7 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     checkTemplates(task.env, ['tasks', id, 'env'], scope, templateProblems)
     checkTemplates(task.when, ['tasks', id, 'when'], scope, templateProblems)
     checkPool(task.pool, ['tasks', id, 'pool'], names, problems)
+    checkQueue(task.queue, ['tasks', id, 'queue'], names, problems)
   }
   checkLiteralTemplates(doc, [], problems)
   for (const t of templateProblems) problems.push({ code: t.code, message: t.message, path: t.path, inString: { row: t.row, col: t.col } })
@@ -239,4 +258,9 @@ function checkOperator(task: JsonObject, id: string, names: DeploymentNames | un
 function checkPool(pool: Json | undefined, path: PathSegment[], names: DeploymentNames | undefined, problems: SemanticProblem[]): void {
   if (!names || typeof pool !== 'string' || pool === 'default' || names.pools.has(pool)) return
   problems.push({ code: 'UNKNOWN_POOL', message: `pool "${pool}" is not defined in cairn.yaml (defined: default${[...names.pools].map((p) => `, ${p}`).join('')})`, path })
+}
+
+function checkQueue(queue: Json | undefined, path: PathSegment[], names: DeploymentNames | undefined, problems: SemanticProblem[]): void {
+  if (!names?.queues || typeof queue !== 'string' || names.queues.has(queue)) return
+  problems.push({ code: 'UNKNOWN_QUEUE', message: `queue "${queue}" is not listed in cairn.yaml workers.queues (listed: ${[...names.queues].join(', ')})`, path })
 }

@@ -9,7 +9,8 @@ import { readFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
-import type { DeploymentNames } from './dag-semantics.ts'
+import { toPlainNames } from './dag-semantics.ts'
+import type { DeploymentNames, PlainDeploymentNames } from './dag-semantics.ts'
 import { loadIfChanged } from './load-dag-file.ts'
 import type { ReadResult } from './load-dag-file.ts'
 
@@ -39,14 +40,14 @@ export async function readDagFiles(items: readonly ReadItem[], names: Deployment
   const count = Math.max(1, Math.min(availableParallelism() - 1, 4, Math.ceil(items.length / WORKER_THRESHOLD)))
   const slices: ReadItem[][] = Array.from({ length: count }, () => [])
   items.forEach((item, i) => slices[i % count]!.push(item))
-  const plainNames = names ? { pools: [...names.pools], clusters: [...names.clusters] } : undefined
+  const plainNames = names ? toPlainNames(names) : undefined
   const results = await Promise.all(slices.map((slice) => readOnWorker(slice, plainNames)))
   const byFile = new Map<string, ReadResult>()
   for (const result of results) for (const r of result) byFile.set(r.file, r)
   return items.map((item) => byFile.get(item.file)!)
 }
 
-function readOnWorker(items: ReadItem[], names: { pools: string[]; clusters: string[] } | undefined): Promise<ReadResult[]> {
+function readOnWorker(items: ReadItem[], names: PlainDeploymentNames | undefined): Promise<ReadResult[]> {
   return new Promise((resolve, reject) => {
     const out: ReadResult[] = []
     let done = false

@@ -7,9 +7,11 @@ import { readFileSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { loadIfChanged } from './load-dag-file.ts'
 import type { ReadResult } from './load-dag-file.ts'
+import { fromPlainNames } from './dag-semantics.ts'
+import type { PlainDeploymentNames } from './dag-semantics.ts'
 
-const { items, names } = workerData as { items: { file: string; path: string; knownHash?: string }[]; names?: { pools: string[]; clusters: string[] } }
-const deployment = names ? { pools: new Set(names.pools), clusters: new Set(names.clusters) } : undefined
+const { items, names } = workerData as { items: { file: string; path: string; knownHash?: string }[]; names?: PlainDeploymentNames }
+const deployment = names ? fromPlainNames(names) : undefined
 const CHUNK = 20
 let chunk: ReadResult[] = []
 for (const { file, path, knownHash } of items) {

@@ -5,6 +5,8 @@
  *
  * Changing DagSpec's shape (renaming, restructuring or adding a field without a default) means:
  * raise DAG_SPEC_FORMAT, and add to UPGRADES the function from the previous format to the new one.
+ * A field added with a default gets it in withAddedDefaults, whatever the format (so an older cairn
+ * still reads specs a newer one wrote, ignoring the field).
  */
 import type { DagSpec } from './dag-model.ts'
 import { TASK_DEFAULTS } from './dag-model.ts'
@@ -43,6 +45,12 @@ const UPGRADES: Record<number, (spec: Doc) => Doc> = {
   }),
 }
 
+/** Task fields added after format 1 with a default: a spec stored before them reads as the default. */
+function withAddedDefaults(spec: Doc): Doc {
+  if (!Array.isArray(spec.tasks)) return spec
+  return { ...spec, tasks: (spec.tasks as Doc[]).map((task) => ({ queue: TASK_DEFAULTS.queue, ...task })) }
+}
+
 /** What is stored for a DAG version (store/dag-sync-writes.ts). */
 export function toStoredSpec(spec: DagSpec): Doc {
   return { format: DAG_SPEC_FORMAT, ...spec }
@@ -63,5 +71,6 @@ export function readStoredSpec(stored: unknown): ReadSpec {
     if (!upgrade) return { ok: false, message: `no upgrade from spec format ${at}` }
     spec = upgrade(spec)
   }
+  spec = withAddedDefaults(spec)
   return { ok: true, spec: spec as unknown as DagSpec, upgradedFrom: format === DAG_SPEC_FORMAT ? null : format }
 }

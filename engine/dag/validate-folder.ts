@@ -13,6 +13,8 @@ import { firstDeclared } from './first-declared.ts'
 import { loadYaml, validateSource } from './validate.ts'
 import type { FileKind, ValidateOptions } from './validate.ts'
 import type { Json } from './yaml-load.ts'
+import { toPlainNames } from './dag-semantics.ts'
+import type { PlainDeploymentNames } from './dag-semantics.ts'
 
 export interface FileSummary {
   file: string
@@ -178,7 +180,7 @@ async function validateShared(files: readonly string[], options: ValidateOptions
   // [0]: the next file to take; [1 + i]: helper i is 0 loading, 1 working, 2 not needed any more.
   const shared = new SharedArrayBuffer(4 * (1 + helpers))
   const state = new Int32Array(shared)
-  const names = options.names ? { pools: [...options.names.pools], clusters: [...options.names.clusters] } : undefined
+  const names = options.names ? toPlainNames(options.names) : undefined
   const out = new Array<FileSummary>(files.length)
   const started = Array.from({ length: helpers }, (_, i) => startHelper({ files, names, cwd, shared, slot: 1 + i, chunk: CHUNK }))
   for (;;) {
@@ -200,7 +202,7 @@ async function validateShared(files: readonly string[], options: ValidateOptions
 
 export interface HelperData {
   files: readonly string[]
-  names: { pools: string[]; clusters: string[] } | undefined
+  names: PlainDeploymentNames | undefined
   cwd: string
   shared: SharedArrayBuffer
   slot: number

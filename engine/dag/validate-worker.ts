@@ -8,10 +8,11 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { validateFile } from './validate-folder.ts'
 import type { FileSummary, HelperData } from './validate-folder.ts'
 import type { ValidateOptions } from './validate.ts'
+import { fromPlainNames } from './dag-semantics.ts'
 
 const { files, names, cwd, shared, slot, chunk } = workerData as HelperData
 const state = new Int32Array(shared)
-const options: ValidateOptions = names ? { names: { pools: new Set(names.pools), clusters: new Set(names.clusters) } } : {}
+const options: ValidateOptions = names ? { names: fromPlainNames(names) } : {}
 const results: [number, FileSummary][] = []
 if (Atomics.compareExchange(state, slot, 0, 1) === 0) {
   for (;;) {

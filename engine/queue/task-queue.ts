@@ -10,6 +10,17 @@ import type { Queryable } from '../store/queryable.ts'
 
 export const TASK_QUEUE = 'cairn-tasks'
 export const BOSS_SCHEMA = 'pgboss'
+/** The cairn queue of a task that names none, and the one a worker serves unless told otherwise. */
+export const DEFAULT_QUEUE = 'default'
+
+/**
+ * The pg-boss queue of a cairn queue (`queue:` of a task, `workers.queues` of a worker): the default
+ * one keeps the name it always had, the others get their own (`cairn-tasks.team_a`). cairn queue names
+ * match ^[a-z][a-z0-9_-]{0,63}$, within what pg-boss accepts ([\w.\-/]+).
+ */
+export function bossQueueName(queue: string): string {
+  return queue === DEFAULT_QUEUE ? TASK_QUEUE : `${TASK_QUEUE}.${queue}`
+}
 
 export interface TaskJob {
   runId: string
@@ -19,6 +30,8 @@ export interface TaskJob {
 
 export interface QueuedJob extends TaskJob {
   priority: number
+  /** The task's cairn queue (its `queue:`). */
+  queue: string
 }
 
 /** Workers LISTEN here; every enqueue notifies it in the same transaction (so at commit). */
@@ -34,11 +47,16 @@ export async function enqueueJobs(boss: PgBoss, q: Queryable, jobs: readonly Que
   if (jobs.length === 0) return
   // pg-boss's documented way to insert inside someone else's transaction: a `db` adapter.
   const db: BossDb = { executeSql: (text, values) => q.query(text, values) }
-  await boss.insert(
-    TASK_QUEUE,
-    jobs.map((j) => ({ data: { runId: j.runId, taskId: j.taskId, attempt: j.attempt }, priority: j.priority })),
-    { db },
-  )
+  const byQueue = new Map<string, QueuedJob[]>()
+  for (const j of jobs) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j])
+  for (const [queue, some] of byQueue) {
+    const name = await ensureTaskQueue(boss, queue)
+    await boss.insert(
+      name,
+      some.map((j) => ({ data: { runId: j.runId, taskId: j.taskId, attempt: j.attempt }, priority: j.priority })),
+      { db },
+    )
+  }
   if (options.notify !== false) await q.query('SELECT pg_notify($1, $2)', [JOBS_CHANNEL, String(jobs.length)])
 }
 
@@ -60,7 +78,7 @@ export const QUEUE_RETENTION = { deleteAfterSeconds: 24 * 3600, retentionSeconds
 /** How often a supervising process deletes finished jobs. */
 const MAINTENANCE_INTERVAL_S = 3600
 
-/** Starts pg-boss (creating its schema on first use) and the task queue with NOTIFY on. */
+/** Starts pg-boss (creating its schema on first use) and the default task queue with NOTIFY on. */
 export async function startBoss({ url, log, max = 4 }: BossOptions): Promise<PgBoss> {
   const options: ConstructorOptions = { connectionString: url, schema: BOSS_SCHEMA, max, useListenNotify: true, supervise: true, maintenanceIntervalSeconds: MAINTENANCE_INTERVAL_S, schedule: false, application_name: 'cairn-queue' }
   const boss = new PgBoss(options)
@@ -68,25 +86,43 @@ export async function startBoss({ url, log, max = 4 }: BossOptions): Promise<PgB
   boss.on('error', (error: unknown) => log.warn({ error: error instanceof Error ? error.message : String(error) }, 'queue error'))
   await boss.start()
   try {
-    const existing = await boss.getQueue(TASK_QUEUE)
-    if (!existing) {
-      try {
-        // pg-boss caps expiry at 24 h; cairn's own heartbeats, not pg-boss expiry, decide when an attempt is lost.
-        const queue: Omit<Queue, 'name'> = { retryLimit: 0, expireInSeconds: 24 * 3600, ...QUEUE_RETENTION, notify: true }
-        await boss.createQueue(TASK_QUEUE, queue)
-      } catch (error) {
-        // Another process created it at the same moment.
-        if (!(await boss.getQueue(TASK_QUEUE))) throw error
-      }
-    } else if (!isBounded(existing)) {
-      // A queue made with other settings (0 disables deletion): bound it; applies to jobs sent from now on.
-      await boss.updateQueue(TASK_QUEUE, { ...QUEUE_RETENTION })
-    }
+    await ensureTaskQueue(boss, DEFAULT_QUEUE)
   } catch (error) {
     await boss.stop({ graceful: false, close: true }).catch(() => undefined)
     throw error
   }
   return boss
+}
+
+/** The pg-boss queues each pg-boss instance has made sure exist. */
+const ensured = new WeakMap<PgBoss, Set<string>>()
+
+/**
+ * Creates the pg-boss queue of a cairn queue when it does not exist yet (all with the same settings),
+ * and returns its name. Through pg-boss's own connections: creating a queue only inserts its row
+ * (ON CONFLICT DO NOTHING), so it never waits on a caller's transaction.
+ */
+export async function ensureTaskQueue(boss: PgBoss, queue: string): Promise<string> {
+  const name = bossQueueName(queue)
+  let known = ensured.get(boss)
+  if (!known) ensured.set(boss, (known = new Set()))
+  if (known.has(name)) return name
+  const existing = await boss.getQueue(name)
+  if (!existing) {
+    try {
+      // pg-boss caps expiry at 24 h; cairn's own heartbeats, not pg-boss expiry, decide when an attempt is lost.
+      const options: Omit<Queue, 'name'> = { retryLimit: 0, expireInSeconds: 24 * 3600, ...QUEUE_RETENTION, notify: true }
+      await boss.createQueue(name, options)
+    } catch (error) {
+      // Another process created it at the same moment.
+      if (!(await boss.getQueue(name))) throw error
+    }
+  } else if (!isBounded(existing)) {
+    // A queue made with other settings (0 disables deletion): bound it; applies to jobs sent from now on.
+    await boss.updateQueue(name, { ...QUEUE_RETENTION })
+  }
+  known.add(name)
+  return name
 }
 
 function isBounded(queue: { deleteAfterSeconds?: number; retentionSeconds?: number }): boolean {
@@ -99,15 +135,15 @@ function isBounded(queue: { deleteAfterSeconds?: number; retentionSeconds?: numb
  * expired or was lost), locked for the caller's transaction so it can enqueue them again.
  */
 export async function queuedAttemptsWithoutJob(q: Queryable, olderThan: Date, limit = 500): Promise<QueuedJob[]> {
-  const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number; priority: number }>(
-    `SELECT a.run_id, a.task_id, a.attempt, ti.priority FROM cairn.attempt a
+  const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number; priority: number; queue: string }>(
+    `SELECT a.run_id, a.task_id, a.attempt, ti.priority, ti.queue FROM cairn.attempt a
        JOIN cairn.task_instance ti ON ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
      WHERE a.state = 'queued' AND a.queued_at < $1
        AND NOT EXISTS (
-         SELECT 1 FROM ${BOSS_SCHEMA}.job j WHERE j.name = $2 AND (j.state IN ('created', 'retry') OR (j.state = 'active' AND j.started_on > $1))
+         SELECT 1 FROM ${BOSS_SCHEMA}.job j WHERE j.name = (CASE WHEN ti.queue = $4 THEN $2 ELSE $2 || '.' || ti.queue END) AND (j.state IN ('created', 'retry') OR (j.state = 'active' AND j.started_on > $1))
            AND j.data->>'runId' = a.run_id AND j.data->>'taskId' = a.task_id AND (j.data->>'attempt')::int = a.attempt)
      ORDER BY a.queued_at LIMIT $3 FOR UPDATE OF a SKIP LOCKED`,
-    [olderThan, TASK_QUEUE, limit],
+    [olderThan, TASK_QUEUE, limit, DEFAULT_QUEUE],
   )
-  return rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, priority: r.priority }))
+  return rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, priority: r.priority, queue: r.queue }))
 }

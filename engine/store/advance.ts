@@ -11,7 +11,7 @@ import { decideRun } from '../state/decide-run.ts'
 import { downstreamOf } from '../graph/task-graph.ts'
 import type { TaskState } from '../state/states.ts'
 import { TASK_STATE_LIST, isTerminalTaskState } from '../state/states.ts'
-import { enqueueJobs } from '../queue/task-queue.ts'
+import { DEFAULT_QUEUE, enqueueJobs } from '../queue/task-queue.ts'
 import type { Queryable } from './queryable.ts'
 import { perDatabase } from './queryable.ts'
 import { getDagVersion } from './dags.ts'
@@ -169,7 +169,8 @@ async function applyDecisions(q: Queryable, ctx: AdvanceContext, runId: string, 
         [runId, queued.map((t) => t.taskId), queued.map((t) => t.attempt), now],
       )
       const priority = new Map(queue.map((d) => [d.taskId, d.priority]))
-      await enqueueJobs(ctx.boss, q, queued.map((t) => ({ runId, taskId: t.taskId, attempt: t.attempt, priority: priority.get(t.taskId) ?? 0 })))
+      const queueOf = new Map(dag.tasks.map((t) => [t.id, t.queue]))
+      await enqueueJobs(ctx.boss, q, queued.map((t) => ({ runId, taskId: t.taskId, attempt: t.attempt, priority: priority.get(t.taskId) ?? 0, queue: queueOf.get(t.taskId) ?? DEFAULT_QUEUE })))
     }
   }
   for (const d of decisions) {

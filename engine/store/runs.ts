@@ -102,9 +102,9 @@ export async function createRun(q: Queryable, input: NewRun): Promise<RunRow | u
   }
   const tasks = input.dag.tasks
   await q.query(
-    `INSERT INTO cairn.task_instance (run_id, task_id, state, priority, pool)
-     SELECT $1, t.task_id, 'pending', t.priority, t.pool FROM unnest($2::text[], $3::int[], $4::text[]) AS t(task_id, priority, pool)`,
-    [runId, tasks.map((t) => t.id), tasks.map((t) => t.priority), tasks.map((t) => t.pool)],
+    `INSERT INTO cairn.task_instance (run_id, task_id, state, priority, pool, queue)
+     SELECT $1, t.task_id, 'pending', t.priority, t.pool, t.queue FROM unnest($2::text[], $3::int[], $4::text[], $5::text[]) AS t(task_id, priority, pool, queue)`,
+    [runId, tasks.map((t) => t.id), tasks.map((t) => t.priority), tasks.map((t) => t.pool), tasks.map((t) => t.queue)],
   )
   await appendHistory(q, [{ runId, taskId: null, attempt: null, from: null, to: 'queued', reason: `${input.runType} run created` }])
   return toRun(row)

@@ -23,7 +23,7 @@ import type { Logger } from 'pino'
 import type { PgBoss } from 'pg-boss'
 import type { Db } from '../store/db.ts'
 import { isConnectionError, withReconnect } from '../store/db.ts'
-import { JOBS_CHANNEL, TASK_QUEUE, enqueueJobs } from '../queue/task-queue.ts'
+import { DEFAULT_QUEUE, JOBS_CHANNEL, enqueueJobs, ensureTaskQueue } from '../queue/task-queue.ts'
 import type { TaskJob } from '../queue/task-queue.ts'
 import { claimAttempts, finishAttempt, finishSuccesses, heartbeat } from '../store/attempts.ts'
 import type { AttemptOutcome, Claim } from '../store/attempts.ts'
@@ -44,6 +44,8 @@ export interface WorkerOptions {
   log: Logger
   /** Attempts run at once. @default 4 */
   slots?: number
+  /** The cairn queues this worker takes tasks from (workers.queues, --queue). @default ['default'] */
+  queues?: readonly string[]
   /** Where per-attempt working directories go (under CAIRN_HOME). */
   workRoot: string
   secrets: SecretStore
@@ -89,16 +91,22 @@ export interface Worker {
   drain(graceMs: number, options?: DrainOptions): Promise<DrainReport>
 }
 
+/** A pg-boss job: its id and the pg-boss queue it came from. */
+interface JobRef {
+  id: string
+  queue: string
+}
+
 interface Running {
   claim: Claim
-  jobId: string
+  job: JobRef
   controller: AbortController
   done: Promise<void>
 }
 
 interface Finished {
   claim: Claim
-  jobId: string
+  job: JobRef
   task: TaskSpec
   outcome: AttemptOutcome
   recorded: () => void
@@ -109,6 +117,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const now = options.now ?? (() => new Date())
   const slots = options.slots ?? 4
   const pollMs = options.pollMs ?? 2000
+  const queues = [...new Set(options.queues ?? [DEFAULT_QUEUE])]
+  if (queues.length === 0) throw new Error('a worker needs at least one queue')
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   const ctx: AdvanceContext = { boss, now }
   const running = new Map<string, Running>()
@@ -121,6 +131,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const writes = createOutageBuffer({ log })
 
   await prepareWorkRoot(options.workRoot, options.taskUser, log)
+  /** The pg-boss queues, in the order of `queues` (created when missing, so they can be fetched from). */
+  const bossQueues: string[] = []
+  for (const queue of queues) bossQueues.push(await ensureTaskQueue(boss, queue))
   await db.query(`INSERT INTO cairn.worker (worker_id, hostname, pid, state, slots) VALUES ($1, $2, $3, 'running', $4)`, [workerId, hostname(), process.pid, slots])
 
   // --- heartbeats and cancellation -------------------------------------------------------------
@@ -179,16 +192,16 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
    * gives up on it.
    */
   const record = async (batch: Finished[]): Promise<void> => {
-    let jobIds: string[]
+    let jobs: JobRef[]
     try {
-      jobIds = await recordTogether(batch)
+      jobs = await recordTogether(batch)
     } catch (error) {
       // The state machine refused one result (its task instance was moved by something else): that
       // one is reported, the others of the batch must not be lost with it.
       if (!(error instanceof TransitionRefused) || batch.length === 1) throw error
-      jobIds = []
+      jobs = []
       for (const f of batch) {
-        jobIds.push(
+        jobs.push(
           ...(await recordTogether([f]).catch((one: unknown) => {
             if (!(one instanceof TransitionRefused)) throw one
             log.error({ run: f.claim.runId, task: f.claim.taskId, attempt: f.claim.attempt, error: one.message }, 'attempt result refused by the state machine')
@@ -198,10 +211,17 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       }
     }
     // Only pg-boss's bookkeeping: the attempt's result is already recorded, so nothing waits for it.
-    void boss.complete(TASK_QUEUE, jobIds).catch((error: unknown) => log.warn({ error: String(error) }, 'could not complete queue jobs'))
+    void completeJobs(jobs).catch((error: unknown) => log.warn({ error: String(error) }, 'could not complete queue jobs'))
   }
 
-  const recordTogether = async (batch: Finished[]): Promise<string[]> =>
+  /** Completes pg-boss jobs, on the queue each came from. */
+  const completeJobs = async (jobs: readonly JobRef[]): Promise<void> => {
+    const byQueue = new Map<string, string[]>()
+    for (const job of jobs) byQueue.set(job.queue, [...(byQueue.get(job.queue) ?? []), job.id])
+    for (const [queue, ids] of byQueue) await boss.complete(queue, ids)
+  }
+
+  const recordTogether = async (batch: Finished[]): Promise<JobRef[]> =>
     withReconnect(
       () =>
         db.tx(async (q) => {
@@ -216,20 +236,20 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
               log.warn({ run: f.claim.runId, task: f.claim.taskId, attempt: f.claim.attempt }, 'attempt result refused: the attempt was cancelled or declared lost meanwhile')
               continue
             }
-            if (f.outcome.kind === 'handed_back') await enqueueJobs(boss, q, [{ runId: at.runId, taskId: at.taskId, attempt: at.attempt, priority: f.task.priority }])
+            if (f.outcome.kind === 'handed_back') await enqueueJobs(boss, q, [{ runId: at.runId, taskId: at.taskId, attempt: at.attempt, priority: f.task.priority, queue: f.task.queue }])
             else ended.set(at.runId, [...(ended.get(at.runId) ?? []), at.taskId])
           }
           for (const [runId, taskIds] of ended) await advanceAfterTasks(q, ctx, runId, taskIds)
-          return batch.map((f) => f.jobId)
+          return batch.map((f) => f.job)
         }),
       { log, maxWaitMs: Number.POSITIVE_INFINITY, signal: giveUp.signal },
     )
 
   // --- running one attempt -------------------------------------------------------------------------
-  const run = (claim: Claim, jobId: string): void => {
+  const run = (claim: Claim, job: JobRef): void => {
     const controller = new AbortController()
     let resolveDone!: () => void
-    running.set(claim.claimId, { claim, jobId, controller, done: new Promise((r) => (resolveDone = r)) })
+    running.set(claim.claimId, { claim, job, controller, done: new Promise((r) => (resolveDone = r)) })
     void (async () => {
       let finished: { task: TaskSpec; outcome: AttemptOutcome } | undefined
       try {
@@ -248,7 +268,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       if (finished) {
         unrecorded.add(claim.claimId)
         await new Promise<void>((recorded) => {
-          pending.push({ claim, jobId, task: finished.task, outcome: finished.outcome, recorded })
+          pending.push({ claim, job, task: finished.task, outcome: finished.outcome, recorded })
           flush()
         })
       }
@@ -277,24 +297,40 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         pollTimer = setTimeout(kick, pollMs)
       })
   }
+  /** Where the next fetch starts: each turns to the next queue, so none starves the others. */
+  let firstQueue = 0
   const takeWork = async (free: number): Promise<number> => {
-    const jobs = await boss.fetch<TaskJob>(TASK_QUEUE, { batchSize: free })
+    // Fair across queues: the free slots go to the queues in turn, starting one further each time;
+    // slots a queue leaves unused go to the next ones.
+    const start = firstQueue
+    firstQueue = (firstQueue + 1) % bossQueues.length
+    const jobs: { ref: JobRef; data: TaskJob }[] = []
+    for (let i = 0; i < bossQueues.length && jobs.length < free; i++) {
+      const queue = bossQueues[(start + i) % bossQueues.length]!
+      const share = Math.max(1, Math.ceil((free - jobs.length) / (bossQueues.length - i)))
+      for (const job of await boss.fetch<TaskJob>(queue, { batchSize: share })) jobs.push({ ref: { id: job.id, queue }, data: job.data })
+    }
+    // A second round for slots the fair shares left free (some queues had less than their share).
+    for (let i = 0; i < bossQueues.length && jobs.length < free && bossQueues.length > 1; i++) {
+      const queue = bossQueues[(start + i) % bossQueues.length]!
+      for (const job of await boss.fetch<TaskJob>(queue, { batchSize: free - jobs.length })) jobs.push({ ref: { id: job.id, queue }, data: job.data })
+    }
     if (jobs.length === 0) return 0
     const claims = await claimAttempts(db, jobs.map((j) => j.data), workerId, now())
     const byKey = new Map(claims.map((c) => [`${c.runId}\t${c.taskId}\t${c.attempt}`, c]))
-    const stale: string[] = []
+    const stale: JobRef[] = []
     for (const job of jobs) {
       const claim = byKey.get(`${job.data.runId}\t${job.data.taskId}\t${job.data.attempt}`)
-      if (claim) run(claim, job.id)
-      else stale.push(job.id)
+      if (claim) run(claim, job.ref)
+      else stale.push(job.ref)
     }
     // Jobs whose attempt is no longer queued (cancelled runs, duplicates): nothing to do.
-    if (stale.length > 0) await boss.complete(TASK_QUEUE, stale).catch(() => undefined)
+    if (stale.length > 0) await completeJobs(stale).catch(() => undefined)
     return jobs.length
   }
   const unlistenJobs = await db.listen(JOBS_CHANNEL, kick, { onReconnect: kick })
   kick()
-  log.info({ worker: workerId, slots, runAs: options.taskUser?.name ?? 'the worker\'s own user' }, 'worker started')
+  log.info({ worker: workerId, slots, queues, runAs: options.taskUser?.name ?? 'the worker\'s own user' }, 'worker started')
 
   /** Resolves true when `until` settles first, false after `ms` or when `signal` aborts. */
   const settlesWithin = async (until: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<boolean> => {

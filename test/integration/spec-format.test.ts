@@ -33,7 +33,8 @@ test('a spec stored without a format is read in the current shape; a newer forma
   const read = readStoredSpec(FORMAT_0_SPEC)
   assert.ok(read.ok)
   assert.equal(read.upgradedFrom, 0)
-  assert.deepEqual(read.spec, FORMAT_0_SPEC)
+  // The same spec; `queue`, added later with a default, reads as that default.
+  assert.deepEqual(read.spec, { ...FORMAT_0_SPEC, tasks: FORMAT_0_SPEC.tasks.map((t) => ({ ...t, queue: 'default' })) })
   assert.equal('format' in read.spec, false)
 
   // Fields a format-0 row lacks get normalizeDag's defaults.
@@ -46,6 +47,10 @@ test('a spec stored without a format is read in the current shape; a newer forma
   const current = readStoredSpec({ ...FORMAT_0_SPEC, format: DAG_SPEC_FORMAT })
   assert.ok(current.ok)
   assert.equal(current.upgradedFrom, null)
+  assert.deepEqual(current.spec.tasks.map((t) => t.queue), ['default', 'default'])
+  const onQueue = readStoredSpec({ ...FORMAT_0_SPEC, format: DAG_SPEC_FORMAT, tasks: [{ ...FORMAT_0_SPEC.tasks[1]!, queue: 'team_a' }] })
+  assert.ok(onQueue.ok)
+  assert.equal(onQueue.spec.tasks[0]!.queue, 'team_a')
 
   const newer = readStoredSpec({ ...FORMAT_0_SPEC, format: DAG_SPEC_FORMAT + 1 })
   assert.equal(newer.ok, false)

@@ -10,7 +10,7 @@ import type { TriggerRule } from '../../engine/state/trigger-rules.ts'
 const NOW = new Date('2026-06-01T12:00:00Z')
 
 function task(id: string, dependsOn: string[] = [], extra: Partial<TaskSpec> = {}): TaskSpec {
-  return { id, operator: 'noop', dependsOn, triggerRule: 'all_success' as TriggerRule, retries: 0, retryDelayMs: 1000, retryBackoff: 'fixed', maxRetryDelayMs: 60_000, priority: 0, pool: 'default', env: {}, params: {}, ...extra }
+  return { id, operator: 'noop', dependsOn, triggerRule: 'all_success' as TriggerRule, retries: 0, retryDelayMs: 1000, retryBackoff: 'fixed', maxRetryDelayMs: 60_000, priority: 0, pool: 'default', queue: 'default', env: {}, params: {}, ...extra }
 }
 
 function dag(tasks: TaskSpec[], extra: Partial<DagSpec> = {}): DagSpec {
