@@ -261,6 +261,7 @@ function checkPool(pool: Json | undefined, path: PathSegment[], names: Deploymen
 }
 
 function checkQueue(queue: Json | undefined, path: PathSegment[], names: DeploymentNames | undefined, problems: SemanticProblem[]): void {
-  if (!names?.queues || typeof queue !== 'string' || names.queues.has(queue)) return
+  // A name the schema refuses is reported once, by the schema.
+  if (!names?.queues || typeof queue !== 'string' || names.queues.has(queue) || !/^[a-z][a-z0-9_-]{0,63}$/.test(queue)) return
   problems.push({ code: 'UNKNOWN_QUEUE', message: `queue "${queue}" is not listed in cairn.yaml workers.queues (listed: ${[...names.queues].join(', ')})`, path })
 }

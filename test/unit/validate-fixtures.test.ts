@@ -6,7 +6,8 @@ import { ERROR_CODES, isErrorCode } from '../../engine/errors.ts'
 import type { Json } from '../../engine/dag/yaml-load.ts'
 
 // Each invalid fixture starts with one `# expect: CODE LINE:COL` line per diagnostic it must produce;
-// the validator must report exactly those (warnings included), no more and no fewer.
+// the validator must report exactly those (warnings included), no more and no fewer. A `# queues: a, b`
+// line validates it as cairn.yaml with `workers.queues: [a, b]` would.
 
 const fixtures = new URL('../fixtures/dags/', import.meta.url)
 const validDir = new URL('valid/', fixtures)
@@ -47,7 +48,8 @@ describe('invalid DAG fixtures', () => {
       const expected = expectations(bytes.toString('utf8'), name)
       assert.ok(expected.length > 0, `${name} has no "# expect: CODE LINE:COL" line at the top`)
       for (const e of expected) assert.ok(isErrorCode(e.code), `${name}: ${e.code} is not a code of engine/errors.ts`)
-      const result = validateSource(name, bytes)
+      const queues = /^# queues: (.+)$/m.exec(bytes.toString('utf8'))?.[1]?.split(',').map((q) => q.trim())
+      const result = validateSource(name, bytes, queues ? { names: { pools: new Set(), clusters: new Set(), queues: new Set(queues) } } : {})
       const got = result.diagnostics.map(key).sort()
       assert.deepEqual(got, expected.map(key).sort(), `diagnostics of ${name}:\n${result.diagnostics.map((d) => `  ${key(d)} ${d.message}`).join('\n')}`)
       for (const d of result.diagnostics) {
