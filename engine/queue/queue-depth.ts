@@ -1,4 +1,4 @@
-/** How many task jobs wait in pg-boss, not yet fetched by a worker: O(backlog), never O(history). */
+/** How many task jobs of the default queue wait in pg-boss, not yet fetched by a worker: O(backlog), never O(history). Tasks of other queues count in the queued task instances. */
 import type { Queryable } from '../store/queryable.ts'
 import { BOSS_SCHEMA, TASK_QUEUE } from './task-queue.ts'
 

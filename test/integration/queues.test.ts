@@ -90,3 +90,21 @@ test('each task runs only on a worker serving its queue; on a queue no worker se
   const instances = await engine.db.query<{ task_id: string; queue: string }>('SELECT task_id, queue FROM cairn.task_instance WHERE run_id = $1 ORDER BY task_id', [runId])
   assert.deepEqual(instances.rows.map((r) => `${r.task_id}:${r.queue}`), ['after:default', 'shared:default', 'team_a_task:team_a', 'team_b_task:team_b'])
 })
+
+test('a worker serving several queues takes from them in turn', async (t) => {
+  const tasks = ['a1', 'a2', 'a3', 'a4'].map((id) => `  ${id}: { operator: noop, queue: qa }`).concat(['b1', 'b2', 'b3', 'b4'].map((id) => `  ${id}: { operator: noop, queue: qb }`))
+  const engine = await startTestEngine(t, { dags: { 'fair.yaml': `dag: fair\ntasks:\n${tasks.join('\n')}\n` } })
+  const runId = await engine.trigger('fair')
+  await until('all eight attempts to be queued', 60_000, async () => {
+    const { rows } = await engine.db.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.attempt WHERE run_id = $1 AND state = 'queued'`, [runId])
+    return Number(rows[0]!.n) === 8 ? true : undefined
+  })
+  // One slot: one job per fetch, so the order of starts is the order of fetches.
+  engine.spawnWorker({ slots: 1, args: ['--queue', 'qa', '--queue', 'qb'] })
+  assert.equal(await engine.waitForRun(runId, 60_000), 'success')
+  const { rows } = await engine.db.query<{ queue: string }>(
+    `SELECT ti.queue FROM cairn.attempt a JOIN cairn.task_instance ti USING (run_id, task_id) WHERE a.run_id = $1 ORDER BY a.started_at`,
+    [runId],
+  )
+  assert.equal(rows.map((r) => (r.queue === 'qa' ? 'a' : 'b')).join(''), 'abababab')
+})
