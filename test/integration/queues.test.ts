@@ -108,3 +108,24 @@ test('a worker serving several queues takes from them in turn', async (t) => {
   )
   assert.equal(rows.map((r) => (r.queue === 'qa' ? 'a' : 'b')).join(''), 'abababab')
 })
+
+test('an attempt handed back by a stopping worker goes back to its own queue', async (t) => {
+  const engine = await startTestEngine(t, { dags: { 'slow.yaml': 'dag: slow\ntasks:\n  nap: { operator: shell, queue: team_a, params: { command: [sleep, "4"] } }\n' } })
+  const first = engine.spawnWorker({ args: ['--queue', 'team_a', '--grace', '0.5'] })
+  const runId = await engine.trigger('slow')
+  await until('the task to run', 60_000, async () => ((await engine.taskStates(runId)).nap === 'running' ? true : undefined))
+  first.kill('SIGTERM')
+  await new Promise((resolve) => (first.exitCode !== null ? resolve(undefined) : first.once('exit', resolve)))
+  assert.deepEqual(await engine.taskStates(runId), { nap: 'queued' })
+  const waiting = await engine.db.query<{ name: string }>(`SELECT name FROM ${BOSS_SCHEMA}.job WHERE data->>'runId' = $1 AND state = 'created'`, [runId])
+  assert.deepEqual(waiting.rows, [{ name: 'cairn-tasks.team_a' }])
+  engine.spawnWorker({ args: ['--queue', 'team_a'] })
+  assert.equal(await engine.waitForRun(runId, 60_000), 'success')
+})
+
+test('a --queue name outside the queue name rule is a usage error', async (t) => {
+  const engine = await startTestEngine(t, { dags: {}, scheduler: false })
+  const worker = engine.spawnWorker({ args: ['--queue', 'Team A'] })
+  const code = await new Promise<number | null>((resolve) => (worker.exitCode !== null ? resolve(worker.exitCode) : worker.once('exit', (c) => resolve(c))))
+  assert.equal(code, 2)
+})
