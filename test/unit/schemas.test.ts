@@ -114,8 +114,11 @@ const cases: Record<string, Cases> = {
     },
   },
   'config.schema.json': {
-    valid: [{}, { workers: { max_log_bytes: '5MB' } }, { workers: { max_log_bytes: '512 KB' } }, { workers: { max_log_bytes: 1048576 } }],
+    valid: [{}, { workers: { max_log_bytes: '5MB' } }, { workers: { max_log_bytes: '512 KB' } }, { workers: { max_log_bytes: 1048576 } }, { workers: { queues: ['default', 'team_a'] } }],
     invalid: {
+      'no queues': { workers: { queues: [] } },
+      'queue name with a capital': { workers: { queues: ['Team_a'] } },
+      'a queue twice': { workers: { queues: ['team_a', 'team_a'] } },
       'log cap in parsecs': { workers: { max_log_bytes: '5 parsecs' } },
       'log cap below 64 KiB in bytes': { workers: { max_log_bytes: 1000 } },
       'negative log cap': { workers: { max_log_bytes: '-5MB' } },
