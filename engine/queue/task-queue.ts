@@ -48,7 +48,11 @@ export async function enqueueJobs(boss: PgBoss, q: Queryable, jobs: readonly Que
   // pg-boss's documented way to insert inside someone else's transaction: a `db` adapter.
   const db: BossDb = { executeSql: (text, values) => q.query(text, values) }
   const byQueue = new Map<string, QueuedJob[]>()
-  for (const j of jobs) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j])
+  for (const j of jobs) {
+    const some = byQueue.get(j.queue)
+    if (some) some.push(j)
+    else byQueue.set(j.queue, [j])
+  }
   for (const [queue, some] of byQueue) {
     const name = await ensureTaskQueue(boss, queue)
     await boss.insert(

@@ -217,7 +217,11 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   /** Completes pg-boss jobs, on the queue each came from. */
   const completeJobs = async (jobs: readonly JobRef[]): Promise<void> => {
     const byQueue = new Map<string, string[]>()
-    for (const job of jobs) byQueue.set(job.queue, [...(byQueue.get(job.queue) ?? []), job.id])
+    for (const job of jobs) {
+      const ids = byQueue.get(job.queue)
+      if (ids) ids.push(job.id)
+      else byQueue.set(job.queue, [job.id])
+    }
     for (const [queue, ids] of byQueue) await boss.complete(queue, ids)
   }
 
