@@ -175,7 +175,7 @@ export interface CairnConfig {
      */
     run_as?: string
     /**
-     * Queues a worker started with this file takes tasks from, fairly across them (`cairn worker --queue NAME`, repeatable, overrides it). A task's `queue:` (default: default) picks its queue; a task on a queue no worker serves waits queued. When listed, DAGs may name only these queues. Separate teams with per-team queues served by per-team workers, each with its own run_as and secrets dir: see docs/security.md.
+     * Queues a worker started with this file takes tasks from, fairly across them (`cairn worker --queue NAME`, repeatable, overrides it). A task's `queue:` (default: default) picks its queue; a task on a queue no worker serves waits queued. When listed, DAGs may name only these queues (and default). Separate teams with per-team queues served by per-team workers, each with its own run_as and secrets dir: see docs/security.md.
      *
      * @minItems 1
      */

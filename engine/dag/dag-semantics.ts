@@ -261,7 +261,9 @@ function checkPool(pool: Json | undefined, path: PathSegment[], names: Deploymen
 }
 
 function checkQueue(queue: Json | undefined, path: PathSegment[], names: DeploymentNames | undefined, problems: SemanticProblem[]): void {
-  // A name the schema refuses is reported once, by the schema.
-  if (!names?.queues || typeof queue !== 'string' || names.queues.has(queue) || !/^[a-z][a-z0-9_-]{0,63}$/.test(queue)) return
-  problems.push({ code: 'UNKNOWN_QUEUE', message: `queue "${queue}" is not listed in cairn.yaml workers.queues (listed: ${[...names.queues].join(', ')})`, path })
+  // `default` always exists, as for pools (a task that names no queue is on it). A name the schema
+  // refuses is reported once, by the schema.
+  if (!names?.queues || typeof queue !== 'string' || queue === 'default' || names.queues.has(queue) || !/^[a-z][a-z0-9_-]{0,63}$/.test(queue)) return
+  const listed = ['default', ...[...names.queues].filter((q) => q !== 'default')]
+  problems.push({ code: 'UNKNOWN_QUEUE', message: `queue "${queue}" is not listed in cairn.yaml workers.queues (known: ${listed.join(', ')})`, path })
 }

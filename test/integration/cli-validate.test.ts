@@ -89,14 +89,14 @@ test('cairn.yaml workers.queues lists the queues DAGs may name', (t) => {
   // The names reach helper threads (used for large folders) as plain arrays.
   const names = { pools: new Set(['gpu']), clusters: new Set<string>(), queues: new Set(['default', 'team_a']) }
   assert.deepEqual(fromPlainNames(structuredClone(toPlainNames(names))), names)
-  const files: Record<string, string> = { 'cairn.yaml': 'workers:\n  queues: [default, team_a]\n' }
+  const files: Record<string, string> = { 'cairn.yaml': 'workers:\n  queues: [team_a]\n' }
   // 200 files: enough for helper threads when the machine has cores to spare.
   for (let i = 0; i < 200; i++) files[`dags/d${String(i).padStart(3, '0')}.yaml`] = `dag: d${i}\ntasks:\n  a: { operator: noop, queue: ${i === 77 ? 'team_b' : 'team_a'} }\n`
   const dir = workspace(files)
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const run = cairn(['validate'], dir)
   assert.equal(run.code, 1)
-  assert.deepEqual(run.stdout.trim().split('\n').filter((line) => line.includes('error')), ['dags/d077.yaml:3:31: error UNKNOWN_QUEUE: queue "team_b" is not listed in cairn.yaml workers.queues (listed: default, team_a)'])
+  assert.deepEqual(run.stdout.trim().split('\n').filter((line) => line.includes('error')), ['dags/d077.yaml:3:31: error UNKNOWN_QUEUE: queue "team_b" is not listed in cairn.yaml workers.queues (known: default, team_a)'])
   // Without workers.queues any queue name is accepted.
   writeFileSync(join(dir, 'cairn.yaml'), 'workers:\n  concurrency: 2\n')
   assert.equal(cairn(['validate'], dir).code, 0)
