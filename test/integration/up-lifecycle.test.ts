@@ -13,7 +13,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { createServer } from 'node:net'
 import type { Server } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { groupAlive, postmasterPid, processExists, waitFor } from '../helpers/engine-extra.ts'
@@ -148,11 +148,15 @@ tasks:
         echo "end $CAIRN_ATTEMPT $$" >> "$LEDGER"
 `
 
-test('one Ctrl-C: cairn up says what it waits for, lets the running task finish within the grace period and exits cleanly', async () => {
+/** A ledger file in a folder of its own that the unprivileged task user may write (removed after the tests). */
+function newLedger(): string {
   const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
   homes.push(scratch)
-  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
-  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
+  return join(taskWritableDir(join(scratch, 'shared')), 'ledger')
+}
+
+test('one Ctrl-C: cairn up says what it waits for, lets the running task finish within the grace period and exits cleanly', async () => {
+  const file = newLedger()
   const up = await startUp({ 'nap.yaml': sleeper('nap', 3, file) })
   const runId = trigger(up, 'nap')
   await waitFor('the task to start', () => ledger(file).length > 0, 30_000, 50)
@@ -188,10 +192,7 @@ async function startDraining(up: Up): Promise<number> {
 }
 
 test('a second Ctrl-C during the drain hands the running task back, stops the embedded Postgres and exits', async () => {
-  const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
-  homes.push(scratch)
-  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
-  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
+  const file = newLedger()
   const up = await startUp({ 'long.yaml': sleeper('long', 300, file) })
   const runId = trigger(up, 'long')
   await waitFor('the task to start', () => ledger(file).length > 0, 30_000, 50)
@@ -228,10 +229,7 @@ test('a second Ctrl-C during the drain hands the running task back, stops the em
 })
 
 test('the scheduler of cairn up creates no runs while its worker drains', async () => {
-  const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
-  homes.push(scratch)
-  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
-  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
+  const file = newLedger()
   const up = await startUp({ 'long.yaml': sleeper('long', 300, file) })
   const runId = trigger(up, 'long')
   await waitFor('the task to start', () => ledger(file).length > 0, 30_000, 50)
@@ -258,10 +256,7 @@ test('the scheduler of cairn up creates no runs while its worker drains', async 
 })
 
 test('npm start: a terminal Ctrl-C (the whole process group) counts once, and a SIGTERM sent to npm reaches cairn', { skip: spawnSync('npm', ['--version']).status !== 0 && process.env.CI !== 'true' ? 'npm is not on PATH' : false }, async () => {
-  const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
-  homes.push(scratch)
-  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
-  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
+  const file = newLedger()
   const { dir, env } = project({ 'long.yaml': sleeper('long', 300, file) })
   const npmEnv = { ...env, CAIRN_DAGS: join(dir, 'dags'), CAIRN_CONFIG: join(dir, 'cairn.yaml') }
   // A process group of its own, as a terminal gives the foreground job.
@@ -319,11 +314,8 @@ async function health(url: string): Promise<number> {
 }
 
 test('kill -9 of the embedded postmaster: cairn up starts it again, and a task that finished during the outage is recorded once and not run again', async (t) => {
-  const scratch = mkdtempSync(join(tmpdir(), 'cairn-ledger-'))
-  homes.push(scratch)
-  // Tasks run as the unprivileged task user: the ledger's folder must be writable by it.
-  const file = join(taskWritableDir(join(scratch, 'shared')), 'ledger')
-  const go = join(scratch, 'shared', 'go')
+  const file = newLedger()
+  const go = join(dirname(file), 'go')
   // The task ends when the test says so (once the database is gone), printing on the way.
   const up = await startUp(
     {
