@@ -159,7 +159,7 @@ async function applyDecisions(q: Queryable, ctx: AdvanceContext, runId: string, 
         runId,
         taskId: d.taskId,
         reason: d.retry ? 'retry' : 'upstream done',
-        set: { attempt: 'next', queuedAt: now, nextRetryAt: null, startedAt: null, endedAt: null, failureKind: null, message: null },
+        set: { attempt: 'next', queuedAt: now, nextRetryAt: null, startedAt: null, endedAt: null, failureKind: null, message: null, outputs: null },
       })),
     })
     if (queued.length > 0) {

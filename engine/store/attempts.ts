@@ -167,8 +167,9 @@ export async function settleTaskInstance(q: Queryable, at: { runId: string; task
       endedAt: to === 'up_for_retry' ? null : now,
       failureKind: outcome.failure,
       message: outcome.message,
+      // The latest attempt's outputs (SPEC section 5), never an earlier attempt's.
+      outputs: outcome.outputs ?? null,
     }
-    if (outcome.outputs) set.outputs = outcome.outputs
     changed = await transitionTasks(q, { to, from: ['running'], changes: [{ ...key, reason: `${outcome.failure}: ${outcome.message}`, set }] })
   }
   if (changed.length === 0) throw new TransitionRefused(`attempt ${at.attempt} of ${at.runId}/${at.taskId} ended (${outcome.kind}) but its task instance was not running at that attempt`)
