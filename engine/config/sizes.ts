@@ -6,7 +6,7 @@ const UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 
 export const MIN_LOG_BYTES = 64 * 1024
 
 /** The pattern schemas/config.schema.json gives for `$defs/size` strings. */
-export const SIZE_PATTERN = /^([0-9]+) ?(B|KB|MB|GB)$/
+const SIZE_PATTERN = /^([0-9]+) ?(B|KB|MB|GB)$/
 
 /** Bytes of a size the schema accepted (number or string); throws on anything else. */
 export function parseSize(value: number | string): number {

@@ -136,24 +136,15 @@ export function descendantsOf(graph: TaskGraph, id: string): Set<string> {
   return reachable(graph, id, 'out')
 }
 
-/**
- * descendantsOf, remembered per task: asking "is T upstream of me?" once per referenced T keeps a
- * 20,000-task chain linear, where computing every task's ancestors would be quadratic.
- */
-export function memoizedDescendants(graph: TaskGraph): (id: string) => ReadonlySet<string> {
-  const memo = new Map<string, Set<string>>()
-  return (id) => {
-    let seen = memo.get(id)
-    if (!seen) memo.set(id, (seen = descendantsOf(graph, id)))
-    return seen
-  }
+function reachable(graph: TaskGraph, id: string, direction: 'in' | 'out'): Set<string> {
+  if (!graph.hasNode(id)) return new Set()
+  return reachableFrom(id, (node) => (direction === 'in' ? graph.inNeighbors(node) : graph.outNeighbors(node)))
 }
 
-function reachable(graph: TaskGraph, id: string, direction: 'in' | 'out'): Set<string> {
+/** Every node reachable from `id` (not `id` itself unless on a cycle) through `next`. */
+function reachableFrom(id: string, next: (node: string) => readonly string[]): Set<string> {
   const seen = new Set<string>()
-  if (!graph.hasNode(id)) return seen
-  const next = (node: string): string[] => (direction === 'in' ? graph.inNeighbors(node) : graph.outNeighbors(node))
-  const queue = next(id)
+  const queue = [...next(id)]
   while (queue.length > 0) {
     const node = queue.pop()!
     if (seen.has(node)) continue
@@ -213,19 +204,12 @@ export function lightGraph(tasks: readonly TaskNode[]): { acyclic: boolean; desc
       if (left === 0) ready.push(next)
     }
   }
+  // Remembered per task: asking "is T upstream of me?" once per referenced T keeps a 20,000-task chain
+  // linear, where computing every task's ancestors would be quadratic.
   const memo = new Map<string, Set<string>>()
   const descendants = (id: string): ReadonlySet<string> => {
     let seen = memo.get(id)
-    if (seen) return seen
-    seen = new Set<string>()
-    const queue = [...(out.get(id) ?? [])]
-    while (queue.length > 0) {
-      const node = queue.pop()!
-      if (seen.has(node)) continue
-      seen.add(node)
-      queue.push(...out.get(node)!)
-    }
-    memo.set(id, seen)
+    if (!seen) memo.set(id, (seen = reachableFrom(id, (node) => out.get(node) ?? [])))
     return seen
   }
   return { acyclic: ready.length === out.size, descendants }

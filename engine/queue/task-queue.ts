@@ -18,7 +18,7 @@ export const DEFAULT_QUEUE = 'default'
  * one keeps the name it always had, the others get their own (`cairn-tasks.team_a`). cairn queue names
  * match ^[a-z][a-z0-9_-]{0,63}$, within what pg-boss accepts ([\w.\-/]+).
  */
-export function bossQueueName(queue: string): string {
+function bossQueueName(queue: string): string {
   return queue === DEFAULT_QUEUE ? TASK_QUEUE : `${TASK_QUEUE}.${queue}`
 }
 
