@@ -27,6 +27,7 @@
 import type { ErrorCode } from '../engine/errors.ts'
 import type { Json, PathSegment } from '../engine/dag/yaml-load.ts'
 import type { TaskUser } from '../engine/process/task-user.ts'
+import type { DataServices } from '../engine/data/data-services.ts'
 
 export type FailureKind = 'exit_code' | 'timeout' | 'cancelled' | 'gate_not_met' | 'infrastructure' | 'invalid_params' | 'lost'
 
@@ -95,6 +96,13 @@ export interface OperatorContext {
   taskId: string
   /** 1 for the first try, 2 for the first retry, ... */
   attempt: number
+  /** The run's data interval [start, end) and logical date (SPEC section 2); manual runs: start = end. */
+  interval: { start: Date; end: Date; logicalDate: Date }
+  /**
+   * Datasets, connections, readable folders and artifacts (SPEC section 7). Undefined in a process
+   * that was started without them (the data operators then fail with an infrastructure error).
+   */
+  data?: DataServices
   /** Aborted on cancel, timeout, or worker drain past its grace; `abortCause(signal)` tells which. */
   signal: AbortSignal
   /** The task's rendered `env`. */

@@ -12,6 +12,7 @@ import { LOG_FORMATS, chooseLogFormat, createLogger } from '../log.ts'
 import type { Logger } from '../log.ts'
 import { deploymentNames, loadConfig } from '../config/load-config.ts'
 import { retentionSettings } from '../config/retention.ts'
+import { dataSettings } from '../config/data-settings.ts'
 import type { LoadedConfig } from '../config/load-config.ts'
 import { formatDiagnostic } from '../dag/diagnostics.ts'
 import { openOwnedDatabase, openSharedDatabase } from '../runtime/connect.ts'
@@ -143,6 +144,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
           workerEnv: settings.env,
           heartbeatMs,
           maxLogBytes: workerMaxLogBytes(config),
+          data: dataSettings(config.config, { cwd: settings.cwd, home: settings.home, dagsFolder: settings.dagsFolder }),
         })
       }
       if (!signals.stopping && parts.includes('web')) {

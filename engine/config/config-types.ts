@@ -163,6 +163,27 @@ export interface CairnConfig {
       | undefined
   }
   /**
+   * Datasets, the offline feature store and the files ingest may read (SPEC section 7).
+   */
+  data?: {
+    /**
+     * Folder of the Parquet files of datasets and offline features. With several machines, a shared filesystem mounted at the same path on every worker. Relative to the working directory. Default: datasets/ under CAIRN_HOME.
+     */
+    dir?: string
+    /**
+     * Folders that file sources of ingest (csv, jsonl, parquet) may read, besides the DAG folder and CAIRN_HOME; checked after resolving .. and symbolic links (as Kestra's allowed-paths).
+     */
+    allowed_paths?: string[]
+    /**
+     * Threads each DuckDB query of a data operator may use. Default: DuckDB's own (the machine's cores).
+     */
+    duckdb_threads?: number
+    /**
+     * Memory limit of each data operator's DuckDB, e.g. 2GB; beyond it DuckDB spills to disk. Default: DuckDB's own (80% of RAM).
+     */
+    duckdb_memory?: string
+  }
+  /**
    * Worker processes (in `cairn up` and `cairn worker`).
    */
   workers?: {

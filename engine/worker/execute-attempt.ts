@@ -23,6 +23,8 @@ import type { Json } from '../dag/yaml-load.ts'
 import { prepareAttemptDir } from '../process/attempt-dir.ts'
 import type { TaskUser } from '../process/task-user.ts'
 import { createOutageBuffer } from './outage-buffer.ts'
+import type { DataSettings } from '../config/data-settings.ts'
+import { createDataServices } from '../data/data-services.ts'
 import type { OutageBuffer } from './outage-buffer.ts'
 
 export interface ExecuteInput {
@@ -41,6 +43,8 @@ export interface ExecuteInput {
   writes?: OutageBuffer
   /** Cap of the attempt's stored log (workers.max_log_bytes). @default 52428800 */
   maxLogBytes?: number
+  /** Datasets and connections for the data operators; without it they fail as not configured. */
+  data?: DataSettings
 }
 
 export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskSpec; outcome: AttemptOutcome }> {
@@ -113,6 +117,8 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
         runId: claim.runId,
         taskId: task.id,
         attempt: claim.attempt,
+        interval: { start: claim.dataIntervalStart, end: claim.dataIntervalEnd, logicalDate: claim.logicalDate },
+        ...(input.data ? { data: createDataServices(db, input.data, { dagId: claim.dagId, runId: claim.runId, taskId: task.id, attempt: claim.attempt, claimId: claim.claimId }, input.workerEnv) } : {}),
         signal: controller.signal,
         env: rendered.env,
         workerEnv: input.workerEnv,

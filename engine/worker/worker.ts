@@ -37,6 +37,7 @@ import { taskAbort } from '../../operators/define.ts'
 import { prepareWorkRoot } from '../process/attempt-dir.ts'
 import type { TaskUser } from '../process/task-user.ts'
 import { createOutageBuffer } from './outage-buffer.ts'
+import type { DataSettings } from '../config/data-settings.ts'
 
 export interface WorkerOptions {
   db: Db
@@ -61,6 +62,8 @@ export interface WorkerOptions {
   killGraceMs?: number
   /** Cap of each attempt's stored log in bytes (workers.max_log_bytes). @default 52428800 */
   maxLogBytes?: number
+  /** Datasets and connections for the data operators (cairn.yaml `data`, `connections`). */
+  data?: DataSettings
   now?: () => Date
 }
 
@@ -258,7 +261,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       let finished: { task: TaskSpec; outcome: AttemptOutcome } | undefined
       try {
         const workdir = join(options.workRoot, claim.runId, claim.taskId, String(claim.attempt))
-        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, ...(options.taskUser ? { user: options.taskUser } : {}), secrets: options.secrets, workerEnv: options.workerEnv, log, writes, killGraceMs, ...(options.maxLogBytes !== undefined ? { maxLogBytes: options.maxLogBytes } : {}) })
+        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, ...(options.taskUser ? { user: options.taskUser } : {}), secrets: options.secrets, workerEnv: options.workerEnv, log, writes, killGraceMs, ...(options.maxLogBytes !== undefined ? { maxLogBytes: options.maxLogBytes } : {}), ...(options.data ? { data: options.data } : {}) })
         if (draining && controller.signal.aborted && finished.outcome.kind === 'failed' && finished.outcome.failure === 'infrastructure') {
           finished = { task: finished.task, outcome: { kind: 'handed_back', reason: 'worker drained before the attempt finished' } }
         }

@@ -23,6 +23,9 @@ import { createSecretStore } from '../../engine/secrets/secrets.ts'
 import { resolveTaskUser } from '../../engine/process/task-user.ts'
 import { syncPools } from '../../engine/runtime/pools.ts'
 import { createTestDatabase, testLogger } from './postgres.ts'
+import { dataSettings } from '../../engine/config/data-settings.ts'
+import type { DataSettings } from '../../engine/config/data-settings.ts'
+import type { CairnConfig } from '../../engine/config/load-config.ts'
 
 const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 
@@ -35,6 +38,8 @@ export interface TestEngineOptions {
   inProcessWorkers?: number
   /** Pool sizes, as cairn.yaml's `pools`. */
   pools?: Record<string, { slots: number }>
+  /** cairn.yaml's `data` and `connections` for the in-process workers (home: `<dir>/home`). */
+  config?: Pick<CairnConfig, 'data' | 'connections'>
 }
 
 export interface TestEngine {
@@ -45,6 +50,8 @@ export interface TestEngine {
   boss: PgBoss
   scheduler: Scheduler | undefined
   workers: Worker[]
+  /** What the in-process workers' data operators use (datasets directory, allowed paths, connections). */
+  data: DataSettings
   /** A real `cairn worker` process on this database; `args` are appended to its command line (e.g. `['--heartbeat', '0.5']`). */
   spawnWorker(options?: { slots?: number; env?: Record<string, string>; args?: string[] }): ChildProcess
   trigger(dagId: string, params?: Record<string, unknown>): Promise<string>
@@ -84,9 +91,10 @@ export async function startTestEngine(t: { after(fn: () => Promise<void>): void 
     scheduler = await startScheduler({ db, boss, log, dagsFolder, cwd: dir, names: undefined, loopMs: 200, syncEveryMs: 200, ...extra })
   }
   // Tasks run as `cairn worker` would run them: as the unprivileged task user when the tests run as root.
+  const data = dataSettings(options.config ?? {}, { cwd: dir, home: join(dir, 'home'), dagsFolder })
   const taskUser = (options.inProcessWorkers ?? 0) > 0 ? await resolveTaskUser(undefined, log) : undefined
   for (let i = 0; i < (options.inProcessWorkers ?? 0); i++) {
-    workers.push(await startWorker({ db, boss, log, slots: 4, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), ...(taskUser ? { taskUser } : {}), workerEnv: process.env, heartbeatMs: 500 }))
+    workers.push(await startWorker({ db, boss, log, slots: 4, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), ...(taskUser ? { taskUser } : {}), workerEnv: process.env, heartbeatMs: 500, data }))
   }
 
   return {
@@ -97,6 +105,7 @@ export async function startTestEngine(t: { after(fn: () => Promise<void>): void 
     boss,
     scheduler,
     workers,
+    data,
     writeDag,
     spawnWorker(spawnOptions = {}) {
       const child = spawn(process.execPath, [MAIN, 'worker', '--slots', String(spawnOptions.slots ?? 4), '--grace', '5', ...(spawnOptions.args ?? [])], {

@@ -138,6 +138,7 @@ test('shell as the task user: its uid, HOME in its own folder, outputs read back
   const lines: string[] = []
   const ctx: OperatorContext = {
     dagId: 'd', runId: 'r', taskId: 't', attempt: 1,
+    interval: { start: new Date(0), end: new Date(0), logicalDate: new Date(0) },
     signal: new AbortController().signal,
     env: {},
     workerEnv: { PATH: process.env.PATH, HOME: '/root', USER: 'root' },

@@ -37,6 +37,7 @@ function harness(overrides: Partial<OperatorContext> = {}): Harness {
     runId: 'run-1',
     taskId: 'task_a',
     attempt: 1,
+    interval: { start: new Date(0), end: new Date(0), logicalDate: new Date(0) },
     signal: controller.signal,
     env: {},
     workerEnv: { PATH: process.env.PATH, HOME: process.env.HOME },
