@@ -83,3 +83,68 @@ export interface LogLineJson {
 export function logLineJson(attempt: number, line: { stream: string; line: string; at: Date }): LogLineJson {
   return { attempt, stream: line.stream, line: line.line, at: line.at.toISOString() }
 }
+
+/** One element of `cairn datasets list --format json` (SPEC section 7); `version` is the latest. */
+export interface DatasetJson {
+  name: string
+  version: number
+  rows: number | null
+  created_at: string
+  updated_at: string | null
+}
+
+export function datasetJson(d: { name: string; latestVersion: number; rows: number | null; createdAt: Date; updatedAt: Date | null }): DatasetJson {
+  return { name: d.name, version: d.latestVersion, rows: d.rows, created_at: d.createdAt.toISOString(), updated_at: isoOrNull(d.updatedAt) }
+}
+
+/**
+ * `cairn datasets show --format json` (SPEC section 7: name, version, rows, columns, created_at,
+ * produced_by), with what else a version records: its size, what made it (an operator type or
+ * `import`, and the person for an import), its inputs (lineage), its expectation report and the rows
+ * quarantine kept aside (`{count, location}`, location relative to the version's folder).
+ */
+export interface DatasetVersionJson {
+  name: string
+  version: number
+  rows: number
+  columns: { name: string; type: string }[]
+  created_at: string
+  produced_by: { run_id: string; task_id: string } | null
+  bytes: number
+  produced_kind: string
+  actor: string | null
+  inputs: unknown[]
+  expectations: unknown
+  bad_rows: { count: number; location: string | null } | null
+}
+
+export function datasetVersionJson(v: {
+  dataset: string
+  version: number
+  rows: number
+  columns: readonly { name: string; type: string }[]
+  createdAt: Date
+  runId: string | null
+  taskId: string | null
+  bytes: number
+  producedKind: string
+  actor: string | null
+  inputs: readonly unknown[]
+  expectations: unknown
+  badRows: { count: number; location: string | null } | null
+}): DatasetVersionJson {
+  return {
+    name: v.dataset,
+    version: v.version,
+    rows: v.rows,
+    columns: v.columns.map((c) => ({ name: c.name, type: c.type })),
+    created_at: v.createdAt.toISOString(),
+    produced_by: v.runId !== null && v.taskId !== null ? { run_id: v.runId, task_id: v.taskId } : null,
+    bytes: v.bytes,
+    produced_kind: v.producedKind,
+    actor: v.actor,
+    inputs: [...v.inputs],
+    expectations: v.expectations ?? null,
+    bad_rows: v.badRows ? { count: v.badRows.count, location: v.badRows.location ?? null } : null,
+  }
+}

@@ -73,6 +73,10 @@ const LOADERS: Readonly<Record<CommandName, () => Promise<LoadedCommand>>> = {
     const m = await import('./auth-commands.ts')
     return { run: m.tokensCommand, help: m.TOKENS_HELP }
   },
+  datasets: async () => {
+    const m = await import('./datasets-command.ts')
+    return { run: m.datasetsCommand, help: m.DATASETS_HELP }
+  },
   db: async () => {
     const m = await import('./db-command.ts')
     return { run: m.dbCommand, help: m.DB_HELP }

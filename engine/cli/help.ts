@@ -89,6 +89,15 @@ Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments, t
     summary: 'create (printed once, last line), list or revoke API tokens',
     usage: ['cairn tokens create NAME --role R [--expires 90d] [--owner U]', 'cairn tokens list [--format json]', 'cairn tokens revoke NAME'].join('\n       '),
   },
+  datasets: {
+    summary: 'list, show, export (csv, jsonl) or import datasets',
+    usage: [
+      'cairn datasets list [--format json]',
+      'cairn datasets show NAME [--version N] [--format json]',
+      'cairn datasets export NAME [--version N] [--format csv|jsonl]',
+      'cairn datasets import NAME FILE [--format csv|jsonl|parquet] [--delimiter C]',
+    ].join('\n       '),
+  },
   db: {
     summary: 'database upkeep: delete finished runs older than AGE, in batches',
     usage: 'cairn db prune --older-than AGE [--batch N] [--format json]',

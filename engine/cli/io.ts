@@ -1,4 +1,5 @@
 /** What a command needs from the outside world, injected so commands can be tested without a process. */
+import type { Writable } from 'node:stream'
 import type { Settings } from '../config/settings.ts'
 
 export interface CommandIo {
@@ -9,6 +10,8 @@ export interface CommandIo {
   stderrIsTTY?: boolean
   /** Whether stdout is a terminal (task output printed there is escaped). @default false */
   stdoutIsTTY?: boolean
+  /** stdout as a stream, for output too large to build in memory (`cairn datasets export`). @default lines through `stdout` */
+  stdoutStream?: Writable
 }
 
 /** SPEC section 5 exit codes. */

@@ -59,6 +59,7 @@ export function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
     stderr: (line) => process.stderr.write(`${line}\n`),
     stderrIsTTY: process.stderr.isTTY === true,
     stdoutIsTTY: process.stdout.isTTY === true,
+    stdoutStream: process.stdout,
   }
   return main(argv, io).then(
     (code) => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { dagJson, isoOrNull, logLineJson, runJson, taskJson, triggerJson } from '../../engine/json-shapes.ts'
+import { dagJson, datasetJson, datasetVersionJson, isoOrNull, logLineJson, runJson, taskJson, triggerJson } from '../../engine/json-shapes.ts'
 
 const at = (iso: string): Date => new Date(iso)
 
@@ -53,4 +53,32 @@ test('triggerJson, dagJson and logLineJson', () => {
   assert.deepEqual(dagJson({ dagId: 'd', paused: true, file: 'dags/d.yaml' }, undefined, 2), { dag_id: 'd', paused: true, schedule: null, file: 'dags/d.yaml', import_errors: 2 })
   assert.deepEqual(logLineJson(3, { stream: 'stderr', line: 'oops', at: at('2026-01-01T00:00:00.007Z') }), { attempt: 3, stream: 'stderr', line: 'oops', at: '2026-01-01T00:00:00.007Z' })
   assert.equal(isoOrNull(undefined), null)
+})
+
+test('datasetJson and datasetVersionJson: the SPEC keys first, in order; produced_by null for an import', () => {
+  const summary = datasetJson({ name: 'events', latestVersion: 3, rows: 10, createdAt: at('2026-01-01T00:00:00Z'), updatedAt: at('2026-01-02T00:00:00.5Z') })
+  assert.deepEqual(summary, { name: 'events', version: 3, rows: 10, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-02T00:00:00.500Z' })
+  const base = {
+    dataset: 'events',
+    version: 2,
+    rows: 5,
+    columns: [{ name: 'ts', type: 'timestamp' }],
+    createdAt: at('2026-01-01T00:00:00Z'),
+    bytes: 100,
+    producedKind: 'ingest',
+    actor: null,
+    inputs: [{ dataset: 'raw', version: 1 }],
+    expectations: null,
+    badRows: { count: 2, location: 'bad_rows.parquet' },
+  }
+  const fromTask = datasetVersionJson({ ...base, runId: 'r', taskId: 't' })
+  assert.deepEqual(Object.keys(fromTask).slice(0, 6), ['name', 'version', 'rows', 'columns', 'created_at', 'produced_by'])
+  assert.deepEqual(fromTask.produced_by, { run_id: 'r', task_id: 't' })
+  assert.deepEqual(fromTask.columns, [{ name: 'ts', type: 'timestamp' }])
+  assert.equal(fromTask.created_at, '2026-01-01T00:00:00.000Z')
+  assert.deepEqual(fromTask.bad_rows, { count: 2, location: 'bad_rows.parquet' })
+  const imported = datasetVersionJson({ ...base, runId: null, taskId: null, producedKind: 'import', actor: 'alice', badRows: null })
+  assert.equal(imported.produced_by, null)
+  assert.equal(imported.actor, 'alice')
+  assert.equal(imported.bad_rows, null)
 })
