@@ -30,6 +30,9 @@ import { createResponseMasker } from './secret-masking.ts'
 import type { SecretSource } from './secret-masking.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { dagRoutes } from './routes/dags.ts'
+import { datasetRoutes } from './routes/datasets.ts'
+import type { WebDataSettings } from './routes/datasets.ts'
+import { dataSettings } from '../config/data-settings.ts'
 import { eventRoutes } from './routes/events.ts'
 import { dagVersionRoutes } from './routes/dag-versions.ts'
 import { gridRoutes } from './routes/grid.ts'
@@ -64,6 +67,8 @@ export interface WebServerOptions {
   statePollMs?: number
   /** /healthz fails when SELECT 1 takes longer. @default 2000 */
   healthTimeoutMs?: number
+  /** Where dataset rows are read from (data.dir of cairn.yaml); without it the row previews answer 503. */
+  data?: WebDataSettings
 }
 
 const API_PREFIX = '/api/'
@@ -161,6 +166,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   gridRoutes(app, ctx)
   eventRoutes(app, ctx)
   dagVersionRoutes(app, ctx)
+  datasetRoutes(app, ctx, options.data)
   taskRoutes(app, ctx)
   logRoutes(app, ctx)
   adminRoutes(app, ctx)
@@ -208,7 +214,9 @@ export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
   const baseUrl = web.base_url
   const trustProxy = options.trustProxy ?? web.trust_proxy === true
   const metricsAccess = options.metricsAccess ?? metricsAccessOf(web.metrics_auth)
-  const app = await createWebServer({ ...options, trustProxy, metricsAccess, ...(baseUrl ? { baseUrl } : {}) })
+  const { settings } = options
+  const data = options.data ?? dataSettings(options.config ?? {}, { cwd: settings.cwd, home: settings.home, dagsFolder: settings.dagsFolder })
+  const app = await createWebServer({ ...options, trustProxy, metricsAccess, data, ...(baseUrl ? { baseUrl } : {}) })
   try {
     await app.listen({ port, host })
   } catch (error) {

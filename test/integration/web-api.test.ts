@@ -24,6 +24,8 @@ import { createToken } from '../../engine/web/auth/tokens.ts'
 import { createUser } from '../../engine/web/auth/users.ts'
 import { ROLES } from '../../engine/web/auth/roles.ts'
 import type { Role } from '../../engine/web/auth/roles.ts'
+import { createDatasets } from '../../engine/data/datasets.ts'
+import { openDuckDb, sqlString } from '../../engine/data/duckdb.ts'
 
 const CANARY = `canary-${randomBytes(12).toString('hex')}`
 const PASSWORD = 'correct horse battery'
@@ -136,7 +138,8 @@ before(async () => {
   worker.stdout?.on('data', (chunk: Buffer) => processLogs.push(chunk.toString('utf8')))
   worker.stderr?.on('data', (chunk: Buffer) => processLogs.push(chunk.toString('utf8')))
   const webLog = pino({ level: 'debug' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void processLogs.push(chunk.toString('utf8'))) }))
-  ;({ app, base } = await startServer({ login: { perIp: 1000, perUser: 1000 }, log: webLog }))
+  ;({ app, base } = await startServer({ login: { perIp: 1000, perUser: 1000 }, log: webLog, data: { dir: engine.data.dir } }))
+  await seedDataset('web_ds')
   teardown.push(() => app.close())
   for (const role of ROLES) {
     tokens[role] = (await createToken(engine.db, { name: `${role}-token`, role }))!.token
@@ -152,6 +155,19 @@ before(async () => {
   blockerRun = await engine.trigger('web_hold')
   await waitForRunState(blockerRun, ['running'])
 })
+
+/** Version 1 of a small dataset, published as a CLI import would. */
+async function seedDataset(name: string): Promise<void> {
+  const datasets = createDatasets({ db: engine.db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } })
+  const staged = await datasets.stage(name)
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    await duck.run(`COPY (SELECT i::BIGINT AS id, 'row ' || i AS label FROM range(3) t(i)) TO ${sqlString(`${staged.dir}/part-0.parquet`)} (FORMAT parquet)`)
+  } finally {
+    duck.close()
+  }
+  await datasets.publish([{ staged, producedKind: 'import' }])
+}
 
 /** A queued run of web_hold (it waits behind the blocker), for cancel and clear to act on. */
 async function queuedRun(): Promise<string> {
@@ -210,6 +226,11 @@ const ROUTES: RouteCase[] = [
     make: async () => ({ path: `/api/v1/dags/web_hold/versions/${(await engine.db.query<{ v: string }>(`SELECT version_id::text AS v FROM cairn.dag WHERE dag_id = 'web_hold'`)).rows[0]!.v}`, ok: 200 }),
   },
   { name: 'attempts', method: 'GET', role: 'viewer', make: async () => ({ path: `/api/v1/runs/${blockerRun}/attempts`, ok: 200 }) },
+  { name: 'list datasets', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets', ok: 200 }) },
+  { name: 'dataset versions', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions', ok: 200 }) },
+  { name: 'dataset lineage', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions/1/lineage', ok: 200 }) },
+  { name: 'dataset rows', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions/1/rows?limit=2', ok: 200 }) },
+  { name: 'dataset bad rows', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions/1/bad_rows', ok: 200 }) },
 ]
 
 const allows = (have: Role, need: Role): boolean => ROLES.indexOf(have) >= ROLES.indexOf(need)
@@ -244,7 +265,7 @@ describe('role x route matrix', () => {
 
   test('every /api/v1 route the server has needs credentials and documents its schemas and 401/403', async () => {
     const doc = (await call('GET', '/api/v1/openapi.json', { headers: bearer(tokens.viewer) })).json()
-    const values: Record<string, string> = { dag: 'web_hold', run: blockerRun, task: 'wait' }
+    const values: Record<string, string> = { dag: 'web_hold', run: blockerRun, task: 'wait', name: 'web_ds', version: '1' }
     let checked = 0
     for (const [path, operations] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
       for (const [method, operation] of Object.entries(operations)) {

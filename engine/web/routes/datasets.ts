@@ -1,0 +1,342 @@
+/**
+ * Datasets (SPEC section 7), read-only, for viewers:
+ * - `GET /api/v1/datasets`: every dataset with its latest version, rows and when it last changed;
+ * - `GET /api/v1/datasets/{name}/versions`: its versions, newest first, each with schema, rows, size,
+ *   producer, inputs (lineage), expectation report and quarantined rows (the shape of
+ *   `cairn datasets show --format json`);
+ * - `GET /api/v1/datasets/{name}/versions/{version}/lineage`: the graph of what the version was made
+ *   from, followed through inputs of inputs (bounded);
+ * - `GET .../rows?limit` and `GET .../bad_rows?limit`: a preview of the first rows and of the rows
+ *   quarantine kept aside, every value as text (as `cairn datasets export` writes it) or null.
+ * Rows are read with DuckDB from the datasets directory of this web process (data.dir of cairn.yaml).
+ */
+import { extname, resolve, sep } from 'node:path'
+import { access } from 'node:fs/promises'
+import type { FastifyInstance } from 'fastify'
+import { createDatasets, DATASET_NAME } from '../../data/datasets.ts'
+import type { DatasetVersion } from '../../data/datasets.ts'
+import { openDuckDb, parquetScan, sqlIdent, sqlString } from '../../data/duckdb.ts'
+import type { DuckDbOptions } from '../../data/duckdb.ts'
+import { textColumns } from '../../data/export-rows.ts'
+import { listDatasetVersions, listDatasets, readDatasetVersion } from '../../store/datasets.ts'
+import type { DatasetInput, DatasetVersionRow } from '../../store/datasets.ts'
+import { datasetJson, datasetVersionJson } from '../../json-shapes.ts'
+import type { WebContext } from '../context.ts'
+import { AUTH_ERRORS, MAX_PG_INTEGER, SECURITY, errors, time, timeOrNull } from '../schemas.ts'
+
+const MAX_PREVIEW = 100
+const MAX_LINEAGE_NODES = 200
+const NO_DATA_DIR = { error: 'unavailable', message: 'this web server was started without a datasets directory' }
+
+export interface WebDataSettings {
+  /** The datasets directory (absolute). */
+  dir: string
+  duckdb?: DuckDbOptions
+}
+
+const column = { type: 'object', required: ['name', 'type'], properties: { name: { type: 'string' }, type: { type: 'string' } } } as const
+
+const datasetVersion = {
+  type: 'object',
+  required: ['name', 'version', 'rows', 'columns', 'created_at', 'produced_by', 'bytes', 'produced_kind', 'actor', 'inputs', 'expectations', 'bad_rows'],
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'integer' },
+    rows: { type: 'integer' },
+    columns: { type: 'array', items: column },
+    created_at: time,
+    produced_by: { type: ['object', 'null'], required: ['run_id', 'task_id'], properties: { run_id: { type: 'string' }, task_id: { type: 'string' } }, description: 'the run and task that published it; null for `cairn datasets import`' },
+    bytes: { type: 'integer' },
+    produced_kind: { type: 'string', description: 'the operator type that made it (ingest, features.training_set, ...) or import' },
+    actor: { type: ['string', 'null'], description: 'who imported it (null when a task made it)' },
+    inputs: {
+      type: 'array',
+      description: 'lineage: the dataset versions and feature view definitions it was computed from',
+      items: {
+        type: 'object',
+        properties: { dataset: { type: 'string' }, version: { type: 'integer' }, feature_view: { type: 'string' }, definition_version: { type: 'integer' } },
+      },
+    },
+    expectations: { description: 'the expectation report of the task that made it (null: none)' },
+    bad_rows: {
+      type: ['object', 'null'],
+      description: 'rows kept aside by on_bad_rows: quarantine (location: relative to the version folder)',
+      properties: { count: { type: 'integer' }, location: { type: ['string', 'null'] } },
+    },
+  },
+} as const
+
+const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 64, pattern: DATASET_NAME.source } } } as const
+const versionParams = {
+  type: 'object',
+  required: ['name', 'version'],
+  properties: { name: nameParams.properties.name, version: { type: 'integer', minimum: 1, maximum: MAX_PG_INTEGER } },
+} as const
+const previewQuery = { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_PREVIEW, default: 20 } }, additionalProperties: false } as const
+const textRows = { type: 'array', items: { type: 'array', items: { type: ['string', 'null'] } }, description: 'values as text (as `cairn datasets export` writes them) or null' } as const
+
+export function datasetRoutes(app: FastifyInstance, ctx: WebContext, data: WebDataSettings | undefined): void {
+  const { db } = ctx
+  const notFound = (name: string, version?: number) => ({ error: 'not_found', message: version === undefined ? `no dataset "${name}"` : `dataset ${name} has no version ${version}` })
+  const withFiles = (name: string, version: number): Promise<DatasetVersion | undefined> => createDatasets({ db, dir: data!.dir, producer: { kind: 'actor', actor: 'web' } }).get(name, version)
+
+  app.get('/api/v1/datasets', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: 'Datasets with their latest version, rows and when they were last published',
+      tags: ['datasets'],
+      security: SECURITY,
+      response: {
+        200: {
+          type: 'object',
+          required: ['datasets'],
+          properties: {
+            datasets: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['name', 'version', 'rows', 'created_at', 'updated_at'],
+                properties: { name: { type: 'string' }, version: { type: 'integer', description: 'the latest' }, rows: { type: ['integer', 'null'] }, created_at: time, updated_at: timeOrNull },
+              },
+            },
+          },
+        },
+        ...errors(...AUTH_ERRORS),
+      },
+    },
+    handler: async () => ({ datasets: (await listDatasets(db)).map(datasetJson) }),
+  })
+
+  app.get<{ Params: { name: string }; Querystring: { limit: number } }>('/api/v1/datasets/:name/versions', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: "A dataset's versions, newest first: schema, rows, producer, lineage, expectation report, bad rows",
+      tags: ['datasets'],
+      security: SECURITY,
+      params: nameParams,
+      querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } }, additionalProperties: false },
+      response: {
+        200: { type: 'object', required: ['name', 'latest_version', 'versions'], properties: { name: { type: 'string' }, latest_version: { type: 'integer' }, versions: { type: 'array', items: datasetVersion } } },
+        ...errors(400, ...AUTH_ERRORS, 404),
+      },
+    },
+    handler: async (request, reply) => {
+      const { name } = request.params
+      const versions = await listDatasetVersions(db, name, request.query.limit)
+      if (versions.length === 0) return reply.code(404).send(notFound(name))
+      return { name, latest_version: versions[0]!.version, versions: versions.map(datasetVersionJson) }
+    },
+  })
+
+  app.get<{ Params: { name: string; version: number } }>('/api/v1/datasets/:name/versions/:version/lineage', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: 'What a version was made from: dataset versions and feature views, through inputs of inputs',
+      tags: ['datasets'],
+      security: SECURITY,
+      params: versionParams,
+      response: {
+        200: {
+          type: 'object',
+          required: ['nodes', 'edges', 'truncated'],
+          properties: {
+            nodes: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'kind', 'name'],
+                properties: {
+                  id: { type: 'string', description: 'dataset:NAME@N or feature_view:NAME@DEFINITION' },
+                  kind: { type: 'string', enum: ['dataset', 'feature_view'] },
+                  name: { type: 'string' },
+                  version: { type: 'integer', description: 'dataset version, or feature view definition version' },
+                  missing: { type: 'boolean', description: 'named as an input but not found' },
+                  produced_kind: { type: 'string' },
+                  produced_by: { type: ['object', 'null'], properties: { run_id: { type: 'string' }, task_id: { type: 'string' } } },
+                  rows: { type: 'integer' },
+                  created_at: time,
+                },
+              },
+            },
+            edges: { type: 'array', items: { type: 'object', required: ['from', 'to'], properties: { from: { type: 'string' }, to: { type: 'string' } } } },
+            truncated: { type: 'boolean', description: `true when the graph has more than ${MAX_LINEAGE_NODES} nodes (the rest is left out)` },
+          },
+        },
+        ...errors(400, ...AUTH_ERRORS, 404),
+      },
+    },
+    handler: async (request, reply) => {
+      const { name, version } = request.params
+      const root = await readDatasetVersion(db, name, version)
+      if (!root) return reply.code(404).send(notFound(name, version))
+      return lineage(root, (n, v) => readDatasetVersion(db, n, v))
+    },
+  })
+
+  app.get<{ Params: { name: string; version: number }; Querystring: { limit: number } }>('/api/v1/datasets/:name/versions/:version/rows', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: `The first rows of a version (at most ${MAX_PREVIEW}), values as text`,
+      tags: ['datasets'],
+      security: SECURITY,
+      params: versionParams,
+      querystring: previewQuery,
+      response: {
+        200: { type: 'object', required: ['name', 'version', 'columns', 'rows', 'total'], properties: { name: { type: 'string' }, version: { type: 'integer' }, columns: { type: 'array', items: column }, rows: textRows, total: { type: 'integer' } } },
+        ...errors(400, ...AUTH_ERRORS, 404),
+      },
+    },
+    handler: async (request, reply) => {
+      const { name, version } = request.params
+      if (!data) return reply.code(503).send(NO_DATA_DIR)
+      const found = await withFiles(name, version)
+      if (!found) return reply.code(404).send(notFound(name, version))
+      if (found.files.length === 0 || found.columns.length === 0) return { name, version, columns: found.columns, rows: [], total: found.rows }
+      const rows = await query(data!, `SELECT ${textColumns(found.columns)} FROM ${parquetScan(found.files)} LIMIT ${request.query.limit}`)
+      return { name, version, columns: found.columns, rows, total: found.rows }
+    },
+  })
+
+  app.get<{ Params: { name: string; version: number }; Querystring: { limit: number } }>('/api/v1/datasets/:name/versions/:version/bad_rows', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: `The rows quarantine kept aside when the version was made (at most ${MAX_PREVIEW}), values as text`,
+      tags: ['datasets'],
+      security: SECURITY,
+      params: versionParams,
+      querystring: previewQuery,
+      response: {
+        200: {
+          type: 'object',
+          required: ['name', 'version', 'count', 'location', 'columns', 'rows'],
+          properties: {
+            name: { type: 'string' },
+            version: { type: 'integer' },
+            count: { type: 'integer' },
+            location: { type: ['string', 'null'] },
+            columns: { type: 'array', items: { type: 'string' } },
+            rows: textRows,
+            message: { type: 'string', description: 'why no rows are shown although some were kept (file missing or unreadable)' },
+          },
+        },
+        ...errors(400, ...AUTH_ERRORS, 404),
+      },
+    },
+    handler: async (request, reply) => {
+      const { name, version } = request.params
+      if (!data) return reply.code(503).send(NO_DATA_DIR)
+      const found = await withFiles(name, version)
+      if (!found) return reply.code(404).send(notFound(name, version))
+      return { name, version, ...(await badRows(found, data!, request.query.limit)) }
+    },
+  })
+}
+
+async function query(data: WebDataSettings, sql: string): Promise<(string | null)[][]> {
+  const duck = await openDuckDb({ threads: 1, ...data.duckdb })
+  try {
+    return (await duck.values(sql)) as (string | null)[][]
+  } finally {
+    duck.close()
+  }
+}
+
+/** The quarantined rows: a file (Parquet, JSONL or CSV) inside the version folder, read defensively. */
+async function badRows(v: DatasetVersion, data: WebDataSettings, limit: number): Promise<{ count: number; location: string | null; columns: string[]; rows: (string | null)[][]; message?: string }> {
+  const kept = v.badRows
+  const count = typeof kept?.count === 'number' ? kept.count : 0
+  const location = typeof kept?.location === 'string' ? kept.location : null
+  const sample = Array.isArray(kept?.sample) ? kept.sample : undefined
+  const empty = { count, location, columns: [] as string[], rows: [] as (string | null)[][] }
+  if (location === null) return sample ? { ...empty, ...sampleRows(sample, limit) } : empty
+  const folder = resolve(v.dir)
+  const path = resolve(folder, location)
+  if (!path.startsWith(folder + sep)) return { ...empty, message: 'the location of the bad rows is outside the version folder' }
+  const exists = await access(path).then(() => true, () => false)
+  if (!exists) return { ...empty, message: `the file of the bad rows (${location}) is missing` }
+  const ext = extname(path).toLowerCase()
+  const scan = ext === '.parquet' ? `read_parquet(${sqlString(path)})`
+    : ext === '.jsonl' || ext === '.ndjson' || ext === '.json' ? `read_json(${sqlString(path)}, format = 'newline_delimited')`
+    : ext === '.csv' ? `read_csv(${sqlString(path)}, all_varchar = true, header = true)`
+    : undefined
+  if (!scan) return { ...empty, message: `the bad rows are in ${location}, a kind of file this page cannot read` }
+  const duck = await openDuckDb({ threads: 1, ...data.duckdb })
+  try {
+    const described = await duck.rows<{ column_name: string }>(`DESCRIBE SELECT * FROM ${scan}`)
+    const columns = described.map((c) => c.column_name)
+    const select = columns.map((c) => `CAST(${sqlIdent(c)} AS VARCHAR) AS ${sqlIdent(c)}`).join(', ')
+    const rows = (await duck.values(`SELECT ${select} FROM ${scan} LIMIT ${limit}`)) as (string | null)[][]
+    return { count, location, columns, rows }
+  } catch (error) {
+    return { ...empty, message: `the bad rows could not be read: ${(error as Error).message}` }
+  } finally {
+    duck.close()
+  }
+}
+
+function sampleRows(sample: unknown[], limit: number): { columns: string[]; rows: (string | null)[][] } {
+  const objects = sample.slice(0, limit).filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null && !Array.isArray(r))
+  const columns = [...new Set(objects.flatMap((o) => Object.keys(o)))]
+  const text = (value: unknown): string | null => (value === null || value === undefined ? null : typeof value === 'string' ? value : JSON.stringify(value))
+  return { columns, rows: objects.map((o) => columns.map((c) => text(o[c]))) }
+}
+
+interface LineageNode {
+  id: string
+  kind: 'dataset' | 'feature_view'
+  name: string
+  version: number
+  missing?: boolean
+  produced_kind?: string
+  produced_by?: { run_id: string; task_id: string } | null
+  rows?: number
+  created_at?: string
+}
+
+/** Breadth-first through inputs; a version is visited once however many paths reach it. */
+export async function lineage(
+  root: DatasetVersionRow,
+  read: (name: string, version: number) => Promise<DatasetVersionRow | undefined>,
+): Promise<{ nodes: LineageNode[]; edges: { from: string; to: string }[]; truncated: boolean }> {
+  const datasetNode = (row: DatasetVersionRow): LineageNode => {
+    const json = datasetVersionJson(row)
+    return { id: `dataset:${row.dataset}@${row.version}`, kind: 'dataset', name: row.dataset, version: row.version, produced_kind: row.producedKind, produced_by: json.produced_by, rows: row.rows, created_at: json.created_at }
+  }
+  const nodes = new Map<string, LineageNode>([[`dataset:${root.dataset}@${root.version}`, datasetNode(root)]])
+  const edges: { from: string; to: string }[] = []
+  const queue: DatasetVersionRow[] = [root]
+  let truncated = false
+  while (queue.length > 0) {
+    const row = queue.shift()!
+    const to = `dataset:${row.dataset}@${row.version}`
+    for (const input of (Array.isArray(row.inputs) ? row.inputs : []) as DatasetInput[]) {
+      const from = inputId(input)
+      if (from === undefined) continue
+      edges.push({ from, to })
+      if (nodes.has(from)) continue
+      if (nodes.size >= MAX_LINEAGE_NODES) {
+        truncated = true
+        edges.pop()
+        continue
+      }
+      if ('feature_view' in input) {
+        nodes.set(from, { id: from, kind: 'feature_view', name: input.feature_view, version: input.definition_version })
+        continue
+      }
+      const found = await read(input.dataset, input.version)
+      if (!found) nodes.set(from, { id: from, kind: 'dataset', name: input.dataset, version: input.version, missing: true })
+      else {
+        nodes.set(from, datasetNode(found))
+        queue.push(found)
+      }
+    }
+  }
+  return { nodes: [...nodes.values()], edges, truncated }
+}
+
+function inputId(input: DatasetInput): string | undefined {
+  if (typeof input !== 'object' || input === null) return undefined
+  if ('dataset' in input && typeof input.dataset === 'string' && Number.isInteger(input.version)) return `dataset:${input.dataset}@${input.version}`
+  if ('feature_view' in input && typeof input.feature_view === 'string' && Number.isInteger(input.definition_version)) return `feature_view:${input.feature_view}@${input.definition_version}`
+  return undefined
+}
