@@ -31,6 +31,7 @@ import type { SecretSource } from './secret-masking.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { dagRoutes } from './routes/dags.ts'
 import { datasetRoutes } from './routes/datasets.ts'
+import { featureViewRoutes } from './routes/feature-views.ts'
 import type { WebDataSettings } from './routes/datasets.ts'
 import { dataSettings } from '../config/data-settings.ts'
 import { eventRoutes } from './routes/events.ts'
@@ -167,6 +168,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   eventRoutes(app, ctx)
   dagVersionRoutes(app, ctx)
   datasetRoutes(app, ctx, options.data)
+  featureViewRoutes(app, ctx)
   taskRoutes(app, ctx)
   logRoutes(app, ctx)
   adminRoutes(app, ctx)

@@ -26,6 +26,7 @@ import { ROLES } from '../../engine/web/auth/roles.ts'
 import type { Role } from '../../engine/web/auth/roles.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import { openDuckDb, sqlString } from '../../engine/data/duckdb.ts'
+import { seedFeatureView } from '../helpers/feature-views.ts'
 
 const CANARY = `canary-${randomBytes(12).toString('hex')}`
 const PASSWORD = 'correct horse battery'
@@ -140,6 +141,7 @@ before(async () => {
   const webLog = pino({ level: 'debug' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void processLogs.push(chunk.toString('utf8'))) }))
   ;({ app, base } = await startServer({ login: { perIp: 1000, perUser: 1000 }, log: webLog, data: { dir: engine.data.dir } }))
   await seedDataset('web_ds')
+  await seedFeatureView(engine.db, { name: 'web_fv', definitions: [{ definition: { entity: ['user_id'], source: 'web_ds', timestamp: 'ts', ttl_ms: null, online: true, features: [] }, source: 'feature_view: web_fv\n' }], intervals: [], online: 0 })
   teardown.push(() => app.close())
   for (const role of ROLES) {
     tokens[role] = (await createToken(engine.db, { name: `${role}-token`, role }))!.token
@@ -231,6 +233,8 @@ const ROUTES: RouteCase[] = [
   { name: 'dataset lineage', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions/1/lineage', ok: 200 }) },
   { name: 'dataset rows', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions/1/rows?limit=2', ok: 200 }) },
   { name: 'dataset bad rows', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions/1/bad_rows', ok: 200 }) },
+  { name: 'list feature views', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/feature_views', ok: 200 }) },
+  { name: 'feature view', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/feature_views/web_fv', ok: 200 }) },
 ]
 
 const allows = (have: Role, need: Role): boolean => ROLES.indexOf(have) >= ROLES.indexOf(need)
@@ -265,7 +269,7 @@ describe('role x route matrix', () => {
 
   test('every /api/v1 route the server has needs credentials and documents its schemas and 401/403', async () => {
     const doc = (await call('GET', '/api/v1/openapi.json', { headers: bearer(tokens.viewer) })).json()
-    const values: Record<string, string> = { dag: 'web_hold', run: blockerRun, task: 'wait', name: 'web_ds', version: '1' }
+    const values: Record<string, string> = { dag: 'web_hold', run: blockerRun, task: 'wait', name: 'web_ds', version: '1', view: 'web_fv' }
     let checked = 0
     for (const [path, operations] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
       for (const [method, operation] of Object.entries(operations)) {

@@ -18,6 +18,7 @@ import { createToken } from '../../engine/web/auth/tokens.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 import { rawRequest, startTestWeb } from '../helpers/web-client.ts'
 import { seedVersion } from '../helpers/datasets.ts'
+import { seedFeatureView } from '../helpers/feature-views.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-web-datasets-'))
 const cleanups: (() => Promise<void>)[] = []
@@ -45,6 +46,21 @@ before(async () => {
   })
   await seedVersion(datasets, 'hostile', `SELECT ${`'${HOSTILE.replaceAll("'", "''")}'`} AS "${HOSTILE.replaceAll('"', '""')}"`, {
     badRows: { count: 3, location: '../../../etc/passwd' },
+  })
+  await seedFeatureView(db, {
+    name: 'user_activity',
+    definitions: [
+      { definition: { entity: ['user_id'], source: 'events', timestamp: 'ts', ttl_ms: null, online: true, features: [{ name: 'spend_7d', agg: 'sum', column: 'amount', window_ms: 604800000 }] }, source: 'feature_view: user_activity\n' },
+      { definition: { entity: ['user_id'], source: 'events', timestamp: 'ts', ttl_ms: 2592000000, online: true, features: [{ name: 'spend_7d', agg: 'sum', column: 'amount', window_ms: 604800000 }] }, source: 'feature_view: user_activity\nttl: 30d\n' },
+    ],
+    intervals: [
+      { definitionVersion: 1, start: '2026-01-01T00:00:00Z', end: '2026-01-02T00:00:00Z', rows: 3, sourceDataset: 'events', sourceVersion: 1 },
+      { definitionVersion: 2, start: '2026-01-01T00:00:00Z', end: '2026-01-02T00:00:00Z', rows: 3, sourceDataset: 'events', sourceVersion: 1 },
+      { definitionVersion: 2, start: '2026-01-02T00:00:00Z', end: '2026-01-03T00:00:00Z', rows: 4, onlineRows: 4, sourceDataset: 'events', sourceVersion: 1, runId: 'r1', taskId: 'materialize' },
+      // 01-03 .. 01-05 never materialized: a gap.
+      { definitionVersion: 2, start: '2026-01-05T00:00:00Z', end: '2026-01-06T00:00:00Z', rows: 4, onlineRows: 4, sourceDataset: 'events', sourceVersion: 2 },
+    ],
+    online: 4,
   })
   token = (await createToken(db, { name: 'viewer', role: 'viewer' }))!.token
   ;({ app, base } = await startTestWeb({ db, log, data: { dir } }))
@@ -99,9 +115,11 @@ test('lineage follows inputs of inputs once each, with feature views and missing
   const { nodes, edges, truncated } = r.json()
   assert.equal(truncated, false)
   assert.deepEqual(nodes.map((n: { id: string }) => n.id).sort(), ['dataset:churn_training@1', 'dataset:events@1', 'dataset:gone@4', 'dataset:labels@1', 'feature_view:user_activity@1'])
+  // The feature view leads on to the source version its definition 1 was materialized from.
   assert.deepEqual(edges.map((e: { from: string; to: string }) => `${e.from} -> ${e.to}`).sort(), [
     'dataset:events@1 -> dataset:churn_training@1',
     'dataset:events@1 -> dataset:labels@1',
+    'dataset:events@1 -> feature_view:user_activity@1',
     'dataset:gone@4 -> dataset:churn_training@1',
     'dataset:labels@1 -> dataset:churn_training@1',
     'feature_view:user_activity@1 -> dataset:churn_training@1',
@@ -140,9 +158,35 @@ test('rows: a preview of the first rows as text; bad rows read from their Parque
   assert.deepEqual(hostile.rows, [[HOSTILE]])
 })
 
+test('feature views: list, definitions, intervals with their gaps, online rows', async () => {
+  const list = await get('/api/v1/feature_views')
+  assert.equal(list.status, 200, list.body)
+  const [view] = list.json().feature_views
+  assert.equal(view.name, 'user_activity')
+  assert.equal(view.definition_version, 2)
+  assert.equal(view.online_rows, 4)
+  assert.equal(view.materialized_intervals, 3)
+  assert.equal(view.last_interval_end, '2026-01-06T00:00:00.000Z')
+
+  const r = await get('/api/v1/feature_views/user_activity')
+  assert.equal(r.status, 200, r.body)
+  const body = r.json()
+  assert.deepEqual(body.definitions.map((d: { version: number }) => d.version), [2, 1])
+  assert.equal(body.definitions[0].definition.ttl_ms, 2592000000)
+  assert.equal(body.definitions[0].source, 'feature_view: user_activity\nttl: 30d\n')
+  assert.equal(body.intervals.length, 4)
+  assert.deepEqual(body.intervals[0], {
+    definition_version: 1, start: '2026-01-01T00:00:00.000Z', end: '2026-01-02T00:00:00.000Z', rows: 3, online_rows: null,
+    source: { dataset: 'events', version: 1 }, produced_by: null, materialized_at: body.intervals[0].materialized_at,
+  })
+  assert.deepEqual(body.gaps, [{ definition_version: 2, start: '2026-01-03T00:00:00.000Z', end: '2026-01-05T00:00:00.000Z' }])
+  assert.equal((await get('/api/v1/feature_views/nope')).status, 404)
+  assert.equal((await get('/api/v1/feature_views/Nope')).status, 400)
+})
+
 test('every dataset route is in the OpenAPI document', async () => {
   const doc = (await get('/api/v1/openapi.json')).json()
-  for (const path of ['/api/v1/datasets', '/api/v1/datasets/{name}/versions', '/api/v1/datasets/{name}/versions/{version}/lineage', '/api/v1/datasets/{name}/versions/{version}/rows', '/api/v1/datasets/{name}/versions/{version}/bad_rows']) {
+  for (const path of ['/api/v1/datasets', '/api/v1/datasets/{name}/versions', '/api/v1/datasets/{name}/versions/{version}/lineage', '/api/v1/datasets/{name}/versions/{version}/rows', '/api/v1/datasets/{name}/versions/{version}/bad_rows', '/api/v1/feature_views', '/api/v1/feature_views/{view}']) {
     const op = doc.paths[path]?.get
     assert.ok(op, `${path} is documented`)
     assert.ok(op.responses['200'] && op.responses['401'] && op.responses['403'], path)

@@ -20,12 +20,15 @@ import type { DuckDbOptions } from '../../data/duckdb.ts'
 import { textColumns } from '../../data/export-rows.ts'
 import { listDatasetVersions, listDatasets, readDatasetVersion } from '../../store/datasets.ts'
 import type { DatasetInput, DatasetVersionRow } from '../../store/datasets.ts'
+import { featureSourceVersions } from '../../store/feature-view-reads.ts'
 import { datasetJson, datasetVersionJson } from '../../json-shapes.ts'
 import type { WebContext } from '../context.ts'
 import { AUTH_ERRORS, MAX_PG_INTEGER, SECURITY, errors, time, timeOrNull } from '../schemas.ts'
 
 const MAX_PREVIEW = 100
 const MAX_LINEAGE_NODES = 200
+/** Source versions shown per feature view definition (the newest it was materialized from). */
+const MAX_FEATURE_SOURCES = 5
 const NO_DATA_DIR = { error: 'unavailable', message: 'this web server was started without a datasets directory' }
 
 export interface WebDataSettings {
@@ -169,7 +172,7 @@ export function datasetRoutes(app: FastifyInstance, ctx: WebContext, data: WebDa
       const { name, version } = request.params
       const root = await readDatasetVersion(db, name, version)
       if (!root) return reply.code(404).send(notFound(name, version))
-      return lineage(root, (n, v) => readDatasetVersion(db, n, v))
+      return lineage(root, (n, v) => readDatasetVersion(db, n, v), (view, definition) => featureSourceVersions(db, view, definition, MAX_FEATURE_SOURCES))
     },
   })
 
@@ -293,10 +296,14 @@ interface LineageNode {
   created_at?: string
 }
 
-/** Breadth-first through inputs; a version is visited once however many paths reach it. */
+/**
+ * Breadth-first through inputs; a version is visited once however many paths reach it. A feature view
+ * leads on to the source dataset versions its definition was materialized from (`featureSources`).
+ */
 export async function lineage(
   root: DatasetVersionRow,
   read: (name: string, version: number) => Promise<DatasetVersionRow | undefined>,
+  featureSources: (view: string, definitionVersion: number) => Promise<{ dataset: string; version: number }[]> = async () => [],
 ): Promise<{ nodes: LineageNode[]; edges: { from: string; to: string }[]; truncated: boolean }> {
   const datasetNode = (row: DatasetVersionRow): LineageNode => {
     const json = datasetVersionJson(row)
@@ -304,30 +311,40 @@ export async function lineage(
   }
   const nodes = new Map<string, LineageNode>([[`dataset:${root.dataset}@${root.version}`, datasetNode(root)]])
   const edges: { from: string; to: string }[] = []
-  const queue: DatasetVersionRow[] = [root]
+  const seenEdges = new Set<string>()
+  const addEdge = (from: string, to: string) => {
+    const key = `${from} ${to}`
+    if (!seenEdges.has(key)) edges.push({ from, to })
+    seenEdges.add(key)
+  }
+  // Each entry: a node already in `nodes` and the inputs it was made from.
+  const queue: { id: string; inputs: () => Promise<DatasetInput[]> }[] = [{ id: nodes.keys().next().value!, inputs: async () => root.inputs }]
   let truncated = false
   while (queue.length > 0) {
-    const row = queue.shift()!
-    const to = `dataset:${row.dataset}@${row.version}`
-    for (const input of (Array.isArray(row.inputs) ? row.inputs : []) as DatasetInput[]) {
+    const { id: to, inputs } = queue.shift()!
+    const list = await inputs()
+    for (const input of (Array.isArray(list) ? list : []) as DatasetInput[]) {
       const from = inputId(input)
       if (from === undefined) continue
-      edges.push({ from, to })
-      if (nodes.has(from)) continue
-      if (nodes.size >= MAX_LINEAGE_NODES) {
-        truncated = true
-        edges.pop()
+      if (nodes.has(from)) {
+        addEdge(from, to)
         continue
       }
+      if (nodes.size >= MAX_LINEAGE_NODES) {
+        truncated = true
+        continue
+      }
+      addEdge(from, to)
       if ('feature_view' in input) {
         nodes.set(from, { id: from, kind: 'feature_view', name: input.feature_view, version: input.definition_version })
+        queue.push({ id: from, inputs: () => featureSources(input.feature_view, input.definition_version) })
         continue
       }
       const found = await read(input.dataset, input.version)
       if (!found) nodes.set(from, { id: from, kind: 'dataset', name: input.dataset, version: input.version, missing: true })
       else {
         nodes.set(from, datasetNode(found))
-        queue.push(found)
+        queue.push({ id: from, inputs: async () => found.inputs })
       }
     }
   }
