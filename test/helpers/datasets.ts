@@ -4,17 +4,19 @@
  * rows quarantine kept aside as a Parquet file in the version folder).
  */
 import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative, sep } from 'node:path'
 import type { Datasets, PublishRequest } from '../../engine/data/datasets.ts'
 import { openDuckDb, sqlString } from '../../engine/data/duckdb.ts'
 
 export interface SeedOptions extends Partial<Omit<PublishRequest, 'staged'>> {
   /** A query whose rows become the quarantined rows file `bad_rows.parquet` (badRows is set to match). */
   badRowsSql?: string
+  /** What badRows.location is relative to: the version folder (default) or the datasets directory (as ingest writes it). */
+  badRowsRelativeTo?: 'version' | 'datasets'
 }
 
 export async function seedVersion(datasets: Datasets, name: string, sql: string, options: SeedOptions = {}): Promise<number> {
-  const { badRowsSql, ...request } = options
+  const { badRowsSql, badRowsRelativeTo, ...request } = options
   const staged = await datasets.stage(name)
   const duck = await openDuckDb({ threads: 1 })
   let badCount = 0
@@ -33,7 +35,9 @@ export async function seedVersion(datasets: Datasets, name: string, sql: string,
   const [published] = await datasets.publish([{
     staged,
     producedKind: 'ingest',
-    ...(badRowsSql !== undefined ? { badRows: { count: badCount, location: 'quarantine/bad_rows.parquet' } } : {}),
+    ...(badRowsSql !== undefined
+      ? { badRows: { count: badCount, location: `${badRowsRelativeTo === 'datasets' ? `${relative(datasets.dir, staged.dir).split(sep).join('/')}/` : ''}quarantine/bad_rows.parquet` } }
+      : {}),
     ...request,
   }])
   return published!.version.version

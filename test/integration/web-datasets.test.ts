@@ -39,6 +39,10 @@ before(async () => {
     badRowsSql: `SELECT 7::BIGINT AS line, 'amount: not a number' AS reason, 'u7,2026-01-01,abc' AS raw`,
   })
   await seedVersion(datasets, 'events', `SELECT 'u9' AS user_id, TIMESTAMPTZ '2026-01-02 00:00:00+00' AS ts, 2.5 AS amount`)
+  await seedVersion(datasets, 'quarantined', `SELECT 1 AS a`, {
+    badRowsSql: `SELECT 'events.csv' AS source, 'line' AS unit, 3::BIGINT AS line, 'a: not an integer' AS reason, 'x' AS raw`,
+    badRowsRelativeTo: 'datasets',
+  })
   await seedVersion(datasets, 'labels', `SELECT 'u1' AS user_id, TIMESTAMPTZ '2026-01-03 00:00:00+00' AS label_ts, true AS churned`, { inputs: [{ dataset: 'events', version: 1 }] })
   await seedVersion(datasets, 'churn_training', `SELECT 'u1' AS user_id, true AS churned, 3.0 AS user_activity__spend_7d`, {
     producedKind: 'features.training_set',
@@ -82,6 +86,7 @@ test('GET /api/v1/datasets: every dataset with its latest version', async () => 
     ['events', 2, 1],
     ['hostile', 1, 1],
     ['labels', 1, 1],
+    ['quarantined', 1, 1],
   ])
   assert.match(datasets[0].updated_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
 })
@@ -148,6 +153,10 @@ test('rows: a preview of the first rows as text; bad rows read from their Parque
   assert.equal(none.count, 0)
   assert.deepEqual(none.rows, [])
 
+  // A location relative to the datasets directory (as ingest records it) is read too.
+  const ingested = (await get('/api/v1/datasets/quarantined/versions/1/bad_rows')).json()
+  assert.deepEqual(ingested.columns, ['source', 'unit', 'line', 'reason', 'raw'])
+  assert.deepEqual(ingested.rows, [['events.csv', 'line', '3', 'a: not an integer', 'x']])
   // A location pointing out of the version folder is never read.
   const escape = (await get('/api/v1/datasets/hostile/versions/1/bad_rows')).json()
   assert.deepEqual(escape.rows, [])

@@ -252,11 +252,14 @@ async function badRows(v: DatasetVersion, data: WebDataSettings, limit: number):
   const sample = Array.isArray(kept?.sample) ? kept.sample : undefined
   const empty = { count, location, columns: [] as string[], rows: [] as (string | null)[][] }
   if (location === null) return sample ? { ...empty, ...sampleRows(sample, limit) } : empty
+  // Relative to the version folder, or (as ingest writes it) to the datasets directory; either way
+  // only a file inside the version's own folder is read.
   const folder = resolve(v.dir)
-  const path = resolve(folder, location)
-  if (!path.startsWith(folder + sep)) return { ...empty, message: 'the location of the bad rows is outside the version folder' }
-  const exists = await access(path).then(() => true, () => false)
-  if (!exists) return { ...empty, message: `the file of the bad rows (${location}) is missing` }
+  const inside = [resolve(folder, location), resolve(data.dir, location)].filter((p) => p.startsWith(folder + sep))
+  if (inside.length === 0) return { ...empty, message: 'the location of the bad rows is outside the version folder' }
+  let path: string | undefined
+  for (const candidate of inside) if (!path && (await access(candidate).then(() => true, () => false))) path = candidate
+  if (!path) return { ...empty, message: `the file of the bad rows (${location}) is missing` }
   const ext = extname(path).toLowerCase()
   const scan = ext === '.parquet' ? `read_parquet(${sqlString(path)})`
     : ext === '.jsonl' || ext === '.ndjson' || ext === '.json' ? `read_json(${sqlString(path)}, format = 'newline_delimited')`
