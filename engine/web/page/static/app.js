@@ -7,6 +7,8 @@ import { getZoneMode, setZoneMode } from './format.js'
 import { dagListView } from './views/dag-list.js'
 import { dagView } from './views/dag.js'
 import { runView } from './views/run.js'
+import { datasetListView, datasetView } from './views/datasets.js'
+import { featureView, featureViewListView } from './views/feature-views.js'
 
 const FALLBACK_MS = 15_000
 const OFFLINE_MS = 1500
@@ -28,10 +30,13 @@ function route() {
   const params = new URLSearchParams(query)
   if (parts[0] === 'dags' && parts[1]) return { name: 'dag', args: { dagId: parts[1], params }, interest: { dag: parts[1] } }
   if (parts[0] === 'runs' && parts[1]) return { name: 'run', args: { runId: parts[1], params }, interest: { run: parts[1] } }
+  // Datasets and feature views change when tasks finish: the unnarrowed stream says when.
+  if (parts[0] === 'datasets') return parts[1] ? { name: 'dataset', args: { name: parts[1], params }, interest: {} } : { name: 'datasets', args: { params }, interest: {} }
+  if (parts[0] === 'features') return parts[1] ? { name: 'featureView', args: { name: parts[1], params }, interest: {} } : { name: 'featureViews', args: { params }, interest: {} }
   return { name: 'dags', args: { params }, interest: {} }
 }
 
-const VIEWS = { dags: dagListView, dag: dagView, run: runView }
+const VIEWS = { dags: dagListView, dag: dagView, run: runView, datasets: datasetListView, dataset: datasetView, featureViews: featureViewListView, featureView }
 
 async function show(session) {
   current?.destroy?.()

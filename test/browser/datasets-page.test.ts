@@ -1,0 +1,210 @@
+/**
+ * The Datasets and Feature views views of the status page in a real browser (headless Chromium)
+ * against a real web server and database, with datasets published through the datasets service and
+ * feature view rows as materialization leaves them: the list, a dataset's schema, lineage graph from
+ * source to training set, expectation report, quarantined rows and row preview; a feature view's
+ * definition, its intervals on a timeline with the gap visible, its online rows; values from data
+ * that look like HTML shown as text; dark theme; readable at 400 px.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import type { Page } from 'playwright-core'
+import { createDb } from '../../engine/store/db.ts'
+import type { Db } from '../../engine/store/db.ts'
+import { migrate } from '../../engine/store/migrate.ts'
+import { createDatasets } from '../../engine/data/datasets.ts'
+import { createUser } from '../../engine/web/auth/users.ts'
+import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
+import { startTestWeb } from '../helpers/web-client.ts'
+import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
+import { seedVersion } from '../helpers/datasets.ts'
+import { seedFeatureView } from '../helpers/feature-views.ts'
+
+const USER = 'viewer_vic'
+const PASSWORD = 'correct horse battery'
+const HOSTILE = '<img src=x onerror="window.__pwned=1">'
+const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
+const skip = browserSkipReason()
+
+describe('datasets and feature views pages', { skip }, () => {
+  const teardown: (() => Promise<unknown>)[] = []
+  const pageErrors: string[] = []
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-datasets-page-'))
+  let db: Db
+  let app: FastifyInstance
+  let base: string
+  let page: Page
+
+  after(async () => {
+    for (const step of teardown.reverse()) await step().catch(() => undefined)
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true })
+    const log = testLogger()
+    db = createDb(await createTestDatabase({ after: (fn) => void teardown.push(fn) }), { log })
+    teardown.push(() => db.close())
+    await migrate(db, log)
+    const datasets = createDatasets({ db, dir, producer: { kind: 'actor', actor: 'seed' } })
+    // Source -> feature view -> training set, as the churn example builds it.
+    await seedVersion(datasets, 'events', `SELECT 'u' || i AS user_id, TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) HOUR AS ts, i * 2.5 AS amount FROM range(30) t(i)`, {
+      expectations: [
+        { expectation: 'min_rows', expected: 1, observed: 30, passed: true },
+        { expectation: 'not_null', columns: ['user_id'], expected: 0, observed: { nulls: 0 }, passed: true },
+      ],
+      badRowsSql: `SELECT 'events.csv' AS source, 'line' AS unit, 17::BIGINT AS line, 'amount: "abc" is not a number' AS reason, 'u17,2026-01-01,abc' AS raw`,
+      badRowsRelativeTo: 'datasets',
+    })
+    await seedVersion(datasets, 'churn_labels', `SELECT 'u1' AS user_id, TIMESTAMPTZ '2026-01-05 00:00:00+00' AS label_ts, true AS churned`)
+    await seedVersion(datasets, 'churn_training', `SELECT 'u1' AS user_id, true AS churned, 7.5 AS user_activity__spend_7d`, {
+      producedKind: 'features.training_set',
+      inputs: [{ dataset: 'churn_labels', version: 1 }, { feature_view: 'user_activity', definition_version: 1 }],
+    })
+    await seedVersion(datasets, 'hostile', `SELECT ${sql(HOSTILE)} AS ${ident(HOSTILE)}, NULL::VARCHAR AS empty`, {
+      expectations: [{ expectation: HOSTILE, expected: HOSTILE, observed: HOSTILE, passed: false }],
+      badRowsSql: `SELECT 1::BIGINT AS line, ${sql(HOSTILE)} AS reason`,
+    })
+    await seedFeatureView(db, {
+      name: 'user_activity',
+      definitions: [{
+        definition: { entity: ['user_id'], source: 'events', timestamp: 'ts', ttl_ms: 2592000000, online: true, features: [{ name: 'spend_7d', agg: 'sum', column: 'amount', window_ms: 604800000 }, { name: 'events_1d', agg: 'count', column: null, window_ms: 86400000 }] },
+        source: 'feature_view: user_activity\nentity: [user_id]\nsource: events\n',
+      }],
+      intervals: [
+        { definitionVersion: 1, start: '2026-01-01T00:00:00Z', end: '2026-01-02T00:00:00Z', rows: 24, onlineRows: 24, sourceDataset: 'events', sourceVersion: 1 },
+        { definitionVersion: 1, start: '2026-01-02T00:00:00Z', end: '2026-01-03T00:00:00Z', rows: 30, onlineRows: 30, sourceDataset: 'events', sourceVersion: 1 },
+        { definitionVersion: 1, start: '2026-01-05T00:00:00Z', end: '2026-01-06T00:00:00Z', rows: 30, onlineRows: 30, sourceDataset: 'events', sourceVersion: 1 },
+      ],
+      online: 30,
+    })
+    assert.ok(await createUser(db, { username: USER, role: 'viewer', password: PASSWORD }))
+    ;({ app, base } = await startTestWeb({ db, log, data: { dir }, statePollMs: 250 }))
+    teardown.push(() => app.close())
+    const browser = await launchBrowser()
+    teardown.push(() => browser.close())
+    browser.context.setDefaultTimeout(20_000)
+    page = browser.context.pages()[0] ?? (await browser.context.newPage())
+    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
+    page.on('console', (message) => message.type() === 'error' && pageErrors.push(`console: ${message.text()}`))
+    await page.goto(`${base}/#/datasets`)
+    await page.waitForSelector('#login-form')
+    await page.fill('#username', USER)
+    await page.fill('#password', PASSWORD)
+    await page.click('button[type=submit]')
+  })
+
+  test('the Datasets list links every dataset, from the top navigation', async () => {
+    await page.waitForSelector('#dataset-table tr[data-dataset="events"]')
+    const names = await page.locator('#dataset-table tr[data-dataset]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-dataset')))
+    assert.deepEqual(names, ['churn_labels', 'churn_training', 'events', 'hostile'])
+    await page.click('#nav-dags')
+    await page.waitForSelector('#view h1:text("DAGs")')
+    await page.click('#nav-datasets')
+    await page.click('#dataset-table a:text("churn_training")')
+    await page.waitForSelector('#dataset-lineage svg.lineage-graph')
+  })
+
+  test('a training set shows its lineage back to the source; a click on the feature view opens it', async () => {
+    const nodes = await page.locator('#dataset-lineage g.lineage-node').evaluateAll((els) => els.map((e) => e.getAttribute('data-id')).sort())
+    assert.deepEqual(nodes, ['dataset:churn_labels@1', 'dataset:churn_training@1', 'dataset:events@1', 'feature_view:user_activity@1'])
+    const edges = await page.locator('#dataset-lineage path.edge').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-from')} -> ${e.getAttribute('data-to')}`).sort())
+    assert.deepEqual(edges, ['dataset:churn_labels@1 -> dataset:churn_training@1', 'dataset:events@1 -> feature_view:user_activity@1', 'feature_view:user_activity@1 -> dataset:churn_training@1'])
+    assert.equal(await page.getAttribute('#dataset-lineage g.current', 'data-id'), 'dataset:churn_training@1')
+    assert.match((await page.textContent('#dataset-producer')) ?? '', /features\.training_set by seed/)
+    await page.click('#dataset-lineage g[data-id="feature_view:user_activity@1"]')
+    await page.waitForSelector('#feature-timeline svg.timeline')
+    assert.match(page.url(), /#\/features\/user_activity$/)
+  })
+
+  test('a feature view: definition, intervals on a timeline with the gap marked, online rows', async () => {
+    assert.equal(await page.locator('#feature-timeline rect.tl-bar').count(), 3)
+    const gaps = await page.locator('#feature-timeline rect.tl-gap').evaluateAll((els) => els.map((e) => [e.getAttribute('data-start'), e.getAttribute('data-end')]))
+    assert.deepEqual(gaps, [['2026-01-03T00:00:00.000Z', '2026-01-05T00:00:00.000Z']])
+    const gapBox = await page.locator('#feature-timeline rect.tl-gap').boundingBox()
+    assert.ok(gapBox && gapBox.width > 20, `the gap is visible: ${JSON.stringify(gapBox)}`)
+    assert.match((await page.textContent('#feature-gaps')) ?? '', /1 gap:/)
+    assert.match((await page.textContent('#feature-online-rows')) ?? '', /^30 entities online$/)
+    const features = await page.locator('#feature-table tr[data-feature]').evaluateAll((rows) => rows.map((r) => r.textContent))
+    assert.deepEqual(features, ['spend_7dsumamount7d', 'events_1dcount—1d'])
+    assert.match((await page.textContent('#feature-source')) ?? '', /feature_view: user_activity/)
+    await page.click('#nav-features')
+    await page.waitForSelector('#feature-view-table tr[data-view="user_activity"]')
+    assert.match((await page.textContent('#feature-view-table tr[data-view="user_activity"]')) ?? '', /30$/)
+  })
+
+  test('a source dataset: schema, expectation report, quarantined rows and a preview of its rows', async () => {
+    await page.goto(`${base}/#/datasets/events`)
+    await page.waitForSelector('#bad-rows-table')
+    const schema = await page.locator('#dataset-schema tbody tr').evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)))
+    assert.deepEqual(schema, [['user_id', 'string'], ['ts', 'timestamp'], ['amount', 'number']])
+    const checks = await page.locator('#dataset-expectations tr.expectation').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-passed')))
+    assert.deepEqual(checks, ['true', 'true'])
+    assert.match((await page.textContent('#dataset-expectations')) ?? '', /not_null \(user_id\)/)
+    assert.equal(await page.textContent('#bad-rows-count'), '1 row')
+    const bad = await page.locator('#bad-rows-table tbody td').evaluateAll((cells) => cells.map((c) => c.textContent))
+    assert.deepEqual(bad, ['events.csv', 'line', '17', 'amount: "abc" is not a number', 'u17,2026-01-01,abc'])
+    const firstRow = await page.locator('#rows-table tbody tr').first().evaluate((r) => [...r.querySelectorAll('td')].map((td) => td.textContent))
+    assert.deepEqual(firstRow, ['u0', '2026-01-01T00:00:00.000Z', '0.0'])
+    assert.equal(await page.locator('#rows-table tbody tr').count(), 20)
+    assert.match((await page.textContent('#dataset-lineage')) ?? '', /No inputs/)
+  })
+
+  test('column names, values and reports that look like HTML are shown as text', async () => {
+    await page.goto(`${base}/#/datasets/hostile`)
+    await page.waitForSelector('#rows-table')
+    await page.waitForSelector('#bad-rows-table')
+    assert.equal(await page.locator('#view img').count(), 0)
+    assert.equal(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned), undefined)
+    assert.equal(await page.textContent('#rows-table thead th'), HOSTILE)
+    assert.equal(await page.textContent('#rows-table tbody td'), HOSTILE)
+    assert.equal(await page.textContent('#dataset-schema tbody td.col-name'), HOSTILE)
+    assert.equal(await page.getAttribute('#rows-table tbody td:nth-child(2)', 'class'), 'null')
+    assert.match((await page.textContent('#dataset-expectations')) ?? '', /onerror/)
+    assert.match((await page.textContent('#bad-rows-table')) ?? '', /onerror/)
+  })
+
+  test('dark theme, and readable at 400 px', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' })
+    await page.goto(`${base}/#/datasets/churn_training`)
+    await page.waitForSelector('#dataset-lineage svg.lineage-graph')
+    const background: string = await page.evaluate(() => (globalThis as any).getComputedStyle((globalThis as any).document.querySelector('.card')).backgroundColor)
+    const [r, g, b] = background.match(/\d+/g)!.map(Number)
+    assert.ok((0.2126 * r! + 0.7152 * g! + 0.0722 * b!) / 255 < 0.2, `card background ${background}`)
+    await page.screenshot({ path: join(ARTIFACTS, 'datasets-dark-training.png'), fullPage: true })
+    await page.goto(`${base}/#/features/user_activity`)
+    await page.waitForSelector('#feature-timeline svg.timeline')
+    await page.screenshot({ path: join(ARTIFACTS, 'datasets-dark-feature-view.png'), fullPage: true })
+    await page.emulateMedia({ colorScheme: 'light' })
+
+    await page.setViewportSize({ width: 400, height: 800 })
+    for (const [hash, ready] of [['#/datasets', '#dataset-table tr'], ['#/datasets/events', '#bad-rows-table'], ['#/datasets/churn_training', 'svg.lineage-graph'], ['#/features', '#feature-view-table tr'], ['#/features/user_activity', 'svg.timeline']] as const) {
+      await page.goto(`${base}/${hash}`)
+      await page.waitForSelector(ready)
+      const overflow = await page.evaluate(() => {
+        const root = (globalThis as any).document.documentElement
+        const wide = [...(globalThis as any).document.querySelectorAll('body *')].filter((el: any) => el.getBoundingClientRect().right > root.clientWidth + 0.5 && !el.closest('.table-scroll, .graph-scroll, .timeline-scroll')).map((el: any) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`)
+        return { by: root.scrollWidth - root.clientWidth, wide: wide.slice(0, 5) }
+      })
+      await page.screenshot({ path: join(ARTIFACTS, `datasets-400-${hash.replace(/[#/]+/g, '-').replace(/^-|-$/g, '')}.png`), fullPage: true })
+      assert.ok(overflow.by <= 0, `${hash}: the page is ${overflow.by} px wider than a 400 px screen: ${overflow.wide.join(', ')}`)
+    }
+    // The timeline fits the narrow screen instead of scrolling sideways.
+    const timeline = await page.locator('svg.timeline').boundingBox()
+    assert.ok(timeline && timeline.width <= 400, `timeline width ${timeline?.width}`)
+    await page.setViewportSize({ width: 1400, height: 900 })
+    assert.deepEqual(pageErrors, [])
+  })
+})
+
+function sql(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`
+}
+
+function ident(text: string): string {
+  return `"${text.replaceAll('"', '""')}"`
+}
