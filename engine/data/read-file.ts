@@ -12,7 +12,7 @@
  *   Parquet schema;
  * - declared types (`ingest`'s `columns`) win over inference and are enforced: a value that does not
  *   convert fails the load with the column named.
- * In CSV an empty field is null. Nested JSON values (objects, arrays) are refused: no column type holds them.
+ * In CSV an empty field is null and a quoted empty field ("") the empty string. Nested JSON values (objects, arrays) are refused: no column type holds them.
  */
 import { join } from 'node:path'
 import { columnTypeOf, duckDbType } from './column-types.ts'
@@ -47,7 +47,8 @@ export function fileScan(path: string, options: ReadFileOptions): string {
   const file = sqlString(path)
   switch (options.format) {
     case 'csv': {
-      const settings = [`header = ${options.header === false ? 'false' : 'true'}`, 'sample_size = -1', 'auto_detect = true']
+      // allow_quoted_nulls = false: an empty field is null, a quoted empty one ("") the empty string (RFC 4180).
+      const settings = [`header = ${options.header === false ? 'false' : 'true'}`, 'sample_size = -1', 'auto_detect = true', 'allow_quoted_nulls = false']
       if (options.delimiter !== undefined) settings.push(`delim = ${sqlString(options.delimiter)}`)
       return `read_csv(${file}, ${settings.join(', ')})`
     }

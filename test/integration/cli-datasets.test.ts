@@ -32,14 +32,16 @@ const cleanups: (() => Promise<void>)[] = []
 const env = (): NodeJS.ProcessEnv => ({ ...process.env, DATABASE_URL: url, CAIRN_HOME: home, CAIRN_CONFIG: join(dir, 'cairn.yaml'), CAIRN_LOG_LEVEL: 'error' })
 const cairn = (...args: string[]) => runCommand(process.execPath, [MAIN, ...args], { cwd: dir, env: env() })
 
-// Quotes, a comma, a newline inside a field, unicode, empty fields (null), a field of spaces, and
+// Quotes, a comma, a newline inside a field, unicode, empty fields (null) and a quoted empty one (the
+// empty string), a field with outer spaces, and
 // timestamps in UTC, with an offset, and without one (read as UTC) in the same column.
 const TRICKY_CSV = [
   'id,name,note,ts,day,amount,flag',
   '1,"Smith, John","He said ""hi""",2026-01-01T00:00:00Z,2026-01-02,1.5,true',
   '2,Zoë 🙂 日本,"multi',
   'line",2026-01-01T01:00:00+02:00,2026-01-03,,false',
-  '3,," padded ",2026-01-01 10:00:00.5,,-2,',
+  '3,""," padded ",2026-01-01 10:00:00.5,,-2,',
+  '4,,,2026-01-02T00:00:00Z,2026-01-04,0,true',
   '',
 ].join('\n')
 
@@ -48,14 +50,16 @@ const EXPECTED_CSV = [
   '1,"Smith, John","He said ""hi""",2026-01-01T00:00:00.000Z,2026-01-02,1.5,true',
   '2,Zoë 🙂 日本,"multi',
   'line",2025-12-31T23:00:00.000Z,2026-01-03,,false',
-  '3,," padded ",2026-01-01T10:00:00.500Z,,-2.0,',
+  '3,""," padded ",2026-01-01T10:00:00.500Z,,-2.0,',
+  '4,,,2026-01-02T00:00:00.000Z,2026-01-04,0.0,true',
   '',
 ].join('\n')
 
 const EXPECTED_JSONL = [
   '{"id":1,"name":"Smith, John","note":"He said \\"hi\\"","ts":"2026-01-01T00:00:00.000Z","day":"2026-01-02","amount":1.5,"flag":true}',
   '{"id":2,"name":"Zoë 🙂 日本","note":"multi\\nline","ts":"2025-12-31T23:00:00.000Z","day":"2026-01-03","amount":null,"flag":false}',
-  '{"id":3,"name":null,"note":" padded ","ts":"2026-01-01T10:00:00.500Z","day":null,"amount":-2.0,"flag":null}',
+  '{"id":3,"name":"","note":" padded ","ts":"2026-01-01T10:00:00.500Z","day":null,"amount":-2.0,"flag":null}',
+  '{"id":4,"name":null,"note":null,"ts":"2026-01-02T00:00:00.000Z","day":"2026-01-04","amount":0.0,"flag":true}',
   '',
 ].join('\n')
 
@@ -108,7 +112,7 @@ test('import a CSV with hostile values, then export it as csv and jsonl exactly'
   assert.deepEqual(Object.keys(json).slice(0, 6), ['name', 'version', 'rows', 'columns', 'created_at', 'produced_by'])
   assert.equal(json.name, 'tricky')
   assert.equal(json.version, 1)
-  assert.equal(json.rows, 3)
+  assert.equal(json.rows, 4)
   assert.deepEqual(json.columns, TRICKY_COLUMNS)
   assert.match(json.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
   assert.equal(json.produced_by, null, 'an import has no run')
@@ -121,7 +125,7 @@ test('import a CSV with hostile values, then export it as csv and jsonl exactly'
   const jsonl = await cairn('datasets', 'export', 'tricky', '--format', 'jsonl')
   assert.equal(jsonl.code, 0, jsonl.stderr)
   assert.equal(jsonl.stdout, EXPECTED_JSONL)
-  assert.deepEqual(jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l).id), [1, 2, 3])
+  assert.deepEqual(jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l).id), [1, 2, 3, 4])
 
   // What export wrote reads back to the same rows: csv and jsonl round trips give identical exports.
   writeFileSync(join(dir, 'again.csv'), csv.stdout)
