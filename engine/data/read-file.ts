@@ -61,35 +61,67 @@ export function fileScan(path: string, options: ReadFileOptions): string {
 
 const ISO_TIMESTAMP = '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?\\s*(Z|z|[+-]\\d{2}(:?\\d{2})?)?$'
 
+/** A file as DuckDB reads it, with the cairn type of each column and the SELECT list that converts to it. */
+export interface TypedFile {
+  columns: DatasetColumn[]
+  /** `SELECT <this> FROM <from>` gives the rows with exactly the DuckDB types of column-types.ts. */
+  select: string
+  /** The relation to select from (a view over the file: reading it reads the file again). */
+  from: string
+}
+
+/**
+ * Types the columns of `path`: DuckDB's inference over every value, then declared types, naive
+ * timestamps as UTC and ISO-8601 text as timestamps. Creates the view `view` over the file (nothing
+ * is loaded into memory), which the returned SELECT reads.
+ */
+export async function typeFile(duck: DuckDb, path: string, view: string, options: ReadFileOptions): Promise<TypedFile> {
+  await duck.run(`CREATE OR REPLACE TEMP VIEW ${sqlIdent(view)} AS SELECT * FROM ${fileScan(path, options)}`)
+  const described = await duck.rows<{ column_name: string; column_type: string }>(`DESCRIBE ${sqlIdent(view)}`)
+  const declared = options.declared ?? {}
+  for (const name of Object.keys(declared)) {
+    if (!described.some((c) => c.column_name === name)) throw new Error(`column ${name} is declared but ${path} has no such column (it has ${described.map((c) => c.column_name).join(', ')})`)
+  }
+  // Text columns that are timestamps on every row (DuckDB's JSON reader leaves offsets as text, and
+  // a CSV column may mix forms its sniffer gives up on): one pass over the file for all of them.
+  const text = described.filter((c) => !Object.hasOwn(declared, c.column_name) && columnTypeOf(c.column_type) === 'string')
+  const timestamps = new Set<string>()
+  if (text.length > 0) {
+    const probes = text.map((c, i) => {
+      const col = sqlIdent(c.column_name)
+      return `count(${col}) > 0 AND count(*) FILTER (WHERE ${col} IS NOT NULL AND (NOT regexp_full_match(trim(${col}), ${sqlString(ISO_TIMESTAMP)}) OR try_cast(trim(${col}) AS TIMESTAMPTZ) IS NULL)) = 0 AS p${i}`
+    })
+    const [row] = await duck.rows<Record<string, boolean>>(`SELECT ${probes.join(', ')} FROM ${sqlIdent(view)}`)
+    text.forEach((c, i) => {
+      if (row![`p${i}`] === true) timestamps.add(c.column_name)
+    })
+  }
+  const columns: DatasetColumn[] = described.map((c) => {
+    const type = Object.hasOwn(declared, c.column_name) ? declared[c.column_name]! : timestamps.has(c.column_name) ? 'timestamp' : columnTypeOf(c.column_type)
+    if (type === undefined) throw new Error(`column ${c.column_name} of ${path} holds ${c.column_type} values, which no dataset column type holds (string, integer, number, boolean, timestamp, date)`)
+    return { name: c.column_name, type }
+  })
+  const select = columns.map((c, i) => `${castTo(c.type, c.name, described[i]!.column_type)} AS ${sqlIdent(c.name)}`).join(', ')
+  return { columns, select, from: sqlIdent(view) }
+}
+
 /**
  * Loads `path` into the table `table` of `duck` with cairn's column types, and returns those types
  * and the row count. The table holds exactly the DuckDB types of column-types.ts.
  */
 export async function loadFileIntoTable(duck: DuckDb, path: string, table: string, options: ReadFileOptions): Promise<{ columns: DatasetColumn[]; rows: number }> {
-  const raw = `${table}__raw`
-  await duck.run(`CREATE OR REPLACE TEMP TABLE ${sqlIdent(raw)} AS SELECT * FROM ${fileScan(path, options)}`)
+  const view = `${table}__file`
   try {
-    const described = await duck.rows<{ column_name: string; column_type: string }>(`DESCRIBE ${sqlIdent(raw)}`)
-    const declared = options.declared ?? {}
-    for (const name of Object.keys(declared)) {
-      if (!described.some((c) => c.column_name === name)) throw new Error(`column ${name} is declared but ${path} has no such column (it has ${described.map((c) => c.column_name).join(', ')})`)
-    }
-    const columns: DatasetColumn[] = []
-    for (const c of described) {
-      const type = Object.hasOwn(declared, c.column_name) ? declared[c.column_name]! : await inferredType(duck, raw, c.column_name, c.column_type)
-      if (type === undefined) throw new Error(`column ${c.column_name} of ${path} holds ${c.column_type} values, which no dataset column type holds (string, integer, number, boolean, timestamp, date)`)
-      columns.push({ name: c.column_name, type })
-    }
-    const select = columns.map((c, i) => `${castTo(c.type, c.name, described[i]!.column_type)} AS ${sqlIdent(c.name)}`).join(', ')
+    const typed = await typeFile(duck, path, view, options)
     try {
-      await duck.run(`CREATE OR REPLACE TEMP TABLE ${sqlIdent(table)} AS SELECT ${select} FROM ${sqlIdent(raw)}`)
+      await duck.run(`CREATE OR REPLACE TEMP TABLE ${sqlIdent(table)} AS SELECT ${typed.select} FROM ${typed.from}`)
     } catch (error) {
-      throw new Error(`${path}: a value does not have its column's declared type: ${(error as Error).message}`)
+      throw new Error(`a value does not have its column's type: ${(error as Error).message}`)
     }
     const [count] = await duck.rows<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${sqlIdent(table)}`)
-    return { columns, rows: Number(count!.n) }
+    return { columns: typed.columns, rows: Number(count!.n) }
   } finally {
-    await duck.run(`DROP TABLE IF EXISTS ${sqlIdent(raw)}`)
+    await duck.run(`DROP VIEW IF EXISTS ${sqlIdent(view)}`)
   }
 }
 
@@ -100,29 +132,25 @@ export async function writeTableToParquet(duck: DuckDb, table: string, dir: stri
   return path
 }
 
-/** A file straight into a staged version's folder as Parquet: load, then write. */
+/**
+ * A file straight into a staged version's folder as one Parquet file, streamed by DuckDB from the
+ * file to Parquet (never held in memory whole).
+ */
 export async function readFileToParquet(duck: DuckDb, path: string, dir: string, options: ReadFileOptions): Promise<{ columns: DatasetColumn[]; rows: number; file: string }> {
-  const table = 'cairn_read_file'
-  const loaded = await loadFileIntoTable(duck, path, table, options)
+  const view = 'cairn_read_file'
+  const file = join(dir, 'part-0.parquet')
   try {
-    return { ...loaded, file: await writeTableToParquet(duck, table, dir) }
+    const typed = await typeFile(duck, path, view, options)
+    try {
+      await duck.run(`COPY (SELECT ${typed.select} FROM ${typed.from}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`)
+    } catch (error) {
+      throw new Error(`a value does not have its column's type: ${(error as Error).message}`)
+    }
+    const [count] = await duck.rows<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM read_parquet(${sqlString(file)})`)
+    return { columns: typed.columns, rows: Number(count!.n), file }
   } finally {
-    await duck.run(`DROP TABLE IF EXISTS ${sqlIdent(table)}`)
+    await duck.run(`DROP VIEW IF EXISTS ${sqlIdent(view)}`)
   }
-}
-
-async function inferredType(duck: DuckDb, table: string, column: string, duckType: string): Promise<ColumnType | undefined> {
-  const type = columnTypeOf(duckType)
-  if (type !== 'string') return type
-  // Text that is a timestamp on every row (DuckDB's JSON reader does not parse offsets, and a CSV
-  // column may mix forms DuckDB's sniffer gives up on).
-  const col = sqlIdent(column)
-  const [probe] = await duck.rows<{ present: string; bad: string }>(
-    `SELECT count(${col})::VARCHAR AS present,
-            count(*) FILTER (WHERE ${col} IS NOT NULL AND (NOT regexp_full_match(trim(${col}), ${sqlString(ISO_TIMESTAMP)}) OR try_cast(trim(${col}) AS TIMESTAMPTZ) IS NULL))::VARCHAR AS bad
-       FROM ${sqlIdent(table)}`,
-  )
-  return Number(probe!.present) > 0 && Number(probe!.bad) === 0 ? 'timestamp' : 'string'
 }
 
 /** The expression converting a raw column to its cairn type (DuckDB's session is UTC: a naive timestamp is read as UTC). */
