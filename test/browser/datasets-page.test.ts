@@ -57,6 +57,7 @@ describe('datasets and feature views pages', { skip }, () => {
         { expectation: 'min_rows', expected: 1, observed: 30, passed: true },
         { expectation: 'not_null', columns: ['user_id'], expected: 0, observed: { nulls: 0 }, passed: true },
       ],
+      details: { source: { kind: 'csv', path: 'data/events-*.csv', files: ['data/events-2026-01-01.csv'] } },
       badRowsSql: `SELECT 'events.csv' AS source, 'line' AS unit, 17::BIGINT AS line, 'amount: "abc" is not a number' AS reason, 'u17,2026-01-01,abc' AS raw`,
       badRowsRelativeTo: 'datasets',
     })
@@ -104,16 +105,25 @@ describe('datasets and feature views pages', { skip }, () => {
     assert.deepEqual(names, ['churn_labels', 'churn_training', 'events', 'hostile'])
     await page.click('#nav-dags')
     await page.waitForSelector('#view h1:text("DAGs")')
+    assert.equal(await page.getAttribute('#nav-dags', 'aria-current'), 'page')
     await page.click('#nav-datasets')
+    assert.equal(await page.getAttribute('#nav-datasets', 'aria-current'), 'page')
+    assert.equal(await page.getAttribute('#nav-dags', 'aria-current'), null)
     await page.click('#dataset-table a:text("churn_training")')
     await page.waitForSelector('#dataset-lineage svg.lineage-graph')
   })
 
   test('a training set shows its lineage back to the source; a click on the feature view opens it', async () => {
     const nodes = await page.locator('#dataset-lineage g.lineage-node').evaluateAll((els) => els.map((e) => e.getAttribute('data-id')).sort())
-    assert.deepEqual(nodes, ['dataset:churn_labels@1', 'dataset:churn_training@1', 'dataset:events@1', 'feature_view:user_activity@1'])
+    assert.deepEqual(nodes, ['dataset:churn_labels@1', 'dataset:churn_training@1', 'dataset:events@1', 'feature_view:user_activity@1', 'source:events@1'])
     const edges = await page.locator('#dataset-lineage path.edge').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-from')} -> ${e.getAttribute('data-to')}`).sort())
-    assert.deepEqual(edges, ['dataset:churn_labels@1 -> dataset:churn_training@1', 'dataset:events@1 -> feature_view:user_activity@1', 'feature_view:user_activity@1 -> dataset:churn_training@1'])
+    assert.deepEqual(edges, [
+      'dataset:churn_labels@1 -> dataset:churn_training@1',
+      'dataset:events@1 -> feature_view:user_activity@1',
+      'feature_view:user_activity@1 -> dataset:churn_training@1',
+      'source:events@1 -> dataset:events@1',
+    ])
+    assert.match((await page.textContent('#dataset-lineage g[data-id="source:events@1"]')) ?? '', /csv data\/events-\*\.csv/)
     assert.equal(await page.getAttribute('#dataset-lineage g.current', 'data-id'), 'dataset:churn_training@1')
     assert.match((await page.textContent('#dataset-producer')) ?? '', /features\.training_set by seed/)
     await page.click('#dataset-lineage g[data-id="feature_view:user_activity@1"]')
@@ -151,7 +161,8 @@ describe('datasets and feature views pages', { skip }, () => {
     const firstRow = await page.locator('#rows-table tbody tr').first().evaluate((r) => [...r.querySelectorAll('td')].map((td) => td.textContent))
     assert.deepEqual(firstRow, ['u0', '2026-01-01T00:00:00.000Z', '0.0'])
     assert.equal(await page.locator('#rows-table tbody tr').count(), 20)
-    assert.match((await page.textContent('#dataset-lineage')) ?? '', /No inputs/)
+    // A source dataset's graph starts at the files its ingest read.
+    await page.waitForSelector('#dataset-lineage g[data-id="source:events@1"]')
   })
 
   test('column names, values and reports that look like HTML are shown as text', async () => {

@@ -36,6 +36,7 @@ before(async () => {
   const datasets = createDatasets({ db, dir, producer: { kind: 'actor', actor: 'seed' } })
   await seedVersion(datasets, 'events', `SELECT 'u' || i AS user_id, TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) HOUR AS ts, i * 1.5 AS amount FROM range(4) t(i)`, {
     expectations: { checks: [{ name: 'min_rows', passed: true }] },
+    details: { source: { kind: 'csv', path: 'data/events-*.csv', files: ['data/events-1.csv'] }, mode: 'append' },
     badRowsSql: `SELECT 7::BIGINT AS line, 'amount: not a number' AS reason, 'u7,2026-01-01,abc' AS raw`,
   })
   await seedVersion(datasets, 'events', `SELECT 'u9' AS user_id, TIMESTAMPTZ '2026-01-02 00:00:00+00' AS ts, 2.5 AS amount`)
@@ -119,7 +120,8 @@ test('lineage follows inputs of inputs once each, with feature views and missing
   assert.equal(r.status, 200, r.body)
   const { nodes, edges, truncated } = r.json()
   assert.equal(truncated, false)
-  assert.deepEqual(nodes.map((n: { id: string }) => n.id).sort(), ['dataset:churn_training@1', 'dataset:events@1', 'dataset:gone@4', 'dataset:labels@1', 'feature_view:user_activity@1'])
+  assert.deepEqual(nodes.map((n: { id: string }) => n.id).sort(), ['dataset:churn_training@1', 'dataset:events@1', 'dataset:gone@4', 'dataset:labels@1', 'feature_view:user_activity@1', 'source:events@1'])
+  assert.equal(nodes.find((n: { id: string }) => n.id === 'source:events@1').name, 'csv data/events-*.csv')
   // The feature view leads on to the source version its definition 1 was materialized from.
   assert.deepEqual(edges.map((e: { from: string; to: string }) => `${e.from} -> ${e.to}`).sort(), [
     'dataset:events@1 -> dataset:churn_training@1',
@@ -128,6 +130,7 @@ test('lineage follows inputs of inputs once each, with feature views and missing
     'dataset:gone@4 -> dataset:churn_training@1',
     'dataset:labels@1 -> dataset:churn_training@1',
     'feature_view:user_activity@1 -> dataset:churn_training@1',
+    'source:events@1 -> dataset:events@1',
   ])
   const root = nodes.find((n: { id: string }) => n.id === 'dataset:churn_training@1')
   assert.equal(root.produced_kind, 'features.training_set')

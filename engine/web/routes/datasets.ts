@@ -149,8 +149,8 @@ export function datasetRoutes(app: FastifyInstance, ctx: WebContext, data: WebDa
                 type: 'object',
                 required: ['id', 'kind', 'name'],
                 properties: {
-                  id: { type: 'string', description: 'dataset:NAME@N or feature_view:NAME@DEFINITION' },
-                  kind: { type: 'string', enum: ['dataset', 'feature_view'] },
+                  id: { type: 'string', description: 'dataset:NAME@N, feature_view:NAME@DEFINITION or source:NAME@N (the source of that version)' },
+                  kind: { type: 'string', enum: ['dataset', 'feature_view', 'source'], description: 'source: where an ingest or an import read its rows (a file pattern, a URL, a connection)' },
                   name: { type: 'string' },
                   version: { type: 'integer', description: 'dataset version, or feature view definition version' },
                   missing: { type: 'boolean', description: 'named as an input but not found' },
@@ -289,9 +289,9 @@ function sampleRows(sample: unknown[], limit: number): { columns: string[]; rows
 
 interface LineageNode {
   id: string
-  kind: 'dataset' | 'feature_view'
+  kind: 'dataset' | 'feature_view' | 'source'
   name: string
-  version: number
+  version?: number
   missing?: boolean
   produced_kind?: string
   produced_by?: { run_id: string; task_id: string } | null
@@ -320,6 +320,15 @@ export async function lineage(
     if (!seenEdges.has(key)) edges.push({ from, to })
     seenEdges.add(key)
   }
+  // Where an ingest or an import read the rows: the start of the graph.
+  const addSource = (row: DatasetVersionRow) => {
+    const name = sourceLabel(row.details)
+    if (name === undefined || nodes.size >= MAX_LINEAGE_NODES) return
+    const id = `source:${row.dataset}@${row.version}`
+    nodes.set(id, { id, kind: 'source', name })
+    addEdge(id, `dataset:${row.dataset}@${row.version}`)
+  }
+  addSource(root)
   // Each entry: a node already in `nodes` and the inputs it was made from.
   const queue: { id: string; inputs: () => Promise<DatasetInput[]> }[] = [{ id: nodes.keys().next().value!, inputs: async () => root.inputs }]
   let truncated = false
@@ -347,11 +356,25 @@ export async function lineage(
       if (!found) nodes.set(from, { id: from, kind: 'dataset', name: input.dataset, version: input.version, missing: true })
       else {
         nodes.set(from, datasetNode(found))
+        addSource(found)
         queue.push({ id: from, inputs: async () => found.inputs })
       }
     }
   }
   return { nodes: [...nodes.values()], edges, truncated }
+}
+
+/** The source recorded in a version's details by ingest (`source: {kind, path|url|connection}`) or import (`file`). */
+function sourceLabel(details: Record<string, unknown> | null | undefined): string | undefined {
+  if (!details || typeof details !== 'object') return undefined
+  if (typeof details.file === 'string') return `file ${details.file}`
+  const source = details.source as Record<string, unknown> | undefined
+  if (!source || typeof source !== 'object') return undefined
+  const kind = typeof source.kind === 'string' ? source.kind : 'source'
+  if (typeof source.path === 'string') return `${kind} ${source.path}`
+  if (typeof source.url === 'string') return `${kind} ${source.url}`
+  if (typeof source.connection === 'string') return `${kind} connection ${source.connection}`
+  return undefined
 }
 
 function inputId(input: DatasetInput): string | undefined {

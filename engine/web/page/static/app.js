@@ -44,6 +44,11 @@ async function show(session) {
   events?.close()
   const mine = ++generation
   const { name, args, interest } = route()
+  const section = name.startsWith('dataset') ? 'nav-datasets' : name.startsWith('featureView') ? 'nav-features' : 'nav-dags'
+  for (const link of document.querySelectorAll('.sections a')) {
+    if (link.id === section) link.setAttribute('aria-current', 'page')
+    else link.removeAttribute('aria-current')
+  }
   const container = replace(root, h('p', { class: 'muted' }, 'Loading…'))
   current = VIEWS[name]({ ...args, session, container, navigate: (hash) => (location.hash = hash) })
   let streaming = false

@@ -1,18 +1,19 @@
 // A dataset version's lineage as an SVG graph laid out by dagre (left to right: sources first, the
-// version itself last), drawn like the DAG graph. Names come from data: they are only ever set as text.
+// version itself last, the files, URLs or connections its ingests read first), drawn like the DAG graph. Names come from data: they are only ever set as text.
 import dagre from './vendor/dagre.js'
 import { h, s } from './dom.js'
 
 const CHAR_W = 7.4
 const NODE_H = 46
 
-/** nodes: [{id, kind: 'dataset'|'feature_view', name, version, produced_kind?, rows?, missing?}], edges: [{from, to}]. */
+/** nodes: [{id, kind: 'dataset'|'feature_view'|'source', name, version?, produced_kind?, rows?, missing?}], edges: [{from, to}]. */
 export function lineageGraph(nodes, edges, { current, onSelect } = {}) {
   const g = new dagre.graphlib.Graph()
   g.setGraph({ rankdir: 'LR', nodesep: 16, ranksep: 54, marginx: 12, marginy: 12 })
   g.setDefaultEdgeLabel(() => ({}))
   const label = (n) => (n.kind === 'dataset' ? `${n.name}@${n.version}` : n.name)
   const detail = (n) => {
+    if (n.kind === 'source') return 'source'
     if (n.kind === 'feature_view') return `feature view · definition ${n.version}`
     if (n.missing) return 'not found'
     return `${n.produced_kind ?? 'dataset'}${n.rows !== undefined ? ` · ${n.rows} row${n.rows === 1 ? '' : 's'}` : ''}`
@@ -27,17 +28,18 @@ export function lineageGraph(nodes, edges, { current, onSelect } = {}) {
     return s('path', { class: 'edge', d, 'marker-end': 'url(#lineage-arrow)', dataset: { from: e.v, to: e.w } })
   })
   const nodeEls = nodes.map((n) => {
+    const inert = n.missing || n.kind === 'source'
     const box = g.node(n.id)
     const x = box.x - box.width / 2
     const y = box.y - box.height / 2
     const classes = ['node', 'lineage-node', `kind-${n.kind}`, n.id === current ? 'current' : '', n.missing ? 'missing' : ''].filter(Boolean).join(' ')
-    const el = s('g', { class: classes, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})`, tabindex: n.missing ? undefined : 0, role: n.missing ? undefined : 'link', dataset: { id: n.id, kind: n.kind } },
+    const el = s('g', { class: classes, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})`, tabindex: inert ? undefined : 0, role: inert ? undefined : 'link', dataset: { id: n.id, kind: n.kind } },
       s('title', null, `${label(n)}\n${detail(n)}`),
       s('rect', { class: 'node-box', width: box.width, height: box.height, rx: n.kind === 'feature_view' ? 14 : 6 }),
       s('rect', { class: 'node-state', x: 0, y: 0, width: 6, height: box.height, rx: 3 }),
       s('text', { class: 'node-label', x: 14, y: 20 }, clip(label(n), box.width)),
       s('text', { class: 'node-op', x: 14, y: 36 }, clip(detail(n), box.width)))
-    if (!n.missing) {
+    if (!inert) {
       const select = () => onSelect?.(n)
       el.addEventListener('click', select)
       el.addEventListener('keydown', (event) => (event.key === 'Enter' || event.key === ' ') && select())

@@ -116,6 +116,9 @@ export function datasetView({ container, name, params, navigate }) {
         onSelect: (n) => navigate(n.kind === 'dataset' ? `#/datasets/${enc(n.name)}?version=${n.version}` : `#/features/${enc(n.name)}`),
       }),
       graph.truncated ? h('p', { class: 'muted small' }, 'The graph is cut short: it has too many inputs to show.') : null)
+    // Left to right, the version itself is the rightmost node: on a narrow screen, start scrolled to it.
+    const scroller = lineageBox.querySelector('.graph-scroll')
+    if (scroller) scroller.scrollLeft = scroller.scrollWidth
   }
 
   function renderExpectations(report) {
