@@ -12,6 +12,8 @@ import { hasErrors } from './diagnostics.ts'
 import type { FileKind } from './validate.ts'
 import { validateSource } from './validate.ts'
 import { toStoredSpec } from './spec-format.ts'
+import { normalizeFeatureView } from '../data/feature-definition.ts'
+import type { LoadedFeatureView } from '../data/feature-definition.ts'
 
 export interface LoadedFile {
   file: string
@@ -26,6 +28,8 @@ export interface LoadedFile {
    * to copy between threads and to send to Postgres, not thousands of small objects to allocate).
    */
   dag?: { id: string; pausedOnLoad: boolean; hash: string; specJson: string; source: string }
+  /** Present for a valid feature view file: its normalized definition and the YAML text. */
+  featureView?: LoadedFeatureView & { source: string }
 }
 
 function loadDagFile(file: string, bytes: Uint8Array, names: DeploymentNames | undefined): LoadedFile {
@@ -40,6 +44,9 @@ function loadDagFile(file: string, bytes: Uint8Array, names: DeploymentNames | u
     // Stored with its format version (spec-format.ts), so a later cairn can read it after an upgrade.
     const specJson = JSON.stringify(toStoredSpec(spec))
     loaded.dag = { id: spec.id, pausedOnLoad: spec.pausedOnLoad, hash: createHash('sha256').update(specJson).digest('hex'), specJson, source: new TextDecoder().decode(bytes) }
+  }
+  if (ok && result.kind === 'feature_view' && result.value) {
+    loaded.featureView = { ...normalizeFeatureView(result.value), source: new TextDecoder().decode(bytes) }
   }
   return loaded
 }

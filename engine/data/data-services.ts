@@ -10,6 +10,8 @@ import type { Db } from '../store/db.ts'
 import { createDatasets } from './datasets.ts'
 import type { Datasets, Producer } from './datasets.ts'
 import type { DuckDbOptions } from './duckdb.ts'
+import { createFeatureStore } from './feature-store.ts'
+import type { FeatureStore } from './feature-store.ts'
 
 export interface ResolvedConnection {
   name: string
@@ -19,6 +21,11 @@ export interface ResolvedConnection {
 
 export interface DataServices {
   datasets: Datasets
+  /**
+   * Feature views (definitions as the DAG sync stored them), materialization into the offline and
+   * online stores, point-in-time training sets, online reads.
+   */
+  features: FeatureStore
   /** A connection of cairn.yaml with its URL (from `url`, or the variable named by `url_env`); a message when it cannot be used. */
   connection(name: string): ResolvedConnection | { error: string }
   /** Folders that file sources may read (DAG folder, CAIRN_HOME, data.allowed_paths): check paths after resolving links. */
@@ -41,8 +48,10 @@ export interface AttemptIdentity {
 
 export function createDataServices(db: Db, settings: DataSettings, at: AttemptIdentity, env: Readonly<Record<string, string | undefined>>): DataServices {
   const producer: Producer = { kind: 'attempt', runId: at.runId, taskId: at.taskId, attempt: at.attempt, claimId: at.claimId }
+  const datasets = createDatasets({ db, dir: settings.dir, producer, duckdb: settings.duckdb })
   return {
-    datasets: createDatasets({ db, dir: settings.dir, producer, duckdb: settings.duckdb }),
+    datasets,
+    features: createFeatureStore({ db, datasets, producer, duckdb: settings.duckdb }),
     connection: (name) => resolveConnection(settings, name, env),
     allowedPaths: settings.allowedPaths,
     dagsFolder: settings.dagsFolder,

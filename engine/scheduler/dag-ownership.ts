@@ -36,11 +36,12 @@ export interface Ownership {
   duplicates: Map<string, { dagId: string; owner: string }>
 }
 
-export function decideOwnership(files: readonly FileClaim[], stored: ReadonlyMap<string, StoredDag>): Ownership {
+/** `kind`: which ids are decided (feature view names follow the same rules as DAG ids). */
+export function decideOwnership(files: readonly FileClaim[], stored: ReadonlyMap<string, StoredDag>, kind: 'dag' | 'feature_view' = 'dag'): Ownership {
   const byFile = new Map(files.map((f) => [f.file, f]))
   const claimants = new Map<string, FileClaim[]>()
   for (const f of files) {
-    if (f.kind !== 'dag' || f.id === undefined) continue
+    if (f.kind !== kind || f.id === undefined) continue
     let list = claimants.get(f.id)
     if (!list) claimants.set(f.id, (list = []))
     list.push(f)
@@ -54,9 +55,9 @@ export function decideOwnership(files: readonly FileClaim[], stored: ReadonlyMap
   /** One level deep on purpose: a file that moves to an id whose owner is moving away too lets go. */
   const heldByOther = (dagId: string, file: string): boolean => {
     const holder = storedHolder(dagId)
-    return holder !== undefined && holder.file !== file && (!holder.ok || (holder.kind === 'dag' && (holder.id === dagId || holder.id === undefined)))
+    return holder !== undefined && holder.file !== file && (!holder.ok || (holder.kind === kind && (holder.id === dagId || holder.id === undefined)))
   }
-  const letsGo = (f: FileClaim, dagId: string): boolean => f.ok && (f.kind !== 'dag' || (f.id !== dagId && f.id !== undefined && !heldByOther(f.id, f.file)))
+  const letsGo = (f: FileClaim, dagId: string): boolean => f.ok && (f.kind !== kind || (f.id !== dagId && f.id !== undefined && !heldByOther(f.id, f.file)))
 
   const owners = new Map<string, string>()
   const duplicates = new Map<string, { dagId: string; owner: string }>()

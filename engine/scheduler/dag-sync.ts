@@ -22,6 +22,8 @@ import { loadYaml } from '../dag/yaml-load.ts'
 import type { Db } from '../store/db.ts'
 import { markDagsRemoved, readStoredDags, replaceImportErrors, saveDagVersions } from '../store/dag-sync-writes.ts'
 import type { DagWrite, ImportErrorRow } from '../store/dag-sync-writes.ts'
+import { markFeatureViewsRemoved, readStoredFeatureViews, saveFeatureViews } from '../store/feature-views.ts'
+import type { FeatureViewWrite } from '../store/feature-views.ts'
 import { decideOwnership } from './dag-ownership.ts'
 
 interface Seen {
@@ -112,6 +114,8 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
       stored,
     )
     const byFile = new Map(entries.map((e) => [e.loaded.file, e.loaded]))
+    const claims = entries.map((e) => ({ file: e.loaded.file, kind: e.loaded.kind, id: e.loaded.id, ok: e.loaded.ok, mtimeMs: e.mtimeMs }))
+    const views = await reconcileFeatureViews(db, claims, byFile)
 
     const writes: DagWrite[] = []
     const removals: { dagId: string; file: string | null }[] = []
@@ -134,9 +138,11 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
     const errors: ImportErrorRow[] = []
     for (const loaded of byFile.values()) {
       const duplicate = duplicates.get(loaded.file)
-      if (loaded.ok && !duplicate) continue
+      const duplicateView = views.duplicates.get(loaded.file)
+      if (loaded.ok && !duplicate && !duplicateView) continue
       const diagnostics: Diagnostic[] = loaded.ok ? [] : [...loaded.diagnostics]
       if (duplicate) diagnostics.push(await duplicateDiagnostic(loaded.file, duplicate.dagId, duplicate.owner))
+      if (duplicateView) diagnostics.push(await duplicateViewDiagnostic(loaded.file, duplicateView.dagId, duplicateView.owner))
       diagnostics.sort(compareDiagnostics)
       errors.push({ file: loaded.file, dagId: loaded.kind === 'dag' ? (loaded.id ?? null) : null, diagnostics })
     }
@@ -158,6 +164,54 @@ export function createDagSync(options: { folder: string; cwd: string; names: Dep
     for (const [file, d] of duplicates) log.warn({ file, dag: d.dagId, owner: d.owner }, 'duplicate DAG id; the file that declared it first keeps it')
     dirty = incomplete
     return { changed, errors: errors.length }
+  }
+
+  /**
+   * Feature view files: the same ownership rules as DAG ids (dag-ownership.ts); each owner's
+   * definition is saved (a changed one as the next definition version), views whose file is gone or
+   * declares something else are marked removed (their history stays).
+   */
+  async function reconcileFeatureViews(db: Db, claims: Parameters<typeof decideOwnership>[0], byFile: ReadonlyMap<string, LoadedFile>) {
+    const stored = await readStoredFeatureViews(db)
+    const { owners, duplicates } = decideOwnership(claims, stored, 'feature_view')
+    const writes: FeatureViewWrite[] = []
+    for (const [name, file] of owners) {
+      const view = byFile.get(file)?.featureView
+      if (!view || view.name !== name) continue // broken owner: the last good definition stays
+      const row = stored.get(name)
+      const same = row && !row.removed && row.file === file && row.hash === view.hash && row.description === view.description &&
+        row.owner === view.owner && JSON.stringify(row.tags) === JSON.stringify(view.tags)
+      if (same) continue
+      writes.push({ name, file, hash: view.hash, definitionJson: view.definitionJson, source: view.source, description: view.description, owner: view.owner, tags: view.tags })
+    }
+    const removals: { name: string; file: string | null }[] = []
+    for (const row of stored.values()) {
+      if (row.removed) continue
+      const owner = owners.get(row.name)
+      if (owner === row.file) continue
+      if (owner !== undefined && byFile.get(owner)?.featureView?.name === row.name) continue
+      removals.push({ name: row.name, file: row.file })
+    }
+    if (writes.length > 0) {
+      const changed = await db.tx((q) => saveFeatureViews(q, writes))
+      for (const c of changed) log.info({ feature_view: c.name, definition_version: c.version }, 'feature view loaded')
+    }
+    for (const name of await db.tx((q) => markFeatureViewsRemoved(q, removals))) log.info({ feature_view: name }, 'feature view removed: its file is gone or declares something else')
+    for (const [file, d] of duplicates) log.warn({ file, feature_view: d.dagId, owner: d.owner }, 'duplicate feature view; the file that declared it first keeps it')
+    return { duplicates }
+  }
+
+  async function duplicateViewDiagnostic(file: string, name: string, owner: string): Promise<Diagnostic> {
+    const at = await locateKey(resolve(options.cwd, file), 'feature_view')
+    return {
+      file,
+      line: at.line,
+      column: at.column,
+      path: 'feature_view',
+      code: 'DUPLICATE_FEATURE_VIEW',
+      message: `feature view "${name}" is already declared in ${owner}, which keeps it; this file is not loaded until its name is unique`,
+      severity: 'error',
+    }
   }
 
   async function duplicateDiagnostic(file: string, dagId: string, owner: string): Promise<Diagnostic> {

@@ -1,0 +1,72 @@
+/**
+ * The online store (Feast's OnlineStore): `writeBatch` upserts the newest materialized row per
+ * entity, `read` looks entities up by primary key in one round trip. The ttl rule of SPEC section 7
+ * applies when values are read: a row whose feature timestamp is before now - ttl has every feature
+ * returned as null (a row exactly ttl old is still returned).
+ */
+import type { Db } from '../store/db.ts'
+import type { Queryable } from '../store/queryable.ts'
+import { readOnlineRows, writeOnlineRows } from '../store/feature-online.ts'
+import type { OnlineRowWrite } from '../store/feature-online.ts'
+import { canonicalEntityKey } from './entity-key.ts'
+
+export interface OnlineValue {
+  /** The entity as asked (its key columns), with the stored values' types when found. */
+  entity: Record<string, unknown>
+  /** Every feature of the view's current definition; null when unknown, missing or older than ttl. */
+  features: Record<string, unknown>
+  /** When the returned row was materialized (its interval end); null when the entity has no row. */
+  feature_timestamp: string | null
+  /** Whether the online store holds a row for the entity. */
+  found: boolean
+  /** The row is older than the view's ttl (its features are returned as null). */
+  expired: boolean
+}
+
+export type OnlineReadResult =
+  | { ok: true; view: string; entityColumns: string[]; values: OnlineValue[] }
+  | { ok: false; reason: 'unknown_view'; message: string }
+  | { ok: false; reason: 'bad_entity'; message: string }
+
+export interface OnlineStore {
+  writeBatch(q: Queryable, view: string, definitionVersion: number, featureTimestamp: Date, rows: readonly OnlineRowWrite[]): Promise<number>
+  /** Each entity: its key columns by name (strings from a URL or CLI, or JSON values). */
+  read(view: string, entities: readonly Record<string, unknown>[]): Promise<OnlineReadResult>
+}
+
+export function createOnlineStore(db: Db | Queryable, now: () => Date = () => new Date()): OnlineStore {
+  return {
+    writeBatch: writeOnlineRows,
+    async read(view, entities) {
+      const keys = entities.map((e) => canonicalEntityKey(Object.values(e)))
+      // Keys are computed again below in the view's entity order; this first pass only lets the
+      // lookup and the definition travel in one query when the caller gave the columns in order.
+      const lookup = await readOnlineRows(db, view, keys.filter((k): k is string => k !== undefined))
+      const d = lookup.definition
+      if (!d) return { ok: false, reason: 'unknown_view', message: `feature view ${view} is not defined` }
+      const ordered: (string | undefined)[] = []
+      for (const [i, e] of entities.entries()) {
+        const missing = d.entity.filter((c) => !Object.hasOwn(e, c))
+        const extra = Object.keys(e).filter((c) => !d.entity.includes(c))
+        if (missing.length > 0 || extra.length > 0) {
+          const problems = [...(missing.length > 0 ? [`lacks ${missing.join(', ')}`] : []), ...(extra.length > 0 ? [`has unknown ${extra.join(', ')}`] : [])]
+          return { ok: false, reason: 'bad_entity', message: `entity ${i + 1} ${problems.join(' and ')}; the entity columns of ${view} are ${d.entity.join(', ')}` }
+        }
+        ordered.push(canonicalEntityKey(d.entity.map((c) => e[c])))
+      }
+      let rows = lookup.rows
+      if (ordered.some((k, i) => k !== keys[i])) rows = (await readOnlineRows(db, view, ordered.filter((k): k is string => k !== undefined))).rows
+      const oldest = d.ttlMs === null ? undefined : now().getTime() - d.ttlMs
+      const values = entities.map((e, i): OnlineValue => {
+        const row = ordered[i] === undefined ? undefined : rows.get(ordered[i]!)
+        const expired = row !== undefined && oldest !== undefined && row.featureTimestamp.getTime() < oldest
+        const features: Record<string, unknown> = {}
+        for (const f of d.features) features[f] = row && !expired && Object.hasOwn(row.features, f) ? row.features[f] : null
+        const entity: Record<string, unknown> = {}
+        for (const c of d.entity) entity[c] = row ? row.entity[c] : e[c]
+        return { entity, features, feature_timestamp: row ? row.featureTimestamp.toISOString() : null, found: row !== undefined, expired }
+      })
+      return { ok: true, view, entityColumns: d.entity, values }
+    },
+  }
+}
