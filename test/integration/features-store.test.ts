@@ -173,11 +173,11 @@ function expectedTrainingSet(labels: readonly Row[], timestamp: string, joins: {
 /** MurmurHash3's fmix32 of (i + seed * 0x9E3779B9) mod 2^32, over 2^32, below the share: held out (docs/data.md). */
 function heldOut(i: number, seed: number, share: number): boolean {
   let h = (i + Math.imul(seed, 0x9e3779b9)) >>> 0
-  h ^= h >>> 16
+  h = (h ^ (h >>> 16)) >>> 0
   h = Math.imul(h, 0x85ebca6b) >>> 0
-  h ^= h >>> 13
+  h = (h ^ (h >>> 13)) >>> 0
   h = Math.imul(h, 0xc2b2ae35) >>> 0
-  h ^= h >>> 16
+  h = (h ^ (h >>> 16)) >>> 0
   return h / 4294967296 < share
 }
 
