@@ -77,6 +77,10 @@ const LOADERS: Readonly<Record<CommandName, () => Promise<LoadedCommand>>> = {
     const m = await import('./datasets-command.ts')
     return { run: m.datasetsCommand, help: m.DATASETS_HELP }
   },
+  features: async () => {
+    const m = await import('./features-command.ts')
+    return { run: m.featuresCommand, help: m.FEATURES_HELP }
+  },
   db: async () => {
     const m = await import('./db-command.ts')
     return { run: m.dbCommand, help: m.DB_HELP }

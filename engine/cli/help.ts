@@ -98,6 +98,10 @@ Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments, t
       'cairn datasets import NAME FILE [--format csv|jsonl|parquet] [--delimiter C]',
     ].join('\n       '),
   },
+  features: {
+    summary: 'online feature values of an entity; the feature views',
+    usage: ['cairn features get VIEW KEY [KEY...] [--format json]', 'cairn features list [--format json]'].join('\n       '),
+  },
   db: {
     summary: 'database upkeep: delete finished runs older than AGE, in batches',
     usage: 'cairn db prune --older-than AGE [--batch N] [--format json]',

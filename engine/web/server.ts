@@ -35,6 +35,7 @@ import { featureViewRoutes } from './routes/feature-views.ts'
 import type { WebDataSettings } from './routes/datasets.ts'
 import { dataSettings } from '../config/data-settings.ts'
 import { eventRoutes } from './routes/events.ts'
+import { featureRoutes } from './routes/features.ts'
 import { dagVersionRoutes } from './routes/dag-versions.ts'
 import { gridRoutes } from './routes/grid.ts'
 import { healthRoutes } from './routes/health.ts'
@@ -171,6 +172,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   featureViewRoutes(app, ctx)
   taskRoutes(app, ctx)
   logRoutes(app, ctx)
+  featureRoutes(app, ctx)
   adminRoutes(app, ctx)
   healthRoutes(app, ctx, metrics)
   pageRoutes(app, ctx)

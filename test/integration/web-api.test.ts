@@ -74,6 +74,13 @@ tasks:
 tasks:
   count: { operator: shell, params: { script: "seq 1 1500" } }
 `,
+  'features/web_view.yaml': `feature_view: web_view
+entity: user_id
+source: web_events
+timestamp: ts
+features:
+  n: { agg: count }
+`,
   'web_broken.yaml': `dag: web_broken
 tasks:
   a: { operator: shel }
@@ -235,6 +242,8 @@ const ROUTES: RouteCase[] = [
   { name: 'dataset bad rows', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions/1/bad_rows', ok: 200 }) },
   { name: 'list feature views', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/feature_views', ok: 200 }) },
   { name: 'feature view', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/feature_views/web_fv', ok: 200 }) },
+  { name: 'online features', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/features/web_view/online?user_id=u1', ok: 200 }) },
+  { name: 'online features (many)', method: 'POST', role: 'viewer', make: async () => ({ path: '/api/v1/features/web_view/online', body: { entities: [{ user_id: 'u1' }, { user_id: 2 }] }, ok: 200 }) },
 ]
 
 const allows = (have: Role, need: Role): boolean => ROLES.indexOf(have) >= ROLES.indexOf(need)
