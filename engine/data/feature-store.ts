@@ -143,11 +143,14 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
     let published = false
     try {
       const file = join(folder, 'part-0.parquet')
-      const { rows, onlineRows } = await withDuck(async (duck) => {
+      const started = performance.now()
+      const { rows, onlineRows, computeMs } = await withDuck(async (duck) => {
         const count = await copyToParquet(duck, materializeSelect(d, source.files, source.columns, end), file)
-        return { rows: count, onlineRows: online ? await readOnlineRows(duck, file, d) : undefined }
+        const computeMs = Math.round(performance.now() - started)
+        return { rows: count, onlineRows: online ? await readOnlineRows(duck, file, d) : undefined, computeMs }
       })
-      request.log?.(`materialized ${rows} rows of ${view.name} (definition ${view.version}) as of ${end.toISOString()} from ${d.source}@${source.version}`)
+      const readMs = Math.round(performance.now() - started) - computeMs
+      request.log?.(`materialized ${rows} rows of ${view.name} (definition ${view.version}) as of ${end.toISOString()} from ${d.source}@${source.version}`, { compute_ms: computeMs, ...(online ? { online_read_ms: readMs } : {}) })
       const location = relative(datasets.dir, folder).split(sep).join('/')
       const { replaced, written } = await db.tx(async (q) => {
         if (producer.kind === 'attempt' && !(await attemptHoldsClaim(q, producer.claimId))) {
@@ -170,6 +173,7 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
         return { replaced, written }
       })
       published = true
+      request.log?.(`recorded ${view.name} as of ${end.toISOString()}${written === null ? '' : `, ${written} online rows written`}`, { record_ms: Math.round(performance.now() - started) - computeMs - readMs })
       if (replaced !== undefined) await rm(join(datasets.dir, replaced), { recursive: true, force: true })
       return { view: view.name, definitionVersion: view.version, rowsOffline: rows, rowsOnline: written, source: { dataset: d.source, version: source.version } }
     } finally {

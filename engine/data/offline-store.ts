@@ -57,16 +57,17 @@ function featureExpression(f: FeatureSpec, columnTypes: ReadonlyMap<string, stri
     case 'max':
       return `max(${col})${filter}`
     case 'last':
-      return `arg_max_null(${col}, {'t': __ts, 'o': __order})${filter}`
+      return `arg_max_null(${col}, __key)${filter}`
     case 'first':
-      return `arg_min_null(${col}, {'t': __ts, 'o': __order})${filter}`
+      return `arg_min_null(${col}, __key)${filter}`
   }
 }
 
-export interface MaterializeSql {
-  /** A SELECT yielding the interval's offline rows: entity columns, feature_timestamp, features. */
-  select: string
-}
+/**
+ * The order of rows for last/first: timestamp, then place in the version, as one HUGEINT (compared
+ * about twice as fast as a struct of the two): epoch microseconds * 2^53 + __order (< 2^52).
+ */
+const KEY = `epoch_us(__ts)::HUGEINT * 9007199254740992 + __order`
 
 /**
  * The aggregation of one interval as one SELECT over the source version's files. `columns`: the
@@ -85,7 +86,7 @@ export function materializeSelect(d: FeatureViewDefinition, files: readonly stri
     return `${featureExpression(f, types, start)} AS ${sqlIdent(f.name)}`
   })
   return `SELECT ${entity.join(', ')}, ${endLiteral} AS ${FEATURE_TIMESTAMP}, ${features.join(', ')}
-    FROM (SELECT *, ${sqlIdent(d.timestamp)}::TIMESTAMPTZ AS __ts FROM (${scan})) s
+    FROM (SELECT *, ${needsOrder ? `${KEY} AS __key` : '0 AS __key'} FROM (SELECT *, ${sqlIdent(d.timestamp)}::TIMESTAMPTZ AS __ts FROM (${scan}))) s
    WHERE __ts < ${endLiteral}${entity.map((e) => ` AND ${e} IS NOT NULL`).join('')}
    GROUP BY ${entity.join(', ')}`
 }
@@ -116,11 +117,6 @@ export interface JoinedView {
   entityTypes: Map<string, string> | undefined
   /** Features to add, as `view__feature` columns, in this order. */
   features: string[]
-}
-
-export interface TrainingSetSql {
-  /** Label rows in their order with the features added, plus `__i` (0-based row position). */
-  select: string
 }
 
 /**
