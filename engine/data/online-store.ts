@@ -46,6 +46,8 @@ export function createOnlineStore(db: Db | Queryable, now: () => Date = () => ne
       if (!d) return { ok: false, reason: 'unknown_view', message: `feature view ${view} is not defined` }
       const ordered: (string | undefined)[] = []
       for (const [i, e] of entities.entries()) {
+        const complex = Object.entries(e).find(([, v]) => v !== null && typeof v === 'object')
+        if (complex) return { ok: false, reason: 'bad_entity', message: `entity ${i + 1}: ${complex[0]} must be a string, number, boolean or null` }
         const missing = d.entity.filter((c) => !Object.hasOwn(e, c))
         const extra = Object.keys(e).filter((c) => !d.entity.includes(c))
         if (missing.length > 0 || extra.length > 0) {

@@ -69,7 +69,7 @@ export function featureRoutes(app: FastifyInstance, ctx: WebContext): void {
           entities: {
             type: 'array',
             maxItems: MAX_ONLINE_ENTITIES,
-            items: { type: 'object', additionalProperties: { type: ['string', 'number', 'integer', 'boolean', 'null'] } },
+            items: { type: 'object', description: 'entity column -> value (a string, number, boolean or null)' },
           },
         },
       },

@@ -1,0 +1,99 @@
+/**
+ * Online feature lookup latency (issue 10, acceptance 4): `GET /api/v1/features/{view}/online?user_id=...`
+ * on the real web server (bearer token auth, schema validation, secret masking: everything a client
+ * pays for), 50 concurrent HTTP clients (autocannon) each asking for a random one of 100k entities,
+ * beside the bare SQL primary-key lookup through pg at the same concurrency (the floor the route
+ * stands on). Goal: route p99 <= 5 ms. Prints figures; never pass/fail.
+ * Usage: node bench/online.ts [--entities N] [--seconds S] [--connections C]
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import pg from 'pg'
+import { silentLogger } from '../engine/log.ts'
+import { createDatasets } from '../engine/data/datasets.ts'
+import { openDuckDb, sqlString } from '../engine/data/duckdb.ts'
+import { createFeatureStore } from '../engine/data/feature-store.ts'
+import { normalizeFeatureView } from '../engine/data/feature-definition.ts'
+import { createDb } from '../engine/store/db.ts'
+import { startEmbeddedPostgres } from '../engine/store/embedded.ts'
+import { migrate } from '../engine/store/migrate.ts'
+import { saveFeatureViews } from '../engine/store/feature-views.ts'
+import { createWebServer } from '../engine/web/server.ts'
+import { createToken } from '../engine/web/auth/tokens.ts'
+
+const { values } = parseArgs({ options: { entities: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' } } })
+const ENTITIES = Number(values.entities)
+const SECONDS = Number(values.seconds)
+const CONNECTIONS = Number(values.connections)
+const log = silentLogger()
+
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+const randomKey = (): string => `u${Math.floor(Math.random() * ENTITIES)}`
+
+const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-online-'))
+const server = await startEmbeddedPostgres({ dataDir: join(dir, 'pg'), log, ephemeral: true })
+const db = createDb(server.url, { log, max: 10 })
+try {
+  await migrate(db, log)
+  const datasets = createDatasets({ db, dir: join(dir, 'datasets'), producer: { kind: 'actor', actor: 'bench' } })
+  const events = await datasets.stage('events')
+  const duck = await openDuckDb()
+  await duck.run(`COPY (SELECT 'u' || (i % ${ENTITIES}) AS user_id, TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL ((hash(i) % 2592000)::BIGINT) SECOND AS ts,
+      (hash(i * 13) % 10000) / 100.0 AS amount, ['DE', 'FR', 'IT'][(1 + hash(i) % 3)::BIGINT] AS country FROM range(${ENTITIES * 3}) t(i))
+    TO ${sqlString(join(events.dir, 'part-0.parquet'))} (FORMAT parquet)`)
+  duck.close()
+  await datasets.publish([{ staged: events, producedKind: 'import' }])
+  const view = normalizeFeatureView({
+    feature_view: 'activity', entity: ['user_id'], source: 'events', timestamp: 'ts', online: true,
+    features: { spend_7d: { agg: 'sum', column: 'amount', window: '7d' }, events_1d: { agg: 'count', window: '1d' }, avg_amount: { agg: 'avg', column: 'amount', window: '30d' }, last_country: { agg: 'last', column: 'country' } },
+  })
+  await db.tx((q) => saveFeatureViews(q, [{ name: 'activity', file: 'activity.yaml', hash: view.hash, definitionJson: view.definitionJson, source: '', description: null, owner: null, tags: [] }]))
+  const store = createFeatureStore({ db, datasets, producer: { kind: 'actor', actor: 'bench' } })
+  const end = new Date('2026-02-01T00:00:00Z')
+  const materialized = await store.materialize({ view: 'activity', intervalStart: end, intervalEnd: end })
+  console.log(`online lookups: ${materialized.rowsOnline?.toLocaleString('en')} entities online, ${CONNECTIONS} concurrent clients, ${SECONDS} s each, node ${process.version}`)
+
+  // Bare SQL: the route's lookup (definition joined with the row) through pg, same concurrency.
+  const pool = new pg.Pool({ connectionString: server.url, max: CONNECTIONS })
+  const sql = `SELECT v.current_version, d.definition, o.entity_key, o.entity, o.features, o.feature_timestamp FROM cairn.feature_view v
+     JOIN cairn.feature_view_definition d ON d.view = v.name AND d.version = v.current_version
+     LEFT JOIN cairn.feature_online o ON o.view = v.name AND o.entity_key = ANY($2::text[]) WHERE v.name = $1`
+  await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.query(sql, ['activity', [JSON.stringify([randomKey()])]])))
+  const latencies: number[] = []
+  const stopAt = performance.now() + SECONDS * 1000
+  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    while (performance.now() < stopAt) {
+      const started = performance.now()
+      await pool.query(sql, ['activity', [JSON.stringify([randomKey()])]])
+      latencies.push(performance.now() - started)
+    }
+  }))
+  await pool.end()
+  latencies.sort((a, b) => a - b)
+  console.log(`  bare SQL lookup (pg)        p50 ${pct(latencies, 50).toFixed(2)} ms  p99 ${pct(latencies, 99).toFixed(2)} ms  ${(latencies.length / SECONDS).toFixed(0)} lookups/s`)
+
+  const app = await createWebServer({ db, log })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const token = (await createToken(db, { name: 'bench', role: 'viewer' }))!.token
+  try {
+    const result = await autocannon({
+      url: `http://127.0.0.1:${port}`,
+      connections: CONNECTIONS,
+      duration: SECONDS,
+      headers: { authorization: `Bearer ${token}` },
+      requests: [{ method: 'GET', setupRequest: (request: { path: string }) => ({ ...request, path: `/api/v1/features/activity/online?user_id=${randomKey()}` }) }],
+    })
+    const bad = result.non2xx + result.errors + result.timeouts
+    console.log(`  GET .../online (HTTP)       p50 ${result.latency.p50.toFixed(2)} ms  p99 ${result.latency.p99.toFixed(2)} ms  ${result.requests.average.toFixed(0)} requests/s${bad > 0 ? `  (${bad} failed)` : ''}`)
+  } finally {
+    await app.close()
+  }
+} finally {
+  await db.close()
+  await server.stop()
+  rmSync(dir, { recursive: true, force: true })
+}
