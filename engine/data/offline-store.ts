@@ -33,7 +33,7 @@ export function orderedScan(files: readonly string[], columns: readonly string[]
   const select = columns === '*' ? '*' : columns.map(sqlIdent).join(', ')
   return files
     .map((file, i) => `SELECT ${select}, (${i}::BIGINT << 40) + file_row_number AS __order FROM read_parquet(${sqlString(file)}, file_row_number = true)`)
-    .join(' UNION ALL ')
+    .join(' UNION ALL BY NAME ')
 }
 
 /** The DuckDB type a feature gets in the offline rows (stable Parquet types; no HUGEINT). */

@@ -470,6 +470,46 @@ test('training set: unknown views and features, missing label columns fail with 
   await assert.rejects(store.materialize({ view: 'nope', intervalStart: E1, intervalEnd: E1 }), /not defined/)
 })
 
+test('versions of several files: ties go to the later file, labels keep file then row order', async (t) => {
+  const s = await setup(t)
+  const write = async (name: string, parts: string[]) => {
+    const staged = await s.datasets.stage(name)
+    const duck = await openDuckDb({ threads: 1 })
+    for (const [i, sql] of parts.entries()) await duck.run(`COPY (${sql}) TO ${sqlString(join(staged.dir, `part-${i}.parquet`))} (FORMAT parquet)`)
+    duck.close()
+    await s.datasets.publish([{ staged, producedKind: 'import' }])
+  }
+  // Column order differs between the files: they are read by name.
+  await write('events', [
+    `SELECT 'u1' AS user_id, TIMESTAMPTZ '2026-01-01 10:00:00+00' AS ts, 'DE' AS country UNION ALL SELECT 'u1', TIMESTAMPTZ '2026-01-01 12:00:00+00', 'FR'`,
+    `SELECT 'IT' AS country, 'u1' AS user_id, TIMESTAMPTZ '2026-01-01 12:00:00+00' AS ts UNION ALL SELECT 'ES', 'u1', TIMESTAMPTZ '2026-01-01 10:00:00+00'`,
+  ])
+  await defineViews(s.db, { feature_view: 'multi', entity: 'user_id', source: 'events', timestamp: 'ts', features: { last_c: { agg: 'last', column: 'country' }, first_c: { agg: 'first', column: 'country' } } })
+  const store = storeOf(s)
+  await store.materialize({ view: 'multi', intervalStart: E1, intervalEnd: E1 })
+  const [row] = await offlineRows(s, 'multi', E1, ['user_id'])
+  assert.deepEqual([row!.last_c, row!.first_c], ['IT', 'DE'], 'newest: the 12:00 row of the later file; oldest: the 10:00 row of the earlier file')
+  await write('labels', [
+    `SELECT * FROM (VALUES ('u1', TIMESTAMPTZ '2026-01-02 00:00:00+00', 1), ('u1', TIMESTAMPTZ '2026-01-01 00:00:00+00', 2)) t(user_id, "at", y)`,
+    `SELECT * FROM (VALUES (3, 'u1', TIMESTAMPTZ '2026-01-03 00:00:00+00'), (4, 'x', TIMESTAMPTZ '2026-01-02 00:00:00+00')) t(y, user_id, "at")`,
+  ])
+  const r = await store.trainingSet({ labels: 'labels', timestamp: 'at', label: 'y', features: ['multi.last_c'], dataset: 'out' })
+  assert.deepEqual((await readParquet(r.published.version.files)).map((x) => [x.y, x.multi__last_c]), [[1, 'IT'], [2, null], [3, 'IT'], [4, null]])
+})
+
+test('an attempt that no longer holds its claim records nothing: no interval, no online row, no folder left', async (t) => {
+  const s = await setup(t)
+  await publishRows(s.datasets, 'events', EVENT_TYPES, EVENTS)
+  await defineViews(s.db, ACTIVITY_YAML)
+  const lost = createFeatureStore({ db: s.db, datasets: s.datasets, producer: { kind: 'attempt', runId: 'r1', taskId: 't1', attempt: 1, claimId: '00000000-0000-0000-0000-000000000000' }, duckdb: { threads: 1 } })
+  await assert.rejects(lost.materialize({ view: 'activity', intervalStart: E1, intervalEnd: E2 }), /no longer holds/)
+  assert.deepEqual(await listMaterializations(s.db, 'activity'), [])
+  assert.equal(await countOnlineRows(s.db, 'activity'), 0)
+  const { readdirSync } = await import('node:fs')
+  const folder = join(s.dir, '_features', 'activity', 'd1')
+  assert.deepEqual(existsSync(folder) ? readdirSync(folder).flatMap((end) => readdirSync(join(folder, end))) : [], [], 'the computed rows were removed')
+})
+
 test('a changed definition gets the next definition version; the old version and its history are kept', async (t) => {
   const s = await setup(t)
   await publishRows(s.datasets, 'events', EVENT_TYPES, EVENTS)
