@@ -6,7 +6,10 @@
  * stands on). Goal: route p99 <= 5 ms. Prints figures; never pass/fail.
  * Usage: node bench/online.ts [--entities N] [--seconds S] [--connections C]
  */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -24,7 +27,13 @@ import { saveFeatureViews } from '../engine/store/feature-views.ts'
 import { createWebServer } from '../engine/web/server.ts'
 import { createToken } from '../engine/web/auth/tokens.ts'
 
-const { values } = parseArgs({ options: { entities: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' } } })
+const { values } = parseArgs({
+  options: {
+    entities: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' },
+    // Internal: the load generator's own process (so that it does not share the server's event loop).
+    'load-url': { type: 'string' }, 'load-token': { type: 'string' },
+  },
+})
 const ENTITIES = Number(values.entities)
 const SECONDS = Number(values.seconds)
 const CONNECTIONS = Number(values.connections)
@@ -32,6 +41,18 @@ const log = silentLogger()
 
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 const randomKey = (): string => `u${Math.floor(Math.random() * ENTITIES)}`
+
+if (values['load-url'] !== undefined) {
+  const result = await autocannon({
+    url: values['load-url'],
+    connections: CONNECTIONS,
+    duration: SECONDS,
+    headers: { authorization: `Bearer ${values['load-token']}` },
+    requests: [{ method: 'GET', setupRequest: (request: { path: string }) => ({ ...request, path: `/api/v1/features/activity/online?user_id=${randomKey()}` }) }],
+  })
+  process.stdout.write(JSON.stringify({ p50: result.latency.p50, p99: result.latency.p99, rps: result.requests.average, bad: result.non2xx + result.errors + result.timeouts }))
+  process.exit(0)
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-online-'))
 const server = await startEmbeddedPostgres({ dataDir: join(dir, 'pg'), log, ephemeral: true })
@@ -80,15 +101,14 @@ try {
   const { port } = app.server.address() as { port: number }
   const token = (await createToken(db, { name: 'bench', role: 'viewer' }))!.token
   try {
-    const result = await autocannon({
-      url: `http://127.0.0.1:${port}`,
-      connections: CONNECTIONS,
-      duration: SECONDS,
-      headers: { authorization: `Bearer ${token}` },
-      requests: [{ method: 'GET', setupRequest: (request: { path: string }) => ({ ...request, path: `/api/v1/features/activity/online?user_id=${randomKey()}` }) }],
-    })
-    const bad = result.non2xx + result.errors + result.timeouts
-    console.log(`  GET .../online (HTTP)       p50 ${result.latency.p50.toFixed(2)} ms  p99 ${result.latency.p99.toFixed(2)} ms  ${result.requests.average.toFixed(0)} requests/s${bad > 0 ? `  (${bad} failed)` : ''}`)
+    // autocannon in a process of its own: in this one it would share the server's event loop.
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--load-url', `http://127.0.0.1:${port}`, '--load-token', token,
+      '--entities', String(ENTITIES), '--seconds', String(SECONDS), '--connections', String(CONNECTIONS)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
+    await once(child, 'exit')
+    const r = JSON.parse(out) as { p50: number; p99: number; rps: number; bad: number }
+    console.log(`  GET .../online (HTTP)       p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  ${r.rps.toFixed(0)} requests/s${r.bad > 0 ? `  (${r.bad} failed)` : ''}`)
   } finally {
     await app.close()
   }

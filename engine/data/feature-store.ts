@@ -279,7 +279,9 @@ async function readOnlineRows(duck: DuckDb, file: string, d: FeatureViewDefiniti
     const key = canonicalEntityKey(d.entity.map((e) => entity[e]))
     if (key !== undefined) out.push({ key, entity, features })
   }
-  return out
+  // One order for every writer: two materializations of the same view upserting at once then lock
+  // rows in the same order and cannot deadlock.
+  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
 }
 
 /** A DuckDB JS value as JSON: BIGINT as a number when exact (else its text), TIMESTAMPTZ as ISO-8601, DATE as YYYY-MM-DD. */
