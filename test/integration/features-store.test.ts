@@ -497,6 +497,21 @@ test('versions of several files: ties go to the later file, labels keep file the
   assert.deepEqual((await readParquet(r.published.version.files)).map((x) => [x.y, x.multi__last_c]), [[1, 'IT'], [2, null], [3, 'IT'], [4, null]])
 })
 
+test('concurrent materializations of one view (the same interval twice among them): one row set per interval, newest online', async (t) => {
+  const s = await setup(t)
+  const many = Array.from({ length: 3000 }, (_, i) => ev(`u${i % 1500}`, new Date(Date.parse('2026-01-01T00:00:00Z') + i * 60_000).toISOString(), i, 'DE', i))
+  await publishRows(s.datasets, 'events', EVENT_TYPES, many)
+  await defineViews(s.db, ACTIVITY_YAML)
+  const store = storeOf(s)
+  const ends = [E3, E2, E1, E2, E3]
+  await Promise.all(ends.map((end) => store.materialize({ view: 'activity', intervalStart: new Date(end.getTime() - DAY), intervalEnd: end })))
+  assert.deepEqual((await listMaterializations(s.db, 'activity')).map((m) => m.intervalEnd.toISOString()), [E1, E2, E3].map((d) => d.toISOString()))
+  const view = viewOf(ACTIVITY_YAML)
+  for (const end of [E1, E2, E3]) assertTable(await offlineRows(s, 'activity', end, view.entity), expectedMaterialization(many, view, end).sort(entityOrder(view.entity)), end.toISOString())
+  const online = await s.db.query<{ n: number; ts: Date }>(`SELECT count(*)::int AS n, min(feature_timestamp) AS ts FROM cairn.feature_online WHERE view = 'activity'`)
+  assert.deepEqual([online.rows[0]!.n, online.rows[0]!.ts.toISOString()], [1500, E3.toISOString()])
+})
+
 test('an attempt that no longer holds its claim records nothing: no interval, no online row, no folder left', async (t) => {
   const s = await setup(t)
   await publishRows(s.datasets, 'events', EVENT_TYPES, EVENTS)
