@@ -257,7 +257,7 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
     return out
   }
 
-  return { views, online: createOnlineStore(db, options.now), materialize, trainingSet }
+  return { views, online: createOnlineStore(db, options.now ? { now: options.now } : {}), materialize, trainingSet }
 }
 
 /** The materialized rows of one interval as online writes (entity and feature values as JSON). */

@@ -3,11 +3,15 @@
  * entity, `read` looks entities up by primary key in one round trip. The ttl rule of SPEC section 7
  * applies when values are read: a row whose feature timestamp is before now - ttl has every feature
  * returned as null (a row exactly ttl old is still returned).
+ *
+ * A view's definition (entity columns, features, ttl) is kept for `definitionCacheMs` after it was
+ * read, so that a lookup is one primary-key query: a changed definition reaches reads within that
+ * time.
  */
 import type { Db } from '../store/db.ts'
 import type { Queryable } from '../store/queryable.ts'
-import { readOnlineRows, writeOnlineRows } from '../store/feature-online.ts'
-import type { OnlineRowWrite } from '../store/feature-online.ts'
+import { readOnlineDefinition, readOnlineRows, writeOnlineRows } from '../store/feature-online.ts'
+import type { OnlineDefinition, OnlineRowWrite } from '../store/feature-online.ts'
 import { canonicalEntityKey } from './entity-key.ts'
 
 export interface OnlineValue {
@@ -34,17 +38,30 @@ export interface OnlineStore {
   read(view: string, entities: readonly Record<string, unknown>[]): Promise<OnlineReadResult>
 }
 
-export function createOnlineStore(db: Db | Queryable, now: () => Date = () => new Date()): OnlineStore {
+export interface OnlineStoreOptions {
+  now?: () => Date
+  /** How long a view's definition is reused by reads. @default 1000 */
+  definitionCacheMs?: number
+}
+
+export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOptions = {}): OnlineStore {
+  const now = options.now ?? (() => new Date())
+  const cacheMs = options.definitionCacheMs ?? 1000
+  const definitions = new Map<string, { definition: OnlineDefinition; readAt: number }>()
+  const definitionOf = async (view: string): Promise<OnlineDefinition | undefined> => {
+    const cached = definitions.get(view)
+    if (cached && performance.now() - cached.readAt < cacheMs) return cached.definition
+    const definition = await readOnlineDefinition(db, view)
+    if (definition) definitions.set(view, { definition, readAt: performance.now() })
+    else definitions.delete(view)
+    return definition
+  }
   return {
     writeBatch: writeOnlineRows,
     async read(view, entities) {
-      const keys = entities.map((e) => canonicalEntityKey(Object.values(e)))
-      // Keys are computed again below in the view's entity order; this first pass only lets the
-      // lookup and the definition travel in one query when the caller gave the columns in order.
-      const lookup = await readOnlineRows(db, view, keys.filter((k): k is string => k !== undefined))
-      const d = lookup.definition
+      const d = await definitionOf(view)
       if (!d) return { ok: false, reason: 'unknown_view', message: `feature view ${view} is not defined` }
-      const ordered: (string | undefined)[] = []
+      const keys: (string | undefined)[] = []
       for (const [i, e] of entities.entries()) {
         const complex = Object.entries(e).find(([, v]) => v !== null && typeof v === 'object')
         if (complex) return { ok: false, reason: 'bad_entity', message: `entity ${i + 1}: ${complex[0]} must be a string, number, boolean or null` }
@@ -54,13 +71,12 @@ export function createOnlineStore(db: Db | Queryable, now: () => Date = () => ne
           const problems = [...(missing.length > 0 ? [`lacks ${missing.join(', ')}`] : []), ...(extra.length > 0 ? [`has unknown ${extra.join(', ')}`] : [])]
           return { ok: false, reason: 'bad_entity', message: `entity ${i + 1} ${problems.join(' and ')}; the entity columns of ${view} are ${d.entity.join(', ')}` }
         }
-        ordered.push(canonicalEntityKey(d.entity.map((c) => e[c])))
+        keys.push(canonicalEntityKey(d.entity.map((c) => e[c])))
       }
-      let rows = lookup.rows
-      if (ordered.some((k, i) => k !== keys[i])) rows = (await readOnlineRows(db, view, ordered.filter((k): k is string => k !== undefined))).rows
+      const rows = await readOnlineRows(db, view, [...new Set(keys.filter((k): k is string => k !== undefined))])
       const oldest = d.ttlMs === null ? undefined : now().getTime() - d.ttlMs
       const values = entities.map((e, i): OnlineValue => {
-        const row = ordered[i] === undefined ? undefined : rows.get(ordered[i]!)
+        const row = keys[i] === undefined ? undefined : rows.get(keys[i]!)
         const expired = row !== undefined && oldest !== undefined && row.featureTimestamp.getTime() < oldest
         const features: Record<string, unknown> = {}
         for (const f of d.features) features[f] = row && !expired && Object.hasOwn(row.features, f) ? row.features[f] : null

@@ -46,40 +46,38 @@ export interface OnlineRow {
   definitionVersion: number
 }
 
-export interface OnlineLookup {
-  /** The view's current definition (undefined: no such view). */
-  definition: { version: number; entity: string[]; features: string[]; ttlMs: number | null; removed: boolean } | undefined
-  rows: Map<string, OnlineRow>
+/** What an online read needs of a view's current definition. */
+export interface OnlineDefinition {
+  version: number
+  entity: string[]
+  features: string[]
+  ttlMs: number | null
+  removed: boolean
 }
 
-/** The view's current definition and the stored rows of the given keys, in one round trip. */
-export async function readOnlineRows(q: Queryable, view: string, keys: readonly string[]): Promise<OnlineLookup> {
-  const { rows } = await q.query<{
-    version: number
-    removed: boolean
-    definition: { entity: string[]; features: { name: string }[]; ttl_ms: number | null }
-    entity_key: string | null
-    entity: Record<string, unknown> | null
-    features: Record<string, unknown> | null
-    feature_timestamp: Date | null
-    definition_version: number | null
-  }>(
-    `SELECT v.current_version AS version, v.removed, d.definition, o.entity_key, o.entity, o.features, o.feature_timestamp, o.definition_version
-       FROM cairn.feature_view v
-       JOIN cairn.feature_view_definition d ON d.view = v.name AND d.version = v.current_version
-       LEFT JOIN cairn.feature_online o ON o.view = v.name AND o.entity_key = ANY($2::text[])
-      WHERE v.name = $1`,
-    [view, keys],
+/** The view's current definition as online reads use it, or undefined when there is no such view. */
+export async function readOnlineDefinition(q: Queryable, view: string): Promise<OnlineDefinition | undefined> {
+  const { rows } = await q.query<{ version: number; removed: boolean; definition: { entity: string[]; features: { name: string }[]; ttl_ms: number | null } }>(
+    `SELECT v.current_version AS version, v.removed, d.definition FROM cairn.feature_view v
+       JOIN cairn.feature_view_definition d ON d.view = v.name AND d.version = v.current_version WHERE v.name = $1`,
+    [view],
   )
-  const first = rows[0]
-  if (!first) return { definition: undefined, rows: new Map() }
+  const r = rows[0]
+  return r && { version: r.version, entity: r.definition.entity, features: r.definition.features.map((f) => f.name), ttlMs: r.definition.ttl_ms, removed: r.removed }
+}
+
+/** The stored rows of the given keys (a primary-key lookup). */
+export async function readOnlineRows(q: Queryable, view: string, keys: readonly string[]): Promise<Map<string, OnlineRow>> {
   const found = new Map<string, OnlineRow>()
-  for (const r of rows) {
-    if (r.entity_key === null) continue
-    found.set(r.entity_key, { key: r.entity_key, entity: r.entity!, features: r.features!, featureTimestamp: r.feature_timestamp!, definitionVersion: r.definition_version! })
-  }
-  const d = first.definition
-  return { definition: { version: first.version, entity: d.entity, features: d.features.map((f) => f.name), ttlMs: d.ttl_ms, removed: first.removed }, rows: found }
+  if (keys.length === 0) return found
+  const { rows } = await q.query<{ entity_key: string; entity: Record<string, unknown>; features: Record<string, unknown>; feature_timestamp: Date; definition_version: number }>(
+    keys.length === 1
+      ? `SELECT entity_key, entity, features, feature_timestamp, definition_version FROM cairn.feature_online WHERE view = $1 AND entity_key = $2`
+      : `SELECT entity_key, entity, features, feature_timestamp, definition_version FROM cairn.feature_online WHERE view = $1 AND entity_key = ANY($2::text[])`,
+    [view, keys.length === 1 ? keys[0] : keys],
+  )
+  for (const r of rows) found.set(r.entity_key, { key: r.entity_key, entity: r.entity, features: r.features, featureTimestamp: r.feature_timestamp, definitionVersion: r.definition_version })
+  return found
 }
 
 /** Entities the online store holds for a view (for listings and the web page). */

@@ -60,16 +60,24 @@ export async function createToken(q: Queryable, input: NewToken): Promise<{ toke
   return rows[0] ? { token, row: toToken(rows[0]) } : undefined
 }
 
-/** The live token this secret belongs to. Records its use at most once a minute (not a write per request). */
+/**
+ * The live token this secret belongs to. Records its use at most once a minute (not a write per
+ * request): the check is a plain read, and only a token not recorded for a minute also gets the
+ * update, so the per-request cost is one indexed SELECT (a data-modifying CTE on every request
+ * measured about half as fast under 50 concurrent requests).
+ */
 export async function findToken(q: Queryable, token: string): Promise<TokenRow | undefined> {
-  const { rows } = await q.query<RawToken>(
-    `WITH found AS (SELECT token_id, name, role, created_at, expires_at, owner, last_used_at FROM cairn.api_token t WHERE t.token_hash = $1 AND ${LIVE_TOKEN}),
-     touched AS (UPDATE cairn.api_token t SET last_used_at = now() FROM found
-       WHERE t.token_id = found.token_id AND (found.last_used_at IS NULL OR found.last_used_at < now() - interval '1 minute'))
-     SELECT token_id, name, role, created_at, expires_at, owner FROM found`,
+  const { rows } = await q.query<RawToken & { record_use: boolean }>(
+    `SELECT token_id, name, role, created_at, expires_at, owner, (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS record_use
+       FROM cairn.api_token t WHERE t.token_hash = $1 AND ${LIVE_TOKEN}`,
     [sha256(token)],
   )
-  return rows[0] ? toToken(rows[0]) : undefined
+  const row = rows[0]
+  if (!row) return undefined
+  if (row.record_use) {
+    await q.query(`UPDATE cairn.api_token SET last_used_at = now() WHERE token_id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`, [row.token_id])
+  }
+  return toToken(row)
 }
 
 /** Of these token ids, the ones still live now. */
