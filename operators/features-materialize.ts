@@ -25,6 +25,7 @@ export const featuresMaterialize = defineOperator({
         view: params.feature_view,
         intervalStart: ctx.interval.start,
         intervalEnd: ctx.interval.end,
+        signal: ctx.signal,
         ...(params.online !== undefined ? { online: params.online } : {}),
         log: (message, fields) => ctx.log.info(message, fields),
       })

@@ -25,7 +25,7 @@ export const featuresTrainingSet = defineOperator({
     const params = raw as unknown as Params
     if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
     try {
-      const result = await ctx.data.features.trainingSet({ ...params, log: (message, fields) => ctx.log.info(message, fields) })
+      const result = await ctx.data.features.trainingSet({ ...params, signal: ctx.signal, log: (message, fields) => ctx.log.info(message, fields) })
       const main = result.published.version
       const outputs: Record<string, unknown> = { dataset: main.dataset, version: main.version, rows: main.rows }
       if (result.holdout) {

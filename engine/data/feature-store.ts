@@ -51,6 +51,8 @@ export class FeatureRequestError extends Error {}
 
 export interface MaterializeRequest {
   view: string
+  /** Stops the DuckDB query (cancel, timeout); nothing is recorded then. */
+  signal?: AbortSignal
   intervalStart: Date
   intervalEnd: Date
   /** Refresh the online store; default the view's `online`. */
@@ -75,6 +77,8 @@ export interface TrainingSetRequest {
   features: readonly string[]
   dataset: string
   split?: { holdout: number; seed?: number }
+  /** Stops the DuckDB query (cancel, timeout); nothing is published then. */
+  signal?: AbortSignal
   log?: (message: string, fields?: Record<string, unknown>) => void
 }
 
@@ -115,11 +119,17 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
     },
   }
 
-  const withDuck = async <T>(f: (duck: DuckDb) => Promise<T>): Promise<T> => {
+  const withDuck = async <T>(signal: AbortSignal | undefined, f: (duck: DuckDb) => Promise<T>): Promise<T> => {
+    signal?.throwIfAborted()
     const duck = await openDuckDb(options.duckdb)
+    const interrupt = () => duck.connection.interrupt()
+    signal?.addEventListener('abort', interrupt, { once: true })
     try {
-      return await f(duck)
+      const result = await f(duck)
+      signal?.throwIfAborted()
+      return result
     } finally {
+      signal?.removeEventListener('abort', interrupt)
       duck.close()
     }
   }
@@ -144,7 +154,7 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
     try {
       const file = join(folder, 'part-0.parquet')
       const started = performance.now()
-      const { rows, onlineRows, computeMs } = await withDuck(async (duck) => {
+      const { rows, onlineRows, computeMs } = await withDuck(request.signal, async (duck) => {
         const count = await copyToParquet(duck, materializeSelect(d, source.files, source.columns, end), file)
         const computeMs = Math.round(performance.now() - started)
         return { rows: count, onlineRows: online ? await readOnlineRows(duck, file, d) : undefined, computeMs }
@@ -205,7 +215,7 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
     const main = await datasets.stage(request.dataset)
     const holdout = request.split ? await datasets.stage(`${request.dataset}_holdout`) : undefined
     try {
-      await withDuck(async (duck) => {
+      await withDuck(request.signal, async (duck) => {
         for (const v of joined) {
           if (v.files.length === 0) continue
           const schema = await duck.rows<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM read_parquet(${sqlString(v.files[0]!)})`)

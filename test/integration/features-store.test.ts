@@ -523,6 +523,17 @@ test('an attempt that no longer holds its claim records nothing: no interval, no
   const { readdirSync } = await import('node:fs')
   const folder = join(s.dir, '_features', 'activity', 'd1')
   assert.deepEqual(existsSync(folder) ? readdirSync(folder).flatMap((end) => readdirSync(join(folder, end))) : [], [], 'the computed rows were removed')
+
+  // A cancelled or timed-out task: its signal stops the query, nothing is recorded or published.
+  const store = storeOf(s)
+  await assert.rejects(store.materialize({ view: 'activity', intervalStart: E1, intervalEnd: E2, signal: AbortSignal.abort() }))
+  const controller = new AbortController()
+  const running = store.materialize({ view: 'activity', intervalStart: E1, intervalEnd: E2, signal: controller.signal })
+  controller.abort()
+  await assert.rejects(running)
+  assert.deepEqual(await listMaterializations(s.db, 'activity'), [])
+  await assert.rejects(store.trainingSet({ labels: 'events', timestamp: 'ts', label: 'amount', features: ['activity'], dataset: 'cancelled', signal: AbortSignal.abort() }))
+  assert.equal(await s.datasets.get('cancelled'), undefined)
 })
 
 test('a changed definition gets the next definition version; the old version and its history are kept', async (t) => {
