@@ -1,0 +1,96 @@
+/**
+ * The example DAG as shipped (dags/churn_model.yaml, its feature view and the generated data in
+ * dags/data) runs its data half under a real scheduler and worker: the scheduled run of the latest
+ * interval ingests that interval's events and the labels, materializes user_activity, builds the
+ * point-in-time training set with its holdout, and skips the training tasks (train_model: false).
+ */
+import test from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { startTestEngine } from '../helpers/engine.ts'
+import { createDatasets } from '../../engine/data/datasets.ts'
+import { openDuckDb, parquetScan } from '../../engine/data/duckdb.ts'
+
+const REPO_DAGS = new URL('../../dags/', import.meta.url).pathname
+
+function exampleFiles(): Record<string, string> {
+  const files: Record<string, string> = {}
+  const walk = (folder: string): void => {
+    for (const name of readdirSync(folder)) {
+      const path = join(folder, name)
+      if (statSync(path).isDirectory()) walk(path)
+      else files[relative(REPO_DAGS, path)] = readFileSync(path, 'utf8')
+    }
+  }
+  walk(REPO_DAGS)
+  // Only the churn example: the others would run beside it for nothing.
+  for (const name of Object.keys(files)) if (name.endsWith('.yaml') && !name.startsWith('features/') && name !== 'churn_model.yaml') delete files[name]
+  return files
+}
+
+test('churn_model: the scheduled run ingests, materializes and builds the training set from the shipped data', { timeout: 240_000 }, async (t) => {
+  // 03:00 UTC on 2 December: the latest complete interval is [2026-12-01 02:00, 2026-12-02 02:00) Berlin time.
+  const now = new Date('2026-12-02T03:00:00Z')
+  const engine = await startTestEngine(t, { dags: exampleFiles(), inProcessWorkers: 1, scheduler: { now: () => now, loopMs: 200, syncEveryMs: 60_000, lostAfterMs: 1e12 } })
+  let runId: string | undefined
+  const deadline = Date.now() + 60_000
+  while (!runId && Date.now() < deadline) {
+    const { rows } = await engine.db.query<{ run_id: string }>(`SELECT run_id FROM cairn.run WHERE dag_id = 'churn_model'`)
+    runId = rows[0]?.run_id
+    if (!runId) await new Promise((r) => setTimeout(r, 100))
+  }
+  assert.ok(runId, 'the scheduler created the run of the latest interval')
+  const state = await engine.waitForRun(runId, 180_000)
+  const states = await engine.taskStates(runId)
+  assert.equal(state, 'success', JSON.stringify(states))
+  assert.deepEqual(states, {
+    gate: 'skipped',
+    ingest_events: 'success',
+    ingest_labels: 'success',
+    materialize_activity: 'success',
+    rollout: 'skipped',
+    score_users: 'skipped',
+    train: 'skipped',
+    training_set: 'success',
+  })
+
+  const datasets = createDatasets({ db: engine.db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } })
+  const events = (await datasets.get('events'))!
+  const labels = (await datasets.get('churn_labels'))!
+  const training = (await datasets.get('churn_training'))!
+  const holdout = (await datasets.get('churn_training_holdout'))!
+  // Counted independently from the CSV files: the rows of the interval, in UTC.
+  const start = Date.parse('2026-12-01T01:00:00Z')
+  const end = Date.parse('2026-12-02T01:00:00Z')
+  let expected = 0
+  for (const name of readdirSync(join(REPO_DAGS, 'data'))) {
+    if (!name.endsWith('.csv')) continue
+    for (const line of readFileSync(join(REPO_DAGS, 'data', name), 'utf8').split('\n').slice(1)) {
+      const ts = Date.parse(line.split(',')[1] ?? '')
+      if (ts >= start && ts < end) expected++
+    }
+  }
+  assert.ok(expected > 0)
+  assert.equal(events.rows, expected)
+  const labelLines = readFileSync(join(REPO_DAGS, 'data', 'labels.jsonl'), 'utf8').trim().split('\n').length
+  assert.equal(labels.rows, labelLines)
+  assert.equal(training.rows + holdout.rows, labelLines, 'every label row lands in the training set or its holdout')
+  assert.ok(holdout.rows > labelLines * 0.1 && holdout.rows < labelLines * 0.3, `holdout of about 20%: ${holdout.rows} of ${labelLines}`)
+  assert.deepEqual(
+    training.columns.map((c) => c.name).filter((n) => n.startsWith('user_activity__')),
+    ['user_activity__spend_7d', 'user_activity__events_1d', 'user_activity__avg_amount'],
+  )
+
+  // Labels after the materialized interval's end (within the view's 30-day ttl) got its features.
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    const [row] = await duck.rows<{ with_features: string }>(
+      `SELECT count(*)::VARCHAR AS with_features FROM ${parquetScan([...training.files, ...holdout.files])}
+        WHERE user_activity__events_1d IS NOT NULL AND label_ts >= TIMESTAMPTZ '2026-12-02 01:00:00+00' AND label_ts <= TIMESTAMPTZ '2026-12-31 01:00:00+00'`,
+    )
+    assert.ok(Number(row!.with_features) > 0)
+  } finally {
+    duck.close()
+  }
+})
