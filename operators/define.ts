@@ -22,6 +22,8 @@
  * - `infrastructure`: the worker could not run the task (program missing, worker shutting down,
  *   operator not available). Argo's `Error`.
  * - `invalid_params`: params that passed validation but make no sense once rendered.
+ * - `data_invalid`: the task's input data broke its own rules (bad rows, failed expectations, a
+ *   response over its size limit); the same data would fail the same way.
  * - `lost`: the worker running the attempt vanished (found by the scheduler, not by operators).
  */
 import type { ErrorCode } from '../engine/errors.ts'
@@ -29,7 +31,7 @@ import type { Json, PathSegment } from '../engine/dag/yaml-load.ts'
 import type { TaskUser } from '../engine/process/task-user.ts'
 import type { DataServices } from '../engine/data/data-services.ts'
 
-export type FailureKind = 'exit_code' | 'timeout' | 'cancelled' | 'gate_not_met' | 'infrastructure' | 'invalid_params' | 'lost'
+export type FailureKind = 'exit_code' | 'timeout' | 'cancelled' | 'gate_not_met' | 'infrastructure' | 'invalid_params' | 'data_invalid' | 'lost'
 
 export type OperatorResult =
   | { ok: true; outputs: Record<string, unknown> }

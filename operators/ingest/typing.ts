@@ -1,0 +1,74 @@
+/**
+ * From a source column to a dataset column, in SQL: the typed value and, for a row that does not
+ * fit, the reason it is a bad row. Every source loads its values into DuckDB as text (or its own
+ * native type) and goes through these same expressions, so csv, jsonl, parquet, http and postgres
+ * follow one set of type rules (SPEC section 7):
+ *
+ * - integer: whole numbers only ("1.5" is refused; DuckDB's own cast would round it)
+ * - timestamp: ISO-8601, a value without an offset is UTC (DuckDB without ICU: TIMESTAMPTZ is UTC)
+ * - an empty text is a missing value for every type but string
+ */
+import type { ColumnType } from '../../engine/data/column-types.ts'
+import { duckDbType } from '../../engine/data/column-types.ts'
+import { sqlIdent, sqlString } from '../../engine/data/duckdb.ts'
+
+export interface ColumnPlan {
+  name: string
+  type: ColumnType
+  /** False when declared `nullable: false`. */
+  nullable: boolean
+  /** How the source holds the value: as text, or already in a DuckDB type of its own. */
+  source: 'text' | 'native'
+}
+
+const INTEGER_TEXT = `'\\s*[+-]?[0-9]+(\\.0*)?\\s*'`
+/** Longest raw value quoted in a reason: a bad row's full text is kept beside it anyway. */
+const QUOTED_MAX = 60
+
+const TYPE_WORDS: Record<ColumnType, string> = {
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'a boolean',
+  timestamp: 'an ISO-8601 timestamp',
+  date: 'a date',
+}
+
+/** The typed value of `raw` (a SQL expression) as `plan.type`, NULL when it does not convert. */
+export function castExpression(raw: string, plan: ColumnPlan): string {
+  if (plan.type === 'string') return plan.source === 'text' ? raw : `CAST(${raw} AS VARCHAR)`
+  const value = plan.source === 'text' ? `NULLIF(${raw}, '')` : raw
+  if (plan.type === 'integer') {
+    return plan.source === 'text'
+      ? `CASE WHEN regexp_full_match(${value}, ${INTEGER_TEXT}) THEN TRY_CAST(${value} AS BIGINT) END`
+      : `CASE WHEN TRY_CAST(${value} AS DOUBLE) = trunc(TRY_CAST(${value} AS DOUBLE)) THEN TRY_CAST(${value} AS BIGINT) END`
+  }
+  return `TRY_CAST(${value} AS ${duckDbType(plan.type)})`
+}
+
+/** NULL for a value that fits, else the reason (text) naming the column and the value. */
+export function problemExpression(raw: string, plan: ColumnPlan, typed: string): string {
+  const present = plan.source === 'text' && plan.type !== 'string' ? `NULLIF(${raw}, '') IS NOT NULL` : `${raw} IS NOT NULL`
+  const shown = `left(CAST(${raw} AS VARCHAR), ${QUOTED_MAX})`
+  const checks: string[] = []
+  if (plan.type !== 'string') {
+    checks.push(`WHEN ${present} AND ${typed} IS NULL THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
+  }
+  if (!plan.nullable) checks.push(`WHEN NOT (${present}) THEN ${sqlString(`column ${plan.name} is empty but declared nullable: false`)}`)
+  return checks.length === 0 ? 'NULL' : `CASE ${checks.join(' ')} END`
+}
+
+/**
+ * `SELECT <typed columns>, <first problem> AS __problem FROM (<from>)`, where `rawOf(name)` gives the
+ * SQL expression of a column's source value.
+ */
+export function typedSelect(plans: readonly ColumnPlan[], rawOf: (plan: ColumnPlan, index: number) => string, from: string, more: { firstProblem?: string; extraColumns?: string } = {}): string {
+  const typed = plans.map((p, i) => castExpression(rawOf(p, i), p))
+  const problems = [...(more.firstProblem ? [more.firstProblem] : []), ...plans.map((p, i) => problemExpression(rawOf(p, i), p, typed[i]!)).filter((p) => p !== 'NULL')]
+  const problem = problems.length === 0 ? 'CAST(NULL AS VARCHAR)' : problems.length === 1 ? problems[0]! : `coalesce(${problems.join(', ')})`
+  return `SELECT ${plans.map((p, i) => `${typed[i]} AS ${sqlIdent(p.name)}`).join(', ')}, ${problem} AS __problem${more.extraColumns ? `, ${more.extraColumns}` : ''} FROM ${from}`
+}
+
+export function describeType(type: ColumnType): string {
+  return TYPE_WORDS[type]
+}
