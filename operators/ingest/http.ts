@@ -70,7 +70,8 @@ async function tryOnce(source: HttpSource, target: string, signal: AbortSignal, 
   const timeout = AbortSignal.timeout(timeoutMs)
   const both = AbortSignal.any([signal, timeout])
   try {
-    const response = await fetch(source.url, { headers: source.headers ?? {}, signal: both, redirect: 'follow' })
+    const { url, headers } = withoutCredentials(source.url, source.headers ?? {})
+    const response = await fetch(url, { headers, signal: both, redirect: 'follow' })
     if (!response.ok) {
       await response.body?.cancel().catch(() => undefined)
       const reason = `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`
@@ -97,6 +98,17 @@ async function tryOnce(source: HttpSource, target: string, signal: AbortSignal, 
     if (timeout.aborted) return { retryReason: `no complete answer within ${source.timeout ?? HTTP_DEFAULTS.timeout}` }
     return { retryReason: connectionError(error) }
   }
+}
+
+/** fetch refuses URLs with user:password: they become a Basic Authorization header (unless one is given). */
+function withoutCredentials(raw: string, headers: Record<string, string>): { url: string; headers: Record<string, string> } {
+  const url = new URL(raw)
+  if (url.username === '' && url.password === '') return { url: raw, headers }
+  const basic = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')
+  url.username = ''
+  url.password = ''
+  const given = Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')
+  return { url: url.toString(), headers: given ? headers : { ...headers, Authorization: `Basic ${basic}` } }
 }
 
 function tooLarge(shown: string, maxBytes: number, declared?: number): IngestFailure {

@@ -46,11 +46,16 @@ export async function loadPostgres(connection: { name: string; url: string }, qu
       return unreachable(`connection ${connection.name}: cannot connect (${scrub(errorText(error), connection.url)}); nothing was published`)
     }
     const cursor = client.query(new Cursor(query, [], { types: asText, rowMode: 'array' }))
+    // An error between reads is emitted rather than given to a read callback; the next read reports it.
+    let between: Error | undefined
+    cursor.on('error', (error: Error) => {
+      between = error
+    })
     let fields: FieldDef[] | undefined
     let appender: Awaited<ReturnType<typeof ctx.duck.connection.createAppender>> | undefined
     let total = 0
     for (;;) {
-      const batch = await readBatch(cursor, batchRows).catch((error: unknown) => ({ error }))
+      const batch = between ? { error: between } : await readBatch(cursor, batchRows).catch((error: unknown) => ({ error }))
       if (signal.aborted) return failure('cancelled', false, 'aborted')
       if ('error' in batch) return queryFailure(batch.error, dropped, connection, total)
       if (fields === undefined) {
