@@ -43,7 +43,7 @@ export async function loadCsv(files: readonly SourceFile[], options: CsvOptions,
     if (new Set(names).size !== names.length) return dataInvalid(`${file.label}: the header names a column twice (${names.join(', ')})`)
     if (plans === undefined) {
       const sniffed = await sniffTypes(ctx, file.path, delimiter, header, names.length)
-      const planned = planColumns(names, (_name, i) => inferredType(sniffed, i), (_name, type) => (READER_TYPE[type] ? 'native' : 'text'), ctx, file.label)
+      const planned = planColumns(names, (_name, i) => inferredType(sniffed, i), (_name, type) => (READER_TYPE[type] ? 'exact' : 'text'), ctx, file.label)
       if ('missing' in planned) return dataInvalid(missingColumnsMessage(file.label, planned.missing, names))
       plans = planned
     } else if (names.join('\u0000') !== plans.map((p) => p.name).join('\u0000')) {
@@ -52,7 +52,7 @@ export async function loadCsv(files: readonly SourceFile[], options: CsvOptions,
     const exists = await loadedExists(ctx.duck)
     const before = exists ? await countLoaded(ctx.duck) : 0
     const rejectsTable = `rejects_${index}`
-    const columns = `{${plans.map((p) => `${sqlString(p.name)}: ${sqlString(p.source === 'native' ? READER_TYPE[p.type]! : 'VARCHAR')}`).join(', ')}}`
+    const columns = `{${plans.map((p) => `${sqlString(p.name)}: ${sqlString(p.source === 'exact' ? READER_TYPE[p.type]! : 'VARCHAR')}`).join(', ')}}`
     const read = `read_csv($1, header = ${header}, delim = $2, quote = '"', escape = '"', auto_detect = false, columns = ${columns}, ` +
       `store_rejects = true, rejects_table = ${sqlString(rejectsTable)}, rejects_scan = ${sqlString(`${rejectsTable}_scan`)}, max_line_size = ${MAX_LINE_BYTES})`
     const select = typedSelect(plans, (p) => sqlIdent(p.name), read)
@@ -100,11 +100,11 @@ async function sniffTypes(ctx: LoadContext, path: string, delimiter: string, hea
   }
 }
 
-function inferredType(sniffed: string[] | undefined, index: number): { type: ColumnType; source: 'text' | 'native'; note?: string } {
+function inferredType(sniffed: string[] | undefined, index: number): { type: ColumnType; source: 'text' | 'exact'; note?: string } {
   if (sniffed === undefined) return { type: 'string', source: 'text', note: 'the file could not be sampled; declare the type to convert it' }
   const duckType = sniffed[index]!
   const type = columnTypeOf(duckType) ?? 'string'
-  return { type, source: READER_TYPE[type] ? 'native' : 'text' }
+  return { type, source: READER_TYPE[type] ? 'exact' : 'text' }
 }
 
 interface RawReject {

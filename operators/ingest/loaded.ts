@@ -54,8 +54,8 @@ export interface LoadContext {
 /** Plans for the columns a source has, from the declarations and what was inferred; missing declared columns are named. */
 export function planColumns(
   names: readonly string[],
-  inferred: (name: string, index: number) => { type: ColumnType; source: 'text' | 'native'; note?: string },
-  declaredSource: (name: string, type: ColumnType, index: number) => 'text' | 'native',
+  inferred: (name: string, index: number) => { type: ColumnType; source: ColumnPlan['source']; note?: string },
+  declaredSource: (name: string, type: ColumnType, index: number) => ColumnPlan['source'],
   ctx: LoadContext,
   source: string,
 ): ColumnPlan[] | { missing: string[] } {

@@ -17,11 +17,13 @@ export interface ColumnPlan {
   type: ColumnType
   /** False when declared `nullable: false`. */
   nullable: boolean
-  /** How the source holds the value: as text, or already in a DuckDB type of its own. */
-  source: 'text' | 'native'
+  /**
+   * How the source holds the value: as text, in a DuckDB type of its own, or `exact`: already
+   * converted to this very type by a reader that refuses (as a bad row) what does not convert.
+   */
+  source: 'text' | 'native' | 'exact'
 }
 
-const INTEGER_TEXT = `'\\s*[+-]?[0-9]+(\\.0*)?\\s*'`
 /** Longest raw value quoted in a reason: a bad row's full text is kept beside it anyway. */
 const QUOTED_MAX = 60
 
@@ -36,12 +38,12 @@ const TYPE_WORDS: Record<ColumnType, string> = {
 
 /** The typed value of `raw` (a SQL expression) as `plan.type`, NULL when it does not convert. */
 export function castExpression(raw: string, plan: ColumnPlan): string {
+  if (plan.source === 'exact') return raw
   if (plan.type === 'string') return plan.source === 'text' ? raw : `CAST(${raw} AS VARCHAR)`
   const value = plan.source === 'text' ? `NULLIF(${raw}, '')` : raw
   if (plan.type === 'integer') {
-    return plan.source === 'text'
-      ? `CASE WHEN regexp_full_match(${value}, ${INTEGER_TEXT}) THEN TRY_CAST(${value} AS BIGINT) END`
-      : `CASE WHEN TRY_CAST(${value} AS DOUBLE) = trunc(TRY_CAST(${value} AS DOUBLE)) THEN TRY_CAST(${value} AS BIGINT) END`
+    // DuckDB's cast rounds "1.5" to 2: a whole number is one whose value as a double is the same.
+    return `CASE WHEN TRY_CAST(${value} AS DOUBLE) = TRY_CAST(${value} AS BIGINT) THEN TRY_CAST(${value} AS BIGINT) END`
   }
   return `TRY_CAST(${value} AS ${duckDbType(plan.type)})`
 }
@@ -51,7 +53,7 @@ export function problemExpression(raw: string, plan: ColumnPlan, typed: string):
   const present = plan.source === 'text' && plan.type !== 'string' ? `NULLIF(${raw}, '') IS NOT NULL` : `${raw} IS NOT NULL`
   const shown = `left(CAST(${raw} AS VARCHAR), ${QUOTED_MAX})`
   const checks: string[] = []
-  if (plan.type !== 'string') {
+  if (plan.type !== 'string' && plan.source !== 'exact') {
     checks.push(`WHEN ${present} AND ${typed} IS NULL THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
   }
   if (!plan.nullable) checks.push(`WHEN NOT (${present}) THEN ${sqlString(`column ${plan.name} is empty but declared nullable: false`)}`)
