@@ -6,7 +6,8 @@
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, symlinkSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
+import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
 import { join } from 'node:path'
 import { ingestHarness } from '../helpers/ingest.ts'
 import type { IngestHarness } from '../helpers/ingest.ts'
@@ -285,4 +286,20 @@ test('a cancel stops DuckDB mid-read: the attempt reports cancelled and publishe
   assert.equal(result.kind, 'cancelled')
   assert.ok(Date.now() - started < 20_000)
   assert.equal(await versionCount(h), 0)
+})
+
+test('the example churn_model DAG: its two ingest tasks load the data shipped in dags/data', async (t) => {
+  const h = await ingestHarness(t)
+  cpSync(new URL('../../dags/data', import.meta.url).pathname, join(h.dagsFolder, 'data'), { recursive: true })
+  const dag = parseYaml(readFileSync(new URL('../../dags/churn_model.yaml', import.meta.url), 'utf8')) as { tasks: Record<string, { params: Record<string, unknown> }> }
+  // The scheduled run of 2026-10-02 02:00 Berlin covers the day before.
+  const interval = { start: new Date('2026-10-01T00:00:00+02:00'), end: new Date('2026-10-02T00:00:00+02:00') }
+  const events = await h.run(dag.tasks.ingest_events!.params, { interval })
+  assert.equal(events.result.ok, true, JSON.stringify(events.result))
+  const rows = await rowsOf(h, 'events')
+  assert.ok(rows.length > 10)
+  assert.ok(rows.every((r) => String(r.ts) >= '2026-09-30 22:00:00+00' && String(r.ts) < '2026-10-01 22:00:00+00'))
+  const labels = await h.run(dag.tasks.ingest_labels!.params)
+  assert.equal(labels.result.ok, true, JSON.stringify(labels.result))
+  assert.deepEqual((await h.datasets.get('churn_labels'))!.columns, [{ name: 'user_id', type: 'string' }, { name: 'label_ts', type: 'timestamp' }, { name: 'churned', type: 'boolean' }])
 })
