@@ -57,7 +57,7 @@ export async function loadPostgres(connection: { name: string; url: string }, qu
     for (;;) {
       const batch = between ? { error: between } : await readBatch(cursor, batchRows).catch((error: unknown) => ({ error }))
       if (signal.aborted) return failure('cancelled', false, 'aborted')
-      if ('error' in batch) return queryFailure(batch.error, dropped, connection, total)
+      if ('error' in batch) return queryFailure(serverError([batch.error, between, dropped]) ?? batch.error, dropped, connection, total)
       if (fields === undefined) {
         fields = batch.fields
         if (new Set(fields.map((f) => f.name)).size !== fields.length) return invalid(`${label}: the query returns two columns with the same name (${fields.map((f) => f.name).join(', ')}); give them aliases`)
@@ -108,6 +108,11 @@ function readBatch(cursor: Cursor, rows: number): Promise<{ rows: unknown[][]; f
   return new Promise((resolve, reject) => {
     cursor.read(rows, (error, result, meta) => (error ? reject(error) : resolve({ rows: result as unknown[][], fields: meta.fields })))
   })
+}
+
+/** The server's own message (with its SQLSTATE) among what the driver reported, rather than a socket error such as EPIPE that followed it. */
+function serverError(errors: ReadonlyArray<unknown>): unknown {
+  return errors.find((e) => typeof (e as { code?: unknown } | undefined)?.code === 'string' && /^[0-9A-Z]{5}$/.test((e as { code: string }).code))
 }
 
 /** SQL errors in the query itself are not retried; a lost connection or a server going away is. */

@@ -92,6 +92,16 @@ test('http: header secrets, a 500 then success, a timeout, an oversized body, a 
     assert.match(big.result.message, /larger than max_bytes \(50000 bytes/)
   }
 
+  const closed = createServer()
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+  const closedPort = (closed.address() as AddressInfo).port
+  await new Promise<void>((resolve) => closed.close(() => resolve()))
+  const refused = await h.run({ source: { kind: 'http', url: `http://127.0.0.1:${closedPort}/x.csv`, format: 'csv', retries: 1 }, dataset: 'refused' })
+  failed(refused.result)
+  assert.equal(refused.result.kind, 'infrastructure')
+  assert.equal(refused.result.retryable, true)
+  assert.match(refused.result.message, /connection failed \(ECONNREFUSED\) \(gave up after 2 tries\)/)
+
   const missing = await h.run({ source: { kind: 'http', url: `${base}/nope.csv`, format: 'csv' }, dataset: 'nope' })
   failed(missing.result)
   assert.equal(missing.result.retryable, false)
@@ -144,7 +154,8 @@ test('postgres: types from the result, SQL errors, and a connection terminated m
   failed(dropped.result)
   assert.equal(dropped.result.kind, 'infrastructure')
   assert.equal(dropped.result.retryable, true)
-  assert.match(dropped.result.message, /connection warehouse failed after \d+ rows were read \(terminating connection due to administrator command\); nothing was published/)
+  // The server's message, or the socket error when the driver noticed the closed socket first.
+  assert.match(dropped.result.message, /connection warehouse failed after \d+ rows were read \((terminating connection due to administrator command|write EPIPE|read ECONNRESET|Connection terminated unexpectedly)\); nothing was published/)
   assert.equal(await h.datasets.get('dropped'), undefined)
   assert.equal(await versionCount(h), 1)
 })
