@@ -95,7 +95,7 @@ export async function publishRows(input: PublishInput): Promise<Published | Inge
   const staged = await input.datasets.stage(params.dataset)
   try {
     await writeVersion(duck, staged.dir, mode, columns, INCOMING, previous, interval)
-    const badRows = bad.count > 0 ? { count: bad.count, location: `${relativeToDatasets(input.datasets, staged)}/${await writeBadRows(duck, staged.dir, bad.rows)}`, sample: bad.rows.slice(0, 5) } : undefined
+    const badRows = bad.count > 0 ? { count: bad.count, location: `${relativeToDatasets(input.datasets, staged)}/${await writeBadRows(duck, staged.dir, bad.rows)}`, sample: bad.rows.slice(0, 5).map((r) => ({ ...r, raw: r.raw === null ? null : r.raw.slice(0, 500) })) } : undefined
     const inputs: DatasetInput[] = previous ? [{ dataset: previous.dataset, version: previous.version }] : []
     const [result] = await input.datasets.publish([{
       staged,
