@@ -3,7 +3,7 @@
  * ingest operator itself (declared types enforced, bad rows checked, expectations, Parquet written,
  * published to Postgres with its fingerprint) beside two raw baselines on the same file in the same
  * run: DuckDB's own read_csv -> Parquet COPY, and `psql \copy` into a Postgres table. Prints figures,
- * never fails. `npm run bench:ingest [-- ROWS]`.
+ * never fails. `npm run bench:ingest [-- ROWS [ROUNDS]]`.
  */
 import { mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,9 +20,11 @@ import { openDuckDb, sqlString } from '../engine/data/duckdb.ts'
 import { ingest } from '../operators/ingest.ts'
 
 const ROWS = Number(process.argv[2] ?? 1_000_000)
-const ROUNDS = 3
+// Interleaved rounds; on a shared machine other load only ever adds time, so the best round is the figure compared.
+const ROUNDS = Number(process.argv[3] ?? 5)
 const log = silentLogger()
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const best = (xs: number[]): number => Math.min(...xs)
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-ingest-'))
 const dags = join(dir, 'dags')
@@ -34,7 +36,7 @@ try {
   await migrate(db, log)
   await generate(csv, ROWS)
   const mb = statSync(csv).size / 1e6
-  console.log(`ingest benchmark: ${ROWS} rows x 10 columns, ${mb.toFixed(1)} MB CSV, embedded PostgreSQL (port ${pg.port}), node ${process.version}, ${ROUNDS} rounds each, medians`)
+  console.log(`ingest benchmark: ${ROWS} rows x 10 columns, ${mb.toFixed(1)} MB CSV, embedded PostgreSQL (port ${pg.port}), node ${process.version}, ${ROUNDS} interleaved rounds each`)
 
   const raw: number[] = []
   const ours: number[] = []
@@ -46,14 +48,14 @@ try {
     copy.push(await psqlCopy(db, pg.url, csv))
   }
   const line = (name: string, seconds: number[]) => {
-    const s = median(seconds)
-    console.log(`${name.padEnd(44)} ${s.toFixed(2)} s  ${(ROWS / s / 1000).toFixed(0).padStart(6)}k rows/s   (${seconds.map((x) => x.toFixed(2)).join(', ')} s)`)
+    const s = best(seconds)
+    console.log(`${name.padEnd(48)} best ${s.toFixed(2)} s ${(ROWS / s / 1000).toFixed(0).padStart(5)}k rows/s, median ${median(seconds).toFixed(2)} s   (${seconds.map((x) => x.toFixed(2)).join(', ')} s)`)
   }
   line('DuckDB read_csv -> Parquet (raw baseline)', raw)
   line('cairn ingest (types, checks, Parquet, publish)', ours)
   line('psql \\copy into a Postgres table', copy)
-  console.log(`ingest throughput = ${((median(raw) / median(ours)) * 100).toFixed(0)}% of DuckDB's raw read_csv -> Parquet (goal >= 70%)`)
-  console.log(`ingest is ${(median(copy) / median(ours)).toFixed(2)}x the speed of psql \\copy`)
+  console.log(`ingest throughput = ${((best(raw) / best(ours)) * 100).toFixed(0)}% of DuckDB's raw read_csv -> Parquet, best rounds (goal >= 70%); ${((median(raw) / median(ours)) * 100).toFixed(0)}% by medians`)
+  console.log(`ingest is ${(best(copy) / best(ours)).toFixed(2)}x the speed of psql \\copy, best rounds; ${(median(copy) / median(ours)).toFixed(2)}x by medians`)
 } finally {
   await db.close()
   await pg.stop()

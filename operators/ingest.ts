@@ -92,9 +92,11 @@ async function loadSource(params: IngestParams, ctx: OperatorContext, data: Data
       const found = await resolveSourceFiles(source.path, data)
       if (isFailure(found)) return found
       const files = found.files.map((path): SourceFile => ({ path, label: labelOf(path, data.dagsFolder) }))
-      ctx.log.info(`reading ${files.length} ${source.kind} file${files.length === 1 ? '' : 's'}: ${files.map((f) => f.label).join(', ')}`)
+      const labels = files.map((f) => f.label)
+      ctx.log.info(`reading ${files.length} ${source.kind} file${files.length === 1 ? '' : 's'}: ${labels.slice(0, 10).join(', ')}${files.length > 10 ? ', ...' : ''}`)
       const loaded = await readFiles(source.kind, files, source.options ?? {}, load)
-      return isFailure(loaded) ? loaded : { source: loaded, described: { kind: source.kind, path: source.path, files: files.map((f) => f.label) } }
+      // The version's details name the files read (the first hundred, for a glob matching thousands).
+      return isFailure(loaded) ? loaded : { source: loaded, described: { kind: source.kind, path: source.path, file_count: files.length, files: labels.slice(0, 100) } }
     }
     case 'http': {
       const target = join(load.scratch, `download.${source.format}`)
