@@ -23,13 +23,13 @@ import { invalid, isFailure } from './ingest/failure.ts'
 import type { IngestParams } from './ingest/params.ts'
 import { declaredColumns } from './ingest/params.ts'
 import { resolveSourceFiles } from './ingest/paths.ts'
-import { loadCsv } from './ingest/csv.ts'
+import { loadCsv, writeCsvDirect } from './ingest/csv.ts'
 import type { SourceFile } from './ingest/csv.ts'
 import { loadJsonl } from './ingest/jsonl.ts'
 import { loadParquet } from './ingest/parquet.ts'
 import { loadPostgres } from './ingest/postgres.ts'
 import { download, publicUrl } from './ingest/http.ts'
-import type { LoadContext, LoadedSource } from './ingest/loaded.ts'
+import type { LoadContext, LoadedSource, WrittenSource } from './ingest/loaded.ts'
 import { publishRows } from './ingest/publish-rows.ts'
 import type { Published } from './ingest/publish-rows.ts'
 
@@ -66,7 +66,10 @@ export async function runIngest(params: IngestParams, ctx: OperatorContext, data
     const load: LoadContext = { duck, declared: declaredColumns(params), log: ctx.log, scratch }
     const loaded = await loadSource(params, ctx, data, load)
     if (isFailure(loaded)) return loaded
-    if (ctx.signal.aborted) return invalid('aborted')
+    if (ctx.signal.aborted) {
+      if ('written' in loaded.source) await loaded.source.staged.discard()
+      return invalid('aborted')
+    }
     return await publishRows({
       duck,
       params,
@@ -83,7 +86,7 @@ export async function runIngest(params: IngestParams, ctx: OperatorContext, data
   }
 }
 
-async function loadSource(params: IngestParams, ctx: OperatorContext, data: DataServices, load: LoadContext): Promise<{ source: LoadedSource; described: Record<string, unknown> } | IngestFailure> {
+async function loadSource(params: IngestParams, ctx: OperatorContext, data: DataServices, load: LoadContext): Promise<{ source: LoadedSource | WrittenSource; described: Record<string, unknown> } | IngestFailure> {
   const source = params.source
   switch (source.kind) {
     case 'csv':
@@ -94,7 +97,7 @@ async function loadSource(params: IngestParams, ctx: OperatorContext, data: Data
       const files = found.files.map((path): SourceFile => ({ path, label: labelOf(path, data.dagsFolder) }))
       const labels = files.map((f) => f.label)
       ctx.log.info(`reading ${files.length} ${source.kind} file${files.length === 1 ? '' : 's'}: ${labels.slice(0, 10).join(', ')}${files.length > 10 ? ', ...' : ''}`)
-      const loaded = await readFiles(source.kind, files, source.options ?? {}, load)
+      const loaded = await readFiles(source.kind, files, source.options ?? {}, load, params, data)
       // The version's details name the files read (the first hundred, for a glob matching thousands).
       return isFailure(loaded) ? loaded : { source: loaded, described: { kind: source.kind, path: source.path, file_count: files.length, files: labels.slice(0, 100) } }
     }
@@ -104,7 +107,7 @@ async function loadSource(params: IngestParams, ctx: OperatorContext, data: Data
       ctx.log.info(`downloading ${shown}`)
       const got = await download(source, target, ctx.signal, ctx.log)
       if (isFailure(got)) return got
-      const loaded = await readFiles(source.format, [{ path: target, label: shown }], source.options ?? {}, load)
+      const loaded = await readFiles(source.format, [{ path: target, label: shown }], source.options ?? {}, load, params, data)
       return isFailure(loaded) ? loaded : { source: loaded, described: { kind: 'http', url: shown, format: source.format, bytes: got.bytes } }
     }
     case 'postgres': {
@@ -118,7 +121,23 @@ async function loadSource(params: IngestParams, ctx: OperatorContext, data: Data
   }
 }
 
-function readFiles(format: 'csv' | 'jsonl' | 'parquet', files: SourceFile[], options: { delimiter?: string; header?: boolean }, load: LoadContext): Promise<LoadedSource | IngestFailure> {
+/**
+ * CSV takes the fast path (read and written as Parquet in one pass, straight into a staged folder)
+ * unless the mode needs the rows in hand (interval) or a row breaks a type rule; then, as for the
+ * other formats, the rows go into a DuckDB table first.
+ */
+async function readFiles(format: 'csv' | 'jsonl' | 'parquet', files: SourceFile[], options: { delimiter?: string; header?: boolean }, load: LoadContext, params: IngestParams, data: DataServices): Promise<LoadedSource | WrittenSource | IngestFailure> {
+  if (format === 'csv' && params.mode !== 'interval') {
+    const staged = await data.datasets.stage(params.dataset)
+    const direct = await writeCsvDirect(files, options, load, staged).catch(async (error: unknown) => {
+      await staged.discard()
+      throw error
+    })
+    if (direct !== 'table' && !isFailure(direct)) return direct
+    await staged.discard()
+    if (direct !== 'table') return direct
+    load.log.info('some rows break their column types: loading into a table to name them')
+  }
   if (format === 'csv') return loadCsv(files, options, load)
   if (format === 'jsonl') return loadJsonl(files, load)
   return loadParquet(files, load)

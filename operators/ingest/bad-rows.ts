@@ -44,6 +44,13 @@ export async function collectBadRows(duck: DuckDb, loaded: LoadedSource, policy:
     })
     rows.push(...[...part.rejects, ...found].sort((a, b) => a.line - b.line))
   }
+  return judgeBadRows(count, rows, policy)
+}
+
+/** The verdict on `count` bad rows, of which `rows` are known (all of them when they may be quarantined). */
+export function judgeBadRows(count: number, rows: readonly BadRow[], policy: { onBadRows: 'fail' | 'quarantine'; maxBadRows: number }): BadRowsVerdict | IngestFailure {
+  if (count === 0) return { count, rows: [] }
+  const keepAll = policy.onBadRows === 'quarantine' && count <= policy.maxBadRows
   const first = rows.slice(0, keepAll ? rows.length : NAMED)
   if (policy.onBadRows === 'fail') {
     return dataInvalid(`${count} bad row${count === 1 ? '' : 's'}, nothing was published (on_bad_rows: quarantine keeps the good ones): ${first.map(describeBadRow).join('; ')}${count > first.length ? '; ...' : ''}`)

@@ -10,11 +10,14 @@
 import { sqlIdent, sqlString } from '../../engine/data/duckdb.ts'
 import { columnTypeOf } from '../../engine/data/column-types.ts'
 import type { ColumnType } from '../../engine/data/column-types.ts'
-import { dataInvalid } from './failure.ts'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { StagedVersion } from '../../engine/data/datasets.ts'
+import { dataInvalid, isFailure } from './failure.ts'
 import type { IngestFailure } from './failure.ts'
 import type { CsvOptions } from './params.ts'
 import { LOADED, countLoaded, loadedExists, missingColumnsMessage, planColumns } from './loaded.ts'
-import type { BadRow, LoadContext, LoadedPart, LoadedSource } from './loaded.ts'
+import type { BadRow, LoadContext, LoadedPart, LoadedSource, WrittenSource } from './loaded.ts'
 import { locateRecords, readHeader } from './csv-records.ts'
 import { typedSelect } from './typing.ts'
 import type { ColumnPlan } from './typing.ts'
@@ -30,41 +33,20 @@ export interface SourceFile {
 }
 
 export async function loadCsv(files: readonly SourceFile[], options: CsvOptions, ctx: LoadContext): Promise<LoadedSource | IngestFailure> {
-  const delimiter = options.delimiter ?? ','
-  const header = options.header ?? true
   const parts: LoadedPart[] = []
   let plans: ColumnPlan[] | undefined
   for (const [index, file] of files.entries()) {
-    const names = await columnNames(file.path, delimiter, header)
-    if (names === undefined) {
-      ctx.log.info(`${file.label}: empty file, no rows`)
-      continue
-    }
-    if (new Set(names).size !== names.length) return dataInvalid(`${file.label}: the header names a column twice (${names.join(', ')})`)
-    if (plans === undefined) {
-      const sniffed = await sniffTypes(ctx, file.path, delimiter, header, names.length)
-      const planned = planColumns(names, (_name, i) => inferredType(sniffed, i), (_name, type) => (READER_TYPE[type] ? 'exact' : 'text'), ctx, file.label)
-      if ('missing' in planned) return dataInvalid(missingColumnsMessage(file.label, planned.missing, names))
-      plans = planned
-    } else if (names.join('\u0000') !== plans.map((p) => p.name).join('\u0000')) {
-      return dataInvalid(`${file.label} has the columns ${names.join(', ')}, but ${files[0]!.label} has ${plans.map((p) => p.name).join(', ')}: every file of a source needs the same columns`)
-    }
+    const prepared = await prepareFile(file, files, options, plans, ctx)
+    if (prepared === undefined) continue
+    if (isFailure(prepared)) return prepared
+    plans = prepared.plans
     const exists = await loadedExists(ctx.duck)
     const before = exists ? await countLoaded(ctx.duck) : 0
     const rejectsTable = `rejects_${index}`
-    const columns = `{${plans.map((p) => `${sqlString(p.name)}: ${sqlString(p.source === 'exact' ? READER_TYPE[p.type]! : 'VARCHAR')}`).join(', ')}}`
-    const read = `read_csv($1, header = ${header}, delim = $2, quote = '"', escape = '"', auto_detect = false, columns = ${columns}, ` +
-      `store_rejects = true, rejects_table = ${sqlString(rejectsTable)}, rejects_scan = ${sqlString(`${rejectsTable}_scan`)}, max_line_size = ${MAX_LINE_BYTES})`
-    const select = typedSelect(plans, (p) => sqlIdent(p.name), read)
-    await ctx.duck.run(exists ? `INSERT INTO ${LOADED} ${select}` : `CREATE TABLE ${LOADED} AS ${select}`, [file.path, delimiter])
+    const select = typedSelect(plans, (p) => sqlIdent(p.name), readCsv(plans, options, rejectsTable))
+    await ctx.duck.run(exists ? `INSERT INTO ${LOADED} ${select}` : `CREATE TABLE ${LOADED} AS ${select}`, [file.path, prepared.delimiter])
     const end = await countLoaded(ctx.duck)
-    const rejects = await readRejects(ctx, rejectsTable, file.label)
-    // DuckDB counts a record with a line break inside quotes as one line: the file's own line numbers are found by a scan.
-    const rejectedLines = new Set(rejects.map((r) => r.line))
-    if (rejects.length > 0) {
-      const { rejectedAt } = await locateRecords(file.path, header, rejectedLines, [])
-      for (const r of rejects) r.line = rejectedAt.get(r.line) ?? r.line
-    }
+    const { rejects, rejectedLines } = await fileRejects(ctx, rejectsTable, file, prepared.header)
     parts.push({
       source: file.label,
       unit: 'line',
@@ -72,7 +54,7 @@ export async function loadCsv(files: readonly SourceFile[], options: CsvOptions,
       endRowid: end,
       rejects,
       async locate(rows) {
-        const { kept: spots } = await locateRecords(file.path, header, rejectedLines, rows.map((r) => r.rowid - before))
+        const { kept: spots } = await locateRecords(file.path, prepared.header, rejectedLines, rows.map((r) => r.rowid - before))
         return new Map(rows.flatMap((r) => {
           const spot = spots.get(r.rowid - before)
           return spot ? [[r.rowid, { line: spot.line, raw: spot.text }] as const] : []
@@ -82,6 +64,90 @@ export async function loadCsv(files: readonly SourceFile[], options: CsvOptions,
   }
   if (plans === undefined) return dataInvalid(`${files.map((f) => f.label).join(', ')}: no header and no rows (empty file)`)
   return { plans, parts, hasOrd: false }
+}
+
+/** Raised inside DuckDB by the fast path when a row breaks a type or `nullable` rule. */
+const BAD_ROW_MARK = 'cairn: a row needs the bad-row report'
+
+/**
+ * The fast path: each file read and written as Parquet into the staged folder in one pass, in source
+ * order, with no table in between. A row that breaks a type or `nullable` rule stops it
+ * ('table': the caller then loads into `loaded`, which can name such rows); lines the reader refuses
+ * do not, their lines are known.
+ */
+export async function writeCsvDirect(files: readonly SourceFile[], options: CsvOptions, ctx: LoadContext, staged: StagedVersion): Promise<WrittenSource | IngestFailure | 'table'> {
+  let plans: ColumnPlan[] | undefined
+  const written: string[] = []
+  const rejected: BadRow[] = []
+  for (const [index, file] of files.entries()) {
+    const prepared = await prepareFile(file, files, options, plans, ctx)
+    if (prepared === undefined) continue
+    if (isFailure(prepared)) return prepared
+    plans = prepared.plans
+    const rejectsTable = `direct_rejects_${index}`
+    const select = typedSelect(plans, (p) => sqlIdent(p.name), readCsv(plans, options, rejectsTable))
+    const target = join(staged.dir, `b-${String(index).padStart(5, '0')}.parquet`)
+    const list = plans.map((p) => sqlIdent(p.name)).join(', ')
+    try {
+      await ctx.duck.run(`COPY (SELECT ${list} FROM (${select}) WHERE CASE WHEN __problem IS NULL THEN true ELSE error(${sqlString(BAD_ROW_MARK)}) END) TO ${sqlString(target)} (FORMAT parquet)`, [file.path, prepared.delimiter])
+    } catch (error) {
+      if (error instanceof Error && error.message.includes(BAD_ROW_MARK)) {
+        for (const path of [...written, target]) await rm(path, { force: true })
+        return 'table'
+      }
+      throw error
+    }
+    written.push(target)
+    rejected.push(...(await fileRejects(ctx, rejectsTable, file, prepared.header)).rejects)
+  }
+  if (plans === undefined) return dataInvalid(`${files.map((f) => f.label).join(', ')}: no header and no rows (empty file)`)
+  return { written: true, plans, staged, files: written, rejects: rejected }
+}
+
+interface PreparedFile {
+  plans: ColumnPlan[]
+  delimiter: string
+  header: boolean
+}
+
+/** The columns of one file (the first file's plans, or a check that a later file has the same columns); undefined for an empty file. */
+async function prepareFile(file: SourceFile, files: readonly SourceFile[], options: CsvOptions, plans: ColumnPlan[] | undefined, ctx: LoadContext): Promise<PreparedFile | IngestFailure | undefined> {
+  const delimiter = options.delimiter ?? ','
+  const header = options.header ?? true
+  const names = await columnNames(file.path, delimiter, header)
+  if (names === undefined) {
+    ctx.log.info(`${file.label}: empty file, no rows`)
+    return undefined
+  }
+  if (new Set(names).size !== names.length) return dataInvalid(`${file.label}: the header names a column twice (${names.join(', ')})`)
+  if (plans === undefined) {
+    const sniffed = await sniffTypes(ctx, file.path, delimiter, header, names.length)
+    const planned = planColumns(names, (_name, i) => inferredType(sniffed, i), (_name, type) => (READER_TYPE[type] ? 'exact' : 'text'), ctx, file.label)
+    if ('missing' in planned) return dataInvalid(missingColumnsMessage(file.label, planned.missing, names))
+    return { plans: planned, delimiter, header }
+  }
+  if (names.join('\u0000') !== plans.map((p) => p.name).join('\u0000')) {
+    return dataInvalid(`${file.label} has the columns ${names.join(', ')}, but ${files[0]!.label} has ${plans.map((p) => p.name).join(', ')}: every file of a source needs the same columns`)
+  }
+  return { plans, delimiter, header }
+}
+
+/** `read_csv` of `$1` (delimiter `$2`) with every column's reader type and the refused lines kept in `rejectsTable`. */
+function readCsv(plans: readonly ColumnPlan[], options: CsvOptions, rejectsTable: string): string {
+  const columns = `{${plans.map((p) => `${sqlString(p.name)}: ${sqlString(p.source === 'exact' ? READER_TYPE[p.type]! : 'VARCHAR')}`).join(', ')}}`
+  return `read_csv($1, header = ${options.header ?? true}, delim = $2, quote = '"', escape = '"', auto_detect = false, columns = ${columns}, ` +
+    `store_rejects = true, rejects_table = ${sqlString(rejectsTable)}, rejects_scan = ${sqlString(`${rejectsTable}_scan`)}, max_line_size = ${MAX_LINE_BYTES})`
+}
+
+/** The lines the reader refused, numbered as the file's own lines (DuckDB counts a record with a quoted line break as one line). */
+async function fileRejects(ctx: LoadContext, table: string, file: SourceFile, header: boolean): Promise<{ rejects: BadRow[]; rejectedLines: Set<number> }> {
+  const rejects = await readRejects(ctx, table, file.label)
+  const rejectedLines = new Set(rejects.map((r) => r.line))
+  if (rejects.length > 0) {
+    const { rejectedAt } = await locateRecords(file.path, header, rejectedLines, [])
+    for (const r of rejects) r.line = rejectedAt.get(r.line) ?? r.line
+  }
+  return { rejects, rejectedLines }
 }
 
 async function columnNames(path: string, delimiter: string, header: boolean): Promise<string[] | undefined> {

@@ -9,6 +9,7 @@ import type { DuckDb } from '../../engine/data/duckdb.ts'
 import type { OperatorLogger } from '../define.ts'
 import type { ColumnPlan } from './typing.ts'
 import type { ColumnType } from '../../engine/data/column-types.ts'
+import type { StagedVersion } from '../../engine/data/datasets.ts'
 
 export const LOADED = 'loaded'
 
@@ -41,6 +42,20 @@ export interface LoadedSource {
   parts: LoadedPart[]
   /** Whether `loaded` has an `__ord` column (the row's ordinal in its part), which `locate` then receives. */
   hasOrd: boolean
+}
+
+/**
+ * Rows already written as Parquet files into the staged folder, in one pass from the source (the
+ * CSV fast path: taken only when no row breaks a type or `nullable` rule, so the only bad rows are
+ * those the reader refused, with their lines).
+ */
+export interface WrittenSource {
+  written: true
+  plans: ColumnPlan[]
+  staged: StagedVersion
+  /** Absolute paths inside `staged.dir`, in source order. */
+  files: string[]
+  rejects: BadRow[]
 }
 
 export interface LoadContext {

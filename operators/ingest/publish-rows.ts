@@ -6,24 +6,24 @@
 import type { DuckDb } from '../../engine/data/duckdb.ts'
 import type { Datasets, DatasetVersion, StagedVersion } from '../../engine/data/datasets.ts'
 import { DatasetConflict } from '../../engine/data/datasets.ts'
+import { parquetScan, sqlIdent } from '../../engine/data/duckdb.ts'
 import type { DatasetColumn } from '../../engine/data/column-types.ts'
 import type { DatasetInput } from '../../engine/store/datasets.ts'
 import type { OperatorLogger } from '../define.ts'
-import { collectBadRows, describeBadRow, writeBadRows } from './bad-rows.ts'
+import { collectBadRows, describeBadRow, judgeBadRows, writeBadRows } from './bad-rows.ts'
 import { checkExpectationColumns, checkExpectations, describeExpectation } from './expectations.ts'
 import { dataInvalid, failure, invalid, isFailure } from './failure.ts'
 import type { IngestFailure } from './failure.ts'
 import { LOADED } from './loaded.ts'
-import type { LoadedSource } from './loaded.ts'
+import type { LoadedSource, WrittenSource } from './loaded.ts'
 import type { IngestParams } from './params.ts'
-import { inInterval, schemaMismatch, writeVersion } from './write-version.ts'
+import { inInterval, linkPrevious, schemaMismatch, writeVersion } from './write-version.ts'
 import type { IntervalFilter } from './write-version.ts'
-import { sqlIdent } from '../../engine/data/duckdb.ts'
 
 export interface PublishInput {
   duck: DuckDb
   params: IngestParams
-  loaded: LoadedSource
+  loaded: LoadedSource | WrittenSource
   datasets: Datasets
   interval: { start: Date; end: Date }
   /** The task instance running (to recognise its own earlier append after a lost report). */
@@ -44,7 +44,21 @@ const FRESH = 'fresh'
 const INCOMING = 'incoming'
 
 export async function publishRows(input: PublishInput): Promise<Published | IngestFailure> {
+  // Rows written straight into a staged folder are this attempt's own: gone on every failure.
+  const written = 'written' in input.loaded ? input.loaded : undefined
+  try {
+    const outcome = await publishLoaded(input)
+    if (written && isFailure(outcome)) await written.staged.discard()
+    return outcome
+  } catch (error) {
+    await written?.staged.discard()
+    throw error
+  }
+}
+
+async function publishLoaded(input: PublishInput): Promise<Published | IngestFailure> {
   const { duck, params, loaded, log } = input
+  const written = 'written' in loaded ? loaded : undefined
   const mode = params.mode ?? 'append'
   const columns: DatasetColumn[] = loaded.plans.map((p) => ({ name: p.name, type: p.type }))
   const types = new Map(columns.map((c) => [c.name, c.type]))
@@ -61,14 +75,18 @@ export async function publishRows(input: PublishInput): Promise<Published | Inge
       return invalid(`mode: interval replaces the rows of the run's data interval, and this run has none (start = end = ${input.interval.start.toISOString()}: a manual run); run it as a scheduled run or a backfill`)
     }
     interval = { column, start: input.interval.start, end: input.interval.end }
+    if (written) throw new Error('rows written straight into a version cannot be filtered by interval')
   }
 
-  const bad = await collectBadRows(duck, loaded, { onBadRows: params.on_bad_rows ?? 'fail', maxBadRows: params.max_bad_rows ?? 0 })
+  const policy = { onBadRows: params.on_bad_rows ?? 'fail', maxBadRows: params.max_bad_rows ?? 0 } as const
+  const bad = written ? judgeBadRows(written.rejects.length, written.rejects, policy) : await collectBadRows(duck, loaded as LoadedSource, policy)
   if (isFailure(bad)) return bad
   if (bad.count > 0) log.warn(`quarantined ${bad.count} bad row${bad.count === 1 ? '' : 's'}: ${bad.rows.slice(0, 5).map(describeBadRow).join('; ')}`)
 
   const list = columns.map((c) => sqlIdent(c.name)).join(', ')
-  await duck.run(`CREATE OR REPLACE VIEW ${FRESH} AS SELECT ${list} FROM ${LOADED} WHERE __problem IS NULL`)
+  await duck.run(written
+    ? `CREATE OR REPLACE VIEW ${FRESH} AS SELECT ${list} FROM ${parquetScan(written.files)}`
+    : `CREATE OR REPLACE VIEW ${FRESH} AS SELECT ${list} FROM ${LOADED} WHERE __problem IS NULL`)
   if (interval) {
     await duck.run(`CREATE OR REPLACE VIEW ${INCOMING} AS SELECT * FROM ${FRESH} WHERE coalesce(${inInterval(interval)}, false)`)
     const [outside] = await duck.rows<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${FRESH} WHERE NOT coalesce(${inInterval(interval)}, false)`)
@@ -92,9 +110,10 @@ export async function publishRows(input: PublishInput): Promise<Published | Inge
   const [counted] = await duck.rows<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${INCOMING}`)
   const loadedRows = Number(counted!.n)
 
-  const staged = await input.datasets.stage(params.dataset)
+  const staged = written ? written.staged : await input.datasets.stage(params.dataset)
   try {
-    await writeVersion(duck, staged.dir, mode, columns, INCOMING, previous, interval)
+    if (written) await linkPrevious(staged.dir, mode === 'append' ? previous : undefined)
+    else await writeVersion(duck, staged.dir, mode, columns, INCOMING, previous, interval)
     const badRows = bad.count > 0 ? { count: bad.count, location: `${relativeToDatasets(input.datasets, staged)}/${await writeBadRows(duck, staged.dir, bad.rows)}`, sample: bad.rows.slice(0, 5).map((r) => ({ ...r, raw: r.raw === null ? null : r.raw.slice(0, 500) })) } : undefined
     const inputs: DatasetInput[] = previous ? [{ dataset: previous.dataset, version: previous.version }] : []
     const [result] = await input.datasets.publish([{

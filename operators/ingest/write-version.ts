@@ -57,6 +57,17 @@ export async function writeVersion(
   await duck.run(`COPY (SELECT ${list} FROM ${incoming}${order}) TO ${sqlString(join(dir, partName(0)))} (FORMAT parquet)`)
 }
 
+/**
+ * For rows already written into the staged folder (named `b-*.parquet`): the previous version's files
+ * linked in front of them as `a-*.parquet`, since a version's rows are its files in name order.
+ */
+export async function linkPrevious(dir: string, previous: DatasetVersion | undefined): Promise<void> {
+  for (const [i, file] of (previous?.files ?? []).entries()) {
+    const target = join(dir, `a-${String(i).padStart(5, '0')}.parquet`)
+    await link(file, target).catch(() => copyFile(file, target))
+  }
+}
+
 /** Why the previous version cannot take these rows (other columns or types), or undefined. */
 export function schemaMismatch(previous: DatasetVersion, columns: readonly DatasetColumn[]): string | undefined {
   const was = previous.columns.map((c) => `${c.name} ${c.type}`).join(', ')

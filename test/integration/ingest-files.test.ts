@@ -303,3 +303,22 @@ test('the example churn_model DAG: its two ingest tasks load the data shipped in
   assert.equal(labels.result.ok, true, JSON.stringify(labels.result))
   assert.deepEqual((await h.datasets.get('churn_labels'))!.columns, [{ name: 'user_id', type: 'string' }, { name: 'label_ts', type: 'timestamp' }, { name: 'churned', type: 'boolean' }])
 })
+
+test('csv fast path: lines the reader refuses are named or quarantined without a second load', async (t) => {
+  const h = await ingestHarness(t)
+  writeFileSync(join(h.dagsFolder, 'r.csv'), ['id,name,amount', '1,a,1.5', '2,b,"x"', '3,c,3,extra', '4,"multi', 'line",4', '5,e,"x"', '6,f,6', ''].join('\n'))
+  const params = { source: { kind: 'csv', path: 'r.csv' }, dataset: 'r', columns: { amount: { type: 'number' } } }
+  const failing = await h.run(params)
+  failed(failing.result)
+  assert.match(failing.result.message, /^3 bad rows, .*r\.csv:3: column amount: .*"x".*; r\.csv:4: expected 3 fields, found 4; r\.csv:7: column amount: .*"x".*$/)
+  assert.doesNotMatch(failing.log.join('\n'), /loading into a table/)
+  const kept = await h.run({ ...params, on_bad_rows: 'quarantine', max_bad_rows: 3 })
+  assert.deepEqual(kept.result, { ok: true, outputs: { dataset: 'r', version: 1, rows: 3, bad_rows: 3 } })
+  assert.doesNotMatch(kept.log.join('\n'), /loading into a table/)
+  assert.deepEqual((await rowsOf(h, 'r')).map((r) => [r.id, r.name, r.amount]), [['1', 'a', 1.5], ['4', 'multi\nline', 4], ['6', 'f', 6]])
+  const version = (await h.datasets.get('r'))!
+  assert.deepEqual((version.badRows!.sample as Array<{ line: number; raw: string }>).map((b) => [b.line, b.raw]), [[3, '2,b,"x"'], [4, '3,c,3,extra'], [7, '5,e,"x"']])
+  assert.ok(existsSync(join(h.settings.dir, version.badRows!.location!)))
+  // Nothing but the version's own files is left in the datasets folder.
+  assert.deepEqual(readdirSync(join(h.settings.dir, 'r')), [version.location.split('/')[1]])
+})
