@@ -1,7 +1,8 @@
 /**
- * From `loaded` to a published version: bad rows (fail or quarantine), the interval filter,
- * expectations, the previous version by mode, the staged files and the one publish. The operator
- * and the ingest benchmark both go through here. The staged folder is discarded on every failure.
+ * From `loaded` (or rows the CSV fast path already wrote into a staged folder) to a published
+ * version: bad rows (fail or quarantine), the interval filter, expectations, the previous version by
+ * mode, the staged files and the one publish. The operator and the ingest benchmark both go through
+ * here. The staged folder is discarded on every failure.
  */
 import type { DuckDb } from '../../engine/data/duckdb.ts'
 import type { Datasets, DatasetVersion, StagedVersion } from '../../engine/data/datasets.ts'
