@@ -3,11 +3,25 @@
  * `a -> b` means b depends on a, so a runs first. Every traversal of task dependencies in cairn
  * (validation, scheduling, clearing, templates, the API's task order) goes through this module.
  */
-import graphology from 'graphology'
+import { createRequire } from 'node:module'
 import type { DirectedGraph as DirectedGraphType } from 'graphology'
-import { hasCycle, topologicalSort } from 'graphology-dag'
+import type * as GraphologyDag from 'graphology-dag'
 
-const { DirectedGraph } = graphology as unknown as { DirectedGraph: typeof DirectedGraphType }
+/**
+ * graphology is loaded on first use: the validator answers its questions with lightGraph and builds
+ * a graphology graph only to name the cycles of a DAG that has some, so `cairn validate` over valid
+ * files never loads it.
+ */
+const requireHere = createRequire(import.meta.url)
+let library: { DirectedGraph: typeof DirectedGraphType; hasCycle: typeof GraphologyDag.hasCycle; topologicalSort: typeof GraphologyDag.topologicalSort } | undefined
+function graphology(): NonNullable<typeof library> {
+  if (!library) {
+    const { DirectedGraph } = requireHere('graphology') as { DirectedGraph: typeof DirectedGraphType }
+    const { hasCycle, topologicalSort } = requireHere('graphology-dag') as typeof GraphologyDag
+    library = { DirectedGraph, hasCycle, topologicalSort }
+  }
+  return library
+}
 
 export interface TaskNode {
   id: string
@@ -27,7 +41,7 @@ export function taskGraphOf(tasks: readonly TaskNode[]): TaskGraph {
 
 /** Builds the graph; dependencies naming unknown tasks or the task itself are left out (the validator reports them). */
 export function buildTaskGraph(tasks: readonly TaskNode[]): TaskGraph {
-  const graph = new DirectedGraph()
+  const graph = new (graphology().DirectedGraph)()
   for (const task of tasks) graph.mergeNode(task.id)
   for (const task of tasks) {
     for (const upstream of task.dependsOn) {
@@ -43,7 +57,7 @@ export function buildTaskGraph(tasks: readonly TaskNode[]): TaskGraph {
  * in `order` (file order), so reports are stable.
  */
 export function findCycles(graph: TaskGraph, order: readonly string[]): string[][] {
-  if (!hasCycle(graph)) return []
+  if (!graphology().hasCycle(graph)) return []
   const rank = new Map(order.map((id, i) => [id, i]))
   const cycles: string[][] = []
   for (const component of stronglyConnected(graph)) {
@@ -171,7 +185,7 @@ export function dependencyOrder<T extends TaskNode>(tasks: readonly T[]): T[] {
   let order = orders.get(tasks)
   if (!order) {
     const byId = new Map(tasks.map((t) => [t.id, t]))
-    orders.set(tasks, (order = topologicalSort(taskGraphOf(tasks)).map((id) => byId.get(id)!)))
+    orders.set(tasks, (order = graphology().topologicalSort(taskGraphOf(tasks)).map((id) => byId.get(id)!)))
   }
   return order as T[]
 }
