@@ -197,34 +197,51 @@ export function dependencyOrder<T extends TaskNode>(tasks: readonly T[]): T[] {
  * (on a built graph) names the cycles when there are any.
  */
 export function lightGraph(tasks: readonly TaskNode[]): { acyclic: boolean; descendants: (id: string) => ReadonlySet<string> } {
-  const out = new Map<string, string[]>()
-  const inDegree = new Map<string, number>()
-  for (const task of tasks) {
-    out.set(task.id, [])
-    inDegree.set(task.id, 0)
-  }
-  for (const task of tasks) {
-    for (const upstream of new Set(task.dependsOn)) {
-      if (upstream === task.id || !out.has(upstream)) continue
-      out.get(upstream)!.push(task.id)
-      inDegree.set(task.id, inDegree.get(task.id)! + 1)
+  // Tasks by index, downstream edges as index lists, each edge once: no Map or Set per task.
+  const n = tasks.length
+  const index = new Map<string, number>()
+  for (let i = 0; i < n; i++) index.set(tasks[i]!.id, i)
+  const out: number[][] = new Array<number[]>(n)
+  for (let i = 0; i < n; i++) out[i] = []
+  const inDegree = new Array<number>(n).fill(0)
+  for (let i = 0; i < n; i++) {
+    const deps = tasks[i]!.dependsOn
+    // A dependency listed twice is one edge; a long list is deduplicated through a set, a short one in place.
+    const unique = deps.length > 8 ? [...new Set(deps)] : deps
+    for (let k = 0; k < unique.length; k++) {
+      const upstream = index.get(unique[k]!)
+      if (upstream === undefined || upstream === i || (unique === deps && deps.indexOf(deps[k]!) !== k)) continue
+      out[upstream]!.push(i)
+      inDegree[i]!++
     }
   }
-  const ready = [...inDegree].filter(([, n]) => n === 0).map(([id]) => id)
-  for (let i = 0; i < ready.length; i++) {
-    for (const next of out.get(ready[i]!)!) {
-      const left = inDegree.get(next)! - 1
-      inDegree.set(next, left)
-      if (left === 0) ready.push(next)
-    }
+  const ready: number[] = []
+  for (let i = 0; i < n; i++) if (inDegree[i] === 0) ready.push(i)
+  for (let r = 0; r < ready.length; r++) {
+    for (const next of out[ready[r]!]!) if (--inDegree[next]! === 0) ready.push(next)
   }
   // Remembered per task: asking "is T upstream of me?" once per referenced T keeps a 20,000-task chain
   // linear, where computing every task's ancestors would be quadratic.
   const memo = new Map<string, Set<string>>()
   const descendants = (id: string): ReadonlySet<string> => {
     let seen = memo.get(id)
-    if (!seen) memo.set(id, (seen = reachableFrom(id, (node) => out.get(node) ?? [])))
+    if (!seen) {
+      seen = new Set<string>()
+      const start = index.get(id)
+      if (start !== undefined) {
+        const visited = new Uint8Array(n)
+        const queue = [...out[start]!]
+        while (queue.length > 0) {
+          const node = queue.pop()!
+          if (visited[node] === 1) continue
+          visited[node] = 1
+          seen.add(tasks[node]!.id)
+          for (const next of out[node]!) queue.push(next)
+        }
+      }
+      memo.set(id, seen)
+    }
     return seen
   }
-  return { acyclic: ready.length === out.size, descendants }
+  return { acyclic: ready.length === n, descendants }
 }
