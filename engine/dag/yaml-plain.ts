@@ -29,7 +29,7 @@ let depth = 0
 
 /** The document's value when the text is plain YAML with a mapping at its root; otherwise undefined. */
 export function parsePlainYaml(text: string): { [key: string]: Json } | undefined {
-  if (!plainCharacters(text)) return undefined
+  if (UNUSUAL_CHARACTER.test(text)) return undefined
   src = text.length === 0 || text.charCodeAt(text.length - 1) !== NL ? `${text}\n` : text
   pos = 0
   depth = 0
@@ -52,19 +52,12 @@ function giveUp(): never {
 }
 
 /**
- * Characters this reader handles: printable ASCII, line feeds, and letters and symbols beyond ASCII
- * (none of the C1 controls, Unicode spaces and line separators, byte order marks or non-characters,
- * which YAML parsers treat in their own ways).
+ * A character this reader does not handle: anything but printable ASCII, line feeds, and letters and
+ * symbols beyond ASCII (so no C1 controls, Unicode spaces and line separators, byte order marks,
+ * non-characters or unpaired surrogates, which YAML parsers treat in their own ways). A regular
+ * expression scans a file several times faster than a loop over its characters.
  */
-function plainCharacters(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i)
-    if (ch >= 0x20 && ch < 0x7f) continue
-    if (ch === NL) continue
-    if (ch < 0xa1 || ch === 0x1680 || (ch >= 0x2000 && ch <= 0x206f) || ch === 0x3000 || ch === 0xfeff || ch >= 0xfff0) return false
-  }
-  return true
-}
+const UNUSUAL_CHARACTER = /[^\n\x20-\x7e\u00a1-\u167f\u1681-\u1fff\u2070-\u2fff\u3001-\ud7ff\ue000-\ufefe\uff00-\uffef\ud800-\udfff]|[\ud800-\udbff](?![\udc00-\udfff])|[\udc00-\udfff](?<![\ud800-\udbff][\udc00-\udfff])/
 
 /**
  * Skips blank and comment lines from `pos` (a line start) and returns the indentation of the next
@@ -159,10 +152,14 @@ function sequence(indent: number): Json[] {
   return out
 }
 
-/** Characters of a plain key: names such as task ids, env variables and operator types. */
-function isKeyChar(ch: number): boolean {
-  return (ch >= 0x61 && ch <= 0x7a) || (ch >= 0x41 && ch <= 0x5a) || (ch >= 0x30 && ch <= 0x39) || ch === 0x5f || ch === 0x2d || ch === 0x2e || ch === 0x2f
-}
+/**
+ * A plain key: a name such as a task id, an env variable or an operator type (a letter, digit or
+ * underscore, then those and `- . /`), then `:` and a space or the line's end. Sticky: it matches
+ * at lastIndex only.
+ */
+const PLAIN_KEY = /[A-Za-z0-9_][A-Za-z0-9_.\/-]*:(?=[ \n])/y
+/** The same name as a key inside a flow mapping, without the colon. */
+const FLOW_KEY = /[A-Za-z0-9_][A-Za-z0-9_.\/-]*/y
 
 /**
  * Where the value part starts when a block mapping key (a plain name or a one-line quoted string,
@@ -177,9 +174,8 @@ function keyEnd(at: number): number {
     if (i < 0 || i > nl) return -1
     i++
   } else {
-    // A plain key starts with a letter, digit or underscore (not `-`, `.` or `/`).
-    if (!isKeyChar(first) || first === 0x2d || first === 0x2e || first === 0x2f) return -1
-    while (isKeyChar(src.charCodeAt(i))) i++
+    PLAIN_KEY.lastIndex = at
+    return PLAIN_KEY.test(src) ? PLAIN_KEY.lastIndex : -1
   }
   if (src.charCodeAt(i) !== 0x3a) return -1
   const next = src.charCodeAt(i + 1)
@@ -227,13 +223,13 @@ function inlineValue(i: number): Json {
     value = flowNode(i)
     endOfLine(pos)
   } else {
-    // To the line's end or a comment (` #`), without trailing spaces.
-    let end = i
-    let c = src.charCodeAt(end)
-    while (c !== NL && !(c === HASH && src.charCodeAt(end - 1) === SPACE)) c = src.charCodeAt(++end)
-    pos = c === NL ? end + 1 : src.indexOf('\n', end) + 1
-    while (src.charCodeAt(end - 1) === SPACE) end--
-    const text = src.slice(i, end)
+    // To the line's end or a comment (` #`), without trailing spaces (the only white space left).
+    const nl = src.indexOf('\n', i)
+    pos = nl + 1
+    let text = src.slice(i, nl)
+    const comment = text.indexOf(' #')
+    if (comment >= 0) text = text.slice(0, comment)
+    text = text.trimEnd()
     if (!plainStart(text, false) || text.includes(': ') || text.charCodeAt(text.length - 1) === 0x3a) giveUp()
     value = resolvePlain(text)
   }
@@ -288,6 +284,14 @@ function plainStart(text: string, flow: boolean): boolean {
 
 /** A double-quoted scalar on one line starting at `i`; common escapes only. Leaves `pos` past the closing quote. */
 function doubleQuoted(i: number): string {
+  const close = src.indexOf('"', i + 1)
+  if (close >= 0 && close < src.indexOf('\n', i)) {
+    const body = src.slice(i + 1, close)
+    if (!body.includes('\\')) {
+      pos = close + 1
+      return body
+    }
+  }
   let j = i + 1
   let out = ''
   let from = j
@@ -314,6 +318,11 @@ function doubleQuoted(i: number): string {
 
 /** A single-quoted scalar on one line starting at `i` (`''` is a quote). Leaves `pos` past the closing quote. */
 function singleQuoted(i: number): string {
+  const close = src.indexOf("'", i + 1)
+  if (close >= 0 && close < src.indexOf('\n', i) && src.charCodeAt(close + 1) !== 0x27) {
+    pos = close + 1
+    return src.slice(i + 1, close)
+  }
   let j = i + 1
   let out = ''
   let from = j
@@ -356,11 +365,10 @@ function flowNode(i: number): Json {
       if (first === 0x22) key = doubleQuoted(at)
       else if (first === 0x27) key = singleQuoted(at)
       else {
-        let k = at
-        if (!isKeyChar(first) || first === 0x2d || first === 0x2e || first === 0x2f) giveUp()
-        while (isKeyChar(src.charCodeAt(k))) k++
-        key = resolvePlain(src.slice(at, k))
-        pos = k
+        FLOW_KEY.lastIndex = at
+        if (!FLOW_KEY.test(src)) giveUp()
+        key = resolvePlain(src.slice(at, FLOW_KEY.lastIndex))
+        pos = FLOW_KEY.lastIndex
       }
       if (typeof key !== 'string' || key === '__proto__' || pos - at > MAX_KEY || Object.hasOwn(map, key)) giveUp()
       if (src.charCodeAt(pos) !== 0x3a || src.charCodeAt(pos + 1) !== SPACE) giveUp()
@@ -391,22 +399,20 @@ function flowValue(j: number): Json {
   if (ch === 0x22) return doubleQuoted(j)
   if (ch === 0x27) return singleQuoted(j)
   if (ch === 0x5b || ch === 0x7b) return flowNode(j)
-  let k = j
-  for (;;) {
-    const c = src.charCodeAt(k)
-    if (c === 0x2c || c === 0x5d || c === 0x7d) break
-    // Characters whose meaning inside a flow scalar differs between parsers, and the line's end.
-    if (c === NL || c === 0x3a || c === HASH || c === 0x5b || c === 0x7b || c === 0x22 || c === 0x27) giveUp()
-    k++
-  }
-  let end = k
-  while (src.charCodeAt(end - 1) === SPACE) end--
-  const text = src.slice(j, end)
+  // Up to `,` `]` `}`; the line's end, and characters whose meaning inside a flow scalar differs
+  // between parsers (`:` `#` brackets quotes), give up.
+  FLOW_PLAIN.lastIndex = j
+  FLOW_PLAIN.test(src)
+  const k = FLOW_PLAIN.lastIndex
+  const c = src.charCodeAt(k)
+  if (c !== 0x2c && c !== 0x5d && c !== 0x7d) giveUp()
+  const text = src.slice(j, k).trimEnd()
   if (!plainStart(text, true)) giveUp()
   pos = k
   return resolvePlain(text)
 }
 
+const FLOW_PLAIN = /[^,\]}\n:#[{"']*/y
 const INT = /^[-+]?[0-9]{1,15}$/
 const FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/
 /** Other numbers of the core schema (long integers, octal, hex, exponents, infinity, NaN): left to the careful parser. */

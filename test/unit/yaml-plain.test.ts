@@ -92,6 +92,7 @@ const SCALARS = [
   ...['[a, b]', '[a,b]', '[ a , b ]', '[]', '[ ]', '{}', '{ }', '[a, ]', '[, a]', '[a,, b]', '[a b, c]', '[-a, --b]', '[- a]', '[a: 1]', '[1, 2.5, null, true]', '[[a], [b, [c]]]'],
   ...['{a: 1}', '{a:1}', '{a: 1, b: [x]}', '{a}', '{a: }', '{"a": 1}', '{"a":1}', "{'a': 1}", '{a: 1, a: 2}', '{1: a}', '{true: a}', '{__proto__: a}', '{a: {b: {c: d}}}', '[a] x', '[a]#x', '[a] #x'],
   ...['{{ ds }}', '{{ds}}', 'x {{ ds }}', 'é', 'naïve café', 'a\u00a0b', '日本', 'a\u2028b', 'x ', 'x  ', 'x\t', 'http://example.com/a?b=c#d', 'C:\\dir', "it's", 'say "hi"'],
+  ...['😀', '"😀"', 'a\ud800', '"\udc00"', '\ud800\udc00x', 'a\u0085b', '\ufeffx', 'a\u3000b', 'a\u200bb', '\uffff'],
 ]
 const KEYS = ['a', 'b', 'c', 'd', 'e', 'task_1', 'task_2', 'b-c', 'd.e', 'f/g', '1', '1a', 'true', 'null', '~', '-x', '.x', 'x y', '"q"', "'s'", '"a b"', '""', '__proto__', 'constructor', 'toString', 'k:', 'é']
 
