@@ -10,8 +10,8 @@ import { Worker } from 'node:worker_threads'
 import type { Diagnostic } from './diagnostics.ts'
 import { compareDiagnostics } from './diagnostics.ts'
 import { firstDeclared } from './first-declared.ts'
-import { loadYaml, validateSource } from './validate.ts'
-import type { FileKind, ValidateOptions } from './validate.ts'
+import { loadYaml, validateSource, validateText } from './validate.ts'
+import type { FileKind, FileValidation, ValidateOptions } from './validate.ts'
 import type { Json } from './yaml-load.ts'
 import { toPlainNames } from './dag-semantics.ts'
 import type { PlainDeploymentNames } from './dag-semantics.ts'
@@ -68,14 +68,26 @@ function relativeIfInside(file: string, cwd: string): string {
 
 /** Validates one file from disk; never throws. `file` is the name shown in diagnostics, `readPath` where it is read from. */
 export function validateFile(file: string, options: ValidateOptions = {}, keepValue = false, readPath: string = file): FileSummary {
-  let bytes: Uint8Array
+  // Read as text (no copy, no separate decoding); a file that is not valid UTF-8 (the text holds a
+  // replacement character) or cannot be read is read again as bytes, whose checks report it.
+  let text: string | undefined
   try {
-    bytes = readFileSync(readPath)
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error)
-    return { file, kind: undefined, id: undefined, diagnostics: [{ file, line: 1, column: 1, path: '', code: 'FILE_READ', message: `cannot read file: ${reason}`, severity: 'error' }] }
+    text = readFileSync(readPath, 'utf8')
+  } catch {
+    text = undefined
   }
-  const result = validateSource(file, bytes, options)
+  let result: FileValidation
+  if (text !== undefined && !text.includes('\uFFFD')) result = validateText(file, text, options)
+  else {
+    let bytes: Uint8Array
+    try {
+      bytes = readFileSync(readPath)
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error)
+      return { file, kind: undefined, id: undefined, diagnostics: [{ file, line: 1, column: 1, path: '', code: 'FILE_READ', message: `cannot read file: ${reason}`, severity: 'error' }] }
+    }
+    result = validateSource(file, bytes, options)
+  }
   const idKey = result.kind === 'feature_view' ? 'feature_view' : 'dag'
   const id = typeof result.value?.[idKey] === 'string' ? (result.value[idKey] as string) : undefined
   const summary: FileSummary = { file, kind: result.kind, id, diagnostics: result.diagnostics }

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import type { Json, LoadedYaml, PathSegment } from './yaml-load.ts'
 import { schemas } from './schemas.ts'
 import { schemaProblems } from './schema-errors.ts'
-import { loadYamlFast } from './yaml-fast.ts'
+import { loadYamlFast, loadYamlFastText } from './yaml-fast.ts'
 import type { ErrorObject } from 'ajv'
 import { checkDagSemantics } from './dag-semantics.ts'
 import type { DeploymentNames, SemanticProblem } from './dag-semantics.ts'
@@ -50,7 +50,19 @@ export function loadYaml(bytes: Uint8Array): ReturnType<typeof import('./yaml-lo
 const isMapping = (value: Json): value is Mapping => value !== null && typeof value === 'object' && !Array.isArray(value)
 
 export function validateSource(file: string, bytes: Uint8Array, options: ValidateOptions = {}): FileValidation {
-  const fast = loadYamlFast(bytes)
+  return validateRead(file, loadYamlFast(bytes), () => bytes, options)
+}
+
+/**
+ * validateSource for a file read as text: valid UTF-8 (the reader's text holds no U+FFFD), a byte
+ * order mark still at its start. Reading a file as text skips a copy and a decoding pass; when the
+ * careful path is needed it gets the file's exact bytes back from the text.
+ */
+export function validateText(file: string, text: string, options: ValidateOptions = {}): FileValidation {
+  return validateRead(file, loadYamlFastText(text), () => Buffer.from(text, 'utf8'), options)
+}
+
+function validateRead(file: string, fast: Json | undefined, readBytes: () => Uint8Array, options: ValidateOptions): FileValidation {
   let earlier: { value: Mapping; checked: CheckedValue } | undefined
   if (fast !== undefined && isMapping(fast)) {
     const checked = checkValue(fast, options)
@@ -59,7 +71,7 @@ export function validateSource(file: string, bytes: Uint8Array, options: Validat
       let careful: LoadedYaml | undefined
       const locate = (path: readonly PathSegment[], part?: 'key' | 'value') => {
         if (!careful) {
-          const loaded = loadYaml(bytes)
+          const loaded = loadYaml(readBytes())
           if (!loaded.ok) return { line: 1, column: 1 }
           careful = loaded.yaml
         }
@@ -68,7 +80,7 @@ export function validateSource(file: string, bytes: Uint8Array, options: Validat
       return { file, kind: checked.kind, value: fast, diagnostics: [], ok: true, locate }
     }
   }
-  return validateCarefully(file, bytes, options, earlier)
+  return validateCarefully(file, readBytes(), options, earlier)
 }
 
 interface CheckedValue {

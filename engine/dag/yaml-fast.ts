@@ -24,6 +24,16 @@ export function loadYamlFast(bytes: Uint8Array): Json | undefined {
   } catch {
     return undefined
   }
+  return loadYamlFastText(text)
+}
+
+/**
+ * loadYamlFast for a file's text, decoded from valid UTF-8 (a byte order mark at its start is
+ * dropped here, as the decoder drops it).
+ */
+export function loadYamlFastText(text: string): Json | undefined {
+  if (text.length * 3 > LIMITS.maxFileBytes && Buffer.byteLength(text) > LIMITS.maxFileBytes) return undefined
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
   // Plain files need neither js-yaml nor the scans that guard it.
   const plain = parsePlainYaml(text)
   if (plain !== undefined) return plain
