@@ -7,12 +7,10 @@ import { compareDiagnostics, formatPath, hasErrors } from './diagnostics.ts'
 import { createRequire } from 'node:module'
 import type { Json, LoadedYaml, PathSegment } from './yaml-load.ts'
 import { schemas } from './schemas.ts'
-import { schemaProblems } from './schema-errors.ts'
 import { loadYamlFast, loadYamlFastText } from './yaml-fast.ts'
 import type { ErrorObject } from 'ajv'
 import { checkDagSemantics } from './dag-semantics.ts'
 import type { DeploymentNames, SemanticProblem } from './dag-semantics.ts'
-import { checkConfigSemantics } from '../config/config-semantics.ts'
 
 export type FileKind = 'dag' | 'feature_view' | 'config'
 
@@ -47,6 +45,12 @@ export function loadYaml(bytes: Uint8Array): ReturnType<typeof import('./yaml-lo
   yamlLoad ??= requireHere('./yaml-load.ts') as typeof import('./yaml-load.ts')
   return yamlLoad.loadYaml(bytes)
 }
+
+/** Loaded when needed, as the careful parser: messages for schema errors, and the checks of cairn.yaml. */
+let schemaErrorsModule: typeof import('./schema-errors.ts') | undefined
+let configSemanticsModule: typeof import('../config/config-semantics.ts') | undefined
+const checkConfigSemantics = (value: Json): SemanticProblem[] =>
+  (configSemanticsModule ??= requireHere('../config/config-semantics.ts') as typeof import('../config/config-semantics.ts')).checkConfigSemantics(value)
 const isMapping = (value: Json): value is Mapping => value !== null && typeof value === 'object' && !Array.isArray(value)
 
 export function validateSource(file: string, bytes: Uint8Array, options: ValidateOptions = {}): FileValidation {
@@ -122,7 +126,8 @@ function validateCarefully(file: string, bytes: Uint8Array, options: ValidateOpt
   const add = (code: Diagnostic['code'], message: string, path: PathSegment[], position: { line: number; column: number }, severity: Diagnostic['severity'] = 'error'): void => {
     diagnostics.push({ file, line: position.line, column: position.column, path: formatPath(path), code, message, severity })
   }
-  for (const p of schemaProblems(checked.schemaErrors, value, yaml.locate)) add(p.code, p.message, p.path, p.position)
+  schemaErrorsModule ??= requireHere('./schema-errors.ts') as typeof import('./schema-errors.ts')
+  for (const p of schemaErrorsModule.schemaProblems(checked.schemaErrors, value, yaml.locate)) add(p.code, p.message, p.path, p.position)
   for (const p of checked.semantic) {
     const position = p.inString ? positionInString(yaml, p.path, p.inString) : yaml.locate(p.path, p.part)
     add(p.code, p.message, p.path, position, p.severity)
