@@ -209,17 +209,24 @@ function checkLiteralTemplates(value: Json | undefined, path: PathSegment[], pro
   } else if (Array.isArray(value)) {
     // One path array for the whole walk, copied only into a problem: most documents have none.
     for (let i = 0; i < value.length; i++) {
+      if (cannotHoldTemplate(value[i]!)) continue
       path.push(i)
       checkLiteralTemplates(value[i], path, problems)
       path.pop()
     }
   } else if (isObject(value)) {
     for (const key in value) {
+      if (cannotHoldTemplate(value[key]!)) continue
       path.push(key)
       checkLiteralTemplates(value[key], path, problems)
       path.pop()
     }
   }
+}
+
+/** Numbers, booleans, null and strings without a brace: the walk need not visit them. */
+function cannotHoldTemplate(value: Json): boolean {
+  return typeof value === 'string' ? !value.includes('{') : value === null || typeof value !== 'object'
 }
 
 /** Keys a run parameter definition may use; others are reported by the schema pass, not compiled. */

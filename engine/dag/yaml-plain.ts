@@ -26,6 +26,8 @@ const HASH = 0x23
 let src = ''
 let pos = 0
 let depth = 0
+/** Offset of the next `#` at or after the last place looked from (2^32 - 1 when there is none): found once per `#`, not per line. */
+let nextHash = 0
 
 /** The document's value when the text is plain YAML with a mapping at its root; otherwise undefined. */
 export function parsePlainYaml(text: string): { [key: string]: Json } | undefined {
@@ -33,6 +35,7 @@ export function parsePlainYaml(text: string): { [key: string]: Json } | undefine
   src = text.length === 0 || text.charCodeAt(text.length - 1) !== NL ? `${text}\n` : text
   pos = 0
   depth = 0
+  nextHash = -1
   try {
     if (nextIndent() !== 0) return undefined
     if (isSequenceEntry(pos)) return undefined
@@ -228,10 +231,14 @@ function inlineValue(i: number): Json {
     // To the line's end or a comment (` #`), without trailing spaces (the only white space left).
     const nl = src.indexOf('\n', i)
     pos = nl + 1
-    let text = src.slice(i, nl)
-    const comment = text.indexOf(' #')
-    if (comment >= 0) text = text.slice(0, comment)
-    text = text.trimEnd()
+    let end = nl
+    if (nextHash < i) nextHash = src.indexOf('#', i) >>> 0
+    if (nextHash < nl) {
+      const comment = src.slice(i, nl).indexOf(' #')
+      if (comment >= 0) end = i + comment
+    }
+    while (src.charCodeAt(end - 1) === SPACE) end--
+    const text = src.slice(i, end)
     if (!plainStart(text, false) || text.includes(': ') || text.charCodeAt(text.length - 1) === 0x3a) giveUp()
     value = resolvePlain(text)
   }
