@@ -24,6 +24,8 @@ const SPACE = 0x20
 const HASH = 0x23
 
 let src = ''
+/** Whether the text did not end with a line feed (src has one added): a block scalar reaching the end then keeps no final line break. */
+let unterminated = false
 let pos = 0
 let depth = 0
 /** Offset of the next `#` at or after the last place looked from (2^32 - 1 when there is none): found once per `#`, not per line. */
@@ -32,7 +34,8 @@ let nextHash = 0
 /** The document's value when the text is plain YAML with a mapping at its root; otherwise undefined. */
 export function parsePlainYaml(text: string): { [key: string]: Json } | undefined {
   if (NOT_ASCII.test(text) && UNUSUAL_CHARACTER.test(text)) return undefined
-  src = text.length === 0 || text.charCodeAt(text.length - 1) !== NL ? `${text}\n` : text
+  unterminated = text.length === 0 || text.charCodeAt(text.length - 1) !== NL
+  src = unterminated ? `${text}\n` : text
   pos = 0
   depth = 0
   nextHash = -1
@@ -116,7 +119,7 @@ function mapping(indent: number, at: number): { [key: string]: Json } {
       else if (next === indent && isSequenceEntry(pos + indent)) value = sequence(indent)
       else value = null
     } else {
-      value = inlineValue(i)
+      value = inlineValue(i, indent)
     }
     out[key] = value
     const next = nextIndent()
@@ -147,7 +150,7 @@ function sequence(indent: number): Json[] {
       pos = lineStart
       out.push(mapping(i - lineStart, i))
     } else {
-      out.push(inlineValue(i))
+      out.push(inlineValue(i, indent))
     }
     const next = nextIndent()
     if (next < indent || (next === indent && !isSequenceEntry(pos + indent))) break
@@ -210,12 +213,13 @@ function blockKey(at: number): string {
 }
 
 /**
- * A value written on the key's (or the `- `'s) line, starting at `i`: a quoted or plain scalar or a
- * one-line flow collection, then perhaps a comment. Leaves `pos` at the next line's start. (The
- * callers give up when the next content line is indented more than the mapping's keys or the
- * list's `-`: a continuation of the value, which this reader leaves to the others.)
+ * A value written on the key's (or the `- `'s) line, starting at `i`: a quoted or plain scalar, a
+ * one-line flow collection, then perhaps a comment, or a block scalar. Leaves `pos` at the next
+ * line's start. (The callers give up when the next content line is indented more than `indent`,
+ * the mapping's keys or the list's `-`: a continuation of the value, which this reader leaves to
+ * the others.)
  */
-function inlineValue(i: number): Json {
+function inlineValue(i: number, indent: number): Json {
   const ch = src.charCodeAt(i)
   let value: Json
   if (ch === 0x22) {
@@ -227,6 +231,8 @@ function inlineValue(i: number): Json {
   } else if (ch === 0x5b || ch === 0x7b) {
     value = flowNode(i)
     endOfLine(pos)
+  } else if (ch === 0x7c || ch === 0x3e) {
+    value = blockScalar(i, indent)
   } else {
     // To the line's end or a comment (` #`), without trailing spaces (the only white space left).
     const nl = src.indexOf('\n', i)
@@ -243,6 +249,64 @@ function inlineValue(i: number): Json {
     value = resolvePlain(text)
   }
   return value
+}
+
+/**
+ * A literal (`|`) or folded (`>`) block scalar whose header starts at `i`, clipped or stripped (`-`)
+ * of its final line break; its lines are indented more than `indent`, by as much as the first one.
+ * Gives up on the forms whose details parsers are likeliest to differ on: keep (`+`), an explicit
+ * indentation, a comment after the header, blank lines with more spaces than the indentation, more
+ * indented lines in a folded scalar, no content, and a scalar that ends the file without a line
+ * feed. Leaves `pos` at the start of the first line after it.
+ */
+function blockScalar(i: number, indent: number): string {
+  const folded = src.charCodeAt(i) === 0x3e
+  let j = i + 1
+  const strip = src.charCodeAt(j) === 0x2d
+  if (strip) j++
+  while (src.charCodeAt(j) === SPACE) j++
+  if (src.charCodeAt(j) !== NL) giveUp()
+  let line = j + 1
+  let leadingBlank = 0
+  let longestBlank = 0
+  let width = -1
+  let content = false
+  let blanks = 0
+  let value = ''
+  for (;;) {
+    if (line >= src.length) break
+    const end = src.indexOf('\n', line)
+    let s = line
+    while (src.charCodeAt(s) === SPACE) s++
+    const spaces = s - line
+    if (s === end) {
+      // A blank line: a line break of the scalar, unless no content follows (then chomped).
+      if (width >= 0 && spaces > width) giveUp()
+      longestBlank = Math.max(longestBlank, spaces)
+      if (width < 0) leadingBlank++
+      else blanks++
+      line = end + 1
+      continue
+    }
+    if (width < 0) {
+      if (spaces <= indent) break
+      width = spaces
+      if (longestBlank > width) giveUp()
+    } else if (spaces < width) break
+    const text = src.slice(line + width, end)
+    if (folded && text.charCodeAt(0) === SPACE) giveUp()
+    if (content) value += folded ? (blanks === 0 ? ' ' : '\n'.repeat(blanks)) : '\n'.repeat(blanks + 1)
+    value += text
+    content = true
+    blanks = 0
+    line = end + 1
+  }
+  if (width < 0) giveUp()
+  // The last content line is the text's last line and had no line feed: nothing to clip.
+  if (unterminated && line >= src.length && blanks === 0) giveUp()
+  // At the start of the line that ended the scalar.
+  pos = line
+  return '\n'.repeat(leadingBlank) + value + (strip ? '' : '\n')
 }
 
 /** After a quoted scalar or flow collection ending at `i`: only spaces and a comment, then the line's end. */

@@ -96,7 +96,13 @@ const SCALARS = [
 ]
 const KEYS = ['a', 'b', 'c', 'd', 'e', 'task_1', 'task_2', 'b-c', 'd.e', 'f/g', '1', '1a', 'true', 'null', '~', '-x', '.x', 'x y', '"q"', "'s'", '"a b"', '""', '__proto__', 'constructor', 'toString', 'k:', 'é']
 
-type Node = { kind: 'scalar'; text: string } | { kind: 'map'; entries: [string, Node][] } | { kind: 'seq'; items: Node[] }
+type Node = { kind: 'scalar'; text: string } | { kind: 'block'; header: string; lines: string[] } | { kind: 'map'; entries: [string, Node][] } | { kind: 'seq'; items: Node[] }
+
+/** Block scalars: headers, and lines written relative to the content's indentation (`<` one space less, `>` one more). */
+const blockNode: fc.Arbitrary<Node> = fc.record({
+  header: fc.constantFrom('|', '|-', '>', '>-', '|+', '>+', '|2', '| # c', '|  ', '>- '),
+  lines: fc.array(fc.constantFrom('text', 'more words here', '', '', '   ', '# not a comment', 'a: b', '- x', '{{ ds }}', '"quoted"', '>x', ' indented', '  two', '<short'), { minLength: 1, maxLength: 5 }),
+}).map(({ header, lines }) => ({ kind: 'block' as const, header, lines }))
 
 /** Ordinary values, so that many generated documents are plain and the tricky ones are tested in context. */
 const ORDINARY = ['x', 'hello world', '42', '-3', '0.5', 'true', '~', '"quoted"', "'single'", '[a, b]', '{a: 1}', '30s', '2026-01-01', 'shell', '"{{ ds }}"']
@@ -104,7 +110,7 @@ const scalarNode: fc.Arbitrary<Node> = fc
   .oneof({ arbitrary: fc.constantFrom(...SCALARS), weight: 1 }, { arbitrary: fc.constantFrom(...ORDINARY), weight: 6 })
   .map((text) => ({ kind: 'scalar' as const, text }))
 const { node } = fc.letrec<{ node: Node; map: Node; seq: Node }>((tie) => ({
-  node: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalarNode, scalarNode, tie('map'), tie('seq')),
+  node: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalarNode, scalarNode, blockNode, tie('map'), tie('seq')),
   map: fc.array(fc.tuple(fc.constantFrom(...KEYS), tie('node')), { minLength: 1, maxLength: 4 }).map((entries) => ({ kind: 'map' as const, entries })),
   seq: fc.array(tie('node'), { minLength: 1, maxLength: 4 }).map((items) => ({ kind: 'seq' as const, items })),
 }))
@@ -119,6 +125,12 @@ interface Style {
 /** Block YAML for a node; most layouts are valid, some (keys, scalars) on purpose are not. */
 function render(value: Node, indent: number, style: Style, out: string[], prefix: string): void {
   const pad = ' '.repeat(indent)
+  if (value.kind === 'block') {
+    out.push(`${prefix}${value.header}`)
+    const inner = ' '.repeat(indent + style.step)
+    for (const line of value.lines) out.push(line === '' ? '' : line.startsWith('<') ? `${inner.slice(1)}${line.slice(1)}` : `${inner}${line}`)
+    return
+  }
   if (value.kind === 'scalar') {
     out.push(`${prefix}${value.text}${style.comment ? ' # note' : ''}`)
     return
@@ -127,6 +139,7 @@ function render(value: Node, indent: number, style: Style, out: string[], prefix
     value.entries.forEach(([key, child], i) => {
       const lead = i === 0 && prefix !== '' ? prefix : pad
       if (child.kind === 'scalar') out.push(`${lead}${key}: ${child.text}`)
+      else if (child.kind === 'block') render(child, indent, style, out, `${lead}${key}: `)
       else {
         out.push(`${lead}${key}:${style.comment ? ' # c' : ''}`)
         const childIndent = child.kind === 'seq' && style.indentless ? indent : indent + style.step
@@ -138,6 +151,7 @@ function render(value: Node, indent: number, style: Style, out: string[], prefix
   for (const item of value.items) {
     if (item.kind === 'map' && style.compact) render(item, indent + 2, style, out, `${pad}- `)
     else if (item.kind === 'scalar') out.push(`${pad}- ${item.text}`)
+    else if (item.kind === 'block') render(item, indent, style, out, `${pad}- `)
     else {
       out.push(`${pad}-`)
       render(item, indent + style.step, style, out, '')
@@ -176,4 +190,26 @@ test('each scalar alone reads as with the careful parser, at the top, in a list 
     }
   }
   assert.ok(accepted > 200, `only ${accepted} were read by the plain reader`)
+})
+
+test('block scalars: literal and folded, clipped and stripped, read as with the careful parser', () => {
+  const accepted = [
+    'script: |\n  echo a\n  echo b\nnext: 1\n',
+    'script: |-\n  echo a\n\n  echo b\n\n\nnext: 1\n',
+    'query: >\n  select *\n  from t\n\n  where x\n',
+    'query: >-\n  select *\n  from t\n',
+    'a: |\n\n  after a blank line\n',
+    'a: |\n    deeper\n      more\n    back\n',
+    'a: |\n  # not a comment\n  x: y\n# a comment\nb: 2\n',
+    'list:\n  - |\n    one\n  - >-\n    two\n    lines\n',
+    'list:\n- k: |\n    v\n  j: 1\n',
+    'a: |   \n  trailing spaces after the header\n',
+    'a: |\n  x\n  ',
+    'a: |\n  text  \n',
+  ]
+  for (const text of accepted) assert.ok(agrees(text), `not read by the plain reader:\n${text}`)
+  // Left to the careful parser (or js-yaml): still never read differently.
+  for (const text of ['a: |+\n  x\n\n', 'a: |2\n   x\n', 'a: | # c\n  x\n', 'a: >\n  x\n    more\n  y\n', 'a: |\n  x', 'a: |\nb: 1\n', 'a: |\n   \n  x\n', 'a: |\n  x\n     \n  y\n']) {
+    assert.equal(agrees(text), false, text)
+  }
 })
