@@ -36,9 +36,12 @@ export function collectYamlFiles(paths: readonly string[], cwd: string): { files
   const files: string[] = []
   const missing: string[] = []
   const walk = (dir: string): void => {
+    // join(dir, name) without normalizing each path again: `dir` is normalized (join(path, '.') for the
+    // root), and a name holds no slash and is neither . nor .. (names starting with a dot are skipped).
+    const prefix = dir === '.' ? '' : dir === '/' ? '/' : `${dir}/`
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       if (entry.name.startsWith('.') || SKIP_DIRS.has(entry.name)) continue
-      const full = join(dir, entry.name)
+      const full = prefix + entry.name
       if (entry.isDirectory()) walk(full)
       else if (entry.isFile() && YAML_FILE.test(entry.name)) files.push(full)
     }
@@ -51,7 +54,7 @@ export function collectYamlFiles(paths: readonly string[], cwd: string): { files
       missing.push(path)
       continue
     }
-    if (stat.isDirectory()) walk(path)
+    if (stat.isDirectory()) walk(join(path, '.'))
     else files.push(path)
   }
   const shown = files.map((f) => (isAbsolute(f) ? relativeIfInside(f, cwd) : f))
