@@ -113,6 +113,8 @@ export async function validatePaths(paths: readonly string[], options: ValidateP
   const { files, missing } = collectYamlFiles(paths, cwd)
   const fileOptions: ValidateOptions = options.names ? { names: options.names } : {}
   const helpers = options.keepValues ? 0 : (options.helpers ?? (files.length >= PARALLEL_THRESHOLD ? helperThreads() : 0))
+  // Helpers started early and not used (few files) stop before this thread starts.
+  if (helpers === 0) releaseHelpers()
   const summaries = helpers > 0 ? await validateShared(files, fileOptions, helpers, cwd) : files.map((file) => validateFile(file, fileOptions, options.keepValues, resolve(cwd, file)))
   releaseHelpers()
   const diagnostics = summaries.flatMap((s) => s.diagnostics)
