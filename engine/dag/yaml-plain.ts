@@ -1,14 +1,14 @@
 /**
  * The fastest path: a reader for the plain block YAML that DAG files are nearly always written in
  * (nested `key: value` mappings, `- item` lists, one-line flow lists and mappings, plain and quoted
- * one-line scalars, comments). It reads such a text several times faster than js-yaml, in one pass
- * that also makes the checks the js-yaml path needs separate scans for. Anything else (anchors,
- * tags, block scalars, multi-line scalars or flow collections, escapes beyond the common ones,
- * duplicate keys, tabs, carriage returns, unusual characters, numbers in any form but plain
- * decimals, keys that are not plain names) makes it give up, and the file takes the js-yaml path
- * and, when that finds a problem, the careful parser. What it does read, it reads exactly as the
- * careful parser (the `yaml` package, core schema) does: the unit test yaml-plain.test.ts checks
- * that on every fixture and on fuzzed texts.
+ * one-line scalars, literal and folded block scalars, comments). It reads such a text several times
+ * faster than js-yaml, in one pass that also makes the checks the js-yaml path needs separate scans
+ * for. Anything else (anchors, tags, multi-line plain or quoted scalars and flow collections, the
+ * rarer block scalar forms, escapes beyond the common ones, duplicate keys, tabs, carriage returns,
+ * unusual characters, numbers in any form but plain decimals, keys that are not plain names) makes
+ * it give up, and the file takes the js-yaml path and, when that finds a problem, the careful
+ * parser. What it does read, it reads exactly as the careful parser (the `yaml` package, core
+ * schema) does: the unit test yaml-plain.test.ts checks that on every fixture and on fuzzed texts.
  */
 import type { Json } from './yaml-load.ts'
 
@@ -53,18 +53,17 @@ export function parsePlainYaml(text: string): { [key: string]: Json } | undefine
 }
 
 function giveUp(): never {
-  // eslint-disable-next-line @typescript-eslint/only-throw-error -- a sentinel, never seen outside this module
   throw GIVE_UP
 }
 
+/** Most files are printable ASCII and line feeds only, which this simpler expression confirms faster. */
+const NOT_ASCII = /[^\n\x20-\x7e]/
 /**
  * A character this reader does not handle: anything but printable ASCII, line feeds, and letters and
  * symbols beyond ASCII (so no C1 controls, Unicode spaces and line separators, byte order marks,
  * non-characters or unpaired surrogates, which YAML parsers treat in their own ways). A regular
  * expression scans a file several times faster than a loop over its characters.
  */
-/** Most files are printable ASCII and line feeds, which this simpler expression confirms faster. */
-const NOT_ASCII = /[^\n\x20-\x7e]/
 const UNUSUAL_CHARACTER = /[^\n\x20-\x7e\u00a1-\u167f\u1681-\u1fff\u2070-\u2fff\u3001-\ud7ff\ue000-\ufefe\uff00-\uffef\ud800-\udfff]|[\ud800-\udbff](?![\udc00-\udfff])|[\udc00-\udfff](?<![\ud800-\udbff][\udc00-\udfff])/
 
 /**
