@@ -31,6 +31,8 @@ const FIXED: Record<string, readonly string[] | null> = {
   ds: null,
   ds_nodash: null,
 }
+/** The default of checkTemplates' skipKeys: one array, not a new one per call of the walk. */
+const NO_KEYS: readonly string[] = []
 const ROOTS = [...Object.keys(FIXED), 'params', 'tasks', 'secrets']
 
 /**
@@ -38,7 +40,7 @@ const ROOTS = [...Object.keys(FIXED), 'params', 'tasks', 'secrets']
  * `value` listed in `skipKeys` are left out (params an operator runs as written). `path` is used as a
  * stack during the walk and copied into each problem.
  */
-export function checkTemplates(value: Json | undefined, path: PathSegment[], scope: TemplateScope, out: TemplateProblem[], skipKeys: readonly string[] = []): void {
+export function checkTemplates(value: Json | undefined, path: PathSegment[], scope: TemplateScope, out: TemplateProblem[], skipKeys: readonly string[] = NO_KEYS): void {
   if (typeof value === 'string') {
     if (hasTemplate(value)) checkOne(value, path, scope, out)
   } else if (Array.isArray(value)) {

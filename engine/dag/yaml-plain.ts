@@ -19,6 +19,10 @@ const MAX_DEPTH = 32
 /** The `yaml` package refuses implicit keys longer than 1024 characters. */
 const MAX_KEY = 1000
 
+/** Placeholders for the flow collection that is not being read (never written to). */
+const EMPTY_LIST: Json[] = []
+const EMPTY_MAP: { [key: string]: Json } = {}
+
 const NL = 0x0a
 const SPACE = 0x20
 const HASH = 0x23
@@ -419,8 +423,9 @@ function flowNode(i: number): Json {
   if (++depth > MAX_DEPTH) giveUp()
   const isList = src.charCodeAt(i) === 0x5b
   const close = isList ? 0x5d : 0x7d
-  const list: Json[] = []
-  const map: { [key: string]: Json } = {}
+  // Only the one that is read is made.
+  const list: Json[] = isList ? [] : EMPTY_LIST
+  const map: { [key: string]: Json } = isList ? EMPTY_MAP : {}
   let j = skipSpaces(i + 1)
   if (src.charCodeAt(j) === close) {
     pos = j + 1
