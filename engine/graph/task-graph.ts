@@ -197,28 +197,53 @@ export function dependencyOrder<T extends TaskNode>(tasks: readonly T[]): T[] {
  * (on a built graph) names the cycles when there are any.
  */
 export function lightGraph(tasks: readonly TaskNode[]): { acyclic: boolean; descendants: (id: string) => ReadonlySet<string> } {
-  // Tasks by index, downstream edges as index lists, each edge once: no Map or Set per task.
   const n = tasks.length
   const index = new Map<string, number>()
   for (let i = 0; i < n; i++) index.set(tasks[i]!.id, i)
-  const out: number[][] = new Array<number[]>(n)
-  for (let i = 0; i < n; i++) out[i] = []
-  const inDegree = new Array<number>(n).fill(0)
-  for (let i = 0; i < n; i++) {
+  // Downstream edges by task index, each edge once (no Map or Set per task); built when first needed.
+  let out: number[][] | undefined
+  let inDegree: number[] | undefined
+  const edges = (): number[][] => {
+    if (out) return out
+    out = new Array<number[]>(n)
+    for (let i = 0; i < n; i++) out[i] = []
+    inDegree = new Array<number>(n).fill(0)
+    for (let i = 0; i < n; i++) {
+      const deps = tasks[i]!.dependsOn
+      // A dependency listed twice is one edge; a long list is deduplicated through a set, a short one in place.
+      const unique = deps.length > 8 ? [...new Set(deps)] : deps
+      for (let k = 0; k < unique.length; k++) {
+        const upstream = index.get(unique[k]!)
+        if (upstream === undefined || upstream === i || (unique === deps && deps.indexOf(deps[k]!) !== k)) continue
+        out[upstream]!.push(i)
+        inDegree[i]!++
+      }
+    }
+    return out
+  }
+  // Most files declare every task below the tasks it depends on: then file order is a run order and
+  // the graph is acyclic without building it. Otherwise Kahn's algorithm decides.
+  let ordered = true
+  for (let i = 0; i < n && ordered; i++) {
     const deps = tasks[i]!.dependsOn
-    // A dependency listed twice is one edge; a long list is deduplicated through a set, a short one in place.
-    const unique = deps.length > 8 ? [...new Set(deps)] : deps
-    for (let k = 0; k < unique.length; k++) {
-      const upstream = index.get(unique[k]!)
-      if (upstream === undefined || upstream === i || (unique === deps && deps.indexOf(deps[k]!) !== k)) continue
-      out[upstream]!.push(i)
-      inDegree[i]!++
+    for (let k = 0; k < deps.length; k++) {
+      const upstream = index.get(deps[k]!)
+      if (upstream !== undefined && upstream >= i) {
+        ordered = false
+        break
+      }
     }
   }
-  const ready: number[] = []
-  for (let i = 0; i < n; i++) if (inDegree[i] === 0) ready.push(i)
-  for (let r = 0; r < ready.length; r++) {
-    for (const next of out[ready[r]!]!) if (--inDegree[next]! === 0) ready.push(next)
+  let acyclic = true
+  if (!ordered) {
+    const next = edges()
+    const degree = inDegree!
+    const ready: number[] = []
+    for (let i = 0; i < n; i++) if (degree[i] === 0) ready.push(i)
+    for (let r = 0; r < ready.length; r++) {
+      for (const following of next[ready[r]!]!) if (--degree[following]! === 0) ready.push(following)
+    }
+    acyclic = ready.length === n
   }
   // Remembered per task: asking "is T upstream of me?" once per referenced T keeps a 20,000-task chain
   // linear, where computing every task's ancestors would be quadratic.
@@ -229,19 +254,20 @@ export function lightGraph(tasks: readonly TaskNode[]): { acyclic: boolean; desc
       seen = new Set<string>()
       const start = index.get(id)
       if (start !== undefined) {
+        const next = edges()
         const visited = new Uint8Array(n)
-        const queue = [...out[start]!]
+        const queue = [...next[start]!]
         while (queue.length > 0) {
           const node = queue.pop()!
           if (visited[node] === 1) continue
           visited[node] = 1
           seen.add(tasks[node]!.id)
-          for (const next of out[node]!) queue.push(next)
+          for (const following of next[node]!) queue.push(following)
         }
       }
       memo.set(id, seen)
     }
     return seen
   }
-  return { acyclic: ready.length === n, descendants }
+  return { acyclic, descendants }
 }
