@@ -79,11 +79,15 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     const task = tasks[id]
     const raw = isObject(task) ? task.depends_on : undefined
     const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : EMPTY
-    const dependsOn: string[] = []
+    // The dependencies that are strings, in order (problems included): the list itself when all of
+    // them are, as nearly always; otherwise a copy without the others.
+    let strings = true
+    for (let i = 0; i < list.length && strings; i++) strings = typeof list[i] === 'string'
+    const dependsOn = strings ? (list as string[]) : []
     for (let i = 0; i < list.length; i++) {
       const dep = list[i]
       if (typeof dep !== 'string') continue
-      if (dep === id || !taskSet.has(dep) || dependsOn.includes(dep)) {
+      if (dep === id || !taskSet.has(dep) || (strings ? list.indexOf(dep) < i : dependsOn.includes(dep))) {
         // The rare case: a problem, with its place (a lone string has no index).
         const path = typeof raw === 'string' ? ['tasks', id, 'depends_on'] : ['tasks', id, 'depends_on', i]
         if (dep === id) problems.push({ code: 'SELF_DEPENDENCY', message: `task "${id}" depends on itself`, path })
@@ -92,7 +96,7 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
           problems.push({ code: 'UNKNOWN_DEPENDENCY', message: `task "${id}" depends on "${dep}", which is not a task of this DAG${hint ? ` (did you mean "${hint}"?)` : ''}`, path })
         } else problems.push({ code: 'DUPLICATE_DEPENDENCY', message: `task "${id}" lists "${dep}" twice in depends_on`, path, severity: 'warning' })
       }
-      dependsOn.push(dep)
+      if (!strings) dependsOn.push(dep)
     }
     nodes[t] = { id, dependsOn }
   }
