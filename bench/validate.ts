@@ -9,11 +9,13 @@
  *
  *   node bench/validate.ts [--files N] [--runs N] [--cli path/to/bin/cairn.js]...
  *
- * Each --cli is measured on the same files (e.g. another checkout, to compare before and after);
- * without one, this checkout's bin/cairn.js.
+ * Each --cli is measured on the same files (e.g. another checkout, to compare before and after),
+ * in alternating rounds so that a change in the machine's load falls on each alike; without one,
+ * this checkout's bin/cairn.js. The load average is printed before and after: on a shared machine
+ * it says how far the figures are from an idle one.
  */
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
@@ -77,16 +79,23 @@ try {
   mkdirSync(dags)
   for (let n = 0; n < FILES; n++) writeFileSync(join(dags, `bench_${String(n).padStart(4, '0')}.yaml`), dagFile(n))
 
+  const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ')
   console.log(`validate: ${FILES} files x ${TASKS} tasks; wall time of a new \`node bin/cairn.js validate DIR\` process (start-up included), ${RUNS} runs each`)
-  for (const cli of CLIS) {
-    // One run first, not counted: it fills the compiled-schema and code caches as any earlier use would.
-    const warm = timeProcess([cli, 'validate', dags, '--format', 'json'], dir)
-    const diagnostics = warm.status === 0 || warm.status === 1 ? (JSON.parse(warm.stdout) as unknown[]).length : -1
-    const walls = Array.from({ length: RUNS }, () => timeProcess([cli, 'validate', dags], dir).ms)
+  console.log(`load average before: ${load()} (${availableParallelism()} cores)`)
+  // One run first, not counted: it fills the compiled-schema and code caches as any earlier use would.
+  const warm = CLIS.map((cli) => timeProcess([cli, 'validate', dags, '--format', 'json'], dir))
+  // Round by round, each CLI once per round: a change in the machine's load falls on all of them alike.
+  const walls = CLIS.map((): number[] => [])
+  for (let run = 0; run < RUNS; run++) CLIS.forEach((cli, i) => walls[i]!.push(timeProcess([cli, 'validate', dags], dir).ms))
+  CLIS.forEach((cli, i) => {
+    const { status, stdout, stderr } = warm[i]!
+    const diagnostics = status === 0 || status === 1 ? (JSON.parse(stdout) as unknown[]).length : -1
+    const w = walls[i]!
     console.log(`  ${cli}`)
-    console.log(`    exit code ${warm.status}, ${diagnostics} diagnostics${warm.status === 0 ? '' : `\n    stderr: ${warm.stderr.trim()}`}`)
-    console.log(`    median ${secs(median(walls))} s = ${rate(median(walls))} files/s   best ${secs(Math.min(...walls))} s = ${rate(Math.min(...walls))} files/s   (goal >= 3000 files/s)`)
-  }
+    console.log(`    exit code ${status}, ${diagnostics} diagnostics${status === 0 ? '' : `\n    stderr: ${stderr.trim()}`}`)
+    console.log(`    median ${secs(median(w))} s = ${rate(median(w))} files/s   best ${secs(Math.min(...w))} s = ${rate(Math.min(...w))} files/s   (goal >= 3000 files/s)`)
+  })
+  console.log(`load average after: ${load()}`)
 
   const starts = Array.from({ length: RUNS }, () => timeProcess(['-e', '0'], dir).ms)
   console.log(`baseline: \`node -e 0\` (process start alone): median ${secs(median(starts))} s, best ${secs(Math.min(...starts))} s`)

@@ -2,7 +2,6 @@
 // Entry point of the `cairn` bin. cairn's sources are TypeScript run by Node's type stripping
 // (Node >= 22.18). When an older Node runs this file (e.g. `npx cairn` on a machine whose default
 // Node is 20), re-run with the Node that npm installed for the project.
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import module from 'node:module'
 import os from 'node:os'
@@ -21,6 +20,8 @@ if (major > 22 || (major === 22 && minor >= 18)) {
     process.stderr.write(`cairn needs Node >= 22.18 (this is ${process.version}); run \`npm install\` in the cairn checkout.\n`)
     process.exit(2)
   }
+  // Loaded only here: every command on a current Node starts without node:child_process.
+  const { spawn } = await import('node:child_process')
   // Signals sent to this process (a service manager's SIGTERM, npm forwarding Ctrl-C) must reach cairn,
   // which stops in order; a terminal's Ctrl-C reaches both, and cairn counts a repeat within 1 s once.
   const child = spawn(pinned, [main, ...process.argv.slice(2)], { stdio: 'inherit' })

@@ -1,5 +1,5 @@
 import paramsSchema from '../schemas/operators/features.training_set.params.schema.json' with { type: 'json' }
-import { FeatureRequestError } from '../engine/data/feature-store.ts'
+import { FeatureRequestError } from '../engine/data/feature-request-error.ts'
 import { abortedResult, defineOperator } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
 

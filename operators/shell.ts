@@ -1,8 +1,7 @@
 import path from 'node:path'
 import paramsSchema from '../schemas/operators/shell.params.schema.json' with { type: 'json' }
-import { runProcess } from '../engine/process/run-process.ts'
 import type { ProcessExit } from '../engine/process/run-process.ts'
-import { checkWorkdir, createWorkdir, readTaskFile } from '../engine/process/attempt-dir.ts'
+import { checkWorkdir } from '../engine/process/workdir.ts'
 import { hasTemplate } from '../engine/template/liquid.ts'
 import type { Json } from '../engine/dag/yaml-load.ts'
 import { abortedResult, defineOperator } from './define.ts'
@@ -48,6 +47,8 @@ export const shell = defineOperator({
 
     const workdir = params.workdir === undefined ? { ok: true as const, relative: '.' } : checkWorkdir(params.workdir)
     if (!workdir.ok) return { ok: false, kind: 'invalid_params', retryable: false, message: workdir.message }
+    // Loaded when a task runs: validating DAG files needs none of the process and file-system code.
+    const [{ createWorkdir }, { runProcess }] = await Promise.all([import('../engine/process/attempt-dir.ts'), import('../engine/process/run-process.ts')])
     const made = await createWorkdir(ctx.workdir, workdir.relative, ctx.user, ctx.signal)
     if (!made.ok) return made.aborted ? abortedResult(ctx.signal) : { ok: false, kind: 'infrastructure', retryable: false, message: made.message }
     const cwd = made.value
@@ -156,6 +157,7 @@ function childEnvironment(
 type OutputsFile = { found: false } | { found: true; ok: true; outputs: Record<string, unknown> } | { found: true; ok: false; message: string }
 
 async function readOutputs(file: string, signal: AbortSignal): Promise<OutputsFile | 'aborted'> {
+  const { readTaskFile } = await import('../engine/process/attempt-dir.ts')
   const read = await readTaskFile(file, MAX_OUTPUTS_BYTES, signal, `$CAIRN_OUTPUTS (${file})`)
   if ('aborted' in read) return 'aborted'
   if (!read.found) return { found: false }

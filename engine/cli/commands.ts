@@ -16,11 +16,16 @@ export interface LoadedCommand {
 }
 
 export interface Command extends CommandUsage {
-  load(): Promise<LoadedCommand>
+  /** `forRun`: the command is about to run (not only to print its help), so it may start work early. */
+  load(forRun?: boolean): Promise<LoadedCommand>
 }
 
-const LOADERS: Readonly<Record<CommandName, () => Promise<LoadedCommand>>> = {
-  validate: async () => ({ run: (await import('./validate-command.ts')).validateCommand }),
+const LOADERS: Readonly<Record<CommandName, (forRun?: boolean) => Promise<LoadedCommand>>> = {
+  validate: async (forRun) => {
+    // Helper threads load the validator while this thread does (helper-threads.ts).
+    if (forRun) (await import('../dag/helper-threads.ts')).prestartHelpers()
+    return { run: (await import('./validate-command.ts')).validateCommand }
+  },
   up: async () => ({ run: (await import('./process-commands.ts')).upCommand }),
   scheduler: async () => ({ run: (await import('./process-commands.ts')).schedulerCommand }),
   worker: async () => ({ run: (await import('./process-commands.ts')).workerCommand }),

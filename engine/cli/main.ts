@@ -29,7 +29,7 @@ export async function main(argv: string[], io: CommandIo): Promise<ExitCode> {
   }
   if (asksForHelp(args)) return printHelp(name, io)
   try {
-    const command = await COMMANDS[name].load()
+    const command = await COMMANDS[name].load(true)
     return await command.run(args, io)
   } catch (error) {
     if (error instanceof UsageError || (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {

@@ -53,6 +53,9 @@ export function fromPlainNames(names: PlainDeploymentNames): DeploymentNames {
 
 type JsonObject = { [key: string]: Json }
 
+const EMPTY: readonly Json[] = []
+const EMPTY_KEYS: readonly string[] = []
+
 const isObject = (value: Json | undefined): value is JsonObject => value !== null && typeof value === 'object' && !Array.isArray(value)
 
 export function dependsOnList(value: Json | undefined): { id: string; path: PathSegment[] }[] {
@@ -70,15 +73,21 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
   const taskIds = Object.keys(tasks)
   const taskSet = new Set(taskIds)
 
-  const nodes = taskIds.map((id) => {
+  const nodes: { id: string; dependsOn: string[] }[] = new Array(taskIds.length)
+  for (let t = 0; t < taskIds.length; t++) {
+    const id = taskIds[t]!
     const task = tasks[id]
     const raw = isObject(task) ? task.depends_on : undefined
-    const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : []
-    const dependsOn: string[] = []
+    const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : EMPTY
+    // The dependencies that are strings, in order (problems included): the list itself when all of
+    // them are, as nearly always; otherwise a copy without the others.
+    let strings = true
+    for (let i = 0; i < list.length && strings; i++) strings = typeof list[i] === 'string'
+    const dependsOn = strings ? (list as string[]) : []
     for (let i = 0; i < list.length; i++) {
       const dep = list[i]
       if (typeof dep !== 'string') continue
-      if (dep === id || !taskSet.has(dep) || dependsOn.includes(dep)) {
+      if (dep === id || !taskSet.has(dep) || (strings ? list.indexOf(dep) < i : dependsOn.includes(dep))) {
         // The rare case: a problem, with its place (a lone string has no index).
         const path = typeof raw === 'string' ? ['tasks', id, 'depends_on'] : ['tasks', id, 'depends_on', i]
         if (dep === id) problems.push({ code: 'SELF_DEPENDENCY', message: `task "${id}" depends on itself`, path })
@@ -87,10 +96,10 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
           problems.push({ code: 'UNKNOWN_DEPENDENCY', message: `task "${id}" depends on "${dep}", which is not a task of this DAG${hint ? ` (did you mean "${hint}"?)` : ''}`, path })
         } else problems.push({ code: 'DUPLICATE_DEPENDENCY', message: `task "${id}" lists "${dep}" twice in depends_on`, path, severity: 'warning' })
       }
-      dependsOn.push(dep)
+      if (!strings) dependsOn.push(dep)
     }
-    return { id, dependsOn }
-  })
+    nodes[t] = { id, dependsOn }
+  }
   const graph = lightGraph(nodes)
   for (const cycle of graph.acyclic ? [] : findCycles(buildTaskGraph(nodes), taskIds)) {
     const start = cycle[0]!
@@ -107,20 +116,20 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
   const templateProblems: TemplateProblem[] = []
   const defaults = isObject(doc.defaults) ? doc.defaults : undefined
   if (defaults) {
-    checkTemplates(defaults.env, ['defaults', 'env'], { params, tasks: taskSet, isUpstream: undefined, taskId: undefined }, templateProblems)
-    checkPool(defaults.pool, ['defaults', 'pool'], names, problems)
-    checkQueue(defaults.queue, ['defaults', 'queue'], names, problems)
+    if (defaults.env !== undefined) checkTemplates(defaults.env, ['defaults', 'env'], { params, tasks: taskSet, isUpstream: undefined, taskId: undefined }, templateProblems)
+    if (defaults.pool !== undefined) checkPool(defaults.pool, ['defaults', 'pool'], names, problems)
+    if (defaults.queue !== undefined) checkQueue(defaults.queue, ['defaults', 'queue'], names, problems)
   }
   const downstream = graph.descendants
-  for (const [i, id] of taskIds.entries()) {
+  for (let i = 0; i < taskIds.length; i++) {
+    const id = taskIds[i]!
     const task = tasks[id]
     if (!isObject(task)) continue
     checkOperator(task, id, names, problems)
     const direct = nodes[i]!.dependsOn
-    const scope = { params, tasks: taskSet, isUpstream: (other: string) => (other !== id && direct.includes(other)) || downstream(other).has(id), taskId: id }
     const operator = typeof task.operator === 'string' ? findOperator(task.operator) : undefined
-    const literal = operator?.literalParams ?? []
-    for (const p of operator?.checkParams?.(task.params ?? null) ?? []) problems.push({ code: p.code, message: p.message, path: ['tasks', id, 'params', ...p.path] })
+    const literal = operator?.literalParams ?? EMPTY_KEYS
+    if (operator?.checkParams) for (const p of operator.checkParams(task.params ?? null)) problems.push({ code: p.code, message: p.message, path: ['tasks', id, 'params', ...p.path] })
     const taskParams = isObject(task.params) ? task.params : undefined
     for (const key of literal) {
       const value = taskParams?.[key]
@@ -128,11 +137,18 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
         problems.push({ code: 'TEMPLATE_NOT_ALLOWED', message: `params.${key} is run as written and never rendered; pass values through env (e.g. env: { NAME: "{{ params.x }}" }) and use "$NAME"`, path: ['tasks', id, 'params', key] })
       }
     }
-    checkTemplates(task.params, ['tasks', id, 'params'], scope, templateProblems, literal)
-    checkTemplates(task.env, ['tasks', id, 'env'], scope, templateProblems)
-    checkTemplates(task.when, ['tasks', id, 'when'], scope, templateProblems)
-    checkPool(task.pool, ['tasks', id, 'pool'], names, problems)
-    checkQueue(task.queue, ['tasks', id, 'queue'], names, problems)
+    if (task.params !== undefined || task.env !== undefined || task.when !== undefined) {
+      const scope = { params, tasks: taskSet, isUpstream: (other: string) => (other !== id && direct.includes(other)) || downstream(other).has(id), taskId: id }
+      // One path for the three walks (each leaves it as it found it; problems copy it).
+      const path: PathSegment[] = ['tasks', id, 'params']
+      checkTemplates(task.params, path, scope, templateProblems, literal)
+      path[2] = 'env'
+      checkTemplates(task.env, path, scope, templateProblems)
+      path[2] = 'when'
+      checkTemplates(task.when, path, scope, templateProblems)
+    }
+    if (task.pool !== undefined) checkPool(task.pool, ['tasks', id, 'pool'], names, problems)
+    if (task.queue !== undefined) checkQueue(task.queue, ['tasks', id, 'queue'], names, problems)
   }
   checkLiteralTemplates(doc, [], problems)
   for (const t of templateProblems) problems.push({ code: t.code, message: t.message, path: t.path, inString: { row: t.row, col: t.col } })
@@ -180,8 +196,11 @@ function isRendered(path: readonly PathSegment[]): boolean {
 function checkLiteralTemplates(value: Json | undefined, path: PathSegment[], problems: SemanticProblem[]): void {
   if (isRendered(path)) return
   if (typeof value === 'string') {
-    const index = [value.indexOf('{{'), value.indexOf('{%')].filter((i) => i >= 0).reduce((a, b) => Math.min(a, b), Infinity)
-    if (index === Infinity) return
+    if (!value.includes('{')) return
+    const output = value.indexOf('{{')
+    const tag = value.indexOf('{%')
+    const index = output < 0 ? tag : tag < 0 ? output : Math.min(output, tag)
+    if (index < 0) return
     const before = value.slice(0, index)
     const row = before.split('\n').length
     const col = index - before.lastIndexOf('\n')
@@ -194,17 +213,24 @@ function checkLiteralTemplates(value: Json | undefined, path: PathSegment[], pro
   } else if (Array.isArray(value)) {
     // One path array for the whole walk, copied only into a problem: most documents have none.
     for (let i = 0; i < value.length; i++) {
+      if (cannotHoldTemplate(value[i]!)) continue
       path.push(i)
       checkLiteralTemplates(value[i], path, problems)
       path.pop()
     }
   } else if (isObject(value)) {
     for (const key in value) {
+      if (cannotHoldTemplate(value[key]!)) continue
       path.push(key)
       checkLiteralTemplates(value[key], path, problems)
       path.pop()
     }
   }
+}
+
+/** Numbers, booleans, null and strings without a brace: the walk need not visit them. */
+function cannotHoldTemplate(value: Json): boolean {
+  return typeof value === 'string' ? !value.includes('{') : value === null || typeof value !== 'object'
 }
 
 /** Keys a run parameter definition may use; others are reported by the schema pass, not compiled. */

@@ -3,8 +3,12 @@
  * compiled schema checks the defaults at validation time and the values given at trigger time.
  */
 import type { ValidateFunction } from 'ajv/dist/2020.js'
+import { createRequire } from 'node:module'
 import { createAjv } from './schemas.ts'
-import { linearRegExp, UnsupportedPatternError } from './linear-regexp.ts'
+
+/** The linear-time regexp engine (re2js) is loaded with Ajv, when a definition is first compiled. */
+const requireHere = createRequire(import.meta.url)
+let linear: typeof import('./linear-regexp.ts') | undefined
 
 export type ParamDefinitions = Record<string, Record<string, unknown>>
 
@@ -24,13 +28,14 @@ export function compileParam(definition: Record<string, unknown>): ValidateFunct
   const hit = cache.get(key)
   if (hit !== undefined) return hit
   // Patterns come from DAG authors and are tested against values from whoever triggers a run.
-  ajv ??= createAjv({ regExp: linearRegExp })
+  linear ??= requireHere('./linear-regexp.ts') as typeof import('./linear-regexp.ts')
+  ajv ??= createAjv({ regExp: linear.linearRegExp })
   let result: ValidateFunction | ParamDefinitionProblem
   try {
     result = ajv.compile({ ...schema })
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0]! : String(error)
-    result = { code: error instanceof UnsupportedPatternError ? 'UNSUPPORTED_PATTERN' : 'INVALID_PARAM_DEFINITION', message }
+    result = { code: error instanceof linear.UnsupportedPatternError ? 'UNSUPPORTED_PATTERN' : 'INVALID_PARAM_DEFINITION', message }
   }
   if (cache.size > 5000) cache.clear()
   cache.set(key, result)

@@ -7,6 +7,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Script } from 'node:vm'
+import { threadId } from 'node:worker_threads'
 import type { Ajv2020, ValidateFunction, AnySchema } from 'ajv/dist/2020.js'
 import type { RegExpEngine } from 'ajv/dist/types/index.js'
 import { OPERATORS } from '../../operators/index.ts'
@@ -102,7 +104,7 @@ function loadOrCompile(): CompiledSchemas {
   const file = join(CACHE_DIR, `schemas-${hash}.cjs`)
   if (existsSync(file)) {
     try {
-      return requireFromHere(file) as CompiledSchemas
+      return loadStandalone(file)
     } catch {
       // A damaged cache file: compile again below and overwrite it.
     }
@@ -115,11 +117,53 @@ function loadOrCompile(): CompiledSchemas {
   const result: CompiledSchemas = { dag: ajv.getSchema('dag')!, featureView: ajv.getSchema('featureView')!, config: ajv.getSchema('config')! }
   try {
     mkdirSync(CACHE_DIR, { recursive: true })
-    const temporary = `${file}.${process.pid}.tmp`
+    const temporary = `${file}.${process.pid}-${threadId}.tmp`
     writeFileSync(temporary, loadAjv().standaloneCode(ajv, { dag: 'dag', featureView: 'featureView', config: 'config' }))
     renameSync(temporary, file)
   } catch {
     // Read-only install: fine, the in-memory validators serve this process.
   }
   return result
+}
+
+/**
+ * Loads the cached standalone validators together with V8's compiled code for them. V8 compiles a
+ * function when it is first called, and these are large (the task validator alone is about 190 KB
+ * of source): compiling them made the first file of every `cairn validate` cost some 25 ms. Node's
+ * compile cache cannot help, as it is written when a module is compiled, before any of its
+ * functions has run. So the first process that loads a standalone file compiles every validator in
+ * it (by calling each once, on nothing) and keeps V8's code cache beside it; later processes start
+ * with compiled code. A cache V8 refuses (another V8 version or flags) is simply written again.
+ */
+export function loadStandalone(file: string): CompiledSchemas {
+  const source = readFileSync(file, 'utf8')
+  const validators = [...new Set(Array.from(source.matchAll(/\bfunction (validate\d+)\(/g), (m) => m[1]!))]
+  const wrapped = `(function (exports, require, module) {${source}\n;return [${validators.join(', ')}]\n})`
+  const codeFile = codeCacheFile(file)
+  let cachedData: Buffer | undefined
+  try {
+    cachedData = readFileSync(codeFile)
+  } catch {
+    // Not written yet.
+  }
+  const script = new Script(wrapped, { filename: file, ...(cachedData ? { cachedData } : {}) })
+  const module = { exports: {} as CompiledSchemas }
+  const run = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object) => ((data: unknown) => boolean)[]
+  const functions = run(module.exports, createRequire(file), module)
+  if (cachedData === undefined || script.cachedDataRejected === true) {
+    try {
+      for (const validate of functions) validate(null)
+      const temporary = `${codeFile}.${process.pid}-${threadId}.tmp`
+      writeFileSync(temporary, script.createCachedData())
+      renameSync(temporary, codeFile)
+    } catch {
+      // Read-only install: this process compiles as it goes.
+    }
+  }
+  return module.exports
+}
+
+/** Where loadStandalone keeps V8's code for a standalone file (per V8 version). */
+export function codeCacheFile(file: string): string {
+  return `${file.slice(0, -'.cjs'.length)}.v8-${process.versions.v8}.cache`
 }

@@ -31,6 +31,8 @@ const FIXED: Record<string, readonly string[] | null> = {
   ds: null,
   ds_nodash: null,
 }
+/** The default of checkTemplates' skipKeys: one array, not a new one per call of the walk. */
+const NO_KEYS: readonly string[] = []
 const ROOTS = [...Object.keys(FIXED), 'params', 'tasks', 'secrets']
 
 /**
@@ -38,7 +40,7 @@ const ROOTS = [...Object.keys(FIXED), 'params', 'tasks', 'secrets']
  * `value` listed in `skipKeys` are left out (params an operator runs as written). `path` is used as a
  * stack during the walk and copied into each problem.
  */
-export function checkTemplates(value: Json | undefined, path: PathSegment[], scope: TemplateScope, out: TemplateProblem[], skipKeys: readonly string[] = []): void {
+export function checkTemplates(value: Json | undefined, path: PathSegment[], scope: TemplateScope, out: TemplateProblem[], skipKeys: readonly string[] = NO_KEYS): void {
   if (typeof value === 'string') {
     if (hasTemplate(value)) checkOne(value, path, scope, out)
   } else if (Array.isArray(value)) {
@@ -70,18 +72,21 @@ function checkOne(text: string, path: PathSegment[], scope: TemplateScope, out: 
 }
 
 function checkReference(reference: TemplateReference, scope: TemplateScope): { code: ErrorCode; message: string } | undefined {
-  const [root, first, second, third] = reference.segments
-  const name = reference.segments.join('.')
+  const segments = reference.segments
+  const root = segments[0]
+  const first = segments[1]
+  const second = segments[2]
+  const third = segments[3]
   if (typeof root !== 'string' || !ROOTS.includes(root)) {
     return { code: 'TEMPLATE_UNKNOWN_VARIABLE', message: `unknown template variable "${String(root)}"; available: ${ROOTS.join(', ')}` }
   }
   const fixed = FIXED[root]
   if (fixed !== undefined) {
     if (fixed === null) {
-      return first === undefined ? undefined : { code: 'TEMPLATE_UNKNOWN_VARIABLE', message: `"${root}" is a string; "${name}" does not exist` }
+      return first === undefined ? undefined : { code: 'TEMPLATE_UNKNOWN_VARIABLE', message: `"${root}" is a string; "${segments.join('.')}" does not exist` }
     }
     if (first === undefined || !fixed.includes(String(first))) {
-      return { code: 'TEMPLATE_UNKNOWN_VARIABLE', message: `unknown template variable "${name}"; ${root} has ${fixed.map((f) => `${root}.${f}`).join(', ')}` }
+      return { code: 'TEMPLATE_UNKNOWN_VARIABLE', message: `unknown template variable "${segments.join('.')}"; ${root} has ${fixed.map((f) => `${root}.${f}`).join(', ')}` }
     }
     return undefined
   }
@@ -98,7 +103,7 @@ function checkReference(reference: TemplateReference, scope: TemplateScope): { c
   }
   // tasks.T.outputs.K
   if (first === undefined || second !== 'outputs' || third === undefined) {
-    return { code: 'TEMPLATE_BAD_REFERENCE', message: `"${name}" must have the form tasks.TASK.outputs.KEY` }
+    return { code: 'TEMPLATE_BAD_REFERENCE', message: `"${segments.join('.')}" must have the form tasks.TASK.outputs.KEY` }
   }
   const task = String(first)
   if (!scope.tasks.has(task)) return { code: 'TEMPLATE_UNKNOWN_TASK', message: `tasks.${task}: the DAG has no task "${task}"` }

@@ -3,18 +3,15 @@
  * there are many), then runs the checks that span files (DAG ids and feature views unique).
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs'
-import module from 'node:module'
-import { availableParallelism, loadavg } from 'node:os'
 import { join, relative, isAbsolute, resolve } from 'node:path'
-import { Worker } from 'node:worker_threads'
 import type { Diagnostic } from './diagnostics.ts'
 import { compareDiagnostics } from './diagnostics.ts'
 import { firstDeclared } from './first-declared.ts'
-import { loadYaml, validateSource } from './validate.ts'
-import type { FileKind, ValidateOptions } from './validate.ts'
+import { loadYaml, validateSource, validateText } from './validate.ts'
+import type { FileKind, FileValidation, ValidateOptions } from './validate.ts'
 import type { Json } from './yaml-load.ts'
 import { toPlainNames } from './dag-semantics.ts'
-import type { PlainDeploymentNames } from './dag-semantics.ts'
+import { helperThreads, releaseHelpers, takeHelpers } from './helper-threads.ts'
 
 export interface FileSummary {
   file: string
@@ -39,9 +36,12 @@ export function collectYamlFiles(paths: readonly string[], cwd: string): { files
   const files: string[] = []
   const missing: string[] = []
   const walk = (dir: string): void => {
+    // join(dir, name) without normalizing each path again: `dir` is normalized (join(path, '.') for the
+    // root), and a name holds no slash and is neither . nor .. (names starting with a dot are skipped).
+    const prefix = dir === '.' ? '' : dir === '/' ? '/' : `${dir}/`
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       if (entry.name.startsWith('.') || SKIP_DIRS.has(entry.name)) continue
-      const full = join(dir, entry.name)
+      const full = prefix + entry.name
       if (entry.isDirectory()) walk(full)
       else if (entry.isFile() && YAML_FILE.test(entry.name)) files.push(full)
     }
@@ -54,7 +54,7 @@ export function collectYamlFiles(paths: readonly string[], cwd: string): { files
       missing.push(path)
       continue
     }
-    if (stat.isDirectory()) walk(path)
+    if (stat.isDirectory()) walk(join(path, '.'))
     else files.push(path)
   }
   const shown = files.map((f) => (isAbsolute(f) ? relativeIfInside(f, cwd) : f))
@@ -68,14 +68,26 @@ function relativeIfInside(file: string, cwd: string): string {
 
 /** Validates one file from disk; never throws. `file` is the name shown in diagnostics, `readPath` where it is read from. */
 export function validateFile(file: string, options: ValidateOptions = {}, keepValue = false, readPath: string = file): FileSummary {
-  let bytes: Uint8Array
+  // Read as text (no copy, no separate decoding); a file that is not valid UTF-8 (the text holds a
+  // replacement character) or cannot be read is read again as bytes, whose checks report it.
+  let text: string | undefined
   try {
-    bytes = readFileSync(readPath)
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error)
-    return { file, kind: undefined, id: undefined, diagnostics: [{ file, line: 1, column: 1, path: '', code: 'FILE_READ', message: `cannot read file: ${reason}`, severity: 'error' }] }
+    text = readFileSync(readPath, 'utf8')
+  } catch {
+    text = undefined
   }
-  const result = validateSource(file, bytes, options)
+  let result: FileValidation
+  if (text !== undefined && !text.includes('\uFFFD')) result = validateText(file, text, options)
+  else {
+    let bytes: Uint8Array
+    try {
+      bytes = readFileSync(readPath)
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error)
+      return { file, kind: undefined, id: undefined, diagnostics: [{ file, line: 1, column: 1, path: '', code: 'FILE_READ', message: `cannot read file: ${reason}`, severity: 'error' }] }
+    }
+    result = validateSource(file, bytes, options)
+  }
   const idKey = result.kind === 'feature_view' ? 'feature_view' : 'dag'
   const id = typeof result.value?.[idKey] === 'string' ? (result.value[idKey] as string) : undefined
   const summary: FileSummary = { file, kind: result.kind, id, diagnostics: result.diagnostics }
@@ -85,29 +97,26 @@ export function validateFile(file: string, options: ValidateOptions = {}, keepVa
 
 /** Below this many files the calling thread is done before a helper thread has loaded the validator. */
 const PARALLEL_THRESHOLD = 200
-/**
- * Helper threads worth starting: one per idle core, at most three. A helper on a core that other
- * processes already keep busy only adds its start-up (loading and compiling the validator again) to
- * the machine's work, and makes the whole run slower.
- */
-function helperThreads(): number {
-  const cores = availableParallelism()
-  const idle = Math.floor(cores - loadavg()[0]!)
-  return Math.max(0, Math.min(cores - 1, idle, 3))
-}
 
 /** Files a thread takes at a time: few enough to share the work evenly, enough that taking costs nothing. */
 const CHUNK = 8
 
-export async function validatePaths(paths: readonly string[], options: ValidateOptions & { cwd?: string; keepValues?: boolean } = {}): Promise<FolderValidation> {
+export interface ValidatePathsOptions extends ValidateOptions {
+  cwd?: string
+  keepValues?: boolean
+  /** Helper threads to use (tests); by default as many as there are idle cores, for many files. */
+  helpers?: number
+}
+
+export async function validatePaths(paths: readonly string[], options: ValidatePathsOptions = {}): Promise<FolderValidation> {
   const cwd = options.cwd ?? process.cwd()
   const { files, missing } = collectYamlFiles(paths, cwd)
   const fileOptions: ValidateOptions = options.names ? { names: options.names } : {}
-  const helpers = helperThreads()
-  const summaries =
-    files.length >= PARALLEL_THRESHOLD && helpers > 0 && !options.keepValues
-      ? await validateShared(files, fileOptions, helpers, cwd)
-      : files.map((file) => validateFile(file, fileOptions, options.keepValues, resolve(cwd, file)))
+  const helpers = options.keepValues ? 0 : (options.helpers ?? (files.length >= PARALLEL_THRESHOLD ? helperThreads() : 0))
+  // Helpers started early and not used (few files) stop before this thread starts.
+  if (helpers === 0) releaseHelpers()
+  const summaries = helpers > 0 ? await validateShared(files, fileOptions, helpers, cwd) : files.map((file) => validateFile(file, fileOptions, options.keepValues, resolve(cwd, file)))
+  releaseHelpers()
   const diagnostics = summaries.flatMap((s) => s.diagnostics)
   for (const path of missing) {
     diagnostics.push({ file: path, line: 1, column: 1, path: '', code: 'PATH_NOT_FOUND', message: `no such file or folder: ${path}`, severity: 'error' })
@@ -182,42 +191,18 @@ async function validateShared(files: readonly string[], options: ValidateOptions
   const state = new Int32Array(shared)
   const names = options.names ? toPlainNames(options.names) : undefined
   const out = new Array<FileSummary>(files.length)
-  const started = Array.from({ length: helpers }, (_, i) => startHelper({ files, names, cwd, shared, slot: 1 + i, chunk: CHUNK }))
+  const started = takeHelpers(helpers).map((helper, i) => ({ helper, results: helper.start({ files, names, cwd, shared, slot: 1 + i, chunk: CHUNK }) }))
   for (;;) {
     const first = Atomics.add(state, 0, CHUNK)
     if (first >= files.length) break
     for (let i = first; i < Math.min(first + CHUNK, files.length); i++) out[i] = validateFile(files[i]!, options, false, resolve(cwd, files[i]!))
   }
   await Promise.all(
-    started.map(async (helper, i) => {
-      if (Atomics.compareExchange(state, 1 + i, 0, 2) === 0) {
-        await helper.worker.terminate()
-        return
-      }
-      for (const [index, summary] of await helper.results) out[index] = summary
+    started.map(async ({ helper, results }, i) => {
+      // Not started yet: it is not needed any more.
+      if (Atomics.compareExchange(state, 1 + i, 0, 2) === 0) return helper.stop()
+      for (const [index, summary] of await results) out[index] = summary
     }),
   )
   return out
-}
-
-export interface HelperData {
-  files: readonly string[]
-  names: PlainDeploymentNames | undefined
-  cwd: string
-  shared: SharedArrayBuffer
-  slot: number
-  chunk: number
-}
-
-function startHelper(data: HelperData): { worker: Worker; results: Promise<[number, FileSummary][]> } {
-  // The entry is plain JavaScript so that the helper can turn on the compile cache this process uses
-  // before it loads any TypeScript: without it, each helper strips the types of every module again.
-  const cacheDir = module.getCompileCacheDir?.()
-  const entry = `${cacheDir ? `require('node:module').enableCompileCache(${JSON.stringify(cacheDir)});` : ''}import(${JSON.stringify(new URL('./validate-worker.ts', import.meta.url).href)})`
-  const worker = new Worker(entry, { eval: true, workerData: data })
-  const results = new Promise<[number, FileSummary][]>((resolve, reject) => {
-    worker.once('message', (message: [number, FileSummary][]) => resolve(message))
-    worker.once('error', reject)
-  })
-  return { worker, results }
 }

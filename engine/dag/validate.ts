@@ -7,12 +7,10 @@ import { compareDiagnostics, formatPath, hasErrors } from './diagnostics.ts'
 import { createRequire } from 'node:module'
 import type { Json, LoadedYaml, PathSegment } from './yaml-load.ts'
 import { schemas } from './schemas.ts'
-import { schemaProblems } from './schema-errors.ts'
-import { loadYamlFast } from './yaml-fast.ts'
+import { loadYamlFast, loadYamlFastText } from './yaml-fast.ts'
 import type { ErrorObject } from 'ajv'
 import { checkDagSemantics } from './dag-semantics.ts'
 import type { DeploymentNames, SemanticProblem } from './dag-semantics.ts'
-import { checkConfigSemantics } from '../config/config-semantics.ts'
 
 export type FileKind = 'dag' | 'feature_view' | 'config'
 
@@ -47,10 +45,28 @@ export function loadYaml(bytes: Uint8Array): ReturnType<typeof import('./yaml-lo
   yamlLoad ??= requireHere('./yaml-load.ts') as typeof import('./yaml-load.ts')
   return yamlLoad.loadYaml(bytes)
 }
+
+/** Loaded when needed, as the careful parser: messages for schema errors, and the checks of cairn.yaml. */
+let schemaErrorsModule: typeof import('./schema-errors.ts') | undefined
+let configSemanticsModule: typeof import('../config/config-semantics.ts') | undefined
+const checkConfigSemantics = (value: Json): SemanticProblem[] =>
+  (configSemanticsModule ??= requireHere('../config/config-semantics.ts') as typeof import('../config/config-semantics.ts')).checkConfigSemantics(value)
 const isMapping = (value: Json): value is Mapping => value !== null && typeof value === 'object' && !Array.isArray(value)
 
 export function validateSource(file: string, bytes: Uint8Array, options: ValidateOptions = {}): FileValidation {
-  const fast = loadYamlFast(bytes)
+  return validateRead(file, loadYamlFast(bytes), () => bytes, options)
+}
+
+/**
+ * validateSource for a file read as text: valid UTF-8 (the reader's text holds no U+FFFD), a byte
+ * order mark still at its start. Reading a file as text skips a copy and a decoding pass; when the
+ * careful path is needed it gets the file's exact bytes back from the text.
+ */
+export function validateText(file: string, text: string, options: ValidateOptions = {}): FileValidation {
+  return validateRead(file, loadYamlFastText(text), () => Buffer.from(text, 'utf8'), options)
+}
+
+function validateRead(file: string, fast: Json | undefined, readBytes: () => Uint8Array, options: ValidateOptions): FileValidation {
   let earlier: { value: Mapping; checked: CheckedValue } | undefined
   if (fast !== undefined && isMapping(fast)) {
     const checked = checkValue(fast, options)
@@ -59,7 +75,7 @@ export function validateSource(file: string, bytes: Uint8Array, options: Validat
       let careful: LoadedYaml | undefined
       const locate = (path: readonly PathSegment[], part?: 'key' | 'value') => {
         if (!careful) {
-          const loaded = loadYaml(bytes)
+          const loaded = loadYaml(readBytes())
           if (!loaded.ok) return { line: 1, column: 1 }
           careful = loaded.yaml
         }
@@ -68,7 +84,7 @@ export function validateSource(file: string, bytes: Uint8Array, options: Validat
       return { file, kind: checked.kind, value: fast, diagnostics: [], ok: true, locate }
     }
   }
-  return validateCarefully(file, bytes, options, earlier)
+  return validateCarefully(file, readBytes(), options, earlier)
 }
 
 interface CheckedValue {
@@ -110,7 +126,8 @@ function validateCarefully(file: string, bytes: Uint8Array, options: ValidateOpt
   const add = (code: Diagnostic['code'], message: string, path: PathSegment[], position: { line: number; column: number }, severity: Diagnostic['severity'] = 'error'): void => {
     diagnostics.push({ file, line: position.line, column: position.column, path: formatPath(path), code, message, severity })
   }
-  for (const p of schemaProblems(checked.schemaErrors, value, yaml.locate)) add(p.code, p.message, p.path, p.position)
+  schemaErrorsModule ??= requireHere('./schema-errors.ts') as typeof import('./schema-errors.ts')
+  for (const p of schemaErrorsModule.schemaProblems(checked.schemaErrors, value, yaml.locate)) add(p.code, p.message, p.path, p.position)
   for (const p of checked.semantic) {
     const position = p.inString ? positionInString(yaml, p.path, p.inString) : yaml.locate(p.path, p.part)
     add(p.code, p.message, p.path, position, p.severity)

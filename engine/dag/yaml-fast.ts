@@ -5,11 +5,15 @@
  * finds a problem (or the text uses anything unusual) is the file parsed again by yaml-load.ts,
  * whose result is the one reported, with exact positions. Diagnostics always come from one parser.
  */
-import jsyaml from 'js-yaml'
+import { createRequire } from 'node:module'
 import { LIMITS, findDeepFlowNesting } from './limits.ts'
 import type { Json } from './yaml-load.ts'
+import { parsePlainYaml } from './yaml-plain.ts'
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
+const requireHere = createRequire(import.meta.url)
+/** js-yaml is loaded the first time a file is not plain enough for parsePlainYaml. */
+let jsyaml: typeof import('js-yaml') | undefined
 
 /** The document's value, or undefined when the file must take the careful path. */
 export function loadYamlFast(bytes: Uint8Array): Json | undefined {
@@ -20,9 +24,23 @@ export function loadYamlFast(bytes: Uint8Array): Json | undefined {
   } catch {
     return undefined
   }
+  return loadYamlFastText(text)
+}
+
+/**
+ * loadYamlFast for a file's text, decoded from valid UTF-8 (a byte order mark at its start is
+ * dropped here, as the decoder drops it).
+ */
+export function loadYamlFastText(text: string): Json | undefined {
+  if (text.length * 3 > LIMITS.maxFileBytes && Buffer.byteLength(text) > LIMITS.maxFileBytes) return undefined
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+  // Plain files need neither js-yaml nor the scans that guard it.
+  const plain = parsePlainYaml(text)
+  if (plain !== undefined) return plain
   if (needsCarefulParser(text)) return undefined
   let value: unknown
   try {
+    jsyaml ??= requireHere('js-yaml') as typeof import('js-yaml')
     value = jsyaml.load(text, { schema: jsyaml.CORE_SCHEMA, json: false })
   } catch {
     return undefined

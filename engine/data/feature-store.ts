@@ -10,6 +10,7 @@
  * folder a re-materialization replaced is removed after the commit.
  */
 import { randomUUID } from 'node:crypto'
+import { FeatureRequestError } from './feature-request-error.ts'
 import { mkdir, rm } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
 import type { Db } from '../store/db.ts'
@@ -46,8 +47,7 @@ export interface FeatureViewCatalog {
   intervals(name: string, version?: number): Promise<MaterializationRow[]>
 }
 
-/** Failures the operators report as such (not retried): a request that cannot succeed as written. */
-export class FeatureRequestError extends Error {}
+export { FeatureRequestError }
 
 export interface MaterializeRequest {
   view: string

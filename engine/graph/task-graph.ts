@@ -3,11 +3,25 @@
  * `a -> b` means b depends on a, so a runs first. Every traversal of task dependencies in cairn
  * (validation, scheduling, clearing, templates, the API's task order) goes through this module.
  */
-import graphology from 'graphology'
+import { createRequire } from 'node:module'
 import type { DirectedGraph as DirectedGraphType } from 'graphology'
-import { hasCycle, topologicalSort } from 'graphology-dag'
+import type * as GraphologyDag from 'graphology-dag'
 
-const { DirectedGraph } = graphology as unknown as { DirectedGraph: typeof DirectedGraphType }
+/**
+ * graphology is loaded on first use: the validator answers its questions with lightGraph and builds
+ * a graphology graph only to name the cycles of a DAG that has some, so `cairn validate` over valid
+ * files never loads it.
+ */
+const requireHere = createRequire(import.meta.url)
+let library: { DirectedGraph: typeof DirectedGraphType; hasCycle: typeof GraphologyDag.hasCycle; topologicalSort: typeof GraphologyDag.topologicalSort } | undefined
+function graphology(): NonNullable<typeof library> {
+  if (!library) {
+    const { DirectedGraph } = requireHere('graphology') as { DirectedGraph: typeof DirectedGraphType }
+    const { hasCycle, topologicalSort } = requireHere('graphology-dag') as typeof GraphologyDag
+    library = { DirectedGraph, hasCycle, topologicalSort }
+  }
+  return library
+}
 
 export interface TaskNode {
   id: string
@@ -27,7 +41,7 @@ export function taskGraphOf(tasks: readonly TaskNode[]): TaskGraph {
 
 /** Builds the graph; dependencies naming unknown tasks or the task itself are left out (the validator reports them). */
 export function buildTaskGraph(tasks: readonly TaskNode[]): TaskGraph {
-  const graph = new DirectedGraph()
+  const graph = new (graphology().DirectedGraph)()
   for (const task of tasks) graph.mergeNode(task.id)
   for (const task of tasks) {
     for (const upstream of task.dependsOn) {
@@ -43,7 +57,7 @@ export function buildTaskGraph(tasks: readonly TaskNode[]): TaskGraph {
  * in `order` (file order), so reports are stable.
  */
 export function findCycles(graph: TaskGraph, order: readonly string[]): string[][] {
-  if (!hasCycle(graph)) return []
+  if (!graphology().hasCycle(graph)) return []
   const rank = new Map(order.map((id, i) => [id, i]))
   const cycles: string[][] = []
   for (const component of stronglyConnected(graph)) {
@@ -171,7 +185,7 @@ export function dependencyOrder<T extends TaskNode>(tasks: readonly T[]): T[] {
   let order = orders.get(tasks)
   if (!order) {
     const byId = new Map(tasks.map((t) => [t.id, t]))
-    orders.set(tasks, (order = topologicalSort(taskGraphOf(tasks)).map((id) => byId.get(id)!)))
+    orders.set(tasks, (order = graphology().topologicalSort(taskGraphOf(tasks)).map((id) => byId.get(id)!)))
   }
   return order as T[]
 }
@@ -183,34 +197,77 @@ export function dependencyOrder<T extends TaskNode>(tasks: readonly T[]): T[] {
  * (on a built graph) names the cycles when there are any.
  */
 export function lightGraph(tasks: readonly TaskNode[]): { acyclic: boolean; descendants: (id: string) => ReadonlySet<string> } {
-  const out = new Map<string, string[]>()
-  const inDegree = new Map<string, number>()
-  for (const task of tasks) {
-    out.set(task.id, [])
-    inDegree.set(task.id, 0)
+  const n = tasks.length
+  const index = new Map<string, number>()
+  for (let i = 0; i < n; i++) index.set(tasks[i]!.id, i)
+  // Downstream edges by task index, each edge once (no Map or Set per task); built when first needed.
+  let out: number[][] | undefined
+  let inDegree: number[] | undefined
+  const edges = (): number[][] => {
+    if (out) return out
+    out = new Array<number[]>(n)
+    for (let i = 0; i < n; i++) out[i] = []
+    inDegree = new Array<number>(n).fill(0)
+    for (let i = 0; i < n; i++) {
+      const deps = tasks[i]!.dependsOn
+      // A dependency listed twice is one edge; a long list is deduplicated through a set, a short one in place.
+      const unique = deps.length > 8 ? [...new Set(deps)] : deps
+      for (let k = 0; k < unique.length; k++) {
+        const upstream = index.get(unique[k]!)
+        if (upstream === undefined || upstream === i || (unique === deps && deps.indexOf(deps[k]!) !== k)) continue
+        out[upstream]!.push(i)
+        inDegree[i]!++
+      }
+    }
+    return out
   }
-  for (const task of tasks) {
-    for (const upstream of new Set(task.dependsOn)) {
-      if (upstream === task.id || !out.has(upstream)) continue
-      out.get(upstream)!.push(task.id)
-      inDegree.set(task.id, inDegree.get(task.id)! + 1)
+  // Most files declare every task below the tasks it depends on: then file order is a run order and
+  // the graph is acyclic without building it. Otherwise Kahn's algorithm decides.
+  let ordered = true
+  for (let i = 0; i < n && ordered; i++) {
+    const deps = tasks[i]!.dependsOn
+    for (let k = 0; k < deps.length; k++) {
+      const upstream = index.get(deps[k]!)
+      if (upstream !== undefined && upstream >= i) {
+        ordered = false
+        break
+      }
     }
   }
-  const ready = [...inDegree].filter(([, n]) => n === 0).map(([id]) => id)
-  for (let i = 0; i < ready.length; i++) {
-    for (const next of out.get(ready[i]!)!) {
-      const left = inDegree.get(next)! - 1
-      inDegree.set(next, left)
-      if (left === 0) ready.push(next)
+  let acyclic = true
+  if (!ordered) {
+    const next = edges()
+    const degree = inDegree!
+    const ready: number[] = []
+    for (let i = 0; i < n; i++) if (degree[i] === 0) ready.push(i)
+    for (let r = 0; r < ready.length; r++) {
+      for (const following of next[ready[r]!]!) if (--degree[following]! === 0) ready.push(following)
     }
+    acyclic = ready.length === n
   }
   // Remembered per task: asking "is T upstream of me?" once per referenced T keeps a 20,000-task chain
   // linear, where computing every task's ancestors would be quadratic.
   const memo = new Map<string, Set<string>>()
   const descendants = (id: string): ReadonlySet<string> => {
     let seen = memo.get(id)
-    if (!seen) memo.set(id, (seen = reachableFrom(id, (node) => out.get(node) ?? [])))
+    if (!seen) {
+      seen = new Set<string>()
+      const start = index.get(id)
+      if (start !== undefined) {
+        const next = edges()
+        const visited = new Uint8Array(n)
+        const queue = [...next[start]!]
+        while (queue.length > 0) {
+          const node = queue.pop()!
+          if (visited[node] === 1) continue
+          visited[node] = 1
+          seen.add(tasks[node]!.id)
+          for (const following of next[node]!) queue.push(following)
+        }
+      }
+      memo.set(id, seen)
+    }
     return seen
   }
-  return { acyclic: ready.length === out.size, descendants }
+  return { acyclic, descendants }
 }

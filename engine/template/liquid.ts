@@ -46,7 +46,7 @@ export type TemplateAnalysis =
 
 /** Quick test so the common case (plain strings) never reaches the parser. */
 export function hasTemplate(text: string): boolean {
-  return text.includes('{{') || text.includes('{%')
+  return text.includes('{') && (text.includes('{{') || text.includes('{%'))
 }
 
 let shared: Liquid | undefined
