@@ -10,149 +10,17 @@
  * neither is retried. An unreachable source (5xx, timeout, lost connection) or a dataset changed
  * meanwhile → infrastructure, retryable. Nothing is published by a failed or cancelled attempt.
  */
-import { mkdir, rm } from 'node:fs/promises'
-import { join, relative } from 'node:path'
 import paramsSchema from '../schemas/operators/ingest.params.schema.json' with { type: 'json' }
-import { openDuckDb } from '../engine/data/duckdb.ts'
-import type { DuckDb } from '../engine/data/duckdb.ts'
-import type { DataServices } from '../engine/data/data-services.ts'
-import { abortedResult, defineOperator } from './define.ts'
+import { defineOperator } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
-import type { IngestFailure } from './ingest/failure.ts'
-import { invalid, isFailure } from './ingest/failure.ts'
-import type { IngestParams } from './ingest/params.ts'
-import { declaredColumns } from './ingest/params.ts'
-import { resolveSourceFiles } from './ingest/paths.ts'
-import { loadCsv, writeCsvDirect } from './ingest/csv.ts'
-import type { SourceFile } from './ingest/csv.ts'
-import { loadJsonl } from './ingest/jsonl.ts'
-import { loadParquet } from './ingest/parquet.ts'
-import { loadPostgres } from './ingest/postgres.ts'
-import { download, publicUrl } from './ingest/http.ts'
-import type { LoadContext, LoadedSource, WrittenSource } from './ingest/loaded.ts'
-import { publishRows } from './ingest/publish-rows.ts'
-import type { Published } from './ingest/publish-rows.ts'
 
 export const ingest = defineOperator({
   type: 'ingest',
   summary: 'loads a source into a named, versioned dataset, with expectations',
   paramsSchema,
   async run(rendered: Record<string, unknown>, ctx: OperatorContext): Promise<OperatorResult> {
-    // Valid against the params schema (the worker checked it), so the shape is IngestParams.
-    const params = rendered as unknown as IngestParams
-    if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker was started without the data services (datasets directory, connections)' }
-    const scratch = join(ctx.workdir, 'ingest')
-    await mkdir(scratch, { recursive: true })
-    try {
-      const outcome = await runIngest(params, ctx, ctx.data, scratch)
-      if (ctx.signal.aborted) return abortedResult(ctx.signal)
-      if (isFailure(outcome)) return { ok: false, kind: outcome.kind, retryable: outcome.retryable, message: outcome.message }
-      return { ok: true, outputs: { ...outcome } }
-    } catch (error) {
-      if (ctx.signal.aborted) return abortedResult(ctx.signal)
-      throw error
-    } finally {
-      await rm(scratch, { recursive: true, force: true }).catch(() => undefined)
-    }
+    // Loaded when a task runs: `cairn validate` and the scheduler never load DuckDB.
+    const { ingestAttempt } = await import('./ingest/run-ingest.ts')
+    return ingestAttempt(rendered, ctx)
   },
 })
-
-export async function runIngest(params: IngestParams, ctx: OperatorContext, data: DataServices, scratch: string): Promise<Published | IngestFailure> {
-  const duck = await openDuckDb({ ...data.duckdb, tempDir: join(scratch, 'duckdb-spill') })
-  // A cancel or timeout interrupts the statement DuckDB is running.
-  const interrupt = () => duck.connection.interrupt()
-  ctx.signal.addEventListener('abort', interrupt, { once: true })
-  try {
-    const load: LoadContext = { duck, declared: declaredColumns(params), log: ctx.log, scratch }
-    const loaded = await loadSource(params, ctx, data, load)
-    if (isFailure(loaded)) return loaded
-    if (ctx.signal.aborted) {
-      if ('written' in loaded.source) await loaded.source.staged.discard()
-      return invalid('aborted')
-    }
-    return await publishRows({
-      duck,
-      params,
-      loaded: loaded.source,
-      datasets: data.datasets,
-      interval: ctx.interval,
-      taskInstance: { runId: ctx.runId, taskId: ctx.taskId },
-      log: ctx.log,
-      source: loaded.described,
-    })
-  } finally {
-    ctx.signal.removeEventListener('abort', interrupt)
-    closeQuietly(duck)
-  }
-}
-
-async function loadSource(params: IngestParams, ctx: OperatorContext, data: DataServices, load: LoadContext): Promise<{ source: LoadedSource | WrittenSource; described: Record<string, unknown> } | IngestFailure> {
-  const source = params.source
-  switch (source.kind) {
-    case 'csv':
-    case 'jsonl':
-    case 'parquet': {
-      const found = await resolveSourceFiles(source.path, data)
-      if (isFailure(found)) return found
-      const files = found.files.map((path): SourceFile => ({ path, label: labelOf(path, data.dagsFolder) }))
-      const labels = files.map((f) => f.label)
-      ctx.log.info(`reading ${files.length} ${source.kind} file${files.length === 1 ? '' : 's'}: ${labels.slice(0, 10).join(', ')}${files.length > 10 ? ', ...' : ''}`)
-      const loaded = await readFiles(source.kind, files, source.options ?? {}, load, params, data)
-      // The version's details name the files read (the first hundred, for a glob matching thousands).
-      return isFailure(loaded) ? loaded : { source: loaded, described: { kind: source.kind, path: source.path, file_count: files.length, files: labels.slice(0, 100) } }
-    }
-    case 'http': {
-      const target = join(load.scratch, `download.${source.format}`)
-      const shown = publicUrl(source.url)
-      ctx.log.info(`downloading ${shown}`)
-      const got = await download(source, target, ctx.signal, ctx.log)
-      if (isFailure(got)) return got
-      const loaded = await readFiles(source.format, [{ path: target, label: shown }], source.options ?? {}, load, params, data)
-      return isFailure(loaded) ? loaded : { source: loaded, described: { kind: 'http', url: shown, format: source.format, bytes: got.bytes } }
-    }
-    case 'postgres': {
-      const connection = data.connection(source.connection)
-      if ('error' in connection) return invalid(connection.error)
-      if (connection.kind !== 'postgres') return invalid(`connection ${source.connection} is of kind ${connection.kind}; a postgres source needs a postgres connection`)
-      ctx.log.info(`running the query on connection ${source.connection}`)
-      const loaded = await loadPostgres(connection, source.query, load, ctx.signal, source.batch_rows)
-      return isFailure(loaded) ? loaded : { source: loaded, described: { kind: 'postgres', connection: source.connection, query: source.query } }
-    }
-  }
-}
-
-/**
- * CSV takes the fast path (read and written as Parquet in one pass, straight into a staged folder)
- * unless the mode needs the rows in hand (interval) or a row breaks a type rule; then, as for the
- * other formats, the rows go into a DuckDB table first.
- */
-async function readFiles(format: 'csv' | 'jsonl' | 'parquet', files: SourceFile[], options: { delimiter?: string; header?: boolean }, load: LoadContext, params: IngestParams, data: DataServices): Promise<LoadedSource | WrittenSource | IngestFailure> {
-  if (format === 'csv' && params.mode !== 'interval') {
-    const staged = await data.datasets.stage(params.dataset)
-    const direct = await writeCsvDirect(files, options, load, staged).catch(async (error: unknown) => {
-      await staged.discard()
-      throw error
-    })
-    if (direct !== 'table' && !isFailure(direct)) return direct
-    await staged.discard()
-    if (direct !== 'table') return direct
-    load.log.info('some rows break their column types: loading into a table to name them')
-  }
-  if (format === 'csv') return loadCsv(files, options, load)
-  if (format === 'jsonl') return loadJsonl(files, load)
-  return loadParquet(files, load)
-}
-
-/** A file as messages name it: relative to the DAG folder when inside it. */
-function labelOf(path: string, dagsFolder: string): string {
-  const rel = relative(dagsFolder, path)
-  return rel.startsWith('..') ? path : rel
-}
-
-function closeQuietly(duck: DuckDb): void {
-  try {
-    duck.close()
-  } catch {
-    // Already closed by an interrupt; nothing to release.
-  }
-}
