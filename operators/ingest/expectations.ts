@@ -7,8 +7,8 @@
 import type { DuckDb } from '../../engine/data/duckdb.ts'
 import { sqlIdent, sqlString } from '../../engine/data/duckdb.ts'
 import type { ColumnType } from '../../engine/data/column-types.ts'
-import { invalid } from './failure.ts'
-import type { IngestFailure } from './failure.ts'
+import { invalid } from '../../engine/data/reader/failure.ts'
+import type { ReadFailure } from '../../engine/data/reader/failure.ts'
 import type { Expectations } from './params.ts'
 
 export interface ExpectationResult {
@@ -22,7 +22,7 @@ export interface ExpectationResult {
 const NUMERIC: readonly ColumnType[] = ['integer', 'number']
 
 /** Params that name a column the rows do not have (or a range on a non-numeric column). */
-export function checkExpectationColumns(expect: Expectations, types: ReadonlyMap<string, ColumnType>): IngestFailure | undefined {
+export function checkExpectationColumns(expect: Expectations, types: ReadonlyMap<string, ColumnType>): ReadFailure | undefined {
   const named = [...(expect.not_null ?? []), ...(expect.unique ?? []), ...Object.keys(expect.ranges ?? {}), ...Object.keys(expect.values ?? {})]
   const unknown = [...new Set(named.filter((c) => !types.has(c)))]
   if (unknown.length > 0) return invalid(`expect names column${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}, which the rows do not have (columns: ${[...types.keys()].join(', ')})`)

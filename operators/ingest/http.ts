@@ -10,8 +10,8 @@ import { rm } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { parseDuration } from '../../engine/time/duration.ts'
-import { dataInvalid, errorText, failure, invalid, unreachable } from './failure.ts'
-import type { IngestFailure } from './failure.ts'
+import { dataInvalid, errorText, failure, invalid, unreachable } from '../../engine/data/reader/failure.ts'
+import type { ReadFailure } from '../../engine/data/reader/failure.ts'
 import type { OperatorLogger } from '../define.ts'
 
 export const HTTP_DEFAULTS = { maxBytes: 1024 ** 3, timeout: '5m', retries: 3, firstDelayMs: 500, maxDelayMs: 30_000 } as const
@@ -36,7 +36,7 @@ export function publicUrl(url: string): string {
 
 class TooLarge extends Error {}
 
-export async function download(source: HttpSource, target: string, signal: AbortSignal, log: OperatorLogger, delays: { firstDelayMs?: number } = {}): Promise<{ bytes: number } | IngestFailure> {
+export async function download(source: HttpSource, target: string, signal: AbortSignal, log: OperatorLogger, delays: { firstDelayMs?: number } = {}): Promise<{ bytes: number } | ReadFailure> {
   const shown = publicUrl(source.url)
   const maxBytes = source.max_bytes ?? HTTP_DEFAULTS.maxBytes
   const timeoutMs = parseDuration(source.timeout ?? HTTP_DEFAULTS.timeout)
@@ -64,7 +64,7 @@ export async function download(source: HttpSource, target: string, signal: Abort
   return unreachable(`${shown}: ${last} (gave up after ${tries} tr${tries === 1 ? 'y' : 'ies'})`)
 }
 
-type TryOutcome = { bytes: number } | { final?: IngestFailure; retryReason: string }
+type TryOutcome = { bytes: number } | { final?: ReadFailure; retryReason: string }
 
 async function tryOnce(source: HttpSource, target: string, signal: AbortSignal, timeoutMs: number, maxBytes: number, shown: string): Promise<TryOutcome> {
   const timeout = AbortSignal.timeout(timeoutMs)
@@ -111,7 +111,7 @@ function withoutCredentials(raw: string, headers: Record<string, string>): { url
   return { url: url.toString(), headers: given ? headers : { ...headers, Authorization: `Basic ${basic}` } }
 }
 
-function tooLarge(shown: string, maxBytes: number, declared?: number): IngestFailure {
+function tooLarge(shown: string, maxBytes: number, declared?: number): ReadFailure {
   return dataInvalid(`${shown}: the body is larger than max_bytes (${maxBytes} bytes${declared !== undefined ? `; it announced ${declared}` : ''}); nothing was published`)
 }
 

@@ -1,12 +1,7 @@
 /** The rendered params of `ingest` (already valid against schemas/operators/ingest.params.schema.json). */
 import type { ColumnType } from '../../engine/data/column-types.ts'
+import type { CsvOptions, FileFormat } from '../../engine/data/reader/csv.ts'
 
-export type FileFormat = 'csv' | 'jsonl' | 'parquet'
-
-export interface CsvOptions {
-  delimiter?: string
-  header?: boolean
-}
 
 export type IngestSource =
   | { kind: FileFormat; path: string; options?: CsvOptions }

@@ -6,8 +6,8 @@
  */
 import { glob, realpath, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path'
-import { dataInvalid, invalid } from './failure.ts'
-import type { IngestFailure } from './failure.ts'
+import { dataInvalid, invalid } from '../../engine/data/reader/failure.ts'
+import type { ReadFailure } from '../../engine/data/reader/failure.ts'
 
 const GLOB_CHARS = /[*?[\]{}]/
 
@@ -16,7 +16,7 @@ export interface SourceFiles {
   files: string[]
 }
 
-export async function resolveSourceFiles(pattern: string, where: { dagsFolder: string; allowedPaths: readonly string[] }): Promise<SourceFiles | IngestFailure> {
+export async function resolveSourceFiles(pattern: string, where: { dagsFolder: string; allowedPaths: readonly string[] }): Promise<SourceFiles | ReadFailure> {
   if (pattern.includes('\0')) return invalid('source.path holds a NUL character')
   const absolute = resolve(where.dagsFolder, pattern)
   const roots = await realRoots(where.allowedPaths)
@@ -48,7 +48,7 @@ export async function resolveSourceFiles(pattern: string, where: { dagsFolder: s
   return { files }
 }
 
-function failureNoMatch(pattern: string, absolute: string): IngestFailure {
+function failureNoMatch(pattern: string, absolute: string): ReadFailure {
   // A file written by another system may simply not be there yet: let the task's retries wait for it.
   return { failed: true, kind: 'data_invalid', retryable: true, message: `source.path ${JSON.stringify(pattern)}: no file matches ${absolute}` }
 }

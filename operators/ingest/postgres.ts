@@ -10,11 +10,11 @@ import Cursor from 'pg-cursor'
 import type { FieldDef } from 'pg'
 import type { ColumnType } from '../../engine/data/column-types.ts'
 import { sqlIdent } from '../../engine/data/duckdb.ts'
-import { dataInvalid, errorText, failure, invalid, unreachable } from './failure.ts'
-import type { IngestFailure } from './failure.ts'
-import { LOADED, missingColumnsMessage, planColumns } from './loaded.ts'
-import type { LoadContext, LoadedSource } from './loaded.ts'
-import { typedSelect } from './typing.ts'
+import { dataInvalid, errorText, failure, invalid, unreachable } from '../../engine/data/reader/failure.ts'
+import type { ReadFailure } from '../../engine/data/reader/failure.ts'
+import { LOADED, missingColumnsMessage, planColumns } from '../../engine/data/reader/loaded.ts'
+import type { LoadContext, LoadedSource } from '../../engine/data/reader/loaded.ts'
+import { typedSelect } from '../../engine/data/reader/typing.ts'
 
 export const DEFAULT_BATCH_ROWS = 10_000
 const SOURCE_TABLE = 'pg_rows'
@@ -27,7 +27,7 @@ const TYPE_OF_OID: Record<number, ColumnType> = {
 }
 const asText = { getTypeParser: () => (value: string) => value }
 
-export async function loadPostgres(connection: { name: string; url: string }, query: string, ctx: LoadContext, signal: AbortSignal, batchRows = DEFAULT_BATCH_ROWS): Promise<LoadedSource | IngestFailure> {
+export async function loadPostgres(connection: { name: string; url: string }, query: string, ctx: LoadContext, signal: AbortSignal, batchRows = DEFAULT_BATCH_ROWS): Promise<LoadedSource | ReadFailure> {
   const label = `query on connection ${connection.name}`
   const client = new pg.Client({ connectionString: connection.url, types: asText })
   let dropped: Error | undefined
@@ -116,7 +116,7 @@ function serverError(errors: ReadonlyArray<unknown>): unknown {
 }
 
 /** SQL errors in the query itself are not retried; a lost connection or a server going away is. */
-function queryFailure(error: unknown, dropped: Error | undefined, connection: { name: string; url: string }, rowsRead: number): IngestFailure {
+function queryFailure(error: unknown, dropped: Error | undefined, connection: { name: string; url: string }, rowsRead: number): ReadFailure {
   const code = (error as { code?: unknown }).code
   const message = scrub(errorText(error), connection.url)
   const sqlClass = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code.slice(0, 2) : undefined

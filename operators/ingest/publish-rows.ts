@@ -11,12 +11,12 @@ import { parquetScan, sqlIdent } from '../../engine/data/duckdb.ts'
 import type { DatasetColumn } from '../../engine/data/column-types.ts'
 import type { DatasetInput } from '../../engine/store/datasets.ts'
 import type { OperatorLogger } from '../define.ts'
-import { collectBadRows, describeBadRow, judgeBadRows, writeBadRows } from './bad-rows.ts'
+import { collectBadRows, describeBadRow, judgeBadRows, writeBadRows } from '../../engine/data/reader/bad-rows.ts'
 import { checkExpectationColumns, checkExpectations, describeExpectation } from './expectations.ts'
-import { dataInvalid, failure, invalid, isFailure } from './failure.ts'
-import type { IngestFailure } from './failure.ts'
-import { LOADED } from './loaded.ts'
-import type { LoadedSource, WrittenSource } from './loaded.ts'
+import { dataInvalid, failure, invalid, isFailure } from '../../engine/data/reader/failure.ts'
+import type { ReadFailure } from '../../engine/data/reader/failure.ts'
+import { LOADED } from '../../engine/data/reader/loaded.ts'
+import type { LoadedSource, WrittenSource } from '../../engine/data/reader/loaded.ts'
 import type { IngestParams } from './params.ts'
 import { inInterval, linkPrevious, schemaMismatch, writeVersion } from './write-version.ts'
 import type { IntervalFilter } from './write-version.ts'
@@ -44,7 +44,7 @@ export interface Published {
 const FRESH = 'fresh'
 const INCOMING = 'incoming'
 
-export async function publishRows(input: PublishInput): Promise<Published | IngestFailure> {
+export async function publishRows(input: PublishInput): Promise<Published | ReadFailure> {
   // Rows written straight into a staged folder are this attempt's own: gone on every failure.
   const written = 'written' in input.loaded ? input.loaded : undefined
   try {
@@ -57,7 +57,7 @@ export async function publishRows(input: PublishInput): Promise<Published | Inge
   }
 }
 
-async function publishLoaded(input: PublishInput): Promise<Published | IngestFailure> {
+async function publishLoaded(input: PublishInput): Promise<Published | ReadFailure> {
   const { duck, params, loaded, log } = input
   const written = 'written' in loaded ? loaded : undefined
   const mode = params.mode ?? 'append'

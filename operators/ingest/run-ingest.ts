@@ -6,18 +6,18 @@ import type { DuckDb } from '../../engine/data/duckdb.ts'
 import type { DataServices } from '../../engine/data/data-services.ts'
 import { abortedResult } from '../define.ts'
 import type { OperatorContext, OperatorResult } from '../define.ts'
-import type { IngestFailure } from './failure.ts'
-import { invalid, isFailure } from './failure.ts'
+import type { ReadFailure } from '../../engine/data/reader/failure.ts'
+import { invalid, isFailure } from '../../engine/data/reader/failure.ts'
 import type { IngestParams } from './params.ts'
 import { declaredColumns } from './params.ts'
 import { resolveSourceFiles } from './paths.ts'
-import { loadCsv, writeCsvDirect } from './csv.ts'
-import type { SourceFile } from './csv.ts'
-import { loadJsonl } from './jsonl.ts'
-import { loadParquet } from './parquet.ts'
+import { loadCsv, writeCsvDirect } from '../../engine/data/reader/csv.ts'
+import type { SourceFile } from '../../engine/data/reader/csv.ts'
+import { loadJsonl } from '../../engine/data/reader/jsonl.ts'
+import { loadParquet } from '../../engine/data/reader/parquet.ts'
 import { loadPostgres } from './postgres.ts'
 import { download, publicUrl } from './http.ts'
-import type { LoadContext, LoadedSource, WrittenSource } from './loaded.ts'
+import type { LoadContext, LoadedSource, WrittenSource } from '../../engine/data/reader/loaded.ts'
 import { publishRows } from './publish-rows.ts'
 import type { Published } from './publish-rows.ts'
 
@@ -40,7 +40,7 @@ export async function ingestAttempt(rendered: Record<string, unknown>, ctx: Oper
   }
 }
 
-export async function runIngest(params: IngestParams, ctx: OperatorContext, data: DataServices, scratch: string): Promise<Published | IngestFailure> {
+export async function runIngest(params: IngestParams, ctx: OperatorContext, data: DataServices, scratch: string): Promise<Published | ReadFailure> {
   const duck = await openDuckDb({ ...data.duckdb, tempDir: join(scratch, 'duckdb-spill') })
   // A cancel or timeout interrupts the statement DuckDB is running.
   const interrupt = () => duck.connection.interrupt()
@@ -69,7 +69,7 @@ export async function runIngest(params: IngestParams, ctx: OperatorContext, data
   }
 }
 
-async function loadSource(params: IngestParams, ctx: OperatorContext, data: DataServices, load: LoadContext): Promise<{ source: LoadedSource | WrittenSource; described: Record<string, unknown> } | IngestFailure> {
+async function loadSource(params: IngestParams, ctx: OperatorContext, data: DataServices, load: LoadContext): Promise<{ source: LoadedSource | WrittenSource; described: Record<string, unknown> } | ReadFailure> {
   const source = params.source
   switch (source.kind) {
     case 'csv':
@@ -109,7 +109,7 @@ async function loadSource(params: IngestParams, ctx: OperatorContext, data: Data
  * unless the mode needs the rows in hand (interval) or a row breaks a type rule; then, as for the
  * other formats, the rows go into a DuckDB table first.
  */
-async function readFiles(format: 'csv' | 'jsonl' | 'parquet', files: SourceFile[], options: { delimiter?: string; header?: boolean }, load: LoadContext, params: IngestParams, data: DataServices): Promise<LoadedSource | WrittenSource | IngestFailure> {
+async function readFiles(format: 'csv' | 'jsonl' | 'parquet', files: SourceFile[], options: { delimiter?: string; header?: boolean }, load: LoadContext, params: IngestParams, data: DataServices): Promise<LoadedSource | WrittenSource | ReadFailure> {
   if (format === 'csv' && params.mode !== 'interval') {
     const staged = await data.datasets.stage(params.dataset)
     const direct = await writeCsvDirect(files, options, load, staged).catch(async (error: unknown) => {

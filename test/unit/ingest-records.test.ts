@@ -4,8 +4,8 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { locateRecords, readHeader, splitRecord } from '../../operators/ingest/csv-records.ts'
-import { lineOfOrdinal } from '../../operators/ingest/jsonl.ts'
+import { locateRecords, readHeader, splitRecord } from '../../engine/data/reader/csv-records.ts'
+import { lineOfOrdinal } from '../../engine/data/reader/jsonl.ts'
 import { publicUrl } from '../../operators/ingest/http.ts'
 
 test('csv records: quoted line breaks, CRLF, blank lines and rejected records', async (t) => {

@@ -8,9 +8,9 @@
  * - timestamp: ISO-8601, a value without an offset is UTC (DuckDB without ICU: TIMESTAMPTZ is UTC)
  * - an empty text is a missing value for every type but string
  */
-import type { ColumnType } from '../../engine/data/column-types.ts'
-import { duckDbType } from '../../engine/data/column-types.ts'
-import { sqlIdent, sqlString } from '../../engine/data/duckdb.ts'
+import type { ColumnType } from '../column-types.ts'
+import { duckDbType } from '../column-types.ts'
+import { sqlIdent, sqlString } from '../duckdb.ts'
 
 export interface ColumnPlan {
   name: string

@@ -6,10 +6,10 @@
  */
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { DuckDb } from '../../engine/data/duckdb.ts'
-import { sqlString } from '../../engine/data/duckdb.ts'
+import type { DuckDb } from '../duckdb.ts'
+import { sqlString } from '../duckdb.ts'
 import { dataInvalid } from './failure.ts'
-import type { IngestFailure } from './failure.ts'
+import type { ReadFailure } from './failure.ts'
 import { LOADED } from './loaded.ts'
 import type { BadRow, LoadedSource } from './loaded.ts'
 
@@ -24,7 +24,7 @@ export interface BadRowsVerdict {
   rows: BadRow[]
 }
 
-export async function collectBadRows(duck: DuckDb, loaded: LoadedSource, policy: { onBadRows: 'fail' | 'quarantine'; maxBadRows: number }): Promise<BadRowsVerdict | IngestFailure> {
+export async function collectBadRows(duck: DuckDb, loaded: LoadedSource, policy: { onBadRows: 'fail' | 'quarantine'; maxBadRows: number }): Promise<BadRowsVerdict | ReadFailure> {
   const rejected = loaded.parts.reduce((n, p) => n + p.rejects.length, 0)
   const [counted] = await duck.rows<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${LOADED} WHERE __problem IS NOT NULL`)
   const count = rejected + Number(counted!.n)
@@ -48,7 +48,7 @@ export async function collectBadRows(duck: DuckDb, loaded: LoadedSource, policy:
 }
 
 /** The verdict on `count` bad rows, of which `rows` are known (all of them when they may be quarantined). */
-export function judgeBadRows(count: number, rows: readonly BadRow[], policy: { onBadRows: 'fail' | 'quarantine'; maxBadRows: number }): BadRowsVerdict | IngestFailure {
+export function judgeBadRows(count: number, rows: readonly BadRow[], policy: { onBadRows: 'fail' | 'quarantine'; maxBadRows: number }): BadRowsVerdict | ReadFailure {
   if (count === 0) return { count, rows: [] }
   const keepAll = policy.onBadRows === 'quarantine' && count <= policy.maxBadRows
   const first = rows.slice(0, keepAll ? rows.length : NAMED)

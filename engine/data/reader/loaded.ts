@@ -4,12 +4,11 @@
  * download, query) after another, plus the rows each part's reader refused outright (a CSV line with
  * too many fields, say) with their line numbers.
  */
-import { sqlString } from '../../engine/data/duckdb.ts'
-import type { DuckDb } from '../../engine/data/duckdb.ts'
-import type { OperatorLogger } from '../define.ts'
+import { sqlString } from '../duckdb.ts'
+import type { DuckDb } from '../duckdb.ts'
 import type { ColumnPlan } from './typing.ts'
-import type { ColumnType } from '../../engine/data/column-types.ts'
-import type { StagedVersion } from '../../engine/data/datasets.ts'
+import type { ColumnType } from '../column-types.ts'
+import type { StagedVersion } from '../datasets.ts'
 
 export const LOADED = 'loaded'
 
@@ -61,7 +60,8 @@ export interface WrittenSource {
 export interface LoadContext {
   duck: DuckDb
   declared: ReadonlyMap<string, { type: ColumnType; nullable: boolean }>
-  log: OperatorLogger
+  /** Where the reader says what it inferred (a task's log, or the CLI's stderr). */
+  log: { info(message: string): void }
   /** A folder of the attempt's own for scratch files. */
   scratch: string
 }

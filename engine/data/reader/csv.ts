@@ -7,15 +7,14 @@
  * Integer and timestamp columns are read as text and converted by typing.ts: DuckDB's CSV reader
  * rounds "1.5" into an integer column and turns an unparsable TIMESTAMPTZ into NULL without a word.
  */
-import { sqlIdent, sqlString } from '../../engine/data/duckdb.ts'
-import { columnTypeOf } from '../../engine/data/column-types.ts'
-import type { ColumnType } from '../../engine/data/column-types.ts'
+import { sqlIdent, sqlString } from '../duckdb.ts'
+import { columnTypeOf } from '../column-types.ts'
+import type { ColumnType } from '../column-types.ts'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { StagedVersion } from '../../engine/data/datasets.ts'
+import type { StagedVersion } from '../datasets.ts'
 import { dataInvalid, isFailure } from './failure.ts'
-import type { IngestFailure } from './failure.ts'
-import type { CsvOptions } from './params.ts'
+import type { ReadFailure } from './failure.ts'
 import { LOADED, countLoaded, loadedExists, missingColumnsMessage, planColumns } from './loaded.ts'
 import type { BadRow, LoadContext, LoadedPart, LoadedSource, WrittenSource } from './loaded.ts'
 import { locateRecords, readHeader } from './csv-records.ts'
@@ -26,13 +25,23 @@ const MAX_LINE_BYTES = 64 * 1024 * 1024
 /** Read natively by DuckDB (its conversion errors are reported with the line); the rest as text. */
 const READER_TYPE: Partial<Record<ColumnType, string>> = { number: 'DOUBLE', boolean: 'BOOLEAN', date: 'DATE' }
 
+export type FileFormat = 'csv' | 'jsonl' | 'parquet'
+export const FILE_FORMATS: readonly FileFormat[] = ['csv', 'jsonl', 'parquet']
+
+export interface CsvOptions {
+  /** Field separator. @default "," */
+  delimiter?: string
+  /** Whether the file starts with a header line. @default true */
+  header?: boolean
+}
+
 export interface SourceFile {
   path: string
   /** How messages name it. */
   label: string
 }
 
-export async function loadCsv(files: readonly SourceFile[], options: CsvOptions, ctx: LoadContext): Promise<LoadedSource | IngestFailure> {
+export async function loadCsv(files: readonly SourceFile[], options: CsvOptions, ctx: LoadContext): Promise<LoadedSource | ReadFailure> {
   const parts: LoadedPart[] = []
   let plans: ColumnPlan[] | undefined
   for (const [index, file] of files.entries()) {
@@ -75,7 +84,7 @@ const BAD_ROW_MARK = 'cairn: a row needs the bad-row report'
  * ('table': the caller then loads into `loaded`, which can name such rows); lines the reader refuses
  * do not, their lines are known.
  */
-export async function writeCsvDirect(files: readonly SourceFile[], options: CsvOptions, ctx: LoadContext, staged: StagedVersion): Promise<WrittenSource | IngestFailure | 'table'> {
+export async function writeCsvDirect(files: readonly SourceFile[], options: CsvOptions, ctx: LoadContext, staged: StagedVersion): Promise<WrittenSource | ReadFailure | 'table'> {
   let plans: ColumnPlan[] | undefined
   const written: string[] = []
   const rejected: BadRow[] = []
@@ -111,7 +120,7 @@ interface PreparedFile {
 }
 
 /** The columns of one file (the first file's plans, or a check that a later file has the same columns); undefined for an empty file. */
-async function prepareFile(file: SourceFile, files: readonly SourceFile[], options: CsvOptions, plans: ColumnPlan[] | undefined, ctx: LoadContext): Promise<PreparedFile | IngestFailure | undefined> {
+async function prepareFile(file: SourceFile, files: readonly SourceFile[], options: CsvOptions, plans: ColumnPlan[] | undefined, ctx: LoadContext): Promise<PreparedFile | ReadFailure | undefined> {
   const delimiter = options.delimiter ?? ','
   const header = options.header ?? true
   const names = await columnNames(file.path, delimiter, header)

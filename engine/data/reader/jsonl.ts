@@ -5,10 +5,10 @@
  * (in order of first appearance across the files); undeclared ones are typed from their JSON values,
  * strings that all read as dates or ISO timestamps becoming dates or timestamps.
  */
-import { sqlIdent, sqlString } from '../../engine/data/duckdb.ts'
-import type { ColumnType } from '../../engine/data/column-types.ts'
+import { sqlIdent, sqlString } from '../duckdb.ts'
+import type { ColumnType } from '../column-types.ts'
 import { dataInvalid } from './failure.ts'
-import type { IngestFailure } from './failure.ts'
+import type { ReadFailure } from './failure.ts'
 import { LOADED, countLoaded, missingColumnsMessage, planColumns } from './loaded.ts'
 import type { BadRow, LoadContext, LoadedPart, LoadedSource } from './loaded.ts'
 import type { SourceFile } from './csv.ts'
@@ -20,7 +20,7 @@ const NEVER_IN_JSON = '\u0001'
 const DATE_TEXT = `'[0-9]{4}-[0-9]{2}-[0-9]{2}'`
 const TIMESTAMP_TEXT = `'[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}.*'`
 
-export async function loadJsonl(files: readonly SourceFile[], ctx: LoadContext): Promise<LoadedSource | IngestFailure> {
+export async function loadJsonl(files: readonly SourceFile[], ctx: LoadContext): Promise<LoadedSource | ReadFailure> {
   const rejected: BadRow[][] = []
   for (const [i, file] of files.entries()) {
     await ctx.duck.run(

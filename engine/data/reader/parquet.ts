@@ -3,17 +3,17 @@
  * same rules as text sources (a value that does not convert is a bad row, named by its row number),
  * undeclared columns keep their type, or become text when a dataset cannot hold it (lists, structs).
  */
-import { sqlIdent } from '../../engine/data/duckdb.ts'
-import { columnTypeOf } from '../../engine/data/column-types.ts'
+import { sqlIdent } from '../duckdb.ts'
+import { columnTypeOf } from '../column-types.ts'
 import { dataInvalid } from './failure.ts'
-import type { IngestFailure } from './failure.ts'
+import type { ReadFailure } from './failure.ts'
 import { LOADED, countLoaded, missingColumnsMessage, planColumns } from './loaded.ts'
 import type { LoadContext, LoadedPart, LoadedSource } from './loaded.ts'
 import type { SourceFile } from './csv.ts'
 import { typedSelect } from './typing.ts'
 import type { ColumnPlan } from './typing.ts'
 
-export async function loadParquet(files: readonly SourceFile[], ctx: LoadContext): Promise<LoadedSource | IngestFailure> {
+export async function loadParquet(files: readonly SourceFile[], ctx: LoadContext): Promise<LoadedSource | ReadFailure> {
   let plans: ColumnPlan[] | undefined
   const parts: LoadedPart[] = []
   for (const [i, file] of files.entries()) {
