@@ -1,8 +1,9 @@
 /**
  * `ingest` (SPEC sections 4 and 7): a source (csv, jsonl or parquet files, an http(s) download, a
  * postgres query) into a new version of a dataset. The steps live in ingest/: the source into a
- * DuckDB table with the dataset's types and each bad row's reason (csv.ts, jsonl.ts, parquet.ts,
- * postgres.ts, http.ts), then bad rows, expectations, mode and the one publish (publish-rows.ts).
+ * DuckDB table with the dataset's types and each bad row's reason (files: engine/data/reader/, which
+ * `cairn datasets import` reads with too; postgres.ts, http.ts), then bad rows, expectations, mode
+ * and the one publish (publish-rows.ts).
  * DuckDB runs in memory for this attempt only, spilling into the attempt's folder.
  *
  * Failures: params that make no sense (a path outside the allowed folders, an unknown column in

@@ -4,8 +4,9 @@
  * CAIRN_HOME/datasets). `import` publishes a version made by a person (no run, no task) with the same
  * file reader as `ingest`; `export` streams every row to stdout. Unknown dataset or version: exit 1.
  */
-import { userInfo } from 'node:os'
-import { resolve } from 'node:path'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir, userInfo } from 'node:os'
+import { join, resolve } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/load-config.ts'
@@ -15,7 +16,14 @@ import { createDatasets, DATASET_NAME } from '../data/datasets.ts'
 import type { DatasetVersion } from '../data/datasets.ts'
 import { openDuckDb } from '../data/duckdb.ts'
 import { EXPORT_FORMATS, exportRows } from '../data/export-rows.ts'
-import { FILE_FORMATS, formatOfPath, readFileToParquet } from '../data/read-file.ts'
+import type { StagedVersion } from '../data/datasets.ts'
+import { sqlIdent, sqlString } from '../data/duckdb.ts'
+import { FILE_FORMATS } from '../data/reader/csv.ts'
+import type { FileFormat } from '../data/reader/csv.ts'
+import { badRowsOf } from '../data/reader/bad-rows.ts'
+import { isFailure } from '../data/reader/failure.ts'
+import { LOADED } from '../data/reader/loaded.ts'
+import { formatOfPath, readFiles } from '../data/reader/read-files.ts'
 import type { Db } from '../store/db.ts'
 import { listDatasets } from '../store/datasets.ts'
 import { datasetJson, datasetVersionJson } from '../json-shapes.ts'
@@ -107,32 +115,49 @@ export async function datasetsCommand(args: string[], io: CommandIo): Promise<Ex
       if (format === undefined) throw new UsageError(`cannot tell the format of ${file} from its name; add --format csv, jsonl or parquet`)
       if (values.delimiter !== undefined && (format !== 'csv' || values.delimiter.length !== 1)) throw new UsageError('--delimiter takes one character, for csv files')
       const where = data()
-      return withDatabase(io, async (db) => {
-        const datasets = createDatasets({ db, dir: where.dir, producer: { kind: 'actor', actor: osUser() }, duckdb: where.duckdb })
-        const staged = await datasets.stage(name!)
-        let published = false
-        try {
-          const duck = await openDuckDb(where.duckdb)
-          let read
-          try {
-            read = await readFileToParquet(duck, path, staged.dir, { format, ...(values.delimiter !== undefined ? { delimiter: values.delimiter } : {}) })
-          } catch (error) {
-            io.stderr(`cairn datasets import: cannot read ${file} as ${format}: ${(error as Error).message}`)
-            return EXIT.failed
-          } finally {
-            duck.close()
-          }
-          const [result] = await datasets.publish([{ staged, producedKind: 'import', details: { file: path, format } }])
-          published = true
-          io.stderr(`imported ${read.rows} row${read.rows === 1 ? '' : 's'} from ${file}: ${read.columns.map((c) => `${c.name} ${c.type}`).join(', ')}`)
-          io.stdout(String(result!.version.version))
-          return EXIT.ok
-        } finally {
-          // Not published: nothing may stay behind.
-          if (!published) await staged.discard()
-        }
-      })
+      return withDatabase(io, async (db) => importFile(db, where, io, name!, file!, path, format, values.delimiter))
     }
+  }
+}
+
+/**
+ * `import`: the file read exactly as an `ingest` task with default params reads it (types inferred,
+ * `on_bad_rows: fail`), then published as a version made by the OS user.
+ */
+async function importFile(db: Db, where: DataSettings, io: CommandIo, name: string, file: string, path: string, format: FileFormat, delimiter: string | undefined): Promise<ExitCode> {
+  const datasets = createDatasets({ db, dir: where.dir, producer: { kind: 'actor', actor: osUser() }, duckdb: where.duckdb })
+  const spill = await mkdtemp(join(tmpdir(), 'cairn-import-'))
+  const duck = await openDuckDb({ ...where.duckdb, tempDir: spill })
+  let staged: StagedVersion | undefined
+  let published = false
+  try {
+    const fail = (message: string): ExitCode => {
+      io.stderr(`cairn datasets import: cannot read ${file} as ${format}: ${message}`)
+      return EXIT.failed
+    }
+    if (!(await stat(path).then((s) => s.isFile(), () => false))) return fail('no such file')
+    // The inferred types are shown once the version is published.
+    const ctx = { duck, declared: new Map(), log: { info: () => undefined } }
+    const read = await readFiles(format, [{ path, label: file }], delimiter !== undefined ? { delimiter } : {}, ctx, async () => (staged = await datasets.stage(name)))
+    if (isFailure(read)) return fail(read.message)
+    const bad = await badRowsOf(duck, read, { onBadRows: 'fail', maxBadRows: 0 })
+    if (isFailure(bad)) return fail(bad.message)
+    const columns = read.plans.map((p) => ({ name: p.name, type: p.type }))
+    if (!('written' in read)) {
+      staged = await datasets.stage(name)
+      await duck.run(`COPY (SELECT ${columns.map((c) => sqlIdent(c.name)).join(', ')} FROM ${LOADED} WHERE __problem IS NULL) TO ${sqlString(join(staged.dir, 'part-00000.parquet'))} (FORMAT parquet)`)
+    }
+    const [result] = await datasets.publish([{ staged: staged!, producedKind: 'import', details: { file: path, format }, declared: columns }])
+    published = true
+    const version = result!.version
+    io.stderr(`imported ${version.rows} row${version.rows === 1 ? '' : 's'} from ${file}: ${columns.map((c) => `${c.name} ${c.type}`).join(', ')}`)
+    io.stdout(String(version.version))
+    return EXIT.ok
+  } finally {
+    duck.close()
+    // Not published: nothing may stay behind.
+    if (!published) await staged?.discard()
+    await rm(spill, { recursive: true, force: true })
   }
 }
 

@@ -11,7 +11,7 @@ import { parquetScan, sqlIdent } from '../../engine/data/duckdb.ts'
 import type { DatasetColumn } from '../../engine/data/column-types.ts'
 import type { DatasetInput } from '../../engine/store/datasets.ts'
 import type { OperatorLogger } from '../define.ts'
-import { collectBadRows, describeBadRow, judgeBadRows, writeBadRows } from '../../engine/data/reader/bad-rows.ts'
+import { badRowsOf, describeBadRow, writeBadRows } from '../../engine/data/reader/bad-rows.ts'
 import { checkExpectationColumns, checkExpectations, describeExpectation } from './expectations.ts'
 import { dataInvalid, failure, invalid, isFailure } from '../../engine/data/reader/failure.ts'
 import type { ReadFailure } from '../../engine/data/reader/failure.ts'
@@ -79,8 +79,8 @@ async function publishLoaded(input: PublishInput): Promise<Published | ReadFailu
     if (written) throw new Error('rows written straight into a version cannot be filtered by interval')
   }
 
-  const policy = { onBadRows: params.on_bad_rows ?? 'fail', maxBadRows: params.max_bad_rows ?? 0 } as const
-  const bad = written ? judgeBadRows(written.rejects.length, written.rejects, policy) : await collectBadRows(duck, loaded as LoadedSource, policy)
+  const policy = { onBadRows: params.on_bad_rows ?? 'fail', maxBadRows: params.max_bad_rows ?? 0, hint: 'on_bad_rows: quarantine keeps the good ones' } as const
+  const bad = await badRowsOf(duck, loaded, policy)
   if (isFailure(bad)) return bad
   if (bad.count > 0) log.warn(`quarantined ${bad.count} bad row${bad.count === 1 ? '' : 's'}: ${bad.rows.slice(0, 5).map(describeBadRow).join('; ')}`)
 

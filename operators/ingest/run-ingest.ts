@@ -11,10 +11,9 @@ import { invalid, isFailure } from '../../engine/data/reader/failure.ts'
 import type { IngestParams } from './params.ts'
 import { declaredColumns } from './params.ts'
 import { resolveSourceFiles } from './paths.ts'
-import { loadCsv, writeCsvDirect } from '../../engine/data/reader/csv.ts'
 import type { SourceFile } from '../../engine/data/reader/csv.ts'
-import { loadJsonl } from '../../engine/data/reader/jsonl.ts'
-import { loadParquet } from '../../engine/data/reader/parquet.ts'
+import { readFiles } from '../../engine/data/reader/read-files.ts'
+import type { StagedVersion } from '../../engine/data/datasets.ts'
 import { loadPostgres } from './postgres.ts'
 import { download, publicUrl } from './http.ts'
 import type { LoadContext, LoadedSource, WrittenSource } from '../../engine/data/reader/loaded.ts'
@@ -46,8 +45,8 @@ export async function runIngest(params: IngestParams, ctx: OperatorContext, data
   const interrupt = () => duck.connection.interrupt()
   ctx.signal.addEventListener('abort', interrupt, { once: true })
   try {
-    const load: LoadContext = { duck, declared: declaredColumns(params), log: ctx.log, scratch }
-    const loaded = await loadSource(params, ctx, data, load)
+    const load: LoadContext = { duck, declared: declaredColumns(params), log: ctx.log }
+    const loaded = await loadSource(params, ctx, data, load, scratch)
     if (isFailure(loaded)) return loaded
     if (ctx.signal.aborted) {
       if ('written' in loaded.source) await loaded.source.staged.discard()
@@ -69,7 +68,7 @@ export async function runIngest(params: IngestParams, ctx: OperatorContext, data
   }
 }
 
-async function loadSource(params: IngestParams, ctx: OperatorContext, data: DataServices, load: LoadContext): Promise<{ source: LoadedSource | WrittenSource; described: Record<string, unknown> } | ReadFailure> {
+async function loadSource(params: IngestParams, ctx: OperatorContext, data: DataServices, load: LoadContext, scratch: string): Promise<{ source: LoadedSource | WrittenSource; described: Record<string, unknown> } | ReadFailure> {
   const source = params.source
   switch (source.kind) {
     case 'csv':
@@ -80,17 +79,17 @@ async function loadSource(params: IngestParams, ctx: OperatorContext, data: Data
       const files = found.files.map((path): SourceFile => ({ path, label: labelOf(path, data.dagsFolder) }))
       const labels = files.map((f) => f.label)
       ctx.log.info(`reading ${files.length} ${source.kind} file${files.length === 1 ? '' : 's'}: ${labels.slice(0, 10).join(', ')}${files.length > 10 ? ', ...' : ''}`)
-      const loaded = await readFiles(source.kind, files, source.options ?? {}, load, params, data)
+      const loaded = await readFiles(source.kind, files, source.options ?? {}, load, fastPath(params, data))
       // The version's details name the files read (the first hundred, for a glob matching thousands).
       return isFailure(loaded) ? loaded : { source: loaded, described: { kind: source.kind, path: source.path, file_count: files.length, files: labels.slice(0, 100) } }
     }
     case 'http': {
-      const target = join(load.scratch, `download.${source.format}`)
+      const target = join(scratch, `download.${source.format}`)
       const shown = publicUrl(source.url)
       ctx.log.info(`downloading ${shown}`)
       const got = await download(source, target, ctx.signal, ctx.log)
       if (isFailure(got)) return got
-      const loaded = await readFiles(source.format, [{ path: target, label: shown }], source.options ?? {}, load, params, data)
+      const loaded = await readFiles(source.format, [{ path: target, label: shown }], source.options ?? {}, load, fastPath(params, data))
       return isFailure(loaded) ? loaded : { source: loaded, described: { kind: 'http', url: shown, format: source.format, bytes: got.bytes } }
     }
     case 'postgres': {
@@ -104,26 +103,9 @@ async function loadSource(params: IngestParams, ctx: OperatorContext, data: Data
   }
 }
 
-/**
- * CSV takes the fast path (read and written as Parquet in one pass, straight into a staged folder)
- * unless the mode needs the rows in hand (interval) or a row breaks a type rule; then, as for the
- * other formats, the rows go into a DuckDB table first.
- */
-async function readFiles(format: 'csv' | 'jsonl' | 'parquet', files: SourceFile[], options: { delimiter?: string; header?: boolean }, load: LoadContext, params: IngestParams, data: DataServices): Promise<LoadedSource | WrittenSource | ReadFailure> {
-  if (format === 'csv' && params.mode !== 'interval') {
-    const staged = await data.datasets.stage(params.dataset)
-    const direct = await writeCsvDirect(files, options, load, staged).catch(async (error: unknown) => {
-      await staged.discard()
-      throw error
-    })
-    if (direct !== 'table' && !isFailure(direct)) return direct
-    await staged.discard()
-    if (direct !== 'table') return direct
-    load.log.info('some rows break their column types: loading into a table to name them')
-  }
-  if (format === 'csv') return loadCsv(files, options, load)
-  if (format === 'jsonl') return loadJsonl(files, load)
-  return loadParquet(files, load)
+/** A staged version for the CSV fast path, unless the mode needs the rows in a table (interval filters and sorts them). */
+function fastPath(params: IngestParams, data: DataServices): (() => Promise<StagedVersion>) | undefined {
+  return params.mode === 'interval' ? undefined : () => data.datasets.stage(params.dataset)
 }
 
 /** A file as messages name it: relative to the DAG folder when inside it. */

@@ -11,7 +11,7 @@ import { sqlString } from '../duckdb.ts'
 import { dataInvalid } from './failure.ts'
 import type { ReadFailure } from './failure.ts'
 import { LOADED } from './loaded.ts'
-import type { BadRow, LoadedSource } from './loaded.ts'
+import type { BadRow, LoadedSource, WrittenSource } from './loaded.ts'
 
 /** How many bad rows a failure message names. */
 const NAMED = 5
@@ -24,7 +24,19 @@ export interface BadRowsVerdict {
   rows: BadRow[]
 }
 
-export async function collectBadRows(duck: DuckDb, loaded: LoadedSource, policy: { onBadRows: 'fail' | 'quarantine'; maxBadRows: number }): Promise<BadRowsVerdict | ReadFailure> {
+export interface BadRowsPolicy {
+  onBadRows: 'fail' | 'quarantine'
+  maxBadRows: number
+  /** Said after "nothing was published" when failing: how to keep the good rows. */
+  hint?: string
+}
+
+/** The bad rows of what a reader read: those it refused (the fast path) or those `loaded` marks too. */
+export async function badRowsOf(duck: DuckDb, read: LoadedSource | WrittenSource, policy: BadRowsPolicy): Promise<BadRowsVerdict | ReadFailure> {
+  return 'written' in read ? judgeBadRows(read.rejects.length, read.rejects, policy) : collectBadRows(duck, read, policy)
+}
+
+async function collectBadRows(duck: DuckDb, loaded: LoadedSource, policy: BadRowsPolicy): Promise<BadRowsVerdict | ReadFailure> {
   const rejected = loaded.parts.reduce((n, p) => n + p.rejects.length, 0)
   const [counted] = await duck.rows<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM ${LOADED} WHERE __problem IS NOT NULL`)
   const count = rejected + Number(counted!.n)
@@ -48,12 +60,12 @@ export async function collectBadRows(duck: DuckDb, loaded: LoadedSource, policy:
 }
 
 /** The verdict on `count` bad rows, of which `rows` are known (all of them when they may be quarantined). */
-export function judgeBadRows(count: number, rows: readonly BadRow[], policy: { onBadRows: 'fail' | 'quarantine'; maxBadRows: number }): BadRowsVerdict | ReadFailure {
+export function judgeBadRows(count: number, rows: readonly BadRow[], policy: BadRowsPolicy): BadRowsVerdict | ReadFailure {
   if (count === 0) return { count, rows: [] }
   const keepAll = policy.onBadRows === 'quarantine' && count <= policy.maxBadRows
   const first = rows.slice(0, keepAll ? rows.length : NAMED)
   if (policy.onBadRows === 'fail') {
-    return dataInvalid(`${count} bad row${count === 1 ? '' : 's'}, nothing was published (on_bad_rows: quarantine keeps the good ones): ${first.map(describeBadRow).join('; ')}${count > first.length ? '; ...' : ''}`)
+    return dataInvalid(`${count} bad row${count === 1 ? '' : 's'}, nothing was published${policy.hint ? ` (${policy.hint})` : ''}: ${first.map(describeBadRow).join('; ')}${count > first.length ? '; ...' : ''}`)
   }
   if (!keepAll) {
     return dataInvalid(`${count} bad rows, more than max_bad_rows (${policy.maxBadRows}); nothing was published: ${first.map(describeBadRow).join('; ')}${count > first.length ? '; ...' : ''}`)

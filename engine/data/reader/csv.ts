@@ -1,14 +1,16 @@
 /**
- * CSV into `loaded`: columns from the header (parsed here, so that a malformed line further down
- * cannot confuse DuckDB's sniffer about the columns themselves), undeclared types from DuckDB's
- * sniffer, rows read by DuckDB with `store_rejects` so that lines it cannot split or convert become
- * bad rows with their line numbers instead of failing the whole read.
+ * CSV into `loaded`, or straight into a staged version (the fast path): columns from the header
+ * (parsed here, so that a malformed line further down cannot confuse DuckDB about the columns
+ * themselves), undeclared types inferred from every value by typing.ts's text rules, rows read by
+ * DuckDB with `store_rejects` so that lines it cannot split or convert become bad rows with their
+ * line numbers instead of failing the whole read. An empty field is null, a quoted empty field ("")
+ * the empty string, as `cairn datasets export` writes them.
  *
  * Integer and timestamp columns are read as text and converted by typing.ts: DuckDB's CSV reader
  * rounds "1.5" into an integer column and turns an unparsable TIMESTAMPTZ into NULL without a word.
+ * So are undeclared columns, whose values must fit the inferred type by the inference's own rule.
  */
 import { sqlIdent, sqlString } from '../duckdb.ts'
-import { columnTypeOf } from '../column-types.ts'
 import type { ColumnType } from '../column-types.ts'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -18,11 +20,11 @@ import type { ReadFailure } from './failure.ts'
 import { LOADED, countLoaded, loadedExists, missingColumnsMessage, planColumns } from './loaded.ts'
 import type { BadRow, LoadContext, LoadedPart, LoadedSource, WrittenSource } from './loaded.ts'
 import { locateRecords, readHeader } from './csv-records.ts'
-import { typedSelect } from './typing.ts'
+import { inferTextTypes, typedSelect } from './typing.ts'
 import type { ColumnPlan } from './typing.ts'
 
 const MAX_LINE_BYTES = 64 * 1024 * 1024
-/** Read natively by DuckDB (its conversion errors are reported with the line); the rest as text. */
+/** Declared types read natively by DuckDB (its conversion errors are reported with the line); the rest as text. */
 const READER_TYPE: Partial<Record<ColumnType, string>> = { number: 'DOUBLE', boolean: 'BOOLEAN', date: 'DATE' }
 
 export type FileFormat = 'csv' | 'jsonl' | 'parquet'
@@ -45,7 +47,7 @@ export async function loadCsv(files: readonly SourceFile[], options: CsvOptions,
   const parts: LoadedPart[] = []
   let plans: ColumnPlan[] | undefined
   for (const [index, file] of files.entries()) {
-    const prepared = await prepareFile(file, files, options, plans, ctx)
+    const prepared = await prepareFile(file, files, options, plans, ctx, 'all')
     if (prepared === undefined) continue
     if (isFailure(prepared)) return prepared
     plans = prepared.plans
@@ -80,16 +82,18 @@ const BAD_ROW_MARK = 'cairn: a row needs the bad-row report'
 
 /**
  * The fast path: each file read and written as Parquet into the staged folder in one pass, in source
- * order, with no table in between. A row that breaks a type or `nullable` rule stops it
- * ('table': the caller then loads into `loaded`, which can name such rows); lines the reader refuses
- * do not, their lines are known.
+ * order, with no table in between. Undeclared types come from a sample of the first file's first rows
+ * and every value is checked against them. A row that breaks a type or `nullable` rule stops it
+ * ('table': the caller then loads into `loaded`, which infers from every value and can name such
+ * rows); lines the reader refuses do not, their lines are known. Since more values can only rule
+ * types out, a pass that no value stops has the types inference from every value gives.
  */
 export async function writeCsvDirect(files: readonly SourceFile[], options: CsvOptions, ctx: LoadContext, staged: StagedVersion): Promise<WrittenSource | ReadFailure | 'table'> {
   let plans: ColumnPlan[] | undefined
   const written: string[] = []
   const rejected: BadRow[] = []
   for (const [index, file] of files.entries()) {
-    const prepared = await prepareFile(file, files, options, plans, ctx)
+    const prepared = await prepareFile(file, files, options, plans, ctx, 'sample')
     if (prepared === undefined) continue
     if (isFailure(prepared)) return prepared
     plans = prepared.plans
@@ -119,8 +123,15 @@ interface PreparedFile {
   header: boolean
 }
 
-/** The columns of one file (the first file's plans, or a check that a later file has the same columns); undefined for an empty file. */
-async function prepareFile(file: SourceFile, files: readonly SourceFile[], options: CsvOptions, plans: ColumnPlan[] | undefined, ctx: LoadContext): Promise<PreparedFile | ReadFailure | undefined> {
+/** Rows of the first file the fast path infers undeclared types from. */
+const SAMPLE_ROWS = 20_000
+
+/**
+ * The columns of one file (the first file's plans, or a check that a later file has the same
+ * columns); undefined for an empty file. Undeclared types come from every value of every file
+ * ('all') or from the first rows of this one ('sample', marked so that every value is checked).
+ */
+async function prepareFile(file: SourceFile, files: readonly SourceFile[], options: CsvOptions, plans: ColumnPlan[] | undefined, ctx: LoadContext, infer: 'all' | 'sample'): Promise<PreparedFile | ReadFailure | undefined> {
   const delimiter = options.delimiter ?? ','
   const header = options.header ?? true
   const names = await columnNames(file.path, delimiter, header)
@@ -130,8 +141,12 @@ async function prepareFile(file: SourceFile, files: readonly SourceFile[], optio
   }
   if (new Set(names).size !== names.length) return dataInvalid(`${file.label}: the header names a column twice (${names.join(', ')})`)
   if (plans === undefined) {
-    const sniffed = await sniffTypes(ctx, file.path, delimiter, header, names.length)
-    const planned = planColumns(names, (_name, i) => inferredType(sniffed, i), (_name, type) => (READER_TYPE[type] ? 'exact' : 'text'), ctx, file.label)
+    const undeclared = names.filter((n) => !ctx.declared.has(n))
+    const inferred = await inferCsvTypes(ctx, infer === 'all' ? files : [file], names, undeclared, delimiter, header, infer === 'sample' ? SAMPLE_ROWS : undefined)
+    // A sample in which a column has no value at all decides nothing: infer from every value.
+    const types = inferred.some((t) => t === undefined) ? await inferCsvTypes(ctx, files, names, undeclared, delimiter, header, undefined) : inferred
+    const sampled = infer === 'sample' && types === inferred
+    const planned = planColumns(names, (name) => ({ type: types[undeclared.indexOf(name)] ?? 'string', source: 'text', ...(sampled ? { sampled } : {}) }), (_name, type) => (READER_TYPE[type] ? 'exact' : 'text'), ctx, file.label)
     if ('missing' in planned) return dataInvalid(missingColumnsMessage(file.label, planned.missing, names))
     return { plans: planned, delimiter, header }
   }
@@ -145,7 +160,7 @@ async function prepareFile(file: SourceFile, files: readonly SourceFile[], optio
 function readCsv(plans: readonly ColumnPlan[], options: CsvOptions, rejectsTable: string): string {
   const columns = `{${plans.map((p) => `${sqlString(p.name)}: ${sqlString(p.source === 'exact' ? READER_TYPE[p.type]! : 'VARCHAR')}`).join(', ')}}`
   return `read_csv($1, header = ${options.header ?? true}, delim = $2, quote = '"', escape = '"', auto_detect = false, columns = ${columns}, ` +
-    `store_rejects = true, rejects_table = ${sqlString(rejectsTable)}, rejects_scan = ${sqlString(`${rejectsTable}_scan`)}, max_line_size = ${MAX_LINE_BYTES})`
+    `allow_quoted_nulls = false, store_rejects = true, rejects_table = ${sqlString(rejectsTable)}, rejects_scan = ${sqlString(`${rejectsTable}_scan`)}, max_line_size = ${MAX_LINE_BYTES})`
 }
 
 /** The lines the reader refused, numbered as the file's own lines (DuckDB counts a record with a quoted line break as one line). */
@@ -165,21 +180,17 @@ async function columnNames(path: string, delimiter: string, header: boolean): Pr
   return header ? first.map((name, i) => (name === '' ? `column${i}` : name)) : first.map((_f, i) => `column${i}`)
 }
 
-/** DuckDB's guess for each column, by position; undefined when the sniffer gives up (the columns are then strings). */
-async function sniffTypes(ctx: LoadContext, path: string, delimiter: string, header: boolean, count: number): Promise<string[] | undefined> {
-  try {
-    const rows = await ctx.duck.rows<{ column_type: string }>(`DESCRIBE SELECT * FROM read_csv($1, header = ${header}, delim = $2, quote = '"', escape = '"', max_line_size = ${MAX_LINE_BYTES})`, [path, delimiter])
-    return rows.length === count ? rows.map((r) => r.column_type) : undefined
-  } catch {
-    return undefined
-  }
-}
-
-function inferredType(sniffed: string[] | undefined, index: number): { type: ColumnType; source: 'text' | 'exact'; note?: string } {
-  if (sniffed === undefined) return { type: 'string', source: 'text', note: 'the file could not be sampled; declare the type to convert it' }
-  const duckType = sniffed[index]!
-  const type = columnTypeOf(duckType) ?? 'string'
-  return { type, source: READER_TYPE[type] ? 'exact' : 'text' }
+/**
+ * The inferred type of each of `undeclared` over the files (all columns read as text, lines the reader
+ * cannot split left out), or over the first `limit` rows; undefined for a column a sample has no value in.
+ */
+async function inferCsvTypes(ctx: LoadContext, files: readonly SourceFile[], names: readonly string[], undeclared: readonly string[], delimiter: string, header: boolean, limit: number | undefined): Promise<Array<ColumnType | undefined>> {
+  if (undeclared.length === 0) return []
+  const columns = `{${names.map((n) => `${sqlString(n)}: 'VARCHAR'`).join(', ')}}`
+  const scan = `read_csv([${files.map((f) => sqlString(f.path)).join(', ')}], header = ${header}, delim = ${sqlString(delimiter)}, quote = '"', escape = '"', auto_detect = false, columns = ${columns}, ` +
+    `allow_quoted_nulls = false, ignore_errors = true, max_line_size = ${MAX_LINE_BYTES})`
+  const from = limit === undefined ? scan : `(SELECT * FROM ${scan} LIMIT ${limit})`
+  return inferTextTypes(ctx.duck, from, undeclared.map((n) => sqlIdent(n)), undefined, limit !== undefined)
 }
 
 interface RawReject {

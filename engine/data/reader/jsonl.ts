@@ -12,13 +12,11 @@ import type { ReadFailure } from './failure.ts'
 import { LOADED, countLoaded, missingColumnsMessage, planColumns } from './loaded.ts'
 import type { BadRow, LoadContext, LoadedPart, LoadedSource } from './loaded.ts'
 import type { SourceFile } from './csv.ts'
-import { typedSelect } from './typing.ts'
+import { inferTextTypes, typedSelect } from './typing.ts'
 
 const MAX_LINE_BYTES = 64 * 1024 * 1024
 /** A JSON text cannot hold a raw control character, so no valid line is ever split at it. */
 const NEVER_IN_JSON = '\u0001'
-const DATE_TEXT = `'[0-9]{4}-[0-9]{2}-[0-9]{2}'`
-const TIMESTAMP_TEXT = `'[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}.*'`
 
 export async function loadJsonl(files: readonly SourceFile[], ctx: LoadContext): Promise<LoadedSource | ReadFailure> {
   const rejected: BadRow[][] = []
@@ -84,23 +82,10 @@ function jsonType(structure: unknown): ColumnType {
   return 'string'
 }
 
-/** Undeclared string keys whose every value reads as a date, or as an ISO timestamp. */
+/** Undeclared string keys whose every value reads as an ISO date, or as an ISO timestamp (typing.ts's text rules). */
 async function textualTypes(ctx: LoadContext, objects: string, keys: readonly string[]): Promise<Map<string, ColumnType>> {
-  const found = new Map<string, ColumnType>()
-  if (keys.length === 0) return found
-  const checks = keys.flatMap((key, i) => {
-    const v = `json_extract_string(j, ${sqlString(pointer(key))})`
-    return [
-      `bool_and(${v} IS NULL OR (regexp_full_match(${v}, ${DATE_TEXT}) AND TRY_CAST(${v} AS DATE) IS NOT NULL)) AND count(${v}) > 0 AS d${i}`,
-      `bool_and(${v} IS NULL OR (regexp_full_match(${v}, ${TIMESTAMP_TEXT}) AND TRY_CAST(${v} AS TIMESTAMPTZ) IS NOT NULL)) AND count(${v}) > 0 AS t${i}`,
-    ]
-  })
-  const [row] = await ctx.duck.rows<Record<string, boolean | null>>(`SELECT ${checks.join(', ')} FROM ${objects}`)
-  keys.forEach((key, i) => {
-    if (row?.[`d${i}`]) found.set(key, 'date')
-    else if (row?.[`t${i}`]) found.set(key, 'timestamp')
-  })
-  return found
+  const types = await inferTextTypes(ctx.duck, objects, keys.map((key) => `json_extract_string(j, ${sqlString(pointer(key))})`), ['date', 'timestamp'])
+  return new Map(keys.flatMap((key, i) => (types[i] === 'string' || types[i] === undefined ? [] : [[key, types[i]] as const])))
 }
 
 /** The line of the `ordinal`-th line DuckDB kept (0-based), given the lines it rejected (sorted). */

@@ -62,8 +62,6 @@ export interface LoadContext {
   declared: ReadonlyMap<string, { type: ColumnType; nullable: boolean }>
   /** Where the reader says what it inferred (a task's log, or the CLI's stderr). */
   log: { info(message: string): void }
-  /** A folder of the attempt's own for scratch files. */
-  scratch: string
 }
 
 /** Plans for the columns a source has, from the declarations and what was inferred; missing declared columns are named. */

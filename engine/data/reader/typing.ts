@@ -11,6 +11,7 @@
 import type { ColumnType } from '../column-types.ts'
 import { duckDbType } from '../column-types.ts'
 import { sqlIdent, sqlString } from '../duckdb.ts'
+import type { DuckDb } from '../duckdb.ts'
 
 export interface ColumnPlan {
   name: string
@@ -22,6 +23,48 @@ export interface ColumnPlan {
    * converted to this very type by a reader that refuses (as a bad row) what does not convert.
    */
   source: 'text' | 'native' | 'exact'
+  /**
+   * The type was inferred from a sample of the values (the CSV fast path): a value it does not fit by
+   * `fitsText` is then a problem too, so that the caller infers again from every value.
+   */
+  sampled?: boolean
+}
+
+/** The types an undeclared text column may get, narrowest first: it gets the first that every value fits. */
+const INFERABLE = ['integer', 'number', 'boolean', 'date', 'timestamp'] as const satisfies readonly ColumnType[]
+/** ISO-8601: a date, optionally a time (`T` or a space) and an offset; no offset is UTC. */
+const ISO_TIMESTAMP = '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)?\\s*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?'
+
+/**
+ * Whether the text `v` (a SQL expression, not empty) reads as `type` for inference: plain decimal
+ * integers and numbers (not `inf`, `0x10` or `1_000`), `true`/`false`, ISO dates and ISO timestamps.
+ */
+export function fitsText(v: string, type: (typeof INFERABLE)[number]): string {
+  const t = `trim(${v})`
+  switch (type) {
+    case 'integer': return `(regexp_full_match(${t}, '[+-]?[0-9]+') AND TRY_CAST(${t} AS BIGINT) IS NOT NULL)`
+    case 'number': return `(regexp_full_match(${t}, '[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?') AND TRY_CAST(${t} AS DOUBLE) IS NOT NULL)`
+    case 'boolean': return `lower(${t}) IN ('true', 'false')`
+    case 'date': return `(regexp_full_match(${t}, '[0-9]{4}-[0-9]{2}-[0-9]{2}') AND TRY_CAST(${t} AS DATE) IS NOT NULL)`
+    case 'timestamp': return `(regexp_full_match(${t}, '${ISO_TIMESTAMP}') AND TRY_CAST(${t} AS TIMESTAMPTZ) IS NOT NULL)`
+  }
+}
+
+/**
+ * The inferred type of each text column of `from` (column expressions `values`): the first of
+ * integer, number, boolean, date, timestamp that every non-empty value fits, else string; a column
+ * with no value at all is a string, or `undefined` when `undecidedIfEmpty` (a sample that saw none).
+ * One pass over `from`.
+ */
+export async function inferTextTypes(duck: DuckDb, from: string, values: readonly string[], candidates: readonly (typeof INFERABLE)[number][] = INFERABLE, undecidedIfEmpty = false): Promise<Array<ColumnType | undefined>> {
+  if (values.length === 0) return []
+  const probes = values.flatMap((v, i) => [`count(NULLIF(${v}, ''))::VARCHAR AS n${i}`, ...candidates.map((type, k) => `coalesce(bool_and(NULLIF(${v}, '') IS NULL OR ${fitsText(v, type)}), true) AS f${i}_${k}`)])
+  const [row] = await duck.rows<Record<string, string | boolean>>(`SELECT ${probes.join(', ')} FROM ${from}`)
+  return values.map((_v, i) => {
+    if (row![`n${i}`] === '0') return undecidedIfEmpty ? undefined : 'string'
+    const k = candidates.findIndex((_t, k) => row![`f${i}_${k}`] === true)
+    return k < 0 ? 'string' : candidates[k]
+  })
 }
 
 /** Longest raw value quoted in a reason: a bad row's full text is kept beside it anyway. */
@@ -55,6 +98,9 @@ export function problemExpression(raw: string, plan: ColumnPlan, typed: string):
   const checks: string[] = []
   if (plan.type !== 'string' && plan.source !== 'exact') {
     checks.push(`WHEN ${present} AND ${typed} IS NULL THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
+  }
+  if (plan.sampled && plan.source === 'text' && plan.type !== 'string') {
+    checks.push(`WHEN ${present} AND NOT ${fitsText(raw, plan.type as (typeof INFERABLE)[number])} THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
   }
   if (!plan.nullable) checks.push(`WHEN NOT (${present}) THEN ${sqlString(`column ${plan.name} is empty but declared nullable: false`)}`)
   return checks.length === 0 ? 'NULL' : `CASE ${checks.join(' ')} END`

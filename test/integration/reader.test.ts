@@ -1,0 +1,143 @@
+/**
+ * The shared file reader (engine/data/reader/) on real files with a real DuckDB, by both of its
+ * paths (straight into a staged folder, and into the `loaded` table): types inferred from every
+ * value (a late row beyond the fast path's sample that changes a column's type), timestamps with,
+ * without and mixed offsets (UTC), a quoted empty field against an empty one, declared types
+ * enforced as bad rows, nested JSON kept as text, and the format of a path.
+ */
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { ColumnType } from '../../engine/data/column-types.ts'
+import { openDuckDb, parquetScan } from '../../engine/data/duckdb.ts'
+import type { DuckDb } from '../../engine/data/duckdb.ts'
+import { badRowsOf } from '../../engine/data/reader/bad-rows.ts'
+import type { CsvOptions, FileFormat } from '../../engine/data/reader/csv.ts'
+import { isFailure } from '../../engine/data/reader/failure.ts'
+import { LOADED } from '../../engine/data/reader/loaded.ts'
+import { formatOfPath, readFiles } from '../../engine/data/reader/read-files.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'cairn-reader-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+let staging = 0
+
+function file(name: string, text: string): string {
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+
+interface Read {
+  columns: Array<{ name: string; type: ColumnType }>
+  rows: Record<string, unknown>[]
+  /** Whether the rows went straight into the staged folder. */
+  direct: boolean
+  log: string[]
+}
+
+/** Reads `path` by the fast path (fast = true, CSV only) or into the table, and returns the good rows as text. */
+async function read(duck: DuckDb, path: string, format: FileFormat, fast: boolean, options: CsvOptions = {}, declared: Record<string, ColumnType> = {}): Promise<Read | string> {
+  const log: string[] = []
+  const ctx = { duck, declared: new Map(Object.entries(declared).map(([name, type]) => [name, { type, nullable: true }])), log: { info: (m: string) => void log.push(m) } }
+  const stagedDir = join(dir, `staged-${++staging}`)
+  const stage = async () => {
+    mkdirSync(stagedDir)
+    return { dataset: 'x', dir: stagedDir, discard: async () => rmSync(stagedDir, { recursive: true, force: true }) }
+  }
+  await duck.run(`DROP TABLE IF EXISTS ${LOADED}`)
+  const got = await readFiles(format, [{ path, label: 'f' }], options, ctx, fast ? stage : undefined)
+  if (isFailure(got)) return got.message
+  const bad = await badRowsOf(duck, got, { onBadRows: 'fail', maxBadRows: 0 })
+  if (isFailure(bad)) return bad.message
+  const list = got.plans.map((p) => `CAST("${p.name}" AS VARCHAR) AS "${p.name}"`).join(', ')
+  const from = 'written' in got ? parquetScan(got.files) : `${LOADED} WHERE __problem IS NULL`
+  const rows = await duck.rows(`SELECT ${list} FROM ${from}`)
+  return { columns: got.plans.map((p) => ({ name: p.name, type: p.type })), rows, direct: 'written' in got, log }
+}
+
+function ok(r: Read | string): Read {
+  assert.equal(typeof r, 'object', String(r))
+  return r as Read
+}
+
+test('types come from every value, beyond the fast path sample too, and timestamps without an offset are UTC', async () => {
+  // Row 30,001 turns `code` into text and `n` into a number: a sample of the first rows would guess wrong.
+  const lines = ['code,n,at']
+  for (let i = 0; i < 30_000; i++) lines.push(`${i},${i},2026-01-01T00:00:00Z`)
+  lines.push('A7,0.5,2026-01-01 12:00:00')
+  const path = file('late.csv', `${lines.join('\n')}\n`)
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    for (const fast of [true, false]) {
+      const got = ok(await read(duck, path, 'csv', fast))
+      assert.deepEqual(got.columns, [{ name: 'code', type: 'string' }, { name: 'n', type: 'number' }, { name: 'at', type: 'timestamp' }])
+      assert.equal(got.rows.length, 30_001)
+      assert.deepEqual(got.rows.at(-1), { code: 'A7', n: '0.5', at: '2026-01-01 12:00:00+00' })
+      assert.equal(got.direct, false, 'the late row sends the fast path to the table, which infers again')
+    }
+    // Without such a row the fast path keeps its sampled types, which are the types of every value.
+    const plain = file('plain.csv', `${lines.slice(0, -1).join('\n')}\n`)
+    const fast = ok(await read(duck, plain, 'csv', true))
+    assert.equal(fast.direct, true)
+    assert.deepEqual(fast.columns, ok(await read(duck, plain, 'csv', false)).columns)
+    assert.deepEqual(fast.columns.map((c) => c.type), ['integer', 'integer', 'timestamp'])
+  } finally {
+    duck.close()
+  }
+})
+
+test('csv: an empty field is null, a quoted empty one the empty string; a column empty in the sample is typed from the rest', async () => {
+  const lines = ['s,k', '"",', ',']
+  for (let i = 0; i < 25_000; i++) lines.push('x,')
+  lines.push('y,7')
+  const path = file('empty.csv', `${lines.join('\n')}\n`)
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    for (const fast of [true, false]) {
+      const got = ok(await read(duck, path, 'csv', fast))
+      assert.deepEqual(got.columns, [{ name: 's', type: 'string' }, { name: 'k', type: 'integer' }])
+      assert.deepEqual(got.rows.slice(0, 2), [{ s: '', k: null }, { s: null, k: null }])
+      assert.deepEqual(got.rows.at(-1), { s: 'y', k: '7' })
+    }
+  } finally {
+    duck.close()
+  }
+})
+
+test('declared types are enforced as bad rows; a declared column the file lacks fails; nested JSON is kept as text', async () => {
+  const csv = file('declared.csv', 'id,amount,n\n1,2,3\n2,x,4\n3,5,1.5\n')
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    for (const fast of [true, false]) {
+      assert.match(String(await read(duck, csv, 'csv', fast, {}, { amount: 'number', n: 'integer' })), /^2 bad rows, nothing was published: f:3: column amount: .*"x".*; f:4: column n: "1\.5" is not an integer$/)
+      assert.match(String(await read(duck, csv, 'csv', fast, {}, { missing: 'string' })), /f has no column missing \(declared in columns\); its columns are: id, amount, n/)
+    }
+    const asText = ok(await read(duck, csv, 'csv', true, {}, { id: 'string' }))
+    assert.deepEqual(asText.columns, [{ name: 'id', type: 'string' }, { name: 'amount', type: 'string' }, { name: 'n', type: 'number' }])
+    const nested = file('nested.jsonl', '{"a": 1, "b": {"c": 2}}\n')
+    const json = ok(await read(duck, nested, 'jsonl', false))
+    assert.deepEqual(json.columns, [{ name: 'a', type: 'integer' }, { name: 'b', type: 'string' }])
+    assert.deepEqual(json.rows, [{ a: '1', b: '{"c":2}' }])
+  } finally {
+    duck.close()
+  }
+})
+
+test('a semicolon-separated CSV straight to Parquet with the dataset types; the format of a path', async () => {
+  const csv = file('semi.csv', 'day;flag;when\n2026-01-02;true;2026-01-01T01:00:00+01:00\n;false;\n')
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    const got = ok(await read(duck, csv, 'csv', true, { delimiter: ';' }))
+    assert.equal(got.direct, true)
+    assert.deepEqual(got.columns, [{ name: 'day', type: 'date' }, { name: 'flag', type: 'boolean' }, { name: 'when', type: 'timestamp' }])
+    assert.deepEqual(got.rows, [{ day: '2026-01-02', flag: 'true', when: '2026-01-01 00:00:00+00' }, { day: null, flag: 'false', when: null }])
+  } finally {
+    duck.close()
+  }
+  assert.equal(formatOfPath('x/events.CSV'), 'csv')
+  assert.equal(formatOfPath('events.ndjson'), 'jsonl')
+  assert.equal(formatOfPath('events.parquet'), 'parquet')
+  assert.equal(formatOfPath('events.txt'), undefined)
+})
