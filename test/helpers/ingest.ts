@@ -21,6 +21,8 @@ import { createTestDatabase, testLogger } from './postgres.ts'
 
 export interface IngestHarness {
   db: Db
+  /** The database's URL (DATABASE_URL for a CLI process on the same deployment). */
+  url: string
   dir: string
   dagsFolder: string
   settings: DataSettings
@@ -40,7 +42,8 @@ let runs = 0
 
 export async function ingestHarness(t: { after(fn: () => Promise<void>): void }, config: Pick<CairnConfig, 'data' | 'connections'> = {}, env: Record<string, string> = {}): Promise<IngestHarness> {
   const log = testLogger()
-  const db = createDb(await createTestDatabase(t), { log })
+  const url = await createTestDatabase(t)
+  const db = createDb(url, { log })
   t.after(() => db.close())
   await migrate(db, log)
   const dir = mkdtempSync(join(tmpdir(), 'cairn-ingest-'))
@@ -54,6 +57,7 @@ export async function ingestHarness(t: { after(fn: () => Promise<void>): void },
 
   return {
     db,
+    url,
     dir,
     dagsFolder,
     settings,
