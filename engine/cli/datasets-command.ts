@@ -47,14 +47,16 @@ export const DATASETS_HELP = `Datasets: named, numbered, immutable versions (SPE
     --version N            that version instead of the latest
     --format csv|jsonl     timestamps as 2026-01-01T00:00:00.000Z (UTC), dates as 2026-01-01; null is an
                            empty field in csv (the empty string is ""), null in jsonl
-  import NAME FILE         publishes a new version from a csv, jsonl or parquet file, with the reader and the
-                           type rules of \`ingest\` (types inferred from every value; a timestamp without an
-                           offset is UTC); prints the new version as its last line
+  import NAME FILE         publishes a new version from a csv, jsonl or parquet file, read as an \`ingest\` task
+                           with default params reads it (types inferred from every value; a timestamp without
+                           an offset is UTC; in csv an empty field is null, "" the empty string); a bad line
+                           fails it, named FILE:LINE, and nothing is published; prints the new version as
+                           its last line
     --format F             csv, jsonl or parquet (default: from the file's extension)
     --delimiter C          csv field separator (default ,)
 Datasets live in data.dir of cairn.yaml (default CAIRN_HOME/datasets); run these where \`cairn up\` runs
 (same CAIRN_HOME, CAIRN_CONFIG or DATABASE_URL).
-Exit codes: 0 done; 1 unknown dataset or version, or a file that cannot be read; 2 malformed arguments or no database.`
+Exit codes: 0 done; 1 unknown dataset or version, or a file that cannot be read or has bad lines; 2 malformed arguments or no database.`
 
 const ACTIONS = ['list', 'show', 'export', 'import'] as const
 
