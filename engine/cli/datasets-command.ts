@@ -21,7 +21,7 @@ import { sqlIdent, sqlString } from '../data/duckdb.ts'
 import { FILE_FORMATS } from '../data/reader/csv.ts'
 import type { FileFormat } from '../data/reader/csv.ts'
 import { badRowsOf } from '../data/reader/bad-rows.ts'
-import { isFailure } from '../data/reader/failure.ts'
+import { failure, isFailure } from '../data/reader/failure.ts'
 import { LOADED } from '../data/reader/loaded.ts'
 import { formatOfPath, readFiles } from '../data/reader/read-files.ts'
 import type { Db } from '../store/db.ts'
@@ -141,6 +141,7 @@ async function importFile(db: Db, where: DataSettings, io: CommandIo, name: stri
     // The inferred types are shown once the version is published.
     const ctx = { duck, declared: new Map(), log: { info: () => undefined } }
     const read = await readFiles(format, [{ path, label: file }], delimiter !== undefined ? { delimiter } : {}, ctx, async () => (staged = await datasets.stage(name)))
+      .catch((error: unknown) => failure('data_invalid', false, error instanceof Error ? error.message : String(error)))
     if (isFailure(read)) return fail(read.message)
     const bad = await badRowsOf(duck, read, { onBadRows: 'fail', maxBadRows: 0 })
     if (isFailure(bad)) return fail(bad.message)

@@ -106,6 +106,20 @@ test('csv: an empty field is null, a quoted empty one the empty string; a column
   }
 })
 
+test('csv inference rules: plain decimals, true/false in any case, ISO dates and timestamps; anything else is text', async () => {
+  const path = file('rules.csv', 'a,b,c,d,e,f,g\n1,TRUE,2026-01-01,1,yes,7,0x10\ninf,false,2026-01-01 10:00:00,2.5,no, 8 ,1_000\n')
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    for (const fast of [true, false]) {
+      const got = ok(await read(duck, path, 'csv', fast))
+      assert.deepEqual(got.columns.map((c) => c.type), ['string', 'boolean', 'timestamp', 'number', 'string', 'integer', 'string'])
+      assert.deepEqual(got.rows[1], { a: 'inf', b: 'false', c: '2026-01-01 10:00:00+00', d: '2.5', e: 'no', f: '8', g: '1_000' })
+    }
+  } finally {
+    duck.close()
+  }
+})
+
 test('declared types are enforced as bad rows; a declared column the file lacks fails; nested JSON is kept as text', async () => {
   const csv = file('declared.csv', 'id,amount,n\n1,2,3\n2,x,4\n3,5,1.5\n')
   const duck = await openDuckDb({ threads: 1 })

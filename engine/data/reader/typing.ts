@@ -37,16 +37,17 @@ const ISO_TIMESTAMP = '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2
 
 /**
  * Whether the text `v` (a SQL expression, not empty) reads as `type` for inference: plain decimal
- * integers and numbers (not `inf`, `0x10` or `1_000`), `true`/`false`, ISO dates and ISO timestamps.
+ * integers and numbers (not `inf`, `0x10` or `1_000`), `true`/`false` in any case, ISO dates and ISO
+ * timestamps. Whatever fits also converts by `castExpression`.
  */
 export function fitsText(v: string, type: (typeof INFERABLE)[number]): string {
-  const t = `trim(${v})`
+  // One pattern over the raw text (outer spaces allowed where DuckDB's cast allows them), then the cast where the pattern cannot tell (ranges, calendar).
   switch (type) {
-    case 'integer': return `(regexp_full_match(${t}, '[+-]?[0-9]+') AND TRY_CAST(${t} AS BIGINT) IS NOT NULL)`
-    case 'number': return `(regexp_full_match(${t}, '[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?') AND TRY_CAST(${t} AS DOUBLE) IS NOT NULL)`
-    case 'boolean': return `lower(${t}) IN ('true', 'false')`
-    case 'date': return `(regexp_full_match(${t}, '[0-9]{4}-[0-9]{2}-[0-9]{2}') AND TRY_CAST(${t} AS DATE) IS NOT NULL)`
-    case 'timestamp': return `(regexp_full_match(${t}, '${ISO_TIMESTAMP}') AND TRY_CAST(${t} AS TIMESTAMPTZ) IS NOT NULL)`
+    case 'integer': return `(regexp_full_match(${v}, '\\s*[+-]?[0-9]{1,19}\\s*') AND TRY_CAST(${v} AS BIGINT) IS NOT NULL)`
+    case 'number': return `(regexp_full_match(${v}, '\\s*[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*') AND TRY_CAST(${v} AS DOUBLE) IS NOT NULL)`
+    case 'boolean': return `regexp_full_match(${v}, '[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]')`
+    case 'date': return `(regexp_full_match(${v}, '\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\\s*') AND TRY_CAST(${v} AS DATE) IS NOT NULL)`
+    case 'timestamp': return `(regexp_full_match(${v}, '\\s*${ISO_TIMESTAMP}\\s*') AND TRY_CAST(${v} AS TIMESTAMPTZ) IS NOT NULL)`
   }
 }
 
