@@ -40,6 +40,10 @@ export interface CairnConfig {
      * Whether GET /metrics needs credentials: false (open, as scrapers expect; the default), true (a bearer token or session of any role), or the least role needed (viewer, operator or admin).
      */
     metrics_auth?: boolean | ('viewer' | 'operator' | 'admin')
+    /**
+     * Online feature rows the web process keeps in memory for lookups (least recently used out first; about 1 KB each); a materialization's rows reach lookups as soon as it commits. 0 turns the cache off. Default: 100000.
+     */
+    online_cache_rows?: number
   }
   /**
    * Named concurrency limits; a task with `pool: NAME` takes one slot while it runs.

@@ -6,13 +6,15 @@
  *
  * A view's definition (entity columns, features, ttl) is kept for `definitionCacheMs` after it was
  * read, so that a lookup is one primary-key query: a changed definition reaches reads within that
- * time.
+ * time. With a row cache (online-cache.ts, the web process has one), entities read a moment ago
+ * are answered from memory.
  */
 import type { Db } from '../store/db.ts'
 import type { Queryable } from '../store/queryable.ts'
 import { readOnlineDefinition, readOnlineRows, writeOnlineRows } from '../store/feature-online.ts'
-import type { OnlineDefinition, OnlineRowWrite } from '../store/feature-online.ts'
+import type { OnlineDefinition, OnlineRow, OnlineRowWrite } from '../store/feature-online.ts'
 import { canonicalEntityKey } from './entity-key.ts'
+import type { OnlineRowCache } from './online-cache.ts'
 
 export interface OnlineValue {
   /** The entity as asked (its key columns), with the stored values' types when found. */
@@ -42,6 +44,8 @@ export interface OnlineStoreOptions {
   now?: () => Date
   /** How long a view's definition is reused by reads. @default 1000 */
   definitionCacheMs?: number
+  /** Rows read recently (see online-cache.ts). @default none */
+  rowCache?: OnlineRowCache
 }
 
 export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOptions = {}): OnlineStore {
@@ -55,6 +59,27 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     if (definition) definitions.set(view, { definition, readAt: performance.now() })
     else definitions.delete(view)
     return definition
+  }
+  const cache = options.rowCache
+  const lookUp = async (view: string, keys: readonly (string | undefined)[]): Promise<Map<string, OnlineRow>> => {
+    const wanted = [...new Set(keys.filter((k): k is string => k !== undefined))]
+    if (!cache) return readOnlineRows(db, view, wanted)
+    const rows = new Map<string, OnlineRow>()
+    const missing: string[] = []
+    for (const key of wanted) {
+      const cached = cache.get(view, key)
+      if (cached === undefined) missing.push(key)
+      else if (cached !== null) rows.set(key, cached)
+    }
+    if (missing.length === 0) return rows
+    const generation = cache.generation(view)
+    const read = await readOnlineRows(db, view, missing)
+    for (const key of missing) {
+      const row = read.get(key)
+      cache.set(view, key, row ?? null, generation)
+      if (row) rows.set(key, row)
+    }
+    return rows
   }
   return {
     writeBatch: writeOnlineRows,
@@ -73,7 +98,7 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
         }
         keys.push(canonicalEntityKey(d.entity.map((c) => e[c])))
       }
-      const rows = await readOnlineRows(db, view, [...new Set(keys.filter((k): k is string => k !== undefined))])
+      const rows = await lookUp(view, keys)
       const oldest = d.ttlMs === null ? undefined : now().getTime() - d.ttlMs
       const values = entities.map((e, i): OnlineValue => {
         const row = keys[i] === undefined ? undefined : rows.get(keys[i]!)

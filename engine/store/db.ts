@@ -33,6 +33,8 @@ export interface ListenOptions {
    * lost, so a listener that must not miss work should re-check the state here.
    */
   onReconnect?: () => void
+  /** Called when the connection is lost (notifications may be missed from now until onReconnect). */
+  onLost?: () => void
 }
 
 export interface Db extends Queryable {
@@ -191,6 +193,11 @@ export function createDb(url: string, options: DbOptions): Db {
       client = undefined
       c.end().catch(() => {})
       log.warn({ error: errorText(error), channel }, 'listen connection lost; reconnecting')
+      try {
+        listenOptions.onLost?.()
+      } catch (lostError) {
+        log.error({ err: lostError, channel }, 'listen onLost handler threw')
+      }
       reconnectLater()
     }
     const reconnectLater = () => {

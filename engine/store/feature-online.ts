@@ -4,6 +4,7 @@
  * version, feature timestamp): an older interval materialized later never overwrites a newer one,
  * re-materializing the same interval rewrites it (idempotent), and a new definition takes over.
  */
+import { CACHE_CHANNEL, onlinePayload } from './cache-notify.ts'
 import type { Queryable } from './queryable.ts'
 
 export interface OnlineRowWrite {
@@ -18,7 +19,10 @@ export interface OnlineRowWrite {
 /** Rows per statement: large enough to be quick, small enough for one bind message. */
 const BATCH = 5000
 
-/** Upserts rows of one materialization; returns how many rows were written (newer or equal rows only). */
+/**
+ * Upserts rows of one materialization; returns how many rows were written (newer or equal rows only).
+ * Web processes that cache online rows are notified when the transaction commits (cache-notify.ts).
+ */
 export async function writeOnlineRows(q: Queryable, view: string, definitionVersion: number, featureTimestamp: Date, rows: readonly OnlineRowWrite[]): Promise<number> {
   let written = 0
   for (let i = 0; i < rows.length; i += BATCH) {
@@ -35,6 +39,7 @@ export async function writeOnlineRows(q: Queryable, view: string, definitionVers
     )
     written += result.rowCount ?? 0
   }
+  if (written > 0) await q.query(`SELECT pg_notify($1, $2)`, [CACHE_CHANNEL, onlinePayload(view)])
   return written
 }
 

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { Db } from '../store/db.ts'
 import type { Masker } from '../secrets/mask.ts'
 import type { CredentialWatch } from './auth/credential-watch.ts'
+import type { OnlineRowCache } from '../data/online-cache.ts'
 import type { Access } from './auth/authenticate.ts'
 import type { LogFeed } from './log-feed.ts'
 import type { StateFeed } from './state-feed.ts'
@@ -28,6 +29,8 @@ export interface WebContext {
   /** Fallback poll of a log stream when no notification arrives. */
   followPollMs: number
   healthTimeoutMs: number
+  /** Online rows read recently (web.online_cache_rows of cairn.yaml bounds it). */
+  onlineRows: OnlineRowCache
 }
 
 /** Login throttling (see auth/login-throttle.ts and docs/web.md). */

@@ -20,6 +20,10 @@ import { createAuthHook } from './auth/authenticate.ts'
 import { DEFAULT_SESSION_TTL_MS } from './auth/sessions.ts'
 import type { LoginLimits, WebContext } from './context.ts'
 import { createCredentialWatch } from './auth/credential-watch.ts'
+import { createTokenCache } from './auth/token-cache.ts'
+import { startCacheFeed } from './cache-feed.ts'
+import type { CacheFeed } from './cache-feed.ts'
+import { createOnlineRowCache } from '../data/online-cache.ts'
 import type { Access } from './auth/authenticate.ts'
 import { isRole } from './auth/roles.ts'
 import { createLogFeed } from './log-feed.ts'
@@ -71,6 +75,12 @@ export interface WebServerOptions {
   healthTimeoutMs?: number
   /** Where dataset rows are read from (data.dir of cairn.yaml); without it the row previews answer 503. */
   data?: WebDataSettings
+  /** How long a verified bearer token is reused without asking the database (0: every request asks). @default 2000 */
+  tokenCacheMs?: number
+  /** Online rows kept in memory for lookups (cairn.yaml web.online_cache_rows; 0: none). @default 100000 */
+  onlineCacheRows?: number
+  /** A cached online row is read again after this long even without a notification. @default 60000 */
+  onlineCacheMaxAgeMs?: number
 }
 
 const API_PREFIX = '/api/'
@@ -91,6 +101,26 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   const logFeed = createLogFeed(options.db, log)
   const stateFeed = createStateFeed(options.db, log, options.statePollMs ?? 500)
   const credentials = createCredentialWatch(options.db, log, options.credentialCheckMs ?? 2000)
+  // Caches of verified tokens and online rows answer only while their notification feed is live.
+  let feed: CacheFeed | undefined
+  const isLive = () => feed?.live() ?? false
+  const tokenCache = createTokenCache({ isLive, ...(options.tokenCacheMs === undefined ? {} : { ttlMs: options.tokenCacheMs }) })
+  const onlineRows = createOnlineRowCache({
+    isLive,
+    ...(options.onlineCacheRows === undefined ? {} : { maxRows: options.onlineCacheRows }),
+    ...(options.onlineCacheMaxAgeMs === undefined ? {} : { maxAgeMs: options.onlineCacheMaxAgeMs }),
+  })
+  feed = await startCacheFeed(options.db, log, {
+    credentials: () => {
+      tokenCache.clear()
+      credentials.checkNow()
+    },
+    online: (view) => onlineRows.invalidate(view),
+    reset: () => {
+      tokenCache.clear()
+      onlineRows.invalidate()
+    },
+  })
   const ctx: WebContext = {
     db: options.db,
     log,
@@ -106,6 +136,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
     metricsAccess: options.metricsAccess ?? 'public',
     followPollMs: options.followPollMs ?? 1000,
     healthTimeoutMs: options.healthTimeoutMs ?? 2000,
+    onlineRows,
   }
   const metrics = createWebMetrics(options.db)
 
@@ -134,7 +165,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
     else parseJson(request, body as string, done)
   })
 
-  app.addHook('onRequest', createAuthHook(options.db))
+  app.addHook('onRequest', createAuthHook(options.db, tokenCache))
   // A bodiless POST is an empty JSON object, so optional bodies need no special schema.
   app.addHook('preValidation', async (request) => {
     if (request.body === undefined && request.method === 'POST') request.body = {}
@@ -153,6 +184,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   })
   app.addHook('preClose', async () => closing.abort())
   app.addHook('onClose', async () => {
+    await feed.close()
     credentials.close()
     stateFeed.close()
     await logFeed.close()
@@ -220,7 +252,8 @@ export async function startWeb(options: StartWebOptions): Promise<RunningWeb> {
   const metricsAccess = options.metricsAccess ?? metricsAccessOf(web.metrics_auth)
   const { settings } = options
   const data = options.data ?? dataSettings(options.config ?? {}, { cwd: settings.cwd, home: settings.home, dagsFolder: settings.dagsFolder })
-  const app = await createWebServer({ ...options, trustProxy, metricsAccess, data, ...(baseUrl ? { baseUrl } : {}) })
+  const onlineCacheRows = options.onlineCacheRows ?? web.online_cache_rows
+  const app = await createWebServer({ ...options, trustProxy, metricsAccess, data, ...(baseUrl ? { baseUrl } : {}), ...(onlineCacheRows === undefined ? {} : { onlineCacheRows }) })
   try {
     await app.listen({ port, host })
   } catch (error) {

@@ -16,8 +16,10 @@ import type { Db } from '../../store/db.ts'
 import { roleAllows } from './roles.ts'
 import type { Role } from './roles.ts'
 import { SESSION_COOKIE, csrfTokenFor, findSession } from './sessions.ts'
-import { findToken } from './tokens.ts'
-import { sameSecret } from './secret-ids.ts'
+import { findTokenByHash } from './tokens.ts'
+import type { TokenRow } from './tokens.ts'
+import type { TokenCache } from './token-cache.ts'
+import { sameSecret, sha256 } from './secret-ids.ts'
 
 export type Access = 'public' | Role
 
@@ -45,14 +47,24 @@ const LOGIN_NEEDED = `<!doctype html>
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const BEARER = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]+)[ \t]*$/i
 
-/** Finds the principal of a request; undefined when it carries no credentials that are valid now. */
-export async function identify(db: Db, request: FastifyRequest): Promise<Principal | undefined> {
+/**
+ * Finds the principal of a request; undefined when it carries no credentials that are valid now. A
+ * bearer token verified a moment ago may come from `tokens` (see token-cache.ts for why that is safe).
+ */
+export async function identify(db: Db, request: FastifyRequest, tokens?: TokenCache): Promise<Principal | undefined> {
   const header = request.headers.authorization
   if (header !== undefined) {
     const match = BEARER.exec(header)
     if (!match) return undefined
-    const token = await findToken(db, match[1]!)
-    return token ? { kind: 'token', name: token.name, tokenId: token.tokenId, role: token.role, owner: token.owner } : undefined
+    const digest = sha256(match[1]!)
+    if (!tokens) return principalOf(await findTokenByHash(db, digest))
+    const key = digest.toString('base64')
+    const cached = tokens.get(key)
+    if (cached) return principalOf(cached)
+    const generation = tokens.generation()
+    const token = await findTokenByHash(db, digest)
+    if (token) tokens.set(key, token, generation)
+    return principalOf(token)
   }
   const sessionId = request.cookies[SESSION_COOKIE]
   if (!sessionId || sessionId.length > 256) return undefined
@@ -61,12 +73,15 @@ export async function identify(db: Db, request: FastifyRequest): Promise<Princip
   return { kind: 'session', username: session.username, role: session.role, sessionId, csrfToken: csrfTokenFor(sessionId), expiresAt: session.expiresAt }
 }
 
-export function createAuthHook(db: Db) {
+const principalOf = (token: TokenRow | undefined): Principal | undefined =>
+  token ? { kind: 'token', name: token.name, tokenId: token.tokenId, role: token.role, owner: token.owner } : undefined
+
+export function createAuthHook(db: Db, tokens?: TokenCache) {
   return async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     request.principal = null
     const access: Access = request.is404 ? 'viewer' : (request.routeOptions.config.access ?? 'admin')
     if (access === 'public') return
-    const principal = await identify(db, request)
+    const principal = await identify(db, request, tokens)
     if (!principal) {
       reply.header('www-authenticate', 'Bearer realm="cairn"')
       if (!request.url.startsWith('/api/') && request.headers.accept?.includes('text/html')) {

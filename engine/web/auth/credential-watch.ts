@@ -4,6 +4,8 @@
  * all token streams, one for all session streams) and tells a stream when its token was revoked or
  * expired, its session ended or expired, or its user (or the token's owner) was disabled.
  *
+ * A credential change announced by the database (cache-feed.ts) triggers a check at once.
+ *
  * A check that fails because the database is unreachable ends nothing: the streams keep going and
  * the next check decides.
  */
@@ -16,6 +18,8 @@ import { liveTokenIds } from './tokens.ts'
 export interface CredentialWatch {
   /** Calls `onInvalid` once when the principal's credential stops being valid; returns a function that stops watching. */
   watch(principal: Principal, onInvalid: () => void): () => void
+  /** Checks now (a credential change was announced), not at the next interval. */
+  checkNow(): void
   close(): void
 }
 
@@ -29,8 +33,13 @@ export function createCredentialWatch(q: Queryable, log: Logger, intervalMs: num
   let timer: NodeJS.Timeout | undefined
   let checking = false
 
+  let again = false
   async function check(): Promise<void> {
-    if (checking || watchers.size === 0) return
+    if (watchers.size === 0) return
+    if (checking) {
+      again = true
+      return
+    }
     checking = true
     try {
       const current = [...watchers]
@@ -46,6 +55,10 @@ export function createCredentialWatch(q: Queryable, log: Logger, intervalMs: num
     } finally {
       checking = false
       if (watchers.size === 0) stopTimer()
+      if (again) {
+        again = false
+        void check()
+      }
     }
   }
 
@@ -64,6 +77,9 @@ export function createCredentialWatch(q: Queryable, log: Logger, intervalMs: num
         watchers.delete(watcher)
         if (watchers.size === 0) stopTimer()
       }
+    },
+    checkNow() {
+      void check()
     },
     close() {
       watchers.clear()

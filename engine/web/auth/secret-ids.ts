@@ -1,5 +1,5 @@
 /** Random bearer secrets (API tokens, session ids) and the SHA-256 digests the database keeps instead of them. */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 
 /** 32 random bytes, base64url: 256 bits, nothing to guess. */
 export function randomSecret(prefix = ''): string {
@@ -7,7 +7,7 @@ export function randomSecret(prefix = ''): string {
 }
 
 export function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest()
+  return hash('sha256', text, 'buffer')
 }
 
 /** Constant-time comparison of two strings of any length. */

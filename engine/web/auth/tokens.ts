@@ -3,11 +3,14 @@
  * the database keeps its SHA-256 digest, which is enough to recognise it and useless to steal.
  *
  * A token is live while it is not revoked, not past its `expires_at` and its owner (the user who made
- * it through the API, if any) is not disabled. Every request checks this again, so revoking, expiry
- * and disabling take effect on the next request; open streams are re-checked by credential-watch.ts.
+ * it through the API, if any) is not disabled. A web process keeps a verified token for a moment
+ * (token-cache.ts); revoking and disabling notify every web process through the database, and expiry
+ * is checked on every use, so they take effect on the next request; open streams are re-checked by
+ * credential-watch.ts.
  */
 import type { Queryable } from '../../store/queryable.ts'
 import type { Role } from './roles.ts'
+import { NOTIFY_CREDENTIALS_SQL, localCredentialChange } from '../../store/cache-notify.ts'
 import { randomSecret, sha256 } from './secret-ids.ts'
 
 const TOKEN_PREFIX = 'cairn_'
@@ -67,10 +70,15 @@ export async function createToken(q: Queryable, input: NewToken): Promise<{ toke
  * measured about half as fast under 50 concurrent requests).
  */
 export async function findToken(q: Queryable, token: string): Promise<TokenRow | undefined> {
+  return findTokenByHash(q, sha256(token))
+}
+
+/** findToken by the token's SHA-256 digest. */
+export async function findTokenByHash(q: Queryable, tokenHash: Buffer): Promise<TokenRow | undefined> {
   const { rows } = await q.query<RawToken & { record_use: boolean }>(
     `SELECT token_id, name, role, created_at, expires_at, owner, (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS record_use
        FROM cairn.api_token t WHERE t.token_hash = $1 AND ${LIVE_TOKEN}`,
-    [sha256(token)],
+    [tokenHash],
   )
   const row = rows[0]
   if (!row) return undefined
@@ -98,10 +106,18 @@ export async function listTokens(q: Queryable, options: { all?: boolean } = {}):
   return rows.map((r) => ({ ...toToken(r), createdBy: r.created_by, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at, ownerDisabled: r.owner_disabled }))
 }
 
-/** Revokes the live token of this name; false when there is none. */
+/**
+ * Revokes the live token of this name; false when there is none. The same statement notifies the web
+ * processes (sent when it commits), and caches of this process forget their tokens at once.
+ */
 export async function revokeToken(q: Queryable, name: string): Promise<boolean> {
-  const { rowCount } = await q.query('UPDATE cairn.api_token SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL', [name])
-  return (rowCount ?? 0) > 0
+  const { rows } = await q.query<{ n: number }>(
+    `WITH r AS (UPDATE cairn.api_token SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING 1)
+     SELECT n, CASE WHEN n > 0 THEN ${NOTIFY_CREDENTIALS_SQL} END FROM (SELECT count(*)::int AS n FROM r) c`,
+    [name],
+  )
+  localCredentialChange()
+  return rows[0]!.n > 0
 }
 
 /** What a listing shows as the token's state. */

@@ -1,4 +1,5 @@
 /** Web users: a name, a role and an argon2id password hash (cairn.web_user). */
+import { NOTIFY_CREDENTIALS_SQL, localCredentialChange } from '../../store/cache-notify.ts'
 import type { Queryable } from '../../store/queryable.ts'
 import { hashPassword, verifyNobody, verifyPassword } from './passwords.ts'
 import type { Role } from './roles.ts'
@@ -53,11 +54,17 @@ export async function checkLogin(q: Queryable, username: string, password: strin
 
 /**
  * Disables or enables a user; false when there is no such user. Disabling ends the user's sessions
- * (deleted here) and stops the tokens the user owns (they are checked against the owner on every use).
+ * (deleted here) and stops the tokens the user owns (they are checked against the owner on every use;
+ * the same statement notifies web processes, which forget the tokens they had verified).
  */
 export async function setUserDisabled(q: Queryable, username: string, disabled: boolean): Promise<boolean> {
-  const { rowCount } = await q.query('UPDATE cairn.web_user SET disabled = $2, updated_at = now() WHERE username = $1', [username, disabled])
-  if ((rowCount ?? 0) === 0) return false
+  const { rows } = await q.query<{ n: number }>(
+    `WITH u AS (UPDATE cairn.web_user SET disabled = $2, updated_at = now() WHERE username = $1 RETURNING 1)
+     SELECT n, CASE WHEN n > 0 THEN ${NOTIFY_CREDENTIALS_SQL} END FROM (SELECT count(*)::int AS n FROM u) c`,
+    [username, disabled],
+  )
+  localCredentialChange()
+  if (rows[0]!.n === 0) return false
   if (disabled) await q.query('DELETE FROM cairn.web_session WHERE username = $1', [username])
   return true
 }

@@ -30,7 +30,7 @@ const onlineValue = {
 } as const
 
 export function featureRoutes(app: FastifyInstance, ctx: WebContext): void {
-  const online = createOnlineStore(ctx.db)
+  const online = createOnlineStore(ctx.db, { rowCache: ctx.onlineRows })
   const answer = (result: OnlineReadResult, reply: { code(n: number): { send(body: unknown): unknown } }) => {
     if (result.ok) return undefined
     return reply.code(result.reason === 'unknown_view' ? 404 : 400).send({ error: result.reason === 'unknown_view' ? 'not_found' : 'bad_request', message: result.message })
