@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -31,6 +31,14 @@ function running(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
   } catch {
     return false
+  }
+}
+
+function readCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')
+  } catch {
+    return ''
   }
 }
 
@@ -140,16 +148,52 @@ test('deploy/local-cluster: start, use, start again, stop, stop again', { skip, 
   while (processesOf(dir).join() !== processes.join() && Date.now() < deadline) await sleep(200)
   assert.equal(describe(processesOf(dir)), describe(processes))
 
+  // A crashed daemon is started again by the next start; the others are left as they are.
+  process.kill(pids.get('slurm/slurmd-n2.pid')!, 'SIGKILL')
+  process.kill(pids.get('ssh/127.0.0.3/sshd.pid')!, 'SIGKILL')
+  const third = await localCluster('start', dir, env)
+  assert.equal(third.code, 0, third.stderr)
+  const restarted = readPids(dir)
+  for (const [file, pid] of pids) {
+    if (file === 'slurm/slurmd-n2.pid' || file === 'ssh/127.0.0.3/sshd.pid') assert.notEqual(restarted.get(file), pid, file)
+    else assert.equal(restarted.get(file), pid, file)
+    assert.ok(running(restarted.get(file)!), `${file} runs`)
+  }
+  const hostB2 = await ssh(sshArgs(hostB!, hostB!.known_hosts_file!))
+  assert.equal(hostB2.stdout, 'ok\n', hostB2.stderr)
+
+  // A job still running when the cluster stops is cancelled: its tasks do not outlive the cluster.
+  const marker = String(600 + Math.floor(Math.random() * 10_000))
+  const job = spawn('srun', ['-N2', 'sleep', marker], { env: slurmEnv, stdio: 'ignore' })
+  const jobExited = new Promise((resolve) => job.once('exit', resolve))
+  const isTask = (pid: number) => running(pid) && /^(\S*\/)?sleep /.test(readCmdline(pid)) && readCmdline(pid).endsWith(` ${marker} `)
+  const tasksOf = () => readdirSync('/proc').filter((e) => /^\d+$/.test(e) && isTask(Number(e)))
+  const jobDeadline = Date.now() + 60_000
+  while (tasksOf().length < 2 && Date.now() < jobDeadline) await sleep(200)
+  assert.equal(tasksOf().length, 2, 'one task on each node')
+
   // Stop: nothing start started is left, and its pid files are gone; a second stop is fine.
   const stopped = Date.now()
   const stop = await localCluster('stop', dir, env)
   assert.equal(stop.code, 0, stop.stderr)
   console.log(`# stop took ${Date.now() - stopped} ms`)
-  for (const [file, pid] of pids) {
+  for (const [file, pid] of restarted) {
     assert.ok(!running(pid), `${file}: ${pid} stopped`)
     assert.ok(!existsSync(path.join(dir, file)), `${file} removed`)
   }
   assert.deepEqual(processesOf(dir), [])
+  assert.deepEqual(tasksOf(), [])
+  await jobExited
   const again = await localCluster('stop', dir, env)
   assert.equal(again.code, 0, again.stderr)
+
+  // After a crash of every daemon, stop exits 0 and removes the stale pid files; start then works again.
+  const fourth = await localCluster('start', dir, env)
+  assert.equal(fourth.code, 0, fourth.stderr)
+  const crashed = readPids(dir)
+  for (const pid of crashed.values()) process.kill(pid, 'SIGKILL')
+  const afterCrash = await localCluster('stop', dir, env)
+  assert.equal(afterCrash.code, 0, afterCrash.stderr)
+  for (const file of PID_FILES) assert.ok(!existsSync(path.join(dir, file)), `${file} removed`)
+  assert.deepEqual(processesOf(dir), [])
 })
