@@ -65,22 +65,25 @@ pid_of() {
   tr -dc '0-9' <"$1"
 }
 
-# Pids of the descendants of $1 (children first found, then theirs), read from /proc so that procps is not needed.
+# Pids of the descendants of $1, read from /proc (so that procps is not needed): one pass to collect every
+# process's parent, then a walk down from $1.
 descendants() {
-  local root=$1 stat rest pid ppid changed=1
-  local -A tree=([$root]=1)
-  local -a found=()
-  while [ "$changed" -eq 1 ]; do
-    changed=0
-    for stat in /proc/[0-9]*/stat; do
-      rest=$(cat "$stat" 2>/dev/null) || continue
-      pid=${stat#/proc/}; pid=${pid%/stat}
-      # The command name (field 2) may hold spaces and parentheses: the ppid is the second field after the last ')'.
-      rest=${rest##*) }
-      ppid=${rest#* }; ppid=${ppid%% *}
-      if [ -n "${tree[$ppid]:-}" ] && [ -z "${tree[$pid]:-}" ]; then
-        tree[$pid]=1; found+=("$pid"); changed=1
-      fi
+  local stat line pid ppid
+  local -A children=()
+  for stat in /proc/[0-9]*/stat; do
+    read -r line 2>/dev/null <"$stat" || continue
+    pid=${stat#/proc/}; pid=${pid%/stat}
+    # The command name (field 2) may hold spaces and parentheses: the ppid is the second field after the last ')'.
+    line=${line##*) }
+    ppid=${line#* }; ppid=${ppid%% *}
+    children[$ppid]+=" $pid"
+  done
+  local -a queue=("$1") found=()
+  while [ "${#queue[@]}" -gt 0 ]; do
+    pid=${queue[0]}
+    queue=("${queue[@]:1}")
+    for line in ${children[$pid]:-}; do
+      found+=("$line"); queue+=("$line")
     done
   done
   echo "${found[@]}"
@@ -90,7 +93,7 @@ descendants() {
 # zombie has already exited).
 running() {
   local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
   stat=${stat##*) }
   [ "${stat%% *}" != Z ]
 }
