@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
-import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -77,7 +77,15 @@ test('deploy/local-cluster: start, use, start again, stop, stop again', { skip, 
     rmSync(dir, { recursive: true, force: true })
   })
 
-  const notRoot = await run('runuser', ['-u', 'nobody', '--', path.join(LOCAL_CLUSTER_SCRIPTS, 'start')]).then(
+  // As another user: from a copy anyone can read (the checkout itself may sit in a private home folder).
+  const copy = path.join(dir, 'scripts')
+  mkdirSync(copy)
+  for (const file of ['start', 'common.sh']) copyFileSync(path.join(LOCAL_CLUSTER_SCRIPTS, file), path.join(copy, file))
+  chmodSync(dir, 0o755)
+  chmodSync(copy, 0o755)
+  chmodSync(path.join(copy, 'start'), 0o755)
+  chmodSync(path.join(copy, 'common.sh'), 0o644)
+  const notRoot = await run('runuser', ['-u', 'nobody', '--', path.join(copy, 'start')], { env: { ...process.env, CAIRN_LOCAL_CLUSTER_DIR: path.join(dir, 'not-root') } }).then(
     () => ({ code: 0, stderr: '' }),
     (error: { code: number; stderr: string }) => error,
   )
@@ -93,7 +101,7 @@ test('deploy/local-cluster: start, use, start again, stop, stop again', { skip, 
 
   // The fragment, as a cairn.yaml of its own, passes the configuration validator.
   const configFile = path.join(dir, 'check', 'cairn.yaml')
-  await run('mkdir', ['-p', path.dirname(configFile)])
+  mkdirSync(path.dirname(configFile))
   copyFileSync(fragment, configFile)
   const loaded = loadConfig(configFile)
   assert.ok(loaded.ok, JSON.stringify(loaded.diagnostics))
