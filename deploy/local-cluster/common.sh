@@ -39,6 +39,10 @@ absolute_dir() {
     *) DIR=$PWD/$DIR ;;
   esac
   DIR=${DIR%/}
+  # The path goes into slurm.conf and sshd_config, which have no quoting (and Slurm expands %).
+  case $DIR in
+    *[!A-Za-z0-9._/+-]*) die "CAIRN_LOCAL_CLUSTER_DIR may hold only letters, digits and . _ / + - (got: $DIR)" ;;
+  esac
 }
 
 # The Debian packages are installed by the user or by .ci/run, never here.
