@@ -64,7 +64,7 @@ class FrameReader {
     this.socket = socket
     this.peer = peer
     socket.on('data', (chunk: Buffer) => this.push(chunk))
-    socket.on('error', (error) => this.fail(new CollectiveError(`${this.peer}: ${error.message}`)))
+    socket.on('error', (error) => this.fail(new CollectiveError(`${this.peer} lost the connection (${error.message}): the process died or the network failed`)))
     socket.on('close', () => this.fail(new CollectiveError(`${this.peer} closed the connection (the process died or stopped)`)))
   }
 

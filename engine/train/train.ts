@@ -38,6 +38,8 @@ export interface TrainResult {
   /** Rank 0 only. */
   onnx?: Uint8Array
   metrics?: Record<string, unknown>
+  /** Rank 0 only: the trained TF.js model's output on raw (unstandardized) rows, as the ONNX graph computes it. */
+  predict?: (raw: Float32Array, rows: number) => Float32Array
 }
 
 export async function train(config: TrainConfig, log: (line: string) => void): Promise<TrainResult> {
@@ -140,5 +142,14 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
     layers: weights(model),
     metadata: { label: config.label, ...(table.classes ? { classes: JSON.stringify(table.classes) } : {}) },
   })
-  return { onnx, metrics }
+  const predictRaw = (raw: Float32Array, rows: number) => {
+    const x = new Float32Array(raw.length)
+    const tmp = new Float32Array(1)
+    for (let k = 0; k < raw.length; k++) {
+      tmp[0] = raw[k]! - stats.mean[k % f]!
+      x[k] = tmp[0] / stats.std[k % f]!
+    }
+    return predict(tf, model, x, rows)
+  }
+  return { onnx, metrics, predict: predictRaw }
 }
