@@ -71,6 +71,7 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
   const history: { epoch: number; loss: number }[] = []
   const started = performance.now()
   const vector = new Float32Array(model.size + 1)
+  let waited = 0
   try {
     for (let epoch = 1; epoch <= config.epochs; epoch++) {
       const order = permutation(n, shuffle)
@@ -91,7 +92,9 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
         const shard = gradients(tf, model, x, y, count)
         vector.set(shard.flat)
         vector[model.size] = shard.loss
+        const waitStart = performance.now()
         const mean = await collective.average(vector, count)
+        waited += performance.now() - waitStart
         applyGradients(tf, model, optimizer, mean.subarray(0, model.size))
         lossSum += mean[model.size]! * size
       }
@@ -103,7 +106,7 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
   }
   const seconds = (performance.now() - started) / 1000
   const rowsPerSecond = (n * config.epochs) / seconds
-  log(`trained ${n * config.epochs} rows in ${seconds.toFixed(2)} s (${Math.round(rowsPerSecond)} rows/s over ${config.worldSize} rank(s))`)
+  log(`trained ${n * config.epochs} rows in ${seconds.toFixed(2)} s (${Math.round(rowsPerSecond)} rows/s over ${config.worldSize} rank(s)), ${(waited / 1000).toFixed(2)} s of it exchanging gradients`)
   if (config.rank !== 0) return {}
 
   const evaluate = (rows: Uint32Array): SplitMetrics => {
@@ -133,6 +136,7 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
     history,
     train_seconds: seconds,
     rows_per_second: rowsPerSecond,
+    exchange_seconds: waited / 1000,
   }
   const onnx = exportOnnx({
     task: config.task,

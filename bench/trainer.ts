@@ -1,0 +1,115 @@
+/**
+ * Trainer throughput (issue 11, acceptance 5): training rows per second of `cairn-train` on the wasm
+ * backend with 1 rank and with 2 ranks (two processes on 127.0.0.1, gradients averaged through rank 0),
+ * at a global batch of 1024, beside the raw baseline in the same run: a plain TF.js `model.fit` of the
+ * same model (same layers, Adam, batch, epochs) in a process of its own. The figure is training rows
+ * (rows x epochs) over the training loop's time, as each reports it (data loading and evaluation are
+ * outside it); the wall time of the whole command is printed too. Prints figures, never fails.
+ * `npm run bench:trainer [-- ROWS [ROUNDS [EPOCHS]]]`.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import net from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { writeTrainingSet } from '../test/helpers/train-data.ts'
+
+const ROWS = Number(process.argv[2] ?? 100_000)
+// Interleaved rounds; on a shared machine other load only ever adds time, so the best round is the figure compared.
+const ROUNDS = Number(process.argv[3] ?? 3)
+const EPOCHS = Number(process.argv[4] ?? 3)
+const BATCH = 1024
+const HIDDEN = '32,16'
+const FEATURES = 16
+const BIN = fileURLToPath(new URL('../bin/cairn-train.js', import.meta.url))
+const SELF = fileURLToPath(import.meta.url)
+
+if (process.argv[2] === '--baseline') {
+  await baseline(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]))
+  process.exit(0)
+}
+
+
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string; seconds: number }> {
+  const started = performance.now()
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()))
+    child.on('close', (code) => resolve({ code, output, seconds: (performance.now() - started) / 1000 }))
+  })
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-trainer-'))
+try {
+  const { file } = await writeTrainingSet(dir, { rows: ROWS, task: 'binary', features: FEATURES })
+  const features = Array.from({ length: FEATURES }, (_, i) => `x${i}`).join(',')
+  const trainArgs = (out: string) => [BIN, '--data', file, '--label', 'label', '--task', 'binary', '--features', features, '--hidden', HIDDEN,
+    '--epochs', String(EPOCHS), '--batch-size', String(BATCH), '--learning-rate', '0.001', '--backend', 'wasm', '--output', join(dir, out)]
+  const trainRows = Math.round(ROWS * 0.8) * EPOCHS
+  console.log(`trainer benchmark: ${ROWS} rows (${Math.round(ROWS * 0.8)} train) x ${FEATURES} features, mlp ${FEATURES}-${HIDDEN.replace(',', '-')}-1, Adam, batch ${BATCH}, ${EPOCHS} epochs, wasm backend, node ${process.version}, ${ROUNDS} interleaved rounds`)
+  const figures: Record<string, { rate: number[]; wall: number[] }> = { 'plain TF.js fit (1 process)': { rate: [], wall: [] }, 'cairn-train 1 rank': { rate: [], wall: [] }, 'cairn-train 2 ranks': { rate: [], wall: [] } }
+  for (let round = 1; round <= ROUNDS; round++) {
+    const base = await run([SELF, '--baseline', file, String(EPOCHS), String(BATCH)])
+    const rate = Number(/rows_per_second=(\S+)/.exec(base.output)?.[1])
+    if (base.code !== 0 || !rate) throw new Error(`baseline failed: ${base.output}`)
+    figures['plain TF.js fit (1 process)']!.rate.push(rate)
+    figures['plain TF.js fit (1 process)']!.wall.push(base.seconds)
+
+    const one = await run(trainArgs('one'))
+    if (one.code !== 0) throw new Error(`1 rank failed: ${one.output}`)
+    figures['cairn-train 1 rank']!.rate.push(JSON.parse(readFileSync(join(dir, 'one', 'metrics.json'), 'utf8')).rows_per_second)
+    figures['cairn-train 1 rank']!.wall.push(one.seconds)
+
+    const env = { WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) }
+    const [r0, r1] = await Promise.all([run(trainArgs('two'), { ...env, RANK: '0' }), run(trainArgs('two-r1'), { ...env, RANK: '1' })])
+    if (r0.code !== 0 || r1.code !== 0) throw new Error(`2 ranks failed: ${r0.output}\n${r1.output}`)
+    figures['cairn-train 2 ranks']!.rate.push(JSON.parse(readFileSync(join(dir, 'two', 'metrics.json'), 'utf8')).rows_per_second)
+    figures['cairn-train 2 ranks']!.wall.push(Math.max(r0.seconds, r1.seconds))
+    console.log(`  round ${round}: ${Object.entries(figures).map(([k, v]) => `${k} ${Math.round(v.rate.at(-1)!)} rows/s`).join(', ')}`)
+  }
+  const best = (xs: number[]) => Math.max(...xs)
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  console.log(`\n${'what'.padEnd(30)} ${'best rows/s'.padStart(12)} ${'median rows/s'.padStart(14)} ${'best wall s'.padStart(12)}`)
+  for (const [name, v] of Object.entries(figures)) {
+    console.log(`${name.padEnd(30)} ${String(Math.round(best(v.rate))).padStart(12)} ${String(Math.round(median(v.rate))).padStart(14)} ${Math.min(...v.wall).toFixed(2).padStart(12)}`)
+  }
+  const speedup = best(figures['cairn-train 2 ranks']!.rate) / best(figures['cairn-train 1 rank']!.rate)
+  console.log(`\n2 ranks / 1 rank: ${speedup.toFixed(2)}x (goal >= 1.5x on 2 cores); 1 rank / plain fit: ${(best(figures['cairn-train 1 rank']!.rate) / best(figures['plain TF.js fit (1 process)']!.rate)).toFixed(2)}x; ${trainRows} training rows per run`)
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
+
+/** The raw baseline: tf.layers with model.fit on the same standardized rows, wasm backend. */
+async function baseline(file: string, epochs: number, batchSize: number): Promise<void> {
+  const { loadTf } = await import('../engine/train/model.ts')
+  const { readTable, splitRows, standardization, gather } = await import('../engine/train/data.ts')
+  const { tf } = await loadTf('wasm')
+  const features = Array.from({ length: FEATURES }, (_, i) => `x${i}`)
+  const table = await readTable([file], 'label', 'binary', features)
+  const split = splitRows(table.rows, 0.2, 42)
+  const set = gather(table, split.train, standardization(table, split.train))
+  const model = tf.sequential()
+  const hidden = HIDDEN.split(',').map(Number)
+  model.add(tf.layers.dense({ units: hidden[0]!, activation: 'relu', inputShape: [FEATURES] }))
+  for (const units of hidden.slice(1)) model.add(tf.layers.dense({ units, activation: 'relu' }))
+  model.add(tf.layers.dense({ units: 1, activation: 'sigmoid' }))
+  model.compile({ optimizer: tf.train.adam(0.001), loss: 'binaryCrossentropy' })
+  const xs = tf.tensor2d(set.x, [split.train.length, FEATURES])
+  const ys = tf.tensor2d(set.y, [split.train.length, 1])
+  const started = performance.now()
+  await model.fit(xs, ys, { epochs, batchSize, shuffle: true, verbose: 0 })
+  const seconds = (performance.now() - started) / 1000
+  console.log(`rows_per_second=${(split.train.length * epochs) / seconds}`)
+}
