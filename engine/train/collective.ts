@@ -183,7 +183,9 @@ async function openMaster(options: CollectiveOptions): Promise<Collective> {
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(new CollectiveError(`rank 0 cannot listen on ${options.masterAddr}:${options.masterPort}: ${error.message}`)))
-    server.listen(options.masterPort, options.masterAddr, () => resolve())
+    // An IP address is listened on as given. A host name is not: Debian-style /etc/hosts map a machine's own
+    // name to 127.0.1.1, where no other host could reach it; as torch's TCPStore, listen on every interface.
+    server.listen(options.masterPort, net.isIP(options.masterAddr) ? options.masterAddr : undefined, () => resolve())
   })
   try {
     await joined

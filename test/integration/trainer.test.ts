@@ -163,3 +163,34 @@ test('rank 0 dying fails the other rank, and a rank that never joins times out',
   assert.equal(alone.code, 1, alone.output)
   assert.match(alone.output, /rank\(s\) 1 did not connect to 127\.0\.0\.1:\d+ within 2 s/)
 })
+
+test('a rank that hangs is timed out, and a rank with another model is refused at the handshake', async (t) => {
+  const dir = await workdir(t)
+  const { file } = await writeTrainingSet(dir, { rows: 4000, task: 'binary' })
+  const env = { WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) }
+  const args = common(file, dir, ['--epochs', '1000', '--batch-size', '64', '--timeout', '3'])
+  const rank0 = startRank(args, { ...env, RANK: '0' })
+  const rank1 = startRank(args, { ...env, RANK: '1' })
+  t.after(() => {
+    rank1.child.kill('SIGKILL')
+  })
+  const deadline = Date.now() + 120_000
+  while (!/epoch 1\/1000/.test(rank1.output())) {
+    assert.ok(Date.now() < deadline, `rank 1 never finished an epoch: ${rank1.output()}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  rank1.child.kill('SIGSTOP')
+  const r0 = await rank0.done
+  rank1.child.kill('SIGKILL')
+  assert.equal(r0.code, 1, r0.output)
+  assert.match(r0.output, /training failed: rank 1 sent nothing for 3 s while waiting for its gradients of step \d+/)
+
+  const env2 = { ...env, MASTER_PORT: String(await freePort()) }
+  const other = startRank(common(file, dir, ['--hidden', '8', '--timeout', '20']), { ...env2, RANK: '1' })
+  const master = await startRank(common(file, dir, ['--timeout', '20']), { ...env2, RANK: '0' }).done
+  assert.equal(master.code, 1, master.output)
+  assert.match(master.output, /a rank joined with a model with \d+ values, rank 0 has \d+ \(different features or model\?\)/)
+  const refused = await other.done
+  assert.equal(refused.code, 1, refused.output)
+  assert.match(refused.output, /rank 0 at 127\.0\.0\.1:\d+ (closed|lost) the connection/)
+})
