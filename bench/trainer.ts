@@ -5,7 +5,7 @@
  * same model (same layers, Adam, batch, epochs) in a process of its own. The figure is training rows
  * (rows x epochs) over the training loop's time, as each reports it (data loading and evaluation are
  * outside it); the wall time of the whole command is printed too. Prints figures, never fails.
- * `npm run bench:trainer [-- ROWS [ROUNDS [EPOCHS]]]`.
+ * `npm run bench:trainer [-- ROWS [ROUNDS [EPOCHS [HIDDEN]]]]`, HIDDEN like 32,16 (the default).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,7 +20,7 @@ const ROWS = Number(process.argv[2] ?? 100_000)
 const ROUNDS = Number(process.argv[3] ?? 3)
 const EPOCHS = Number(process.argv[4] ?? 3)
 const BATCH = 1024
-const HIDDEN = '32,16'
+const HIDDEN = process.argv[2] === '--baseline' ? process.argv[6]! : (process.argv[5] ?? '32,16')
 const FEATURES = 16
 const BIN = fileURLToPath(new URL('../bin/cairn-train.js', import.meta.url))
 const SELF = fileURLToPath(import.meta.url)
@@ -58,10 +58,10 @@ try {
   const trainArgs = (out: string) => [BIN, '--data', file, '--label', 'label', '--task', 'binary', '--features', features, '--hidden', HIDDEN,
     '--epochs', String(EPOCHS), '--batch-size', String(BATCH), '--learning-rate', '0.001', '--backend', 'wasm', '--output', join(dir, out)]
   const trainRows = Math.round(ROWS * 0.8) * EPOCHS
-  console.log(`trainer benchmark: ${ROWS} rows (${Math.round(ROWS * 0.8)} train) x ${FEATURES} features, mlp ${FEATURES}-${HIDDEN.replace(',', '-')}-1, Adam, batch ${BATCH}, ${EPOCHS} epochs, wasm backend, node ${process.version}, ${ROUNDS} interleaved rounds`)
+  console.log(`trainer benchmark: ${ROWS} rows (${Math.round(ROWS * 0.8)} train) x ${FEATURES} features, mlp ${FEATURES}-${HIDDEN.replaceAll(',', '-')}-1, Adam, batch ${BATCH}, ${EPOCHS} epochs, wasm backend, node ${process.version}, ${ROUNDS} interleaved rounds`)
   const figures: Record<string, { rate: number[]; wall: number[] }> = { 'plain TF.js fit (1 process)': { rate: [], wall: [] }, 'cairn-train 1 rank': { rate: [], wall: [] }, 'cairn-train 2 ranks': { rate: [], wall: [] } }
   for (let round = 1; round <= ROUNDS; round++) {
-    const base = await run([SELF, '--baseline', file, String(EPOCHS), String(BATCH)])
+    const base = await run([SELF, '--baseline', file, String(EPOCHS), String(BATCH), HIDDEN])
     const rate = Number(/rows_per_second=(\S+)/.exec(base.output)?.[1])
     if (base.code !== 0 || !rate) throw new Error(`baseline failed: ${base.output}`)
     figures['plain TF.js fit (1 process)']!.rate.push(rate)
