@@ -194,3 +194,14 @@ test('a rank that hangs is timed out, and a rank with another model is refused a
   assert.equal(refused.code, 1, refused.output)
   assert.match(refused.output, /rank 0 at 127\.0\.0\.1:\d+ (closed|lost) the connection/)
 })
+
+test('multiclass with string labels: classes sorted, listed in metrics.json, accuracy above chance', async (t) => {
+  const dir = await workdir(t)
+  const { file } = await writeTrainingSet(dir, { rows: 4000, task: 'multiclass' })
+  const run = await startRank(['--data', file, '--label', 'label', '--task', 'multiclass', '--output', dir, '--epochs', '6', '--batch-size', '128', '--learning-rate', '0.005']).done
+  assert.equal(run.code, 0, run.output)
+  const metrics = JSON.parse(await readFile(path.join(dir, 'metrics.json'), 'utf8'))
+  assert.deepEqual(metrics.classes, ['a', 'b', 'c'])
+  assert.ok(metrics.validation.accuracy > 0.6, `accuracy ${metrics.validation.accuracy}`)
+  assert.equal(initializers(await readFile(path.join(dir, 'model.onnx'))).get('B2')!.length, 3)
+})
