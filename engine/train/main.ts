@@ -103,8 +103,12 @@ export async function main(argv: string[]): Promise<number> {
     parsed = parseConfig(argv, process.env)
   } catch (error) {
     const message = (error as Error).message
-    process.stderr.write(message ? `cairn-train: ${message}\n${USAGE}\n` : `${USAGE}\n`)
-    return message ? 2 : 0
+    if (!message) {
+      process.stdout.write(`${USAGE}\n`)
+      return 0
+    }
+    process.stderr.write(`cairn-train: ${message}\n${USAGE}\n`)
+    return 2
   }
   const { config, output } = parsed
   const prefix = `cairn-train[${config.rank}/${config.worldSize}]`
