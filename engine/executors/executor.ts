@@ -1,0 +1,101 @@
+/**
+ * One interface for the three ways `train` runs its ranks (STYLE.md: "start ranks, stream their lines,
+ * wait, cancel, re-attach"). The `train` operator picks an executor by `executor:` and never branches on
+ * it deeper inside.
+ *
+ * Terminology:
+ *   rank        one process of a multi-process job; RANK 0..WORLD_SIZE-1, NODE_RANK per node,
+ *               LOCAL_RANK per process on its node (SPEC section 4: the torchrun environment).
+ *   job         everything one attempt started: local process groups, remote processes over SSH, or
+ *               one Slurm job. Exactly one job per attempt, ever.
+ *   handle      what identifies a job durably (pids with their hosts, or a Slurm job id). It is
+ *               recorded with the attempt BEFORE the job starts running, so that a worker that
+ *               restarts can re-attach instead of starting a second job.
+ */
+
+/** What a job runs: the same argv on every rank, with the rank environment added by the executor. */
+export interface JobSpec {
+  /** Program and arguments, passed as argv (never through a shell). */
+  argv: readonly string[]
+  /** Extra environment for every rank (the task's rendered env, CAIRN_* variables). */
+  env: Readonly<Record<string, string>>
+  nodes: number
+  tasksPerNode: number
+  gpusPerNode: number
+  /** Working directory of the ranks (on each node); created by the executor when missing. */
+  workdir: string
+  /** Port rank 0 listens on for the rendezvous (MASTER_PORT); the executor picks one when undefined. */
+  masterPort?: number
+  /** Files, relative to rank 0's workdir, to bring back into `artifactsDir` when the job succeeded. */
+  artifacts: readonly string[]
+  /** Local folder the artifacts are copied into. */
+  artifactsDir: string
+  /** Slurm options from the task's validated params (`slurm:` of SPEC section 4). */
+  slurm?: SlurmOptions
+}
+
+export interface SlurmOptions {
+  partition?: string
+  account?: string
+  qos?: string
+  time?: string
+  mem?: string
+  constraint?: string
+  exclusive?: boolean
+}
+
+/** One line a rank wrote, already split (no newline). */
+export interface RankLine {
+  rank: number
+  /** Host or node name the rank ran on, when known. */
+  host?: string
+  stream: 'stdout' | 'stderr'
+  line: string
+}
+
+/** A durable identification of a started job (JSON, stored with the attempt). */
+export type JobHandle =
+  | { executor: 'local'; pids: number[] }
+  | { executor: 'ssh'; cluster: string; processes: { host: string; pgid: number }[] }
+  | { executor: 'slurm'; cluster: string | null; jobId: string }
+
+export type JobOutcome =
+  | { ok: true; artifacts: string[] }
+  /** `exit_code`: a rank failed; `infrastructure`: the executor could not run or follow the job. */
+  | { ok: false; kind: 'exit_code' | 'infrastructure' | 'cancelled' | 'timeout'; retryable: boolean; message: string; exitCode?: number }
+
+export interface RunningJob {
+  readonly handle: JobHandle
+  /** Resolves once every rank has ended (and artifacts are fetched on success). Never rejects. */
+  readonly done: Promise<JobOutcome>
+  /** Stops every rank on every host (process groups, remote processes, `scancel`), confirmed; idempotent. */
+  cancel(reason: 'cancelled' | 'timeout'): Promise<void>
+}
+
+export interface StartOptions {
+  /** Every rank's output lines; a returned promise means "slow down" (back-pressure). */
+  onLine(line: RankLine): unknown
+  /** Called with the handle before the job is allowed to run; the job does not start until it resolves. */
+  record(handle: JobHandle): Promise<void>
+  signal: AbortSignal
+}
+
+export interface Executor {
+  readonly kind: 'local' | 'ssh' | 'slurm'
+  start(spec: JobSpec, options: StartOptions): Promise<RunningJob>
+  /** Follows a job started earlier (by this or another worker) from its recorded handle. */
+  reattach(handle: JobHandle, options: Omit<StartOptions, 'record'>): Promise<RunningJob>
+}
+
+/** The torchrun-style environment of one rank (SPEC section 4). */
+export function rankEnvironment(at: { rank: number; nodeRank: number; localRank: number; worldSize: number; localWorldSize: number; masterAddr: string; masterPort: number }): Record<string, string> {
+  return {
+    RANK: String(at.rank),
+    NODE_RANK: String(at.nodeRank),
+    LOCAL_RANK: String(at.localRank),
+    WORLD_SIZE: String(at.worldSize),
+    LOCAL_WORLD_SIZE: String(at.localWorldSize),
+    MASTER_ADDR: at.masterAddr,
+    MASTER_PORT: String(at.masterPort),
+  }
+}
