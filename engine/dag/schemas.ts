@@ -93,7 +93,8 @@ function cacheKey(text: string): string {
   return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0')
 }
 
-function loadOrCompile(): CompiledSchemas {
+/** The schemas of this checkout and the cache file they compile to (named by their hash: checkouts sharing node_modules keep one file each). */
+function schemaSources() {
   const sources = {
     dag: readSchema('dag.schema.json'),
     featureView: readSchema('feature-view.schema.json'),
@@ -101,7 +102,16 @@ function loadOrCompile(): CompiledSchemas {
   }
   const operators = Object.values(OPERATORS).map((o) => [`operators/${o.type}.params.schema.json`, o.paramsSchema] as const)
   const hash = cacheKey(JSON.stringify([AJV_VERSION, sources, operators]))
-  const file = join(CACHE_DIR, `schemas-${hash}.cjs`)
+  return { sources, operators, file: join(CACHE_DIR, `schemas-${hash}.cjs`) }
+}
+
+/** The standalone validators' cache file of this checkout's schemas (written by the first `schemas()`). */
+export function standaloneCacheFile(): string {
+  return schemaSources().file
+}
+
+function loadOrCompile(): CompiledSchemas {
+  const { sources, operators, file } = schemaSources()
   if (existsSync(file)) {
     try {
       return loadStandalone(file)

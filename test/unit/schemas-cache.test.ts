@@ -6,9 +6,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { codeCacheFile, schemas } from '../../engine/dag/schemas.ts'
+import { codeCacheFile, schemas, standaloneCacheFile } from '../../engine/dag/schemas.ts'
 import { loadYaml } from '../../engine/dag/yaml-load.ts'
 
 const cacheDir = new URL('../../node_modules/.cache/cairn/', import.meta.url).pathname
@@ -47,12 +47,9 @@ function outcomesInNewProcess(file: string, valuesFile: string): unknown {
 
 test('validators loaded with the code cache validate exactly as without it; a refused cache is written again', (t) => {
   const compiled = schemas()
-  // The newest standalone file is the one this checkout's schemas compile to.
-  const standalone = readdirSync(cacheDir)
-    .filter((name) => /^schemas-[0-9a-f]+\.cjs$/.test(name))
-    .map((name) => join(cacheDir, name))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
-  assert.ok(standalone, 'schemas() keeps a standalone file')
+  // The file this checkout's schemas compile to (not the newest: another checkout sharing node_modules may have written one since).
+  const standalone = standaloneCacheFile()
+  assert.ok(existsSync(standalone), 'schemas() keeps a standalone file')
   // A copy beside it (so that it resolves Ajv's runtime the same way), with no code cache yet.
   const copy = join(cacheDir, `schemas-test${process.pid}.cjs`)
   copyFileSync(standalone, copy)
