@@ -1,0 +1,488 @@
+/**
+ * The ssh executor: ranks run on the hosts of an `ssh` cluster of cairn.yaml, one ssh2 connection per host.
+ *
+ * How a rank runs (one SSH exec channel per rank):
+ *   1. The channel runs `exec setsid -w sh -c WRAPPER cairn-rank WORKDIR NAME=VALUE... -- ARGV...`, every word
+ *      single-quoted (shell-quote.ts); the wrapper is fixed text and user strings only ever arrive as its
+ *      positional parameters. setsid makes the wrapper a session and process group leader, so its pid is the
+ *      group id of everything the rank starts.
+ *   2. The wrapper prints `cairn-pgid <pgid>` and waits for a line on stdin. The executor collects every
+ *      rank's pgid, calls `record(handle)`, and only when that resolved writes `go`: nothing runs before the
+ *      job is recorded.
+ *   3. The program runs in the rank's workdir (created) with the rank environment; its stdout and stderr come
+ *      back over the channel line by line. A watchdog in the group reads the channel's stdin: when the
+ *      connection drops, stdin ends and the watchdog stops the whole group (TERM, KILL 5 s later), so a lost
+ *      worker leaves no orphan behind.
+ * Cancel and timeout send TERM to every rank's group on every host, KILL after a grace, and return only when
+ * `kill -0 -PGID` reports every group gone.
+ */
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import type { Readable } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
+import type { ClientChannel, SFTPWrapper } from 'ssh2'
+import { rankEnvironment, type Executor, type JobHandle, type JobOutcome, type JobSpec, type RankLine, type RunningJob, type StartOptions } from './executor.ts'
+import { shellQuote, shellQuoteArgv } from './shell-quote.ts'
+import { connectSsh, type ConnectResult, type SshConnection, type SshHostSetting } from './ssh-connection.ts'
+
+/** An `ssh` cluster of cairn.yaml with its name (the name goes into job handles). */
+export interface SshClusterSetting {
+  name: string
+  hosts: readonly SshHostSetting[]
+  known_hosts_file?: string
+  workdir?: string
+}
+
+export interface SshExecutorOptions {
+  /** Time between TERM and KILL when stopping ranks. Default 5000 ms. */
+  killGraceMs?: number
+  /** SSH handshake and authentication timeout. Default 20000 ms. */
+  connectTimeoutMs?: number
+  /** How often a re-attached job is checked. Default 1000 ms. */
+  followIntervalMs?: number
+}
+
+/**
+ * The remote wrapper. $1 is the workdir, then NAME=VALUE words up to `--`, then the program's argv.
+ * `read` of the go line fails (exit 125) when the executor closes the channel instead: the program never ran.
+ * A background list's stdin is /dev/null in a non-interactive shell, hence the watchdog reads a saved fd 3.
+ */
+const WRAPPER = `wd=$1; shift
+while [ "$#" -gt 0 ] && [ "$1" != -- ]; do export "$1"; shift; done
+shift
+echo "cairn-pgid $$"
+IFS= read -r go || exit 125
+[ "$go" = go ] || exit 125
+mkdir -p -- "$wd" && cd -- "$wd" || exit 126
+exec 3<&0
+"$@" </dev/null 3<&- &
+child=$!
+( trap '' TERM; while IFS= read -r line <&3; do :; done; kill -TERM -$$ 2>/dev/null; sleep 5; kill -KILL -$$ 2>/dev/null ) </dev/null &
+watchdog=$!
+exec 3<&-
+wait "$child"; code=$?
+kill -KILL "$watchdog" 2>/dev/null
+exit "$code"`
+
+/** $1: grace in tenths of a second, then pgids. TERM, KILL after the grace, exit 0 once every group is gone. */
+const KILL_GROUPS = `grace=$1; shift
+for pg in "$@"; do kill -TERM -"$pg" 2>/dev/null; done
+i=0
+while :; do
+  alive=
+  for pg in "$@"; do kill -0 -"$pg" 2>/dev/null && alive="$alive $pg"; done
+  [ -z "$alive" ] && exit 0
+  i=$((i + 1))
+  [ "$i" -eq "$grace" ] && for pg in $alive; do kill -KILL -"$pg" 2>/dev/null; done
+  if [ "$i" -gt $((grace + 100)) ]; then echo "still alive:$alive"; exit 1; fi
+  sleep 0.1
+done`
+
+/** Prints the pgids (of $@) that still have a process. */
+const ALIVE_GROUPS = `for pg in "$@"; do kill -0 -"$pg" 2>/dev/null && echo "$pg"; done; exit 0`
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+export function hostLabel(host: SshHostSetting): string {
+  return (host.port ?? 22) === 22 ? host.host : `${host.host}:${host.port}`
+}
+
+/** The command line one rank's channel runs (exported for tests of the quoting). */
+export function rankCommand(workdir: string, env: Readonly<Record<string, string>>, argv: readonly string[]): string {
+  const words = ['cairn-rank', workdir, ...Object.entries(env).map(([name, value]) => `${name}=${value}`), '--', ...argv]
+  return `exec setsid -w sh -c ${shellQuote(WRAPPER)} ${shellQuoteArgv(words)}`
+}
+
+function killCommand(graceMs: number, pgids: readonly number[]): string {
+  return `sh -c ${shellQuote(KILL_GROUPS)} cairn-kill ${shellQuoteArgv([String(Math.max(1, Math.round(graceMs / 100))), ...pgids.map(String)])}`
+}
+
+function aliveCommand(pgids: readonly number[]): string {
+  return `sh -c ${shellQuote(ALIVE_GROUPS)} cairn-alive ${shellQuoteArgv(pgids.map(String))}`
+}
+
+/** Splits a stream into lines (without the newline) and awaits onLine's promise before reading on. */
+async function readLines(stream: Readable, onLine: (line: string) => unknown): Promise<void> {
+  const decoder = new StringDecoder('utf8')
+  let rest = ''
+  const emit = async (line: string) => {
+    const result = onLine(line.endsWith('\r') ? line.slice(0, -1) : line)
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') await result
+  }
+  try {
+    for await (const chunk of stream) {
+      rest += decoder.write(chunk as Buffer)
+      let newline: number
+      while ((newline = rest.indexOf('\n')) >= 0) {
+        const line = rest.slice(0, newline)
+        rest = rest.slice(newline + 1)
+        await emit(line)
+      }
+    }
+  } catch {
+    // A channel torn down with its connection: the lines read so far were delivered.
+  }
+  rest += decoder.end()
+  if (rest !== '') await emit(rest)
+}
+
+function failedJob(handle: JobHandle, outcome: JobOutcome): RunningJob {
+  return { handle, done: Promise.resolve(outcome), cancel: async () => {} }
+}
+
+interface Rank {
+  rank: number
+  node: number
+  connection: SshConnection
+  host: SshHostSetting
+  channel: ClientChannel
+  pgid: Promise<number>
+  exit: Promise<{ code: number | null; signal?: string }>
+  output: Promise<void>
+}
+
+export class SshExecutor implements Executor {
+  readonly kind = 'ssh' as const
+  readonly cluster: SshClusterSetting
+  private readonly killGraceMs: number
+  private readonly connectTimeoutMs: number
+  private readonly followIntervalMs: number
+  /** One connection per host (by index in cluster.hosts), shared by the jobs of this executor. */
+  private readonly connections = new Map<number, Promise<ConnectResult>>()
+
+  constructor(cluster: SshClusterSetting, options: SshExecutorOptions = {}) {
+    if (cluster.hosts.length === 0) throw new Error(`cluster ${cluster.name} has no hosts`)
+    this.cluster = cluster
+    this.killGraceMs = options.killGraceMs ?? 5_000
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000
+    this.followIntervalMs = options.followIntervalMs ?? 1_000
+  }
+
+  /** The connection to host `index`, reusing a live one. */
+  private connect(index: number): Promise<ConnectResult> {
+    const existing = this.connections.get(index)
+    if (existing !== undefined) {
+      return existing.then((result) => (result.ok && !result.connection.closed ? result : this.newConnection(index)))
+    }
+    return this.newConnection(index)
+  }
+
+  private newConnection(index: number): Promise<ConnectResult> {
+    const host = this.cluster.hosts[index]!
+    const pending = connectSsh(host, this.cluster.known_hosts_file, this.connectTimeoutMs)
+    this.connections.set(index, pending)
+    void pending.then((result) => {
+      if (!result.ok && this.connections.get(index) === pending) this.connections.delete(index)
+    })
+    return pending
+  }
+
+  /** Connects to every listed host first; when one fails (a refused host key included), nothing is run anywhere. */
+  private async connectAll(indexes: readonly number[]): Promise<{ ok: true; connections: SshConnection[] } | { ok: false; hostKeyRefused: boolean; message: string }> {
+    const results = await Promise.all(indexes.map((index) => this.connect(index)))
+    const failures = results.filter((result) => !result.ok)
+    if (failures.length > 0) {
+      return { ok: false, hostKeyRefused: failures.some((failure) => failure.hostKeyRefused), message: `${failures.map((failure) => failure.message).join('; ')}; nothing was started on any host` }
+    }
+    return { ok: true, connections: results.map((result) => (result as { connection: SshConnection }).connection) }
+  }
+
+  /** Closes the connections (a worker shutting down; running jobs lose their ranks to the hang-up watchdog). */
+  async close(): Promise<void> {
+    const pending = [...this.connections.values()]
+    this.connections.clear()
+    for (const result of await Promise.all(pending)) if (result.ok) result.connection.close()
+  }
+
+  /** Stops the given groups on one host, TERM then KILL; resolves true once `kill -0` finds none of them. */
+  private async killOnHost(index: number, pgids: readonly number[]): Promise<{ ok: boolean; message?: string }> {
+    if (pgids.length === 0) return { ok: true }
+    const connected = await this.connect(index)
+    if (!connected.ok) return { ok: false, message: connected.message }
+    try {
+      const result = await connected.connection.run(killCommand(this.killGraceMs, pgids))
+      return result.code === 0 ? { ok: true } : { ok: false, message: `${hostLabel(this.cluster.hosts[index]!)}: ${result.stdout.trim() || result.stderr.trim() || `exit ${result.code}`}` }
+    } catch (error) {
+      return { ok: false, message: `${hostLabel(this.cluster.hosts[index]!)}: ${(error as Error).message}` }
+    }
+  }
+
+  private async killProcesses(processes: readonly { hostIndex: number; pgid: number }[]): Promise<{ ok: boolean; message?: string }> {
+    const byHost = new Map<number, number[]>()
+    for (const process of processes) byHost.set(process.hostIndex, [...(byHost.get(process.hostIndex) ?? []), process.pgid])
+    const results = await Promise.all([...byHost].map(([index, pgids]) => this.killOnHost(index, pgids)))
+    const failed = results.filter((result) => !result.ok)
+    return failed.length === 0 ? { ok: true } : { ok: false, message: failed.map((result) => result.message).join('; ') }
+  }
+
+  async start(spec: JobSpec, options: StartOptions): Promise<RunningJob> {
+    const noProcesses: JobHandle = { executor: 'ssh', cluster: this.cluster.name, processes: [] }
+    const invalid = this.validate(spec)
+    if (invalid !== undefined) return failedJob(noProcesses, { ok: false, kind: 'infrastructure', retryable: false, message: invalid })
+    if (options.signal.aborted) return failedJob(noProcesses, { ok: false, kind: 'cancelled', retryable: false, message: 'cancelled before the job started; nothing ran' })
+
+    const hostIndexes = Array.from({ length: spec.nodes }, (_, node) => node)
+    const connected = await this.connectAll(hostIndexes)
+    if (!connected.ok) return failedJob(noProcesses, { ok: false, kind: 'infrastructure', retryable: !connected.hostKeyRefused, message: connected.message })
+
+    const first = this.cluster.hosts[0]!
+    const masterAddr = first.address ?? first.host
+    const masterPort = spec.masterPort ?? 20_000 + Math.floor(Math.random() * 30_000)
+    const worldSize = spec.nodes * spec.tasksPerNode
+    const ranks: Rank[] = []
+    try {
+      for (const node of hostIndexes) {
+        const connection = connected.connections[node]!
+        const host = this.cluster.hosts[node]!
+        for (let localRank = 0; localRank < spec.tasksPerNode; localRank++) {
+          const rank = node * spec.tasksPerNode + localRank
+          const env = { ...spec.env, ...rankEnvironment({ rank, nodeRank: node, localRank, worldSize, localWorldSize: spec.tasksPerNode, masterAddr, masterPort }) }
+          const channel = await connection.exec(rankCommand(spec.workdir, env, spec.argv))
+          ranks.push(this.followChannel(rank, node, connection, host, channel, options.onLine))
+        }
+      }
+    } catch (error) {
+      for (const rank of ranks) rank.channel.end()
+      return failedJob(noProcesses, { ok: false, kind: 'infrastructure', retryable: true, message: `could not open an SSH channel: ${(error as Error).message}; nothing ran` })
+    }
+
+    // Every wrapper announces its group before anything runs; a channel that closes first never ran the program.
+    let pgids: number[]
+    try {
+      pgids = await Promise.all(ranks.map((rank) => rank.pgid))
+    } catch (error) {
+      for (const rank of ranks) rank.channel.end()
+      return failedJob(noProcesses, { ok: false, kind: 'infrastructure', retryable: true, message: `${(error as Error).message}; nothing ran` })
+    }
+    const processes = ranks.map((rank, i) => ({ hostIndex: rank.node, pgid: pgids[i]! }))
+    const handle: JobHandle = { executor: 'ssh', cluster: this.cluster.name, processes: ranks.map((rank, i) => ({ host: hostLabel(rank.host), pgid: pgids[i]! })) }
+    try {
+      await options.record(handle)
+    } catch (error) {
+      for (const rank of ranks) rank.channel.end()
+      await this.killProcesses(processes)
+      return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `the job could not be recorded (${(error as Error).message}); nothing ran` })
+    }
+    if (options.signal.aborted) {
+      for (const rank of ranks) rank.channel.end()
+      await this.killProcesses(processes)
+      return failedJob(handle, { ok: false, kind: 'cancelled', retryable: false, message: 'cancelled before the job started; nothing ran' })
+    }
+    for (const rank of ranks) rank.channel.write('go\n')
+
+    return this.supervise(spec, handle, ranks, processes, connected.connections, options)
+  }
+
+  private validate(spec: JobSpec): string | undefined {
+    if (spec.argv.length === 0) return 'the job has no command (empty argv)'
+    if (!Number.isInteger(spec.nodes) || spec.nodes < 1) return `nodes must be a positive integer (got ${spec.nodes})`
+    if (spec.nodes > this.cluster.hosts.length) return `the job asks for ${spec.nodes} nodes but cluster ${this.cluster.name} lists ${this.cluster.hosts.length} host(s)`
+    if (!Number.isInteger(spec.tasksPerNode) || spec.tasksPerNode < 1) return `tasks_per_node must be a positive integer (got ${spec.tasksPerNode})`
+    const badName = Object.keys(spec.env).find((name) => !ENV_NAME.test(name))
+    if (badName !== undefined) return `environment variable name ${JSON.stringify(badName)} is not a valid name ([A-Za-z_][A-Za-z0-9_]*)`
+    if ([...spec.argv, spec.workdir, ...Object.values(spec.env)].some((word) => word.includes('\0'))) return 'argv, env and workdir cannot contain NUL bytes'
+    if (spec.workdir === '') return 'the job has no workdir'
+    const badArtifact = spec.artifacts.find((artifact) => path.posix.isAbsolute(artifact) || artifact.split('/').includes('..') || artifact === '')
+    if (badArtifact !== undefined) return `artifact ${JSON.stringify(badArtifact)} must be a relative path inside rank 0's workdir`
+    return undefined
+  }
+
+  private followChannel(rank: number, node: number, connection: SshConnection, host: SshHostSetting, channel: ClientChannel, onLine: (line: RankLine) => unknown): Rank {
+    let resolvePgid!: (pgid: number) => void
+    let rejectPgid!: (error: Error) => void
+    const pgid = new Promise<number>((resolve, reject) => {
+      resolvePgid = resolve
+      rejectPgid = reject
+    })
+    pgid.catch(() => {})
+    let announced = false
+    const label = hostLabel(host)
+    const stdout = readLines(channel, (line) => {
+      if (!announced) {
+        const match = /^cairn-pgid (\d+)$/.exec(line)
+        if (match !== null) {
+          announced = true
+          resolvePgid(Number(match[1]))
+          return
+        }
+        // Anything before the announcement comes from the remote login (a shell startup file): pass it on.
+      }
+      return onLine({ rank, host: host.host, stream: 'stdout', line })
+    })
+    const stderr = readLines(channel.stderr, (line) => onLine({ rank, host: host.host, stream: 'stderr', line }))
+    const exit = new Promise<{ code: number | null; signal?: string }>((resolve) => {
+      let status: { code: number | null; signal?: string } = { code: null, signal: 'connection lost' }
+      channel.on('exit', (code: number | null, signal?: string) => {
+        status = code === null ? { code: null, signal } : { code }
+      })
+      channel.on('close', () => {
+        if (!announced) rejectPgid(new Error(`rank ${rank} on ${label} ended before it started (is sh and setsid available there?)`))
+        resolve(status)
+      })
+    })
+    return { rank, node, connection, host, channel, pgid, exit, output: Promise.all([stdout, stderr]).then(() => {}) }
+  }
+
+  private supervise(spec: JobSpec, handle: JobHandle, ranks: Rank[], processes: { hostIndex: number; pgid: number }[], connections: SshConnection[], options: StartOptions): RunningJob {
+    let stopping: { kind: 'cancelled' | 'timeout' | 'exit_code' | 'infrastructure'; message: string; exitCode?: number } | undefined
+    let killing: Promise<{ ok: boolean; message?: string }> | undefined
+    const stopAll = () => (killing ??= this.killProcesses(processes))
+
+    const cancel = async (reason: 'cancelled' | 'timeout') => {
+      stopping ??= { kind: reason, message: reason === 'timeout' ? 'the task timed out; every rank was stopped' : 'cancelled; every rank was stopped' }
+      const result = await stopAll()
+      if (!result.ok) throw new Error(`could not confirm that every rank stopped: ${result.message}`)
+    }
+    const onAbort = () => void cancel('cancelled').catch(() => {})
+    options.signal.addEventListener('abort', onAbort, { once: true })
+
+    const dropListeners = [...new Set(connections)].map((connection) =>
+      connection.onClose((error) => {
+        if (stopping !== undefined) return
+        stopping = {
+          kind: 'infrastructure',
+          message: `the SSH connection to ${hostLabel(connection.host)} was lost${error ? ` (${error.message})` : ''}; its ranks are stopped by their hang-up watchdog, the other hosts' ranks were stopped`,
+        }
+        void stopAll()
+      }),
+    )
+
+    const exits = ranks.map((rank) =>
+      rank.exit.then((status) => {
+        if (stopping === undefined && status.code !== 0) {
+          stopping = {
+            kind: 'exit_code',
+            exitCode: status.code ?? undefined,
+            message: status.code === null ? `rank ${rank.rank} on ${rank.host.host} was killed by ${status.signal ?? 'a signal'}` : `rank ${rank.rank} on ${rank.host.host} exited with code ${status.code}`,
+          }
+          void stopAll()
+        }
+        rank.channel.end()
+        return status
+      }),
+    )
+
+    const done = (async (): Promise<JobOutcome> => {
+      await Promise.all(exits)
+      await Promise.all(ranks.map((rank) => rank.output))
+      options.signal.removeEventListener('abort', onAbort)
+      for (const remove of dropListeners) remove()
+      if (killing !== undefined) {
+        const result = await killing
+        if (!result.ok && stopping !== undefined) stopping.message += `; could not confirm that every rank stopped: ${result.message}`
+      }
+      if (stopping !== undefined) {
+        return { ok: false, kind: stopping.kind, retryable: stopping.kind !== 'cancelled', message: stopping.message, ...(stopping.exitCode !== undefined ? { exitCode: stopping.exitCode } : {}) }
+      }
+      try {
+        const artifacts = await this.fetchArtifacts(connections[0]!, spec)
+        return { ok: true, artifacts }
+      } catch (error) {
+        return { ok: false, kind: 'infrastructure', retryable: true, message: `fetching the artifacts from rank 0 on ${hostLabel(this.cluster.hosts[0]!)} failed: ${(error as Error).message}` }
+      }
+    })()
+    return { handle, done, cancel }
+  }
+
+  /** Copies spec.artifacts (files or folders, relative to rank 0's workdir) into spec.artifactsDir by SFTP. */
+  private async fetchArtifacts(connection: SshConnection, spec: JobSpec): Promise<string[]> {
+    if (spec.artifacts.length === 0) return []
+    if (connection.closed) {
+      const reconnected = await this.connect(0)
+      if (!reconnected.ok) throw new Error(reconnected.message)
+      connection = reconnected.connection
+    }
+    const sftp = await connection.sftp()
+    const fetched: string[] = []
+    try {
+      for (const artifact of spec.artifacts) await this.fetchOne(sftp, path.posix.join(spec.workdir, artifact), artifact, spec.artifactsDir, fetched)
+    } finally {
+      sftp.end()
+    }
+    return fetched
+  }
+
+  private async fetchOne(sftp: SFTPWrapper, remote: string, relative: string, localRoot: string, fetched: string[]): Promise<void> {
+    const stats = await new Promise<import('ssh2').Stats>((resolve, reject) => sftp.stat(remote, (error, result) => (error ? reject(new Error(`${relative}: ${error.message}`)) : resolve(result))))
+    const local = path.join(localRoot, ...relative.split('/'))
+    if (stats.isDirectory()) {
+      const entries = await new Promise<import('ssh2').FileEntry[]>((resolve, reject) => sftp.readdir(remote, (error, list) => (error ? reject(new Error(`${relative}: ${error.message}`)) : resolve(list))))
+      await mkdir(local, { recursive: true })
+      for (const entry of entries) await this.fetchOne(sftp, path.posix.join(remote, entry.filename), path.posix.join(relative, entry.filename), localRoot, fetched)
+      return
+    }
+    await mkdir(path.dirname(local), { recursive: true })
+    await new Promise<void>((resolve, reject) => sftp.fastGet(remote, local, (error) => (error ? reject(new Error(`${relative}: ${error.message}`)) : resolve())))
+    fetched.push(relative)
+  }
+
+  /**
+   * Follows ranks started earlier from their recorded pgids. Their output cannot be re-attached: only their
+   * liveness is followed (the hang-up watchdog of each rank stops it when the connection that started it
+   * drops, so after a worker's death the groups are usually gone already, which is reported).
+   */
+  async reattach(handle: JobHandle, options: Omit<StartOptions, 'record'>): Promise<RunningJob> {
+    if (handle.executor !== 'ssh' || handle.cluster !== this.cluster.name) {
+      return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: false, message: `handle of ${handle.executor} ${'cluster' in handle ? handle.cluster : ''} given to the ssh executor of cluster ${this.cluster.name}` })
+    }
+    const processes: { hostIndex: number; pgid: number }[] = []
+    for (const process of handle.processes) {
+      const hostIndex = this.cluster.hosts.findIndex((host) => hostLabel(host) === process.host)
+      if (hostIndex < 0) return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: false, message: `host ${process.host} of the recorded job is not a host of cluster ${this.cluster.name}` })
+      processes.push({ hostIndex, pgid: process.pgid })
+    }
+    const hostIndexes = [...new Set(processes.map((process) => process.hostIndex))]
+    const connected = await this.connectAll(hostIndexes)
+    if (!connected.ok) return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: !connected.hostKeyRefused, message: connected.message.replace(/; nothing was started on any host$/, '') })
+
+    const alive = async (): Promise<{ ok: true; count: number } | { ok: false; message: string }> => {
+      let count = 0
+      for (const index of hostIndexes) {
+        const pgids = processes.filter((process) => process.hostIndex === index).map((process) => process.pgid)
+        const result = await this.connect(index)
+        if (!result.ok) return { ok: false, message: result.message }
+        try {
+          const run = await result.connection.run(aliveCommand(pgids))
+          count += run.stdout.split('\n').filter((line) => line.trim() !== '').length
+        } catch (error) {
+          return { ok: false, message: (error as Error).message }
+        }
+      }
+      return { ok: true, count }
+    }
+
+    const initially = await alive()
+    if (!initially.ok) return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `could not check the recorded ranks: ${initially.message}` })
+    if (initially.count === 0) {
+      return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `the recorded ranks (${handle.processes.map((process) => `${process.host} pgid ${process.pgid}`).join(', ')}) are gone; their outcome is not known` })
+    }
+    options.onLine({ rank: 0, stream: 'stderr', line: `re-attached to ${initially.count} running rank(s) over SSH; their output from here on is not shown (it went to the connection that started them)` })
+
+    let stopping: 'cancelled' | 'timeout' | undefined
+    let killing: Promise<{ ok: boolean; message?: string }> | undefined
+    const cancel = async (reason: 'cancelled' | 'timeout') => {
+      stopping ??= reason
+      const result = await (killing ??= this.killProcesses(processes))
+      if (!result.ok) throw new Error(`could not confirm that every rank stopped: ${result.message}`)
+    }
+    const onAbort = () => void cancel('cancelled').catch(() => {})
+    options.signal.addEventListener('abort', onAbort, { once: true })
+    const done = (async (): Promise<JobOutcome> => {
+      for (;;) {
+        if (killing !== undefined) await killing
+        const now = await alive()
+        if (!now.ok) return { ok: false, kind: 'infrastructure', retryable: true, message: `lost the re-attached ranks: ${now.message}` }
+        if (now.count === 0) break
+        await new Promise((resolve) => setTimeout(resolve, this.followIntervalMs))
+      }
+      options.signal.removeEventListener('abort', onAbort)
+      if (stopping !== undefined) return { ok: false, kind: stopping, retryable: stopping === 'timeout', message: `${stopping}; every re-attached rank was stopped` }
+      return { ok: false, kind: 'infrastructure', retryable: false, message: 'the re-attached ranks ended; their exit codes are not known over SSH after a re-attach, so the attempt cannot be counted as a success' }
+    })()
+    return { handle, done, cancel }
+  }
+}
+
+export function createSshExecutor(cluster: SshClusterSetting, options: SshExecutorOptions = {}): SshExecutor {
+  return new SshExecutor(cluster, options)
+}
