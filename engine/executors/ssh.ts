@@ -65,21 +65,34 @@ kill -KILL "$watchdog" 2>/dev/null
 exit "$code"`
 
 /** $1: grace in tenths of a second, then pgids. TERM, KILL after the grace, exit 0 once every group is gone. */
-const KILL_GROUPS = `grace=$1; shift
+/**
+ * A group counts as alive while `kill -0 -PGID` succeeds and, where ps exists, one of its processes is not a
+ * zombie: a host whose init does not reap orphans would otherwise keep dead ranks "alive" forever.
+ */
+const ALIVE_FUNCTION = `alive() {
+  kill -0 -"$1" 2>/dev/null || return 1
+  command -v ps >/dev/null 2>&1 || return 0
+  ps -e -o pgid= -o stat= | awk -v pg="$1" '$1 == pg && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}`
+
+/** $1: grace in tenths of a second, then pgids. TERM, KILL after the grace, exit 0 once every group is gone. */
+const KILL_GROUPS = `${ALIVE_FUNCTION}
+grace=$1; shift
 for pg in "$@"; do kill -TERM -"$pg" 2>/dev/null; done
 i=0
 while :; do
-  alive=
-  for pg in "$@"; do kill -0 -"$pg" 2>/dev/null && alive="$alive $pg"; done
-  [ -z "$alive" ] && exit 0
+  left=
+  for pg in "$@"; do alive "$pg" && left="$left $pg"; done
+  [ -z "$left" ] && exit 0
   i=$((i + 1))
-  [ "$i" -eq "$grace" ] && for pg in $alive; do kill -KILL -"$pg" 2>/dev/null; done
-  if [ "$i" -gt $((grace + 100)) ]; then echo "still alive:$alive"; exit 1; fi
+  [ "$i" -eq "$grace" ] && for pg in $left; do kill -KILL -"$pg" 2>/dev/null; done
+  if [ "$i" -gt $((grace + 100)) ]; then echo "still alive:$left"; exit 1; fi
   sleep 0.1
 done`
 
 /** Prints the pgids (of $@) that still have a process. */
-const ALIVE_GROUPS = `for pg in "$@"; do kill -0 -"$pg" 2>/dev/null && echo "$pg"; done; exit 0`
+const ALIVE_GROUPS = `${ALIVE_FUNCTION}
+for pg in "$@"; do alive "$pg" && echo "$pg"; done; exit 0`
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
