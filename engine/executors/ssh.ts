@@ -150,7 +150,8 @@ interface Rank {
   host: SshHostSetting
   channel: ClientChannel
   pgid: Promise<number>
-  exit: Promise<{ code: number | null; signal?: string }>
+  /** `lost`: the channel closed without an exit status (its connection dropped). */
+  exit: Promise<{ code: number | null; signal?: string; lost?: boolean }>
   output: Promise<void>
 }
 
@@ -323,8 +324,8 @@ export class SshExecutor implements Executor {
       return onLine({ rank, host: host.host, stream: 'stdout', line })
     })
     const stderr = readLines(channel.stderr, (line) => onLine({ rank, host: host.host, stream: 'stderr', line }))
-    const exit = new Promise<{ code: number | null; signal?: string }>((resolve) => {
-      let status: { code: number | null; signal?: string } = { code: null, signal: 'connection lost' }
+    const exit = new Promise<{ code: number | null; signal?: string; lost?: boolean }>((resolve) => {
+      let status: { code: number | null; signal?: string; lost?: boolean } = { code: null, lost: true }
       channel.on('exit', (code: number | null, signal?: string) => {
         status = code === null ? { code: null, signal } : { code }
       })
@@ -362,7 +363,10 @@ export class SshExecutor implements Executor {
 
     const exits = ranks.map((rank) =>
       rank.exit.then((status) => {
-        if (stopping === undefined && status.code !== 0) {
+        if (stopping === undefined && status.lost === true) {
+          stopping = { kind: 'infrastructure', message: `the SSH channel of rank ${rank.rank} on ${hostLabel(rank.host)} closed without an exit status (connection lost); its ranks are stopped by their hang-up watchdog, the other hosts' ranks were stopped` }
+          void stopAll()
+        } else if (stopping === undefined && status.code !== 0) {
           stopping = {
             kind: 'exit_code',
             exitCode: status.code ?? undefined,
