@@ -115,6 +115,8 @@ export async function connectSsh(host: SshHostSetting, fallbackKnownHosts: strin
   }
 
   const client = new Client()
+  // Errors after the outcome is settled (a refused handshake tearing down) must not become uncaught.
+  client.on('error', () => {})
   let refusal: string | undefined
   return new Promise((resolve) => {
     let settled = false

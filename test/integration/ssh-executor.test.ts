@@ -48,8 +48,20 @@ function spec(argv: string[], extra: Partial<JobSpec> = {}): JobSpec {
   return { argv, env: {}, nodes: 2, tasksPerNode: 1, gpusPerNode: 0, workdir: path.join(work, `job-${jobCounter}`), artifacts: [], artifactsDir: path.join(scratch, `artifacts-${jobCounter}`), ...extra }
 }
 
+/** Every process group a test started, killed in after() should a failing test leave one behind. */
+const startedGroups = new Set<number>()
+
 function options(lines: RankLine[] = [], extra: Partial<StartOptions> = {}): StartOptions {
-  return { onLine: (line) => void lines.push(line), record: async () => {}, signal: new AbortController().signal, ...extra }
+  const record = extra.record ?? (async () => {})
+  return {
+    onLine: (line) => void lines.push(line),
+    signal: new AbortController().signal,
+    ...extra,
+    record: async (handle) => {
+      if (handle.executor === 'ssh') for (const process of handle.processes) startedGroups.add(process.pgid)
+      await record(handle)
+    },
+  }
 }
 
 /** Live, non-zombie processes in process group `pgid` (the SSH hosts are on this machine). */
@@ -88,6 +100,14 @@ before(async () => {
 
 after(async () => {
   for (const created of executors) await created.close()
+  for (const pgid of startedGroups) {
+    if (groupMembers(pgid).length === 0) continue
+    try {
+      process.kill(-pgid, 'SIGKILL')
+    } catch {
+      // gone meanwhile
+    }
+  }
   if (skip) return
   await localCluster('stop', dir, env)
   rmSync(scratch, { recursive: true, force: true })
@@ -323,6 +343,7 @@ await running.done
   await waitFor('the worker to start both ranks', () => out.split('\n').filter((line) => line === 'ready').length === 2)
   const handle = JSON.parse(out.split('\n')[0]!) as { processes: { pgid: number }[] }
   const pgids = handle.processes.map((process) => process.pgid)
+  for (const pgid of pgids) startedGroups.add(pgid)
   for (const pgid of pgids) assert.ok(groupMembers(pgid).length >= 3)
   child.kill('SIGKILL')
   await waitFor('every rank group to be gone after the worker died', () => pgids.every((pgid) => groupMembers(pgid).length === 0), 30_000)
