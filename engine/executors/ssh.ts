@@ -114,6 +114,9 @@ function aliveCommand(pgids: readonly number[]): string {
   return `sh -c ${shellQuote(ALIVE_GROUPS)} cairn-alive ${shellQuoteArgv(pgids.map(String))}`
 }
 
+/** Longest line passed on whole; a longer one arrives in pieces of this size. */
+const MAX_LINE = 64 * 1024
+
 /** Splits a stream into lines (without the newline) and awaits onLine's promise before reading on. */
 async function readLines(stream: Readable, onLine: (line: string) => unknown): Promise<void> {
   const decoder = new StringDecoder('utf8')
@@ -130,6 +133,11 @@ async function readLines(stream: Readable, onLine: (line: string) => unknown): P
         const line = rest.slice(0, newline)
         rest = rest.slice(newline + 1)
         await emit(line)
+      }
+      // A program that never writes a newline must not grow the buffer without bound.
+      while (rest.length > MAX_LINE) {
+        await emit(rest.slice(0, MAX_LINE))
+        rest = rest.slice(MAX_LINE)
       }
     }
   } catch {

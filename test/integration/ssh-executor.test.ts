@@ -151,6 +151,14 @@ test('a 2-host job runs one rank per host with the rank environment, after the h
   assert.equal(readFileSync(path.join(job.artifactsDir, 'out/sub/x.txt'), 'utf8'), 'deep\n')
 })
 
+test('a line longer than 64 KiB without a newline arrives in pieces, nothing lost', { skip }, async () => {
+  const lines: RankLine[] = []
+  const outcome = await (await executor().start(spec(['sh', '-c', 'head -c 150000 /dev/zero | tr "\\0" x'], { nodes: 1 }), options(lines))).done
+  assert.equal(outcome.ok, true)
+  assert.deepEqual(lines.map((line) => line.line.length), [65_536, 65_536, 150_000 - 2 * 65_536])
+  assert.ok(lines.every((line) => /^x*$/.test(line.line)))
+})
+
 test('two ranks per host get LOCAL_RANK 0 and 1 and consecutive RANKs', { skip }, async () => {
   const lines: RankLine[] = []
   const outcome = await (await executor().start(spec(['sh', '-c', 'echo "$RANK $NODE_RANK $LOCAL_RANK $WORLD_SIZE"'], { tasksPerNode: 2 }), options(lines))).done
