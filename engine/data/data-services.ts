@@ -12,6 +12,8 @@ import type { Datasets, Producer } from './datasets.ts'
 import type { DuckDbOptions } from './duckdb.ts'
 import { createFeatureStore } from './feature-store.ts'
 import type { FeatureStore } from './feature-store.ts'
+import { createModels } from '../models/registry.ts'
+import type { Models } from '../models/registry.ts'
 
 export interface ResolvedConnection {
   name: string
@@ -26,6 +28,8 @@ export interface DataServices {
    * online stores, point-in-time training sets, online reads.
    */
   features: FeatureStore
+  /** The model registry (SPEC section 7): register versions (fenced by the attempt's claim), read, resolve references. */
+  models: Models
   /** A connection of cairn.yaml with its URL (from `url`, or the variable named by `url_env`); a message when it cannot be used. */
   connection(name: string): ResolvedConnection | { error: string }
   /** Folders that file sources may read (DAG folder, CAIRN_HOME, data.allowed_paths): check paths after resolving links. */
@@ -52,6 +56,7 @@ export function createDataServices(db: Db, settings: DataSettings, at: AttemptId
   return {
     datasets,
     features: createFeatureStore({ db, datasets, producer, duckdb: settings.duckdb }),
+    models: createModels({ db, dir: settings.dir, producer }),
     connection: (name) => resolveConnection(settings, name, env),
     allowedPaths: settings.allowedPaths,
     dagsFolder: settings.dagsFolder,
