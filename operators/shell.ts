@@ -140,7 +140,7 @@ function isCairnSecretVariable(name: string): boolean {
  * The child's environment: the worker's own minus cairn's secrets, then the task's `env` (which
  * may set anything, DATABASE_URL included, on purpose), then cairn's variables, which always win.
  */
-function childEnvironment(
+export function childEnvironment(
   workerEnv: Readonly<Record<string, string | undefined>>,
   taskEnv: Readonly<Record<string, string>>,
   cairnEnv: Readonly<Record<string, string>>,

@@ -2,7 +2,9 @@
  * The example DAG as shipped (dags/churn_model.yaml, its feature view and the generated data in
  * dags/data) runs its data half under a real scheduler and worker: the scheduled run of the latest
  * interval ingests that interval's events and the labels, materializes user_activity, builds the
- * point-in-time training set with its holdout, and skips the training tasks (train_model: false).
+ * point-in-time training set with its holdout, trains with the built-in trainer on the local executor
+ * and registers the model as candidate version 1, and skips the gate and everything after it
+ * (serve_model: false).
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,6 +13,7 @@ import { join, relative } from 'node:path'
 import { startTestEngine } from '../helpers/engine.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import { openDuckDb, parquetScan } from '../../engine/data/duckdb.ts'
+import { createModels, sha256File } from '../../engine/models/registry.ts'
 
 const REPO_DAGS = new URL('../../dags/', import.meta.url).pathname
 
@@ -29,7 +32,7 @@ function exampleFiles(): Record<string, string> {
   return files
 }
 
-test('churn_model: the scheduled run ingests, materializes and builds the training set from the shipped data', { timeout: 240_000 }, async (t) => {
+test('churn_model: the scheduled run ingests, materializes, builds the training set and trains from the shipped data', { timeout: 240_000 }, async (t) => {
   // 03:00 UTC on 2 December: the latest complete interval is [2026-12-01 02:00, 2026-12-02 02:00) Berlin time.
   const now = new Date('2026-12-02T03:00:00Z')
   const engine = await startTestEngine(t, { dags: exampleFiles(), inProcessWorkers: 1, scheduler: { now: () => now, loopMs: 200, syncEveryMs: 60_000, lostAfterMs: 1e12 } })
@@ -51,7 +54,7 @@ test('churn_model: the scheduled run ingests, materializes and builds the traini
     materialize_activity: 'success',
     rollout: 'skipped',
     score_users: 'skipped',
-    train: 'skipped',
+    train: 'success',
     training_set: 'success',
   })
 
@@ -93,4 +96,29 @@ test('churn_model: the scheduled run ingests, materializes and builds the traini
   } finally {
     duck.close()
   }
+
+  // The train task trained on churn_training and registered candidate version 1 of churn.
+  const models = createModels({ db: engine.db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } })
+  const model = (await models.get('churn'))!
+  assert.equal(model.version, 1)
+  assert.equal(model.stage, 'candidate')
+  assert.equal(model.taskKind, 'binary')
+  assert.deepEqual(model.features, ['user_activity__spend_7d', 'user_activity__events_1d', 'user_activity__avg_amount'])
+  assert.equal(await sha256File(model.path), model.sha256)
+  assert.equal(typeof (model.metrics.validation as Record<string, unknown>).auc, 'number')
+  assert.deepEqual(model.lineage.dataset, { name: 'churn_training', version: training.version })
+  assert.deepEqual(model.lineage.feature_views?.map((f) => f.feature_view), ['user_activity'])
+  assert.equal(model.lineage.run, runId)
+  assert.equal(typeof model.lineage.dag_version, 'number')
+  const { rows: outputs } = await engine.db.query<{ outputs: Record<string, unknown> }>(`SELECT outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = 'train'`, [runId])
+  assert.equal(outputs[0]!.outputs.model_uri, 'models:/churn/1')
+  assert.equal(outputs[0]!.outputs.model_version, 1)
+  // The registered file is a model onnxruntime loads and runs: 3 features in, a probability out.
+  const ort = await import('onnxruntime-node')
+  const session = await ort.InferenceSession.create(model.path)
+  const input = new ort.Tensor('float32', new Float32Array([10, 2, 5, 0, 0, 0]), [2, 3])
+  const result = await session.run({ [session.inputNames[0]!]: input })
+  const probabilities = result[session.outputNames[0]!]!.data as Float32Array
+  assert.equal(probabilities.length, 2)
+  assert.ok([...probabilities].every((p) => p >= 0 && p <= 1))
 })

@@ -1,0 +1,194 @@
+/**
+ * The `train` operator's run: builds a JobSpec (the built-in trainer's argv or the task's `command`),
+ * picks the executor for `executor:` from the registry in engine/executors/index.ts (it never
+ * branches on the kind here), streams every rank's lines into the task log labelled with the rank,
+ * stops the job on cancel or timeout, then reads metrics.json and registers model.onnx when
+ * `model_name` is set.
+ *
+ * Outputs: `model_uri` (models:/NAME/VERSION when registered, else the path of model.onnx among the
+ * collected artifacts), `metrics` (metrics.json of rank 0), `model_version`, and `job_id` when the
+ * executor has one (Slurm). A failed job keeps its handle in the outputs (`job`).
+ */
+import { readFile, stat } from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { executorFor } from '../../engine/executors/index.ts'
+import type { JobHandle, JobSpec } from '../../engine/executors/executor.ts'
+import { abortedResult } from '../define.ts'
+import type { OperatorContext, OperatorResult } from '../define.ts'
+import { childEnvironment } from '../shell.ts'
+
+export type TrainerParams = {
+  dataset: string
+  label: string
+  features?: string[]
+  task: 'binary' | 'multiclass' | 'regression'
+  model: { kind: 'mlp' | 'logistic'; hidden?: number[] }
+  epochs: number
+  batch_size: number
+  learning_rate: number
+  seed?: number
+}
+
+export type TrainParams = {
+  executor: string
+  cluster?: string
+  nodes: number
+  tasks_per_node?: number
+  gpus_per_node?: number
+  trainer?: TrainerParams
+  command?: string[]
+  workdir?: string
+  artifacts?: string[]
+  slurm?: JobSpec['slurm']
+  model_name?: string
+}
+
+/** The folder of the attempt the ranks run in when `workdir` is not given. */
+const DEFAULT_WORKDIR = 'train'
+const CAIRN_TRAIN = fileURLToPath(new URL('../../bin/cairn-train.js', import.meta.url))
+const TRAINER_ARTIFACTS = ['model.onnx', 'metrics.json']
+const MAX_METRICS_BYTES = 4 * 1024 * 1024
+
+/**
+ * Where the job handle goes once the executor has it. Durable recording with the attempt (so that
+ * a restarted worker re-attaches instead of starting a second job) plugs in here; for now the
+ * handle is logged and kept in the outputs of a failed job.
+ */
+export type RecordHandle = (handle: JobHandle, ctx: OperatorContext) => Promise<void>
+
+export const logHandle: RecordHandle = async (handle, ctx) => {
+  ctx.log.info('training job started', { job: handle })
+}
+
+export async function runTrain(params: TrainParams, ctx: OperatorContext, record: RecordHandle = logHandle): Promise<OperatorResult> {
+  if (ctx.signal.aborted) return abortedResult(ctx.signal)
+  if ((params.trainer === undefined) === (params.command === undefined)) return { ok: false, kind: 'invalid_params', retryable: false, message: 'give exactly one of `trainer` or `command`' }
+
+  const executor = executorFor(params.executor, {
+    ...(ctx.user ? { user: ctx.user } : {}),
+    ...(ctx.killGraceMs === undefined ? {} : { killGraceMs: ctx.killGraceMs }),
+    ...(params.cluster === undefined ? {} : { cluster: params.cluster }),
+  })
+  if ('error' in executor) return { ok: false, kind: 'infrastructure', retryable: false, message: executor.error }
+
+  // The ranks' folder: for local ranks a folder inside the attempt's own (the task user's).
+  const { createWorkdir, checkWorkdir } = await import('../../engine/process/attempt-dir.ts')
+  let workdir: string
+  if (params.workdir !== undefined && path.isAbsolute(params.workdir)) {
+    workdir = params.workdir
+  } else {
+    const checked = checkWorkdir(params.workdir ?? DEFAULT_WORKDIR)
+    if (!checked.ok) return { ok: false, kind: 'invalid_params', retryable: false, message: checked.message }
+    const made = await createWorkdir(ctx.workdir, checked.relative, ctx.user, ctx.signal)
+    if (!made.ok) return made.aborted ? abortedResult(ctx.signal) : { ok: false, kind: 'infrastructure', retryable: false, message: made.message }
+    workdir = made.value
+  }
+
+  let argv: string[]
+  let dataset: { name: string; version: number; inputs: readonly unknown[] } | undefined
+  if (params.trainer) {
+    const data = ctx.data
+    if (!data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'the built-in trainer needs the datasets, which this worker was started without' }
+    const found = await data.datasets.resolve(params.trainer.dataset)
+    if (!found) return { ok: false, kind: 'invalid_params', retryable: false, message: `dataset ${JSON.stringify(params.trainer.dataset)} has no version` }
+    if (found.files.length === 0) return { ok: false, kind: 'data_invalid', retryable: false, message: `dataset ${found.dataset} version ${found.version} has no Parquet file` }
+    dataset = { name: found.dataset, version: found.version, inputs: found.inputs }
+    argv = trainerArgv(params.trainer, found.files, workdir)
+    ctx.log.info('training with the built-in trainer', { dataset: `${found.dataset}@${found.version}`, files: found.files.length })
+  } else {
+    argv = params.command!
+  }
+
+  const identity = ctx.user ? { HOME: ctx.workdir, USER: ctx.user.name, LOGNAME: ctx.user.name } : {}
+  const env = childEnvironment({ ...ctx.workerEnv, ...identity }, ctx.env, {
+    CAIRN_DAG_ID: ctx.dagId,
+    CAIRN_RUN_ID: ctx.runId,
+    CAIRN_TASK_ID: ctx.taskId,
+    CAIRN_ATTEMPT: String(ctx.attempt),
+  })
+  const artifactsDir = ctx.data?.artifactsDir ?? path.join(ctx.workdir, 'artifacts')
+  const artifacts = params.artifacts ?? (params.trainer ? TRAINER_ARTIFACTS : [])
+  const spec: JobSpec = {
+    argv,
+    env,
+    nodes: params.nodes,
+    tasksPerNode: params.tasks_per_node ?? 1,
+    gpusPerNode: params.gpus_per_node ?? 0,
+    workdir,
+    artifacts,
+    artifactsDir,
+    ...(params.slurm ? { slurm: params.slurm } : {}),
+  }
+  const worldSize = spec.nodes * spec.tasksPerNode
+  const job = await executor.start(spec, {
+    onLine: (l) => ctx.output(l.stream, worldSize > 1 ? `[rank ${l.rank}] ${l.line}` : l.line),
+    record: (handle) => record(handle, ctx),
+    signal: ctx.signal,
+  })
+  const stop = (): void => void job.cancel(ctx.signal.reason && (ctx.signal.reason as { cause?: string }).cause === 'timeout' ? 'timeout' : 'cancelled')
+  ctx.signal.addEventListener('abort', stop, { once: true })
+  const outcome = await job.done
+  ctx.signal.removeEventListener('abort', stop)
+  const jobOutputs: Record<string, unknown> = { job: job.handle, ...(job.handle.executor === 'slurm' ? { job_id: job.handle.jobId } : {}) }
+  if (ctx.signal.aborted) return abortedResult(ctx.signal, jobOutputs)
+  if (!outcome.ok) return { ok: false, kind: outcome.kind, retryable: outcome.retryable, message: outcome.message, outputs: { ...jobOutputs, ...(outcome.exitCode === undefined ? {} : { exit_code: outcome.exitCode }) } }
+
+  const outputs: Record<string, unknown> = job.handle.executor === 'slurm' ? { job_id: job.handle.jobId } : {}
+  const modelFile = path.join(artifactsDir, 'model.onnx')
+  const hasModel = (await stat(modelFile).catch(() => undefined))?.isFile() === true
+  const metricsFile = path.join(artifactsDir, 'metrics.json')
+  let metrics: Record<string, unknown> | undefined
+  if ((await stat(metricsFile).catch(() => undefined))?.isFile()) {
+    const size = (await stat(metricsFile)).size
+    if (size > MAX_METRICS_BYTES) return { ok: false, kind: 'exit_code', retryable: false, message: `metrics.json is larger than ${MAX_METRICS_BYTES} bytes`, outputs: jobOutputs }
+    try {
+      const parsed: unknown = JSON.parse(await readFile(metricsFile, 'utf8'))
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object')
+      metrics = parsed as Record<string, unknown>
+    } catch (error) {
+      return { ok: false, kind: 'exit_code', retryable: false, message: `metrics.json is not a JSON object: ${(error as Error).message}`, outputs: jobOutputs }
+    }
+    // The per-epoch history stays in the artifact; outputs carry the summary.
+    const { history: _history, ...summary } = metrics
+    outputs.metrics = summary
+  }
+  if (hasModel) outputs.model_uri = modelFile
+
+  if (params.model_name !== undefined) {
+    if (!hasModel) return { ok: false, kind: 'exit_code', retryable: false, message: 'model_name is set but the job wrote no model.onnx (list it in `artifacts`)', outputs: jobOutputs }
+    if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'registering a model needs the model registry, which this worker was started without' }
+    const features = Array.isArray(metrics?.features) ? (metrics.features as unknown[]).filter((f): f is string => typeof f === 'string') : params.trainer?.features ?? []
+    const { version, reused } = await ctx.data.models.register({
+      name: params.model_name,
+      file: modelFile,
+      ...(metrics ? { metrics: outputs.metrics as Record<string, unknown> } : {}),
+      features,
+      ...(params.trainer ? { taskKind: params.trainer.task } : typeof metrics?.task === 'string' ? { taskKind: metrics.task } : {}),
+      ...(dataset ? { dataset } : {}),
+    })
+    ctx.log.info(reused ? 'model version already registered by this task' : 'registered model version', { model: params.model_name, version: version.version, sha256: version.sha256 })
+    outputs.model_uri = version.uri
+    outputs.model_version = version.version
+  }
+  return { ok: true, outputs }
+}
+
+/** `cairn-train` argv for the built-in trainer (run with the worker's own Node on every rank). */
+export function trainerArgv(t: TrainerParams, files: readonly string[], output: string): string[] {
+  return [
+    process.execPath,
+    CAIRN_TRAIN,
+    ...files.flatMap((f) => ['--data', f]),
+    '--label', t.label,
+    '--task', t.task,
+    '--model', t.model.kind,
+    ...(t.model.hidden ? ['--hidden', t.model.hidden.join(',')] : []),
+    ...(t.features ? ['--features', t.features.join(',')] : []),
+    '--epochs', String(t.epochs),
+    '--batch-size', String(t.batch_size),
+    '--learning-rate', String(t.learning_rate),
+    ...(t.seed === undefined ? [] : ['--seed', String(t.seed)]),
+    '--output', output,
+  ]
+}
