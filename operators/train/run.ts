@@ -94,6 +94,11 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
     if (!found) return { ok: false, kind: 'invalid_params', retryable: false, message: `dataset ${JSON.stringify(params.trainer.dataset)} has no version` }
     if (found.files.length === 0) return { ok: false, kind: 'data_invalid', retryable: false, message: `dataset ${found.dataset} version ${found.version} has no Parquet file` }
     dataset = { name: found.dataset, version: found.version, inputs: found.inputs }
+    if (ctx.user) {
+      const { grantTaskRead } = await import('./dataset-access.ts')
+      const changed = await grantTaskRead(data.datasets.dir, found.files)
+      if (changed.length > 0) ctx.log.info('made the dataset files readable by the task user', { paths: changed.length })
+    }
     argv = trainerArgv(params.trainer, found.files, workdir)
     ctx.log.info('training with the built-in trainer', { dataset: `${found.dataset}@${found.version}`, files: found.files.length })
   } else {
