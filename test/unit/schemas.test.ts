@@ -61,10 +61,10 @@ const cases: Record<string, Cases> = {
     },
   },
   'operators/train.params.schema.json': {
-    valid: [{ ...trainBase, slurm: { time: 30, mem: '512M' } }, { ...trainBase, slurm: { time: '1-00:00:00' } }],
+    valid: [{ ...trainBase, slurm: { time: 30, mem: '512M' } }, { ...trainBase, slurm: { time: '1-00:00:00' } }, { executor: 'slurm', nodes: 1, command: ['/bin/true'] }],
     invalid: {
       'trainer and command': { ...trainBase, trainer: { dataset: 'd', label: 'y', task: 'binary', model: { kind: 'mlp' }, epochs: 1, batch_size: 1, learning_rate: 0.1 } },
-      'slurm without cluster': { ...trainBase, executor: 'slurm' },
+      'ssh without cluster': { ...trainBase, executor: 'ssh' },
       'zero nodes': { ...trainBase, nodes: 0 },
       'nodes as template': { ...trainBase, nodes: '{{ params.nodes }}' },
       'bad slurm time': { ...trainBase, slurm: { time: '2h' } },
