@@ -97,3 +97,50 @@ tasks:
   const { rows: msg } = await engine.db.query<{ m: string }>(`SELECT row_to_json(a)::text AS m FROM cairn.attempt a WHERE run_id = $1`, [other])
   assert.match(msg[0]!.m, /executor slurm is not available in this version/)
 })
+
+test('train (trainer, 2 local ranks): trains on a dataset version and registers candidate versions with checksum and lineage', { timeout: 300_000 }, async (t) => {
+  const { createDatasets } = await import('../../engine/data/datasets.ts')
+  const { createModels, sha256File } = await import('../../engine/models/registry.ts')
+  const { seedVersion } = await import('../helpers/datasets.ts')
+  const engine = await startTestEngine(t, { dags: {}, inProcessWorkers: 1, scheduler: { loopMs: 200, syncEveryMs: 500 } })
+  const datasets = createDatasets({ db: engine.db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } })
+  // y = 1 when a + 2b > 0: learnable in a few epochs.
+  const version = await seedVersion(datasets, 'toy', `SELECT a, b, (a + 2 * b > 0) AS y FROM (SELECT sin(i * 1.3) AS a, cos(i * 0.7) AS b FROM range(400) t(i))`)
+  engine.writeDag('fit.yaml', `dag: fit
+tasks:
+  fit:
+    operator: train
+    params:
+      executor: local
+      nodes: 1
+      tasks_per_node: 2
+      trainer: { dataset: toy, label: y, task: binary, model: { kind: logistic }, epochs: 3, batch_size: 32, learning_rate: 0.1, seed: 1 }
+      model_name: toy_model
+`)
+  await waitFor('the DAG to load', async () => {
+    const { rows } = await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'fit' AND version_id IS NOT NULL`)
+    return rows.length > 0 ? true : undefined
+  })
+  const runId = await engine.trigger('fit')
+  const state = await engine.waitForRun(runId, 120_000)
+  const log = (await logLines(engine.db, runId, 'fit')).map((l) => l.line)
+  assert.equal(state, 'success', log.join('\n'))
+  assert.ok(log.some((l) => l.startsWith('[rank 0] ')) && log.some((l) => l.startsWith('[rank 1] ')), log.join('\n'))
+  const { rows } = await engine.db.query<{ outputs: Record<string, unknown> }>(`SELECT outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = 'fit'`, [runId])
+  const outputs = rows[0]!.outputs
+  assert.equal(outputs.model_uri, 'models:/toy_model/1')
+  assert.equal(outputs.model_version, 1)
+  assert.equal((outputs.metrics as { world_size: number }).world_size, 2)
+
+  const models = createModels({ db: engine.db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } })
+  const model = (await models.get('toy_model', 1))!
+  assert.equal(model.stage, 'candidate')
+  assert.equal(await sha256File(model.path), model.sha256)
+  assert.deepEqual(model.features, ['a', 'b'])
+  assert.deepEqual(model.lineage.dataset, { name: 'toy', version })
+  assert.equal(model.lineage.run, runId)
+  const resolved = await models.resolve('models:/toy_model/candidate')
+  assert.equal(resolved.ok && resolved.path, model.path)
+  const audit = await models.audit('toy_model')
+  assert.deepEqual(audit.map((a) => [a.version, a.fromStage, a.toStage, a.actor]), [[1, null, 'candidate', { run: runId, task: 'fit' }]])
+})
