@@ -82,6 +82,10 @@ const LOADERS: Readonly<Record<CommandName, (forRun?: boolean) => Promise<Loaded
     const m = await import('./datasets-command.ts')
     return { run: m.datasetsCommand, help: m.DATASETS_HELP }
   },
+  models: async () => {
+    const m = await import('./models-command.ts')
+    return { run: m.modelsCommand, help: m.MODELS_HELP }
+  },
   features: async () => {
     const m = await import('./features-command.ts')
     return { run: m.featuresCommand, help: m.FEATURES_HELP }

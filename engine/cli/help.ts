@@ -98,6 +98,10 @@ Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments, t
       'cairn datasets import NAME FILE [--format csv|jsonl|parquet] [--delimiter C]',
     ].join('\n       '),
   },
+  models: {
+    summary: 'list, show or register model versions',
+    usage: ['cairn models list [--format json]', 'cairn models show NAME [--version N] [--format json]', 'cairn models register NAME FILE [--features a,b] [--task T]'].join('\n       '),
+  },
   features: {
     summary: 'online feature values of an entity; the feature views',
     usage: ['cairn features get VIEW KEY [KEY...] [--format json]', 'cairn features list [--format json]'].join('\n       '),

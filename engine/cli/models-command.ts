@@ -1,0 +1,136 @@
+/**
+ * `cairn models list|show|register` (SPEC section 7). Metadata comes from the database of a running
+ * `cairn up`, files from the data directory of the same cairn.yaml (`data.dir`, default
+ * CAIRN_HOME/datasets, under `_models/`). `register` adds a candidate version made by a person (no
+ * run, no task). Unknown model or version: exit 1.
+ */
+import { stat } from 'node:fs/promises'
+import { userInfo } from 'node:os'
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { loadConfig } from '../config/load-config.ts'
+import { dataSettings } from '../config/data-settings.ts'
+import type { DataSettings } from '../config/data-settings.ts'
+import { createModels, MODEL_NAME } from '../models/registry.ts'
+import type { Models } from '../models/registry.ts'
+import { modelSummaryJson, modelVersionJson } from '../models/json.ts'
+import type { Db } from '../store/db.ts'
+import { EXIT, UsageError } from './io.ts'
+import type { CommandIo, ExitCode } from './io.ts'
+import { parseChoice, parsePositiveInt, takePositionals } from './args.ts'
+import { withDatabase } from './database.ts'
+import { formatOption } from './format.ts'
+import { formatTable, formatTime } from './table.ts'
+import { escapeControls } from './terminal-escape.ts'
+
+export const MODELS_HELP = `Models: named, numbered versions of ONNX models with a stage (SPEC section 7).
+  list                     every model with its latest version and its production and canary versions
+  show NAME                a version (default the latest): stage, file and checksum, metrics, features, lineage
+    --version N            that version instead of the latest
+    --format json          {"name","version","uri","stage","traffic_share","artifact","sha256","metrics",
+                           "features","task_kind","lineage","created_at"}
+  register NAME FILE       copies an .onnx file into the registry as the next candidate version; prints
+                           its reference (models:/NAME/VERSION) as the last line
+    --features a,b,c       the feature columns the model reads, in order
+    --task T               binary, multiclass or regression
+Models live in data.dir of cairn.yaml (default CAIRN_HOME/datasets) under _models/; run these where
+\`cairn up\` runs (same CAIRN_HOME, CAIRN_CONFIG or DATABASE_URL).
+Exit codes: 0 done; 1 unknown model or version, or a file that cannot be read; 2 malformed arguments or no database.`
+
+const ACTIONS = ['list', 'show', 'register'] as const
+const TASKS = ['binary', 'multiclass', 'regression'] as const
+
+export async function modelsCommand(args: string[], io: CommandIo): Promise<ExitCode> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { format: { type: 'string' }, version: { type: 'string' }, features: { type: 'string' }, task: { type: 'string' } },
+  })
+  const action = parseChoice('action', positionals[0] ?? missing(), ACTIONS)!
+  const rest = positionals.slice(1)
+  const settings = io.settings
+  const data = (): DataSettings => {
+    const config = loadConfig(resolve(settings.cwd, settings.configPath))
+    if (!config.ok) throw new UsageError(`${config.file} is invalid; \`cairn validate\` shows why`)
+    return dataSettings(config.config, { cwd: settings.cwd, home: settings.home, dagsFolder: settings.dagsFolder })
+  }
+  const models = (db: Db, where: DataSettings): Models => createModels({ db, dir: where.dir, producer: { kind: 'actor', actor: osUser() } })
+  switch (action) {
+    case 'list': {
+      takePositionals(rest, [])
+      const format = formatOption(values.format)
+      const where = data()
+      return withDatabase(io, async (db) => {
+        const all = await models(db, where).list()
+        if (format === 'json') io.stdout(JSON.stringify(all.map(modelSummaryJson)))
+        else if (all.length === 0) io.stderr('cairn models: no models yet (a `train` task with model_name or `cairn models register` makes one)')
+        else {
+          const rows = all.map((m) => [m.name, String(m.latestVersion), m.production === null ? '-' : String(m.production), m.canary === null ? '-' : String(m.canary), formatTime(m.createdAt)])
+          for (const line of formatTable(['MODEL', 'LATEST', 'PRODUCTION', 'CANARY', 'CREATED'], rows)) io.stdout(line)
+        }
+        return EXIT.ok
+      })
+    }
+    case 'show': {
+      const [name] = takePositionals(rest, ['NAME'])
+      const format = formatOption(values.format)
+      const version = parsePositiveInt('--version', values.version, 2_147_483_647)
+      const where = data()
+      return withDatabase(io, async (db) => {
+        const registry = models(db, where)
+        const found = MODEL_NAME.test(name!) ? await registry.get(name!, version) : undefined
+        if (!found) {
+          const latest = MODEL_NAME.test(name!) ? await registry.get(name!) : undefined
+          io.stderr(latest ? `cairn models show: model ${name} has no version ${version} (the latest is ${latest.version})` : `cairn models show: no model "${name}" (\`cairn models list\` shows them)`)
+          return EXIT.failed
+        }
+        if (format === 'json') io.stdout(JSON.stringify(modelVersionJson(found)))
+        else {
+          const lines = [
+            `model      ${found.model}`,
+            `version    ${found.version} (${found.uri})`,
+            `stage      ${found.stage}${found.trafficShare > 0 ? ` (traffic ${found.trafficShare})` : ''}`,
+            `file       ${found.path}`,
+            `sha256     ${found.sha256}`,
+            `task       ${found.taskKind ?? '-'}`,
+            `features   ${found.features.length > 0 ? found.features.join(', ') : '-'}`,
+            `created    ${formatTime(found.createdAt)}`,
+            `lineage    ${JSON.stringify(found.lineage)}`,
+            `metrics    ${JSON.stringify(found.metrics)}`,
+          ]
+          for (const line of lines) io.stdout(io.stdoutIsTTY ? escapeControls(line) : line)
+        }
+        return EXIT.ok
+      })
+    }
+    case 'register': {
+      const [name, file] = takePositionals(rest, ['NAME', 'FILE'])
+      if (!MODEL_NAME.test(name!)) throw new UsageError(`"${name}" is not a model name (lowercase letters, digits and _, starting with a letter, at most 64)`)
+      const task = parseChoice('--task', values.task, TASKS)
+      const features = values.features === undefined ? [] : values.features.split(',').map((f) => f.trim()).filter((f) => f !== '')
+      const path = resolve(settings.cwd, file!)
+      const where = data()
+      return withDatabase(io, async (db) => {
+        if (!(await stat(path).then((s) => s.isFile(), () => false))) {
+          io.stderr(`cairn models register: ${file}: no such file`)
+          return EXIT.failed
+        }
+        const { version } = await models(db, where).register({ name: name!, file: path, features, ...(task ? { taskKind: task } : {}) })
+        io.stdout(version.uri)
+        return EXIT.ok
+      })
+    }
+  }
+}
+
+function missing(): never {
+  throw new UsageError('missing an action (list, show or register)')
+}
+
+function osUser(): string {
+  try {
+    return userInfo().username || 'cli'
+  } catch {
+    return 'cli'
+  }
+}
