@@ -36,6 +36,7 @@ import { adminRoutes } from './routes/admin.ts'
 import { dagRoutes } from './routes/dags.ts'
 import { datasetRoutes } from './routes/datasets.ts'
 import { featureViewRoutes } from './routes/feature-views.ts'
+import { modelRoutes } from './routes/models.ts'
 import type { WebDataSettings } from './routes/datasets.ts'
 import { dataSettings } from '../config/data-settings.ts'
 import { eventRoutes } from './routes/events.ts'
@@ -202,6 +203,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   dagVersionRoutes(app, ctx)
   datasetRoutes(app, ctx, options.data)
   featureViewRoutes(app, ctx)
+  modelRoutes(app, ctx, options.data?.dir)
   taskRoutes(app, ctx)
   logRoutes(app, ctx)
   featureRoutes(app, ctx)

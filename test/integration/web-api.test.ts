@@ -9,6 +9,8 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { startTestEngine } from '../helpers/engine.ts'
@@ -27,6 +29,7 @@ import type { Role } from '../../engine/web/auth/roles.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import { openDuckDb, sqlString } from '../../engine/data/duckdb.ts'
 import { seedFeatureView } from '../helpers/feature-views.ts'
+import { createModels } from '../../engine/models/registry.ts'
 
 const CANARY = `canary-${randomBytes(12).toString('hex')}`
 const PASSWORD = 'correct horse battery'
@@ -148,6 +151,8 @@ before(async () => {
   const webLog = pino({ level: 'debug' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void processLogs.push(chunk.toString('utf8'))) }))
   ;({ app, base } = await startServer({ login: { perIp: 1000, perUser: 1000 }, log: webLog, data: { dir: engine.data.dir } }))
   await seedDataset('web_ds')
+  writeFileSync(join(engine.dir, 'web_model.onnx'), 'onnx')
+  await createModels({ db: engine.db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } }).register({ name: 'web_model', file: join(engine.dir, 'web_model.onnx') })
   await seedFeatureView(engine.db, { name: 'web_fv', definitions: [{ definition: { entity: ['user_id'], source: 'web_ds', timestamp: 'ts', ttl_ms: null, online: true, features: [] }, source: 'feature_view: web_fv\n' }], intervals: [], online: 0 })
   teardown.push(() => app.close())
   for (const role of ROLES) {
@@ -241,6 +246,8 @@ const ROUTES: RouteCase[] = [
   { name: 'dataset rows', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions/1/rows?limit=2', ok: 200 }) },
   { name: 'dataset bad rows', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/datasets/web_ds/versions/1/bad_rows', ok: 200 }) },
   { name: 'list feature views', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/feature_views', ok: 200 }) },
+  { name: 'list models', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/models', ok: 200 }) },
+  { name: 'one model', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/models/web_model', ok: 200 }) },
   { name: 'feature view', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/feature_views/web_fv', ok: 200 }) },
   { name: 'online features', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/features/web_view/online?user_id=u1', ok: 200 }) },
   { name: 'online features (many)', method: 'POST', role: 'viewer', make: async () => ({ path: '/api/v1/features/web_view/online', body: { entities: [{ user_id: 'u1' }, { user_id: 2 }] }, ok: 200 }) },
@@ -298,6 +305,16 @@ describe('role x route matrix', () => {
     assert.ok(checked >= 15, `only ${checked} API routes documented`)
     for (const name of ['Run', 'TaskInstance', 'Error', 'LogLine', 'User', 'Token']) assert.ok(doc.components.schemas[name], `schema ${name} is not published`)
   })
+})
+
+test('models: the list and one model with its versions and audit', async () => {
+  const list = (await call('GET', '/api/v1/models', { headers: bearer(tokens.viewer) })).json()
+  assert.deepEqual(list.models.map((m: Record<string, unknown>) => [m.name, m.latest_version, m.production, m.canary]), [['web_model', 1, null, null]])
+  const one = (await call('GET', '/api/v1/models/web_model', { headers: bearer(tokens.viewer) })).json()
+  assert.deepEqual(one.versions.map((v: Record<string, unknown>) => [v.version, v.uri, v.stage, v.artifact]), [[1, 'models:/web_model/1', 'candidate', '_models/web_model/1/model.onnx']])
+  assert.deepEqual(one.audit.map((a: Record<string, unknown>) => [a.version, a.from_stage, a.to_stage, a.actor]), [[1, null, 'candidate', { user: 'test' }]])
+  assert.equal((await call('GET', '/api/v1/models/nope', { headers: bearer(tokens.viewer) })).status, 404)
+  assert.equal((await call('GET', '/api/v1/models/No', { headers: bearer(tokens.viewer) })).status, 400)
 })
 
 describe('CSRF and credentials', () => {
