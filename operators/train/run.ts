@@ -164,14 +164,21 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
     if (!hasModel) return { ok: false, kind: 'exit_code', retryable: false, message: 'model_name is set but the job wrote no model.onnx (list it in `artifacts`)', outputs: jobOutputs }
     if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'registering a model needs the model registry, which this worker was started without' }
     const features = Array.isArray(metrics?.features) ? (metrics.features as unknown[]).filter((f): f is string => typeof f === 'string') : params.trainer?.features ?? []
-    const { version, reused } = await ctx.data.models.register({
-      name: params.model_name,
-      file: modelFile,
-      ...(metrics ? { metrics: outputs.metrics as Record<string, unknown> } : {}),
-      features,
-      ...(params.trainer ? { taskKind: params.trainer.task } : typeof metrics?.task === 'string' ? { taskKind: metrics.task } : {}),
-      ...(dataset ? { dataset } : {}),
-    })
+    let registered: Awaited<ReturnType<typeof ctx.data.models.register>>
+    try {
+      registered = await ctx.data.models.register({
+        name: params.model_name,
+        file: modelFile,
+        ...(metrics ? { metrics: outputs.metrics as Record<string, unknown> } : {}),
+        features,
+        ...(params.trainer ? { taskKind: params.trainer.task } : typeof metrics?.task === 'string' ? { taskKind: metrics.task } : {}),
+        ...(dataset ? { dataset } : {}),
+      })
+    } catch (error) {
+      if (ctx.signal.aborted) return abortedResult(ctx.signal, outputs)
+      return { ok: false, kind: 'infrastructure', retryable: true, message: `the model could not be registered: ${error instanceof Error ? error.message : String(error)}`, outputs }
+    }
+    const { version, reused } = registered
     ctx.log.info(reused ? 'model version already registered by this task' : 'registered model version', { model: params.model_name, version: version.version, sha256: version.sha256 })
     outputs.model_uri = version.uri
     outputs.model_version = version.version
