@@ -49,6 +49,8 @@ const DEFAULT_WORKDIR = 'train'
 const CAIRN_TRAIN = fileURLToPath(new URL('../../bin/cairn-train.js', import.meta.url))
 const TRAINER_ARTIFACTS = ['model.onnx', 'metrics.json']
 const MAX_METRICS_BYTES = 4 * 1024 * 1024
+/** cairn-train's exit code for bad arguments or bad data (engine/train/main.ts). */
+const TRAINER_BAD_INPUT = 2
 
 /**
  * Where the job handle goes once the executor has it. Durable recording with the attempt (so that
@@ -137,7 +139,17 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
   ctx.signal.removeEventListener('abort', stop)
   const jobOutputs: Record<string, unknown> = { job: job.handle, ...(job.handle.executor === 'slurm' ? { job_id: job.handle.jobId } : {}) }
   if (ctx.signal.aborted) return abortedResult(ctx.signal, jobOutputs)
-  if (!outcome.ok) return { ok: false, kind: outcome.kind, retryable: outcome.retryable, message: outcome.message, outputs: { ...jobOutputs, ...(outcome.exitCode === undefined ? {} : { exit_code: outcome.exitCode }) } }
+  if (!outcome.ok) {
+    // cairn-train exits 2 for bad arguments or bad data: the same data would fail the same way.
+    const badData = params.trainer !== undefined && outcome.kind === 'exit_code' && outcome.exitCode === TRAINER_BAD_INPUT
+    return {
+      ok: false,
+      kind: badData ? 'data_invalid' : outcome.kind,
+      retryable: badData ? false : outcome.retryable,
+      message: badData ? `the trainer refused its input (${outcome.message}); the task log has its reason` : outcome.message,
+      outputs: { ...jobOutputs, ...(outcome.exitCode === undefined ? {} : { exit_code: outcome.exitCode }) },
+    }
+  }
 
   const outputs: Record<string, unknown> = job.handle.executor === 'slurm' ? { job_id: job.handle.jobId } : {}
   const modelFile = path.join(artifactsDir, 'model.onnx')

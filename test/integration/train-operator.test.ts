@@ -117,10 +117,29 @@ tasks:
       trainer: { dataset: toy, label: y, task: binary, model: { kind: logistic }, epochs: 3, batch_size: 32, learning_rate: 0.1, seed: 1 }
       model_name: toy_model
 `)
-  await waitFor('the DAG to load', async () => {
-    const { rows } = await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'fit' AND version_id IS NOT NULL`)
-    return rows.length > 0 ? true : undefined
+  engine.writeDag('bad_label.yaml', `dag: bad_label
+tasks:
+  fit:
+    operator: train
+    retries: 2
+    retry_delay: 100ms
+    params:
+      executor: local
+      nodes: 1
+      tasks_per_node: 2
+      trainer: { dataset: toy, label: nope, task: binary, model: { kind: logistic }, epochs: 1, batch_size: 32, learning_rate: 0.1 }
+      model_name: toy_model
+`)
+  await waitFor('the DAGs to load', async () => {
+    const { rows } = await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id IN ('fit', 'bad_label') AND version_id IS NOT NULL`)
+    return rows.length === 2 ? true : undefined
   })
+  // Bad data is not retried: the trainer's exit code 2 makes the failure data_invalid.
+  const bad = await engine.trigger('bad_label')
+  assert.equal(await engine.waitForRun(bad, 120_000), 'failed')
+  const badAttempts = await attemptRows(engine.db, bad, 'fit')
+  assert.deepEqual(badAttempts.map((a) => a.failure_kind), ['data_invalid'])
+  assert.ok((await logLines(engine.db, bad, 'fit')).some((l) => /nope/.test(l.line)))
   const runId = await engine.trigger('fit')
   const state = await engine.waitForRun(runId, 120_000)
   const log = (await logLines(engine.db, runId, 'fit')).map((l) => l.line)
