@@ -7,12 +7,15 @@
  * Failure kinds: a rank that exits non-zero (or dies of a signal cairn did not send) makes the job
  * `exit_code`, and the other ranks are stopped at once (a distributed job cannot finish without a
  * rank). A rank that cannot start is `infrastructure`. Artifacts come from rank 0's workdir (all
- * ranks share one workdir here) once every rank exited 0.
+ * ranks share one workdir here) once every rank exited 0, never following a link out of the workdir.
  *
  * Re-attach: a local job's processes die with the worker (pdeathsig and the watchdog of
  * runProcess), so there is nothing to follow; reattach reports the job lost (retryable).
  */
-import { copyFile, mkdir } from 'node:fs/promises'
+import { constants, createWriteStream } from 'node:fs'
+import { mkdir, open, realpath } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import type { ProcessExit } from '../process/run-process.ts'
@@ -57,10 +60,10 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
 async function startLocal(spec: JobSpec, start: StartOptions, options: LocalExecutorOptions): Promise<RunningJob> {
   const worldSize = spec.nodes * spec.tasksPerNode
   const masterPort = spec.masterPort ?? (await freePort())
-  await mkdir(spec.workdir, { recursive: true })
-  if (options.user) {
-    const { chown } = await import('node:fs/promises')
-    await chown(spec.workdir, options.user.uid, options.user.gid)
+  const made = await makeWorkdir(spec.workdir, options.user)
+  if (made !== undefined) {
+    const outcome: JobOutcome = { ok: false, kind: 'infrastructure', retryable: false, message: made }
+    return { handle: { executor: 'local', pids: [] }, done: Promise.resolve(outcome), cancel: async () => {} }
   }
   // A local handle names pids, so it is recorded once the ranks are spawned: local ranks cannot
   // outlive the worker, so there is no second job to prevent and the record is informational.
@@ -146,20 +149,59 @@ async function startLocal(spec: JobSpec, start: StartOptions, options: LocalExec
   }
 }
 
+/**
+ * Creates the ranks' workdir when missing, as the task user when there is one: an absolute `workdir`
+ * is the DAG author's choice, and the worker (often root) must not create or hand over folders the
+ * task user could not make itself. Returns a message when the folder cannot be made.
+ */
+async function makeWorkdir(workdir: string, user: TaskUser | undefined): Promise<string | undefined> {
+  if (!user) {
+    try {
+      await mkdir(workdir, { recursive: true })
+      return undefined
+    } catch (error) {
+      return `cannot create the workdir ${workdir}: ${(error as Error).message}`
+    }
+  }
+  const { runProcess } = await import('../process/run-process.ts')
+  const errors: string[] = []
+  const exit = await runProcess({ argv: ['/bin/mkdir', '-p', '--', workdir], env: { PATH: '/usr/bin:/bin' }, cwd: '/', user, onLine: (_stream, line) => void errors.push(line) })
+  if (exit.exitCode === 0) return undefined
+  return `the task user ${user.name} cannot create the workdir ${workdir}: ${errors.join(' ') || exit.startError?.message || `mkdir exited with ${exit.exitCode}`}`
+}
+
 async function collectArtifacts(spec: JobSpec): Promise<JobOutcome> {
   if (spec.artifacts.length === 0) return { ok: true, artifacts: [] }
   await mkdir(spec.artifactsDir, { recursive: true })
+  const root = await realpath(spec.workdir)
   const copied: string[] = []
   for (const name of spec.artifacts) {
-    const from = path.resolve(spec.workdir, name)
-    if (!from.startsWith(path.resolve(spec.workdir) + path.sep)) return { ok: false, kind: 'exit_code', retryable: false, message: `artifact ${JSON.stringify(name)} is outside the workdir` }
     const to = path.join(spec.artifactsDir, path.basename(name))
-    try {
-      await copyFile(from, to)
-    } catch (error) {
-      return { ok: false, kind: 'exit_code', retryable: true, message: `artifact ${name} was not written by rank 0: ${(error as Error).message}` }
-    }
+    const problem = await copyArtifact(root, path.resolve(spec.workdir, name), to)
+    if (problem !== undefined) return { ok: false, kind: 'exit_code', retryable: problem.retryable, message: `artifact ${name}: ${problem.message}` }
     copied.push(to)
   }
   return { ok: true, artifacts: copied }
+}
+
+/**
+ * Copies one artifact that the ranks (the task user) wrote. The worker may be root, so a link to
+ * a file outside the workdir (`model.onnx -> /etc/shadow`) must not be followed: the real path must
+ * stay inside the workdir and the file is opened without following a final link.
+ */
+async function copyArtifact(root: string, from: string, to: string): Promise<{ message: string; retryable: boolean } | undefined> {
+  const real = await realpath(from).catch(() => undefined)
+  if (real === undefined) return { message: 'rank 0 did not write it', retryable: true }
+  if (!real.startsWith(root + path.sep)) return { message: 'it is outside the workdir (or a link leading out of it)', retryable: false }
+  let handle: FileHandle | undefined
+  try {
+    handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW)
+    if (!(await handle.stat()).isFile()) return { message: 'it is not a regular file', retryable: false }
+    await pipeline(handle.createReadStream({ autoClose: false }), createWriteStream(to))
+    return undefined
+  } catch (error) {
+    return { message: `cannot copy it: ${(error as Error).message}`, retryable: true }
+  } finally {
+    await handle?.close()
+  }
 }

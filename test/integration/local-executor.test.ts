@@ -113,3 +113,55 @@ test('cancel and a failing rank stop every rank (no orphan process)', async () =
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('an absolute workdir is made as the task user: never inside a folder the task user could not write', async () => {
+  const { resolveTaskUser } = await import('../../engine/process/task-user.ts')
+  const { testLogger } = await import('../helpers/postgres.ts')
+  const { chmodSync, existsSync, mkdirSync, statSync } = await import('node:fs')
+  const user = process.getuid?.() === 0 ? await resolveTaskUser(undefined, testLogger()) : undefined
+  if (!user) {
+    if (process.env.CI === 'true') assert.fail('this test needs root (it runs ranks as the task user)')
+    return
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-local-exec-'))
+  try {
+    chmodSync(dir, 0o711)
+    const privateDir = path.join(dir, 'private')
+    mkdirSync(privateDir, { mode: 0o700 })
+    const open = path.join(dir, 'open')
+    mkdirSync(open)
+    chmodSync(open, 0o1777)
+    const run = (workdir: string) => createLocalExecutor({ user }).start(spec(dir, ['/bin/sh', '-c', 'id -u > uid'], { tasksPerNode: 1, workdir }), { onLine: () => {}, record: async () => {}, signal: new AbortController().signal })
+    const refused = await (await run(path.join(privateDir, 'scratch', 'x'))).done
+    assert.equal(!refused.ok && refused.kind, 'infrastructure')
+    assert.match(!refused.ok ? refused.message : '', /cannot create the workdir/)
+    assert.equal(existsSync(path.join(privateDir, 'scratch')), false)
+    const made = await (await run(path.join(open, 'scratch', 'x'))).done
+    assert.equal(made.ok, true)
+    assert.equal(statSync(path.join(open, 'scratch', 'x')).uid, user.uid)
+    assert.equal(Number((await readFile(path.join(open, 'scratch', 'x', 'uid'), 'utf8')).trim()), user.uid)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('artifacts: a link out of the workdir is not followed, a missing artifact fails the job', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-local-exec-'))
+  try {
+    const secret = path.join(dir, 'secret.txt')
+    await (await import('node:fs/promises')).writeFile(secret, 'do not copy')
+    const run = (script: string, artifacts: string[]) => createLocalExecutor().start(spec(dir, ['/bin/sh', '-c', script], { tasksPerNode: 1, artifacts }), { onLine: () => {}, record: async () => {}, signal: new AbortController().signal })
+    const linked = await (await run(`ln -sf ${JSON.stringify(secret)} model.onnx`, ['model.onnx'])).done
+    assert.equal(linked.ok, false)
+    assert.match(!linked.ok ? linked.message : '', /outside the workdir/)
+    const { existsSync } = await import('node:fs')
+    assert.equal(existsSync(path.join(dir, 'artifacts', 'model.onnx')), false)
+    const missing = await (await run('true', ['metrics.json'])).done
+    assert.equal(!missing.ok && missing.kind, 'exit_code')
+    assert.match(!missing.ok ? missing.message : '', /did not write it/)
+    const escaping = await (await run('true', ['../secret.txt'])).done
+    assert.equal(escaping.ok, false)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
