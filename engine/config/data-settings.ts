@@ -22,7 +22,11 @@ export interface DataSettings {
   allowedPaths: string[]
   duckdb: DuckDbOptions
   connections: Readonly<Record<string, ConnectionSetting>>
+  /** `clusters` of cairn.yaml, as validated (train's ssh and slurm executors). */
+  clusters: Readonly<Record<string, ClusterSetting>>
 }
+
+export type ClusterSetting = NonNullable<CairnConfig['clusters']>[string]
 
 export function dataSettings(config: CairnConfig, where: { cwd: string; home: string; dagsFolder: string }): DataSettings {
   const dagsFolder = resolve(where.cwd, where.dagsFolder)
@@ -44,5 +48,6 @@ export function dataSettings(config: CairnConfig, where: { cwd: string; home: st
     allowedPaths: [dagsFolder, home, ...(data.allowed_paths ?? []).map((p) => resolve(where.cwd, p))],
     duckdb,
     connections,
+    clusters: config.clusters ?? {},
   }
 }

@@ -5,7 +5,7 @@
  * reach the stores only through this.
  */
 import { join } from 'node:path'
-import type { DataSettings } from '../config/data-settings.ts'
+import type { ClusterSetting, DataSettings } from '../config/data-settings.ts'
 import type { Db } from '../store/db.ts'
 import { createDatasets } from './datasets.ts'
 import type { Datasets, Producer } from './datasets.ts'
@@ -38,6 +38,8 @@ export interface DataServices {
   dagsFolder: string
   /** Settings for the operator's own DuckDB (threads, memory). */
   duckdb: DuckDbOptions
+  /** `clusters` of cairn.yaml (train's ssh and slurm executors). */
+  clusters: Readonly<Record<string, ClusterSetting>>
   /** A folder for files that outlive the attempt (reports, models): made on first use by the operator. */
   artifactsDir: string
 }
@@ -61,6 +63,7 @@ export function createDataServices(db: Db, settings: DataSettings, at: AttemptId
     allowedPaths: settings.allowedPaths,
     dagsFolder: settings.dagsFolder,
     duckdb: settings.duckdb,
+    clusters: settings.clusters,
     artifactsDir: join(settings.home, 'artifacts', at.dagId, at.runId, at.taskId, String(at.attempt)),
   }
 }

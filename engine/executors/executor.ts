@@ -82,6 +82,14 @@ export interface StartOptions {
 
 export interface Executor {
   readonly kind: 'local' | 'ssh' | 'slurm'
+  /**
+   * Where ranks' folders go on the nodes when a task names none (`<workRoot>/<run>/<task>/<attempt>`);
+   * undefined: the attempt's own folder on the worker (local ranks). An executor with a workRoot runs
+   * ranks away from the worker: they get the task's env only, never the worker's environment.
+   */
+  readonly workRoot?: string
+  /** Releases what the executor holds (connections); called by `train` when its job has ended. */
+  close?(): Promise<void>
   start(spec: JobSpec, options: StartOptions): Promise<RunningJob>
   /** Follows a job started earlier (by this or another worker) from its recorded handle. */
   reattach(handle: JobHandle, options: Omit<StartOptions, 'record'>): Promise<RunningJob>

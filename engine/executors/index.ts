@@ -5,6 +5,9 @@
 import type { TaskUser } from '../process/task-user.ts'
 import type { Executor } from './executor.ts'
 import { createLocalExecutor } from './local.ts'
+import { createSshExecutor } from './ssh.ts'
+import type { SshHostSetting } from './ssh-connection.ts'
+import type { ClusterSetting } from '../config/data-settings.ts'
 
 export interface ExecutorContext {
   /** The OS user local ranks run as. */
@@ -12,13 +15,20 @@ export interface ExecutorContext {
   killGraceMs?: number
   /** Name of the cluster in cairn.yaml (ssh, slurm). */
   cluster?: string
+  /** `clusters` of cairn.yaml. */
+  clusters?: Readonly<Record<string, ClusterSetting>>
 }
 
 export type ExecutorFactory = (context: ExecutorContext) => Executor | { error: string }
 
 export const EXECUTORS: Record<string, ExecutorFactory> = {
   local: (context) => createLocalExecutor({ ...(context.user ? { user: context.user } : {}), ...(context.killGraceMs === undefined ? {} : { killGraceMs: context.killGraceMs }) }),
-  // ssh: added with the SSH executor
+  ssh: (context) => {
+    const found = clusterOf(context, 'ssh')
+    if ('error' in found) return found
+    const cluster = found.cluster as { hosts: SshHostSetting[]; known_hosts_file?: string; workdir?: string }
+    return createSshExecutor({ name: found.name, hosts: cluster.hosts, ...(cluster.known_hosts_file ? { known_hosts_file: cluster.known_hosts_file } : {}), ...(cluster.workdir ? { workdir: cluster.workdir } : {}) }, context.killGraceMs === undefined ? {} : { killGraceMs: context.killGraceMs })
+  },
   // slurm: added with the Slurm executor
 }
 
@@ -26,4 +36,15 @@ export function executorFor(kind: string, context: ExecutorContext): Executor | 
   const factory = Object.hasOwn(EXECUTORS, kind) ? EXECUTORS[kind] : undefined
   if (!factory) return { error: `executor ${kind} is not available in this version` }
   return factory(context)
+}
+
+/** The cluster a task names, checked to be of the executor's kind. */
+function clusterOf(context: ExecutorContext, kind: 'ssh' | 'slurm'): { name: string; cluster: ClusterSetting } | { error: string } {
+  const clusters = context.clusters ?? {}
+  const name = context.cluster
+  if (name === undefined) return { error: `executor ${kind} needs a cluster (cluster: NAME of cairn.yaml)` }
+  const cluster = Object.hasOwn(clusters, name) ? clusters[name] : undefined
+  if (!cluster) return { error: `cluster ${JSON.stringify(name)} is not defined in cairn.yaml (clusters: ${Object.keys(clusters).join(', ') || 'none'})` }
+  if (cluster.kind !== kind) return { error: `cluster ${name} is a ${String(cluster.kind)} cluster, not ${kind}` }
+  return { name, cluster }
 }

@@ -166,6 +166,8 @@ interface Rank {
 export class SshExecutor implements Executor {
   readonly kind = 'ssh' as const
   readonly cluster: SshClusterSetting
+  /** Ranks' folders on the hosts: the cluster's `workdir`, else /tmp/cairn-train. */
+  readonly workRoot: string
   private readonly killGraceMs: number
   private readonly connectTimeoutMs: number
   private readonly followIntervalMs: number
@@ -175,6 +177,7 @@ export class SshExecutor implements Executor {
   constructor(cluster: SshClusterSetting, options: SshExecutorOptions = {}) {
     if (cluster.hosts.length === 0) throw new Error(`cluster ${cluster.name} has no hosts`)
     this.cluster = cluster
+    this.workRoot = cluster.workdir ?? '/tmp/cairn-train'
     this.killGraceMs = options.killGraceMs ?? 5_000
     this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000
     this.followIntervalMs = options.followIntervalMs ?? 1_000

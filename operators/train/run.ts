@@ -71,6 +71,7 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
     ...(ctx.user ? { user: ctx.user } : {}),
     ...(ctx.killGraceMs === undefined ? {} : { killGraceMs: ctx.killGraceMs }),
     ...(params.cluster === undefined ? {} : { cluster: params.cluster }),
+    ...(ctx.data ? { clusters: ctx.data.clusters } : {}),
   })
   if ('error' in executor) return { ok: false, kind: 'infrastructure', retryable: false, message: executor.error }
 
@@ -79,6 +80,11 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
   let workdir: string
   if (params.workdir !== undefined && path.isAbsolute(params.workdir)) {
     workdir = params.workdir
+  } else if (executor.workRoot !== undefined) {
+    // Ranks away from the worker: a folder of this attempt under the cluster's work root (the executor creates it on the nodes).
+    const checked = checkWorkdir(params.workdir ?? '.')
+    if (!checked.ok) return { ok: false, kind: 'invalid_params', retryable: false, message: checked.message }
+    workdir = path.posix.join(executor.workRoot, ctx.runId, ctx.taskId, String(ctx.attempt), checked.relative)
   } else {
     const checked = checkWorkdir(params.workdir ?? DEFAULT_WORKDIR)
     if (!checked.ok) return { ok: false, kind: 'invalid_params', retryable: false, message: checked.message }
@@ -108,7 +114,8 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
   }
 
   const identity = ctx.user ? { HOME: ctx.workdir, USER: ctx.user.name, LOGNAME: ctx.user.name } : {}
-  const env = childEnvironment({ ...ctx.workerEnv, ...identity }, ctx.env, {
+  // Remote ranks get the task's env and cairn's variables, never the worker's own environment.
+  const env = childEnvironment(executor.workRoot === undefined ? { ...ctx.workerEnv, ...identity } : {}, ctx.env, {
     CAIRN_DAG_ID: ctx.dagId,
     CAIRN_RUN_ID: ctx.runId,
     CAIRN_TASK_ID: ctx.taskId,
@@ -136,6 +143,7 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
   const stop = (): void => void job.cancel(ctx.signal.reason && (ctx.signal.reason as { cause?: string }).cause === 'timeout' ? 'timeout' : 'cancelled')
   ctx.signal.addEventListener('abort', stop, { once: true })
   const outcome = await job.done
+  await executor.close?.().catch(() => undefined)
   ctx.signal.removeEventListener('abort', stop)
   const jobOutputs: Record<string, unknown> = { job: job.handle, ...(job.handle.executor === 'slurm' ? { job_id: job.handle.jobId } : {}) }
   if (ctx.signal.aborted) return abortedResult(ctx.signal, jobOutputs)
