@@ -36,10 +36,20 @@ try {
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number
 
   // ---- 1. a 2-node `true` job ----------------------------------------------------------------------------
+  // A 2-node job waits for both nodes to finish cleaning up after the previous one (state `comp`): every
+  // measurement starts with both nodes idle, so that what is compared is the tool, not the node turnover.
+  const waitIdle = async () => {
+    for (;;) {
+      const states = (await run('sinfo', ['-h', '-N', '-p', 'debug', '-o', '%t'], { env })).stdout.split('\n').filter(Boolean)
+      if (states.length > 0 && states.every((state) => state === 'idle')) return
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
   const viaCairn: number[] = []
   const viaSbatch: number[] = []
   const viaPolling: number[] = []
   for (let round = 0; round < ROUNDS; round++) {
+    await waitIdle()
     let t0 = performance.now()
     const job = await executor.start(spec(`cairn-${round}`, ['true'], 2), { onLine: () => undefined, record: async () => undefined, signal: new AbortController().signal })
     const outcome = await job.done
@@ -51,11 +61,13 @@ try {
     mkdirSync(built.value.files.dir, { recursive: true })
     writeFileSync(built.value.files.env, built.value.envText)
     writeFileSync(built.value.files.script, built.value.text)
+    await waitIdle()
     t0 = performance.now()
     await run('sbatch', ['--wait', built.value.files.script], { env })
     viaSbatch.push(performance.now() - t0)
 
     // The tightest bare loop: submit, then ask scontrol every 100 ms until the job ended.
+    await waitIdle()
     t0 = performance.now()
     const id = (await run('sbatch', ['--parsable', built.value.files.script], { env })).stdout.trim().split(';')[0] as string
     for (;;) {

@@ -4,7 +4,8 @@
  * jobs); output tailed from the job's files; cancel and timeout -> scancel, confirmed with scontrol.
  *
  * Abort causes (the signal's reason, as the worker sets it): `cancelled` and `timeout` cancel the job;
- * `shutdown` only stops following it: the job outlives the worker and is re-attached from its handle.
+ * `shutdown` cancels it too unless `keepJobsOnShutdown` (set it once handles are recorded durably with the
+ * attempt, so that another worker re-attaches): then it only stops following and the job keeps running.
  */
 import { randomBytes } from 'node:crypto'
 import { copyFile, mkdir, writeFile } from 'node:fs/promises'
@@ -26,6 +27,8 @@ export interface SlurmExecutorOptions {
   tailIntervalMs?: number
   /** How long cancel waits for Slurm to confirm the job ended. */
   cancelTimeoutMs?: number
+  /** A draining worker leaves its jobs running for re-attach instead of cancelling them. @default false */
+  keepJobsOnShutdown?: boolean
 }
 
 export interface SlurmExecutor extends Executor {
@@ -83,7 +86,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
   /** Follows a submitted job: watcher, output tails, signal, artifacts; `done` settles exactly once. */
   function follow(handle: JobHandle & { executor: 'slurm' }, files: { stdout: string | undefined; stderr: string | undefined }, spec: JobSpec | undefined, runOptions: Omit<StartOptions, 'record'>) {
     const jobId = handle.jobId
-    let cancelReason: 'cancelled' | 'timeout' | undefined
+    let cancelReason: 'cancelled' | 'timeout' | 'shutdown' | undefined
     let settle!: (outcome: JobOutcome) => void
     const done = new Promise<JobOutcome>((resolve) => (settle = resolve))
     let settled = false
@@ -124,6 +127,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     }
 
     const outcomeOf = async (info: JobInfo | undefined): Promise<JobOutcome> => {
+      if (cancelReason === 'shutdown') return { ok: false, kind: 'infrastructure', retryable: true, message: `the worker shut down; Slurm job ${jobId} was cancelled (scancel)` }
       if (cancelReason !== undefined) return { ok: false, kind: cancelReason, retryable: cancelReason === 'timeout', message: `Slurm job ${jobId} was ${cancelReason === 'timeout' ? 'stopped at the timeout' : 'cancelled'} (scancel)` }
       if (info === undefined) return { ok: false, kind: 'infrastructure', retryable: true, message: `Slurm job ${jobId} vanished: the controller no longer knows it and there is no accounting to tell its outcome` }
       switch (info.state) {
@@ -141,7 +145,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
       }
     }
 
-    const cancel = async (reason: 'cancelled' | 'timeout'): Promise<void> => {
+    const cancel = async (reason: 'cancelled' | 'timeout' | 'shutdown'): Promise<void> => {
       if (settled) return
       cancelReason ??= reason
       await commands.cancel(jobId)
@@ -166,7 +170,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
 
     const onAbort = (): void => {
       const cause = (runOptions.signal.reason as { cause?: unknown } | undefined)?.cause
-      if (cause === 'shutdown') {
+      if (cause === 'shutdown' && options.keepJobsOnShutdown === true) {
         if (settled) return
         settled = true
         clearInterval(tailTimer)
@@ -174,7 +178,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
         settle({ ok: false, kind: 'infrastructure', retryable: true, message: `the worker shut down; Slurm job ${jobId} keeps running and is re-attached from its handle` })
         return
       }
-      void cancel(cause === 'timeout' ? 'timeout' : 'cancelled')
+      void cancel(cause === 'timeout' || cause === 'shutdown' ? cause : 'cancelled')
     }
     runOptions.signal.addEventListener('abort', onAbort, { once: true })
 

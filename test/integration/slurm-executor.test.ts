@@ -119,7 +119,7 @@ test('slurm executor on the local cluster', { skip }, async (t) => {
     assert.equal(await slurm(['squeue', '-h', '-t', 'all', '-o', '%i']), jobsBefore)
   })
 
-  for (const reason of ['cancelled', 'timeout'] as const) {
+  for (const reason of ['cancelled', 'timeout', 'shutdown'] as const) {
     await t.test(`${reason} -> scancel, the job is CANCELLED in Slurm within seconds`, async () => {
       const seen = collect()
       const controller = new AbortController()
@@ -132,13 +132,30 @@ test('slurm executor on the local cluster', { skip }, async (t) => {
       const outcome = await job.done
       const elapsed = Date.now() - begin
       assert.equal(outcome.ok, false)
-      assert.equal(!outcome.ok && outcome.kind, reason)
+      assert.equal(!outcome.ok && outcome.kind, reason === 'shutdown' ? 'infrastructure' : reason)
       assert.equal(await jobState(jobId), 'CANCELLED')
       assert.ok(elapsed < 10_000, `confirmed after ${elapsed} ms`)
       console.log(`# ${reason}: job ${jobId} CANCELLED and confirmed ${elapsed} ms after the abort`)
-      await job.cancel(reason) // idempotent
+      await job.cancel('cancelled') // idempotent
     })
   }
+
+  await t.test('with keepJobsOnShutdown a draining worker leaves the job running; re-attach then cancels it', async () => {
+    const keeping = createSlurmExecutor({ kind: 'slurm', submit: { via: 'local' } }, { name: 'local_slurm', env, keepJobsOnShutdown: true })
+    const seen = collect()
+    const controller = new AbortController()
+    const job = await keeping.start(spec('keep', ['sh', '-c', 'echo started; sleep 300'], { nodes: 1 }), seen.options(controller.signal))
+    await waitFor('the rank running', () => seen.lines.some((l) => l.line === 'started'))
+    controller.abort({ cause: 'shutdown', message: 'draining' })
+    const outcome = await job.done
+    assert.equal(!outcome.ok && outcome.kind, 'infrastructure')
+    const jobId = (job.handle as { jobId: string }).jobId
+    assert.equal(await jobState(jobId), 'RUNNING')
+    const again = await executor.reattach(job.handle, { onLine: () => undefined, signal: new AbortController().signal })
+    await again.cancel('cancelled')
+    assert.equal(!(await again.done).ok && ((await again.done) as { kind: string }).kind, 'cancelled')
+    assert.equal(await jobState(jobId), 'CANCELLED')
+  })
 
   await t.test('a worker killed mid-job: another re-attaches by job id, the job completes, one job in total', async () => {
     const workdir = path.join(work, 'reattach')
