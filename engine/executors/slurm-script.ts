@@ -7,6 +7,7 @@
  * The torchrun environment is derived inside the job, per rank, from the SLURM_* variables that srun sets.
  */
 import type { JobSpec, SlurmOptions } from './executor.ts'
+import { shellQuote } from './shell-quote.ts'
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; message: string }
 
@@ -65,10 +66,7 @@ export function validateSlurmOptions(options: SlurmOptions | undefined): Checked
   return { ok: true, value: lines }
 }
 
-/** A word for sh: single-quoted, so nothing in it is expanded. NUL cannot be passed in argv at all. */
-export function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`
-}
+export { shellQuote }
 
 /** A job name Slurm shows as is: letters, digits, _ . - only, at most 64 characters. */
 export function sanitizeJobName(name: string): string {
