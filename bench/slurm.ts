@@ -6,7 +6,7 @@
  *      and against the tightest bare loop (sbatch, then scontrol every 100 ms);
  *   2. `squeue` calls per minute while the executor follows 50 concurrent jobs (2 run, 48 pend), against
  *      the goal of one call per poll interval per worker, and what one squeue per job would cost.
- * Prints figures, never fails. `node bench/slurm.ts [ROUNDS [WINDOW_SECONDS]]`.
+ * Prints figures, never fails. `npm run bench:slurm [-- ROUNDS [WINDOW_SECONDS]]`.
  */
 import { execFile } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
