@@ -29,6 +29,8 @@ export class SlurmWatcher {
   private interval: number
   private timer: NodeJS.Timeout | undefined
   private polling = false
+  /** A job was added while a poll was running: the next poll comes after the shortest interval. */
+  private hurried = false
 
   constructor(commands: SlurmCommands, timing: WatcherTiming = DEFAULT_TIMING) {
     this.commands = commands
@@ -56,7 +58,10 @@ export class SlurmWatcher {
   /** Polls soon (a job was added, or cancelled and is expected to change). */
   speedUp(): void {
     this.interval = this.timing.minIntervalMs
-    if (this.polling) return
+    if (this.polling) {
+      this.hurried = true
+      return
+    }
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = setTimeout(() => void this.poll(), this.interval)
   }
@@ -106,7 +111,9 @@ export class SlurmWatcher {
     } finally {
       this.polling = false
     }
-    this.interval = changed ? this.timing.minIntervalMs : Math.min(this.timing.maxIntervalMs, this.interval * this.timing.factor)
+    const hurried = this.hurried
+    this.hurried = false
+    this.interval = changed || hurried ? this.timing.minIntervalMs : Math.min(this.timing.maxIntervalMs, this.interval * this.timing.factor)
     this.schedule()
   }
 }
