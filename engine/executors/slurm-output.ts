@@ -4,11 +4,16 @@
  * A requeued job starts its file again: a file shorter than what was read is read from its start.
  */
 import { open, stat } from 'node:fs/promises'
+import { StringDecoder } from 'node:string_decoder'
 import type { RankLine } from './executor.ts'
+
+const CHUNK = 1 << 20
+const MAX_LINE = 64 * 1024
 
 export class OutputTail {
   private offset = 0
   private partial = ''
+  private decoder = new StringDecoder('utf8')
   private readonly path: string
   private readonly stream: RankLine['stream']
   private readonly emit: (line: RankLine) => unknown
@@ -27,21 +32,32 @@ export class OutputTail {
     if (size !== undefined && size < this.offset) {
       this.offset = 0
       this.partial = ''
+      this.decoder = new StringDecoder('utf8')
     }
     if (size !== undefined && size > this.offset) {
       const handle = await open(this.path, 'r')
       try {
-        const buffer = Buffer.alloc(size - this.offset)
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.offset)
-        this.offset += bytesRead
-        this.partial += buffer.subarray(0, bytesRead).toString('utf8')
+        // In bounded chunks, so that a job that wrote gigabytes is not read into one buffer.
+        const buffer = Buffer.alloc(Math.min(CHUNK, size - this.offset))
+        while (this.offset < size) {
+          const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - this.offset), this.offset)
+          if (bytesRead === 0) break
+          this.offset += bytesRead
+          this.partial += this.decoder.write(buffer.subarray(0, bytesRead))
+          await this.emitLines(false)
+        }
       } finally {
         await handle.close()
       }
     }
+    await this.emitLines(final)
+  }
+
+  private async emitLines(final: boolean): Promise<void> {
     const lines = this.partial.split('\n')
     this.partial = lines.pop() ?? ''
-    if (final && this.partial !== '') {
+    // A line that never ends is passed on in pieces rather than held without bound.
+    if ((final && this.partial !== '') || this.partial.length > MAX_LINE) {
       lines.push(this.partial)
       this.partial = ''
     }
