@@ -108,6 +108,9 @@ export class SlurmWatcher {
           entry.watcher.onFinished(info)
         }
       }
+    } catch {
+      // A listener that threw must not stop the polling of every other job: poll again soon.
+      changed = true
     } finally {
       this.polling = false
     }
