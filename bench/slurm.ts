@@ -99,7 +99,7 @@ try {
   const squeueCalls = (executor.commands.calls.get('squeue') ?? 0) - before.squeue
   const scontrolCalls = (executor.commands.calls.get('scontrol') ?? 0) - before.scontrol
   const running = (await run('squeue', ['-h', '-t', 'running', '-o', '%i'], { env })).stdout.split('\n').filter(Boolean).length
-  console.log(`50 concurrent jobs (${running} running, the rest pending), ${WINDOW_SECONDS} s window: ${(squeueCalls / minutes).toFixed(1)} squeue calls/min (one per poll interval, 0.5 s growing to 10 s), ${(scontrolCalls / minutes).toFixed(1)} scontrol calls/min; one squeue per job per interval would be ${((squeueCalls * 50) / minutes).toFixed(0)}/min`)
+  console.log(`50 concurrent jobs (${running} running, the rest pending), ${WINDOW_SECONDS} s window: ${(squeueCalls / minutes).toFixed(1)} squeue calls/min (one per poll interval, 0.25 s growing 1.3x to 10 s), ${(scontrolCalls / minutes).toFixed(1)} scontrol calls/min; one squeue per job per interval would be ${((squeueCalls * 50) / minutes).toFixed(0)}/min`)
   controller.abort({ cause: 'cancelled', message: 'benchmark done' })
   await Promise.all(jobs.map((job) => job.done))
 } finally {

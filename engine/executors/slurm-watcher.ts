@@ -20,7 +20,7 @@ export interface WatcherTiming {
   factor: number
 }
 
-export const DEFAULT_TIMING: WatcherTiming = { minIntervalMs: 500, maxIntervalMs: 10_000, factor: 1.5 }
+export const DEFAULT_TIMING: WatcherTiming = { minIntervalMs: 250, maxIntervalMs: 10_000, factor: 1.3 }
 
 export class SlurmWatcher {
   readonly commands: SlurmCommands
