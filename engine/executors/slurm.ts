@@ -36,6 +36,10 @@ export interface SlurmExecutor extends Executor {
   readonly watcher: SlurmWatcher
 }
 
+function failedJob(handle: JobHandle, outcome: JobOutcome): RunningJob {
+  return { handle, done: Promise.resolve(outcome), cancel: async () => undefined }
+}
+
 export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: SlurmExecutorOptions = { name: null }): SlurmExecutor {
   const env = options.env ?? process.env
   const key = `${options.name ?? ''}\0${env.SLURM_CONF ?? ''}`
@@ -47,21 +51,28 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
   const clusterName = options.name
 
   async function start(spec: JobSpec, startOptions: StartOptions): Promise<RunningJob> {
-    if (cluster?.submit.via === 'ssh') throw new Error('slurm: submitting over SSH to a login node is not supported yet (use submit: { via: local })')
+    // Failures before a job exists end at once, with a handle that names no job (jobId '').
+    const none: JobHandle = { executor: 'slurm', cluster: clusterName, jobId: '' }
+    if (cluster?.submit.via === 'ssh') return failedJob(none, { ok: false, kind: 'infrastructure', retryable: false, message: 'slurm: submitting over SSH to a login node is not supported yet (use submit: { via: local }); nothing ran' })
     const built = buildSlurmScript(spec, `cairn-${randomBytes(5).toString('hex')}`, { ...(cluster?.partition !== undefined ? { partition: cluster.partition } : {}), ...(cluster?.account !== undefined ? { account: cluster.account } : {}) })
-    if (!built.ok) throw new Error(`slurm: ${built.message}`)
+    if (!built.ok) return failedJob(none, { ok: false, kind: 'infrastructure', retryable: false, message: `slurm: ${built.message}; nothing was submitted` })
+    if (startOptions.signal.aborted) return failedJob(none, { ok: false, kind: 'cancelled', retryable: false, message: 'cancelled before the job was submitted; nothing ran' })
     const script = built.value
-    await mkdir(script.files.dir, { recursive: true })
-    await writeFile(script.files.env, script.envText, { mode: 0o600 })
-    await writeFile(script.files.script, script.text, { mode: 0o700 })
+    try {
+      await mkdir(script.files.dir, { recursive: true })
+      await writeFile(script.files.env, script.envText, { mode: 0o600 })
+      await writeFile(script.files.script, script.text, { mode: 0o700 })
+    } catch (error) {
+      return failedJob(none, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: cannot write the job script in ${script.files.dir}: ${(error as Error).message}; nothing was submitted` })
+    }
     const submitted = await commands.submitHeld(script.files.script)
-    if (!submitted.ok) throw new Error(`slurm: ${submitted.message}`)
+    if (!submitted.ok) return failedJob(none, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: ${submitted.message}` })
     const handle: JobHandle = { executor: 'slurm', cluster: clusterName, jobId: submitted.jobId }
     try {
       await startOptions.record(handle)
     } catch (error) {
       await commands.cancel(submitted.jobId)
-      throw error
+      return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `the job could not be recorded (${(error as Error).message}); Slurm job ${submitted.jobId} was cancelled while held, nothing ran` })
     }
     const job = follow(handle, { stdout: script.files.stdout, stderr: script.files.stderr }, spec, startOptions)
     if (!startOptions.signal.aborted) {
@@ -221,5 +232,5 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     return { ok: true, artifacts: collected }
   }
 
-  return { kind: 'slurm', start, reattach, commands, watcher }
+  return { kind: 'slurm', ...(cluster?.workdir !== undefined ? { workRoot: cluster.workdir } : {}), start, reattach, commands, watcher }
 }

@@ -113,10 +113,32 @@ test('slurm executor on the local cluster', { skip }, async (t) => {
     const before = executor.commands.calls.get('sbatch') ?? 0
     const jobsBefore = await slurm(['squeue', '-h', '-t', 'all', '-o', '%i'])
     for (const slurmOptions of [{ partition: 'debug --wrap=touch /tmp/x' }, { time: '1:00\n#SBATCH --wrap=id' }, { partition: '$(id)' }, { mem: '1G;id' }]) {
-      await assert.rejects(executor.start(spec('refused', ['true'], { slurm: slurmOptions }), collect().options()), /slurm: slurm\.(partition|time|mem) must be/)
+      const refused = await executor.start(spec('refused', ['true'], { slurm: slurmOptions }), collect().options())
+      const outcome = await refused.done
+      assert.equal(outcome.ok, false)
+      assert.match(!outcome.ok ? outcome.message : '', /slurm: slurm\.(partition|time|mem) must be .*nothing was submitted/)
+      assert.equal(refused.handle.executor === 'slurm' && refused.handle.jobId, '')
     }
     assert.equal(executor.commands.calls.get('sbatch') ?? 0, before, 'nothing was submitted')
     assert.equal(await slurm(['squeue', '-h', '-t', 'all', '-o', '%i']), jobsBefore)
+  })
+
+  await t.test('a handle that cannot be recorded: the held job is cancelled and never runs', async () => {
+    const workdir = path.join(work, 'unrecorded')
+    let jobId = ''
+    const job = await executor.start(spec('unrecorded', ['sh', '-c', 'touch ran']), {
+      onLine: () => undefined,
+      record: async (handle) => {
+        jobId = (handle as { jobId: string }).jobId
+        throw new Error('store unavailable')
+      },
+      signal: new AbortController().signal,
+    })
+    const outcome = await job.done
+    assert.equal(!outcome.ok && outcome.kind, 'infrastructure')
+    assert.match(!outcome.ok ? outcome.message : '', /could not be recorded \(store unavailable\)/)
+    await waitFor('the job cancelled', async () => (await jobState(jobId)) === 'CANCELLED', 10_000)
+    assert.equal(existsSync(path.join(workdir, 'ran')), false)
   })
 
   for (const reason of ['cancelled', 'timeout', 'shutdown'] as const) {
