@@ -46,6 +46,7 @@ export interface SlurmOptions {
 
 /** One line a rank wrote, already split (no newline). */
 export interface RankLine {
+  /** -1: a line of the job itself rather than of a rank (a Slurm batch script, srun's own messages). */
   rank: number
   /** Host or node name the rank ran on, when known. */
   host?: string
@@ -92,7 +93,12 @@ export interface Executor {
   close?(): Promise<void>
   start(spec: JobSpec, options: StartOptions): Promise<RunningJob>
   /** Follows a job started earlier (by this or another worker) from its recorded handle. */
-  reattach(handle: JobHandle, options: Omit<StartOptions, 'record'>): Promise<RunningJob>
+  reattach(handle: JobHandle, options: ReattachOptions): Promise<RunningJob>
+}
+
+export interface ReattachOptions extends Omit<StartOptions, 'record'> {
+  /** The job's spec when the caller can rebuild it (artifacts to collect, ranks per node); optional. */
+  spec?: JobSpec
 }
 
 /** The torchrun-style environment of one rank (SPEC section 4). */

@@ -6,6 +6,8 @@ import type { TaskUser } from '../process/task-user.ts'
 import type { Executor } from './executor.ts'
 import { createLocalExecutor } from './local.ts'
 import { createSshExecutor } from './ssh.ts'
+import { createSlurmExecutor } from './slurm.ts'
+import type { SlurmCluster } from '../config/config-types.ts'
 import type { SshHostSetting } from './ssh-connection.ts'
 import type { ClusterSetting } from '../config/data-settings.ts'
 
@@ -29,7 +31,20 @@ export const EXECUTORS: Record<string, ExecutorFactory> = {
     const cluster = found.cluster as { hosts: SshHostSetting[]; known_hosts_file?: string; workdir?: string }
     return createSshExecutor({ name: found.name, hosts: cluster.hosts, ...(cluster.known_hosts_file ? { known_hosts_file: cluster.known_hosts_file } : {}), ...(cluster.workdir ? { workdir: cluster.workdir } : {}) }, context.killGraceMs === undefined ? {} : { killGraceMs: context.killGraceMs })
   },
-  // slurm: added with the Slurm executor
+  slurm: (context) => {
+    // SPEC section 4: without `cluster`, the one slurm cluster of cairn.yaml, else the Slurm commands on the worker's PATH.
+    const clusters = context.clusters ?? {}
+    if (context.cluster === undefined) {
+      const slurmClusters = Object.entries(clusters).filter(([, cluster]) => cluster?.kind === 'slurm')
+      if (slurmClusters.length > 1) return { error: `executor slurm needs a cluster: cairn.yaml defines several Slurm clusters (${slurmClusters.map(([name]) => name).join(', ')})` }
+      const only = slurmClusters[0]
+      if (only === undefined) return createSlurmExecutor(undefined, { name: null })
+      return createSlurmExecutor(only[1] as SlurmCluster, { name: only[0] })
+    }
+    const found = clusterOf(context, 'slurm')
+    if ('error' in found) return found
+    return createSlurmExecutor(found.cluster as SlurmCluster, { name: found.name })
+  },
 }
 
 export function executorFor(kind: string, context: ExecutorContext): Executor | { error: string } {

@@ -52,6 +52,7 @@ tasks:
     operator: train
     params:
       executor: slurm
+      cluster: nowhere
       nodes: 1
       command: [/bin/true]
 `)
@@ -95,7 +96,7 @@ tasks:
   assert.equal(failed!.failure_kind, 'infrastructure')
   assert.equal(existsSync(files), true)
   const { rows: msg } = await engine.db.query<{ m: string }>(`SELECT row_to_json(a)::text AS m FROM cairn.attempt a WHERE run_id = $1`, [other])
-  assert.match(msg[0]!.m, /executor slurm is not available in this version/)
+  assert.match(msg[0]!.m, /cluster \\"nowhere\\" is not defined in cairn.yaml/)
 })
 
 test('train (trainer, 2 local ranks): trains on a dataset version and registers candidate versions with checksum and lineage', { timeout: 300_000 }, async (t) => {
