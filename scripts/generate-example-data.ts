@@ -11,6 +11,7 @@
 import { mkdirSync, writeFileSync, readdirSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { prng } from '../engine/seeded-random.ts'
 
 const { values } = parseArgs({
   options: {
@@ -32,18 +33,7 @@ if (!Number.isFinite(from) || !Number.isFinite(to) || to <= from || !Number.isIn
 }
 const out = resolve(values.out)
 
-/** mulberry32: a small, well-known seeded generator (the same numbers on every machine). */
-function generator(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-const random = generator(Number(values.seed))
+const random = prng(Number(values.seed))
 const normal = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
 function poisson(mean: number): number {
   const limit = Math.exp(-mean)

@@ -8,6 +8,9 @@
  * is null are refused: a training set with unlabeled rows is a mistake upstream, not something to guess.
  */
 import { openDuckDb, parquetScan, sqlIdent } from '../data/duckdb.ts'
+import { prng } from '../seeded-random.ts'
+
+export { prng }
 
 export type Task = 'binary' | 'multiclass' | 'regression'
 
@@ -111,18 +114,6 @@ export async function readTable(files: readonly string[], label: string, task: T
     return { x, y, rows, features, classes, nullCounts }
   } finally {
     db.close()
-  }
-}
-
-/** mulberry32: a small, well-mixed 32-bit PRNG; the same seed gives the same stream on every rank. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
 

@@ -4,23 +4,14 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { validateSource } from '../../engine/dag/validate.ts'
 import type { FileValidation } from '../../engine/dag/validate.ts'
 import { isErrorCode } from '../../engine/errors.ts'
+import { prng } from '../../engine/seeded-random.ts'
 
 // SPEC section 1: oversized files, alias bombs, deep nesting, custom tags and binary data are refused
 // with a clear error, never a crash, a hang or a prototype change.
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
 
-/** mulberry32: small, seeded, good enough to make reproducible garbage. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const random = prng
 
 function randomBytes(seed: number, length: number): Uint8Array {
   const next = random(seed)
