@@ -18,12 +18,15 @@ export class OutputTail {
   private readonly stream: RankLine['stream']
   private readonly emit: (line: RankLine) => unknown
   private readonly hostOf: (rank: number) => string | undefined
+  private readonly beforeNewData: (() => Promise<void>) | undefined
 
-  constructor(path: string, stream: RankLine['stream'], emit: (line: RankLine) => unknown, hostOf: (rank: number) => string | undefined) {
+  /** `beforeNewData` runs when output has grown, before its lines go out (the job's node list is known by then). */
+  constructor(path: string, stream: RankLine['stream'], emit: (line: RankLine) => unknown, hostOf: (rank: number) => string | undefined, beforeNewData?: () => Promise<void>) {
     this.path = path
     this.stream = stream
     this.emit = emit
     this.hostOf = hostOf
+    this.beforeNewData = beforeNewData
   }
 
   /** Reads what was appended since the last call; `final` also emits a last line without a newline. */
@@ -35,6 +38,7 @@ export class OutputTail {
       this.decoder = new StringDecoder('utf8')
     }
     if (size !== undefined && size > this.offset) {
+      await this.beforeNewData?.()
       const handle = await open(this.path, 'r')
       try {
         // In bounded chunks, so that a job that wrote gigabytes is not read into one buffer.

@@ -105,9 +105,16 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     const tasksPerNode = spec?.tasksPerNode ?? 1
     const hostOf = (rank: number): string | undefined => hosts[Math.floor(rank / tasksPerNode)]
     const emit = (line: RankLine): unknown => runOptions.onLine(line)
+    // Lines name their rank's node: the node list is looked up once the job has written something.
+    const resolveHosts = async (): Promise<void> => {
+      if (hosts.length > 0) return
+      const shown = await commands.showJob(jobId)
+      if (shown !== 'error' && shown?.nodeList !== undefined) hosts = await commands.hostnames(shown.nodeList)
+    }
+    const hostsFirst = (): Promise<void> => resolveHosts().catch(() => undefined)
     const tails = [
-      ...(files.stdout !== undefined ? [new OutputTail(files.stdout, 'stdout', emit, hostOf)] : []),
-      ...(files.stderr !== undefined && files.stderr !== files.stdout ? [new OutputTail(files.stderr, 'stderr', emit, hostOf)] : []),
+      ...(files.stdout !== undefined ? [new OutputTail(files.stdout, 'stdout', emit, hostOf, hostsFirst)] : []),
+      ...(files.stderr !== undefined && files.stderr !== files.stdout ? [new OutputTail(files.stderr, 'stderr', emit, hostOf, hostsFirst)] : []),
     ]
     let reading: Promise<void> = Promise.resolve()
     const readAll = (final: boolean): Promise<void> => {
@@ -117,12 +124,6 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
       return reading
     }
     const tailTimer = setInterval(() => void readAll(false), tailIntervalMs)
-
-    const resolveHosts = async (): Promise<void> => {
-      if (hosts.length > 0) return
-      const shown = await commands.showJob(jobId)
-      if (shown !== 'error' && shown?.nodeList !== undefined) hosts = await commands.hostnames(shown.nodeList)
-    }
 
     const finish = (info: JobInfo | undefined): void => {
       if (settled) return
