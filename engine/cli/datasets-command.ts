@@ -5,12 +5,10 @@
  * file reader as `ingest`; `export` streams every row to stdout. Unknown dataset or version: exit 1.
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises'
-import { tmpdir, userInfo } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
-import { loadConfig } from '../config/load-config.ts'
-import { dataSettings } from '../config/data-settings.ts'
 import type { DataSettings } from '../config/data-settings.ts'
 import { createDatasets, DATASET_NAME } from '../data/datasets.ts'
 import type { DatasetVersion } from '../data/datasets.ts'
@@ -31,6 +29,7 @@ import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
 import { parseChoice, parsePositiveInt, takePositionals } from './args.ts'
 import { withDatabase } from './database.ts'
+import { cliDataSettings, osUser } from './cli-data.ts'
 import { formatOption } from './format.ts'
 import { formatTable, formatTime } from './table.ts'
 import { escapeControls } from './terminal-escape.ts'
@@ -69,11 +68,7 @@ export async function datasetsCommand(args: string[], io: CommandIo): Promise<Ex
   const action = parseChoice('action', positionals[0] ?? missing('an action (list, show, export or import)'), ACTIONS)!
   const rest = positionals.slice(1)
   const settings = io.settings
-  const data = (): DataSettings => {
-    const config = loadConfig(resolve(settings.cwd, settings.configPath))
-    if (!config.ok) throw new UsageError(`${config.file} is invalid; \`cairn validate\` shows why`)
-    return dataSettings(config.config, { cwd: settings.cwd, home: settings.home, dagsFolder: settings.dagsFolder })
-  }
+  const data = (): DataSettings => cliDataSettings(settings)
   switch (action) {
     case 'list': {
       takePositionals(rest, [])
@@ -243,14 +238,6 @@ function formatBytes(n: number): string {
   return `${value.toFixed(1)} ${units[i]}`
 }
 
-/** Who imports: the OS user, or 'cli' when the system cannot say. */
-function osUser(): string {
-  try {
-    return userInfo().username || 'cli'
-  } catch {
-    return 'cli'
-  }
-}
 
 /** A stream over `io.stdout` for callers that give no stream (in-process use): whole lines only. */
 function linesOf(io: CommandIo): Writable {

@@ -5,11 +5,8 @@
  * run, no task). Unknown model or version: exit 1.
  */
 import { stat } from 'node:fs/promises'
-import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { loadConfig } from '../config/load-config.ts'
-import { dataSettings } from '../config/data-settings.ts'
 import type { DataSettings } from '../config/data-settings.ts'
 import { createModels, MODEL_NAME } from '../models/registry.ts'
 import type { Models } from '../models/registry.ts'
@@ -19,6 +16,7 @@ import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
 import { parseChoice, parsePositiveInt, takePositionals } from './args.ts'
 import { withDatabase } from './database.ts'
+import { cliDataSettings, osUser } from './cli-data.ts'
 import { formatOption } from './format.ts'
 import { formatTable, formatTime } from './table.ts'
 import { escapeControls } from './terminal-escape.ts'
@@ -49,11 +47,7 @@ export async function modelsCommand(args: string[], io: CommandIo): Promise<Exit
   const action = parseChoice('action', positionals[0] ?? missing(), ACTIONS)!
   const rest = positionals.slice(1)
   const settings = io.settings
-  const data = (): DataSettings => {
-    const config = loadConfig(resolve(settings.cwd, settings.configPath))
-    if (!config.ok) throw new UsageError(`${config.file} is invalid; \`cairn validate\` shows why`)
-    return dataSettings(config.config, { cwd: settings.cwd, home: settings.home, dagsFolder: settings.dagsFolder })
-  }
+  const data = (): DataSettings => cliDataSettings(settings)
   const models = (db: Db, where: DataSettings): Models => createModels({ db, dir: where.dir, producer: { kind: 'actor', actor: osUser() } })
   switch (action) {
     case 'list': {
@@ -127,10 +121,3 @@ function missing(): never {
   throw new UsageError('missing an action (list, show or register)')
 }
 
-function osUser(): string {
-  try {
-    return userInfo().username || 'cli'
-  } catch {
-    return 'cli'
-  }
-}
