@@ -238,7 +238,6 @@ function formatBytes(n: number): string {
   return `${value.toFixed(1)} ${units[i]}`
 }
 
-
 /** A stream over `io.stdout` for callers that give no stream (in-process use): whole lines only. */
 function linesOf(io: CommandIo): Writable {
   return new Writable({
