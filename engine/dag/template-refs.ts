@@ -26,7 +26,7 @@ export interface TemplateProblem {
 
 const FIXED: Record<string, readonly string[] | null> = {
   dag: ['id'],
-  run: ['id', 'logical_date', 'data_interval_start', 'data_interval_end'],
+  run: ['id', 'logical_date', 'data_interval_start', 'data_interval_end', 'is_latest'],
   task: ['id', 'attempt'],
   ds: null,
   ds_nodash: null,

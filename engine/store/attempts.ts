@@ -9,6 +9,7 @@ import { retryDelayMs } from '../state/retry.ts'
 import type { Queryable } from './queryable.ts'
 import { TransitionRefused, transitionTasks, transitionTasksFrom } from './transitions.ts'
 import type { TaskColumns } from './transitions.ts'
+import type { RunType } from './runs.ts'
 
 export interface Claim {
   claimId: string
@@ -20,6 +21,7 @@ export interface Claim {
   logicalDate: Date
   dataIntervalStart: Date
   dataIntervalEnd: Date
+  runType: RunType
   runParams: Record<string, unknown>
 }
 
@@ -40,6 +42,7 @@ export async function claimAttempts(q: Queryable, jobs: readonly { runId: string
     logical_date: Date
     data_interval_start: Date
     data_interval_end: Date
+    run_type: RunType
     params: Record<string, unknown>
   }>(q, {
     to: 'running',
@@ -51,7 +54,7 @@ export async function claimAttempts(q: Queryable, jobs: readonly { runId: string
               AND ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
               AND r.run_id = a.run_id AND r.state = 'running'
             RETURNING a.claim_id, a.run_id, a.task_id, a.attempt AS fence, 'claimed by ' || $4 AS reason, $5::timestamptz AS started_at,
-              r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.params`,
+              r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.run_type, r.params`,
       values: [jobs.map((j) => j.runId), jobs.map((j) => j.taskId), jobs.map((j) => j.attempt), workerId, now],
       columns: ['started_at'],
     },
@@ -69,6 +72,7 @@ export async function claimAttempts(q: Queryable, jobs: readonly { runId: string
     logicalDate: row.logical_date,
     dataIntervalStart: row.data_interval_start,
     dataIntervalEnd: row.data_interval_end,
+    runType: row.run_type,
     runParams: row.params,
   }))
 }

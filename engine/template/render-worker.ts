@@ -56,7 +56,7 @@ renderTaskTemplates(
   { params: { warm: '{{ task.id }}' } },
   {
     dag: { id: '' },
-    run: { id: '', logical_date: '', data_interval_start: '', data_interval_end: '' },
+    run: { id: '', logical_date: '', data_interval_start: '', data_interval_end: '', is_latest: true },
     task: { id: 'warm', attempt: 0 },
     ds: '',
     ds_nodash: '',

@@ -26,7 +26,14 @@ import { createMasker } from '../secrets/mask.ts'
 
 export interface TemplateVariables {
   dag: { id: string }
-  run: { id: string; logical_date: string; data_interval_start: string; data_interval_end: string }
+  run: {
+    id: string
+    logical_date: string
+    data_interval_start: string
+    data_interval_end: string
+    /** False for a scheduled or backfill run whose next interval has already ended (Airflow's "latest only"). */
+    is_latest: boolean
+  }
   task: { id: string; attempt: number }
   /** `run.logical_date` as YYYY-MM-DD in the DAG's time zone. */
   ds: string

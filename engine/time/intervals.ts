@@ -113,6 +113,16 @@ export function intervalsBetween(
   return found
 }
 
+/**
+ * Whether the interval ending at `intervalEnd` is the newest one the schedule has completed at `now`:
+ * the interval after it has not ended yet (or there is none, past end_date). Airflow's "latest only":
+ * the runs a catchup or a backfill creates for older intervals are not the latest.
+ */
+export function isLatestInterval(schedule: Schedule, timezone: string, intervalEnd: Date, now: Date, endDate?: Date): boolean {
+  const next = first(intervalsFrom(schedule, timezone, intervalEnd, { endDate }))
+  return next === undefined || next.end.getTime() > now.getTime()
+}
+
 export type DueIntervalsInput = {
   schedule: Schedule
   timezone: string

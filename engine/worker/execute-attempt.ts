@@ -17,6 +17,7 @@ import { abortedResult, notAvailableResult, taskAbort } from '../../operators/de
 import type { OperatorResult } from '../../operators/define.ts'
 import { sharedRenderPool } from '../template/render-pool.ts'
 import { formatDs, formatDsNodash } from '../time/intervals.ts'
+import { isLatestRun } from './latest-run.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
 import { createMasker } from '../secrets/mask.ts'
 import type { Json } from '../dag/yaml-load.ts'
@@ -45,6 +46,8 @@ export interface ExecuteInput {
   maxLogBytes?: number
   /** Datasets and connections for the data operators; without it they fail as not configured. */
   data?: DataSettings
+  /** The clock `run.is_latest` is read on (the worker's). @default the system clock */
+  now?: () => Date
 }
 
 export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskSpec; outcome: AttemptOutcome }> {
@@ -75,6 +78,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
         logical_date: claim.logicalDate.toISOString(),
         data_interval_start: claim.dataIntervalStart.toISOString(),
         data_interval_end: claim.dataIntervalEnd.toISOString(),
+        is_latest: isLatestRun(spec, claim, input.now?.() ?? new Date()),
       },
       task: { id: task.id, attempt: claim.attempt },
       ds: formatDs(claim.logicalDate, spec.timezone),

@@ -261,7 +261,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       let finished: { task: TaskSpec; outcome: AttemptOutcome } | undefined
       try {
         const workdir = join(options.workRoot, claim.runId, claim.taskId, String(claim.attempt))
-        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, ...(options.taskUser ? { user: options.taskUser } : {}), secrets: options.secrets, workerEnv: options.workerEnv, log, writes, killGraceMs, ...(options.maxLogBytes !== undefined ? { maxLogBytes: options.maxLogBytes } : {}), ...(options.data ? { data: options.data } : {}) })
+        finished = await executeAttempt({ db, claim, signal: controller.signal, workdir, ...(options.taskUser ? { user: options.taskUser } : {}), secrets: options.secrets, workerEnv: options.workerEnv, log, writes, killGraceMs, ...(options.maxLogBytes !== undefined ? { maxLogBytes: options.maxLogBytes } : {}), ...(options.data ? { data: options.data } : {}), now })
         if (draining && controller.signal.aborted && finished.outcome.kind === 'failed' && finished.outcome.failure === 'infrastructure') {
           finished = { task: finished.task, outcome: { kind: 'handed_back', reason: 'worker drained before the attempt finished' } }
         }

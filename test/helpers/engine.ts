@@ -36,6 +36,8 @@ export interface TestEngineOptions {
   scheduler?: boolean | Partial<Pick<SchedulerOptions, 'now' | 'loopMs' | 'lostAfterMs' | 'syncEveryMs'>>
   /** In-process workers to start. @default 0 (use spawnWorker for real processes) */
   inProcessWorkers?: number
+  /** The clock of the in-process workers (heartbeats, `run.is_latest`); default the system clock. */
+  workerNow?: () => Date
   /** Pool sizes, as cairn.yaml's `pools`. */
   pools?: Record<string, { slots: number }>
   /** cairn.yaml's `data` and `connections` for the in-process workers (home: `<dir>/home`). */
@@ -94,7 +96,7 @@ export async function startTestEngine(t: { after(fn: () => Promise<void>): void 
   const data = dataSettings(options.config ?? {}, { cwd: dir, home: join(dir, 'home'), dagsFolder })
   const taskUser = (options.inProcessWorkers ?? 0) > 0 ? await resolveTaskUser(undefined, log) : undefined
   for (let i = 0; i < (options.inProcessWorkers ?? 0); i++) {
-    workers.push(await startWorker({ db, boss, log, slots: 4, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), ...(taskUser ? { taskUser } : {}), workerEnv: process.env, heartbeatMs: 500, data }))
+    workers.push(await startWorker({ db, boss, log, slots: 4, workRoot: join(dir, 'work'), secrets: createSecretStore({ env: {} }), ...(taskUser ? { taskUser } : {}), workerEnv: process.env, heartbeatMs: 500, data, ...(options.workerNow ? { now: options.workerNow } : {}) }))
   }
 
   return {

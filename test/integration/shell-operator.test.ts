@@ -61,7 +61,7 @@ async function runShell(params: ShellParams, h: Harness): Promise<OperatorResult
 function variables(params: Record<string, unknown>): TemplateVariables {
   return {
     dag: { id: 'shell_dag' },
-    run: { id: 'run-1', logical_date: '2026-01-01T00:00:00.000Z', data_interval_start: '2026-01-01T00:00:00.000Z', data_interval_end: '2026-01-02T00:00:00.000Z' },
+    run: { id: 'run-1', logical_date: '2026-01-01T00:00:00.000Z', data_interval_start: '2026-01-01T00:00:00.000Z', data_interval_end: '2026-01-02T00:00:00.000Z', is_latest: true },
     task: { id: 'task_a', attempt: 1 },
     ds: '2026-01-01',
     ds_nodash: '20260101',

@@ -8,7 +8,7 @@ import { createSecretStore } from '../../engine/secrets/secrets.ts'
 function variables(secrets = createSecretStore({ env: { CAIRN_SECRET_TOKEN: 'tok-123456' } })): TemplateVariables {
   return {
     dag: { id: 'd' },
-    run: { id: 'r', logical_date: '2026-03-01T00:00:00.000Z', data_interval_start: '2026-03-01T00:00:00.000Z', data_interval_end: '2026-03-02T00:00:00.000Z' },
+    run: { id: 'r', logical_date: '2026-03-01T00:00:00.000Z', data_interval_start: '2026-03-01T00:00:00.000Z', data_interval_end: '2026-03-02T00:00:00.000Z', is_latest: true },
     task: { id: 't', attempt: 1 },
     ds: '2026-03-01',
     ds_nodash: '20260301',

@@ -16,6 +16,7 @@ function variables(overrides: Partial<TemplateVariables> = {}): TemplateVariable
       logical_date: '2026-03-01T02:00:00.000Z',
       data_interval_start: '2026-03-01T02:00:00.000Z',
       data_interval_end: '2026-03-02T02:00:00.000Z',
+      is_latest: true,
     },
     task: { id: 'train', attempt: 3 },
     ds: '2026-03-01',
