@@ -117,12 +117,19 @@ export async function dagsCommand(args: string[], io: CommandIo): Promise<ExitCo
     const importErrors = await listImportErrors(db)
     const errorCount = (dagId: string, file: string | null): number =>
       importErrors.filter((e) => e.dagId === dagId || (file !== null && e.file === file)).reduce((n, e) => n + e.diagnostics.filter((d) => d.severity === 'error').length, 0)
-    const shown = await Promise.all(dags.map(async (d) => dagJson(d, d.versionId === null ? undefined : (await getDagVersion(db, d.versionId)).schedule, errorCount(d.dagId, d.file))))
+    const specs = await Promise.all(dags.map((d) => (d.versionId === null ? undefined : getDagVersion(db, d.versionId))))
+    const shown = dags.map((d, i) => dagJson(d, specs[i]?.schedule, errorCount(d.dagId, d.file)))
+    // A data-aware schedule in the table: its datasets, after the cron expression when it has one.
+    const scheduleText = (i: number): string => {
+      const spec = specs[i]
+      const datasets = spec?.scheduleDatasets ? `datasets: ${spec.scheduleDatasets.join(', ')}` : undefined
+      return [spec?.schedule, datasets].filter((x) => x !== undefined).join(' + ') || '-'
+    }
     const orphans = importErrors.filter((e) => !dags.some((d) => d.dagId === e.dagId || d.file === e.file))
     if (format === 'json') io.stdout(JSON.stringify(shown))
     else {
       if (shown.length > 0) {
-        const rows = shown.map((d) => [d.dag_id, d.paused ? 'yes' : 'no', d.schedule ?? '-', d.file ?? '-', String(d.import_errors)])
+        const rows = shown.map((d, i) => [d.dag_id, d.paused ? 'yes' : 'no', scheduleText(i), d.file ?? '-', String(d.import_errors)])
         for (const line of formatTable(['DAG', 'PAUSED', 'SCHEDULE', 'FILE', 'ERRORS'], rows)) io.stdout(line)
       } else io.stderr('cairn dags: no DAGs loaded yet (is `cairn up` running, and are there files in its DAG folder?)')
       if (orphans.length > 0) io.stderr(`cairn dags: ${orphans.length} file${orphans.length === 1 ? '' : 's'} failed to load: ${orphans.map((e) => e.file).join(', ')} (\`cairn validate\` shows why)`)

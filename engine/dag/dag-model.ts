@@ -51,7 +51,10 @@ export interface DagSpec {
   description?: string
   owner?: string
   tags: string[]
+  /** The cron expression or preset (`schedule:` itself, or its `cron:`). */
   schedule?: string
+  /** `schedule: { datasets }`: run when every one has a new version since the last such run. */
+  scheduleDatasets?: string[]
   timezone: string
   startDate?: string
   endDate?: string
@@ -139,6 +142,9 @@ export function normalizeDag(doc: Doc): DagSpec {
     const value = str(doc[key])
     if (value !== undefined) dag[key] = value
   }
+  const schedule = obj(doc.schedule)
+  if (str(schedule.cron) !== undefined) dag.schedule = str(schedule.cron)!
+  if (Array.isArray(schedule.datasets)) dag.scheduleDatasets = schedule.datasets.filter((d): d is string => typeof d === 'string')
   if (str(doc.start_date)) dag.startDate = str(doc.start_date)!
   if (str(doc.end_date)) dag.endDate = str(doc.end_date)!
   return dag

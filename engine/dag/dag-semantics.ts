@@ -160,9 +160,11 @@ function checkTiming(doc: JsonObject, problems: SemanticProblem[]): void {
   if (typeof doc.timezone === 'string' && !isValidTimezone(doc.timezone)) {
     problems.push({ code: 'INVALID_TIMEZONE', message: `timezone "${doc.timezone}" is not an IANA time zone name (such as Europe/Berlin or UTC)`, path: ['timezone'] })
   }
-  if (typeof doc.schedule === 'string') {
-    const parsed = parseSchedule(doc.schedule, isValidTimezone(timezone) ? timezone : 'UTC')
-    if (!parsed.ok) problems.push({ code: 'INVALID_CRON', message: `schedule ${parsed.message}`, path: ['schedule'] })
+  const schedule = doc.schedule
+  const cron = typeof schedule === 'string' ? { text: schedule, path: ['schedule'] } : isObject(schedule) && typeof schedule.cron === 'string' ? { text: schedule.cron, path: ['schedule', 'cron'] } : undefined
+  if (cron) {
+    const parsed = parseSchedule(cron.text, isValidTimezone(timezone) ? timezone : 'UTC')
+    if (!parsed.ok) problems.push({ code: 'INVALID_CRON', message: `schedule ${parsed.message}`, path: cron.path })
     if (doc.start_date === undefined) {
       problems.push({ code: 'MISSING_START_DATE', message: 'a DAG with a schedule needs a start_date (the first data interval starts there)', path: ['schedule'], part: 'key' })
     }

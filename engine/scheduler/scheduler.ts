@@ -18,6 +18,8 @@ import { enqueueJobs, queuedAttemptsWithoutJob } from '../queue/task-queue.ts'
 import type { Queryable } from '../store/queryable.ts'
 import { getDagVersion, setScheduleCursor } from '../store/dags.ts'
 import { createRun } from '../store/runs.ts'
+import { consumeDatasetVersions, datasetWaits } from '../store/dataset-schedules.ts'
+import { datasetScheduleDue } from './dataset-schedule.ts'
 import { advanceRun, startQueuedRuns } from '../store/advance.ts'
 import type { AdvanceContext } from '../store/advance.ts'
 import { lockLostAttempts, settleTaskInstance } from '../store/attempts.ts'
@@ -110,6 +112,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       // A stopping scheduler creates no more runs (its process may be draining its workers).
       if (stopped) return
       const spec = await getDagVersion(db, Number(row.version_id))
+      if (spec.scheduleDatasets !== undefined) await db.tx((q) => createDatasetTriggered(q, spec, Number(row.version_id)))
       if (spec.schedule === undefined || spec.startDate === undefined) continue
       const key = `${row.version_id}:${row.schedule_cursor?.getTime() ?? ''}`
       const hint = notBefore.get(row.dag_id)
@@ -159,6 +162,26 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       log.info({ dag: spec.id, runs: due.length, first: due[0]!.start.toISOString() }, 'scheduled runs created')
     }
     return due.length
+  }
+
+  /**
+   * `schedule: { datasets }`: one run once every listed dataset has a new version since the last such
+   * run, under the DAG's row lock and within max_active_runs; the versions it was created for are
+   * consumed in the same transaction. Its data interval is the instant it was created, as a manual run's.
+   */
+  async function createDatasetTriggered(q: Queryable, spec: DagSpec, versionId: number): Promise<void> {
+    const locked = await q.query('SELECT 1 FROM cairn.dag WHERE dag_id = $1 AND NOT paused FOR UPDATE SKIP LOCKED', [spec.id])
+    if (locked.rows.length === 0) return
+    const waits = await datasetWaits(q, spec.id, spec.scheduleDatasets!)
+    if (!datasetScheduleDue(waits)) return
+    const active = await q.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.run WHERE dag_id = $1 AND state IN ('queued', 'running')`, [spec.id])
+    if (Number(active.rows[0]!.n) >= spec.maxActiveRuns) return
+    const at = now()
+    const run = await createRun(q, { dag: spec, versionId, runType: 'dataset', logicalDate: at, dataIntervalStart: at, dataIntervalEnd: at, params: defaultParams(spec), ownsLogicalDate: false })
+    if (!run) return
+    await consumeDatasetVersions(q, spec.id, waits)
+    await startQueuedRuns(q, ctx, spec.id)
+    log.info({ dag: spec.id, run: run.runId, datasets: Object.fromEntries(waits.map((w) => [w.dataset, w.latest])) }, 'dataset-triggered run created')
   }
 
   async function startQueued(): Promise<void> {

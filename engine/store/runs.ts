@@ -6,7 +6,8 @@ import type { TaskInstanceSnapshot } from '../state/decide-run.ts'
 import type { Queryable } from './queryable.ts'
 import { appendHistory } from './history.ts'
 
-export type RunType = 'scheduled' | 'manual' | 'backfill'
+/** `dataset`: created by a data-aware schedule (`schedule: { datasets }`). */
+export type RunType = 'scheduled' | 'manual' | 'backfill' | 'dataset'
 
 export interface RunRow {
   runId: string

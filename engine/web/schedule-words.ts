@@ -10,7 +10,12 @@ const PRESET_WORDS: Readonly<Record<string, string>> = {
   '@yearly': 'On 1 January at 00:00',
 }
 
-export function describeSchedule(schedule: string | null | undefined): string {
+/** With `datasets` (a data-aware schedule), the words say when those trigger a run too. */
+export function describeSchedule(schedule: string | null | undefined, datasets?: readonly string[]): string {
+  if (datasets !== undefined && datasets.length > 0) {
+    const when = `when ${datasets.length === 1 ? `dataset ${datasets[0]} has a new version` : `datasets ${datasets.slice(0, -1).join(', ')} and ${datasets.at(-1)} have new versions`}`
+    return schedule === null || schedule === undefined ? `${when[0]!.toUpperCase()}${when.slice(1)}` : `${describeSchedule(schedule)}, and ${when}`
+  }
   if (schedule === null || schedule === undefined) return 'Manual runs only'
   const preset = PRESET_WORDS[schedule.trim()]
   if (preset) return preset

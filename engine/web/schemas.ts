@@ -29,7 +29,7 @@ export const SHARED_SCHEMAS = [
       run_id: { type: 'string' },
       dag_id: { type: 'string' },
       state: { type: 'string', enum: [...RUN_STATE_LIST] },
-      run_type: { type: 'string', enum: ['scheduled', 'manual', 'backfill'] },
+      run_type: { type: 'string', enum: ['scheduled', 'manual', 'backfill', 'dataset'] },
       logical_date: time,
       data_interval_start: time,
       data_interval_end: time,

@@ -11,7 +11,7 @@ import { isLatestInterval } from '../time/intervals.ts'
 import { parseSchedule } from '../time/schedule.ts'
 
 export function isLatestRun(spec: Pick<DagSpec, 'schedule' | 'timezone' | 'endDate'>, claim: Pick<Claim, 'runType' | 'dataIntervalEnd'>, now: Date): boolean {
-  if (claim.runType === 'manual' || spec.schedule === undefined) return true
+  if (claim.runType === 'manual' || claim.runType === 'dataset' || spec.schedule === undefined) return true
   const schedule = parseSchedule(spec.schedule, spec.timezone)
   if (!schedule.ok) return true
   const endDate = spec.endDate === undefined ? undefined : parseDagDate(spec.endDate, spec.timezone)

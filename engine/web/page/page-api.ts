@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { paramsInFileOrder } from '../../dag/dag-model.ts'
 import { getDag, getDagVersion, listImportErrorsOfDag } from '../../store/dags.ts'
 import { getRun } from '../../store/runs.ts'
+import { datasetsWaitedFor } from '../../store/dataset-schedules.ts'
 import type { WebContext } from '../context.ts'
 import { isoOrNull } from '../json.ts'
 import { describeSchedule } from '../schedule-words.ts'
@@ -22,6 +23,8 @@ const dagDefinition = {
     description: { type: ['string', 'null'] },
     schedule: { type: ['string', 'null'] },
     schedule_description: { type: 'string' },
+    schedule_datasets: { type: ['array', 'null'], items: { type: 'string' } },
+    waiting_for: { type: 'array', items: { type: 'string' } },
     version_id: { type: 'integer', description: 'the current version (see /dags/{dag}/versions)' },
     timezone: { type: 'string' },
     paused: { type: 'boolean' },
@@ -100,7 +103,9 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
         dag_id: spec.id,
         description: spec.description ?? null,
         schedule: spec.schedule ?? null,
-        schedule_description: describeSchedule(spec.schedule),
+        schedule_description: describeSchedule(spec.schedule, spec.scheduleDatasets),
+        schedule_datasets: spec.scheduleDatasets ?? null,
+        waiting_for: spec.scheduleDatasets ? await datasetsWaitedFor(db, dag.dagId, spec.scheduleDatasets) : [],
         version_id: dag.versionId,
         timezone: spec.timezone,
         paused: dag.paused,

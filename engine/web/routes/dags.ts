@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify'
 import { getDagVersion, listDags, listImportErrors, setPaused } from '../../store/dags.ts'
 import { recentRunsByDag } from '../../store/grid.ts'
+import { datasetsWaitedFor } from '../../store/dataset-schedules.ts'
 import type { WebContext } from '../context.ts'
 import { isoOrNull } from '../json.ts'
 import { nextScheduledRun } from '../next-run.ts'
@@ -23,6 +24,8 @@ const dagSchema = {
     paused: { type: 'boolean' },
     schedule: { type: ['string', 'null'], description: 'cron expression or preset; null: manual runs only' },
     schedule_description: { type: 'string', description: 'the schedule in words, e.g. "At 02:00, Monday through Friday"' },
+    schedule_datasets: { type: ['array', 'null'], items: { type: 'string' }, description: 'data-aware schedule: the datasets that trigger a run together; null: none' },
+    waiting_for: { type: 'array', items: { type: 'string' }, description: 'data-aware schedule: the listed datasets without a new version since the last dataset-triggered run' },
     timezone: { type: 'string' },
     catchup: { type: 'string', enum: ['none', 'latest', 'all'] },
     next_run: {
@@ -94,7 +97,9 @@ export function dagRoutes(app: FastifyInstance, ctx: WebContext): void {
               file: d.file,
               paused: d.paused,
               schedule: spec?.schedule ?? null,
-              schedule_description: describeSchedule(spec?.schedule),
+              schedule_description: describeSchedule(spec?.schedule, spec?.scheduleDatasets),
+              schedule_datasets: spec?.scheduleDatasets ?? null,
+              waiting_for: spec?.scheduleDatasets ? await datasetsWaitedFor(db, d.dagId, spec.scheduleDatasets) : [],
               timezone: spec?.timezone ?? 'UTC',
               catchup: spec?.catchup ?? 'latest',
               next_run: next && { logical_date: isoOrNull(next.logicalDate), data_interval_end: isoOrNull(next.dataIntervalEnd), run_after: isoOrNull(next.runAfter) },

@@ -100,6 +100,7 @@ export function dagListView({ container, session, params }) {
         h('td', null,
           dag.schedule ? h('code', null, dag.schedule) : null,
           h('div', { class: 'small' }, words ?? ''),
+          dag.waiting_for?.length ? h('div', { class: 'muted small waiting-for', title: 'a run starts once each of these has a new version' }, `waiting for: ${dag.waiting_for.join(', ')}`) : null,
           dag.schedule && dag.timezone !== 'UTC' ? h('div', { class: 'muted small' }, dag.timezone) : null),
         h('td', { class: 'next-run' }, dag.next_run
           ? [h('div', null, fmtTime(dag.next_run.logical_date)), h('div', { class: 'muted small', title: `created at ${fmtTime(dag.next_run.run_after)}` }, relative(dag.next_run.run_after))]

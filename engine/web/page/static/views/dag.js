@@ -100,7 +100,8 @@ export function dagView({ container, session, dagId, params }) {
       h('h1', null, definition.dag_id, ' ', h('span', { class: `pill ${definition.paused ? 'pill-paused' : 'pill-active'}`, id: 'dag-paused' }, definition.paused ? 'paused' : 'active')),
       h('div', { class: 'meta' },
         definition.description ? h('span', null, definition.description) : null,
-        h('span', null, 'Schedule: ', definition.schedule ? h('code', null, definition.schedule) : null, ' ', definition.schedule_description ?? '', definition.schedule ? ` (${definition.timezone})` : '')),
+        h('span', null, 'Schedule: ', definition.schedule ? h('code', null, definition.schedule) : null, ' ', definition.schedule_description ?? '', definition.schedule ? ` (${definition.timezone})` : ''),
+        definition.waiting_for?.length ? h('span', { class: 'muted waiting-for' }, ` · waiting for: ${definition.waiting_for.join(', ')}`) : null),
       canOperate(session) ? h('div', { class: 'head-actions' }, pauseButton(definition, refresh, (e) => message.error(e))) : null)
 
     const key = JSON.stringify(definition.tasks)
