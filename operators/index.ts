@@ -9,8 +9,9 @@ import { train } from './train.ts'
 import { evaluateGate } from './evaluate-gate.ts'
 import { predictBatch } from './predict-batch.ts'
 import { serveRollout } from './serve-rollout.ts'
+import { evaluateDrift } from './evaluate-drift.ts'
 
-const ALL: readonly OperatorDefinition[] = [shell, noop, ingest, featuresMaterialize, featuresTrainingSet, train, evaluateGate, predictBatch, serveRollout]
+const ALL: readonly OperatorDefinition[] = [shell, noop, ingest, featuresMaterialize, featuresTrainingSet, train, evaluateGate, predictBatch, serveRollout, evaluateDrift]
 
 export const OPERATORS: Readonly<Record<string, OperatorDefinition>> = Object.freeze(
   Object.fromEntries(ALL.map((operator) => [operator.type, operator])),

@@ -1,0 +1,35 @@
+import paramsSchema from '../schemas/operators/evaluate.drift.params.schema.json' with { type: 'json' }
+import { abortedResult, defineOperator } from './define.ts'
+import type { OperatorContext, OperatorResult } from './define.ts'
+
+export interface DriftParams {
+  dataset: string
+  model?: string
+  reference?: string
+  features?: string[]
+  categorical?: string[]
+  bins?: number
+  thresholds?: { psi?: number; ks?: number; chi2_p_value?: number }
+}
+
+/**
+ * Drift between a dataset and the training set of a model version (or another dataset version), per
+ * feature. The comparison itself is in operators/drift/run-drift.ts, loaded when a task runs so that
+ * validating DAGs never loads DuckDB.
+ */
+export const evaluateDrift = defineOperator({
+  type: 'evaluate.drift',
+  summary: 'compares a dataset with a model\'s training set: PSI, KS, chi-squared per feature',
+  paramsSchema,
+  usesWorkdir: false,
+  async run(raw: Record<string, unknown>, ctx: OperatorContext): Promise<OperatorResult> {
+    if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
+    try {
+      const { runDrift } = await import('./drift/run-drift.ts')
+      return await runDrift(raw as unknown as DriftParams, ctx, ctx.data)
+    } catch (error) {
+      if (ctx.signal.aborted) return abortedResult(ctx.signal)
+      throw error
+    }
+  },
+})
