@@ -9,11 +9,16 @@
  *                     the gate must be at least as good as the baseline's. No baseline (the model has no
  *                     production version yet): nothing to beat, the comparison passes with baseline null.
  *
- * A metric that could not be computed (null) fails every check it is part of. The report has one row per
+ * Comparisons allow 1e-9 of floating-point slack (0.5 - 0.45 is 0.04999999999999999 in doubles, and
+ * must meet a required improvement of 0.05). A metric that could not be computed (null) fails every
+ * check it is part of. The report has one row per
  * metric, in the order of `metrics` and then any other metric the thresholds or improvements name.
  */
 import { lowerIsBetter } from './metrics.ts'
 import type { MetricName, MetricValue } from './metrics.ts'
+
+/** Slack for floating-point rounding in every comparison. */
+const SLACK = 1e-9
 
 export interface GateRule {
   metrics: readonly MetricName[]
@@ -62,14 +67,14 @@ export function decideGate(rule: GateRule, metrics: Record<string, MetricValue>,
     const value = measured.value
     if (value === null && (threshold !== null || minImprovement !== null)) reasons.push(`cannot be computed: ${measured.reason}`)
     if (value !== null && threshold !== null) {
-      if (threshold.min !== undefined && value < threshold.min) reasons.push(`${formatNumber(value)} < min ${formatNumber(threshold.min)}`)
-      if (threshold.max !== undefined && value > threshold.max) reasons.push(`${formatNumber(value)} > max ${formatNumber(threshold.max)}`)
+      if (threshold.min !== undefined && value < threshold.min - SLACK) reasons.push(`${formatNumber(value)} < min ${formatNumber(threshold.min)}`)
+      if (threshold.max !== undefined && value > threshold.max + SLACK) reasons.push(`${formatNumber(value)} > max ${formatNumber(threshold.max)}`)
     }
     if (value !== null && minImprovement !== null && base !== null) {
       if (base.value === null) reasons.push(`the baseline's value cannot be computed: ${base.reason}`)
       else {
         const improvement = lowerIsBetter(metric) ? base.value - value : value - base.value
-        if (improvement < minImprovement) {
+        if (improvement < minImprovement - SLACK) {
           reasons.push(minImprovement === 0
             ? `worse than the baseline's ${formatNumber(base.value)}`
             : `improves on the baseline's ${formatNumber(base.value)} by ${formatNumber(improvement)}, less than the required ${formatNumber(minImprovement)}`)

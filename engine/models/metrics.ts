@@ -6,7 +6,8 @@
  *
  *   binary      predictions are the positive-class probability p; labels 0 or 1. The predicted class is
  *               1 when p >= 0.5 (SPEC: "a 0.5 threshold"). accuracy, precision, recall and f1 of the
- *               positive class; auc of p; log_loss of p clipped to [1e-15, 1 - 1e-15]; rmse and mae of
+ *               positive class; auc of p; log_loss of the probability given to the true class
+ *               (p or 1 - p) clipped to [1e-15, 1 - 1e-15]; rmse and mae of
  *               p against the 0/1 label (the square root of the Brier score, and its absolute twin).
  *   multiclass  predictions are K class probabilities per row; labels are class indices 0..K-1. The
  *               predicted class is the first arg-max. precision, recall and f1 are macro averages over
@@ -232,8 +233,9 @@ function clip(p: number): number {
 export function binaryLogLoss(labels: ArrayLike<number>, probabilities: ArrayLike<number>): number {
   let sum = 0
   for (let i = 0; i < labels.length; i++) {
-    const p = clip(probabilities[i]!)
-    sum -= labels[i] === 1 ? Math.log(p) : Math.log(1 - p)
+    // The probability given to the true class, clipped (clipping p before 1 - p would leave 1.1e-15, not 1e-15).
+    const p = probabilities[i]!
+    sum -= Math.log(clip(labels[i] === 1 ? p : 1 - p))
   }
   return sum / labels.length
 }
