@@ -64,9 +64,11 @@ export async function runPredictBatch(params: PredictParams, ctx: OperatorContex
     let kind: ScoreKind | undefined
     let appender: Awaited<ReturnType<typeof duck.connection.createAppender>> | undefined
     let rows = 0
+    // Written through a second connection: a statement on the streaming one would end its stream.
+    const writer = await duck.connect()
     const createTable = async (k: ScoreKind) => {
-      await duck.run(`CREATE TABLE ${PREDICTIONS_TABLE} (ord BIGINT, prediction ${k === 'multiclass' ? 'BIGINT' : 'DOUBLE'})`)
-      return duck.connection.createAppender(PREDICTIONS_TABLE)
+      await writer.run(`CREATE TABLE ${PREDICTIONS_TABLE} (ord BIGINT, prediction ${k === 'multiclass' ? 'BIGINT' : 'DOUBLE'})`)
+      return writer.createAppender(PREDICTIONS_TABLE)
     }
     try {
       for await (const batch of scoreBatches(duck, onnx, { files: input.files, features: chosen.features, signal: ctx.signal })) {
@@ -92,12 +94,13 @@ export async function runPredictBatch(params: PredictParams, ctx: OperatorContex
       appender?.closeSync()
       await onnx.close().catch(() => undefined)
     }
-    if (ctx.signal.aborted) return abortedResult(ctx.signal)
-    // No rows: the output's width was never seen; the recorded task decides the column's type.
-    if (kind === undefined) {
+    if (kind === undefined && !ctx.signal.aborted) {
+      // No rows: the output's width was never seen; the recorded task decides the column's type.
       kind = recordedTask === 'multiclass' ? 'multiclass' : scoreKind(1, recordedTask)
       ;(await createTable(kind)).closeSync()
     }
+    writer.closeSync()
+    if (ctx.signal.aborted || kind === undefined) return abortedResult(ctx.signal)
     const file = `${staged.dir}/part-0.parquet`
     await duck.run(`COPY (SELECT s.* EXCLUDE (${ORDER_COLUMN}), p.prediction, ${model.version}::BIGINT AS model_version
       FROM (${sourceSql(input.files)}) s JOIN ${PREDICTIONS_TABLE} p ON s.${ORDER_COLUMN} = p.ord ORDER BY s.${ORDER_COLUMN}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`)
