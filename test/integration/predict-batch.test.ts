@@ -4,7 +4,8 @@
  * column as it was, plus `prediction` equal to the test's own forward pass and `model_version`; the
  * production version by default, a version number, a [N, 2] binary model (column 1), a multiclass model
  * (class index); lineage names the input dataset version and the model version. A missing feature
- * column, nulls and an output that would clash fail clearly, once, and publish nothing.
+ * column, nulls and an output that would clash fail clearly, once, and publish nothing; neither does
+ * an attempt cancelled after its first batch.
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
@@ -20,6 +21,10 @@ import type { Row } from '../helpers/model-data.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import { openDuckDb, parquetScan } from '../../engine/data/duckdb.ts'
 import { createModels } from '../../engine/models/registry.ts'
+import { createDataServices } from '../../engine/data/data-services.ts'
+import { taskAbort } from '../../operators/define.ts'
+import type { OperatorContext } from '../../operators/define.ts'
+import { runPredictBatch } from '../../operators/predict-batch/run.ts'
 
 const V1: LinearWeights = { w: [[0.7], [-0.4]], b: [0.05] }
 const V2: LinearWeights = { w: [[-0.3], [0.6]], b: [0.2] }
@@ -130,4 +135,28 @@ test('predict.batch: rows in order with their columns, predictions of each model
     const folder = join(engine.data.dir, output)
     assert.deepEqual(existsSync(folder) ? readdirSync(folder) : [], [], `${id} left no staged files`)
   }
+
+  // Cancelled after the first batch (the operator logs once it has the first batch's output): the
+  // rest is not scored, the staged folder is removed, nothing is published.
+  const controller = new AbortController()
+  const logged: string[] = []
+  const ctx: OperatorContext = {
+    dagId: 'adhoc', runId: 'no-run', taskId: 'score', attempt: 1,
+    interval: { start: new Date(), end: new Date(), logicalDate: new Date() },
+    data: createDataServices(engine.db, engine.data, { dagId: 'adhoc', runId: 'no-run', taskId: 'score', attempt: 1, claimId: '00000000-0000-0000-0000-000000000000' }, {}),
+    signal: controller.signal, env: {}, workerEnv: {}, workdir: engine.dir,
+    log: {
+      info: (message) => {
+        logged.push(message)
+        if (message.startsWith('scoring ')) controller.abort(taskAbort('cancelled', 'cancelled by the test'))
+      },
+      warn: (message) => logged.push(message),
+      error: (message) => logged.push(message),
+    },
+    output: () => undefined,
+  }
+  const cancelled = await runPredictBatch({ model_name: 'churn', dataset: 'users', output: 'cancelled_scores' }, ctx)
+  assert.deepEqual(cancelled, { ok: false, kind: 'cancelled', retryable: false, message: 'cancelled by the test' }, logged.join('\n'))
+  assert.equal(await datasets.get('cancelled_scores'), undefined)
+  assert.deepEqual(readdirSync(join(engine.data.dir, 'cancelled_scores')), [])
 })
