@@ -150,7 +150,11 @@ export async function* scoreBatches(duck: DuckDb, model: OnnxModel, options: Sco
     if (!shape.ok) throw new ScoringProblem('data_invalid', shape.message)
     if (width !== undefined && shape.width !== width) throw new ScoringProblem('data_invalid', `the model's first output changed width between batches (${width}, then ${shape.width})`)
     width = shape.width
-    const batch: ScoredBatch = { rows, order: order.subarray(0, rows), outputs: out.data as Float32Array | Float64Array, width, ...(labels ? { labels: labels.subarray(0, rows) } : {}) }
+    const data = out.data as Float32Array | Float64Array
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i]!)) throw new ScoringProblem('data_invalid', `the model's output is ${data[i]} for a row of this batch of ${rows} (its inputs are all finite): the model is broken or overflows`)
+    }
+    const batch: ScoredBatch = { rows, order: order.subarray(0, rows), outputs: data, width, ...(labels ? { labels: labels.subarray(0, rows) } : {}) }
     // The batch keeps its arrays: the next one gets fresh ones.
     input = new Float32Array(batchRows * f)
     order = new BigInt64Array(batchRows)

@@ -64,6 +64,9 @@ export async function runPredictBatch(params: PredictParams, ctx: OperatorContex
     let kind: ScoreKind | undefined
     let appender: Awaited<ReturnType<typeof duck.connection.createAppender>> | undefined
     let rows = 0
+    // Whether the rows came in scan order (their order keys strictly increasing).
+    let inOrder = true
+    let last = -1n
     // Written through a second connection: a statement on the streaming one would end its stream.
     const writer = await duck.connect()
     const createTable = async (k: ScoreKind) => {
@@ -80,6 +83,8 @@ export async function runPredictBatch(params: PredictParams, ctx: OperatorContex
         const out = batch.outputs
         const w = batch.width
         for (let i = 0; i < batch.rows; i++) {
+          if (batch.order[i]! <= last) inOrder = false
+          last = batch.order[i]!
           appender!.appendBigInt(batch.order[i]!)
           if (kind === 'multiclass') {
             let best = 0
@@ -102,8 +107,15 @@ export async function runPredictBatch(params: PredictParams, ctx: OperatorContex
     writer.closeSync()
     if (ctx.signal.aborted || kind === undefined) return abortedResult(ctx.signal)
     const file = `${staged.dir}/part-0.parquet`
-    await duck.run(`COPY (SELECT s.* EXCLUDE (${ORDER_COLUMN}), p.prediction, ${model.version}::BIGINT AS model_version
-      FROM (${sourceSql(input.files)}) s JOIN ${PREDICTIONS_TABLE} p ON s.${ORDER_COLUMN} = p.ord ORDER BY s.${ORDER_COLUMN}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`)
+    // When the stream returned the rows in scan order (DuckDB's preserve_insertion_order), the predictions
+    // went in in that order and line up with the rows by position: no join by key, no sort (2.6 s of 4.5 s
+    // for a million rows). Each row's order key is compared with its prediction's all the same: a mismatch
+    // stops the COPY rather than misplace a score. Otherwise, a join on the order key, sorted.
+    const columns = `s.* EXCLUDE (${ORDER_COLUMN}), ${inOrder ? `CASE WHEN s.${ORDER_COLUMN} = p.ord THEN p.prediction ELSE error('a prediction is out of step with its row') END AS prediction` : 'p.prediction'}, ${model.version}::BIGINT AS model_version`
+    const joined = inOrder
+      ? `FROM (${sourceSql(input.files)}) s POSITIONAL JOIN ${PREDICTIONS_TABLE} p`
+      : `FROM (${sourceSql(input.files)}) s JOIN ${PREDICTIONS_TABLE} p ON s.${ORDER_COLUMN} = p.ord ORDER BY s.${ORDER_COLUMN}`
+    await duck.run(`COPY (SELECT ${columns} ${joined}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`)
     if (ctx.signal.aborted) return abortedResult(ctx.signal)
     const declared: DatasetColumn[] = [...input.columns, { name: 'prediction', type: kind === 'multiclass' ? 'integer' : 'number' }, { name: 'model_version', type: 'integer' }]
     let result
