@@ -70,6 +70,7 @@ export async function runEvaluateGate(params: GateParams, ctx: OperatorContext):
     }
     const evaluation = await score(modelLabel, candidate, params.features)
     if ('ok' in evaluation) return evaluation
+    if (ctx.signal.aborted) return abortedResult(ctx.signal)
 
     let baseline: Evaluation | undefined
     if (params.compare_to === 'production' && params.model_name !== undefined) {
@@ -88,6 +89,7 @@ export async function runEvaluateGate(params: GateParams, ctx: OperatorContext):
         baseline = result
       }
     }
+    if (ctx.signal.aborted) return abortedResult(ctx.signal)
     return decide(rule, evaluation, baseline, ctx)
   } finally {
     duck.close()

@@ -6,7 +6,8 @@
  * (retries set), keeps its outputs and writes the report table into the log; a candidate that does not
  * beat production fails with the baseline in its report; no production version passes with baseline
  * null; multiclass and regression models read from .onnx paths; nulls and missing columns are clear
- * errors that are not retried.
+ * errors that are not retried; an attempt cancelled once the model is scored reports the cancel, not a
+ * verdict.
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
@@ -22,6 +23,10 @@ import type { Row } from '../helpers/model-data.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import { createModels } from '../../engine/models/registry.ts'
 import { prng } from '../../engine/seeded-random.ts'
+import { createDataServices } from '../../engine/data/data-services.ts'
+import { taskAbort } from '../../operators/define.ts'
+import type { OperatorContext } from '../../operators/define.ts'
+import { runEvaluateGate } from '../../operators/evaluate-gate/run.ts'
 
 // Production: ranks mostly by a, and b with the wrong sign. The candidate ranks as the labels were made.
 const PRODUCTION: LinearWeights = { w: [[0.7], [0.1]], b: [-1.05] }
@@ -80,7 +85,7 @@ test('evaluate.gate: independent metrics with ties, pass against production, not
   const ALL = '[auc, accuracy, precision, recall, f1, log_loss, rmse, mae]'
   const dag = (id: string, params: string, extra = '') => engine.writeDag(`${id}.yaml`, `dag: ${id}\ntasks:\n  gate:\n    operator: evaluate.gate\n${extra}    params:\n${params.split('\n').map((l) => `      ${l}`).join('\n')}\n`)
   dag('gate_pass', `model: models:/churn/${v2}\ndataset: holdout\nlabel: y\nmetrics: ${ALL}\nthresholds: { auc: { min: 0.6 }, log_loss: { max: 0.9 } }\ncompare_to: production\nmodel_name: churn\nmin_improvement: { auc: 0.01 }`)
-  dag('gate_fail', `model: models:/churn/${v2}\ndataset: holdout\nlabel: y\nmetrics: [auc, accuracy]\nthresholds: { auc: { min: 0.999 } }`, '    retries: 2\n    retry_delay: 200ms\n')
+  dag('gate_fail', `model: models:/churn/${v2}\ndataset: holdout@1\nlabel: y\nmetrics: [auc, accuracy]\nthresholds: { auc: { min: 0.999 } }`, '    retries: 2\n    retry_delay: 200ms\n')
   dag('gate_no_better', `model: models:/churn/${v3}\ndataset: holdout\nlabel: y\nmetrics: [auc]\nthresholds: { auc: { min: 0.5 } }\ncompare_to: production\nmodel_name: churn\nmin_improvement: { auc: 0.001 }`, '    retries: 2\n')
   dag('gate_first', `model: models:/churn/${v2}\ndataset: holdout\nlabel: y\nmetrics: [auc]\nthresholds: {}\ncompare_to: production\nmodel_name: lonely`)
   dag('gate_multi', `model: models/softmax.onnx\ndataset: holdout\nlabel: cls\nfeatures: [a, b]\nmetrics: [accuracy, precision, recall, f1, log_loss]\nthresholds: { accuracy: { min: 0.1 } }`)
@@ -165,4 +170,21 @@ test('evaluate.gate: independent metrics with ties, pass against production, not
   assert.equal(missing.failure_kind, 'invalid_params')
   assert.match(missing.message!, /dataset holdout@1 has no column "nope" \(its columns: id, a, b, y, cls, t\)/)
   assert.equal((await attemptRows(engine.db, runs.gate_missing!, 'gate')).length, 1)
+
+  // Cancelled once the candidate is scored (it logs then): the attempt ends as cancelled, with no verdict.
+  const controller = new AbortController()
+  const ctx: OperatorContext = {
+    dagId: 'adhoc', runId: 'no-run', taskId: 'gate', attempt: 1,
+    interval: { start: new Date(), end: new Date(), logicalDate: new Date() },
+    data: createDataServices(engine.db, engine.data, { dagId: 'adhoc', runId: 'no-run', taskId: 'gate', attempt: 1, claimId: '00000000-0000-0000-0000-000000000000' }, {}),
+    signal: controller.signal, env: {}, workerEnv: {}, workdir: engine.dir,
+    log: {
+      info: (message) => void (message.startsWith('scored ') && controller.abort(taskAbort('cancelled', 'cancelled by the test'))),
+      warn: () => undefined,
+      error: () => undefined,
+    },
+    output: () => undefined,
+  }
+  const cancelled = await runEvaluateGate({ model: `models:/churn/${v2}`, dataset: 'holdout', label: 'y', metrics: ['auc'], thresholds: {} }, ctx)
+  assert.deepEqual(cancelled, { ok: false, kind: 'cancelled', retryable: false, message: 'cancelled by the test' })
 })
