@@ -3,10 +3,15 @@
  * production` the production version of `model_name` on the same rows, then decides with
  * engine/models/gate.ts. The report goes into the outputs and, as a table, into the task log.
  *
+ * A model given as a file path is read, like ingest's file sources, only inside the DAG folder,
+ * CAIRN_HOME, data.allowed_paths and the data directory, once `..` and links are resolved.
+ *
  * Failures: a gate not met → `gate_not_met`, never retried, outputs kept. A model or dataset that does
  * not exist, or features that are not columns of the dataset → `invalid_params`; nulls, labels that do
  * not fit the model, a model ONNX Runtime cannot load or run → `data_invalid`. Neither is retried.
  */
+import { realpath } from 'node:fs/promises'
+import { relative, isAbsolute } from 'node:path'
 import { decideGate, formatNumber, gateMetrics, gateTable } from '../../engine/models/gate.ts'
 import type { GateRule } from '../../engine/models/gate.ts'
 import type { Evaluation, ModelToScore } from '../../engine/models/evaluate-model.ts'
@@ -36,6 +41,10 @@ export async function runEvaluateGate(params: GateParams, ctx: OperatorContext):
 
   const resolved = await data.models.resolve(params.model, data.dagsFolder)
   if (!resolved.ok) return invalid(resolved.message)
+  if (resolved.model === undefined) {
+    const outside = await outsideAllowed(resolved.path, [...data.allowedPaths, data.datasets.dir])
+    if (outside !== undefined) return invalid(`model file ${outside} is outside the folders a task may read (${data.allowedPaths.join(', ')}; add a folder to data.allowed_paths in cairn.yaml to allow it)`)
+  }
   const registered = resolved.model !== undefined && resolved.version !== undefined ? await data.models.get(resolved.model, resolved.version) : undefined
   const candidate: ModelToScore = { path: resolved.path, ...(registered ? { features: registered.features, task: registered.taskKind } : {}) }
   const modelLabel = registered ? `${registered.model} version ${registered.version}` : resolved.path
@@ -103,4 +112,16 @@ function decide(rule: GateRule, evaluation: Evaluation, baseline: Evaluation | u
   if (decision.passed) return { ok: true, outputs }
   const failed = decision.report.filter((r) => !r.passed).map((r) => `${r.metric} ${formatNumber(r.value)}: ${r.reason}`)
   return { ok: false, kind: 'gate_not_met', retryable: false, message: `gate not met: ${failed.join('; ')}`, outputs }
+}
+
+/** The file's real path when it lies outside every root (roots resolved through links too), else undefined. */
+async function outsideAllowed(file: string, roots: readonly string[]): Promise<string | undefined> {
+  const real = await realpath(file).catch(() => file)
+  for (const root of roots) {
+    const realRoot = await realpath(root).catch(() => undefined)
+    if (realRoot === undefined) continue
+    const rel = relative(realRoot, real)
+    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) return undefined
+  }
+  return real
 }

@@ -92,7 +92,10 @@ test('evaluate.gate: independent metrics with ties, pass against production, not
   dag('gate_reg', `model: models/linear.onnx\ndataset: holdout\nlabel: t\nfeatures: [a, b]\nmetrics: [rmse, mae]\nthresholds: { rmse: { max: 5 } }`)
   dag('gate_nulls', `model: models:/churn/${v1}\ndataset: holdout_nulls\nlabel: y\nmetrics: [auc]\nthresholds: {}`, '    retries: 2\n')
   dag('gate_missing', `model: models:/churn/${v1}\ndataset: holdout\nlabel: y\nfeatures: [a, nope]\nmetrics: [auc]\nthresholds: {}`, '    retries: 2\n')
-  const ids = ['gate_pass', 'gate_fail', 'gate_no_better', 'gate_first', 'gate_multi', 'gate_reg', 'gate_nulls', 'gate_missing']
+  // A model file outside the folders tasks may read (DAG folder, CAIRN_HOME, data.allowed_paths, data dir).
+  const outsideFile = writeOnnxModel(join(files, 'outside.onnx'), 'logistic', PRODUCTION)
+  dag('gate_outside', `model: ${outsideFile}\ndataset: holdout\nlabel: y\nfeatures: [a, b]\nmetrics: [auc]\nthresholds: {}`, '    retries: 2\n')
+  const ids = ['gate_pass', 'gate_fail', 'gate_no_better', 'gate_first', 'gate_multi', 'gate_reg', 'gate_nulls', 'gate_missing', 'gate_outside']
   await waitForDags(engine.db, ids)
 
   const runs = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await engine.trigger(id)] as const)))
@@ -170,6 +173,11 @@ test('evaluate.gate: independent metrics with ties, pass against production, not
   assert.equal(missing.failure_kind, 'invalid_params')
   assert.match(missing.message!, /dataset holdout@1 has no column "nope" \(its columns: id, a, b, y, cls, t\)/)
   assert.equal((await attemptRows(engine.db, runs.gate_missing!, 'gate')).length, 1)
+
+  const outside = await gate('gate_outside')
+  assert.equal(outside.failure_kind, 'invalid_params')
+  assert.match(outside.message!, /^model file .*outside\.onnx is outside the folders a task may read \(.*add a folder to data\.allowed_paths/)
+  assert.equal((await attemptRows(engine.db, runs.gate_outside!, 'gate')).length, 1)
 
   // Cancelled once the candidate is scored (it logs then): the attempt ends as cancelled, with no verdict.
   const controller = new AbortController()
