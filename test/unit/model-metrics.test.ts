@@ -175,3 +175,22 @@ test('feeding: features chosen in order of precedence, columns checked, output s
   assert.equal(checkLabel('multiclass', 3, 3), '3 is not a class index of a 3-class model (0..2)')
   assert.equal(checkLabel('regression', 3.5, 1), undefined)
 })
+
+test('the feature list and task kind come from an ONNX file\'s metadata_props when the registry has none', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { writeOnnxModel } = await import('../helpers/onnx-models.ts')
+  const { readOnnxMetadata } = await import('../../engine/models/score-dataset.ts')
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-onnx-metadata-'))
+  try {
+    const weights = { w: [[1], [2]], b: [0] }
+    const withMetadata = writeOnnxModel(join(dir, 'a.onnx'), 'logistic', weights, { features: JSON.stringify(['x1', 'x2']), task: 'binary' })
+    assert.deepEqual(await readOnnxMetadata(withMetadata), { features: ['x1', 'x2'], task: 'binary' })
+    assert.deepEqual(await readOnnxMetadata(writeOnnxModel(join(dir, 'b.onnx'), 'logistic', weights)), {})
+    writeFileSync(join(dir, 'c.onnx'), 'not a model')
+    assert.deepEqual(await readOnnxMetadata(join(dir, 'c.onnx')), {})
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
