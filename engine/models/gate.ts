@@ -75,8 +75,9 @@ export function decideGate(rule: GateRule, metrics: Record<string, MetricValue>,
       else {
         const improvement = lowerIsBetter(metric) ? base.value - value : value - base.value
         if (improvement < minImprovement - SLACK) {
-          reasons.push(minImprovement === 0
-            ? `worse than the baseline's ${formatNumber(base.value)}`
+          const needs = minImprovement > 0 ? `, and must improve on it by at least ${formatNumber(minImprovement)}` : ''
+          reasons.push(improvement < 0
+            ? `worse than the baseline's ${formatNumber(base.value)} by ${formatNumber(-improvement)}${needs}`
             : `improves on the baseline's ${formatNumber(base.value)} by ${formatNumber(improvement)}, less than the required ${formatNumber(minImprovement)}`)
         }
       }

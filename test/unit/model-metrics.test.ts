@@ -140,7 +140,9 @@ test('gate decision: thresholds, improvements over a baseline, no baseline, metr
   // Without min_improvement every metric must be at least as good.
   const noWorse = decideGate({ ...rule, minImprovement: undefined }, metrics, { auc: v(0.8), log_loss: v(0.44), accuracy: v(0.6) })
   assert.deepEqual(noWorse.report.map((r) => r.passed), [true, false, true])
-  assert.equal(noWorse.report[1]!.reason, "worse than the baseline's 0.44")
+  assert.equal(noWorse.report[1]!.reason, "worse than the baseline's 0.44 by 0.01")
+  const worse = decideGate(rule, metrics, { auc: v(0.83), log_loss: v(0.5), accuracy: v(0.7) })
+  assert.equal(worse.report[0]!.reason, "worse than the baseline's 0.83 by 0.03, and must improve on it by at least 0.01")
   // No production version: nothing to compare with, passes, baseline null.
   const first = decideGate(rule, metrics, null)
   assert.equal(first.passed, true)
