@@ -202,7 +202,9 @@ export function describeVersion(v: DatasetVersion, latest: number): string[] {
   if (v.inputs.length === 0) lines.push('inputs: none')
   else {
     lines.push('inputs:')
-    for (const input of v.inputs) lines.push(`  ${'dataset' in input ? `dataset ${input.dataset}@${input.version}` : `feature view ${input.feature_view} (definition ${input.definition_version})`}`)
+    for (const input of v.inputs) {
+      lines.push(`  ${'dataset' in input ? `dataset ${input.dataset}@${input.version}` : 'model' in input ? `model ${input.model} version ${input.model_version}` : `feature view ${input.feature_view} (definition ${input.definition_version})`}`)
+    }
   }
   lines.push(...describeExpectations(v.expectations))
   lines.push(v.badRows ? `bad rows: ${v.badRows.count} kept aside by quarantine${v.badRows.location ? ` (${v.badRows.location} in ${v.dir})` : ''}` : 'bad rows: none')

@@ -25,6 +25,11 @@ export interface DuckDb {
   values(sql: string, params?: readonly DuckDBValue[]): Promise<unknown[][]>
   /** The connection itself, for appenders and streaming reads. */
   readonly connection: DuckDBConnection
+  /**
+   * Another connection to the same database: a query on `connection` ends a result it is still
+   * streaming, so whatever is written while a stream is read goes through a second one.
+   */
+  connect(): Promise<DuckDBConnection>
   close(): void
 }
 
@@ -44,6 +49,7 @@ export async function openDuckDb(options: DuckDbOptions = {}): Promise<DuckDb> {
   }
   return {
     connection,
+    connect: () => instance.connect(),
     async run(sql, params) {
       await prepared(sql, params)
     },

@@ -25,8 +25,8 @@ export interface DatasetVersionRow {
   createdAt: Date
 }
 
-/** An input of a version (lineage): a dataset version, or a feature view's definition version. */
-export type DatasetInput = { dataset: string; version: number } | { feature_view: string; definition_version: number }
+/** An input of a version (lineage): a dataset version, a feature view's definition version, or a model version (predict.batch). */
+export type DatasetInput = { dataset: string; version: number } | { feature_view: string; definition_version: number } | { model: string; model_version: number }
 
 export interface DatasetSummaryRow {
   name: string

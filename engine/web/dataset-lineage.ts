@@ -1,6 +1,6 @@
 /**
- * A dataset version's lineage as a graph: the dataset versions and feature view definitions it was
- * computed from, their inputs in turn, and the sources (files, URLs, connections) that ingests and
+ * A dataset version's lineage as a graph: the dataset versions, feature view definitions and model
+ * versions (predict.batch's scores) it was computed from, their inputs in turn, and the sources (files, URLs, connections) that ingests and
  * imports read. Walked breadth-first, each node once, bounded.
  */
 import type { DatasetInput, DatasetVersionRow } from '../store/datasets.ts'
@@ -11,7 +11,7 @@ export const MAX_LINEAGE_NODES = 200
 
 export interface LineageNode {
   id: string
-  kind: 'dataset' | 'feature_view' | 'source'
+  kind: 'dataset' | 'feature_view' | 'model' | 'source'
   name: string
   version?: number
   missing?: boolean
@@ -74,6 +74,10 @@ export async function lineage(
         queue.push({ id: from, inputs: () => featureSources(input.feature_view, input.definition_version) })
         continue
       }
+      if ('model' in input) {
+        nodes.set(from, { id: from, kind: 'model', name: input.model, version: input.model_version })
+        continue
+      }
       const found = await read(input.dataset, input.version)
       if (!found) nodes.set(from, { id: from, kind: 'dataset', name: input.dataset, version: input.version, missing: true })
       else {
@@ -103,5 +107,6 @@ function inputId(input: DatasetInput): string | undefined {
   if (typeof input !== 'object' || input === null) return undefined
   if ('dataset' in input && typeof input.dataset === 'string' && Number.isInteger(input.version)) return `dataset:${input.dataset}@${input.version}`
   if ('feature_view' in input && typeof input.feature_view === 'string' && Number.isInteger(input.definition_version)) return `feature_view:${input.feature_view}@${input.definition_version}`
+  if ('model' in input && typeof input.model === 'string' && Number.isInteger(input.model_version)) return `model:${input.model}@${input.model_version}`
   return undefined
 }

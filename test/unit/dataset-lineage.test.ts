@@ -48,3 +48,14 @@ test(`a long chain stops at ${MAX_LINEAGE_NODES} nodes and says so; malformed in
   assert.deepEqual(small.nodes.map((n) => n.id).sort(), ['dataset:gone@1', 'dataset:odd@1', 'feature_view:fv@2'])
   assert.equal(small.nodes.find((n) => n.id === 'dataset:gone@1')!.missing, true)
 })
+
+test('predict.batch scores: the input dataset version and the model version, which leads nowhere further', async () => {
+  const users = version('users', 4, [])
+  const scores = version('churn_scores', 1, [{ dataset: 'users', version: 4 }, { model: 'churn', model_version: 3 }])
+  const s = store([users, scores])
+  const graph = await lineage(scores, s.read)
+  assert.deepEqual(graph.nodes.map((n) => [n.id, n.kind]).sort(), [['dataset:churn_scores@1', 'dataset'], ['dataset:users@4', 'dataset'], ['model:churn@3', 'model']])
+  assert.deepEqual(graph.nodes.find((n) => n.kind === 'model'), { id: 'model:churn@3', kind: 'model', name: 'churn', version: 3 })
+  assert.deepEqual(graph.edges.map((e) => `${e.from} -> ${e.to}`).sort(), ['dataset:users@4 -> dataset:churn_scores@1', 'model:churn@3 -> dataset:churn_scores@1'])
+  assert.equal(s.reads(), 1)
+})

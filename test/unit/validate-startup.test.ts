@@ -40,7 +40,7 @@ tasks:
     depends_on: [report]
 `
 
-const NOT_LOADED = ['@duckdb/', '/pg/', '/pg-boss/', '/fastify/', '/pino/', '/graphology', '/re2js/', '/liquidjs/', '/js-yaml/', '/yaml/', 'node:crypto', 'node:child_process', 'engine/store/', 'engine/data/feature-store']
+const NOT_LOADED = ['@duckdb/', '/onnxruntime-node/', '/onnxruntime-common/', '/onnx-proto/', '/protobufjs/', '/pg/', '/pg-boss/', '/fastify/', '/pino/', '/graphology', '/re2js/', '/liquidjs/', '/js-yaml/', '/yaml/', 'node:crypto', 'node:child_process', 'engine/store/', 'engine/data/feature-store']
 
 test('validating valid files loads none of the heavy modules', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-validate-startup-'))

@@ -149,7 +149,7 @@ export function datasetRoutes(app: FastifyInstance, ctx: WebContext, data: WebDa
                 required: ['id', 'kind', 'name'],
                 properties: {
                   id: { type: 'string', description: 'dataset:NAME@N, feature_view:NAME@DEFINITION or source:NAME@N (the source of that version)' },
-                  kind: { type: 'string', enum: ['dataset', 'feature_view', 'source'], description: 'source: where an ingest or an import read its rows (a file pattern, a URL, a connection)' },
+                  kind: { type: 'string', enum: ['dataset', 'feature_view', 'model', 'source'], description: 'source: where an ingest or an import read its rows (a file pattern, a URL, a connection); model: the model version predict.batch scored with' },
                   name: { type: 'string' },
                   version: { type: 'integer', description: 'dataset version, or feature view definition version' },
                   missing: { type: 'boolean', description: 'named as an input but not found' },

@@ -6,7 +6,7 @@ import { h, s } from './dom.js'
 const CHAR_W = 7.4
 const NODE_H = 46
 
-/** nodes: [{id, kind: 'dataset'|'feature_view'|'source', name, version?, produced_kind?, rows?, missing?}], edges: [{from, to}]. */
+/** nodes: [{id, kind: 'dataset'|'feature_view'|'model'|'source', name, version?, produced_kind?, rows?, missing?}], edges: [{from, to}]. */
 export function lineageGraph(nodes, edges, { current, onSelect } = {}) {
   const g = new dagre.graphlib.Graph()
   g.setGraph({ rankdir: 'LR', nodesep: 16, ranksep: 54, marginx: 12, marginy: 12 })
@@ -15,6 +15,7 @@ export function lineageGraph(nodes, edges, { current, onSelect } = {}) {
   const detail = (n) => {
     if (n.kind === 'source') return 'source'
     if (n.kind === 'feature_view') return `feature view · definition ${n.version}`
+    if (n.kind === 'model') return `model · version ${n.version}`
     if (n.missing) return 'not found'
     return `${n.produced_kind ?? 'dataset'}${n.rows !== undefined ? ` · ${n.rows} row${n.rows === 1 ? '' : 's'}` : ''}`
   }
@@ -28,7 +29,7 @@ export function lineageGraph(nodes, edges, { current, onSelect } = {}) {
     return s('path', { class: 'edge', d, 'marker-end': 'url(#lineage-arrow)', dataset: { from: e.v, to: e.w } })
   })
   const nodeEls = nodes.map((n) => {
-    const inert = n.missing || n.kind === 'source'
+    const inert = n.missing || n.kind === 'source' || n.kind === 'model'
     const box = g.node(n.id)
     const x = box.x - box.width / 2
     const y = box.y - box.height / 2
