@@ -30,6 +30,7 @@ const LOADERS: Readonly<Record<CommandName, (forRun?: boolean) => Promise<Loaded
   scheduler: async () => ({ run: (await import('./process-commands.ts')).schedulerCommand }),
   worker: async () => ({ run: (await import('./process-commands.ts')).workerCommand }),
   web: async () => ({ run: (await import('./process-commands.ts')).webCommand }),
+  serve: async () => ({ run: (await import('./process-commands.ts')).serveCommand }),
   trigger: async () => {
     const m = await import('./trigger-command.ts')
     return { run: m.triggerCommand, help: m.TRIGGER_HELP }

@@ -30,18 +30,21 @@ FILE:LINE:COL: error CODE: message; a summary goes to stderr.
 Exit codes: 0 no errors (warnings allowed); 1 at least one error; 2 malformed arguments or a path that does not exist.`,
   },
   up: {
-    summary: 'run everything in one process: Postgres, scheduler, workers, web',
-    usage: 'cairn up [--slots N] [--queue NAME]... [--grace S] [--heartbeat S] [--lost-after S] [--port P] [--log-format pretty|json]',
+    summary: 'run everything in one process: Postgres, scheduler, workers, web, model server',
+    usage: 'cairn up [--slots N] [--queue NAME]... [--grace S] [--heartbeat S] [--lost-after S] [--port P] [--serve-port P] [--log-format pretty|json]',
     help: `Runs the whole engine in one process until Ctrl-C (SIGINT) or SIGTERM: Postgres (embedded, with its data
-under CAIRN_HOME, unless DATABASE_URL is set), the migrations, the scheduler, a worker and the web server.
+under CAIRN_HOME, unless DATABASE_URL is set), the migrations, the scheduler, a worker, the web server and
+the model server.
   --slots N        task instances the worker runs at once (default: workers.concurrency of cairn.yaml, else 4)
   --queue NAME     a queue the worker takes tasks from; repeatable (default: workers.queues of cairn.yaml, else default)
   --grace S        seconds running tasks get to finish when stopping (default 30)
   --heartbeat S    seconds between the worker's heartbeats (default 2)
   --lost-after S   seconds without a heartbeat after which an attempt is lost (default 30)
-  --port P         web port (default: CAIRN_PORT, else web.port of cairn.yaml, else 8080; 0: any free port)
+  --port P         web port (default: CAIRN_PORT, else web.port of cairn.yaml, else 8080; 0: any free port,
+                   for the model server too unless --serve-port says otherwise)
+  --serve-port P   model server port (default: CAIRN_SERVE_PORT, else serve.port of cairn.yaml, else 8081; 0: any free port)
 ${LOG_FORMAT}
-Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments, the database cannot be reached or the port is taken.`,
+Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments, the database cannot be reached or a port is taken.`,
   },
   scheduler: {
     summary: 'run the scheduler alone (many machines, one Postgres)',
@@ -68,6 +71,17 @@ Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments or
     usage: 'cairn web [--port P] [--log-format pretty|json]',
     help: `Runs only the web server (page, API under /api/v1, /healthz, /metrics) on the Postgres of DATABASE_URL.
   --port P         port (default: CAIRN_PORT, else web.port of cairn.yaml, else 8080; 0: any free port)
+${LOG_FORMAT}
+Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments, the database cannot be reached or the port is taken.`,
+  },
+  serve: {
+    summary: 'run the model server alone (Open Inference Protocol v2 over HTTP)',
+    usage: 'cairn serve [--port P] [--log-format pretty|json]',
+    help: `Runs only the model server on the Postgres of DATABASE_URL: it serves the production and canary versions
+of every registered model over the Open Inference Protocol (KServe v2 REST, under /v2), follows the model
+registry (stage and traffic changes apply within a second), and reports per-version figures (/metrics, and
+the database for rollouts). Inference needs an API token of any role unless cairn.yaml says serve: { auth: none }.
+  --port P         port (default: CAIRN_SERVE_PORT, else serve.port of cairn.yaml, else 8081; 0: any free port)
 ${LOG_FORMAT}
 Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments, the database cannot be reached or the port is taken.`,
   },

@@ -33,12 +33,14 @@ import { securePrivateState } from '../runtime/private-state.ts'
 import { startWeb } from '../web/server.ts'
 import type { RunningWeb } from '../web/server.ts'
 import { hasActiveAdmin } from '../web/auth/users.ts'
+import { startServe } from '../serve/start-serve.ts'
+import type { RunningServe } from '../serve/start-serve.ts'
 import { parseChoice, parsePositiveInt } from './args.ts'
 import { EXIT, UsageError } from './io.ts'
 import { plural, watchStopSignals, withinTime } from './shutdown.ts'
 import type { CommandIo, ExitCode } from './io.ts'
 
-type Part = 'scheduler' | 'worker' | 'web'
+type Part = 'scheduler' | 'worker' | 'web' | 'serve'
 
 const OPTIONS = {
   slots: { type: 'string' },
@@ -49,16 +51,19 @@ const OPTIONS = {
   heartbeat: { type: 'string', default: '2' },
   /** Seconds without a heartbeat after which the scheduler declares an attempt lost. */
   'lost-after': { type: 'string', default: '30' },
-  /** Web port, overriding CAIRN_PORT and web.port (0: any free port). */
+  /** Web port, overriding CAIRN_PORT and web.port (0: any free port); for `serve`, the model server's port. */
   port: { type: 'string' },
+  /** Model server port, overriding CAIRN_SERVE_PORT and serve.port (0: any free port). */
+  'serve-port': { type: 'string' },
   /** pretty or json; default pretty when stderr is a terminal. */
   'log-format': { type: 'string' },
 } as const
 
-export const upCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler', 'worker', 'web'], args, io, true)
+export const upCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler', 'worker', 'web', 'serve'], args, io, true)
 export const schedulerCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['scheduler'], args, io, false)
 export const workerCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['worker'], args, io, false)
 export const webCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['web'], args, io, false)
+export const serveCommand = (args: string[], io: CommandIo): Promise<ExitCode> => runParts(['serve'], args, io, false)
 
 async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boolean): Promise<ExitCode> {
   const { values } = parseArgs({ args, options: OPTIONS })
@@ -77,7 +82,11 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
   const heartbeatMs = seconds(values.heartbeat, '--heartbeat')
   const lostAfterMs = seconds(values['lost-after'], '--lost-after')
   if (!Number.isInteger(slots) || slots < 1) throw new UsageError('--slots must be a whole number >= 1')
-  const port = values.port === '0' ? 0 : parsePositiveInt('--port', values.port, 65535)
+  const onlyServe = parts.length === 1 && parts[0] === 'serve'
+  const port = onlyServe ? undefined : values.port === '0' ? 0 : parsePositiveInt('--port', values.port, 65535)
+  // `up --port 0` (any free port) takes any free port for its model server too, unless told otherwise.
+  const servePortFlag = onlyServe ? values.port : (values['serve-port'] ?? (values.port === '0' ? '0' : undefined))
+  const servePort = servePortFlag === '0' ? 0 : parsePositiveInt(onlyServe ? '--port' : '--serve-port', servePortFlag, 65535)
   const queues = values.queue && values.queue.length > 0 ? values.queue : workerQueues(config)
   for (const queue of queues) if (!QUEUE_NAME.test(queue)) throw new UsageError(`--queue ${JSON.stringify(queue)}: a queue name is lowercase letters, digits, _ and -, starting with a letter (at most 64)`)
 
@@ -124,6 +133,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
     let boss: PgBoss | undefined
     let scheduler: Scheduler | undefined
     let web: RunningWeb | undefined
+    let serve: RunningServe | undefined
     try {
       // Pool sizes are the scheduler's to publish: a worker started without cairn.yaml must not erase them.
       if (parts.includes('scheduler')) await syncPools(db, config.config)
@@ -156,8 +166,17 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
           return EXIT.usage
         }
       }
+      if (!signals.stopping && parts.includes('serve')) {
+        try {
+          serve = await startServe({ db, log, settings, config: config.config, ...(servePort !== undefined ? { port: servePort } : {}) })
+        } catch (error) {
+          const code = (error as { code?: unknown }).code
+          io.stderr(`cairn: the model server cannot start: ${error instanceof Error ? error.message : String(error)}${code === 'EADDRINUSE' ? ' (set CAIRN_SERVE_PORT or --serve-port to another port)' : ''}`)
+          return EXIT.usage
+        }
+      }
       if (!signals.stopping) {
-        announce(io, parts, settings.dagsFolder, conn, settings.home, web?.url)
+        announce(io, parts, settings.dagsFolder, conn, settings.home, web?.url, serve?.url)
         if (web && !(await hasActiveAdmin(db))) {
           io.stdout('  no admin user yet; create one (in this folder, while cairn runs) with: npx cairn users create admin --role admin')
         }
@@ -166,7 +185,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
       const n = worker?.runningCount() ?? 0
       io.stderr(n > 0 ? `cairn: stopping: waiting up to ${values.grace} s for ${plural(n, 'running task')}; Ctrl-C again to stop now` : 'cairn: stopping…')
     } finally {
-      await stopAll({ log, io, graceMs, urgent: signals.urgent, web, worker, scheduler, boss, connection: conn })
+      await stopAll({ log, io, graceMs, urgent: signals.urgent, web, serve, worker, scheduler, boss, connection: conn })
     }
   } finally {
     signals.dispose()
@@ -176,7 +195,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
 }
 
 /** Time limits of the steps of a stop (the workers' drain has its own, from --grace). */
-const STOP_LIMIT_MS = { web: 5000, scheduler: 15_000, queue: 5000, database: 5000, postgres: 45_000 }
+const STOP_LIMIT_MS = { web: 5000, serve: 10_000, scheduler: 15_000, queue: 5000, database: 5000, postgres: 45_000 }
 
 interface StopContext {
   log: Logger
@@ -184,6 +203,7 @@ interface StopContext {
   graceMs: number
   urgent: AbortSignal
   web: RunningWeb | undefined
+  serve: RunningServe | undefined
   worker: Worker | undefined
   scheduler: Scheduler | undefined
   boss: PgBoss | undefined
@@ -194,7 +214,7 @@ interface StopContext {
  * The scheduler stops first (no new runs while the workers drain), together with the web server;
  * then the workers drain, the queue and the database close, and the embedded Postgres stops.
  */
-async function stopAll({ log, io, graceMs, urgent, web, worker, scheduler, boss, connection }: StopContext): Promise<void> {
+async function stopAll({ log, io, graceMs, urgent, web, serve, worker, scheduler, boss, connection }: StopContext): Promise<void> {
   const step = async (name: string, limitMs: number, fn: () => Promise<unknown>): Promise<void> => {
     try {
       if (!(await withinTime(limitMs, fn))) log.warn({ limitMs }, `stopping ${name} took too long; going on`)
@@ -204,6 +224,8 @@ async function stopAll({ log, io, graceMs, urgent, web, worker, scheduler, boss,
   }
   await Promise.all([
     web ? step('web', STOP_LIMIT_MS.web, () => closeWeb(web)) : undefined,
+    // Requests being answered finish; then the figures are written and the sessions released.
+    serve ? step('model server', STOP_LIMIT_MS.serve, () => serve.close()) : undefined,
     scheduler ? step('scheduler', STOP_LIMIT_MS.scheduler, () => scheduler.stop()) : undefined,
   ])
   if (worker) {
@@ -238,11 +260,12 @@ async function closeWeb(web: RunningWeb): Promise<void> {
   await closing
 }
 
-function announce(io: CommandIo, parts: Part[], dags: string, connection: Connection, home: string, webUrl: string | undefined): void {
+function announce(io: CommandIo, parts: Part[], dags: string, connection: Connection, home: string, webUrl: string | undefined, serveUrl: string | undefined): void {
   const where = connection.embedded ? `embedded Postgres on port ${connection.embedded.port} (data in ${connection.embedded.dataDir})` : 'the Postgres of DATABASE_URL'
   io.stdout(`cairn ${parts.join(' + ')} running on ${where}`)
   if (parts.includes('scheduler')) io.stdout(`  DAGs from ${dags}/ (changes are picked up within seconds)`)
   if (webUrl) io.stdout(`  web on ${webUrl} (API under ${webUrl}api/v1, health at ${webUrl}healthz, metrics at ${webUrl}metrics)`)
+  if (serveUrl) io.stdout(`  model server on ${serveUrl} (Open Inference Protocol under ${serveUrl}v2, metrics at ${serveUrl}metrics)`)
   io.stdout(`  state under ${home}`)
   io.stdout('  look at it with: npx cairn runs <dag>, npx cairn tasks <run>, npx cairn logs <run> <task> --follow')
   io.stdout('  stop with Ctrl-C')

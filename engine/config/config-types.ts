@@ -150,6 +150,40 @@ export interface CairnConfig {
     env_prefix?: string
   }
   /**
+   * The model server (`cairn serve`, and the one `cairn up` runs): Open Inference Protocol v2 over HTTP for the production and canary versions of every model.
+   */
+  serve?: {
+    /**
+     * TCP port. Overridden by CAIRN_SERVE_PORT. Default: 8081.
+     */
+    port?: number
+    /**
+     * Address to listen on, e.g. 127.0.0.1 or 0.0.0.0. Default: 127.0.0.1.
+     */
+    host?: string
+    /**
+     * bearer: inference and metadata need an API token of any role (Authorization: Bearer); none: anyone who reaches the port may call the models. Health routes and /metrics are always open. Default: bearer.
+     */
+    auth?: 'bearer' | 'none'
+    /**
+     * Largest request body accepted (bytes, or a size such as 512KB, 4MB); a larger one gets 413. Default: 4MB.
+     */
+    body_limit?: number | string
+    /**
+     * Dynamic batching: concurrent requests to the same model version are run as one batch of up to max_batch rows, waiting at most max_delay_ms for more to arrive. Only for models whose inputs and outputs all have a dynamic first dimension. Default: off.
+     */
+    batching?: {
+      /**
+       * Rows in one batch at most. Default: 64.
+       */
+      max_batch?: number
+      /**
+       * How long the first request of a batch waits for others (milliseconds). Default: 1.
+       */
+      max_delay_ms?: number
+    }
+  }
+  /**
    * Named model servers, referred to by serve.rollout `server: NAME`. Without any, serve.rollout uses the one `cairn up` runs.
    */
   model_servers?: {

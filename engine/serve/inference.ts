@@ -1,0 +1,96 @@
+/**
+ * The protocol-neutral data plane (KServe's DataPlane): route a request to a version, check its
+ * tensors against that version, run it, and say whose fault a failure is, for the figures a rollout
+ * analyses (serving-stats.ts). The HTTP routes (oip-routes.ts) only translate.
+ */
+import type { ModelRepository, Lease } from './model-repository.ts'
+import { inferResponse, parseInferRequest } from './protocol.ts'
+import type { InferResponse } from './protocol.ts'
+import { chooseVersion } from './traffic.ts'
+
+export type InferOutcome =
+  | { ok: true; version: number; response: InferResponse }
+  /**
+   * `version`: the version that was to answer (undefined when none was reached); `versionError`: the
+   * failure is the version's (counted as its error), not the client's.
+   */
+  | { ok: false; status: number; error: string; version?: number; versionError: boolean }
+
+export interface DataPlane {
+  /** POST /v2/models/{model}/infer: routed by the traffic split (sticky with a route key). */
+  inferRouted(model: string, body: unknown, routeKey: string | undefined): Promise<InferOutcome>
+  /** POST /v2/models/{model}/versions/{version}/infer */
+  inferVersion(model: string, version: number, body: unknown): Promise<InferOutcome>
+}
+
+export interface DataPlaneOptions {
+  repository: ModelRepository
+  /** A registered version's file, for versions outside the split. */
+  lookup(model: string, version: number): Promise<{ artifact: string; sha256: string } | undefined>
+  random?: () => number
+}
+
+export function createDataPlane(options: DataPlaneOptions): DataPlane {
+  const { repository } = options
+
+  function notServed(model: string): InferOutcome {
+    return repository.known(model)
+      ? { ok: false, status: 404, error: `model ${model} is not being served: it has no production or canary version (a version can be called by number: /v2/models/${model}/versions/N/infer)`, versionError: false }
+      : { ok: false, status: 404, error: `there is no model named ${JSON.stringify(model)}`, versionError: false }
+  }
+
+  async function run(lease: Lease, body: unknown, blame: (error: string) => InferOutcome): Promise<InferOutcome> {
+    const parsed = parseInferRequest(body, lease.inputs, lease.outputs)
+    if (!parsed.ok) return blame(parsed.error)
+    try {
+      const outputs = await lease.run(parsed.value.inputs)
+      return { ok: true, version: lease.version, response: inferResponse(lease.model, lease.version, parsed.value, outputs) }
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error)
+      return { ok: false, status: 500, error: `version ${lease.version} of model ${lease.model} failed on this request: ${message}`, version: lease.version, versionError: true }
+    }
+  }
+
+  return {
+    async inferRouted(model, body, routeKey) {
+      const split = repository.split(model)
+      if (!split) return notServed(model)
+      const version = chooseVersion(split, routeKey, options.random)
+      if (version === undefined) return notServed(model)
+      const acquired = repository.acquireRouted(model, version)
+      if (!acquired.ok) return { ok: false, status: acquired.status, error: acquired.error, version, versionError: true }
+      const { lease } = acquired
+      try {
+        return await run(lease, body, (error) => {
+          // Refused by a version that is not production, though production would take it: the
+          // version is broken for real traffic (a canary with the wrong input shape).
+          const production = split.production
+          if (production !== undefined && production !== version) {
+            const other = repository.acquireRouted(model, production)
+            if (other.ok) {
+              const takes = parseInferRequest(body, other.lease.inputs, other.lease.outputs).ok
+              other.lease.release()
+              if (takes) return { ok: false, status: 500, error: `version ${version} of model ${model} cannot take this request, which production version ${production} takes: ${error}`, version, versionError: true }
+            }
+          }
+          return { ok: false, status: 400, error, version, versionError: false }
+        })
+      } finally {
+        lease.release()
+      }
+    },
+    async inferVersion(model, version, body) {
+      const acquired = await repository.acquire(model, version, () => options.lookup(model, version))
+      if (!acquired.ok) {
+        if (acquired.status === 404) return repository.known(model) ? { ok: false, status: 404, error: acquired.error, versionError: false } : notServed(model)
+        return { ok: false, status: acquired.status, error: acquired.error, version, versionError: true }
+      }
+      const { lease } = acquired
+      try {
+        return await run(lease, body, (error) => ({ ok: false, status: 400, error, version, versionError: false }))
+      } finally {
+        lease.release()
+      }
+    },
+  }
+}

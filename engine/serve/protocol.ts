@@ -1,0 +1,267 @@
+/**
+ * The Open Inference Protocol (KServe v2, REST) wire shapes, apart from models and transport
+ * (KServe keeps them in protocol/rest/v2_endpoints.py apart from its DataPlane): reading an inference
+ * request against a model version's tensor metadata, and writing the response.
+ *
+ *   request   {"id"?, "parameters"?, "inputs": [{"name", "shape", "datatype", "parameters"?, "data"}], "outputs"?: [{"name"}]}
+ *   response  {"model_name", "model_version", "id"?, "outputs": [{"name", "shape", "datatype", "data"}]}
+ *   error     {"error": "message"} with a 4xx (the client's mistake) or 5xx status
+ *
+ * `data` is row-major, flat or nested as the shape; every element has the JSON type of its datatype
+ * (numbers, booleans for BOOL, strings for BYTES). Nothing here loads ONNX Runtime.
+ */
+
+/** The datatypes served (the protocol's names). */
+export const DATATYPES = ['BOOL', 'INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32', 'FP32', 'FP64', 'BYTES'] as const
+export type Datatype = (typeof DATATYPES)[number]
+
+export function isDatatype(value: unknown): value is Datatype {
+  return typeof value === 'string' && (DATATYPES as readonly string[]).includes(value)
+}
+
+/** A model's input or output as its metadata shows it: `-1` for a dimension of any size. */
+export interface TensorSpec {
+  name: string
+  datatype: Datatype
+  shape: number[]
+}
+
+export type TensorData = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array | string[]
+
+/** A request input, checked and converted to the typed array its datatype needs. */
+export interface InputTensor {
+  name: string
+  datatype: Datatype
+  shape: number[]
+  data: TensorData
+}
+
+export interface OutputTensor {
+  name: string
+  datatype: Datatype
+  shape: number[]
+  data: TensorData
+}
+
+export interface InferRequest {
+  id?: string
+  inputs: InputTensor[]
+  /** The outputs asked for (all when absent). */
+  outputs?: string[]
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string }
+
+const fail = (error: string): { ok: false; error: string } => ({ ok: false, error })
+
+/** The most elements one tensor may have (the body limit comes first in practice). */
+const MAX_ELEMENTS = 1 << 28
+
+/**
+ * Reads an inference request body against the model's inputs and outputs. Every failure is the
+ * client's (a 400), with a message naming the tensor and what is wrong.
+ */
+export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], outputs: readonly TensorSpec[]): Parsed<InferRequest> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return fail('the request body must be a JSON object with "inputs"')
+  const b = body as Record<string, unknown>
+  if (b.id !== undefined && typeof b.id !== 'string') return fail('"id" must be a string')
+  if (!Array.isArray(b.inputs) || b.inputs.length === 0) return fail('"inputs" must be a non-empty array of tensors ({"name", "shape", "datatype", "data"})')
+  const byName = new Map(inputs.map((s) => [s.name, s]))
+  const seen = new Set<string>()
+  const parsed: InputTensor[] = []
+  for (let k = 0; k < b.inputs.length; k++) {
+    const raw = b.inputs[k] as Record<string, unknown> | null
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail(`inputs[${k}] must be an object with "name", "shape", "datatype" and "data"`)
+    const name = raw.name
+    if (typeof name !== 'string') return fail(`inputs[${k}].name must be a string`)
+    const spec = byName.get(name)
+    if (!spec) return fail(`the model has no input ${JSON.stringify(name)}; its inputs are ${names(inputs)}`)
+    if (seen.has(name)) return fail(`input ${JSON.stringify(name)} is given twice`)
+    seen.add(name)
+    const one = parseInput(raw, spec)
+    if (!one.ok) return one
+    parsed.push(one.value)
+  }
+  const missing = inputs.filter((s) => !seen.has(s.name))
+  if (missing.length > 0) return fail(`input ${names(missing)} is missing; the model needs ${names(inputs)}`)
+  const request: InferRequest = { inputs: parsed }
+  if (typeof b.id === 'string') request.id = b.id
+  if (b.outputs !== undefined) {
+    if (!Array.isArray(b.outputs)) return fail('"outputs" must be an array of {"name"}')
+    const known = new Set(outputs.map((o) => o.name))
+    const wanted: string[] = []
+    for (const o of b.outputs as unknown[]) {
+      const name = typeof o === 'object' && o !== null ? (o as { name?: unknown }).name : undefined
+      if (typeof name !== 'string') return fail('each of "outputs" must be an object with a "name"')
+      if (!known.has(name)) return fail(`the model has no output ${JSON.stringify(name)}; its outputs are ${names(outputs)}`)
+      wanted.push(name)
+    }
+    request.outputs = wanted
+  }
+  return { ok: true, value: request }
+}
+
+function names(specs: readonly TensorSpec[]): string {
+  return specs.map((s) => JSON.stringify(s.name)).join(', ')
+}
+
+function parseInput(raw: Record<string, unknown>, spec: TensorSpec): Parsed<InputTensor> {
+  const what = `input ${JSON.stringify(spec.name)}`
+  const { shape, datatype, data } = raw
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) return fail(`${what}: "shape" must be an array of whole numbers >= 0`)
+  if (!isDatatype(datatype)) return fail(`${what}: datatype ${JSON.stringify(datatype)} is not one of ${DATATYPES.join(', ')}`)
+  if (datatype !== spec.datatype) return fail(`${what}: datatype ${datatype} does not match the model's ${spec.datatype}`)
+  const dims = shape as number[]
+  // An input whose rank ONNX Runtime does not know (shape []) takes any shape.
+  if (spec.shape.length > 0) {
+    if (dims.length !== spec.shape.length) return fail(`${what}: shape [${dims.join(', ')}] has ${dims.length} dimensions; the model's is [${spec.shape.join(', ')}]`)
+    for (let i = 0; i < dims.length; i++) {
+      if (spec.shape[i] !== -1 && spec.shape[i] !== dims[i]) return fail(`${what}: shape [${dims.join(', ')}] does not match the model's [${spec.shape.join(', ')}] (dimension ${i} must be ${spec.shape[i]})`)
+    }
+  }
+  let count = 1
+  for (const d of dims) count *= d
+  if (count > MAX_ELEMENTS) return fail(`${what}: shape [${dims.join(', ')}] has more than ${MAX_ELEMENTS} elements`)
+  if (!Array.isArray(data)) return fail(`${what}: "data" must be an array (flat in row-major order, or nested as the shape)`)
+  const flat = flatten(data)
+  if (!flat) return fail(`${what}: "data" nests arrays unevenly`)
+  if (flat.length !== count) return fail(`${what}: "data" has ${flat.length} elements; shape [${dims.join(', ')}] needs ${count}`)
+  const converted = convert(flat, datatype)
+  if (typeof converted === 'number') return fail(`${what}: data[${converted}] = ${JSON.stringify(flat[converted])} is not a ${describeType(datatype)}`)
+  return { ok: true, value: { name: spec.name, datatype, shape: dims, data: converted } }
+}
+
+/** The elements of a flat or nested array in row-major order; undefined when too deep. */
+function flatten(data: unknown[]): unknown[] | undefined {
+  if (data.length === 0 || !Array.isArray(data[0])) {
+    for (const x of data) if (Array.isArray(x)) return undefined
+    return data
+  }
+  const out: unknown[] = []
+  const walk = (a: unknown[], depth: number): boolean => {
+    if (depth > 32) return false
+    for (const x of a) {
+      if (Array.isArray(x)) {
+        if (!walk(x, depth + 1)) return false
+      } else out.push(x)
+    }
+    return true
+  }
+  return walk(data, 0) ? out : undefined
+}
+
+const INT_RANGES: Partial<Record<Datatype, [number, number]>> = {
+  INT8: [-128, 127],
+  INT16: [-32768, 32767],
+  INT32: [-2147483648, 2147483647],
+  UINT8: [0, 255],
+  UINT16: [0, 65535],
+  UINT32: [0, 4294967295],
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+}
+
+function describeType(datatype: Datatype): string {
+  if (datatype === 'BOOL') return 'boolean (true or false)'
+  if (datatype === 'BYTES') return 'string'
+  if (datatype === 'FP32' || datatype === 'FP64') return 'finite number'
+  const [lo, hi] = INT_RANGES[datatype]!
+  return `whole number from ${lo} to ${hi}`
+}
+
+/** The typed array of the elements, or the index of the first element that does not fit. */
+function convert(flat: unknown[], datatype: Datatype): TensorData | number {
+  const n = flat.length
+  switch (datatype) {
+    case 'FP32':
+    case 'FP64': {
+      const out = datatype === 'FP32' ? new Float32Array(n) : new Float64Array(n)
+      for (let i = 0; i < n; i++) {
+        const x = flat[i]
+        if (typeof x !== 'number' || !Number.isFinite(x)) return i
+        out[i] = x
+      }
+      return out
+    }
+    case 'BOOL': {
+      const out = new Uint8Array(n)
+      for (let i = 0; i < n; i++) {
+        const x = flat[i]
+        if (typeof x !== 'boolean') return i
+        out[i] = x ? 1 : 0
+      }
+      return out
+    }
+    case 'BYTES': {
+      for (let i = 0; i < n; i++) if (typeof flat[i] !== 'string') return i
+      return flat as string[]
+    }
+    case 'INT64': {
+      const out = new BigInt64Array(n)
+      for (let i = 0; i < n; i++) {
+        const x = flat[i]
+        if (typeof x !== 'number' || !Number.isSafeInteger(x)) return i
+        out[i] = BigInt(x)
+      }
+      return out
+    }
+    default: {
+      const [lo, hi] = INT_RANGES[datatype]!
+      const Ctor = { INT8: Int8Array, INT16: Int16Array, INT32: Int32Array, UINT8: Uint8Array, UINT16: Uint16Array, UINT32: Uint32Array }[datatype as 'INT8']
+      const out = new Ctor(n)
+      for (let i = 0; i < n; i++) {
+        const x = flat[i]
+        if (typeof x !== 'number' || !Number.isInteger(x) || x < lo || x > hi) return i
+        out[i] = x
+      }
+      return out
+    }
+  }
+}
+
+/** JSON values of an output tensor: numbers (INT64 as numbers, exact up to 2^53), booleans, strings. */
+export function jsonData(tensor: OutputTensor): unknown[] {
+  const { data } = tensor
+  if (Array.isArray(data)) return data
+  if (tensor.datatype === 'BOOL') return Array.from(data as Uint8Array, (x) => x !== 0)
+  if (data instanceof BigInt64Array) return Array.from(data, Number)
+  return Array.from(data as Float32Array)
+}
+
+export interface InferResponse {
+  model_name: string
+  model_version: string
+  id?: string
+  outputs: { name: string; shape: number[]; datatype: Datatype; data: unknown[] }[]
+}
+
+export function inferResponse(model: string, version: number, request: InferRequest, outputs: readonly OutputTensor[]): InferResponse {
+  const wanted = request.outputs
+  const chosen = wanted ? wanted.map((n) => outputs.find((o) => o.name === n)!).filter(Boolean) : outputs
+  const response: InferResponse = {
+    model_name: model,
+    model_version: String(version),
+    outputs: chosen.map((o) => ({ name: o.name, shape: o.shape, datatype: o.datatype, data: jsonData(o) })),
+  }
+  if (request.id !== undefined) response.id = request.id
+  return response
+}
+
+export interface ModelMetadata {
+  name: string
+  versions: string[]
+  platform: 'onnxruntime'
+  inputs: TensorSpec[]
+  outputs: TensorSpec[]
+}
+
+export function modelMetadata(name: string, versions: readonly number[], inputs: readonly TensorSpec[], outputs: readonly TensorSpec[]): ModelMetadata {
+  return { name, versions: versions.map(String), platform: 'onnxruntime', inputs: [...inputs], outputs: [...outputs] }
+}
+
+/**
+ * Whether a request that `inputs` refused would have been taken by `other` (another version's
+ * inputs): then the refusal is that version's fault, not the client's (see serving-stats.ts).
+ */
+export function acceptedBy(body: unknown, other: { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[] }): boolean {
+  return parseInferRequest(body, other.inputs, other.outputs).ok
+}

@@ -1,0 +1,161 @@
+/**
+ * The model server process part (`cairn serve`, and inside `cairn up`): Fastify with the Open
+ * Inference Protocol routes (oip-routes.ts), bearer tokens checked as the web process checks them
+ * (with its cache of verified tokens, emptied by credential notices), the registry followed through
+ * LISTEN/NOTIFY (registry-follower.ts), per-version figures written for rollouts (serving-stats.ts)
+ * and Prometheus metrics on /metrics.
+ */
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import Fastify, { LogController } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { Db } from '../store/db.ts'
+import { readVersionArtifact } from '../store/serving.ts'
+import { identify } from '../web/auth/authenticate.ts'
+import { createTokenCache } from '../web/auth/token-cache.ts'
+import { startCacheFeed } from '../web/cache-feed.ts'
+import type { CacheFeed } from '../web/cache-feed.ts'
+import type { BatchOptions } from './batcher.ts'
+import { createDataPlane } from './inference.ts'
+import { createModelRepository } from './model-repository.ts'
+import type { LoadModel, ModelRepository } from './model-repository.ts'
+import { loadOnnxModel } from './onnx-session.ts'
+import { oipRoutes } from './oip-routes.ts'
+import { startRegistryFollower } from './registry-follower.ts'
+import type { RegistryFollower } from './registry-follower.ts'
+import { createServeMetrics } from './serve-metrics.ts'
+import { createServingStats } from './serving-stats.ts'
+import type { ServingStats } from './serving-stats.ts'
+
+export const DEFAULT_SERVE_PORT = 8081
+export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024
+
+export interface ServeServerOptions {
+  db: Db
+  log: Logger
+  /** The data directory: model files are under its `_models` folder. */
+  dataDir: string
+  /** bearer: inference and metadata need an API token of any role. @default "bearer" */
+  auth?: 'bearer' | 'none'
+  /** @default 4 MiB */
+  bodyLimit?: number
+  /** Dynamic batching; off when undefined. */
+  batching?: BatchOptions
+  /** How often the registry is read without a notice. @default 5000 */
+  pollMs?: number
+  /** How long a verified token is reused. @default 2000 */
+  tokenCacheMs?: number
+  /** Loads a model file (ONNX Runtime by default). */
+  load?: LoadModel
+  /** Names this process in the serving figures. @default hostname:pid:random */
+  serverId?: string
+  /** How often the serving figures are written. @default 250 */
+  flushMs?: number
+}
+
+export interface ServeServer {
+  app: FastifyInstance
+  repository: ModelRepository
+  follower: RegistryFollower
+  stats: ServingStats
+  serverId: string
+  close(): Promise<void>
+}
+
+export async function createServeServer(options: ServeServerOptions): Promise<ServeServer> {
+  const log = options.log.child({ component: 'serve' })
+  const { db } = options
+  const auth = options.auth ?? 'bearer'
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
+  const serverId = options.serverId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    // The body is read field by field, never merged into another object: no prototype scan needed.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
+    routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 200 },
+  })
+
+  const metrics = createServeMetrics()
+  const stats = createServingStats({ db, serverId, ...(options.flushMs === undefined ? {} : { flushMs: options.flushMs }), onError: (error) => log.warn({ err: error }, 'writing the serving figures failed; kept for the next write') })
+  const repository = createModelRepository({ dataDir: options.dataDir, load: options.load ?? ((file) => loadOnnxModel(file)), log, ...(options.batching ? { batching: options.batching } : {}) })
+  const lookup = (model: string, version: number) => readVersionArtifact(db, model, version)
+  const plane = createDataPlane({ repository, lookup })
+
+  let feed: CacheFeed | undefined
+  const tokens = createTokenCache({ isLive: () => feed?.live() ?? false, ...(options.tokenCacheMs === undefined ? {} : { ttlMs: options.tokenCacheMs }) })
+  if (auth === 'bearer') {
+    feed = await startCacheFeed(db, log, { credentials: () => tokens.clear(), online: () => {}, reset: () => tokens.clear() })
+  }
+
+  app.decorateRequest('principal', null)
+  app.addHook('onRequest', async (request, reply) => {
+    if (auth === 'none' || request.is404 || request.routeOptions.config.access === 'public') return
+    if (request.headers.authorization === undefined) {
+      metrics.rejected(401)
+      return reply.code(401).header('www-authenticate', 'Bearer realm="cairn"').send({ error: 'this model server needs an API token: send Authorization: Bearer <token> (create one with: npx cairn tokens create NAME --role viewer)' })
+    }
+    const principal = await identify(db, request, tokens)
+    if (!principal) {
+      metrics.rejected(401)
+      return reply.code(401).header('www-authenticate', 'Bearer realm="cairn"').send({ error: 'the bearer token is not valid (unknown, revoked or expired)' })
+    }
+    request.principal = principal
+  })
+
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}` }))
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode ?? 500
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed')
+      return reply.code(500).send({ error: 'internal error (see the server log)' })
+    }
+    metrics.rejected(status)
+    return reply.code(status).send({ error: clientErrorMessage(error, bodyLimit) })
+  })
+
+  oipRoutes(app, plane, repository, {
+    answered(model, version, status, ms, versionError) {
+      metrics.answered(model, version, status, ms / 1000, versionError)
+      // A request the client got wrong says nothing about the version (serving-stats.ts).
+      if (status < 400 || status >= 500 || versionError) stats.record(model, version, ms, versionError || status >= 500)
+    },
+  }, lookup)
+  app.get('/metrics', { config: { access: 'public' } }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render(repository.loaded())))
+
+  const follower = await startRegistryFollower({ db, log, repository, ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }) })
+  stats.start()
+  await app.ready()
+  return {
+    app,
+    repository,
+    follower,
+    stats,
+    serverId,
+    async close() {
+      await app.close()
+      await follower.close()
+      await stats.stop()
+      await feed?.close()
+      await repository.close()
+    },
+  }
+}
+
+function clientErrorMessage(error: FastifyError, bodyLimit: number): string {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `the request body is larger than this server's limit of ${bodyLimit} bytes (serve.body_limit in cairn.yaml)`
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'send the request body as JSON (Content-Type: application/json)'
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'the request body is empty; an inference request is a JSON object with "inputs"'
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return `the request body is not valid JSON: ${error.message}`
+    default:
+      return error instanceof SyntaxError ? `the request body is not valid JSON: ${error.message}` : error.message
+  }
+}
