@@ -7,7 +7,7 @@ declare module 'autocannon' {
     connections?: number
     duration?: number
     headers?: Record<string, string>
-    requests?: { method?: string; path?: string; setupRequest?: (request: { path: string }) => { path: string } }[]
+    requests?: { method?: string; path?: string; body?: string; headers?: Record<string, string>; setupRequest?: (request: { path: string }) => { path: string } }[]
   }
   function autocannon(options: Options): Promise<Result>
   export default autocannon

@@ -170,7 +170,7 @@ export interface CairnConfig {
      */
     body_limit?: number | string
     /**
-     * Dynamic batching: concurrent requests to the same model version are run as one batch of up to max_batch rows, waiting at most max_delay_ms for more to arrive. Only for models whose inputs and outputs all have a dynamic first dimension. Default: off.
+     * Dynamic batching: requests to a model version that arrive while it runs a batch are run together as the next batch, of up to max_batch rows. Only for models whose inputs and outputs all have a dynamic first dimension. Default: off.
      */
     batching?: {
       /**
@@ -178,7 +178,7 @@ export interface CairnConfig {
        */
       max_batch?: number
       /**
-       * How long the first request of a batch waits for others (milliseconds). Default: 1.
+       * How long a request that finds its version idle waits for others to join its batch (milliseconds); 0 runs it at once. Default: 0.
        */
       max_delay_ms?: number
     }

@@ -1,17 +1,19 @@
 /**
- * Dynamic batching: requests to one model version that arrive while it is busy (or within
- * `maxDelayMs` of each other) run as one batch of up to `maxBatch` rows, their inputs joined along the
- * first dimension and the outputs split back by rows. One batch runs at a time per version, so under
- * load batches form by themselves while the previous one runs; a lone request waits at most
- * `maxDelayMs`. Only for models whose inputs and outputs all have a dynamic first dimension; requests
- * whose other dimensions differ go in separate batches.
+ * Dynamic batching: requests to one model version that arrive while it is busy run as one batch of
+ * up to `maxBatch` rows, their inputs joined along the first dimension and the outputs split back by
+ * rows. One batch runs at a time per version, so under load batches form by themselves while the
+ * previous one runs, and a request that finds the version idle runs at once (with the others that
+ * arrived in the same turn of the event loop), or after `maxDelayMs` when that is set above 0 (more
+ * requests per batch, for a model whose run costs much more than a request). Only for models whose
+ * inputs and outputs all have a dynamic first dimension; requests whose other dimensions differ go in
+ * separate batches.
  */
 import type { InputTensor, OutputTensor, TensorData, TensorSpec } from './protocol.ts'
 
 export interface BatchOptions {
   /** @default 64 */
   maxBatch?: number
-  /** @default 1 */
+  /** @default 0 */
   maxDelayMs?: number
 }
 
@@ -33,7 +35,7 @@ export function canBatch(inputs: readonly TensorSpec[], outputs: readonly Tensor
 /** A run function that batches concurrent calls of `run` (see above). */
 export function createBatcher(run: RunFn, options: BatchOptions = {}): RunFn {
   const maxBatch = options.maxBatch ?? 64
-  const maxDelayMs = options.maxDelayMs ?? 1
+  const maxDelayMs = options.maxDelayMs ?? 0
   const queue: Pending[] = []
   let queuedRows = 0
   let running = false

@@ -33,7 +33,7 @@ export function serveSettings(config: CairnConfig | undefined): Pick<ServeServer
   return {
     auth: serve.auth ?? 'bearer',
     bodyLimit: serve.body_limit === undefined ? DEFAULT_BODY_LIMIT : parseSize(serve.body_limit),
-    ...(serve.batching ? { batching: { maxBatch: serve.batching.max_batch ?? 64, maxDelayMs: serve.batching.max_delay_ms ?? 1 } } : {}),
+    ...(serve.batching ? { batching: { maxBatch: serve.batching.max_batch ?? 64, maxDelayMs: serve.batching.max_delay_ms ?? 0 } } : {}),
   }
 }
 

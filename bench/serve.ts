@@ -1,0 +1,190 @@
+/**
+ * Model server benchmark (issue 12, acceptance 5), beside bare `session.run` in the same run:
+ *   bare      the model called in-process through onnxruntime-node (same session options as the
+ *             server): one caller in a loop (latency), and 64 concurrent callers (throughput)
+ *   HTTP      POST /v2/models/{name}/infer on the real server (bearer token, Open Inference Protocol
+ *             JSON, the traffic split, serving figures and metrics: everything a client pays for),
+ *             the client in a separate process: one connection in a loop (latency, sub-millisecond
+ *             timing), and 64 connections with autocannon (throughput), dynamic batching off and on
+ * for 1-row and 64-row requests, on two models built here: `tiny` (y = sigmoid(xW + b), 16 features:
+ * the cost is all in carrying the request) and `mlp` (64 -> 512 -> 512 -> 1: the cost is in the model).
+ * Goals: HTTP overhead <= 0.3 ms at p50; with batching, >= 80 % of bare throughput at 64 concurrent
+ * clients. Prints figures and the load average; never pass/fail.
+ * Usage: node bench/serve.ts [--seconds S] [--models tiny,mlp]
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import http from 'node:http'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import * as ort from 'onnxruntime-node'
+import { silentLogger } from '../engine/log.ts'
+import { createDb } from '../engine/store/db.ts'
+import { startEmbeddedPostgres } from '../engine/store/embedded.ts'
+import { migrate } from '../engine/store/migrate.ts'
+import { createModels } from '../engine/models/registry.ts'
+import { createToken } from '../engine/web/auth/tokens.ts'
+import { createServeServer } from '../engine/serve/serve-server.ts'
+import type { ServeServerOptions } from '../engine/serve/serve-server.ts'
+import { mlpModel, sigmoidModel } from '../test/helpers/onnx-models.ts'
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '5' },
+    models: { type: 'string', default: 'tiny,mlp' },
+    connections: { type: 'string', default: '64' },
+    // Internal: the load generator's own process.
+    'load-mode': { type: 'string' }, 'load-url': { type: 'string' }, 'load-token': { type: 'string' }, 'load-body': { type: 'string' },
+  },
+})
+const SECONDS = Number(values.seconds)
+const CONNECTIONS = Number(values.connections)
+const log = silentLogger()
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+
+interface Figures {
+  p50: number
+  p99: number
+  /** Requests (or runs) per second. */
+  rps: number
+  bad: number
+}
+
+// ---- the load generator process ----
+if (values['load-mode'] !== undefined) {
+  const url = new URL(values['load-url']!)
+  const body = values['load-body']!
+  const headers = { authorization: `Bearer ${values['load-token']}`, 'content-type': 'application/json' }
+  let figures: Figures
+  if (values['load-mode'] === 'latency') {
+    // One keep-alive connection in a closed loop, timed with performance.now() (autocannon counts whole milliseconds).
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const once1 = () => new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode ?? 0))
+      })
+      req.on('error', reject)
+      req.end(body)
+    })
+    for (let i = 0; i < 500; i++) await once1()
+    const latencies: number[] = []
+    let bad = 0
+    const stopAt = performance.now() + SECONDS * 1000
+    while (performance.now() < stopAt) {
+      const started = performance.now()
+      if ((await once1()) !== 200) bad++
+      latencies.push(performance.now() - started)
+    }
+    latencies.sort((a, b) => a - b)
+    figures = { p50: pct(latencies, 50), p99: pct(latencies, 99), rps: latencies.length / SECONDS, bad }
+  } else {
+    await autocannon({ url: url.toString(), connections: CONNECTIONS, duration: 1, requests: [{ method: 'POST', headers, body }] })
+    const r = await autocannon({ url: url.toString(), connections: CONNECTIONS, duration: SECONDS, requests: [{ method: 'POST', headers, body }] })
+    figures = { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, bad: r.non2xx + r.errors + r.timeouts }
+  }
+  process.stdout.write(JSON.stringify(figures))
+  process.exit(0)
+}
+
+// ---- the benchmark ----
+const MODELS: Record<string, { features: number; bytes: () => Uint8Array }> = {
+  tiny: { features: 16, bytes: () => sigmoidModel(Array.from({ length: 16 }, (_, i) => (i % 5) / 10 - 0.2), 0.1) },
+  mlp: { features: 64, bytes: () => mlpModel(64, 512) },
+}
+const chosen = values.models!.split(',').filter((m) => m in MODELS)
+const rowsOf = (rows: number, features: number) => Array.from({ length: rows * features }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5)
+
+const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-serve-'))
+const pgServer = await startEmbeddedPostgres({ dataDir: join(dir, 'pg'), log, ephemeral: true })
+const db = createDb(pgServer.url, { log, max: 10 })
+try {
+  await migrate(db, log)
+  const models = createModels({ db, dir: join(dir, 'data'), producer: { kind: 'actor', actor: 'bench' } })
+  for (const name of chosen) {
+    const file = join(dir, `${name}.onnx`)
+    writeFileSync(file, MODELS[name]!.bytes())
+    const v = (await models.register({ name, file })).version.version
+    await models.setStage(name, v, 'production', { user: 'bench' })
+  }
+  const token = (await createToken(db, { name: 'bench', role: 'viewer' }))!.token
+  console.log(`model server: ${SECONDS} s per figure, ${CONNECTIONS} concurrent clients for throughput, node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+
+  const load = async (mode: 'latency' | 'throughput', url: string, body: string): Promise<Figures> => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--load-mode', mode, '--load-url', url, '--load-token', token, '--load-body', body, '--seconds', String(SECONDS), '--connections', String(CONNECTIONS)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
+    await once(child, 'exit')
+    return JSON.parse(out) as Figures
+  }
+  const serve = async (options: Partial<ServeServerOptions>) => {
+    const server = await createServeServer({ db, log, dataDir: join(dir, 'data'), ...options })
+    await server.app.listen({ port: 0, host: '127.0.0.1' })
+    return { server, port: (server.app.server.address() as { port: number }).port }
+  }
+  const show = (label: string, f: Figures, rows: number, extra = '') =>
+    console.log(`    ${label.padEnd(36)} p50 ${f.p50.toFixed(3).padStart(7)} ms  p99 ${f.p99.toFixed(3).padStart(7)} ms  ${f.rps.toFixed(0).padStart(6)} req/s  ${(f.rps * rows).toFixed(0).padStart(8)} rows/s${f.bad > 0 ? `  (${f.bad} failed)` : ''}${extra}`)
+
+  for (const name of chosen) {
+    const { features } = MODELS[name]!
+    console.log(`  ${name} (${features} features)`)
+    const session = await ort.InferenceSession.create(join(dir, `${name}.onnx`), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' })
+    const bare: Record<number, { seq: Figures; conc: Figures }> = {}
+    for (const rows of [1, 64]) {
+      const feeds = { x: new ort.Tensor('float32', Float32Array.from(rowsOf(rows, features)), [rows, features]) }
+      for (let i = 0; i < 200; i++) await session.run(feeds)
+      // One caller: latency of session.run.
+      const latencies: number[] = []
+      let stopAt = performance.now() + SECONDS * 1000
+      while (performance.now() < stopAt) {
+        const started = performance.now()
+        await session.run(feeds)
+        latencies.push(performance.now() - started)
+      }
+      latencies.sort((a, b) => a - b)
+      const seq = { p50: pct(latencies, 50), p99: pct(latencies, 99), rps: latencies.length / SECONDS, bad: 0 }
+      // 64 callers at once, each in a loop: the throughput the model gives in-process.
+      const conc: number[] = []
+      stopAt = performance.now() + SECONDS * 1000
+      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+        while (performance.now() < stopAt) {
+          const started = performance.now()
+          await session.run(feeds)
+          conc.push(performance.now() - started)
+        }
+      }))
+      conc.sort((a, b) => a - b)
+      bare[rows] = { seq, conc: { p50: pct(conc, 50), p99: pct(conc, 99), rps: conc.length / SECONDS, bad: 0 } }
+      show(`bare session.run, ${rows} row${rows > 1 ? 's' : ''}, 1 caller`, seq, rows)
+      show(`bare session.run, ${rows} row${rows > 1 ? 's' : ''}, ${CONNECTIONS} callers`, bare[rows]!.conc, rows)
+    }
+    await session.release()
+
+    for (const batching of [false, true]) {
+      const { server, port } = await serve(batching ? { batching: { maxBatch: 64, maxDelayMs: 1 } } : {})
+      try {
+        const url = `http://127.0.0.1:${port}/v2/models/${name}/infer`
+        for (const rows of [1, 64]) {
+          const body = JSON.stringify({ inputs: [{ name: 'x', shape: [rows, features], datatype: 'FP32', data: rowsOf(rows, features) }] })
+          const tag = `HTTP${batching ? ' batched' : ''}, ${rows} row${rows > 1 ? 's' : ''}`
+          const lat = await load('latency', url, body)
+          show(`${tag}, 1 client`, lat, rows, `  overhead at p50 ${(lat.p50 - bare[rows]!.seq.p50).toFixed(3)} ms`)
+          const thr = await load('throughput', url, body)
+          const ratio = (thr.rps * rows) / (bare[rows]!.conc.rps * rows)
+          show(`${tag}, ${CONNECTIONS} clients`, thr, rows, `  ${(ratio * 100).toFixed(0)} % of bare (${CONNECTIONS} callers)`)
+        }
+      } finally {
+        await server.close()
+      }
+    }
+    console.log(`    load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  }
+} finally {
+  await db.close()
+  await pgServer.stop()
+  rmSync(dir, { recursive: true, force: true })
+}
