@@ -79,6 +79,8 @@ export async function createServeServer(options: ServeServerOptions): Promise<Se
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 200 },
   })
 
+  // JSON only: a text body gets 415, not a confusing "not an object".
+  app.removeContentTypeParser('text/plain')
   const metrics = createServeMetrics()
   const stats = createServingStats({ db, serverId, ...(options.flushMs === undefined ? {} : { flushMs: options.flushMs }), onError: (error) => log.warn({ err: error }, 'writing the serving figures failed; kept for the next write') })
   const repository = createModelRepository({ dataDir: options.dataDir, load: options.load ?? ((file) => loadOnnxModel(file)), log, ...(options.batching ? { batching: options.batching } : {}) })
