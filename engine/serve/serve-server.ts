@@ -10,6 +10,7 @@ import { hostname } from 'node:os'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { isConnectionError } from '../store/db.ts'
 import type { Db } from '../store/db.ts'
 import { readVersionArtifact } from '../store/serving.ts'
 import { identify } from '../web/auth/authenticate.ts'
@@ -100,7 +101,14 @@ export async function createServeServer(options: ServeServerOptions): Promise<Se
       metrics.rejected(401)
       return reply.code(401).header('www-authenticate', 'Bearer realm="cairn"').send({ error: 'this model server needs an API token: send Authorization: Bearer <token> (create one with: npx cairn tokens create NAME --role viewer)' })
     }
-    const principal = await identify(db, request, tokens)
+    let principal
+    try {
+      principal = await identify(db, request, tokens)
+    } catch (error) {
+      if (!isConnectionError(error)) throw error
+      metrics.rejected(503)
+      return reply.code(503).send({ error: 'the database cannot be reached to check the token; try again shortly' })
+    }
     if (!principal) {
       metrics.rejected(401)
       return reply.code(401).header('www-authenticate', 'Bearer realm="cairn"').send({ error: 'the bearer token is not valid (unknown, revoked or expired)' })
