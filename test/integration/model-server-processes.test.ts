@@ -33,8 +33,8 @@ interface Served {
   url: string
 }
 
-function startServe(t: test.TestContext, cwd: string, url: string, token: string): Promise<Served> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0'], {
+function startServe(t: test.TestContext, cwd: string, url: string, token: string, args = ['serve', '--port', '0']): Promise<Served> {
+  const child = spawn(process.execPath, [MAIN, ...args], {
     cwd,
     env: { ...process.env, DATABASE_URL: url, CAIRN_HOME: join(cwd, 'home'), CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG || 'warn', CAIRN_CONFIG: join(cwd, 'cairn.yaml') },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -177,4 +177,12 @@ test('swaps under load fail no request, and the versions that left are unloaded'
       return loaded.join() === '4'
     }, 10_000, 50)
   }
+})
+
+test('cairn up runs a model server too', async (t) => {
+  const { url, cwd, token } = await setup(t)
+  mkdirSync(join(cwd, 'dags'), { recursive: true })
+  const up = await startServe(t, cwd, url, token, ['up', '--port', '0'])
+  assert.equal((await up.client.get('/v2/health/ready')).status, 200)
+  assert.equal(await servedVersion(up.client), '1')
 })
