@@ -3,6 +3,9 @@
  * tensors against that version, run it, and say whose fault a failure is, for the figures a rollout
  * analyses (serving-stats.ts). The HTTP routes (oip-routes.ts) only translate.
  */
+import type { OnlineStore } from '../data/online-store.ts'
+import type { VersionFile } from '../store/serving.ts'
+import { enrichedBody, entitiesOf } from './enrich.ts'
 import type { ModelRepository, Lease } from './model-repository.ts'
 import { inferResponse, parseInferRequest } from './protocol.ts'
 import type { InferResponse } from './protocol.ts'
@@ -26,7 +29,9 @@ export interface DataPlane {
 export interface DataPlaneOptions {
   repository: ModelRepository
   /** A registered version's file, for versions outside the split. */
-  lookup(model: string, version: number): Promise<{ artifact: string; sha256: string } | undefined>
+  lookup(model: string, version: number): Promise<VersionFile | undefined>
+  /** Feature enrichment (enrich.ts); without it, requests that name entities are refused. */
+  onlineStore?: OnlineStore
   random?: () => number
 }
 
@@ -39,7 +44,17 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       : { ok: false, status: 404, error: `there is no model named ${JSON.stringify(model)}`, versionError: false }
   }
 
-  async function run(lease: Lease, body: unknown, blame: (error: string) => InferOutcome): Promise<InferOutcome> {
+  async function run(lease: Lease, given: unknown, blame: (error: string) => InferOutcome): Promise<InferOutcome> {
+    let body = given
+    const entities = entitiesOf(given)
+    if (entities) {
+      const clientError = (error: string): InferOutcome => ({ ok: false, status: 400, error, version: lease.version, versionError: false })
+      if (!entities.ok) return clientError(entities.error)
+      if (!options.onlineStore) return clientError('this server does not read features from the online store; send "inputs"')
+      const enriched = await enrichedBody(given as object, entities.value, lease.features, lease.inputs, options.onlineStore)
+      if (!enriched.ok) return clientError(`version ${lease.version} of model ${lease.model}: ${enriched.error}`)
+      body = enriched.value
+    }
     const parsed = parseInferRequest(body, lease.inputs, lease.outputs)
     if (!parsed.ok) return blame(parsed.error)
     try {

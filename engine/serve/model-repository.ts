@@ -11,7 +11,7 @@
  */
 import path from 'node:path'
 import type { Logger } from 'pino'
-import type { RoutingSnapshot, ServedVersionRow } from '../store/serving.ts'
+import type { RoutingSnapshot, ServedVersionRow, VersionFile } from '../store/serving.ts'
 import { canBatch, createBatcher } from './batcher.ts'
 import type { BatchOptions, RunFn } from './batcher.ts'
 import type { OnnxModel } from './onnx-session.ts'
@@ -25,6 +25,8 @@ export interface Lease {
   version: number
   inputs: readonly TensorSpec[]
   outputs: readonly TensorSpec[]
+  /** The feature columns recorded with the version (for enrichment from the online store). */
+  features: readonly string[]
   run: RunFn
   /** Call once the request is done with the version. */
   release(): void
@@ -51,6 +53,7 @@ interface Entry {
   model: string
   version: number
   sha256: string
+  features: string[]
   loading?: Promise<void>
   onnx?: OnnxModel
   run?: RunFn
@@ -70,7 +73,7 @@ export interface ModelRepository {
   /** A routed version, taken for one request (synchronous: see above). */
   acquireRouted(model: string, version: number): Acquired
   /** Any registered version, loaded if needed. `lookup` reads its file from the registry. */
-  acquire(model: string, version: number, lookup: () => Promise<{ artifact: string; sha256: string } | undefined>): Promise<Acquired>
+  acquire(model: string, version: number, lookup: () => Promise<VersionFile | undefined>): Promise<Acquired>
   /** The metadata of a served model: its routed versions and the inputs and outputs of production (else the canary). */
   metadata(model: string): { versions: number[]; inputs: TensorSpec[]; outputs: TensorSpec[] } | undefined
   /** Follows a new registry state: loads, then switches, then retires. */
@@ -113,11 +116,11 @@ export function createModelRepository(options: ModelRepositoryOptions): ModelRep
     return entry.loading
   }
 
-  function entryFor(model: string, version: number, sha256: string): Entry {
+  function entryFor(model: string, version: number, sha256: string, features: string[]): Entry {
     const k = key(model, version)
     let entry = entries.get(k)
     if (!entry || entry.retired) {
-      entry = { model, version, sha256, inFlight: 0, routed: false, lastUsed: now(), retired: false }
+      entry = { model, version, sha256, features, inFlight: 0, routed: false, lastUsed: now(), retired: false }
       entries.set(k, entry)
     }
     return entry
@@ -158,6 +161,7 @@ export function createModelRepository(options: ModelRepositoryOptions): ModelRep
         version: entry.version,
         inputs: onnx.inputs,
         outputs: onnx.outputs,
+        features: entry.features,
         run,
         release() {
           if (released) return
@@ -182,7 +186,7 @@ export function createModelRepository(options: ModelRepositoryOptions): ModelRep
       if (!entry || (!entry.onnx && !entry.loading && (!entry.failed || now() - entry.failed.at >= retryLoadMs))) {
         const row = await lookup()
         if (!row) return { ok: false, status: 404, error: `model ${model} has no version ${version}` }
-        entry = entryFor(model, version, row.sha256)
+        entry = entryFor(model, version, row.sha256, row.features)
         if (!entry.onnx) await load(entry, row.artifact)
       } else if (entry.loading) await entry.loading
       return take(entry)
@@ -203,7 +207,7 @@ export function createModelRepository(options: ModelRepositoryOptions): ModelRep
       // 1. Load what the new split needs (a failed load is retried after a while).
       await Promise.all(
         [...wanted.values()].map((row) => {
-          const entry = entryFor(row.model, row.version, row.sha256)
+          const entry = entryFor(row.model, row.version, row.sha256, row.features)
           if (entry.onnx) return undefined
           if (entry.loading) return entry.loading
           if (entry.failed && now() - entry.failed.at < retryLoadMs) return undefined

@@ -10,6 +10,7 @@
  *   POST /v2/models/{name}/versions/{v}/infer          that version
  */
 import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { VersionFile } from '../store/serving.ts'
 import type { DataPlane, InferOutcome } from './inference.ts'
 import type { ModelRepository } from './model-repository.ts'
 import { modelMetadata } from './protocol.ts'
@@ -31,7 +32,7 @@ interface VersionParams extends ModelParams {
 
 const VERSION = /^[1-9][0-9]{0,9}$/
 
-export function oipRoutes(app: FastifyInstance, plane: DataPlane, repository: ModelRepository, recorder: AnswerRecorder, lookup: (model: string, version: number) => Promise<{ artifact: string; sha256: string } | undefined>): void {
+export function oipRoutes(app: FastifyInstance, plane: DataPlane, repository: ModelRepository, recorder: AnswerRecorder, lookup: (model: string, version: number) => Promise<VersionFile | undefined>): void {
   const open = { config: { access: 'public' as const } }
   app.get('/v2', open, async () => ({ name: 'cairn', version: '1', extensions: [] }))
   app.get('/v2/health/live', open, async () => ({ live: true }))

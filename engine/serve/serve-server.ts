@@ -16,6 +16,8 @@ import { readVersionArtifact } from '../store/serving.ts'
 import { identify } from '../web/auth/authenticate.ts'
 import { createTokenCache } from '../web/auth/token-cache.ts'
 import { startCacheFeed } from '../web/cache-feed.ts'
+import { createOnlineRowCache } from '../data/online-cache.ts'
+import { createOnlineStore } from '../data/online-store.ts'
 import type { CacheFeed } from '../web/cache-feed.ts'
 import type { BatchOptions } from './batcher.ts'
 import { createDataPlane } from './inference.ts'
@@ -53,6 +55,8 @@ export interface ServeServerOptions {
   serverId?: string
   /** How often the serving figures are written. @default 250 */
   flushMs?: number
+  /** Online feature rows kept in memory for enrichment (0: none). @default 100000 */
+  onlineCacheRows?: number
 }
 
 export interface ServeServer {
@@ -86,13 +90,21 @@ export async function createServeServer(options: ServeServerOptions): Promise<Se
   const stats = createServingStats({ db, serverId, ...(options.flushMs === undefined ? {} : { flushMs: options.flushMs }), onError: (error) => log.warn({ err: error }, 'writing the serving figures failed; kept for the next write') })
   const repository = createModelRepository({ dataDir: options.dataDir, load: options.load ?? ((file) => loadOnnxModel(file)), log, ...(options.batching ? { batching: options.batching } : {}) })
   const lookup = (model: string, version: number) => readVersionArtifact(db, model, version)
-  const plane = createDataPlane({ repository, lookup })
-
+  // Verified tokens and online rows are cached while the notices that make them stale are heard.
   let feed: CacheFeed | undefined
-  const tokens = createTokenCache({ isLive: () => feed?.live() ?? false, ...(options.tokenCacheMs === undefined ? {} : { ttlMs: options.tokenCacheMs }) })
-  if (auth === 'bearer') {
-    feed = await startCacheFeed(db, log, { credentials: () => tokens.clear(), online: () => {}, reset: () => tokens.clear() })
-  }
+  const isLive = () => feed?.live() ?? false
+  const tokens = createTokenCache({ isLive, ...(options.tokenCacheMs === undefined ? {} : { ttlMs: options.tokenCacheMs }) })
+  const onlineRows = createOnlineRowCache({ isLive, ...(options.onlineCacheRows === undefined ? {} : { maxRows: options.onlineCacheRows }) })
+  feed = await startCacheFeed(db, log, {
+    credentials: () => tokens.clear(),
+    online: (view) => onlineRows.invalidate(view),
+    reset: () => {
+      tokens.clear()
+      onlineRows.invalidate()
+    },
+  })
+  const onlineStore = createOnlineStore(db, { rowCache: onlineRows })
+  const plane = createDataPlane({ repository, lookup, onlineStore })
 
   app.decorateRequest('principal', null)
   app.addHook('onRequest', async (request, reply) => {

@@ -23,6 +23,8 @@ import { readServingWindow } from '../../engine/serve/serving-stats.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 import { sigmoidModel, sigmoidReference, typedModel } from '../helpers/onnx-models.ts'
 import { OipClient, output } from '../helpers/oip-client.ts'
+import { writeOnlineRows } from '../../engine/store/feature-online.ts'
+import { canonicalEntityKey } from '../../engine/data/entity-key.ts'
 
 const W1 = [0.5, -1, 2]
 const B1 = 0.1
@@ -68,10 +70,10 @@ async function setup(t: test.TestContext): Promise<Setup> {
   }
 }
 
-async function register(s: Setup, name: string, bytes: Uint8Array): Promise<number> {
+async function register(s: Setup, name: string, bytes: Uint8Array, features?: string[]): Promise<number> {
   const file = join(s.dir, `${name}-${Date.now()}-${Math.random()}.onnx`)
   writeFileSync(file, bytes)
-  return (await s.models.register({ name, file })).version.version
+  return (await s.models.register({ name, file, ...(features ? { features } : {}) })).version.version
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
@@ -290,4 +292,38 @@ test('traffic split: shares, sticky route keys, a broken canary counted as faili
   assert.match(metrics, new RegExp(`cairn_serve_errors_total\\{model="churn",version="${v3}"\\} ${failed}`))
   assert.match(metrics, new RegExp(`cairn_serve_request_duration_seconds_bucket\\{le="0.01",model="churn",version="${v1}"\\} \\d+`))
   assert.match(metrics, new RegExp(`cairn_serve_traffic_share\\{model="churn",version="${v3}"\\} 0.5`))
+})
+
+test('feature enrichment: entities instead of inputs, read from the online store in the recorded feature order', async (t) => {
+  const s = await setup(t)
+  await s.db.query(`INSERT INTO cairn.feature_view (name, file, current_version) VALUES ('activity', 'dags/features/activity.yaml', 1)`)
+  const definition = { entity: ['user_id'], features: [{ name: 'spend_7d' }, { name: 'events_1d' }, { name: 'active' }], ttl_ms: null }
+  await s.db.query(`INSERT INTO cairn.feature_view_definition (view, version, hash, definition, source) VALUES ('activity', 1, 'h', $1::jsonb, '')`, [JSON.stringify(definition)])
+  const rows = [
+    { user: 'u1', features: { spend_7d: 1.5, events_1d: 3, active: true } },
+    { user: 'u2', features: { spend_7d: -0.5, events_1d: null, active: false } },
+  ]
+  await writeOnlineRows(s.db, 'activity', 1, new Date(), rows.map((r) => ({ key: canonicalEntityKey([r.user])!, entity: { user_id: r.user }, features: r.features })))
+  // The model's columns in another order than the view's, as a training set may have them.
+  const v1 = await register(s, 'churn', sigmoidModel(W1, B1), ['activity__events_1d', 'activity__spend_7d', 'activity__active'])
+  await s.models.setStage('churn', v1, 'production', ACTOR)
+  const { client } = await s.start()
+
+  const answer = await client.postRaw('/v2/models/churn/infer', JSON.stringify({ id: 'e1', parameters: { entities: [{ user_id: 'u1' }, { user_id: 'u2' }, { user_id: 'nobody' }] } }))
+  assert.equal(answer.status, 200, JSON.stringify(answer.body))
+  assert.equal(answer.body.id, 'e1')
+  // Nulls and unknown entities become 0, booleans 1 or 0.
+  const expected = sigmoidReference([3, 1.5, 1, 0, -0.5, 0, 0, 0, 0], W1, B1)
+  assert.ok(close(output(answer, 'y').data, expected), `${output(answer, 'y').data} vs ${expected}`)
+
+  const both = await client.postRaw('/v2/models/churn/infer', JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }], parameters: { entities: [{ user_id: 'u1' }] } }))
+  assert.deepEqual([both.status, both.body.error], [400, 'send either "inputs" or "parameters": {"entities"}, not both'])
+  const badEntity = await client.postRaw('/v2/models/churn/infer', JSON.stringify({ parameters: { entities: [{ customer: 'u1' }] } }))
+  assert.equal(badEntity.status, 400)
+  assert.match(badEntity.body.error as string, /lacks user_id/)
+  // A version without a recorded feature list cannot be fed from the store.
+  const v2 = await register(s, 'churn', sigmoidModel(W2, B2))
+  const none = await client.postRaw(`/v2/models/churn/versions/${v2}/infer`, JSON.stringify({ parameters: { entities: [{ user_id: 'u1' }] } }))
+  assert.equal(none.status, 400)
+  assert.match(none.body.error as string, /no recorded feature list/)
 })
