@@ -121,29 +121,34 @@ function parseInput(raw: Record<string, unknown>, spec: TensorSpec): Parsed<Inpu
   }
   let count = 1
   for (const d of dims) count *= d
+  if (count === 0) return fail(`${what}: shape [${dims.join(', ')}] holds no elements; there is nothing to infer`)
   if (count > MAX_ELEMENTS) return fail(`${what}: shape [${dims.join(', ')}] has more than ${MAX_ELEMENTS} elements`)
   if (!Array.isArray(data)) return fail(`${what}: "data" must be an array (flat in row-major order, or nested as the shape)`)
-  const flat = flatten(data)
-  if (!flat) return fail(`${what}: "data" nests arrays unevenly`)
+  const flat = flatten(data, dims)
+  if (!flat) return fail(`${what}: "data" nests arrays unevenly or unlike shape [${dims.join(', ')}] (send it flat, or nested exactly as the shape)`)
   if (flat.length !== count) return fail(`${what}: "data" has ${flat.length} elements; shape [${dims.join(', ')}] needs ${count}`)
   const converted = convert(flat, datatype)
   if (typeof converted === 'number') return fail(`${what}: data[${converted}] = ${JSON.stringify(flat[converted])} is not a ${describeType(datatype)}`)
   return { ok: true, value: { name: spec.name, datatype, shape: dims, data: converted } }
 }
 
-/** The elements of a flat or nested array in row-major order; undefined when too deep. */
-function flatten(data: unknown[]): unknown[] | undefined {
+/**
+ * The elements of `data` in row-major order: a flat array, or arrays nested exactly as the shape
+ * (`[[1, 2], [3, 4]]` for [2, 2]); undefined for any other nesting.
+ */
+function flatten(data: unknown[], dims: readonly number[]): unknown[] | undefined {
   if (data.length === 0 || !Array.isArray(data[0])) {
     for (const x of data) if (Array.isArray(x)) return undefined
     return data
   }
   const out: unknown[] = []
   const walk = (a: unknown[], depth: number): boolean => {
-    if (depth > 32) return false
+    if (depth >= dims.length || a.length !== dims[depth]) return false
+    const leaf = depth === dims.length - 1
     for (const x of a) {
-      if (Array.isArray(x)) {
-        if (!walk(x, depth + 1)) return false
-      } else out.push(x)
+      if (Array.isArray(x) === leaf) return false
+      if (leaf) out.push(x)
+      else if (!walk(x as unknown[], depth + 1)) return false
     }
     return true
   }

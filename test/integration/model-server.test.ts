@@ -188,6 +188,7 @@ test('bad requests get a 4xx with a clear message, and the server keeps answerin
     { what: 'wrong dimension', send: () => client.postRaw('/v2/models/churn/infer', tensor({ shape: [1, 4], data: [1, 2, 3, 4] })), status: 400, message: /dimension 1 must be 3/ },
     { what: 'wrong datatype', send: () => client.postRaw('/v2/models/churn/infer', tensor({ datatype: 'FP64' })), status: 400, message: /datatype FP64 does not match the model's FP32/ },
     { what: 'unknown datatype', send: () => client.postRaw('/v2/models/churn/infer', tensor({ datatype: 'FLOAT' })), status: 400, message: /datatype "FLOAT" is not one of/ },
+    { what: 'empty tensor', send: () => client.postRaw('/v2/models/churn/infer', tensor({ shape: [0, 3], data: [] })), status: 400, message: /holds no elements/ },
     { what: 'data length', send: () => client.postRaw('/v2/models/churn/infer', tensor({ shape: [2, 3] })), status: 400, message: /"data" has 3 elements; shape \[2, 3\] needs 6/ },
     { what: 'element type', send: () => client.postRaw('/v2/models/churn/infer', tensor({ data: [1, 'two', 3] })), status: 400, message: /data\[1\] = "two" is not a finite number/ },
     { what: 'missing input', send: () => client.postRaw('/v2/models/churn/infer', JSON.stringify({ inputs: [] })), status: 400, message: /"inputs" must be a non-empty array/ },
