@@ -133,53 +133,53 @@ try {
     const { features } = MODELS[name]!
     console.log(`  ${name} (${features} features)`)
     const session = await ort.InferenceSession.create(join(dir, `${name}.onnx`), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' })
-    const bare: Record<number, { seq: Figures; conc: Figures }> = {}
-    for (const rows of [1, 64]) {
-      const feeds = { x: new ort.Tensor('float32', Float32Array.from(rowsOf(rows, features)), [rows, features]) }
-      for (let i = 0; i < 200; i++) await session.run(feeds)
-      // One caller: latency of session.run.
-      const latencies: number[] = []
-      let stopAt = performance.now() + SECONDS * 1000
-      while (performance.now() < stopAt) {
-        const started = performance.now()
-        await session.run(feeds)
-        latencies.push(performance.now() - started)
-      }
-      latencies.sort((a, b) => a - b)
-      const seq = { p50: pct(latencies, 50), p99: pct(latencies, 99), rps: latencies.length / SECONDS, bad: 0 }
-      // 64 callers at once, each in a loop: the throughput the model gives in-process.
-      const conc: number[] = []
-      stopAt = performance.now() + SECONDS * 1000
-      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    // Both servers up from the start; each HTTP figure is taken right after its bare counterpart, so
+    // that the load of a shared machine weighs on both alike.
+    const plain = await serve({})
+    const batched = await serve({ batching: { maxBatch: 64, maxDelayMs: 0 } })
+    try {
+      for (const rows of [1, 64]) {
+        const feeds = { x: new ort.Tensor('float32', Float32Array.from(rowsOf(rows, features)), [rows, features]) }
+        for (let i = 0; i < 200; i++) await session.run(feeds)
+        const body = JSON.stringify({ inputs: [{ name: 'x', shape: [rows, features], datatype: 'FP32', data: rowsOf(rows, features) }] })
+        const r = `${rows} row${rows > 1 ? 's' : ''}`
+        // One caller: latency of session.run.
+        const latencies: number[] = []
+        let stopAt = performance.now() + SECONDS * 1000
         while (performance.now() < stopAt) {
           const started = performance.now()
           await session.run(feeds)
-          conc.push(performance.now() - started)
+          latencies.push(performance.now() - started)
         }
-      }))
-      conc.sort((a, b) => a - b)
-      bare[rows] = { seq, conc: { p50: pct(conc, 50), p99: pct(conc, 99), rps: conc.length / SECONDS, bad: 0 } }
-      show(`bare session.run, ${rows} row${rows > 1 ? 's' : ''}, 1 caller`, seq, rows)
-      show(`bare session.run, ${rows} row${rows > 1 ? 's' : ''}, ${CONNECTIONS} callers`, bare[rows]!.conc, rows)
-    }
-    await session.release()
-
-    for (const batching of [false, true]) {
-      const { server, port } = await serve(batching ? { batching: { maxBatch: 64, maxDelayMs: 1 } } : {})
-      try {
-        const url = `http://127.0.0.1:${port}/v2/models/${name}/infer`
-        for (const rows of [1, 64]) {
-          const body = JSON.stringify({ inputs: [{ name: 'x', shape: [rows, features], datatype: 'FP32', data: rowsOf(rows, features) }] })
-          const tag = `HTTP${batching ? ' batched' : ''}, ${rows} row${rows > 1 ? 's' : ''}`
-          const lat = await load('latency', url, body)
-          show(`${tag}, 1 client`, lat, rows, `  overhead at p50 ${(lat.p50 - bare[rows]!.seq.p50).toFixed(3)} ms`)
-          const thr = await load('throughput', url, body)
-          const ratio = (thr.rps * rows) / (bare[rows]!.conc.rps * rows)
-          show(`${tag}, ${CONNECTIONS} clients`, thr, rows, `  ${(ratio * 100).toFixed(0)} % of bare (${CONNECTIONS} callers)`)
+        latencies.sort((a, b) => a - b)
+        const seq = { p50: pct(latencies, 50), p99: pct(latencies, 99), rps: latencies.length / SECONDS, bad: 0 }
+        show(`bare session.run, ${r}, 1 caller`, seq, rows)
+        for (const [label, s] of [['HTTP', plain], ['HTTP batched', batched]] as const) {
+          const lat = await load('latency', `http://127.0.0.1:${s.port}/v2/models/${name}/infer`, body)
+          show(`${label}, ${r}, 1 client`, lat, rows, `  overhead at p50 ${(lat.p50 - seq.p50).toFixed(3)} ms`)
         }
-      } finally {
-        await server.close()
+        // 64 callers at once, each in a loop: the throughput the model gives in-process.
+        const conc: number[] = []
+        stopAt = performance.now() + SECONDS * 1000
+        await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+          while (performance.now() < stopAt) {
+            const started = performance.now()
+            await session.run(feeds)
+            conc.push(performance.now() - started)
+          }
+        }))
+        conc.sort((a, b) => a - b)
+        const bare = { p50: pct(conc, 50), p99: pct(conc, 99), rps: conc.length / SECONDS, bad: 0 }
+        show(`bare session.run, ${r}, ${CONNECTIONS} callers`, bare, rows)
+        for (const [label, s] of [['HTTP', plain], ['HTTP batched', batched]] as const) {
+          const thr = await load('throughput', `http://127.0.0.1:${s.port}/v2/models/${name}/infer`, body)
+          show(`${label}, ${r}, ${CONNECTIONS} clients`, thr, rows, `  ${((thr.rps / bare.rps) * 100).toFixed(0)} % of bare (${CONNECTIONS} callers)`)
+        }
       }
+    } finally {
+      await plain.server.close()
+      await batched.server.close()
+      await session.release()
     }
     console.log(`    load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
   }
