@@ -148,21 +148,22 @@ test('swaps under load fail no request, and the versions that left are unloaded'
       else seen.set(answer.body.model_version as string, (seen.get(answer.body.model_version as string) ?? 0) + 1)
     }
   })
-  const settle = () => new Promise((r) => setTimeout(r, 400))
-  await settle()
-  await stages(db, [[2, 'canary', 0.1]])
-  await settle()
-  await stages(db, [[2, 'canary', 0.5]])
-  await settle()
-  await stages(db, [[1, 'archived'], [2, 'production', 1]])
-  await settle()
-  await stages(db, [[3, 'canary', 0.5]])
-  await settle()
+  // Each change: wait until both servers route by it, then let the load run on it for a while.
+  const change = async (changes: [number, ModelStage, number?][], versions: string[]) => {
+    await stages(db, changes)
+    for (const s of servers) {
+      await waitFor(`versions ${versions} on ${s.url}`, async () => ((await s.client.get('/v2/models/churn')).body.versions as string[]).join() === versions.join(), 10_000, 20)
+    }
+    await new Promise((r) => setTimeout(r, 400))
+  }
+  await new Promise((r) => setTimeout(r, 400))
+  await change([[2, 'canary', 0.1]], ['1', '2'])
+  await change([[2, 'canary', 0.5]], ['1', '2'])
+  await change([[1, 'archived'], [2, 'production', 1]], ['2'])
+  await change([[3, 'canary', 0.5]], ['2', '3'])
   // A rollback: the canary goes back to candidate, all traffic to production at once.
-  await stages(db, [[3, 'candidate', 0]])
-  await settle()
-  await stages(db, [[2, 'archived'], [4, 'production', 1]])
-  await settle()
+  await change([[3, 'candidate', 0]], ['2'])
+  await change([[2, 'archived'], [4, 'production', 1]], ['4'])
   running = false
   await Promise.all(clients)
   assert.deepEqual(failures, [], `${failures.length} of ${total} requests failed`)
