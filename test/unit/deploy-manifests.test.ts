@@ -9,7 +9,8 @@ import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { loadAll } from 'js-yaml'
+import { load, loadAll } from 'js-yaml'
+import { validateText } from '../../engine/dag/validate.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 const K8S = join(ROOT, 'deploy/kubernetes')
@@ -56,6 +57,15 @@ describe('deploy/kubernetes', () => {
     }
   })
 
+  it("the ConfigMap's cairn.yaml is valid, and the servers listen beyond the pod", () => {
+    const config = byKind('ConfigMap', 'cairn-config') as unknown as { data: Record<string, string> }
+    const result = validateText('cairn.yaml', config.data['cairn.yaml']!, { kind: 'config' })
+    assert.deepEqual(result.diagnostics.map((d) => `${d.code} ${d.message}`), [])
+    const value = load(config.data['cairn.yaml']!) as { web: { host: string }; serve: { host: string } }
+    assert.equal(value.web.host, '0.0.0.0')
+    assert.equal(value.serve.host, '0.0.0.0')
+  })
+
   it('the schemas catch a broken manifest (the check can fail)', async () => {
     const scheduler = structuredClone(byKind('Deployment', 'cairn-scheduler'))
     scheduler.spec!.replicas = 'two'
@@ -75,7 +85,7 @@ describe('deploy/kubernetes', () => {
       images.add(container.image)
       const role = container.args[0] as string
       assert.equal(`cairn-${role}`, name)
-      if (role !== 'serve' || commands.has('serve')) assert.ok(commands.has(role), `cairn ${role} is a command`)
+      assert.ok(commands.has(role), `cairn ${role} is a command`)
       // The database connection comes from the Secret, never from a literal.
       const url = (container.env as { name: string; value?: string; valueFrom?: any }[]).find((e) => e.name === 'DATABASE_URL')
       assert.deepEqual(url?.valueFrom, { secretKeyRef: { name: 'cairn-database', key: 'url' } }, name)
@@ -104,7 +114,7 @@ describe('deploy/systemd and deploy/container', () => {
       const text = readFileSync(join(ROOT, 'deploy/systemd', unit), 'utf8')
       const exec = /^ExecStart=\S+ \S+cairn\.js (\S+)/m.exec(text)
       assert.ok(exec, unit)
-      if (exec[1] !== 'serve' || commands.has('serve')) assert.ok(commands.has(exec[1]!), `${unit}: cairn ${exec[1]}`)
+      assert.ok(commands.has(exec[1]!), `${unit}: cairn ${exec[1]}`)
       assert.match(text, /^EnvironmentFile=\/etc\/cairn\/cairn\.env$/m)
       assert.match(text, /^KillSignal=SIGTERM$/m)
     }

@@ -93,6 +93,16 @@ const cases: Record<string, Cases> = {
       'missing output': { model_name: 'm', dataset: 'd' },
     },
   },
+  'operators/evaluate.drift.params.schema.json': {
+    valid: [{ dataset: 'd', model: 'models:/churn/production' }, { dataset: 'd@2', reference: 'd@1', bins: 2, thresholds: { ks: 1 } }],
+    invalid: {
+      'neither model nor reference': { dataset: 'd' },
+      'both model and reference': { dataset: 'd', model: 'models:/m/1', reference: 'r' },
+      'one bin': { dataset: 'd', reference: 'r', bins: 1 },
+      'psi of 0': { dataset: 'd', reference: 'r', thresholds: { psi: 0 } },
+      'unknown threshold': { dataset: 'd', reference: 'r', thresholds: { kl: 0.1 } },
+    },
+  },
   'operators/serve.rollout.params.schema.json': {
     valid: [rolloutBase],
     invalid: {
