@@ -131,11 +131,12 @@ class FrameReader {
   }
 }
 
+/** One write per frame (with Nagle off, two writes would go out as two segments and two wake-ups). */
 function send(socket: net.Socket, values: Float32Array): void {
-  const head = Buffer.alloc(4)
-  head.writeUInt32LE(values.byteLength, 0)
-  socket.write(head)
-  socket.write(Buffer.from(values.buffer, values.byteOffset, values.byteLength))
+  const frame = Buffer.allocUnsafe(4 + values.byteLength)
+  frame.writeUInt32LE(values.byteLength, 0)
+  frame.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 4)
+  socket.write(frame)
 }
 
 async function openMaster(options: CollectiveOptions): Promise<Collective> {

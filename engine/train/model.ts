@@ -94,20 +94,6 @@ export function logits(tf: Tf, model: Model, x: TfModule.Tensor2D): TfModule.Ten
   return h
 }
 
-/** Mean loss over the rows: binary cross-entropy on logits, softmax cross-entropy, or squared error. */
-export function loss(tf: Tf, task: Task, z: TfModule.Tensor2D, y: TfModule.Tensor1D, classes: number): TfModule.Scalar {
-  if (task === 'binary') {
-    const zz = z.reshape([-1])
-    // max(z, 0) - z*y + log(1 + exp(-|z|)): the numerically stable form.
-    return tf.mean(tf.add(tf.sub(tf.relu(zz), tf.mul(zz, y)), tf.log1p(tf.exp(tf.neg(tf.abs(zz))))))
-  }
-  if (task === 'multiclass') {
-    const onehot = tf.oneHot(tf.cast(y, 'int32'), classes)
-    return tf.mean(tf.sub(tf.logSumExp(z, 1), tf.sum(tf.mul(onehot, z), 1)))
-  }
-  return tf.mean(tf.square(tf.sub(z.reshape([-1]), y)))
-}
-
 /** The model's output: probability of the positive class [N, 1], class probabilities [N, K], or the value. */
 export function predict(tf: Tf, model: Model, x: Float32Array, rows: number): Float32Array {
   return tf.tidy(() => {
@@ -117,35 +103,125 @@ export function predict(tf: Tf, model: Model, x: Float32Array, rows: number): Fl
   })
 }
 
-/** Mean loss and its gradients, flattened in variable order, for one shard. */
+/**
+ * Mean loss and its gradients, flattened in variable order, for one shard: back-propagation written out
+ * for the trainer's one architecture (dense layers, ReLU, a task link on logits) instead of TF.js's tape.
+ * A step is then about 20 kernel calls (one fused matMul + bias + ReLU per layer forward; a matMul, a sum, and
+ * for hidden layers a matMul, a step and a mul per layer backward) instead of about 60; with small models,
+ * where each call's fixed cost outweighs its arithmetic, that fixed cost decides how far adding ranks can
+ * speed training up (docs/training.md). The loss value is computed in JS from the logits (Float64).
+ * Gradients of the mean loss: d loss / d logits = (sigmoid(z) - y) / n (binary cross-entropy),
+ * (softmax(z) - onehot(y)) / n (softmax cross-entropy), 2 (z - y) / n (squared error).
+ */
 export function gradients(tf: Tf, model: Model, x: Float32Array, y: Float32Array, rows: number): { loss: number; flat: Float32Array } {
   const flat = new Float32Array(model.size)
   if (rows === 0) return { loss: 0, flat }
-  return tf.tidy(() => {
-    const xs = tf.tensor2d(x, [rows, model.spec.inputs])
-    const ys = tf.tensor1d(y)
-    const { value, grads } = tf.variableGrads(() => loss(tf, model.spec.task, logits(tf, model, xs), ys, model.spec.outputs), model.variables)
-    let offset = 0
-    for (const v of model.variables) {
-      const g = grads[v.name]!.dataSync()
-      flat.set(g, offset)
-      offset += g.length
+  const { task, inputs, outputs } = model.spec
+  let meanLoss = 0
+  tf.tidy(() => {
+    const xs = tf.tensor2d(x, [rows, inputs])
+    // The input of each layer (xs, then each hidden layer's ReLU output).
+    const acts: TfModule.Tensor2D[] = [xs]
+    let z = xs
+    model.layers.forEach((layer, l) => {
+      const last = l + 1 === model.layers.length
+      z = tf.fused.matMul({ a: z, b: layer.kernel, bias: layer.bias, activation: last ? 'linear' : 'relu' }) as TfModule.Tensor2D
+      if (!last) acts.push(z)
+    })
+    const logitValues = z.dataSync() as Float32Array
+    meanLoss = lossOf(task, logitValues, y, rows, outputs)
+    let d: TfModule.Tensor2D
+    if (task === 'binary') d = tf.mul(tf.sub(tf.sigmoid(z), tf.tensor2d(y, [rows, 1])), 1 / rows)
+    else if (task === 'multiclass') d = tf.mul(tf.sub(tf.softmax(z), tf.oneHot(tf.tensor1d(Int32Array.from(y), 'int32'), outputs)), 1 / rows)
+    else d = tf.mul(tf.sub(z, tf.tensor2d(y, [rows, 1])), 2 / rows)
+    const grads: TfModule.Tensor[] = []
+    for (let l = model.layers.length - 1; l >= 0; l--) {
+      const a = acts[l]!
+      grads[2 * l] = tf.matMul(a, d, true, false)
+      grads[2 * l + 1] = tf.sum(d, 0)
+      // Through the layer's kernel, then through the ReLU that made its input (a > 0 exactly where it passed).
+      if (l > 0) d = tf.mul(tf.matMul(d, model.layers[l]!.kernel, false, true), tf.step(a))
     }
-    return { loss: value.dataSync()[0]!, flat }
+    let offset = 0
+    for (const g of grads) {
+      const values = g.dataSync()
+      flat.set(values, offset)
+      offset += values.length
+    }
   })
+  return { loss: meanLoss, flat }
 }
 
-/** Applies a flattened gradient with the optimizer (every rank applies the same one). */
-export function applyGradients(tf: Tf, model: Model, optimizer: TfModule.Optimizer, flat: Float32Array): void {
-  tf.tidy(() => {
-    const named: Record<string, TfModule.Tensor> = {}
+/** The task's mean loss over rows, from logits (row-major, rows x outputs), in Float64. */
+function lossOf(task: Task, z: Float32Array, y: Float32Array, rows: number, outputs: number): number {
+  let sum = 0
+  for (let i = 0; i < rows; i++) {
+    if (task === 'binary') {
+      const v = z[i]!
+      // max(z, 0) - z*y + log(1 + exp(-|z|)): the numerically stable form.
+      sum += Math.max(v, 0) - v * y[i]! + Math.log1p(Math.exp(-Math.abs(v)))
+    } else if (task === 'multiclass') {
+      let max = -Infinity
+      for (let k = 0; k < outputs; k++) max = Math.max(max, z[i * outputs + k]!)
+      let e = 0
+      for (let k = 0; k < outputs; k++) e += Math.exp(z[i * outputs + k]! - max)
+      sum += max + Math.log(e) - z[i * outputs + y[i]!]!
+    } else sum += (z[i]! - y[i]!) ** 2
+  }
+  return sum / rows
+}
+
+/**
+ * Adam on the flattened weights, in JS: every rank applies the same averaged gradient, so every rank
+ * keeps the same weights. The update is TF.js's AdamOptimizer's (bias-corrected moments, epsilon 1e-7
+ * added to the corrected root), computed elementwise in one pass; the new weights then go to the model's
+ * variables, one assignment each. TF.js's optimizer spends about 15 kernel calls per variable on the same
+ * arithmetic, which on small models costs more than the gradients themselves.
+ */
+export class Adam {
+  private readonly first: Float32Array
+  private readonly second: Float32Array
+  private readonly values: Float32Array
+  private beta1Power = 1
+  private beta2Power = 1
+  private readonly learningRate: number
+  private readonly beta1 = 0.9
+  private readonly beta2 = 0.999
+  private readonly epsilon = 1e-7
+
+  constructor(model: Model, learningRate: number) {
+    this.learningRate = learningRate
+    this.first = new Float32Array(model.size)
+    this.second = new Float32Array(model.size)
+    this.values = new Float32Array(model.size)
     let offset = 0
     for (const v of model.variables) {
-      named[v.name] = tf.tensor(flat.subarray(offset, offset + v.size), v.shape)
+      this.values.set(v.dataSync() as Float32Array, offset)
       offset += v.size
     }
-    optimizer.applyGradients(named)
-  })
+  }
+
+  /** Applies a flattened gradient (variable order) to the model. */
+  apply(tf: Tf, model: Model, flat: Float32Array): void {
+    const { beta1, beta2, epsilon, learningRate, first, second, values } = this
+    this.beta1Power *= beta1
+    this.beta2Power *= beta2
+    const c1 = 1 - this.beta1Power
+    const c2 = 1 - this.beta2Power
+    for (let i = 0; i < values.length; i++) {
+      const g = flat[i]!
+      first[i] = beta1 * first[i]! + (1 - beta1) * g
+      second[i] = beta2 * second[i]! + (1 - beta2) * g * g
+      values[i] = values[i]! - (learningRate * (first[i]! / c1)) / (Math.sqrt(second[i]! / c2) + epsilon)
+    }
+    tf.tidy(() => {
+      let offset = 0
+      for (const v of model.variables) {
+        v.assign(tf.tensor(values.subarray(offset, offset + v.size), v.shape))
+        offset += v.size
+      }
+    })
+  }
 }
 
 /** Weights in layer order: kernel [in, out] then bias [out]. */

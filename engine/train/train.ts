@@ -7,7 +7,7 @@
 import { gather, permutation, prng, readTable, splitRows, standardization, TrainInputError } from './data.ts'
 import type { Task } from './data.ts'
 import { openCollective } from './collective.ts'
-import { applyGradients, createModel, gradients, loadTf, predict, weights } from './model.ts'
+import { Adam, createModel, gradients, loadTf, predict, weights } from './model.ts'
 import { exportOnnx } from './onnx-export.ts'
 import { splitMetrics } from './metrics.ts'
 import type { SplitMetrics } from './metrics.ts'
@@ -56,7 +56,7 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
   log(`${table.rows} rows (${split.train.length} train, ${split.validation.length} validation), ${table.features.length} features: ${table.features.join(', ')}`)
 
   const model = createModel(tf, { kind: config.model.kind, hidden: config.model.kind === 'mlp' ? config.model.hidden : [], task: config.task, inputs: table.features.length, outputs }, config.seed)
-  const optimizer = tf.train.adam(config.learningRate)
+  const optimizer = new Adam(model, config.learningRate)
   const collective = await openCollective({
     rank: config.rank,
     worldSize: config.worldSize,
@@ -95,7 +95,7 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
         const waitStart = performance.now()
         const mean = await collective.average(vector, count)
         waited += performance.now() - waitStart
-        applyGradients(tf, model, optimizer, mean.subarray(0, model.size))
+        optimizer.apply(tf, model, mean.subarray(0, model.size))
         lossSum += mean[model.size]! * size
       }
       history.push({ epoch, loss: lossSum / n })
