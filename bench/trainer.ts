@@ -1,14 +1,16 @@
 /**
  * Trainer throughput (issue 11, acceptance 5): training rows per second of `cairn-train` on the wasm
- * backend with 1 rank and with 2 ranks (two processes on 127.0.0.1, gradients averaged through rank 0),
- * at a global batch of 1024, beside the raw baseline in the same run: a plain TF.js `model.fit` of the
- * same model (same layers, Adam, batch, epochs) in a process of its own. The figure is training rows
- * (rows x epochs) over the training loop's time, as each reports it (data loading and evaluation are
- * outside it); the wall time of the whole command is printed too. Prints figures, never fails.
- * `npm run bench:trainer [-- ROWS [ROUNDS [EPOCHS [HIDDEN]]]]`, HIDDEN like 32,16 (the default).
+ * backend with 1 rank and with 2 ranks (two processes on 127.0.0.1, LOCAL_WORLD_SIZE=2, gradients averaged
+ * through rank 0) at the same global batch (1024), beside the raw baseline in the same run: a plain TF.js
+ * `model.fit` of the same model (same layers, Adam, batch, epochs) in a process of its own. The figure is
+ * training rows (rows x epochs) over the training loop's time, as each reports it (data loading and
+ * evaluation are outside it); the wall time of the whole command is printed too, and the load average
+ * before and after (the figures mean little on a machine busy with other work). Prints figures, never fails.
+ * `npm run bench:trainer [-- ROWS [ROUNDS [EPOCHS [HIDDEN]]]]`, HIDDEN like 32,16; several separated by `/`
+ * measure several model sizes in one run (default 32,16/128,64: a small and a larger model).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import net from 'node:net'
@@ -17,10 +19,10 @@ import { writeTrainingSet } from '../test/helpers/train-data.ts'
 
 const ROWS = Number(process.argv[2] ?? 100_000)
 // Interleaved rounds; on a shared machine other load only ever adds time, so the best round is the figure compared.
-const ROUNDS = Number(process.argv[3] ?? 3)
+const ROUNDS = Number(process.argv[3] ?? 5)
 const EPOCHS = Number(process.argv[4] ?? 3)
 const BATCH = 1024
-const HIDDEN = process.argv[2] === '--baseline' ? process.argv[6]! : (process.argv[5] ?? '32,16')
+const HIDDEN = process.argv[2] === '--baseline' ? process.argv[6]! : (process.argv[5] ?? '32,16/128,64')
 const FEATURES = 16
 const BIN = fileURLToPath(new URL('../bin/cairn-train.js', import.meta.url))
 const SELF = fileURLToPath(import.meta.url)
@@ -51,42 +53,60 @@ function freePort(): Promise<number> {
   })
 }
 
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ')
 const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-trainer-'))
 try {
   const { file } = await writeTrainingSet(dir, { rows: ROWS, task: 'binary', features: FEATURES })
   const features = Array.from({ length: FEATURES }, (_, i) => `x${i}`).join(',')
-  const trainArgs = (out: string) => [BIN, '--data', file, '--label', 'label', '--task', 'binary', '--features', features, '--hidden', HIDDEN,
-    '--epochs', String(EPOCHS), '--batch-size', String(BATCH), '--learning-rate', '0.001', '--backend', 'wasm', '--output', join(dir, out)]
   const trainRows = Math.round(ROWS * 0.8) * EPOCHS
-  console.log(`trainer benchmark: ${ROWS} rows (${Math.round(ROWS * 0.8)} train) x ${FEATURES} features, mlp ${FEATURES}-${HIDDEN.replaceAll(',', '-')}-1, Adam, batch ${BATCH}, ${EPOCHS} epochs, wasm backend, node ${process.version}, ${ROUNDS} interleaved rounds`)
-  const figures: Record<string, { rate: number[]; wall: number[] }> = { 'plain TF.js fit (1 process)': { rate: [], wall: [] }, 'cairn-train 1 rank': { rate: [], wall: [] }, 'cairn-train 2 ranks': { rate: [], wall: [] } }
-  for (let round = 1; round <= ROUNDS; round++) {
-    const base = await run([SELF, '--baseline', file, String(EPOCHS), String(BATCH), HIDDEN])
-    const rate = Number(/rows_per_second=(\S+)/.exec(base.output)?.[1])
-    if (base.code !== 0 || !rate) throw new Error(`baseline failed: ${base.output}`)
-    figures['plain TF.js fit (1 process)']!.rate.push(rate)
-    figures['plain TF.js fit (1 process)']!.wall.push(base.seconds)
+  console.log(`trainer benchmark: ${ROWS} rows (${Math.round(ROWS * 0.8)} train) x ${FEATURES} features, binary, Adam, global batch ${BATCH}, ${EPOCHS} epochs (${trainRows} training rows and ${Math.ceil((ROWS * 0.8) / BATCH) * EPOCHS} steps per run), wasm backend, node ${process.version}, ${availableParallelism()} cores, ${ROUNDS} interleaved rounds`)
+  const summary: string[] = []
+  for (const hidden of HIDDEN.split('/')) {
+    const trainArgs = (out: string) => [BIN, '--data', file, '--label', 'label', '--task', 'binary', '--features', features, '--hidden', hidden,
+      '--epochs', String(EPOCHS), '--batch-size', String(BATCH), '--learning-rate', '0.001', '--backend', 'wasm', '--output', join(dir, out)]
+    const figures: Record<string, { rate: number[]; wall: number[] }> = { 'plain TF.js fit (1 process)': { rate: [], wall: [] }, 'cairn-train 1 rank': { rate: [], wall: [] }, 'cairn-train 2 ranks': { rate: [], wall: [] } }
+    const ratios: number[] = []
+    let parameters = 0
+    let threads = 0
+    console.log(`\nmlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1; load average before: ${load()}`)
+    for (let round = 1; round <= ROUNDS; round++) {
+      const base = await run([SELF, '--baseline', file, String(EPOCHS), String(BATCH), hidden])
+      const rate = Number(/rows_per_second=(\S+)/.exec(base.output)?.[1])
+      if (base.code !== 0 || !rate) throw new Error(`baseline failed: ${base.output}`)
+      figures['plain TF.js fit (1 process)']!.rate.push(rate)
+      figures['plain TF.js fit (1 process)']!.wall.push(base.seconds)
 
-    const one = await run(trainArgs('one'))
-    if (one.code !== 0) throw new Error(`1 rank failed: ${one.output}`)
-    figures['cairn-train 1 rank']!.rate.push(JSON.parse(readFileSync(join(dir, 'one', 'metrics.json'), 'utf8')).rows_per_second)
-    figures['cairn-train 1 rank']!.wall.push(one.seconds)
+      const one = await run(trainArgs('one'))
+      if (one.code !== 0) throw new Error(`1 rank failed: ${one.output}`)
+      const m1 = JSON.parse(readFileSync(join(dir, 'one', 'metrics.json'), 'utf8'))
+      figures['cairn-train 1 rank']!.rate.push(m1.rows_per_second)
+      figures['cairn-train 1 rank']!.wall.push(one.seconds)
+      parameters = m1.parameters
 
-    const env = { WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) }
-    const [r0, r1] = await Promise.all([run(trainArgs('two'), { ...env, RANK: '0' }), run(trainArgs('two-r1'), { ...env, RANK: '1' })])
-    if (r0.code !== 0 || r1.code !== 0) throw new Error(`2 ranks failed: ${r0.output}\n${r1.output}`)
-    figures['cairn-train 2 ranks']!.rate.push(JSON.parse(readFileSync(join(dir, 'two', 'metrics.json'), 'utf8')).rows_per_second)
-    figures['cairn-train 2 ranks']!.wall.push(Math.max(r0.seconds, r1.seconds))
-    console.log(`  round ${round}: ${Object.entries(figures).map(([k, v]) => `${k} ${Math.round(v.rate.at(-1)!)} rows/s`).join(', ')}`)
+      // Two ranks on this one machine: LOCAL_WORLD_SIZE tells each that it shares the node's cores.
+      const env = { WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) }
+      const [r0, r1] = await Promise.all([run(trainArgs('two'), { ...env, RANK: '0', LOCAL_RANK: '0' }), run(trainArgs('two-r1'), { ...env, RANK: '1', LOCAL_RANK: '1' })])
+      if (r0.code !== 0 || r1.code !== 0) throw new Error(`2 ranks failed: ${r0.output}\n${r1.output}`)
+      const m2 = JSON.parse(readFileSync(join(dir, 'two', 'metrics.json'), 'utf8'))
+      figures['cairn-train 2 ranks']!.rate.push(m2.rows_per_second)
+      figures['cairn-train 2 ranks']!.wall.push(Math.max(r0.seconds, r1.seconds))
+      threads = m2.threads
+      ratios.push(m2.rows_per_second / m1.rows_per_second)
+      console.log(`  round ${round}: ${Object.entries(figures).map(([k, v]) => `${k} ${Math.round(v.rate.at(-1)!)} rows/s`).join(', ')}; 2/1 ${ratios.at(-1)!.toFixed(2)}x (exchange ${m2.exchange_seconds.toFixed(2)} of ${m2.train_seconds.toFixed(2)} s); load ${load()}`)
+    }
+    const best = (xs: number[]) => Math.max(...xs)
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+    console.log(`${parameters} parameters, ${threads} thread(s) per rank`)
+    console.log(`${'what'.padEnd(30)} ${'best rows/s'.padStart(12)} ${'median rows/s'.padStart(14)} ${'best wall s'.padStart(12)}`)
+    for (const [name, v] of Object.entries(figures)) {
+      console.log(`${name.padEnd(30)} ${String(Math.round(best(v.rate))).padStart(12)} ${String(Math.round(median(v.rate))).padStart(14)} ${Math.min(...v.wall).toFixed(2).padStart(12)}`)
+    }
+    const speedup = best(figures['cairn-train 2 ranks']!.rate) / best(figures['cairn-train 1 rank']!.rate)
+    const line = `mlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1 (${parameters} parameters, batch ${BATCH}, ${threads} thread(s) per rank): 1 rank ${Math.round(best(figures['cairn-train 1 rank']!.rate))} rows/s, 2 ranks ${Math.round(best(figures['cairn-train 2 ranks']!.rate))} rows/s; 2 ranks / 1 rank best vs best ${speedup.toFixed(2)}x, median of rounds ${median(ratios).toFixed(2)}x (goal >= 1.5x); 1 rank / plain fit ${(best(figures['cairn-train 1 rank']!.rate) / best(figures['plain TF.js fit (1 process)']!.rate)).toFixed(2)}x; load average after: ${load()}`
+    console.log(line)
+    summary.push(line)
   }
-  const best = (xs: number[]) => Math.max(...xs)
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-  console.log(`\n${'what'.padEnd(30)} ${'best rows/s'.padStart(12)} ${'median rows/s'.padStart(14)} ${'best wall s'.padStart(12)}`)
-  for (const [name, v] of Object.entries(figures)) {
-    console.log(`${name.padEnd(30)} ${String(Math.round(best(v.rate))).padStart(12)} ${String(Math.round(median(v.rate))).padStart(14)} ${Math.min(...v.wall).toFixed(2).padStart(12)}`)
-  }
-  const speedup = best(figures['cairn-train 2 ranks']!.rate) / best(figures['cairn-train 1 rank']!.rate)
-  console.log(`\n2 ranks / 1 rank: ${speedup.toFixed(2)}x (goal >= 1.5x on 2 cores); 1 rank / plain fit: ${(best(figures['cairn-train 1 rank']!.rate) / best(figures['plain TF.js fit (1 process)']!.rate)).toFixed(2)}x; ${trainRows} training rows per run`)
+  console.log(`\n${summary.join('\n')}`)
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

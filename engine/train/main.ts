@@ -16,7 +16,7 @@ import type { TrainConfig } from './train.ts'
 const USAGE = `usage: cairn-train --data FILE.parquet [--data ...] --label COLUMN --task binary|multiclass|regression --output DIR
   [--features a,b,c] [--model mlp|logistic] [--hidden 64,32] [--epochs 20] [--batch-size 256]
   [--learning-rate 0.001] [--seed 42] [--validation 0.2] [--timeout SECONDS] [--backend wasm|cpu]
-environment: RANK (0), WORLD_SIZE (1), MASTER_ADDR (127.0.0.1), MASTER_PORT (29500)`
+environment: RANK (0), WORLD_SIZE (1), LOCAL_WORLD_SIZE (1), MASTER_ADDR (127.0.0.1), MASTER_PORT (29500)`
 
 class UsageError extends Error {}
 
@@ -89,6 +89,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): { config: T
     validationFraction: num('--validation', values.validation, 0.2, (n) => n >= 0 && n < 1),
     rank,
     worldSize,
+    localWorldSize: int('LOCAL_WORLD_SIZE', env.LOCAL_WORLD_SIZE, 1, 1),
     masterAddr: env.MASTER_ADDR || '127.0.0.1',
     masterPort: int('MASTER_PORT', env.MASTER_PORT, 29500, 1),
     timeoutMs: num('--timeout', values.timeout, 300, (n) => n > 0) * 1000,

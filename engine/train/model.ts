@@ -36,8 +36,11 @@ export interface Model {
 /**
  * Loads the fastest backend present: `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`
  * (native TensorFlow, installed by users who can), else the wasm backend that ships with cairn.
+ * `threads` is the wasm backend's thread count (1 when it runs single-threaded, as it does under Node: its
+ * threaded build is used only in browsers); the trainer asks for the cores divided by the ranks sharing the
+ * node, so ranks on one machine never compete for cores.
  */
-export async function loadTf(preferred?: 'wasm' | 'cpu'): Promise<{ tf: Tf; backend: string; module: string }> {
+export async function loadTf(preferred?: 'wasm' | 'cpu', wasmThreads = 1): Promise<{ tf: Tf; backend: string; module: string; threads?: number }> {
   if (preferred === undefined) {
     for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
       try {
@@ -51,15 +54,16 @@ export async function loadTf(preferred?: 'wasm' | 'cpu'): Promise<{ tf: Tf; back
   }
   const tf = await import('@tensorflow/tfjs')
   if (preferred !== 'cpu') {
-    await import('@tensorflow/tfjs-backend-wasm')
+    const wasm = await import('@tensorflow/tfjs-backend-wasm')
+    wasm.setThreadsCount(Math.max(1, Math.floor(wasmThreads)))
     if (await tf.setBackend('wasm')) {
       await tf.ready()
-      return { tf, backend: 'wasm', module: '@tensorflow/tfjs-backend-wasm' }
+      return { tf, backend: 'wasm', module: '@tensorflow/tfjs-backend-wasm', threads: wasm.getThreadsCount() }
     }
   }
   await tf.setBackend('cpu')
   await tf.ready()
-  return { tf, backend: 'cpu', module: '@tensorflow/tfjs' }
+  return { tf, backend: 'cpu', module: '@tensorflow/tfjs', threads: 1 }
 }
 
 let created = 0

@@ -4,6 +4,7 @@
  * on rank 0, evaluate both splits and export the model. Every rank draws the same shuffles from the seed,
  * so with the same global batch the result does not depend on the number of ranks (up to float rounding).
  */
+import { availableParallelism } from 'node:os'
 import { gather, permutation, prng, readTable, splitRows, standardization, TrainInputError } from './data.ts'
 import type { Task } from './data.ts'
 import { openCollective } from './collective.ts'
@@ -26,6 +27,8 @@ export interface TrainConfig {
   validationFraction: number
   rank: number
   worldSize: number
+  /** Ranks on this node (LOCAL_WORLD_SIZE). @default 1 */
+  localWorldSize?: number
   masterAddr: string
   masterPort: number
   /** Peer join and per-step timeout. @default 300000 */
@@ -44,8 +47,9 @@ export interface TrainResult {
 
 export async function train(config: TrainConfig, log: (line: string) => void): Promise<TrainResult> {
   if (config.batchSize < 1 || config.epochs < 1 || !(config.learningRate > 0)) throw new TrainInputError('epochs, batch size and learning rate must be positive')
-  const { tf, backend, module } = await loadTf(config.backend)
-  log(`backend ${backend} (${module})`)
+  // Ranks that share a node share its cores.
+  const { tf, backend, module, threads } = await loadTf(config.backend, availableParallelism() / (config.localWorldSize ?? 1))
+  log(`backend ${backend} (${module})${threads === undefined ? '' : `, ${threads} thread(s) per rank`}`)
   const table = await readTable(config.files, config.label, config.task, config.features)
   for (const [name, count] of Object.entries(table.nullCounts)) if (count > 0) log(`feature ${name}: ${count} null values read as 0`)
   const split = splitRows(table.rows, config.validationFraction, config.seed)
@@ -126,6 +130,8 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
     features: table.features,
     ...(table.classes ? { classes: table.classes } : {}),
     backend,
+    ...(threads === undefined ? {} : { threads }),
+    parameters: model.size,
     world_size: config.worldSize,
     seed: config.seed,
     epochs: config.epochs,
