@@ -1,6 +1,5 @@
 /** What the data commands (`datasets`, `models`) share: the deployment's data settings and who is acting. */
 import { userInfo } from 'node:os'
-import { resolve } from 'node:path'
 import { loadConfig } from '../config/load-config.ts'
 import { dataSettings } from '../config/data-settings.ts'
 import type { DataSettings } from '../config/data-settings.ts'
@@ -9,7 +8,7 @@ import { UsageError } from './io.ts'
 
 /** cairn.yaml's `data` (and the rest the data services need), read when a command first needs it. */
 export function cliDataSettings(settings: Settings): DataSettings {
-  const config = loadConfig(resolve(settings.cwd, settings.configPath))
+  const config = loadConfig(settings.configPath, settings.cwd)
   if (!config.ok) throw new UsageError(`${config.file} is invalid; \`cairn validate\` shows why`)
   return dataSettings(config.config, { cwd: settings.cwd, home: settings.home, dagsFolder: settings.dagsFolder })
 }

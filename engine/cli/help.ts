@@ -151,7 +151,7 @@ export function overview(): string {
     '',
     '`cairn help COMMAND` or `cairn COMMAND --help` shows the options of one command.',
     'Environment: CAIRN_DAGS (DAG folder, default dags/), CAIRN_HOME (state, default .cairn/), DATABASE_URL,',
-    'CAIRN_PORT (web, default 8080), CAIRN_CONFIG (default cairn.yaml), CAIRN_LOG_LEVEL (default info).',
+    'CAIRN_PORT (web, default 8080), CAIRN_CONFIG (default cairn.yaml; several files joined by `:` are merged in order), CAIRN_LOG_LEVEL (default info).',
     'Exit codes: 0 ok, 1 the thing checked failed, 2 usage error or cannot connect.',
   ].join('\n')
 }

@@ -71,7 +71,7 @@ async function runParts(parts: Part[], args: string[], io: CommandIo, owner: boo
   const format = chooseLogFormat(parseChoice('--log-format', values['log-format'], LOG_FORMATS), io.stderrIsTTY === true)
   // Colours only on a terminal, and never against NO_COLOR (https://no-color.org).
   const log = createLogger({ level: settings.logLevel, format, colorize: io.stderrIsTTY === true && !settings.env.NO_COLOR })
-  const config = loadConfig(resolve(settings.cwd, settings.configPath))
+  const config = loadConfig(settings.configPath, settings.cwd)
   if (!config.ok) {
     for (const d of config.diagnostics) io.stderr(formatDiagnostic(d))
     io.stderr(`cairn: ${settings.configPath} is not valid; fix it and start again`)

@@ -90,7 +90,7 @@ export async function tasksCommand(args: string[], io: CommandIo): Promise<ExitC
  * in case a worker did not have a secret that ended up in an output.
  */
 function secretMasker(settings: Settings): Masker {
-  const dirSetting = loadConfig(resolve(settings.cwd, settings.configPath)).config.secrets?.dir
+  const dirSetting = loadConfig(settings.configPath, settings.cwd).config.secrets?.dir
   const dir = dirSetting === undefined ? undefined : resolve(settings.cwd, dirSetting)
   return createMasker(readSecretValues({ env: settings.env, ...(dir !== undefined ? { dir } : {}) }))
 }

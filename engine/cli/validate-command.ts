@@ -1,6 +1,5 @@
 /** `cairn validate [PATH...] [--format json]` */
 import { parseArgs } from 'node:util'
-import { resolve } from 'node:path'
 import { validatePaths } from '../dag/validate-folder.ts'
 import { formatDiagnostic } from '../dag/diagnostics.ts'
 import type { Diagnostic } from '../dag/diagnostics.ts'
@@ -13,8 +12,7 @@ export async function validateCommand(args: string[], io: CommandIo): Promise<Ex
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { format: { type: 'string', default: 'text' }, config: { type: 'string' } } })
   const format = formatOption(values.format)
   const { settings } = io
-  const configPath = resolve(settings.cwd, values.config ?? settings.configPath)
-  const config = loadConfig(configPath)
+  const config = loadConfig(values.config ?? settings.configPath, settings.cwd)
   if (values.config !== undefined && config.file === undefined) throw new UsageError(`config file not found: ${values.config}`)
   const paths = positionals.length > 0 ? positionals : [settings.dagsFolder]
   const started = performance.now()
