@@ -7,7 +7,7 @@
 #   munge/              key, socket, pid and log of a private munged
 #   slurm/              slurm.conf, controller state, spool, pid and log files
 #   ssh/                client key, known_hosts, authorized_keys and one folder per sshd host
-#   work/               working folder for jobs (the clusters' `workdir`)
+#   work/slurm, work/ssh  the clusters' `workdir` (jobs' working folders), one per cluster
 # Nothing is written outside it, except the login user for the SSH hosts (see SSH_USER).
 
 DIR=${CAIRN_LOCAL_CLUSTER_DIR:-/tmp/cairn-local-cluster}

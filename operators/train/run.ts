@@ -135,8 +135,16 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
     ...(params.slurm ? { slurm: params.slurm } : {}),
   }
   const worldSize = spec.nodes * spec.tasksPerNode
+  // Where each rank runs (a Slurm node, an SSH host), said once per rank as soon as the executor knows it.
+  const placed = new Set<number>()
   const job = await executor.start(spec, {
-    onLine: (l) => ctx.output(l.stream, worldSize > 1 ? `[rank ${l.rank}] ${l.line}` : l.line),
+    onLine: (l) => {
+      if (l.host !== undefined && l.rank >= 0 && !placed.has(l.rank)) {
+        placed.add(l.rank)
+        ctx.log.info(`rank ${l.rank} runs on ${l.host}`, { rank: l.rank, host: l.host })
+      }
+      ctx.output(l.stream, worldSize > 1 ? `[rank ${l.rank}] ${l.line}` : l.line)
+    },
     record: (handle) => record(handle, ctx),
     signal: ctx.signal,
   })

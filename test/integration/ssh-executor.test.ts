@@ -94,7 +94,7 @@ before(async () => {
   const started = await localCluster('start', dir, env)
   assert.equal(started.code, 0, `deploy/local-cluster/start failed:\n${started.stderr}`)
   port = Number(/^SSH_PORT=(\d+)$/m.exec(readFileSync(path.join(dir, 'ports'), 'utf8'))![1])
-  work = path.join(dir, 'work')
+  work = path.join(dir, 'work', 'ssh')
   scratch = mkdtempSync(path.join(tmpdir(), 'cairn-ssh-executor-'))
 })
 
