@@ -49,6 +49,10 @@ for (const batch of [256, 255]) {
     assert.equal(r0.code, 0, r0.output)
     assert.equal(r1.code, 0, r1.output)
     assert.match(r0.output, /backend wasm/)
+    // Both ranks computed the same mean (each computes it in the two-rank exchange): the same loss every epoch.
+    const losses = [r0, r1].map((run) => [...run.output.matchAll(/epoch \d+\/3 loss (\S+)/g)].map((m) => m[1]))
+    assert.equal(losses[0]!.length, 3)
+    assert.deepEqual(losses[1], losses[0])
     assert.match(r0.output, /feature x1: \d+ null values read as 0/)
     const diff = maxAbsDiff(initializers(await readFile(path.join(dir, 'one', 'model.onnx'))), initializers(await readFile(path.join(dir, 'two', 'model.onnx'))))
     t.diagnostic(`max abs weight diff 1 vs 2 ranks: ${diff}`)
@@ -61,6 +65,25 @@ for (const batch of [256, 255]) {
     await assert.rejects(readFile(path.join(dir, 'two-r1', 'metrics.json')))
   })
 }
+
+test('3 ranks (gradients averaged through rank 0, not the two-rank exchange) equal 1 rank', async (t) => {
+  const dir = await workdir(t)
+  const { file } = await writeTrainingSet(dir, { rows: 3000, task: 'binary' })
+  const args = (out: string) => common(file, path.join(dir, out), ['--batch-size', '100', '--seed', '5'])
+  const single = startRank(args('one'))
+  const env = { WORLD_SIZE: '3', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) }
+  const ranks = [0, 1, 2].map((rank) => startRank(args(`three-r${rank}`), { ...env, RANK: String(rank) }))
+  const runs = await Promise.all([single.done, ...ranks.map((r) => r.done)])
+  for (const run of runs) assert.equal(run.code, 0, run.output)
+  const diff = maxAbsDiff(initializers(await readFile(path.join(dir, 'one', 'model.onnx'))), initializers(await readFile(path.join(dir, 'three-r0', 'model.onnx'))))
+  t.diagnostic(`max abs weight diff 1 vs 3 ranks: ${diff}`)
+  assert.ok(diff <= 1e-4, `max abs weight diff ${diff}`)
+  // Every rank applied the same averaged gradients: the same loss at every epoch.
+  const losses = runs.slice(1).map((run) => [...run.output.matchAll(/epoch \d+\/3 loss (\S+)/g)].map((m) => m[1]))
+  assert.equal(losses[0]!.length, 3)
+  assert.deepEqual(losses[1], losses[0])
+  assert.deepEqual(losses[2], losses[0])
+})
 
 test('learns a real signal: validation AUC above 0.8 and metrics for both splits', async (t) => {
   const dir = await workdir(t)
