@@ -31,6 +31,10 @@ if (process.argv[2] === '--baseline') {
   await baseline(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]))
   process.exit(0)
 }
+if (process.argv[2] === '--step') {
+  await stepCost(process.argv[3]!)
+  process.exit(0)
+}
 
 
 function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string; seconds: number }> {
@@ -69,6 +73,13 @@ try {
     let parameters = 0
     let threads = 0
     console.log(`\nmlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1; load average before: ${load()}`)
+    // What one step costs in one process (min of 200: the least disturbed by other load), at the global batch
+    // and at the shard of 2 ranks: t(B) / t(B/2) bounds what 2 ranks can gain on 2 idle cores.
+    const step = await run([SELF, '--step', hidden])
+    const cost = JSON.parse(/step=(.*)/.exec(step.output)?.[1] ?? 'null') as Record<string, number> | null
+    if (step.code !== 0 || !cost) throw new Error(`step cost failed: ${step.output}`)
+    const stepLine = `one step (gradients + Adam) in one process: ${cost[`min_${BATCH}`]!.toFixed(2)} ms at ${BATCH} rows, ${cost[`min_${BATCH / 2}`]!.toFixed(2)} ms at ${BATCH / 2} (min of 200; medians ${cost[`median_${BATCH}`]!.toFixed(2)} and ${cost[`median_${BATCH / 2}`]!.toFixed(2)} ms): 2 ranks can reach at most ${(cost[`min_${BATCH}`]! / cost[`min_${BATCH / 2}`]!).toFixed(2)}x before any exchange`
+    console.log(stepLine)
     for (let round = 1; round <= ROUNDS; round++) {
       const base = await run([SELF, '--baseline', file, String(EPOCHS), String(BATCH), hidden])
       const rate = Number(/rows_per_second=(\S+)/.exec(base.output)?.[1])
@@ -104,11 +115,36 @@ try {
     const speedup = best(figures['cairn-train 2 ranks']!.rate) / best(figures['cairn-train 1 rank']!.rate)
     const line = `mlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1 (${parameters} parameters, batch ${BATCH}, ${threads} thread(s) per rank): 1 rank ${Math.round(best(figures['cairn-train 1 rank']!.rate))} rows/s, 2 ranks ${Math.round(best(figures['cairn-train 2 ranks']!.rate))} rows/s; 2 ranks / 1 rank best vs best ${speedup.toFixed(2)}x, median of rounds ${median(ratios).toFixed(2)}x (goal >= 1.5x); 1 rank / plain fit ${(best(figures['cairn-train 1 rank']!.rate) / best(figures['plain TF.js fit (1 process)']!.rate)).toFixed(2)}x; load average after: ${load()}`
     console.log(line)
-    summary.push(line)
+    summary.push(line, `  ${stepLine}`)
   }
   console.log(`\n${summary.join('\n')}`)
 } finally {
   rmSync(dir, { recursive: true, force: true })
+}
+
+/** Step cost in one process: gradients of a shard plus the Adam update, at the global batch and at half of it. */
+async function stepCost(hidden: string): Promise<void> {
+  const { loadTf, createModel, gradients, Adam } = await import('../engine/train/model.ts')
+  const { prng } = await import('../engine/train/data.ts')
+  const { tf } = await loadTf('wasm')
+  const model = createModel(tf, { kind: 'mlp', hidden: hidden.split(',').map(Number), task: 'binary', inputs: FEATURES, outputs: 1 }, 1)
+  const adam = new Adam(model, 0.001)
+  const random = prng(5)
+  const result: Record<string, number> = {}
+  for (const rows of [BATCH, BATCH / 2]) {
+    const x = Float32Array.from({ length: rows * FEATURES }, () => random() * 2 - 1)
+    const y = Float32Array.from({ length: rows }, () => (random() > 0.5 ? 1 : 0))
+    const times: number[] = []
+    for (let i = 0; i < 230; i++) {
+      const started = performance.now()
+      adam.apply(tf, model, gradients(tf, model, x, y, rows).flat)
+      if (i >= 30) times.push(performance.now() - started)
+    }
+    times.sort((a, b) => a - b)
+    result[`min_${rows}`] = times[0]!
+    result[`median_${rows}`] = times[Math.floor(times.length / 2)]!
+  }
+  console.log(`step=${JSON.stringify(result)}`)
 }
 
 /** The raw baseline: tf.layers with model.fit on the same standardized rows, wasm backend. */
