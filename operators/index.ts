@@ -11,7 +11,7 @@ import { predictBatch } from './predict-batch.ts'
 import { serveRollout } from './serve-rollout.ts'
 import { evaluateDrift } from './evaluate-drift.ts'
 
-const ALL: readonly OperatorDefinition[] = [shell, noop, ingest, featuresMaterialize, featuresTrainingSet, train, evaluateGate, predictBatch, serveRollout, evaluateDrift]
+const ALL: readonly OperatorDefinition[] = [shell, noop, ingest, featuresMaterialize, featuresTrainingSet, train, evaluateGate, evaluateDrift, predictBatch, serveRollout]
 
 export const OPERATORS: Readonly<Record<string, OperatorDefinition>> = Object.freeze(
   Object.fromEntries(ALL.map((operator) => [operator.type, operator])),

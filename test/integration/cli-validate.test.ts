@@ -41,7 +41,7 @@ test('problems print as FILE:LINE:COL: error CODE: message and exit 1', (t) => {
   assert.deepEqual(run.stdout.trim().split('\n'), [
     'dags/a.yaml:5:18: error UNKNOWN_DEPENDENCY: task "x" depends on "y", which is not a task of this DAG',
     'dags/b.yaml:1:6: error DUPLICATE_DAG_ID: DAG "a" is already declared in dags/a.yaml',
-    'dags/b.yaml:3:18: error UNKNOWN_OPERATOR: unknown operator "nop" in task "x" (did you mean "noop"?); known: shell, noop, ingest, features.materialize, features.training_set, train, evaluate.gate, predict.batch, serve.rollout',
+    'dags/b.yaml:3:18: error UNKNOWN_OPERATOR: unknown operator "nop" in task "x" (did you mean "noop"?); known: shell, noop, ingest, features.materialize, features.training_set, train, evaluate.gate, evaluate.drift, predict.batch, serve.rollout',
   ])
 })
 

@@ -4,6 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { validateSource } from '../../engine/dag/validate.ts'
 import { ERROR_CODES, isErrorCode } from '../../engine/errors.ts'
 import type { Json } from '../../engine/dag/yaml-load.ts'
+import { OPERATORS } from '../../operators/index.ts'
 
 // Each invalid fixture starts with one `# expect: CODE LINE:COL` line per diagnostic it must produce;
 // the validator must report exactly those (warnings included), no more and no fewer. A `# queues: a, b`
@@ -115,7 +116,7 @@ describe('valid DAG fixtures', () => {
     const tasks = dags.flatMap((d) => Object.values(d.tasks as { [key: string]: { [key: string]: Json } }))
     const schema = JSON.parse(readFileSync(new URL('../../schemas/dag.schema.json', import.meta.url), 'utf8')) as { $defs: { triggerRule: { enum: string[] } } }
     const missing = (wanted: readonly string[], seen: readonly Json[]): string[] => wanted.filter((w) => !seen.includes(w))
-    const operators = ['shell', 'noop', 'ingest', 'features.materialize', 'features.training_set', 'train', 'evaluate.gate', 'predict.batch', 'serve.rollout']
+    const operators = Object.keys(OPERATORS)
     assert.deepEqual(missing(operators, tasks.map((t) => t.operator!)), [])
     assert.deepEqual(missing(schema.$defs.triggerRule.enum, tasks.map((t) => t.trigger_rule ?? null)), [])
     assert.deepEqual(missing(['@hourly', '@daily', '@weekly', '@monthly', '@yearly', '@once'], dags.map((d) => d.schedule ?? null)), [])
@@ -123,7 +124,7 @@ describe('valid DAG fixtures', () => {
     assert.deepEqual(missing(['none', 'latest', 'all'], dags.map((d) => d.catchup ?? null)), [])
     assert.ok(values.some((v) => Object.hasOwn(v, 'feature_view')), 'a feature view')
     const text = validNames.map((name) => readFileSync(new URL(name, validDir), 'utf8')).join('\n')
-    for (const variable of ['dag.id', 'run.id', 'run.logical_date', 'run.data_interval_start', 'run.data_interval_end', 'task.id', 'task.attempt', 'ds', 'ds_nodash', 'params.', 'tasks.', 'secrets.']) {
+    for (const variable of ['dag.id', 'run.id', 'run.logical_date', 'run.data_interval_start', 'run.data_interval_end', 'run.is_latest', 'task.id', 'task.attempt', 'ds', 'ds_nodash', 'params.', 'tasks.', 'secrets.']) {
       assert.ok(new RegExp(`\\{\\{[^}]*\\b${variable.replace('.', '\\.')}`).test(text), `no template uses ${variable}`)
     }
   })
