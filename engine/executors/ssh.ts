@@ -180,6 +180,12 @@ async function readLines(stream: Readable, onLine: (line: string) => unknown): P
   if (rest !== '') await emit(rest)
 }
 
+/** The state shown for a job that ended (Slurm's names). */
+function endedState(outcome: JobOutcome | { ok: false; kind: string }): string {
+  if (outcome.ok) return 'COMPLETED'
+  return outcome.kind === 'cancelled' ? 'CANCELLED' : outcome.kind === 'timeout' ? 'TIMEOUT' : 'FAILED'
+}
+
 function failedJob(handle: JobHandle, outcome: JobOutcome): RunningJob {
   return { handle, done: Promise.resolve(outcome), cancel: async () => {} }
 }
@@ -492,7 +498,11 @@ export class SshExecutor implements Executor {
       onAbort()
       watchDetach()
     }
-    void ended.then(() => options.signal.removeEventListener('abort', watchDetach))
+    void ended.then((outcome) => {
+      options.signal.removeEventListener('abort', watchDetach)
+      // A detached job runs on: its state is the next worker's to tell.
+      if (detached === undefined) options.onProgress?.({ state: endedState(outcome) })
+    })
     return { handle, done, cancel }
   }
 
@@ -591,6 +601,7 @@ export class SshExecutor implements Executor {
       if (!read.ok) return { ok: false, kind: 'infrastructure', retryable: true, message: `the recorded ranks ended, but their exit statuses could not be read: ${read.message}` }
       const unknown = read.codes.flatMap((code, rank) => (code === undefined ? [rank] : []))
       if (unknown.length > 0) {
+        options.onProgress?.({ state: 'GONE' })
         return { ok: false, kind: 'infrastructure', retryable: true, message: `the recorded ranks (${handle.processes.map((process) => `${process.host} pgid ${process.pgid}`).join(', ')}) are gone and ${unknown.map(describe).join(', ')} left no exit status (stopped, e.g. by its hang-up watchdog when the worker died); their outcome is not known` }
       }
       const failed = read.codes.findIndex((code) => code !== 0)
@@ -641,7 +652,10 @@ export class SshExecutor implements Executor {
         await new Promise((resolve) => setTimeout(resolve, this.followIntervalMs))
       }
       options.signal.removeEventListener('abort', onAbort)
-      if (stopping !== undefined) return { ok: false, kind: stopping, retryable: stopping === 'timeout', message: `${stopping}; every re-attached rank was stopped` }
+      if (stopping !== undefined) {
+        options.onProgress?.({ state: endedState({ ok: false, kind: stopping }) })
+        return { ok: false, kind: stopping, retryable: stopping === 'timeout', message: `${stopping}; every re-attached rank was stopped` }
+      }
       return outcomeOfEnded()
     })()
     return { handle, done, cancel }

@@ -128,9 +128,46 @@ export interface ExecutorState {
   updated_at: string
 }
 
+/**
+ * Written by the claim's holder also after the attempt ended (a cancelled job's final CANCELLED); a claim
+ * that was handed on (cleared) writes nothing.
+ */
 export async function recordExecutorState(q: Queryable, claimId: string, state: ExecutorState): Promise<boolean> {
-  const { rowCount } = await q.query(`UPDATE cairn.attempt SET executor_state = $2::jsonb WHERE claim_id = $1 AND state = 'running'`, [claimId, JSON.stringify(state)])
+  const { rowCount } = await q.query(`UPDATE cairn.attempt SET executor_state = $2::jsonb WHERE claim_id = $1`, [claimId, JSON.stringify(state)])
   return (rowCount ?? 0) > 0
+}
+
+/** Job states after which nothing runs any more (Slurm's final states, and what cairn writes itself). */
+export const ENDED_JOB_STATES = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY', 'UNKNOWN', 'GONE']
+
+/**
+ * Cancelled attempts whose job may still run because no worker followed it when the cancel came (its
+ * worker had died, or the attempt waited in the queue to be taken over): cancelled before `endedBefore`,
+ * with a recorded job whose last known state is not a final one. Each is marked as being stopped by this
+ * worker (another worker takes it again only after `retryBefore`), so one worker stops it.
+ */
+export async function takeUnstoppedJobs(q: Queryable, workerId: string, endedBefore: Date, retryBefore: Date, now: Date, limit = 10): Promise<{ runId: string; taskId: string; attempt: number; handle: Record<string, unknown> }[]> {
+  const { rows } = await q.query<{ run_id: string; task_id: string; attempt: number; executor_handle: Record<string, unknown> }>(
+    `UPDATE cairn.attempt a SET executor_state = coalesce(a.executor_state, '{}'::jsonb) || jsonb_build_object('stopping', jsonb_build_object('worker', $1::text, 'at', $4::timestamptz))
+      FROM (SELECT run_id, task_id, attempt FROM cairn.attempt
+             WHERE state = 'cancelled' AND executor_handle IS NOT NULL AND ended_at < $2
+               AND coalesce(executor_state->>'state', '') <> ALL($5::text[])
+               AND (executor_state->'stopping' IS NULL OR (executor_state->'stopping'->>'at')::timestamptz < $3)
+             ORDER BY ended_at LIMIT $6 FOR UPDATE SKIP LOCKED) s
+     WHERE a.run_id = s.run_id AND a.task_id = s.task_id AND a.attempt = s.attempt
+     RETURNING a.run_id, a.task_id, a.attempt, a.executor_handle`,
+    [workerId, endedBefore, retryBefore, now, ENDED_JOB_STATES, limit],
+  )
+  return rows.map((r) => ({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt, handle: r.executor_handle }))
+}
+
+/** The final state of a job stopped by takeUnstoppedJobs' worker (the attempt is no longer anyone's claim). */
+export async function recordStoppedJob(q: Queryable, at: { runId: string; taskId: string; attempt: number }, state: string, now: Date): Promise<void> {
+  await q.query(
+    `UPDATE cairn.attempt SET executor_state = (coalesce(executor_state, '{}'::jsonb) - 'stopping') || jsonb_build_object('state', $4::text, 'updated_at', $5::timestamptz)
+      WHERE run_id = $1 AND task_id = $2 AND attempt = $3`,
+    [at.runId, at.taskId, at.attempt, state, now],
+  )
 }
 
 export type AttemptOutcome =

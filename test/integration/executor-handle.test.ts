@@ -12,7 +12,7 @@ import { startTestEngine } from '../helpers/engine.ts'
 import { waitFor, waitForDags } from '../helpers/run-rows.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { rawRequest, startTestWeb } from '../helpers/web-client.ts'
-import { claimAttempt, recordExecutorHandle, recordExecutorState } from '../../engine/store/attempts.ts'
+import { claimAttempt, heartbeat, recordExecutorHandle, recordExecutorState } from '../../engine/store/attempts.ts'
 import { cancelRun } from '../../engine/store/control.ts'
 import { createToken } from '../../engine/web/auth/tokens.ts'
 
@@ -28,6 +28,9 @@ test('job handles: fenced, one per attempt, handed on by the lost-worker rule, s
   const slurmJob = { executor: 'slurm', cluster: 'hpc', jobId: '4242' }
   const first = await engine.trigger('one')
   const claim = await queued(first)
+  // This claim's holder is alive: it heartbeats (the scheduler's lost-worker rule leaves it alone).
+  const beating = setInterval(() => void heartbeat(engine.db, [claim.claimId], new Date()).catch(() => undefined), 200)
+  t.after(() => clearInterval(beating))
   assert.equal(claim.executorHandle, null)
   assert.equal(await recordExecutorHandle(engine.db, claim.claimId, slurmJob), true)
   assert.equal(await recordExecutorHandle(engine.db, claim.claimId, slurmJob), true, 'the same job again is fine')
@@ -46,10 +49,12 @@ test('job handles: fenced, one per attempt, handed on by the lost-worker rule, s
   const attemptSchema = openapi.paths['/api/v1/runs/{run}/attempts']!.get.responses['200']!.content['application/json']!.schema.properties.attempts.items
   assert.deepEqual(Object.keys(attemptSchema.properties.executor!.properties!).sort(), ['handle', 'state'])
 
-  // Cancelled: nothing more is recorded for it.
+  // Cancelled: no job may be recorded for it any more; its holder still tells the job's final state.
   await engine.db.tx((q) => cancelRun(q, first, new Date(), 'test'))
+  clearInterval(beating)
+  assert.equal((await engine.db.query<{ state: string }>(`SELECT state FROM cairn.attempt WHERE claim_id = $1`, [claim.claimId])).rows[0]?.state, 'cancelled')
   assert.equal(await recordExecutorHandle(engine.db, claim.claimId, slurmJob), false)
-  assert.equal(await recordExecutorState(engine.db, claim.claimId, shown), false)
+  assert.equal(await recordExecutorState(engine.db, claim.claimId, { ...shown, state: 'CANCELLED' }), true)
 
   // Lost with a recorded job: the same attempt is queued again for another worker, nothing counted as failed.
   const handedOn = await engine.trigger('one')

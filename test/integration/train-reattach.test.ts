@@ -156,6 +156,24 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
     await kill(follower, 'SIGKILL')
   })
 
+  await t.test('a run cancelled while no worker follows its job (the worker was killed): the next worker stops the job', async (st) => {
+    const starter = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
+    const id = await engine.trigger('slurm_fit', { nap: 120 })
+    const job = await runningJob(id)
+    await kill(starter, 'SIGKILL')
+    await engine.db.tx((q) => cancelRun(q, id, new Date(), 'test'))
+    assert.equal(await engine.waitForRun(id, 30_000), 'cancelled')
+    assert.equal(await jobState(job), 'RUNNING', 'nobody could stop it yet')
+    const sweeper = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
+    st.after(() => kill(sweeper, 'SIGKILL'))
+    await waitFor('a worker to cancel the orphaned job', async () => ((await jobState(job)) === 'CANCELLED' ? true : undefined), 60_000)
+    await waitFor('its final state to be recorded', async () => {
+      const { rows } = await engine.db.query<{ s: string | null }>(`SELECT executor_state->>'state' AS s FROM cairn.attempt WHERE run_id = $1`, [id])
+      return rows[0]!.s === 'CANCELLED' ? true : undefined
+    })
+    assert.deepEqual((await attemptRows(engine.db, id, 'fit')).map((a) => a.state), ['cancelled'])
+  })
+
   await t.test('an attempt cancelled before its job is recorded runs no job', async () => {
     // Claimed by the test itself: no worker runs now.
     await kill(second, 'SIGKILL')
