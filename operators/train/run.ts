@@ -164,7 +164,12 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext): Promi
       signal: ctx.signal,
     })
   }
-  const stop = (): void => void job.cancel(ctx.signal.reason && (ctx.signal.reason as { cause?: string }).cause === 'timeout' ? 'timeout' : 'cancelled')
+  const stop = (): void => {
+    const cause = (ctx.signal.reason as { cause?: string } | undefined)?.cause
+    // A worker shutting down: the executor itself leaves the job running for the next worker (or stops it).
+    if (cause === 'shutdown') return
+    void job.cancel(cause === 'timeout' ? 'timeout' : 'cancelled')
+  }
   ctx.signal.addEventListener('abort', stop, { once: true })
   const outcome = await job.done
   await executor.close?.().catch(() => undefined)

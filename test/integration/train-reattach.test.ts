@@ -61,6 +61,19 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
         '      artifacts: [done.txt]',
         '',
       ].join('\n'),
+      'ssh_fit.yaml': [
+        'dag: ssh_fit',
+        'tasks:',
+        '  fit:',
+        '    operator: train',
+        '    params:',
+        '      executor: ssh',
+        '      cluster: local_ssh',
+        '      nodes: 2',
+        `      command: [sh, -c, ${JSON.stringify('echo "begin-$RANK"; while [ ! -f go-on ]; do sleep 0.2; done; echo "end-$RANK"; if [ "$RANK" = 0 ]; then echo done > done.txt; fi')}]`,
+        '      artifacts: [done.txt]',
+        '',
+      ].join('\n'),
     },
   })
   // The worker processes read cairn.yaml from their folder: the local cluster's fragment.
@@ -172,6 +185,39 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
       return rows[0]!.s === 'CANCELLED' ? true : undefined
     })
     assert.deepEqual((await attemptRows(engine.db, id, 'fit')).map((a) => a.state), ['cancelled'])
+  })
+
+  await t.test('SSH: a draining worker detaches from its ranks, which run on; the next worker re-attaches and gets their exit statuses', async (st) => {
+    const draining = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5', '--grace', '1'] })
+    st.after(() => kill(draining, 'SIGKILL'))
+    const id = await engine.trigger('ssh_fit')
+    await runningJob(id)
+    const { rows } = await engine.db.query<{ executor_handle: JobHandle & { executor: 'ssh' } }>(`SELECT executor_handle FROM cairn.attempt WHERE run_id = $1`, [id])
+    const pgids = rows[0]!.executor_handle.processes.map((p) => p.pgid)
+    assert.equal(pgids.length, 2)
+    await kill(draining, 'SIGTERM')
+    const alive = (pgid: number) => {
+      try {
+        process.kill(-pgid, 0)
+        return true
+      } catch {
+        return false
+      }
+    }
+    const { rows: after } = await engine.db.query<{ state: string }>(`SELECT state FROM cairn.attempt WHERE run_id = $1`, [id])
+    assert.deepEqual(after.map((r) => r.state), ['queued'], 'handed back with its job')
+    assert.ok(pgids.every(alive), 'the ranks run on after their worker left')
+    // Let the ranks finish; the next worker finds them ended and reads their exit statuses.
+    writeFileSync(path.join(dir, 'work', id, 'fit', '1', 'go-on'), '')
+    await waitFor('the ranks to end', async () => (pgids.every((pgid) => !alive(pgid)) ? true : undefined), 30_000)
+    const next = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
+    st.after(() => kill(next, 'SIGKILL'))
+    assert.equal(await engine.waitForRun(id, 60_000), 'success', JSON.stringify(await attemptRows(engine.db, id, 'fit')))
+    assert.deepEqual((await attemptRows(engine.db, id, 'fit')).map((a) => [a.attempt, a.state]), [[1, 'success']])
+    const lines = (await logLines(engine.db, id, 'fit')).map((l) => l.line)
+    assert.ok(lines.some((l) => l.includes('every recorded rank has ended')), lines.join('\n'))
+    const { rows: ti } = await engine.db.query<{ outputs: Record<string, unknown> }>(`SELECT outputs FROM cairn.task_instance WHERE run_id = $1`, [id])
+    assert.ok(ti[0]!.outputs !== null)
   })
 
   await t.test('an attempt cancelled before its job is recorded runs no job', async () => {
