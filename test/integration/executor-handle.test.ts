@@ -18,7 +18,7 @@ import { createToken } from '../../engine/web/auth/tokens.ts'
 
 test('job handles: fenced, one per attempt, handed on by the lost-worker rule, shown by the attempts API', { timeout: 120_000 }, async (t) => {
   const engine = await startTestEngine(t, {
-    scheduler: { loopMs: 100, syncEveryMs: 200, lostAfterMs: 1000 },
+    scheduler: { loopMs: 100, syncEveryMs: 200, lostAfterMs: 4000 },
     dags: { 'one.yaml': 'dag: one\nmax_active_runs: 4\ntasks:\n  fit: { operator: noop, retries: 3, retry_delay: 100ms }\n' },
   })
   await waitForDags(engine.db, ['one'])
@@ -29,7 +29,7 @@ test('job handles: fenced, one per attempt, handed on by the lost-worker rule, s
   const first = await engine.trigger('one')
   const claim = await queued(first)
   // This claim's holder is alive: it heartbeats (the scheduler's lost-worker rule leaves it alone).
-  const beating = setInterval(() => void heartbeat(engine.db, [claim.claimId], new Date()).catch(() => undefined), 200)
+  const beating = setInterval(() => void heartbeat(engine.db, [claim.claimId], new Date()).catch(() => undefined), 100)
   t.after(() => clearInterval(beating))
   assert.equal(claim.executorHandle, null)
   assert.equal(await recordExecutorHandle(engine.db, claim.claimId, slurmJob), true)
