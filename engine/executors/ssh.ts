@@ -57,8 +57,8 @@ export interface SshExecutorOptions {
  * program never gets SIGPIPE and runs on, and its output is kept on the host.
  * A background list's stdin is /dev/null in a non-interactive shell, hence the watchdog reads a saved fd 3. It
  * stops the group when the channel's stdin ends, unless it read `detach` first (it answers `cairn-detached`).
- * The exit status is written to `$2.PGID` (via a temporary name), so a worker that re-attaches after the
- * ranks ended still learns how each ended.
+ * The exit status is written to `$2.PGID` (one short write, by the group's last process), so a worker that
+ * re-attaches after the ranks ended still learns how each ended.
  */
 const WRAPPER = `wd=$1; status=$2.$$; shift 2
 while [ "$#" -gt 0 ] && [ "$1" != -- ]; do export "$1"; shift; done
@@ -66,8 +66,9 @@ shift
 echo "cairn-pgid $$"
 IFS= read -r go || exit 125
 [ "$go" = go ] || exit 125
-mkdir -p -- "$wd" && cd -- "$wd" || exit 126
-mkdir -p -- "\${status%/*}" && rm -f -- "$status" "$status.o" "$status.e" && mkfifo -- "$status.o" "$status.e" || exit 126
+mkdir -p -- "$wd" "\${status%/*}" && cd -- "$wd" || exit 126
+[ -e "$status" ] && rm -f -- "$status"
+mkfifo -- "$status.o" "$status.e" 2>/dev/null || { rm -f -- "$status.o" "$status.e" && mkfifo -- "$status.o" "$status.e"; } || exit 126
 ( trap '' PIPE; exec tee -a -- "$status.out" ) <"$status.o" &
 out=$!
 ( trap '' PIPE; exec tee -a -- "$status.out" >&2 ) <"$status.e" &
@@ -82,7 +83,7 @@ wait "$child"; code=$?
 wait "$out" "$err"
 kill -KILL "$watchdog" 2>/dev/null
 rm -f -- "$status.o" "$status.e"
-echo "$code" >"$status.tmp" && mv -f -- "$status.tmp" "$status"
+echo "$code" >"$status"
 exit "$code"`
 
 /** Prints, for each path in $@, the exit status written there, or `-` when there is none. */
@@ -599,14 +600,18 @@ export class SshExecutor implements Executor {
     const outcomeOfEnded = async (): Promise<JobOutcome> => {
       const read = await statuses()
       if (!read.ok) return { ok: false, kind: 'infrastructure', retryable: true, message: `the recorded ranks ended, but their exit statuses could not be read: ${read.message}` }
+      // A rank that failed decides (the others were stopped because of it, and may have left no status).
+      const failed = read.codes.findIndex((code) => code !== undefined && code !== 0)
+      if (failed >= 0) {
+        options.onProgress?.({ state: 'FAILED' })
+        return { ok: false, kind: 'exit_code', retryable: true, message: `${describe(failed)} exited with code ${read.codes[failed]}`, exitCode: read.codes[failed]! }
+      }
       const unknown = read.codes.flatMap((code, rank) => (code === undefined ? [rank] : []))
       if (unknown.length > 0) {
         options.onProgress?.({ state: 'GONE' })
         return { ok: false, kind: 'infrastructure', retryable: true, message: `the recorded ranks (${handle.processes.map((process) => `${process.host} pgid ${process.pgid}`).join(', ')}) are gone and ${unknown.map(describe).join(', ')} left no exit status (stopped, e.g. by its hang-up watchdog when the worker died); their outcome is not known` }
       }
-      const failed = read.codes.findIndex((code) => code !== 0)
-      options.onProgress?.({ state: failed >= 0 ? 'FAILED' : 'COMPLETED' })
-      if (failed >= 0) return { ok: false, kind: 'exit_code', retryable: true, message: `${describe(failed)} exited with code ${read.codes[failed]}`, exitCode: read.codes[failed]! }
+      options.onProgress?.({ state: 'COMPLETED' })
       if (options.spec === undefined || options.spec.artifacts.length === 0) return { ok: true, artifacts: [] }
       const first = await this.connect(0)
       if (!first.ok) return { ok: false, kind: 'infrastructure', retryable: true, message: `fetching the artifacts from rank 0 failed: ${first.message}` }

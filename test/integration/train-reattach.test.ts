@@ -47,7 +47,7 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
       'slurm_fit.yaml': [
         'dag: slurm_fit',
         'params:',
-        '  nap: { type: integer, default: 6 }',
+        '  nap: { type: integer, default: 10 }',
         'tasks:',
         '  fit:',
         '    operator: train',
@@ -140,7 +140,8 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
     await kill(second, 'SIGTERM')
     const before = new Set(await allJobs())
     const draining = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5', '--grace', '1'] })
-    const id = await engine.trigger('slurm_fit')
+    // Long enough to outlast the drain on a loaded machine.
+    const id = await engine.trigger('slurm_fit', { nap: 25 })
     const job = await runningJob(id)
     await kill(draining, 'SIGTERM')
     assert.equal(await jobState(job), 'RUNNING', 'the drained worker left its job running')
