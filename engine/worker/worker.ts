@@ -25,7 +25,9 @@ import type { Db } from '../store/db.ts'
 import { isConnectionError, withReconnect } from '../store/db.ts'
 import { DEFAULT_QUEUE, JOBS_CHANNEL, enqueueJobs, ensureTaskQueue } from '../queue/task-queue.ts'
 import type { TaskJob } from '../queue/task-queue.ts'
-import { claimAttempts, finishAttempt, finishSuccesses, heartbeat } from '../store/attempts.ts'
+import { claimAttempts, finishAttempt, finishSuccesses, heartbeat, recordStoppedJob, takeUnstoppedJobs } from '../store/attempts.ts'
+import { executorFor } from '../executors/index.ts'
+import type { JobHandle } from '../executors/executor.ts'
 import type { AttemptOutcome, Claim } from '../store/attempts.ts'
 import { TransitionRefused } from '../store/transitions.ts'
 import { advanceAfterTasks } from '../store/advance.ts'
@@ -144,15 +146,34 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const beat = async (): Promise<void> => {
     const claims = [...running.keys()]
     const held = await heartbeat(db, [...claims, ...unrecorded], now())
-    for (const claimId of claims) {
-      if (held.has(claimId)) continue
+    const gone = claims.filter((claimId) => !held.has(claimId) && running.get(claimId)?.controller.signal.aborted === false)
+    // An attempt handed to another worker with its job (this worker was declared lost while its job
+    // ran on) is queued or running again: its job must be left to the worker that re-attaches.
+    const handedOn = gone.length === 0 ? new Set<string>() : await handedOnClaims(gone.map((claimId) => running.get(claimId)!.claim))
+    for (const claimId of gone) {
       const entry = running.get(claimId)
-      if (entry && !entry.controller.signal.aborted) {
-        log.info({ run: entry.claim.runId, task: entry.claim.taskId, attempt: entry.claim.attempt }, 'attempt no longer held (cancelled or lost); stopping it')
-        entry.controller.abort(taskAbort('cancelled', 'the run was cancelled or the attempt was taken away'))
+      if (!entry || entry.controller.signal.aborted) continue
+      if (handedOn.has(claimId)) {
+        log.warn({ run: entry.claim.runId, task: entry.claim.taskId, attempt: entry.claim.attempt }, 'attempt handed to another worker (this one was declared lost); leaving its job to that worker')
+        entry.controller.abort(taskAbort('shutdown', 'the attempt was handed to another worker, which re-attaches to its job'))
+        continue
       }
+      log.info({ run: entry.claim.runId, task: entry.claim.taskId, attempt: entry.claim.attempt }, 'attempt no longer held (cancelled or lost); stopping it')
+      entry.controller.abort(taskAbort('cancelled', 'the run was cancelled or the attempt was taken away'))
     }
     await db.query(`UPDATE cairn.worker SET heartbeat_at = $2, state = $3 WHERE worker_id = $1`, [workerId, now(), draining ? 'draining' : 'running'])
+  }
+  /** Of the given claims (no longer held), those whose attempt went on, with its job, to another worker. */
+  const handedOnClaims = async (lost: readonly Claim[]): Promise<Set<string>> => {
+    const { rows } = await db.query<{ run_id: string; task_id: string; attempt: number }>(
+      `SELECT a.run_id, a.task_id, a.attempt FROM cairn.attempt a JOIN unnest($1::text[], $2::text[], $3::int[]) AS l(run_id, task_id, attempt)
+         ON a.run_id = l.run_id AND a.task_id = l.task_id AND a.attempt = l.attempt
+        WHERE a.state IN ('queued', 'running') AND a.executor_handle IS NOT NULL`,
+      [lost.map((c) => c.runId), lost.map((c) => c.taskId), lost.map((c) => c.attempt)],
+    )
+    const key = (at: { runId: string; taskId: string; attempt: number }): string => `${at.runId}\t${at.taskId}\t${at.attempt}`
+    const onward = new Set(rows.map((r) => key({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt })))
+    return new Set(lost.filter((c) => onward.has(key(c))).map((c) => c.claimId))
   }
   const heartbeatTimer = setInterval(() => {
     beat().then(
@@ -168,6 +189,54 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     )
   }, options.heartbeatMs ?? 2000)
   const unlistenCancel = await db.listen('cairn_cancel', () => void beat().catch(() => undefined))
+
+  // --- jobs of cancelled attempts that nobody followed ------------------------------------------------
+  // A run cancelled while its remote job had no worker (the worker died, or the attempt waited to be taken
+  // over) leaves the job running: some worker re-attaches to it just to stop it. A job that the following
+  // worker stopped has its final state recorded at once, so only jobs without one this long after the
+  // cancel are taken.
+  const heartbeatMs = options.heartbeatMs ?? 2000
+  const orphanAfterMs = 15 * heartbeatMs
+  let stoppingOrphans: Promise<void> | undefined
+  const stopOrphans = async (): Promise<void> => {
+    const t = now()
+    const jobs = await takeUnstoppedJobs(db, workerId, new Date(t.getTime() - orphanAfterMs), new Date(t.getTime() - 10 * orphanAfterMs), t)
+    for (const job of jobs) {
+      const handle = job.handle as unknown as JobHandle
+      const at = { run: job.runId, task: job.taskId, attempt: job.attempt, job: handle }
+      const executor = executorFor(handle.executor, {
+        ...('cluster' in handle && handle.cluster !== null ? { cluster: handle.cluster } : {}),
+        ...(options.data ? { clusters: options.data.clusters } : {}),
+        killGraceMs,
+      })
+      if ('error' in executor) {
+        log.warn({ ...at, error: executor.error }, 'cannot stop the job of a cancelled attempt from this worker')
+        continue
+      }
+      try {
+        let state = 'CANCELLED'
+        const followed = await executor.reattach(handle, { onLine: () => undefined, onProgress: (p) => void (p.state !== undefined && (state = p.state)), signal: new AbortController().signal })
+        await followed.cancel('cancelled')
+        const outcome = await followed.done
+        if (!outcome.ok && outcome.kind === 'cancelled') state = 'CANCELLED'
+        else if (!outcome.ok && outcome.kind === 'infrastructure' && /gone|vanished|no longer/.test(outcome.message)) state = 'GONE'
+        await recordStoppedJob(db, job, state, now())
+        log.warn({ ...at, state }, 'stopped the job of an attempt cancelled while no worker followed it')
+      } catch (error) {
+        log.warn({ ...at, error: String(error) }, 'could not stop the job of a cancelled attempt; another worker tries again later')
+      } finally {
+        await executor.close?.().catch(() => undefined)
+      }
+    }
+  }
+  const orphanTimer = setInterval(() => {
+    if (stoppingOrphans || draining) return
+    stoppingOrphans = stopOrphans()
+      .catch((error: unknown) => {
+        if (!isConnectionError(error)) log.warn({ error: String(error) }, 'looking for unstopped jobs failed')
+      })
+      .finally(() => (stoppingOrphans = undefined))
+  }, Math.max(1000, 2 * heartbeatMs))
 
   // --- recording results, in batches -------------------------------------------------------------
   let pending: Finished[] = []
@@ -397,6 +466,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         writes.abandon()
       }
       clearInterval(heartbeatTimer)
+      clearInterval(orphanTimer)
+      await settlesWithin(stoppingOrphans ?? Promise.resolve(), 5000)
       await settlesWithin(Promise.all([unlistenCancel(), unlistenJobs()]), 5000)
       await settlesWithin(db.query(`UPDATE cairn.worker SET state = 'stopped', stopped_at = $2 WHERE worker_id = $1`, [workerId, now()]).catch(() => undefined), 5000)
       log.info({ worker: workerId }, 'worker stopped')
