@@ -13,6 +13,9 @@ import { canOperate, notice, stateBadge } from './common.js'
 import { gateReport, isGateOutputs } from './gate-report.js'
 import { trainFacts, trainPanel } from './train-panel.js'
 
+/** How often the page re-reads a running train task's job (Slurm state, ranks and hosts). */
+const JOB_POLL_MS = 2000
+
 export function runView({ container, session, runId, params }) {
   const message = notice()
   const crumbs = h('nav', { class: 'crumbs' })
@@ -43,6 +46,7 @@ export function runView({ container, session, runId, params }) {
   let tabsKey = ''
   let graph
   let graphKey = ''
+  let jobPoll // while a train task's job runs: its state and ranks change without a task state change
   let ranksInLog = [] // ranks whose lines the current log tail has seen
   let shownRank = null // the log's rank filter (null: every line)
 
@@ -188,6 +192,8 @@ export function runView({ container, session, runId, params }) {
       // Filters for every rank of a multi-rank job, also those that have not written yet.
       if (ranks.length > 1) tail?.knowRanks(ranks.map((r) => r.rank))
       replace(operatorBox, trainPanel(panel))
+      clearTimeout(jobPoll)
+      if (task.state === 'running') jobPoll = setTimeout(() => self.kick?.(), JOB_POLL_MS)
     } else if (isGateOutputs(task.outputs)) {
       replace(operatorBox, gateReport(task.outputs))
     } else {
@@ -242,8 +248,13 @@ export function runView({ container, session, runId, params }) {
     }
   }
 
-  return {
+  // app.js adds kick() (a refresh soon) to this object.
+  const self = {
     refresh,
-    destroy: () => tail?.close(),
+    destroy: () => {
+      clearTimeout(jobPoll)
+      tail?.close()
+    },
   }
+  return self
 }
