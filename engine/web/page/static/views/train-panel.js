@@ -48,22 +48,22 @@ export function trainFacts({ task, attempt, declared, ranksInLog }) {
     updatedAt: firstText(state.updated_at),
     ranks,
     metrics: isObject(outputs.metrics) ? outputs.metrics : null,
-    model: modelLink(outputs),
   }
 }
 
 /** `declared`: the run's train_jobs entry; `onRank(rank | null)`: narrows the log; `shownRank`: the log's current filter. */
 export function trainPanel({ task, attempt, declared, ranksInLog, shownRank, onRank }) {
   const f = trainFacts({ task, attempt, declared, ranksInLog })
+  const model = modelLink(isObject(task.outputs) ? task.outputs : {})
   const facts = h('dl', { class: 'facts', id: 'train-facts' },
     h('dt', null, 'Executor'), h('dd', { id: 'train-executor' }, f.kind ?? '—'),
     f.cluster ? [h('dt', null, 'Cluster'), h('dd', { id: 'train-cluster' }, f.cluster)] : null,
     f.kind === 'slurm' || f.jobId !== null ? [
-      h('dt', null, 'Slurm job'), h('dd', { id: 'train-job-id' }, f.jobId ?? 'not submitted yet'),
+      h('dt', null, 'Slurm job'), h('dd', { id: 'train-job-id', title: f.jobId === null ? 'no job id yet: the job is not submitted, or the attempt ended before' : null }, f.jobId ?? '—'),
       h('dt', null, 'Job state'), h('dd', { id: 'train-job-state' }, f.jobState ?? '—'),
     ] : null,
     f.updatedAt ? [h('dt', null, 'As of'), h('dd', { id: 'train-updated' }, fmtTime(f.updatedAt))] : null,
-    f.model ? [h('dt', null, 'Model'), h('dd', { id: 'train-model' }, f.model)] : null)
+    model ? [h('dt', null, 'Model'), h('dd', { id: 'train-model' }, model)] : null)
   // One rank writes its lines without a prefix: a filter would have nothing to narrow.
   const filters = f.ranks.length > 1
   const rankRows = f.ranks.length === 0
