@@ -165,6 +165,7 @@ interface Rank {
 
 export class SshExecutor implements Executor {
   readonly kind = 'ssh' as const
+  readonly outlivesWorker = true
   readonly cluster: SshClusterSetting
   /** Ranks' folders on the hosts: the cluster's `workdir`, else /tmp/cairn-train. */
   readonly workRoot: string
