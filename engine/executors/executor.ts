@@ -57,7 +57,8 @@ export interface RankLine {
 /** A durable identification of a started job (JSON, stored with the attempt). */
 export type JobHandle =
   | { executor: 'local'; pids: number[] }
-  | { executor: 'ssh'; cluster: string; processes: { host: string; pgid: number }[] }
+  /** `status`: the file the rank's wrapper writes its exit status to (absent in handles of older versions). */
+  | { executor: 'ssh'; cluster: string; processes: { host: string; pgid: number; status?: string }[] }
   | { executor: 'slurm'; cluster: string | null; jobId: string }
 
 export type JobOutcome =
