@@ -40,16 +40,19 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
   const allJobs = async () => (await slurm(['squeue', '-h', '-t', 'all', '-o', '%i'])).split('\n').filter(Boolean)
 
   // The job sleeps long enough for a worker to be killed and another to take over, then leaves a file.
-  const script = 'echo "begin-$RANK"; sleep 6; echo "end-$RANK"; if [ "$RANK" = 0 ]; then echo done > done.txt; fi'
+  const script = 'echo "begin-$RANK"; sleep "$NAP"; echo "end-$RANK"; if [ "$RANK" = 0 ]; then echo done > done.txt; fi'
   const engine = await startTestEngine(t, {
     scheduler: { loopMs: 200, syncEveryMs: 300, lostAfterMs: 3000 },
     dags: {
       'slurm_fit.yaml': [
         'dag: slurm_fit',
+        'params:',
+        '  nap: { type: integer, default: 6 }',
         'tasks:',
         '  fit:',
         '    operator: train',
         '    retries: 2',
+        '    env: { NAP: "{{ params.nap }}" }',
         '    params:',
         '      executor: slurm',
         '      cluster: local_slurm',
@@ -104,14 +107,58 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
   const { rows: ti } = await engine.db.query<{ failures: number; outputs: Record<string, unknown> }>(`SELECT failures, outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = 'fit'`, [runId])
   assert.equal(ti[0]!.failures, 0, 'no failure counted')
   assert.equal(ti[0]!.outputs.job_id, jobId)
-  void second
+
+  const kill = (child: ReturnType<typeof engine.spawnWorker>, signal: NodeJS.Signals) =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve()
+      child.once('exit', () => resolve())
+      child.kill(signal)
+    })
+  const runningJob = async (id: string) => {
+    await waitFor('the job to run on both nodes', async () => {
+      const lines = (await logLines(engine.db, id, 'fit')).map((l) => l.line)
+      return lines.some((l) => l.includes('begin-0')) && lines.some((l) => l.includes('begin-1')) ? true : undefined
+    }, 120_000)
+    const { rows } = await engine.db.query<{ executor_handle: JobHandle & { executor: 'slurm' } }>(`SELECT executor_handle FROM cairn.attempt WHERE run_id = $1 AND task_id = 'fit'`, [id])
+    return rows[0]!.executor_handle.jobId
+  }
+
+  await t.test('a draining worker leaves the job running and hands the attempt back; the next worker re-attaches', async (st) => {
+    await kill(second, 'SIGTERM')
+    const before = new Set(await allJobs())
+    const draining = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5', '--grace', '1'] })
+    const id = await engine.trigger('slurm_fit')
+    const job = await runningJob(id)
+    await kill(draining, 'SIGTERM')
+    assert.equal(await jobState(job), 'RUNNING', 'the drained worker left its job running')
+    const { rows } = await engine.db.query<{ state: string; executor_handle: JobHandle & { executor: 'slurm' } }>(`SELECT state, executor_handle FROM cairn.attempt WHERE run_id = $1 AND task_id = 'fit'`, [id])
+    assert.deepEqual(rows.map((r) => [r.state, r.executor_handle.jobId]), [['queued', job]], 'handed back with its job')
+    const next = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
+    st.after(() => kill(next, 'SIGKILL'))
+    assert.equal(await engine.waitForRun(id, 120_000), 'success')
+    const attempts = await attemptRows(engine.db, id, 'fit')
+    assert.deepEqual(attempts.map((a) => [a.attempt, a.state]), [[1, 'success']])
+    assert.deepEqual((await allJobs()).filter((j) => !before.has(j)), [job], 'exactly one Slurm job for the run')
+    await kill(next, 'SIGKILL')
+  })
+
+  await t.test('cancelling a run whose job was re-attached cancels the Slurm job', async (st) => {
+    const starter = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
+    const id = await engine.trigger('slurm_fit', { nap: 120 })
+    const job = await runningJob(id)
+    await kill(starter, 'SIGKILL')
+    const follower = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
+    st.after(() => kill(follower, 'SIGKILL'))
+    await waitFor('the new worker to re-attach', async () => ((await logLines(engine.db, id, 'fit')).some((l) => l.line.includes(`re-attached to Slurm job ${job}`)) ? true : undefined), 60_000)
+    await engine.db.tx((q) => cancelRun(q, id, new Date(), 'test'))
+    await waitFor('Slurm to cancel the job', async () => ((await jobState(job)) === 'CANCELLED' ? true : undefined), 30_000)
+    assert.equal(await engine.waitForRun(id, 30_000), 'cancelled')
+    await kill(follower, 'SIGKILL')
+  })
 
   await t.test('an attempt cancelled before its job is recorded runs no job', async () => {
-    // Claimed by the test itself (no worker takes it meanwhile: the second worker is stopped first).
-    await new Promise<void>((resolve) => {
-      second.once('exit', () => resolve())
-      second.kill('SIGKILL')
-    })
+    // Claimed by the test itself: no worker runs now.
+    await kill(second, 'SIGKILL')
     const cancelled = await engine.trigger('slurm_fit')
     let claim: Awaited<ReturnType<typeof claimAttempt>>
     await waitFor('the attempt to be queued', async () => {
