@@ -30,6 +30,7 @@ import type { ErrorCode } from '../engine/errors.ts'
 import type { Json, PathSegment } from '../engine/dag/yaml-load.ts'
 import type { TaskUser } from '../engine/process/task-user.ts'
 import type { DataServices } from '../engine/data/data-services.ts'
+import type { JobHandle } from '../engine/executors/executor.ts'
 
 export type FailureKind = 'exit_code' | 'timeout' | 'cancelled' | 'gate_not_met' | 'infrastructure' | 'invalid_params' | 'data_invalid' | 'lost'
 
@@ -91,6 +92,24 @@ function isTaskAbortReason(value: unknown): value is TaskAbortReason {
   return (cause === 'cancelled' || cause === 'timeout' || cause === 'shutdown') && typeof (value as { message?: unknown }).message === 'string'
 }
 
+/**
+ * The attempt's job on an executor (`train`), kept durably with the attempt so that a job outlives
+ * its worker: another worker that claims the attempt re-attaches to it instead of starting a second
+ * one (one job per attempt, ever).
+ */
+export interface AttemptJob {
+  /** The job an earlier holder of this attempt started (it died or drained): re-attach to it, never start another. */
+  readonly handle: JobHandle | undefined
+  /**
+   * Stores the handle with the attempt before the job may run. Rejects when the attempt no longer
+   * holds its claim (cancelled, timed out, declared lost) or already names another job: the job must
+   * then not run.
+   */
+  recordHandle(handle: JobHandle): Promise<void>
+  /** What the web page shows of the job (job id, executor state, ranks with hosts); best effort. */
+  recordState(state: { executor: 'slurm' | 'ssh' | 'local'; job_id?: string; state?: string; ranks: { rank: number; host: string }[] }): Promise<void>
+}
+
 /** What an operator gets for one attempt. Everything it may touch is in here; nothing is global. */
 export interface OperatorContext {
   dagId: string
@@ -105,6 +124,8 @@ export interface OperatorContext {
    * that was started without them (the data operators then fail with an infrastructure error).
    */
   data?: DataServices
+  /** The attempt's executor job (re-attach); undefined where nothing durable exists (tests calling an operator directly). */
+  executor?: AttemptJob
   /** Aborted on cancel, timeout, or worker drain past its grace; `abortCause(signal)` tells which. */
   signal: AbortSignal
   /** The task's rendered `env`. */

@@ -57,7 +57,8 @@ export interface RankLine {
 /** A durable identification of a started job (JSON, stored with the attempt). */
 export type JobHandle =
   | { executor: 'local'; pids: number[] }
-  | { executor: 'ssh'; cluster: string; processes: { host: string; pgid: number }[] }
+  /** `status`: the file the rank's wrapper writes its exit status to (absent in handles of older versions). */
+  | { executor: 'ssh'; cluster: string; processes: { host: string; pgid: number; status?: string }[] }
   | { executor: 'slurm'; cluster: string | null; jobId: string }
 
 export type JobOutcome =
@@ -73,9 +74,19 @@ export interface RunningJob {
   cancel(reason: 'cancelled' | 'timeout'): Promise<void>
 }
 
+/** What is known of a running job, as it becomes known (shown on the attempt's page). */
+export interface JobProgress {
+  /** The executor's own state of the job (Slurm: PENDING, RUNNING, COMPLETED, ...). */
+  state?: string
+  /** Every rank with the host or node it runs on. */
+  ranks?: { rank: number; host: string }[]
+}
+
 export interface StartOptions {
   /** Every rank's output lines; a returned promise means "slow down" (back-pressure). */
   onLine(line: RankLine): unknown
+  /** The job's state and where its ranks run, whenever that changes. */
+  onProgress?(progress: JobProgress): void
   /** Called with the handle before the job is allowed to run; the job does not start until it resolves. */
   record(handle: JobHandle): Promise<void>
   signal: AbortSignal
@@ -83,6 +94,12 @@ export interface StartOptions {
 
 export interface Executor {
   readonly kind: 'local' | 'ssh' | 'slurm'
+  /**
+   * Whether a job can outlive the worker that started it (Slurm jobs, SSH ranks): then its handle is
+   * stored with the attempt and a worker that takes the attempt over re-attaches. Local ranks die with
+   * their worker, so there is nothing to re-attach to.
+   */
+  readonly outlivesWorker: boolean
   /**
    * Where ranks' folders go on the nodes when a task names none (`<workRoot>/<run>/<task>/<attempt>`);
    * undefined: the attempt's own folder on the worker (local ranks). An executor with a workRoot runs

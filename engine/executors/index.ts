@@ -19,6 +19,11 @@ export interface ExecutorContext {
   cluster?: string
   /** `clusters` of cairn.yaml. */
   clusters?: Readonly<Record<string, ClusterSetting>>
+  /**
+   * A worker that stops (drain) leaves the job running for the worker that takes the attempt over
+   * (set when the handle is stored with the attempt); cancel and timeout still stop it.
+   */
+  keepJobsOnShutdown?: boolean
 }
 
 export type ExecutorFactory = (context: ExecutorContext) => Executor | { error: string }
@@ -29,7 +34,7 @@ export const EXECUTORS: Record<string, ExecutorFactory> = {
     const found = clusterOf(context, 'ssh')
     if ('error' in found) return found
     const cluster = found.cluster as { hosts: SshHostSetting[]; known_hosts_file?: string; workdir?: string }
-    return createSshExecutor({ name: found.name, hosts: cluster.hosts, ...(cluster.known_hosts_file ? { known_hosts_file: cluster.known_hosts_file } : {}), ...(cluster.workdir ? { workdir: cluster.workdir } : {}) }, context.killGraceMs === undefined ? {} : { killGraceMs: context.killGraceMs })
+    return createSshExecutor({ name: found.name, hosts: cluster.hosts, ...(cluster.known_hosts_file ? { known_hosts_file: cluster.known_hosts_file } : {}), ...(cluster.workdir ? { workdir: cluster.workdir } : {}) }, { ...(context.killGraceMs === undefined ? {} : { killGraceMs: context.killGraceMs }), ...keep(context) })
   },
   slurm: (context) => {
     // SPEC section 4: without `cluster`, the one slurm cluster of cairn.yaml, else the Slurm commands on the worker's PATH.
@@ -38,12 +43,12 @@ export const EXECUTORS: Record<string, ExecutorFactory> = {
       const slurmClusters = Object.entries(clusters).filter(([, cluster]) => cluster?.kind === 'slurm')
       if (slurmClusters.length > 1) return { error: `executor slurm needs a cluster: cairn.yaml defines several Slurm clusters (${slurmClusters.map(([name]) => name).join(', ')})` }
       const only = slurmClusters[0]
-      if (only === undefined) return createSlurmExecutor(undefined, { name: null })
-      return createSlurmExecutor(only[1] as SlurmCluster, { name: only[0] })
+      if (only === undefined) return createSlurmExecutor(undefined, { name: null, ...keep(context) })
+      return createSlurmExecutor(only[1] as SlurmCluster, { name: only[0], ...keep(context) })
     }
     const found = clusterOf(context, 'slurm')
     if ('error' in found) return found
-    return createSlurmExecutor(found.cluster as SlurmCluster, { name: found.name })
+    return createSlurmExecutor(found.cluster as SlurmCluster, { name: found.name, ...keep(context) })
   },
 }
 
@@ -51,6 +56,10 @@ export function executorFor(kind: string, context: ExecutorContext): Executor | 
   const factory = Object.hasOwn(EXECUTORS, kind) ? EXECUTORS[kind] : undefined
   if (!factory) return { error: `executor ${kind} is not available in this version` }
   return factory(context)
+}
+
+function keep(context: ExecutorContext): { keepJobsOnShutdown?: boolean } {
+  return context.keepJobsOnShutdown === true ? { keepJobsOnShutdown: true } : {}
 }
 
 /** The cluster a task names, checked to be of the executor's kind. */

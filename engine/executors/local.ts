@@ -18,6 +18,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { createServer } from 'node:net'
 import path from 'node:path'
+import { hostname } from 'node:os'
 import type { ProcessExit } from '../process/run-process.ts'
 import type { TaskUser } from '../process/task-user.ts'
 import { rankEnvironment } from './executor.ts'
@@ -47,6 +48,7 @@ export async function freePort(): Promise<number> {
 export function createLocalExecutor(options: LocalExecutorOptions = {}): Executor {
   return {
     kind: 'local',
+    outlivesWorker: false,
     async start(spec, startOptions) {
       return startLocal(spec, startOptions, options)
     },
@@ -118,6 +120,7 @@ async function startLocal(spec: JobSpec, start: StartOptions, options: LocalExec
     recordError = error instanceof Error ? error.message : String(error)
     controller.abort(new Error('the job handle could not be recorded'))
   })
+  if (recordError === undefined) start.onProgress?.({ state: 'RUNNING', ranks: pids.map((_, rank) => ({ rank, host: hostname() })) })
 
   const done = (async (): Promise<JobOutcome> => {
     const results = await Promise.all(exits)

@@ -74,6 +74,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
       await commands.cancel(submitted.jobId)
       return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `the job could not be recorded (${(error as Error).message}); Slurm job ${submitted.jobId} was cancelled while held, nothing ran` })
     }
+    startOptions.onProgress?.({ state: 'PENDING' })
     const job = follow(handle, { stdout: script.files.stdout, stderr: script.files.stderr }, spec, startOptions)
     if (!startOptions.signal.aborted) {
       const released = await commands.release(submitted.jobId)
@@ -86,6 +87,9 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     if (handle.executor !== 'slurm') throw new Error(`slurm: cannot re-attach a ${handle.executor} job`)
     const shown = await commands.showJob(handle.jobId)
     const info = shown === 'error' || shown === undefined ? undefined : shown
+    // The output files are read again from their start: lines the earlier worker stored come once more.
+    reattachOptions.onLine({ rank: -1, stream: 'stderr', line: `re-attached to Slurm job ${handle.jobId} (${info?.state ?? (shown === 'error' ? 'state unknown' : 'no longer known to the controller')}); its output is read again from the start` })
+    if (info !== undefined) reattachOptions.onProgress?.({ state: info.state })
     const job = follow(handle, { stdout: info?.stdout, stderr: info?.stderr }, reattachOptions.spec, reattachOptions)
     if (shown === undefined) {
       const accounted = await commands.accounting(handle.jobId)
@@ -110,6 +114,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
       if (hosts.length > 0) return
       const shown = await commands.showJob(jobId)
       if (shown !== 'error' && shown?.nodeList !== undefined) hosts = await commands.hostnames(shown.nodeList)
+      if (hosts.length > 0) runOptions.onProgress?.({ ranks: Array.from({ length: hosts.length * tasksPerNode }, (_, rank) => ({ rank, host: hostOf(rank)! })) })
     }
     const hostsFirst = (): Promise<void> => resolveHosts().catch(() => undefined)
     const tails = [
@@ -131,6 +136,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
       watcher.unwatch(jobId)
       clearInterval(tailTimer)
       runOptions.signal.removeEventListener('abort', onAbort)
+      runOptions.onProgress?.({ state: info?.state ?? 'UNKNOWN' })
       void (async () => {
         await resolveHosts().catch(() => undefined)
         await readAll(true)
@@ -196,6 +202,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
 
     watcher.watch(jobId, {
       onState: (state) => {
+        runOptions.onProgress?.({ state })
         if (state === 'RUNNING') void resolveHosts().catch(() => undefined)
       },
       onFinished: (info) => finish(info),
@@ -233,5 +240,5 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     return { ok: true, artifacts: collected }
   }
 
-  return { kind: 'slurm', ...(cluster?.workdir !== undefined ? { workRoot: cluster.workdir } : {}), start, reattach, commands, watcher }
+  return { kind: 'slurm', outlivesWorker: true, ...(cluster?.workdir !== undefined ? { workRoot: cluster.workdir } : {}), start, reattach, commands, watcher }
 }

@@ -21,7 +21,7 @@ import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import type { ClientChannel, SFTPWrapper } from 'ssh2'
-import { rankEnvironment, type Executor, type JobHandle, type JobOutcome, type JobSpec, type RankLine, type RunningJob, type StartOptions } from './executor.ts'
+import { rankEnvironment, type Executor, type JobHandle, type JobOutcome, type JobSpec, type RankLine, type ReattachOptions, type RunningJob, type StartOptions } from './executor.ts'
 import { shellQuote, shellQuoteArgv } from './shell-quote.ts'
 import { connectSsh, type ConnectResult, type SshConnection, type SshHostSetting } from './ssh-connection.ts'
 
@@ -40,29 +40,53 @@ export interface SshExecutorOptions {
   connectTimeoutMs?: number
   /** How often a re-attached job is checked. Default 1000 ms. */
   followIntervalMs?: number
+  /**
+   * A worker that shuts down detaches from its ranks instead of stopping them (their hang-up watchdogs stand
+   * down), so that the worker taking the attempt over re-attaches. Set when the handle is stored with the
+   * attempt. Cancel and timeout still stop every rank. @default false
+   */
+  keepJobsOnShutdown?: boolean
 }
 
 /**
- * The remote wrapper. $1 is the workdir, then NAME=VALUE words up to `--`, then the program's argv.
+ * The remote wrapper. $1 is the workdir, $2 the rank's status path (the exit status goes to `$2.PGID`), then
+ * NAME=VALUE words up to `--`, then the program's argv.
  * `read` of the go line fails (exit 125) when the executor closes the channel instead: the program never ran.
- * A background list's stdin is /dev/null in a non-interactive shell, hence the watchdog reads a saved fd 3.
+ * The program writes into two FIFOs that relays (`tee`, SIGPIPE ignored) copy to the channel and append to
+ * `$2.PGID.out`; a relay whose channel is gone (a worker that detached) goes on writing the file, so the
+ * program never gets SIGPIPE and runs on, and its output is kept on the host.
+ * A background list's stdin is /dev/null in a non-interactive shell, hence the watchdog reads a saved fd 3. It
+ * stops the group when the channel's stdin ends, unless it read `detach` first (it answers `cairn-detached`).
+ * The exit status is written to `$2.PGID` (via a temporary name), so a worker that re-attaches after the
+ * ranks ended still learns how each ended.
  */
-const WRAPPER = `wd=$1; shift
+const WRAPPER = `wd=$1; status=$2.$$; shift 2
 while [ "$#" -gt 0 ] && [ "$1" != -- ]; do export "$1"; shift; done
 shift
 echo "cairn-pgid $$"
 IFS= read -r go || exit 125
 [ "$go" = go ] || exit 125
 mkdir -p -- "$wd" && cd -- "$wd" || exit 126
+mkdir -p -- "\${status%/*}" && rm -f -- "$status" "$status.o" "$status.e" && mkfifo -- "$status.o" "$status.e" || exit 126
+( trap '' PIPE; exec tee -a -- "$status.out" ) <"$status.o" &
+out=$!
+( trap '' PIPE; exec tee -a -- "$status.out" >&2 ) <"$status.e" &
+err=$!
 exec 3<&0
-"$@" </dev/null 3<&- &
+"$@" </dev/null >"$status.o" 2>"$status.e" 3<&- &
 child=$!
-( trap '' TERM; while IFS= read -r line <&3; do :; done; kill -TERM -$$ 2>/dev/null; sleep 5; kill -KILL -$$ 2>/dev/null ) </dev/null &
+( trap '' TERM; while IFS= read -r line <&3; do [ "$line" = detach ] && { echo cairn-detached; exit 0; }; done; kill -TERM -$$ 2>/dev/null; sleep 5; kill -KILL -$$ 2>/dev/null ) </dev/null &
 watchdog=$!
 exec 3<&-
 wait "$child"; code=$?
+wait "$out" "$err"
 kill -KILL "$watchdog" 2>/dev/null
+rm -f -- "$status.o" "$status.e"
+echo "$code" >"$status.tmp" && mv -f -- "$status.tmp" "$status"
 exit "$code"`
+
+/** Prints, for each path in $@, the exit status written there, or `-` when there is none. */
+const READ_STATUS = `for f in "$@"; do code=; [ -r "$f" ] && IFS= read -r code <"$f"; echo "\${code:--}"; done; exit 0`
 
 /** $1: grace in tenths of a second, then pgids. TERM, KILL after the grace, exit 0 once every group is gone. */
 /**
@@ -101,9 +125,18 @@ export function hostLabel(host: SshHostSetting): string {
 }
 
 /** The command line one rank's channel runs (exported for tests of the quoting). */
-export function rankCommand(workdir: string, env: Readonly<Record<string, string>>, argv: readonly string[]): string {
-  const words = ['cairn-rank', workdir, ...Object.entries(env).map(([name, value]) => `${name}=${value}`), '--', ...argv]
+export function rankCommand(workdir: string, env: Readonly<Record<string, string>>, argv: readonly string[], status = statusPath(workdir, 0)): string {
+  const words = ['cairn-rank', workdir, status, ...Object.entries(env).map(([name, value]) => `${name}=${value}`), '--', ...argv]
   return `exec setsid -w sh -c ${shellQuote(WRAPPER)} ${shellQuoteArgv(words)}`
+}
+
+/** Where rank `rank` writes its exit status (the wrapper appends `.PGID`): inside the workdir, beside the job's files. */
+export function statusPath(workdir: string, rank: number): string {
+  return path.posix.join(workdir, '.cairn-ranks', `rank-${rank}`)
+}
+
+function readStatusCommand(files: readonly string[]): string {
+  return `sh -c ${shellQuote(READ_STATUS)} cairn-status ${shellQuoteArgv(files)}`
 }
 
 function killCommand(graceMs: number, pgids: readonly number[]): string {
@@ -161,16 +194,20 @@ interface Rank {
   /** `lost`: the channel closed without an exit status (its connection dropped). */
   exit: Promise<{ code: number | null; signal?: string; lost?: boolean }>
   output: Promise<void>
+  /** Tells the rank's watchdog to stand down (the ranks run on without this connection); true once it answered. */
+  detach(timeoutMs: number): Promise<boolean>
 }
 
 export class SshExecutor implements Executor {
   readonly kind = 'ssh' as const
+  readonly outlivesWorker = true
   readonly cluster: SshClusterSetting
   /** Ranks' folders on the hosts: the cluster's `workdir`, else /tmp/cairn-train. */
   readonly workRoot: string
   private readonly killGraceMs: number
   private readonly connectTimeoutMs: number
   private readonly followIntervalMs: number
+  private readonly keepJobsOnShutdown: boolean
   /** One connection per host (by index in cluster.hosts), shared by the jobs of this executor. */
   private readonly connections = new Map<number, Promise<ConnectResult>>()
 
@@ -181,6 +218,7 @@ export class SshExecutor implements Executor {
     this.killGraceMs = options.killGraceMs ?? 5_000
     this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000
     this.followIntervalMs = options.followIntervalMs ?? 1_000
+    this.keepJobsOnShutdown = options.keepJobsOnShutdown ?? false
   }
 
   /** The connection to host `index`, reusing a live one. */
@@ -262,7 +300,7 @@ export class SshExecutor implements Executor {
         for (let localRank = 0; localRank < spec.tasksPerNode; localRank++) {
           const rank = node * spec.tasksPerNode + localRank
           const env = { ...spec.env, ...rankEnvironment({ rank, nodeRank: node, localRank, worldSize, localWorldSize: spec.tasksPerNode, masterAddr, masterPort }) }
-          const channel = await connection.exec(rankCommand(spec.workdir, env, spec.argv))
+          const channel = await connection.exec(rankCommand(spec.workdir, env, spec.argv, statusPath(spec.workdir, rank)))
           ranks.push(this.followChannel(rank, node, connection, host, channel, options.onLine))
         }
       }
@@ -280,7 +318,7 @@ export class SshExecutor implements Executor {
       return failedJob(noProcesses, { ok: false, kind: 'infrastructure', retryable: true, message: `${(error as Error).message}; nothing ran` })
     }
     const processes = ranks.map((rank, i) => ({ hostIndex: rank.node, pgid: pgids[i]! }))
-    const handle: JobHandle = { executor: 'ssh', cluster: this.cluster.name, processes: ranks.map((rank, i) => ({ host: hostLabel(rank.host), pgid: pgids[i]! })) }
+    const handle: JobHandle = { executor: 'ssh', cluster: this.cluster.name, processes: ranks.map((rank, i) => ({ host: hostLabel(rank.host), pgid: pgids[i]!, status: `${statusPath(spec.workdir, rank.rank)}.${pgids[i]!}` })) }
     try {
       await options.record(handle)
     } catch (error) {
@@ -294,6 +332,7 @@ export class SshExecutor implements Executor {
       return failedJob(handle, { ok: false, kind: 'cancelled', retryable: false, message: 'cancelled before the job started; nothing ran' })
     }
     for (const rank of ranks) rank.channel.write('go\n')
+    options.onProgress?.({ state: 'RUNNING', ranks: ranks.map((rank) => ({ rank: rank.rank, host: rank.host.host })) })
 
     return this.supervise(spec, handle, ranks, processes, connected.connections, options)
   }
@@ -321,8 +360,15 @@ export class SshExecutor implements Executor {
     })
     pgid.catch(() => {})
     let announced = false
+    let detaching = false
+    let confirmDetach: (() => void) | undefined
+    const detached = new Promise<void>((resolve) => (confirmDetach = resolve))
     const label = hostLabel(host)
     const stdout = readLines(channel, (line) => {
+      if (detaching && line === 'cairn-detached') {
+        confirmDetach?.()
+        return
+      }
       if (!announced) {
         const match = /^cairn-pgid (\d+)$/.exec(line)
         if (match !== null) {
@@ -345,7 +391,15 @@ export class SshExecutor implements Executor {
         resolve(status)
       })
     })
-    return { rank, node, connection, host, channel, pgid, exit, output: Promise.all([stdout, stderr]).then(() => {}) }
+    const detach = async (timeoutMs: number): Promise<boolean> => {
+      detaching = true
+      if (channel.writable) channel.write('detach\n')
+      let timer: NodeJS.Timeout | undefined
+      const answered = await Promise.race([detached.then(() => true), exit.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))])
+      clearTimeout(timer)
+      return answered
+    }
+    return { rank, node, connection, host, channel, pgid, exit, output: Promise.all([stdout, stderr]).then(() => {}), detach }
   }
 
   private supervise(spec: JobSpec, handle: JobHandle, ranks: Rank[], processes: { hostIndex: number; pgid: number }[], connections: SshConnection[], options: StartOptions): RunningJob {
@@ -358,7 +412,26 @@ export class SshExecutor implements Executor {
       const result = await stopAll()
       if (!result.ok) throw new Error(`could not confirm that every rank stopped: ${result.message}`)
     }
-    const onAbort = () => void cancel('cancelled').catch(() => {})
+    // A worker shutting down with keepJobsOnShutdown leaves the ranks running for the worker that re-attaches.
+    let detached: Promise<JobOutcome> | undefined
+    const detach = (): Promise<JobOutcome> =>
+      (detached ??= (async (): Promise<JobOutcome> => {
+        stopping ??= { kind: 'infrastructure', message: 'the worker shut down; the ranks keep running and are re-attached from the handle' }
+        const answers = await Promise.all(ranks.map((rank) => rank.detach(5_000)))
+        options.signal.removeEventListener('abort', onAbort)
+        const unconfirmed = ranks.filter((_, i) => !answers[i]).map((rank) => rank.rank)
+        return {
+          ok: false,
+          kind: 'infrastructure',
+          retryable: true,
+          message: unconfirmed.length === 0 ? stopping.message : `${stopping.message}; rank(s) ${unconfirmed.join(', ')} did not confirm (ended meanwhile, or stopped by their watchdog)`,
+        }
+      })())
+    const onAbort = (): void => {
+      const cause = (options.signal.reason as { cause?: unknown } | undefined)?.cause
+      if (cause === 'shutdown' && this.keepJobsOnShutdown && stopping === undefined) void detach()
+      else void cancel(cause === 'timeout' ? 'timeout' : 'cancelled').catch(() => {})
+    }
     options.signal.addEventListener('abort', onAbort, { once: true })
 
     const dropListeners = [...new Set(connections)].map((connection) =>
@@ -390,7 +463,7 @@ export class SshExecutor implements Executor {
       }),
     )
 
-    const done = (async (): Promise<JobOutcome> => {
+    const ended = (async (): Promise<JobOutcome> => {
       await Promise.all(exits)
       await Promise.all(ranks.map((rank) => rank.output))
       options.signal.removeEventListener('abort', onAbort)
@@ -409,6 +482,17 @@ export class SshExecutor implements Executor {
         return { ok: false, kind: 'infrastructure', retryable: true, message: `fetching the artifacts from rank 0 on ${hostLabel(this.cluster.hosts[0]!)} failed: ${(error as Error).message}` }
       }
     })()
+    // Detached: the job is over for this worker although its ranks run on.
+    let onDetach!: (outcome: JobOutcome) => void
+    const detachedOutcome = new Promise<JobOutcome>((resolve) => (onDetach = resolve))
+    const done = Promise.race([ended, detachedOutcome])
+    const watchDetach = (): void => void detached?.then(onDetach)
+    options.signal.addEventListener('abort', watchDetach, { once: true })
+    if (options.signal.aborted) {
+      onAbort()
+      watchDetach()
+    }
+    void ended.then(() => options.signal.removeEventListener('abort', watchDetach))
     return { handle, done, cancel }
   }
 
@@ -449,7 +533,7 @@ export class SshExecutor implements Executor {
    * liveness is followed (the hang-up watchdog of each rank stops it when the connection that started it
    * drops, so after a worker's death the groups are usually gone already, which is reported).
    */
-  async reattach(handle: JobHandle, options: Omit<StartOptions, 'record'>): Promise<RunningJob> {
+  async reattach(handle: JobHandle, options: ReattachOptions): Promise<RunningJob> {
     if (handle.executor !== 'ssh' || handle.cluster !== this.cluster.name) {
       return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: false, message: `handle of ${handle.executor} ${'cluster' in handle ? handle.cluster : ''} given to the ssh executor of cluster ${this.cluster.name}` })
     }
@@ -479,12 +563,57 @@ export class SshExecutor implements Executor {
       return { ok: true, count }
     }
 
+    /** Each rank's exit status, as its wrapper wrote it (undefined: none, the rank was killed or never ran). */
+    const statuses = async (): Promise<{ ok: true; codes: (number | undefined)[] } | { ok: false; message: string }> => {
+      const codes: (number | undefined)[] = handle.processes.map(() => undefined)
+      for (const index of hostIndexes) {
+        const mine = handle.processes.map((process, rank) => ({ rank, file: process.status, hostIndex: processes[rank]!.hostIndex })).filter((entry) => entry.hostIndex === index && entry.file !== undefined)
+        if (mine.length === 0) continue
+        const result = await this.connect(index)
+        if (!result.ok) return { ok: false, message: result.message }
+        try {
+          const run = await result.connection.run(readStatusCommand(mine.map((entry) => entry.file!)))
+          const lines = run.stdout.split('\n')
+          mine.forEach((entry, i) => {
+            const code = lines[i]?.trim() ?? '-'
+            codes[entry.rank] = /^\d+$/.test(code) ? Number(code) : undefined
+          })
+        } catch (error) {
+          return { ok: false, message: (error as Error).message }
+        }
+      }
+      return { ok: true, codes }
+    }
+    const describe = (rank: number): string => `rank ${rank} on ${handle.processes[rank]!.host}`
+    /** The outcome of ranks that have all ended, from their exit statuses. */
+    const outcomeOfEnded = async (): Promise<JobOutcome> => {
+      const read = await statuses()
+      if (!read.ok) return { ok: false, kind: 'infrastructure', retryable: true, message: `the recorded ranks ended, but their exit statuses could not be read: ${read.message}` }
+      const unknown = read.codes.flatMap((code, rank) => (code === undefined ? [rank] : []))
+      if (unknown.length > 0) {
+        return { ok: false, kind: 'infrastructure', retryable: true, message: `the recorded ranks (${handle.processes.map((process) => `${process.host} pgid ${process.pgid}`).join(', ')}) are gone and ${unknown.map(describe).join(', ')} left no exit status (stopped, e.g. by its hang-up watchdog when the worker died); their outcome is not known` }
+      }
+      const failed = read.codes.findIndex((code) => code !== 0)
+      options.onProgress?.({ state: failed >= 0 ? 'FAILED' : 'COMPLETED' })
+      if (failed >= 0) return { ok: false, kind: 'exit_code', retryable: true, message: `${describe(failed)} exited with code ${read.codes[failed]}`, exitCode: read.codes[failed]! }
+      if (options.spec === undefined || options.spec.artifacts.length === 0) return { ok: true, artifacts: [] }
+      const first = await this.connect(0)
+      if (!first.ok) return { ok: false, kind: 'infrastructure', retryable: true, message: `fetching the artifacts from rank 0 failed: ${first.message}` }
+      try {
+        return { ok: true, artifacts: await this.fetchArtifacts(first.connection, options.spec) }
+      } catch (error) {
+        return { ok: false, kind: 'infrastructure', retryable: true, message: `fetching the artifacts from rank 0 on ${hostLabel(this.cluster.hosts[0]!)} failed: ${(error as Error).message}` }
+      }
+    }
+
     const initially = await alive()
     if (!initially.ok) return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `could not check the recorded ranks: ${initially.message}` })
     if (initially.count === 0) {
-      return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `the recorded ranks (${handle.processes.map((process) => `${process.host} pgid ${process.pgid}`).join(', ')}) are gone; their outcome is not known` })
+      options.onLine({ rank: -1, stream: 'stderr', line: 're-attached over SSH: every recorded rank has ended; reading their exit statuses' })
+      return { handle, done: outcomeOfEnded(), cancel: async () => {} }
     }
-    options.onLine({ rank: 0, stream: 'stderr', line: `re-attached to ${initially.count} running rank(s) over SSH; their output from here on is not shown (it went to the connection that started them)` })
+    options.onLine({ rank: -1, stream: 'stderr', line: `re-attached to ${initially.count} running rank(s) over SSH; their output from here on is not shown here (each rank appends it to ${handle.processes[0]?.status ?? 'its status path'}.out and beside it)` })
+    options.onProgress?.({ state: 'RUNNING', ranks: handle.processes.map((process, rank) => ({ rank, host: this.cluster.hosts[processes[rank]!.hostIndex]!.host })) })
 
     let stopping: 'cancelled' | 'timeout' | undefined
     let killing: Promise<{ ok: boolean; message?: string }> | undefined
@@ -493,10 +622,18 @@ export class SshExecutor implements Executor {
       const result = await (killing ??= this.killProcesses(processes))
       if (!result.ok) throw new Error(`could not confirm that every rank stopped: ${result.message}`)
     }
-    const onAbort = () => void cancel('cancelled').catch(() => {})
+    // A worker shutting down with keepJobsOnShutdown stops following; the ranks run on for the next worker.
+    let leaving = false
+    const onAbort = (): void => {
+      const cause = (options.signal.reason as { cause?: unknown } | undefined)?.cause
+      if (cause === 'shutdown' && this.keepJobsOnShutdown && stopping === undefined) leaving = true
+      else void cancel(cause === 'timeout' ? 'timeout' : 'cancelled').catch(() => {})
+    }
     options.signal.addEventListener('abort', onAbort, { once: true })
+    if (options.signal.aborted) onAbort()
     const done = (async (): Promise<JobOutcome> => {
       for (;;) {
+        if (leaving) return { ok: false, kind: 'infrastructure', retryable: true, message: 'the worker shut down; the re-attached ranks keep running and are re-attached from the handle again' }
         if (killing !== undefined) await killing
         const now = await alive()
         if (!now.ok) return { ok: false, kind: 'infrastructure', retryable: true, message: `lost the re-attached ranks: ${now.message}` }
@@ -505,7 +642,7 @@ export class SshExecutor implements Executor {
       }
       options.signal.removeEventListener('abort', onAbort)
       if (stopping !== undefined) return { ok: false, kind: stopping, retryable: stopping === 'timeout', message: `${stopping}; every re-attached rank was stopped` }
-      return { ok: false, kind: 'infrastructure', retryable: false, message: 'the re-attached ranks ended; their exit codes are not known over SSH after a re-attach, so the attempt cannot be counted as a success' }
+      return outcomeOfEnded()
     })()
     return { handle, done, cancel }
   }

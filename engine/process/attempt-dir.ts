@@ -76,12 +76,14 @@ export async function prepareWorkRoot(workRoot: string, user: TaskUser | undefin
  * folders above it (mode 0711). A folder left by an earlier try of the same attempt (an attempt
  * handed back by a draining worker runs again) is moved aside and removed in the background.
  */
-export async function prepareAttemptDir(dir: string, user: TaskUser | undefined, signal: AbortSignal): Promise<StepResult<void>> {
+export async function prepareAttemptDir(dir: string, user: TaskUser | undefined, signal: AbortSignal, options: { keep?: boolean } = {}): Promise<StepResult<void>> {
   // Built from run, task and attempt ids, never from DAG text: a plain recursive mkdir is safe here.
   const parents = await fsStep('creating the attempt folder', () => mkdir(path.dirname(dir), { recursive: true, mode: 0o711 }), signal)
   if (!parents.ok) return parents
   const existing = await fsStep('looking for a leftover attempt folder', () => lstat(dir).then(() => true, (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? false : Promise.reject(error))), signal)
   if (!existing.ok) return existing
+  // An attempt that re-attaches to its job (started by an earlier worker) keeps the folder that job uses.
+  if (existing.value && options.keep === true) return { ok: true, value: undefined }
   if (existing.value) {
     const aside = `${dir}.old-${randomBytes(4).toString('hex')}`
     const moved = await fsStep('moving a leftover attempt folder aside', () => rename(dir, aside), signal)

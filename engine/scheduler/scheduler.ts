@@ -22,7 +22,7 @@ import { consumeDatasetVersions, datasetWaits } from '../store/dataset-schedules
 import { datasetScheduleDue } from './dataset-schedule.ts'
 import { advanceRun, startQueuedRuns } from '../store/advance.ts'
 import type { AdvanceContext } from '../store/advance.ts'
-import { lockLostAttempts, settleTaskInstance } from '../store/attempts.ts'
+import { finishAttempt, lockLostAttempts, settleTaskInstance } from '../store/attempts.ts'
 import { TransitionRefused } from '../store/transitions.ts'
 import { createDagSync } from './dag-sync.ts'
 import { startPassStats } from './pass-stats.ts'
@@ -221,6 +221,24 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
         const task = spec.tasks.find((t) => t.id === attempt.taskId)
         if (!task) continue
         const message = `worker ${attempt.workerId ?? '?'} stopped heartbeating for ${Math.round(lostAfterMs / 1000)} s`
+        if (attempt.executorHandle !== null) {
+          // Its job (a Slurm job, SSH ranks) outlives the worker: the same attempt goes to another
+          // worker, which re-attaches to that job (or collects its result if it ended meanwhile).
+          // No failure is counted and no second job is started.
+          let handedOn: { runId: string } | undefined
+          try {
+            handedOn = await finishAttempt(q, attempt.claimId, task, { kind: 'handed_back', reason: `${message}; its job is taken over by another worker` }, now())
+          } catch (error) {
+            if (!(error instanceof TransitionRefused)) throw error
+            log.error({ run: attempt.runId, task: attempt.taskId, attempt: attempt.attempt, error: error.message }, 'lost attempt: its task instance could not be settled')
+            continue
+          }
+          if (handedOn) {
+            await enqueueJobs(options.boss, q, [{ runId: attempt.runId, taskId: attempt.taskId, attempt: attempt.attempt, priority: task.priority, queue: task.queue }])
+            log.warn({ run: attempt.runId, task: attempt.taskId, attempt: attempt.attempt, worker: attempt.workerId, job: attempt.executorHandle }, 'attempt lost with its job still recorded; handed to another worker to re-attach')
+          }
+          continue
+        }
         await q.query(`UPDATE cairn.attempt SET state = 'lost', ended_at = $2, failure_kind = 'lost', message = $3 WHERE claim_id = $1 AND state = 'running'`, [attempt.claimId, now(), message])
         try {
           await settleTaskInstance(q, attempt, task, { kind: 'failed', failure: 'lost', retryable: true, message }, now())

@@ -23,6 +23,13 @@ export interface Claim {
   dataIntervalEnd: Date
   runType: RunType
   runParams: Record<string, unknown>
+  /**
+   * The job an earlier holder of this attempt started (a worker that died or drained): the worker
+   * re-attaches to it instead of starting another (engine/executors/executor.ts JobHandle).
+   */
+  executorHandle: Record<string, unknown> | null
+  /** When the attempt first started (a re-attached attempt keeps its first start). */
+  startedAt: Date
 }
 
 /**
@@ -44,17 +51,21 @@ export async function claimAttempts(q: Queryable, jobs: readonly { runId: string
     data_interval_end: Date
     run_type: RunType
     params: Record<string, unknown>
+    executor_handle: Record<string, unknown> | null
+    attempt_started_at: Date
   }>(q, {
     to: 'running',
     from: ['queued'],
     source: {
-      sql: `UPDATE cairn.attempt a SET state = 'running', claim_id = gen_random_uuid(), worker_id = $4, started_at = $5, heartbeat_at = $5
+      // An attempt handed on with its job (re-attach) keeps its first start: its timeout counts from there.
+      sql: `UPDATE cairn.attempt a SET state = 'running', claim_id = gen_random_uuid(), worker_id = $4, heartbeat_at = $5,
+              started_at = CASE WHEN a.executor_handle IS NULL THEN $5 ELSE coalesce(a.started_at, $5) END
             FROM unnest($1::text[], $2::text[], $3::int[]) AS w(run_id, task_id, attempt), cairn.task_instance ti, cairn.run r
             WHERE a.run_id = w.run_id AND a.task_id = w.task_id AND a.attempt = w.attempt AND a.state = 'queued'
               AND ti.run_id = a.run_id AND ti.task_id = a.task_id AND ti.attempt = a.attempt AND ti.state = 'queued'
               AND r.run_id = a.run_id AND r.state = 'running'
             RETURNING a.claim_id, a.run_id, a.task_id, a.attempt AS fence, 'claimed by ' || $4 AS reason, $5::timestamptz AS started_at,
-              r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.run_type, r.params`,
+              r.version_id, r.dag_id, r.logical_date, r.data_interval_start, r.data_interval_end, r.run_type, r.params, a.executor_handle, a.started_at AS attempt_started_at`,
       values: [jobs.map((j) => j.runId), jobs.map((j) => j.taskId), jobs.map((j) => j.attempt), workerId, now],
       columns: ['started_at'],
     },
@@ -74,6 +85,8 @@ export async function claimAttempts(q: Queryable, jobs: readonly { runId: string
     dataIntervalEnd: row.data_interval_end,
     runType: row.run_type,
     runParams: row.params,
+    executorHandle: row.executor_handle ?? null,
+    startedAt: row.attempt_started_at,
   }))
 }
 
@@ -89,6 +102,35 @@ export async function heartbeat(q: Queryable, claimIds: readonly string[], now: 
     [claimIds, now],
   )
   return new Set(rows.map((r) => r.claim_id))
+}
+
+/**
+ * Records the job handle of an attempt before its job may run (re-attach, SPEC section 4 `train`).
+ * Fenced: refused (false) once the attempt no longer holds its claim (cancelled, timed out, declared
+ * lost, handed back), and when the attempt already names another job: one job per attempt, ever.
+ * The executor then cancels the held job (or never lets its ranks start).
+ */
+export async function recordExecutorHandle(q: Queryable, claimId: string, handle: Record<string, unknown>): Promise<boolean> {
+  const { rowCount } = await q.query(
+    `UPDATE cairn.attempt SET executor_handle = $2::jsonb
+      WHERE claim_id = $1 AND state = 'running' AND (executor_handle IS NULL OR executor_handle = $2::jsonb)`,
+    [claimId, JSON.stringify(handle)],
+  )
+  return (rowCount ?? 0) > 0
+}
+
+/** What the web page shows of an attempt's job (executor, job id, Slurm state, ranks with hosts); fenced like the handle. */
+export interface ExecutorState {
+  executor: 'slurm' | 'ssh' | 'local'
+  job_id?: string
+  state?: string
+  ranks: { rank: number; host: string }[]
+  updated_at: string
+}
+
+export async function recordExecutorState(q: Queryable, claimId: string, state: ExecutorState): Promise<boolean> {
+  const { rowCount } = await q.query(`UPDATE cairn.attempt SET executor_state = $2::jsonb WHERE claim_id = $1 AND state = 'running'`, [claimId, JSON.stringify(state)])
+  return (rowCount ?? 0) > 0
 }
 
 export type AttemptOutcome =
@@ -180,11 +222,11 @@ export async function settleTaskInstance(q: Queryable, at: { runId: string; task
 }
 
 /** Running attempts whose worker stopped heartbeating; locked so only one scheduler handles each. */
-export async function lockLostAttempts(q: Queryable, staleBefore: Date, limit = 100): Promise<{ claimId: string; runId: string; taskId: string; attempt: number; workerId: string | null }[]> {
-  const { rows } = await q.query<{ claim_id: string; run_id: string; task_id: string; attempt: number; worker_id: string | null }>(
-    `SELECT claim_id, run_id, task_id, attempt, worker_id FROM cairn.attempt
+export async function lockLostAttempts(q: Queryable, staleBefore: Date, limit = 100): Promise<{ claimId: string; runId: string; taskId: string; attempt: number; workerId: string | null; executorHandle: Record<string, unknown> | null }[]> {
+  const { rows } = await q.query<{ claim_id: string; run_id: string; task_id: string; attempt: number; worker_id: string | null; executor_handle: Record<string, unknown> | null }>(
+    `SELECT claim_id, run_id, task_id, attempt, worker_id, executor_handle FROM cairn.attempt
      WHERE state = 'running' AND heartbeat_at < $1 ORDER BY heartbeat_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
     [staleBefore, limit],
   )
-  return rows.map((r) => ({ claimId: r.claim_id, runId: r.run_id, taskId: r.task_id, attempt: r.attempt, workerId: r.worker_id }))
+  return rows.map((r) => ({ claimId: r.claim_id, runId: r.run_id, taskId: r.task_id, attempt: r.attempt, workerId: r.worker_id, executorHandle: r.executor_handle }))
 }

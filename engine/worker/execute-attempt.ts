@@ -7,6 +7,9 @@ import type { Logger } from 'pino'
 import type { Db } from '../store/db.ts'
 import { withReconnect } from '../store/db.ts'
 import type { Claim, AttemptOutcome } from '../store/attempts.ts'
+import { recordExecutorHandle, recordExecutorState } from '../store/attempts.ts'
+import type { AttemptJob } from '../../operators/define.ts'
+import type { JobHandle } from '../executors/executor.ts'
 import { getDagVersion } from '../store/dags.ts'
 import type { LogStream } from '../store/logs.ts'
 import { openLogWriter } from './log-writer.ts'
@@ -106,14 +109,17 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
     if (!operator?.run) return { task, outcome: toOutcome(notAvailableResult(task.operator)) }
     const run = operator.run
     const controller = new AbortController()
-    const timeout = task.timeoutMs !== undefined ? setTimeout(() => controller.abort(taskAbort('timeout', `timed out after ${task.timeoutMs} ms`)), task.timeoutMs) : undefined
+    // A re-attached attempt's timeout counts from its first start, not from this worker's claim.
+    const timeoutLeft = task.timeoutMs === undefined ? undefined : claim.executorHandle === null ? task.timeoutMs : Math.max(0, task.timeoutMs - (Date.now() - claim.startedAt.getTime()))
+    const timeout = timeoutLeft !== undefined ? setTimeout(() => controller.abort(taskAbort('timeout', `timed out after ${task.timeoutMs} ms`)), timeoutLeft) : undefined
     const forward = (): void => controller.abort(input.signal.reason)
     if (input.signal.aborted) forward()
     else input.signal.addEventListener('abort', forward, { once: true })
     const runOperator = async (): Promise<OperatorResult> => {
       // Preparing the folder is part of the attempt: cancel and timeout end it too.
       if (operator.usesWorkdir !== false) {
-        const prepared = await prepareAttemptDir(input.workdir, input.user, controller.signal)
+        // A re-attached attempt keeps its folder: the job it follows may be writing into it.
+        const prepared = await prepareAttemptDir(input.workdir, input.user, controller.signal, { keep: claim.executorHandle !== null })
         if (!prepared.ok) return prepared.aborted ? abortedResult(controller.signal) : { ok: false, kind: 'infrastructure', retryable: true, message: prepared.message }
       }
       return run.call(operator, rendered.params as Record<string, unknown>, {
@@ -123,6 +129,7 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
         attempt: claim.attempt,
         interval: { start: claim.dataIntervalStart, end: claim.dataIntervalEnd, logicalDate: claim.logicalDate },
         ...(input.data ? { data: createDataServices(db, input.data, { dagId: claim.dagId, runId: claim.runId, taskId: task.id, attempt: claim.attempt, claimId: claim.claimId }, input.workerEnv) } : {}),
+        executor: attemptJob(db, claim, input.log),
         signal: controller.signal,
         env: rendered.env,
         workerEnv: input.workerEnv,
@@ -156,6 +163,20 @@ export async function executeAttempt(input: ExecuteInput): Promise<{ task: TaskS
     return { task, outcome }
   } finally {
     await sink.close()
+  }
+}
+
+/** The attempt's job handle and state, written fenced by the claim (see recordExecutorHandle). */
+function attemptJob(db: Db, claim: Claim, log: Logger): AttemptJob {
+  return {
+    handle: (claim.executorHandle ?? undefined) as JobHandle | undefined,
+    async recordHandle(handle) {
+      const recorded = await withReconnect(() => recordExecutorHandle(db, claim.claimId, handle as unknown as Record<string, unknown>), { log, maxWaitMs: 30_000 })
+      if (!recorded) throw new Error('the attempt no longer holds its claim (cancelled, timed out or declared lost) or already names another job')
+    },
+    async recordState(state) {
+      await recordExecutorState(db, claim.claimId, { ...state, updated_at: new Date().toISOString() }).catch((error: unknown) => log.warn({ error: String(error), run: claim.runId, task: claim.taskId }, 'could not record the job state'))
+    },
   }
 }
 

@@ -144,15 +144,34 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const beat = async (): Promise<void> => {
     const claims = [...running.keys()]
     const held = await heartbeat(db, [...claims, ...unrecorded], now())
-    for (const claimId of claims) {
-      if (held.has(claimId)) continue
+    const gone = claims.filter((claimId) => !held.has(claimId) && running.get(claimId)?.controller.signal.aborted === false)
+    // An attempt handed to another worker with its job (this worker was declared lost while its job
+    // ran on) is queued or running again: its job must be left to the worker that re-attaches.
+    const handedOn = gone.length === 0 ? new Set<string>() : await handedOnClaims(gone.map((claimId) => running.get(claimId)!.claim))
+    for (const claimId of gone) {
       const entry = running.get(claimId)
-      if (entry && !entry.controller.signal.aborted) {
-        log.info({ run: entry.claim.runId, task: entry.claim.taskId, attempt: entry.claim.attempt }, 'attempt no longer held (cancelled or lost); stopping it')
-        entry.controller.abort(taskAbort('cancelled', 'the run was cancelled or the attempt was taken away'))
+      if (!entry || entry.controller.signal.aborted) continue
+      if (handedOn.has(claimId)) {
+        log.warn({ run: entry.claim.runId, task: entry.claim.taskId, attempt: entry.claim.attempt }, 'attempt handed to another worker (this one was declared lost); leaving its job to that worker')
+        entry.controller.abort(taskAbort('shutdown', 'the attempt was handed to another worker, which re-attaches to its job'))
+        continue
       }
+      log.info({ run: entry.claim.runId, task: entry.claim.taskId, attempt: entry.claim.attempt }, 'attempt no longer held (cancelled or lost); stopping it')
+      entry.controller.abort(taskAbort('cancelled', 'the run was cancelled or the attempt was taken away'))
     }
     await db.query(`UPDATE cairn.worker SET heartbeat_at = $2, state = $3 WHERE worker_id = $1`, [workerId, now(), draining ? 'draining' : 'running'])
+  }
+  /** Of the given claims (no longer held), those whose attempt went on, with its job, to another worker. */
+  const handedOnClaims = async (lost: readonly Claim[]): Promise<Set<string>> => {
+    const { rows } = await db.query<{ run_id: string; task_id: string; attempt: number }>(
+      `SELECT a.run_id, a.task_id, a.attempt FROM cairn.attempt a JOIN unnest($1::text[], $2::text[], $3::int[]) AS l(run_id, task_id, attempt)
+         ON a.run_id = l.run_id AND a.task_id = l.task_id AND a.attempt = l.attempt
+        WHERE a.state IN ('queued', 'running') AND a.executor_handle IS NOT NULL`,
+      [lost.map((c) => c.runId), lost.map((c) => c.taskId), lost.map((c) => c.attempt)],
+    )
+    const key = (at: { runId: string; taskId: string; attempt: number }): string => `${at.runId}\t${at.taskId}\t${at.attempt}`
+    const onward = new Set(rows.map((r) => key({ runId: r.run_id, taskId: r.task_id, attempt: r.attempt })))
+    return new Set(lost.filter((c) => onward.has(key(c))).map((c) => c.claimId))
   }
   const heartbeatTimer = setInterval(() => {
     beat().then(

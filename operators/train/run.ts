@@ -13,7 +13,7 @@ import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { executorFor } from '../../engine/executors/index.ts'
-import type { JobHandle, JobSpec } from '../../engine/executors/executor.ts'
+import type { JobProgress, JobSpec, RankLine, RunningJob } from '../../engine/executors/executor.ts'
 import { abortedResult } from '../define.ts'
 import type { OperatorContext, OperatorResult } from '../define.ts'
 import { childEnvironment } from '../shell.ts'
@@ -53,17 +53,12 @@ const MAX_METRICS_BYTES = 4 * 1024 * 1024
 const TRAINER_BAD_INPUT = 2
 
 /**
- * Where the job handle goes once the executor has it. Durable recording with the attempt (so that
- * a restarted worker re-attaches instead of starting a second job) plugs in here; for now the
- * handle is logged and kept in the outputs of a failed job.
+ * Re-attach: a job that can outlive its worker (Slurm, SSH) has its handle stored with the attempt
+ * (ctx.executor.recordHandle, fenced by the claim) before it may run; a worker that takes over an
+ * attempt whose handle is stored follows that job (`reattach`) and never starts a second one. A
+ * draining worker leaves such a job running; cancel and timeout stop it.
  */
-export type RecordHandle = (handle: JobHandle, ctx: OperatorContext) => Promise<void>
-
-export const logHandle: RecordHandle = async (handle, ctx) => {
-  ctx.log.info('training job started', { job: handle })
-}
-
-export async function runTrain(params: TrainParams, ctx: OperatorContext, record: RecordHandle = logHandle): Promise<OperatorResult> {
+export async function runTrain(params: TrainParams, ctx: OperatorContext): Promise<OperatorResult> {
   if (ctx.signal.aborted) return abortedResult(ctx.signal)
   if ((params.trainer === undefined) === (params.command === undefined)) return { ok: false, kind: 'invalid_params', retryable: false, message: 'give exactly one of `trainer` or `command`' }
 
@@ -72,8 +67,15 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
     ...(ctx.killGraceMs === undefined ? {} : { killGraceMs: ctx.killGraceMs }),
     ...(params.cluster === undefined ? {} : { cluster: params.cluster }),
     ...(ctx.data ? { clusters: ctx.data.clusters } : {}),
+    // Only when the handle is stored with the attempt can another worker take the job over.
+    ...(ctx.executor ? { keepJobsOnShutdown: true } : {}),
   })
   if ('error' in executor) return { ok: false, kind: 'infrastructure', retryable: false, message: executor.error }
+  const attemptJob = ctx.executor
+  const earlier = attemptJob?.handle
+  if (earlier !== undefined && earlier.executor !== executor.kind) {
+    return { ok: false, kind: 'infrastructure', retryable: false, message: `this attempt's job was started on executor ${earlier.executor}, but the task now names ${executor.kind}; it is not started a second time`, outputs: { job: earlier } }
+  }
 
   // The ranks' folder: for local ranks a folder inside the attempt's own (the task user's).
   const { createWorkdir, checkWorkdir } = await import('../../engine/process/attempt-dir.ts')
@@ -135,11 +137,33 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext, record
     ...(params.slurm ? { slurm: params.slurm } : {}),
   }
   const worldSize = spec.nodes * spec.tasksPerNode
-  const job = await executor.start(spec, {
-    onLine: (l) => ctx.output(l.stream, worldSize > 1 ? `[rank ${l.rank}] ${l.line}` : l.line),
-    record: (handle) => record(handle, ctx),
-    signal: ctx.signal,
-  })
+  // What the attempt's page shows of the job, merged from the executor's reports.
+  let shown: { job_id?: string; state?: string; ranks: { rank: number; host: string }[] } = { ranks: [] }
+  let jobId: string | undefined
+  const onProgress = (progress: JobProgress): void => {
+    shown = { ...shown, ...(jobId !== undefined ? { job_id: jobId } : {}), ...(progress.state !== undefined ? { state: progress.state } : {}), ...(progress.ranks !== undefined ? { ranks: progress.ranks } : {}) }
+    void attemptJob?.recordState({ executor: executor.kind, ...shown })
+  }
+  const onLine = (l: RankLine): unknown => ctx.output(l.stream, worldSize > 1 ? `[rank ${l.rank}] ${l.line}` : l.line)
+  let job: RunningJob
+  if (earlier !== undefined) {
+    // An earlier worker started this attempt's job (and died or drained): follow it, never start another.
+    ctx.log.info('re-attaching to the job this attempt started earlier', { job: earlier })
+    jobId = earlier.executor === 'slurm' ? earlier.jobId : undefined
+    job = await executor.reattach(earlier, { onLine, onProgress, signal: ctx.signal, spec })
+  } else {
+    job = await executor.start(spec, {
+      onLine,
+      onProgress,
+      record: async (handle) => {
+        ctx.log.info('training job started', { job: handle })
+        jobId = handle.executor === 'slurm' ? handle.jobId : undefined
+        // Stored before the job may run; a refusal (the attempt was cancelled meanwhile) keeps it from running.
+        if (executor.outlivesWorker && attemptJob) await attemptJob.recordHandle(handle)
+      },
+      signal: ctx.signal,
+    })
+  }
   const stop = (): void => void job.cancel(ctx.signal.reason && (ctx.signal.reason as { cause?: string }).cause === 'timeout' ? 'timeout' : 'cancelled')
   ctx.signal.addEventListener('abort', stop, { once: true })
   const outcome = await job.done

@@ -356,3 +356,55 @@ await running.done
   child.kill('SIGKILL')
   await waitFor('every rank group to be gone after the worker died', () => pgids.every((pgid) => groupMembers(pgid).length === 0), 30_000)
 })
+
+test('re-attach after the ranks ended reports each rank\'s exit status: success (with artifacts) and failure', { skip }, async () => {
+  const good = spec(['sh', '-c', 'if [ "$RANK" = 0 ]; then echo model > model.txt; fi; exit 0'], { artifacts: ['model.txt'] })
+  const finished = await executor().start(good, options())
+  assert.equal((await finished.done).ok, true)
+  const handle = finished.handle
+  assert.ok(handle.executor === 'ssh' && handle.processes.every((process) => typeof process.status === 'string'), JSON.stringify(handle))
+  const later = { ...good, artifactsDir: path.join(scratch, 'reattached-artifacts') }
+  const lines: RankLine[] = []
+  const followed = await executor().reattach(handle, { onLine: (line) => void lines.push(line), signal: new AbortController().signal, spec: later })
+  assert.deepEqual(await followed.done, { ok: true, artifacts: ['model.txt'] })
+  assert.equal(readFileSync(path.join(later.artifactsDir, 'model.txt'), 'utf8'), 'model\n')
+  assert.match(lines[0]?.line ?? '', /every recorded rank has ended/)
+
+  const bad = await executor().start(spec(['sh', '-c', 'if [ "$RANK" = 1 ]; then exit 4; fi; exit 0']), options())
+  assert.equal((await bad.done).ok, false)
+  const failed = await (await executor().reattach(bad.handle, { onLine: () => {}, signal: new AbortController().signal })).done
+  assert.equal(failed.ok ? 'ok' : failed.kind, 'exit_code')
+  if (!failed.ok) {
+    assert.equal(failed.exitCode, 4)
+    assert.match(failed.message, /rank 1 on 127\.0\.0\.3:\d+ exited with code 4/)
+  }
+})
+
+test('a worker shutting down with keepJobsOnShutdown detaches: the ranks run on without it, and the next worker re-attaches and gets their result', { skip }, async () => {
+  const keeping = createSshExecutor(cluster(), { killGraceMs: 1_000, followIntervalMs: 200, keepJobsOnShutdown: true })
+  const lines: RankLine[] = []
+  const controller = new AbortController()
+  const job = spec(['sh', '-c', 'echo started; while [ ! -f go-on ]; do sleep 0.1; done; echo "more output after the worker left"; echo "done $RANK" > "done-$RANK"; if [ "$RANK" = 0 ]; then echo model > model.txt; fi'], { artifacts: ['model.txt'] })
+  const running = await keeping.start(job, options(lines, { signal: controller.signal }))
+  await waitFor('both ranks to start', () => lines.filter((line) => line.line === 'started').length === 2)
+  const pgids = running.handle.executor === 'ssh' ? running.handle.processes.map((process) => process.pgid) : []
+  controller.abort({ cause: 'shutdown', message: 'worker shutting down' })
+  const outcome = await running.done
+  assert.equal(outcome.ok ? 'ok' : outcome.kind, 'infrastructure')
+  if (!outcome.ok) assert.match(outcome.message, /keep running/)
+  // The worker's connections go away; the ranks' watchdogs stood down, so they run on.
+  await keeping.close()
+  await sleep(1_500)
+  for (const pgid of pgids) assert.ok(groupMembers(pgid).length > 0, `group ${pgid} was stopped although the worker detached`)
+  assert.equal(lines.some((line) => line.line === 'cairn-detached'), false, 'the watchdog\'s answer is not a line of the task')
+  writeFileSync(path.join(job.workdir, 'go-on'), '')
+
+  const next: RankLine[] = []
+  const followed = await executor().reattach(running.handle, { onLine: (line) => void next.push(line), signal: new AbortController().signal, spec: job })
+  const result = await followed.done
+  assert.deepEqual(result, { ok: true, artifacts: ['model.txt'] })
+  for (const rank of [0, 1]) assert.equal(readFileSync(path.join(job.workdir, `done-${rank}`), 'utf8'), `done ${rank}\n`)
+  // Output written while no worker listened is kept beside the rank's status.
+  const status = running.handle.executor === 'ssh' ? running.handle.processes[0]!.status! : ''
+  assert.match(readFileSync(`${status}.out`, 'utf8'), /more output after the worker left/)
+})

@@ -38,7 +38,7 @@ test('shellQuote single-quotes and refuses NUL', () => {
 test('the rank command passes workdir, env and argv only as quoted words of a fixed wrapper', () => {
   const command = rankCommand("/w d/$(x)", { A: "v'1" }, ['prog', '$(y)'])
   assert.match(command, /^exec setsid -w sh -c '/)
-  assert.ok(command.endsWith(` 'cairn-rank' '/w d/$(x)' 'A=v'\\''1' '--' 'prog' '$(y)'`), command)
+  assert.ok(command.endsWith(` 'cairn-rank' '/w d/$(x)' '/w d/$(x)/.cairn-ranks/rank-0' 'A=v'\\''1' '--' 'prog' '$(y)'`), command)
 })
 
 function keyBlob(): Buffer {

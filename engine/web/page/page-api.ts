@@ -2,7 +2,8 @@
  * The two reads the status page needs that the core API does not give yet:
  * - `GET /api/v1/dags/{dag}`: a DAG's current definition (tasks with dependencies, run parameter
  *   definitions), for the graph, the grid's rows and the trigger form;
- * - `GET /api/v1/runs/{run}/attempts`: every attempt of every task of a run, for the Gantt chart,
+ * - `GET /api/v1/runs/{run}/attempts`: every attempt of every task of a run, for the Gantt chart, with
+ *   a `train` attempt's job (`executor: {handle, state}`: Slurm job id and state, ranks with hosts),
  *   and what the run's DAG version declares for its `train` tasks (executor, cluster, ranks).
  * Read-only (viewer), masked like every response by the server's preSerialization hook.
  */
@@ -69,6 +70,33 @@ const attemptSchema = {
     exit_code: { type: ['integer', 'null'] },
     failure_kind: { type: ['string', 'null'] },
     message: { type: ['string', 'null'] },
+    executor: {
+      type: ['object', 'null'],
+      description: "a `train` attempt's job (null for other tasks): the handle stored before the job ran (a re-attaching worker follows it) and what is known of the job",
+      required: ['handle', 'state'],
+      properties: {
+        handle: {
+          type: ['object', 'null'],
+          description: 'slurm: {executor, cluster, jobId}; ssh: {executor, cluster, processes: [{host, pgid}]}',
+          properties: {
+            executor: { type: 'string', enum: ['slurm', 'ssh', 'local'] },
+            cluster: { type: ['string', 'null'] },
+            jobId: { type: 'string' },
+            processes: { type: 'array', items: { type: 'object', properties: { host: { type: 'string' }, pgid: { type: 'integer' } } } },
+          },
+        },
+        state: {
+          type: ['object', 'null'],
+          properties: {
+            executor: { type: 'string', enum: ['slurm', 'ssh', 'local'] },
+            job_id: { type: 'string' },
+            state: { type: 'string', description: 'the executor\'s state of the job (Slurm: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, ...)' },
+            ranks: { type: 'array', items: { type: 'object', required: ['rank', 'host'], properties: { rank: { type: 'integer' }, host: { type: 'string' } } } },
+            updated_at: { type: 'string', format: 'date-time' },
+          },
+        },
+      },
+    },
   },
 } as const
 
@@ -83,6 +111,8 @@ type AttemptRow = {
   exit_code: number | null
   failure_kind: string | null
   message: string | null
+  executor_handle: Record<string, unknown> | null
+  executor_state: Record<string, unknown> | null
 }
 
 export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
@@ -143,12 +173,19 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
       const run = await getRun(db, runId)
       if (!run) return reply.code(404).send({ error: 'not_found', message: `no run "${runId}"` })
       const { rows } = await db.query<AttemptRow>(
-        `SELECT task_id, attempt, state, worker_id, queued_at, started_at, ended_at, exit_code, failure_kind, message
+        `SELECT task_id, attempt, state, worker_id, queued_at, started_at, ended_at, exit_code, failure_kind, message, executor_handle, executor_state
            FROM cairn.attempt WHERE run_id = $1 ORDER BY task_id, attempt`,
         [runId],
       )
       return {
-        attempts: rows.map((r) => ({ ...r, queued_at: isoOrNull(r.queued_at), started_at: isoOrNull(r.started_at), ended_at: isoOrNull(r.ended_at) })),
+        attempts: rows.map(({ executor_handle: handle, executor_state: state, ...r }) => ({
+          ...r,
+          queued_at: isoOrNull(r.queued_at),
+          started_at: isoOrNull(r.started_at),
+          ended_at: isoOrNull(r.ended_at),
+          // Only the listed fields leave the server (the response schema drops any other).
+          executor: handle === null && state === null ? null : { handle, state },
+        })),
         train_jobs: declaredTrainJobs(await getDagVersion(db, run.versionId)),
       }
     },
