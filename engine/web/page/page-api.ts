@@ -3,7 +3,8 @@
  * - `GET /api/v1/dags/{dag}`: a DAG's current definition (tasks with dependencies, run parameter
  *   definitions), for the graph, the grid's rows and the trigger form;
  * - `GET /api/v1/runs/{run}/attempts`: every attempt of every task of a run, for the Gantt chart, with
- *   a `train` attempt's job (`executor: {handle, state}`: Slurm job id and state, ranks with hosts).
+ *   a `train` attempt's job (`executor: {handle, state}`: Slurm job id and state, ranks with hosts),
+ *   and what the run's DAG version declares for its `train` tasks (executor, cluster, ranks).
  * Read-only (viewer), masked like every response by the server's preSerialization hook.
  */
 import type { FastifyInstance } from 'fastify'
@@ -15,6 +16,7 @@ import type { WebContext } from '../context.ts'
 import { isoOrNull } from '../json.ts'
 import { describeSchedule } from '../schedule-words.ts'
 import { AUTH_ERRORS, SECURITY, dagParams, errors, ref, runParams, timeOrNull } from '../schemas.ts'
+import { declaredTrainJobSchema, declaredTrainJobs } from './train-jobs.ts'
 
 const dagDefinition = {
   type: 'object',
@@ -150,15 +152,26 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
   app.get<{ Params: { run: string } }>('/api/v1/runs/:run/attempts', {
     config: { access: 'viewer' },
     schema: {
-      summary: 'Every attempt of every task of a run (for timelines)',
+      summary: 'Every attempt of every task of a run (for timelines), and the train jobs its DAG version declares',
       tags: ['runs'],
       security: SECURITY,
       params: runParams,
-      response: { 200: { type: 'object', required: ['attempts'], properties: { attempts: { type: 'array', items: attemptSchema } } }, ...errors(...AUTH_ERRORS, 404) },
+      response: {
+        200: {
+          type: 'object',
+          required: ['attempts', 'train_jobs'],
+          properties: {
+            attempts: { type: 'array', items: attemptSchema },
+            train_jobs: { type: 'object', additionalProperties: declaredTrainJobSchema, description: 'by task id: executor, cluster, nodes and tasks_per_node of each train task' },
+          },
+        },
+        ...errors(...AUTH_ERRORS, 404),
+      },
     },
     handler: async (request, reply) => {
       const runId = request.params.run
-      if (!(await getRun(db, runId))) return reply.code(404).send({ error: 'not_found', message: `no run "${runId}"` })
+      const run = await getRun(db, runId)
+      if (!run) return reply.code(404).send({ error: 'not_found', message: `no run "${runId}"` })
       const { rows } = await db.query<AttemptRow>(
         `SELECT task_id, attempt, state, worker_id, queued_at, started_at, ended_at, exit_code, failure_kind, message, executor_handle, executor_state
            FROM cairn.attempt WHERE run_id = $1 ORDER BY task_id, attempt`,
@@ -173,6 +186,7 @@ export function pageApiRoutes(app: FastifyInstance, ctx: WebContext): void {
           // Only the listed fields leave the server (the response schema drops any other).
           executor: handle === null && state === null ? null : { handle, state },
         })),
+        train_jobs: declaredTrainJobs(await getDagVersion(db, run.versionId)),
       }
     },
   })

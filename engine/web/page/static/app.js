@@ -1,4 +1,4 @@
-// The status page: a hash router over three views (DAG list, DAG, run). Each view re-reads what it
+// The status page: a hash router over its views (DAGs, runs, datasets, feature views, models). Each view re-reads what it
 // shows when the server's live-state stream (/api/v1/events, narrowed to the view's DAG or run) says
 // something changed, and every FALLBACK_MS anyway; while the stream is down it polls every OFFLINE_MS.
 import { loadSession, logout } from './api.js'
@@ -9,6 +9,7 @@ import { dagView } from './views/dag.js'
 import { runView } from './views/run.js'
 import { datasetListView, datasetView } from './views/datasets.js'
 import { featureView, featureViewListView } from './views/feature-views.js'
+import { modelListView, modelView } from './views/models.js'
 
 const FALLBACK_MS = 15_000
 const OFFLINE_MS = 1500
@@ -33,10 +34,11 @@ function route() {
   // Datasets and feature views change when tasks finish: the unnarrowed stream says when.
   if (parts[0] === 'datasets') return parts[1] ? { name: 'dataset', args: { name: parts[1], params }, interest: {} } : { name: 'datasets', args: { params }, interest: {} }
   if (parts[0] === 'features') return parts[1] ? { name: 'featureView', args: { name: parts[1], params }, interest: {} } : { name: 'featureViews', args: { params }, interest: {} }
+  if (parts[0] === 'models') return parts[1] ? { name: 'model', args: { name: parts[1], params }, interest: {} } : { name: 'models', args: { params }, interest: {} }
   return { name: 'dags', args: { params }, interest: {} }
 }
 
-const VIEWS = { dags: dagListView, dag: dagView, run: runView, datasets: datasetListView, dataset: datasetView, featureViews: featureViewListView, featureView }
+const VIEWS = { dags: dagListView, dag: dagView, run: runView, datasets: datasetListView, dataset: datasetView, featureViews: featureViewListView, featureView, models: modelListView, model: modelView }
 
 async function show(session) {
   current?.destroy?.()
@@ -44,7 +46,7 @@ async function show(session) {
   events?.close()
   const mine = ++generation
   const { name, args, interest } = route()
-  const section = name.startsWith('dataset') ? 'nav-datasets' : name.startsWith('featureView') ? 'nav-features' : 'nav-dags'
+  const section = name.startsWith('dataset') ? 'nav-datasets' : name.startsWith('featureView') ? 'nav-features' : name.startsWith('model') ? 'nav-models' : 'nav-dags'
   for (const link of document.querySelectorAll('.sections a')) {
     if (link.id === section) link.setAttribute('aria-current', 'page')
     else link.removeAttribute('aria-current')

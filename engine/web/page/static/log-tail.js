@@ -4,15 +4,18 @@
 // the server follows the latest one and each retry in turn (an `attempt` event between them).
 // The stream ends with an `end` event; the EventSource is then closed so it does not reconnect
 // (a reconnect after a network error resumes after the last line: the SSE id is "attempt:line").
+// Lines of a multi-rank job can be narrowed to one rank (log-ranks.js).
 import { api, enc } from './api.js'
 import { h } from './dom.js'
 import { fmtClock } from './format.js'
+import { rankFilter } from './log-ranks.js'
 
 const MAX_LINES = 5000
 const PAGE = 1000
 const TIMES_KEY = 'cairn.logTimes'
 
-export function logTail(runId, taskId, attempt) {
+/** `ranks`: options of the rank filter ({ rank, onChange, onRanks }, see log-ranks.js). */
+export function logTail(runId, taskId, attempt, { ranks: rankOptions } = {}) {
   const base = `/runs/${enc(runId)}/tasks/${enc(taskId)}/logs`
   const status = h('div', { class: 'log-status muted small', id: 'log-status' }, 'connecting…')
   const pre = h('pre', { class: 'log', id: 'log', tabindex: 0 })
@@ -20,7 +23,8 @@ export function logTail(runId, taskId, attempt) {
   const timesBox = h('input', { type: 'checkbox', id: 'log-times', onchange: () => showTimes(timesBox.checked) })
   const download = h('a', { id: 'log-download', class: 'small', download: '', title: 'the whole log of this attempt as a text file' }, 'Download')
   const toolbar = h('div', { class: 'log-toolbar small' }, earlierButton, h('label', null, timesBox, ' timestamps'), download)
-  const el = h('div', { class: 'log-tail', dataset: { task: taskId, attempt: attempt ?? 'latest' } }, status, toolbar, pre)
+  const ranks = rankFilter(pre, rankOptions)
+  const el = h('div', { class: 'log-tail', dataset: { task: taskId, attempt: attempt ?? 'latest' } }, status, toolbar, ranks.el, pre)
 
   let shownAttempt = attempt ?? null
   const lastId = new Map() // attempt -> last line id shown (a reconnect must not repeat lines)
@@ -37,11 +41,11 @@ export function logTail(runId, taskId, attempt) {
   showTimes(timesBox.checked)
 
   const lineNode = (n, line) =>
-    h('div', {
+    ranks.tag(h('div', {
       class: `log-line stream-${line.stream}${line.dropped ? ' log-dropped' : ''}`,
       title: line.at,
       dataset: { attempt: n, id: line.id, time: fmtClock(line.at) },
-    }, line.line)
+    }, line.line), line.line)
 
   const nearBottom = () => pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40
   const append = (node) => {
@@ -117,5 +121,5 @@ export function logTail(runId, taskId, attempt) {
     }
   })
 
-  return { el, close: () => source.close() }
+  return { el, close: () => source.close(), showRank: (rank) => ranks.set(rank), knowRanks: (list) => ranks.know(list) }
 }

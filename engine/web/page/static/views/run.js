@@ -1,7 +1,8 @@
 // One run: its state and params, a Gantt chart of task attempts or the graph with this run's states
 // (a switch, kept in the URL as ?view=graph), the task instances, and for the
 // chosen task its attempts, outputs and a live log tail; cancel the run, clear (retry) a task and
-// everything downstream of it, mark a finished task success or failed.
+// everything downstream of it, mark a finished task success or failed. A `train` task also gets its
+// executor, job and ranks (train-panel.js) with per-rank log filters, a gate its report (gate-report.js).
 import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
 import { between, dependencyOrder, fmtDuration, fmtTime, isTerminal } from '../format.js'
@@ -9,6 +10,11 @@ import { dagGraph } from '../graph.js'
 import { ganttChart } from '../gantt.js'
 import { logTail } from '../log-tail.js'
 import { canOperate, notice, stateBadge } from './common.js'
+import { gateReport, isGateOutputs } from './gate-report.js'
+import { trainFacts, trainPanel } from './train-panel.js'
+
+/** How often the page re-reads a running train task's job (Slurm state, ranks and hosts). */
+const JOB_POLL_MS = 2000
 
 export function runView({ container, session, runId, params }) {
   const message = notice()
@@ -23,6 +29,7 @@ export function runView({ container, session, runId, params }) {
   const detailHead = h('div', { id: 'task-detail-head' })
   const attemptTabs = h('div', { class: 'tabs', id: 'attempt-tabs', role: 'tablist' })
   const logBox = h('div', { id: 'log-box' })
+  const operatorBox = h('div', { id: 'task-operator-panel' })
   const detail = h('section', { class: 'card side wide', id: 'task-detail', hidden: true }, detailHead, h('h3', null, 'Log'), attemptTabs, logBox)
   replace(container, crumbs, head, message.el,
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, view === 'graph' ? 'Graph' : 'Timeline'), viewTabs), ganttBox, runGraphBox),
@@ -31,6 +38,7 @@ export function runView({ container, session, runId, params }) {
   let run
   let tasks = []
   let attempts = []
+  let trainJobs = {} // what the run's DAG version declares for its train tasks
   let selectedTask = params.get('task')
   let selectedAttempt = null // null: follow the latest attempt
   let tail
@@ -38,6 +46,9 @@ export function runView({ container, session, runId, params }) {
   let tabsKey = ''
   let graph
   let graphKey = ''
+  let jobPoll // while a train task's job runs: its state and ranks change without a task state change
+  let ranksInLog = [] // ranks whose lines the current log tail has seen
+  let shownRank = null // the log's rank filter (null: every line)
 
   function setView(name) {
     view = name
@@ -53,6 +64,7 @@ export function runView({ container, session, runId, params }) {
     run = data.run
     tasks = data.tasks
     attempts = att.attempts
+    trainJobs = att.train_jobs ?? {}
     if (selectedTask && !tasks.some((t) => t.task_id === selectedTask)) selectedTask = null
     render()
   }
@@ -134,6 +146,7 @@ export function runView({ container, session, runId, params }) {
         h('tbody', null, mine.map((a) => h('tr', { dataset: { attempt: a.attempt, state: a.state } },
           h('td', null, String(a.attempt)), h('td', null, stateBadge(a.state)), h('td', null, fmtTime(a.started_at)),
           h('td', null, fmtDuration(between(a.started_at, a.ended_at))), h('td', null, a.exit_code ?? ''), h('td', { class: 'small' }, a.worker_id ?? ''))))),
+      operatorBox,
       h('h3', null, 'Outputs'),
       task.outputs && Object.keys(task.outputs).length ? h('pre', { class: 'outputs', id: 'task-outputs' }, JSON.stringify(task.outputs, null, 2)) : h('p', { class: 'muted small' }, 'none'),
       canOperate(session) ? h('div', { class: 'actions' },
@@ -151,10 +164,40 @@ export function runView({ container, session, runId, params }) {
     }
     const key = JSON.stringify([task.task_id, selectedAttempt])
     if (key !== tailKey) {
+      if (JSON.parse(tailKey || '[]')[0] !== task.task_id) shownRank = null
       tailKey = key
+      ranksInLog = []
       tail?.close()
-      tail = logTail(runId, task.task_id, selectedAttempt)
+      tail = logTail(runId, task.task_id, selectedAttempt, {
+        ranks: {
+          rank: shownRank,
+          onChange: (rank) => { shownRank = rank; renderOperatorPanel() },
+          onRanks: (list) => { ranksInLog = list; renderOperatorPanel() },
+        },
+      })
       replace(logBox, tail.el)
+    }
+    renderOperatorPanel()
+  }
+
+  /** The train panel or the gate report of the selected task (for the attempt whose log is shown). */
+  function renderOperatorPanel() {
+    const task = tasks.find((t) => t.task_id === selectedTask)
+    if (!task) return
+    const number = selectedAttempt ?? task.attempts
+    const attempt = attempts.find((a) => a.task_id === task.task_id && a.attempt === number)
+    if (task.operator === 'train') {
+      const panel = { task, attempt, declared: trainJobs[task.task_id], ranksInLog, shownRank, onRank: (rank) => tail?.showRank(rank) }
+      const { ranks } = trainFacts(panel)
+      // Filters for every rank of a multi-rank job, also those that have not written yet.
+      if (ranks.length > 1) tail?.knowRanks(ranks.map((r) => r.rank))
+      replace(operatorBox, trainPanel(panel))
+      clearTimeout(jobPoll)
+      if (task.state === 'running') jobPoll = setTimeout(() => self.kick?.(), JOB_POLL_MS)
+    } else if (isGateOutputs(task.outputs)) {
+      replace(operatorBox, gateReport(task.outputs))
+    } else {
+      replace(operatorBox)
     }
   }
 
@@ -205,8 +248,13 @@ export function runView({ container, session, runId, params }) {
     }
   }
 
-  return {
+  // app.js adds kick() (a refresh soon) to this object.
+  const self = {
     refresh,
-    destroy: () => tail?.close(),
+    destroy: () => {
+      clearTimeout(jobPoll)
+      tail?.close()
+    },
   }
+  return self
 }

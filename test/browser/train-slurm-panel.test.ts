@@ -1,0 +1,125 @@
+/**
+ * The run page of a 2-node `train` task on a real Slurm cluster (deploy/local-cluster), in a real
+ * browser: while the job runs, the panel shows the Slurm job id (the one Slurm has), its state
+ * RUNNING and each rank on its node (n1, n2), and the log can be narrowed to one rank; once the job
+ * has ended, its state COMPLETED. Needs Chromium and the local cluster (both required under CI=true).
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { FastifyInstance } from 'fastify'
+import type { Page } from 'playwright-core'
+import { startTestEngine, taskWritableDir } from '../helpers/engine.ts'
+import type { TestEngine } from '../helpers/engine.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
+import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
+import { testLogger } from '../helpers/postgres.ts'
+import { startTestWeb } from '../helpers/web-client.ts'
+import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
+import { createUser } from '../../engine/web/auth/users.ts'
+
+const run = promisify(execFile)
+const USER = 'viewer_sam'
+const PASSWORD = 'correct horse battery'
+const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
+// Both asked (not short-circuited): under CI=true each registers its own failing test when missing.
+const browserSkip = browserSkipReason()
+const clusterSkip = localClusterSkipReason()
+const skip = browserSkip || clusterSkip
+
+describe('a Slurm training job on the run page', { skip }, () => {
+  const teardown: (() => Promise<unknown>)[] = []
+  const pageErrors: string[] = []
+  let engine: TestEngine
+  let app: FastifyInstance
+  let base: string
+  let page: Page
+  let runId: string
+  let goFile: string
+  let slurmEnv: Record<string, string>
+
+  after(async () => {
+    for (const step of teardown.reverse()) await step().catch(() => undefined)
+  })
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true })
+    const { dir, env: clusterEnv } = newLocalClusterDir()
+    teardown.push(async () => {
+      await localCluster('stop', dir, clusterEnv)
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const started = await localCluster('start', dir, clusterEnv)
+    assert.equal(started.code, 0, started.stderr)
+    const fragment = started.stdout.trim().split('\n').at(-1)!
+    slurmEnv = { SLURM_CONF: join(dir, 'slurm/slurm.conf') }
+    engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: {}, scheduler: { loopMs: 200, syncEveryMs: 300 } })
+    writeFileSync(join(engine.dir, 'cairn.yaml'), readFileSync(fragment, 'utf8'))
+    goFile = join(taskWritableDir(join(engine.dir, 'files')), 'go')
+    const script = `echo "begin on $(hostname) as rank $RANK"; while [ ! -e ${JSON.stringify(goFile)} ]; do sleep 0.1; done; echo "end of rank $RANK"`
+    engine.writeDag('slurm_fit.yaml', `dag: slurm_fit
+tasks:
+  fit:
+    operator: train
+    params:
+      executor: slurm
+      cluster: local_slurm
+      nodes: 2
+      command: [sh, -c, ${JSON.stringify(script)}]
+`)
+    await waitFor('the DAG to load', async () => ((await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'slurm_fit' AND version_id IS NOT NULL`)).rows.length > 0 ? true : undefined))
+    engine.spawnWorker({ env: slurmEnv })
+    assert.ok(await createUser(engine.db, { username: USER, role: 'viewer', password: PASSWORD }))
+    ;({ app, base } = await startTestWeb({ db: engine.db, log: testLogger(), followPollMs: 250, statePollMs: 250 }))
+    teardown.push(() => app.close())
+    runId = await engine.trigger('slurm_fit')
+    const browser = await launchBrowser()
+    teardown.push(() => browser.close())
+    browser.context.setDefaultTimeout(120_000)
+    page = browser.context.pages()[0] ?? (await browser.context.newPage())
+    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
+    await page.goto(`${base}/#/runs/${encodeURIComponent(runId)}?task=fit`)
+    await page.waitForSelector('#login-form')
+    await page.fill('#username', USER)
+    await page.fill('#password', PASSWORD)
+    await page.click('button[type=submit]')
+  })
+
+  test('while it runs: the job id Slurm has, RUNNING, each rank on its node, the log narrowed to one rank', async () => {
+    await page.waitForSelector('#train-panel[data-executor="slurm"]')
+    await waitFor('Slurm to run the job on both nodes', async () => {
+      const { rows } = await engine.db.query<{ s: { state?: string; ranks?: unknown[] } | null }>(`SELECT executor_state AS s FROM cairn.attempt WHERE run_id = $1`, [runId])
+      return rows[0]?.s?.state === 'RUNNING' && rows[0].s.ranks?.length === 2 ? true : undefined
+    }, 120_000)
+    // The page follows a running job on its own (no task state changes meanwhile), well within the page's 15 s fallback.
+    await page.waitForFunction(() => (globalThis as any).document.querySelector('#train-job-state')?.textContent === 'RUNNING', undefined, { timeout: 8000 })
+    await page.waitForSelector('#train-ranks tr[data-rank="1"][data-host="n2"]', { timeout: 8000 })
+    const jobId = (await page.textContent('#train-job-id')) ?? ''
+    assert.match(jobId, /^\d+$/)
+    const { stdout } = await run('scontrol', ['show', 'job', '-o', jobId], { env: { ...process.env, ...slurmEnv } })
+    assert.match(stdout, /JobState=RUNNING/)
+    const hosts = await page.locator('#train-ranks tbody tr').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-rank'), r.querySelector('td.rank-host')?.textContent]))
+    assert.deepEqual(hosts, [['0', 'n1'], ['1', 'n2']])
+    assert.equal(await page.textContent('#train-cluster'), 'local_slurm')
+
+    await page.waitForFunction(() => (globalThis as any).document.querySelectorAll('#log .log-line[data-rank]').length >= 2)
+    await page.click('#train-ranks tr[data-rank="1"] button')
+    const shown = await page.locator('#log .log-line').evaluateAll((els) => els.filter((e) => (e as any).offsetParent !== null).map((e) => e.textContent))
+    assert.ok(shown.length >= 1 && shown.every((l) => l?.startsWith('[rank 1] ')), JSON.stringify(shown))
+    await page.screenshot({ path: join(ARTIFACTS, 'train-slurm-running.png'), fullPage: true })
+  })
+
+  test('once it has ended: COMPLETED, and the job id kept in the outputs', async () => {
+    writeFileSync(goFile, '')
+    assert.equal(await engine.waitForRun(runId, 120_000), 'success')
+    await page.waitForFunction(() => (globalThis as any).document.querySelector('#train-job-state')?.textContent === 'COMPLETED')
+    const { rows } = await engine.db.query<{ outputs: { job_id?: string } }>(`SELECT outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = 'fit'`, [runId])
+    assert.equal(await page.textContent('#train-job-id'), rows[0]!.outputs.job_id)
+    // Only rank 1's lines are still shown, its last one included.
+    await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#log .log-line')].some((e: any) => e.offsetParent !== null && e.textContent === '[rank 1] end of rank 1'))
+    assert.deepEqual(pageErrors, [])
+  })
+})
