@@ -209,7 +209,7 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
     assert.deepEqual(after.map((r) => r.state), ['queued'], 'handed back with its job')
     assert.ok(pgids.every(alive), 'the ranks run on after their worker left')
     // Let the ranks finish; the next worker finds them ended and reads their exit statuses.
-    writeFileSync(path.join(dir, 'work', id, 'fit', '1', 'go-on'), '')
+    writeFileSync(path.join(dir, 'work', 'ssh', id, 'fit', '1', 'go-on'), '')
     await waitFor('the ranks to end', async () => (pgids.every((pgid) => !alive(pgid)) ? true : undefined), 30_000)
     const next = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
     st.after(() => kill(next, 'SIGKILL'))
