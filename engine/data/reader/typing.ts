@@ -42,29 +42,43 @@ const ISO_TIMESTAMP = '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2
  */
 export function fitsText(v: string, type: (typeof INFERABLE)[number]): string {
   // One pattern over the raw text (outer spaces allowed where DuckDB's cast allows them), then the cast where the pattern cannot tell (ranges, calendar).
+  const cast = type === 'boolean' ? undefined : `TRY_CAST(${v} AS ${duckDbType(type)})`
+  return cast === undefined ? fitsPattern(v, type) : `(${fitsPattern(v, type)} AND ${cast} IS NOT NULL)`
+}
+
+/** The pattern part of `fitsText`: with a cast of `v` to `type` that succeeds, the whole of it. */
+function fitsPattern(v: string, type: (typeof INFERABLE)[number]): string {
   switch (type) {
-    case 'integer': return `(regexp_full_match(${v}, '\\s*[+-]?[0-9]{1,19}\\s*') AND TRY_CAST(${v} AS BIGINT) IS NOT NULL)`
-    case 'number': return `(regexp_full_match(${v}, '\\s*[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*') AND TRY_CAST(${v} AS DOUBLE) IS NOT NULL)`
-    case 'boolean': return `regexp_full_match(${v}, '[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]')`
-    case 'date': return `(regexp_full_match(${v}, '\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\\s*') AND TRY_CAST(${v} AS DATE) IS NOT NULL)`
-    case 'timestamp': return `(regexp_full_match(${v}, '\\s*${ISO_TIMESTAMP}\\s*') AND TRY_CAST(${v} AS TIMESTAMPTZ) IS NOT NULL)`
+    case 'integer': return `regexp_full_match(${v}, '\\s*[+-]?[0-9]{1,19}\\s*')`
+    case 'number': return `regexp_full_match(${v}, '\\s*[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*')`
+    // The two spellings nearly every file uses are settled without the pattern.
+    case 'boolean': return `(${v} IN ('true', 'false') OR regexp_full_match(${v}, '[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]'))`
+    case 'date': return `regexp_full_match(${v}, '\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\\s*')`
+    case 'timestamp': return `regexp_full_match(${v}, '\\s*${ISO_TIMESTAMP}\\s*')`
   }
 }
+
+/** Types a value of one candidate always fits too (by `fitsText`): a plain integer is a number, an ISO date a timestamp. */
+const ALSO_FITS: Partial<Record<(typeof INFERABLE)[number], (typeof INFERABLE)[number]>> = { integer: 'number', date: 'timestamp' }
 
 /**
  * The inferred type of each text column of `from` (column expressions `values`): the first of
  * integer, number, boolean, date, timestamp that every non-empty value fits, else string; a column
  * with no value at all is a string, or `undefined` when `undecidedIfEmpty` (a sample that saw none).
- * One pass over `from`.
+ * One pass over `from`: each value gets the first candidate it fits (its class, a bit), a column the
+ * set of its values' classes, and the column's type is the first candidate that every class in the
+ * set fits. Candidates are tried narrowest first, so an integer column costs one check per value.
  */
 export async function inferTextTypes(duck: DuckDb, from: string, values: readonly string[], candidates: readonly (typeof INFERABLE)[number][] = INFERABLE, undecidedIfEmpty = false): Promise<Array<ColumnType | undefined>> {
   if (values.length === 0) return []
-  const probes = values.flatMap((v, i) => [`count(NULLIF(${v}, ''))::VARCHAR AS n${i}`, ...candidates.map((type, k) => `coalesce(bool_and(NULLIF(${v}, '') IS NULL OR ${fitsText(v, type)}), true) AS f${i}_${k}`)])
-  const [row] = await duck.rows<Record<string, string | boolean>>(`SELECT ${probes.join(', ')} FROM ${from}`)
+  const none = 1 << candidates.length
+  const classes = values.map((v, i) => `bit_or(CASE WHEN NULLIF(${v}, '') IS NULL THEN 0 ${candidates.map((type, k) => `WHEN ${fitsText(v, type)} THEN ${1 << k}`).join(' ')} ELSE ${none} END)::INTEGER AS c${i}`)
+  const [row] = await duck.rows<Record<string, number | null>>(`SELECT ${classes.join(', ')} FROM ${from}`)
   return values.map((_v, i) => {
-    if (row![`n${i}`] === '0') return undecidedIfEmpty ? undefined : 'string'
-    const k = candidates.findIndex((_t, k) => row![`f${i}_${k}`] === true)
-    return k < 0 ? 'string' : candidates[k]
+    const seen = row![`c${i}`] ?? 0
+    if (seen === 0) return undecidedIfEmpty ? undefined : 'string'
+    const type = candidates.find((type) => candidates.every((c, k) => (seen & (1 << k)) === 0 || c === type || ALSO_FITS[c] === type) && (seen & none) === 0)
+    return type ?? 'string'
   })
 }
 
@@ -101,7 +115,8 @@ export function problemExpression(raw: string, plan: ColumnPlan, typed: string):
     checks.push(`WHEN ${present} AND ${typed} IS NULL THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
   }
   if (plan.sampled && plan.source === 'text' && plan.type !== 'string') {
-    checks.push(`WHEN ${present} AND NOT ${fitsText(raw, plan.type as (typeof INFERABLE)[number])} THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
+    // After the check above the cast has succeeded: the pattern is what is left of `fitsText`.
+    checks.push(`WHEN ${present} AND NOT ${fitsPattern(raw, plan.type as (typeof INFERABLE)[number])} THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
   }
   if (!plan.nullable) checks.push(`WHEN NOT (${present}) THEN ${sqlString(`column ${plan.name} is empty but declared nullable: false`)}`)
   return checks.length === 0 ? 'NULL' : `CASE ${checks.join(' ')} END`
