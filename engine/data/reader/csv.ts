@@ -20,7 +20,7 @@ import type { ReadFailure } from './failure.ts'
 import { LOADED, countLoaded, loadedExists, missingColumnsMessage, planColumns } from './loaded.ts'
 import type { BadRow, LoadContext, LoadedPart, LoadedSource, WrittenSource } from './loaded.ts'
 import { locateRecords, readHeader } from './csv-records.ts'
-import { inferTextTypes, typedSelect } from './typing.ts'
+import { checkedSelect, inferTextTypes, typedSelect } from './typing.ts'
 import type { ColumnPlan } from './typing.ts'
 
 const MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -98,11 +98,10 @@ export async function writeCsvDirect(files: readonly SourceFile[], options: CsvO
     if (isFailure(prepared)) return prepared
     plans = prepared.plans
     const rejectsTable = `direct_rejects_${index}`
-    const select = typedSelect(plans, (p) => sqlIdent(p.name), readCsv(plans, options, rejectsTable, 'default'))
+    const select = checkedSelect(plans, (p) => sqlIdent(p.name), readCsv(plans, options, rejectsTable, 'default'), BAD_ROW_MARK)
     const target = join(staged.dir, `b-${String(index).padStart(5, '0')}.parquet`)
-    const list = plans.map((p) => sqlIdent(p.name)).join(', ')
     try {
-      await ctx.duck.run(`COPY (SELECT ${list} FROM (${select}) WHERE CASE WHEN __problem IS NULL THEN true ELSE error(${sqlString(BAD_ROW_MARK)}) END) TO ${sqlString(target)} (FORMAT parquet)`, [file.path, prepared.delimiter])
+      await ctx.duck.run(`COPY (${select}) TO ${sqlString(target)} (FORMAT parquet)`, [file.path, prepared.delimiter])
     } catch (error) {
       if (error instanceof Error && error.message.includes(BAD_ROW_MARK)) {
         for (const path of [...written, target]) await rm(path, { force: true })

@@ -51,8 +51,7 @@ function fitsPattern(v: string, type: (typeof INFERABLE)[number]): string {
   switch (type) {
     case 'integer': return `regexp_full_match(${v}, '\\s*[+-]?[0-9]{1,19}\\s*')`
     case 'number': return `regexp_full_match(${v}, '\\s*[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*')`
-    // The two spellings nearly every file uses are settled without the pattern.
-    case 'boolean': return `(${v} IN ('true', 'false') OR regexp_full_match(${v}, '[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]'))`
+    case 'boolean': return `regexp_full_match(${v}, '[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]')`
     case 'date': return `regexp_full_match(${v}, '\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\\s*')`
     case 'timestamp': return `regexp_full_match(${v}, '\\s*${ISO_TIMESTAMP}\\s*')`
   }
@@ -131,6 +130,33 @@ export function typedSelect(plans: readonly ColumnPlan[], rawOf: (plan: ColumnPl
   const problems = [...(more.firstProblem ? [more.firstProblem] : []), ...plans.map((p, i) => problemExpression(rawOf(p, i), p, typed[i]!)).filter((p) => p !== 'NULL')]
   const problem = problems.length === 0 ? 'CAST(NULL AS VARCHAR)' : problems.length === 1 ? problems[0]! : `coalesce(${problems.join(', ')})`
   return `SELECT ${plans.map((p, i) => `${typed[i]} AS ${sqlIdent(p.name)}`).join(', ')}, ${problem} AS __problem${more.extraColumns ? `, ${more.extraColumns}` : ''} FROM ${from}`
+}
+
+/**
+ * The fast path's form of `typedSelect` over CSV text: `SELECT <typed columns> FROM (<from>)`, raising
+ * `error(<failMark>)` on the first row that `typedSelect` would mark with a problem (the caller then
+ * takes the table path, which names it). Each value is converted once: the conversion of a sampled
+ * column includes its inference pattern (a value outside it converts to NULL), and the checks look
+ * at the converted values only (CASE conditions share no work with the select list in DuckDB, so the
+ * `__problem` form converts every value twice).
+ */
+export function checkedSelect(plans: readonly ColumnPlan[], rawOf: (plan: ColumnPlan) => string, from: string, failMark: string): string {
+  const typed = plans.map((p, i) => `${checkedCast(rawOf(p), p)} AS __t${i}`)
+  const raws = plans.flatMap((p, i) => (p.source === 'text' && p.type !== 'string' ? [`${rawOf(p)} AS __r${i}`] : []))
+  const ok = plans.flatMap((p, i) => [
+    ...(p.source === 'text' && p.type !== 'string' ? [`(__t${i} IS NOT NULL OR NULLIF(__r${i}, '') IS NULL)`] : []),
+    ...(p.nullable ? [] : [`__t${i} IS NOT NULL`]),
+  ])
+  const columns = plans.map((p, i) => (i === 0 && ok.length > 0 ? `CASE WHEN ${ok.join(' AND ')} THEN __t0 ELSE error(${sqlString(failMark)}) END` : `__t${i}`) + ` AS ${sqlIdent(p.name)}`)
+  return `SELECT ${columns.join(', ')} FROM (SELECT ${[...typed, ...raws].join(', ')} FROM ${from})`
+}
+
+/** `castExpression`, and for a sampled column NULL also for a value outside its inference pattern. */
+function checkedCast(raw: string, plan: ColumnPlan): string {
+  if (!plan.sampled || plan.source !== 'text' || plan.type === 'string') return castExpression(raw, plan)
+  if (plan.type === 'boolean') return `CASE WHEN ${raw} = 'true' THEN true WHEN ${raw} = 'false' THEN false WHEN ${fitsPattern(raw, 'boolean')} THEN lower(${raw}) = 'true' END`
+  // Within the pattern, DuckDB's cast is exact (no fraction for it to round away).
+  return `CASE WHEN ${fitsPattern(raw, plan.type as (typeof INFERABLE)[number])} THEN TRY_CAST(${raw} AS ${duckDbType(plan.type)}) END`
 }
 
 export function describeType(type: ColumnType): string {
