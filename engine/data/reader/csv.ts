@@ -7,8 +7,10 @@
  * the empty string, as `cairn datasets export` writes them.
  *
  * Integer and timestamp columns are read as text and converted by typing.ts: DuckDB's CSV reader
- * rounds "1.5" into an integer column and turns an unparsable TIMESTAMPTZ into NULL without a word.
- * So are undeclared columns, whose values must fit the inferred type by the inference's own rule.
+ * rounds "1.5" into an integer column and turns an unparsable TIMESTAMPTZ into NULL without a word
+ * (reading a timestamp as text and casting it costs no more than DuckDB's own TIMESTAMPTZ read).
+ * So are undeclared columns, whose values must fit the inferred type by the inference's own rule,
+ * which is stricter than DuckDB's casts (`1` is no boolean, `inf` no number, `2026-1-2` no date).
  */
 import { sqlIdent, sqlString } from '../duckdb.ts'
 import type { ColumnType } from '../column-types.ts'
@@ -85,8 +87,10 @@ const BAD_ROW_MARK = 'cairn: a row needs the bad-row report'
  * order, with no table in between. Undeclared types come from a sample of the first file's first rows
  * and every value is checked against them. A row that breaks a type or `nullable` rule stops it
  * ('table': the caller then loads into `loaded`, which infers from every value and can name such
- * rows); lines the reader refuses do not, their lines are known. Since more values can only rule
- * types out, a pass that no value stops has the types inference from every value gives.
+ * rows); lines the reader refuses do not, their lines are known, unless one is refused only for its
+ * length (the fast path reads with DuckDB's default line limit, the table with MAX_LINE_BYTES). Since
+ * more values can only rule types out, a pass that no value stops has the types inference from
+ * every value gives.
  */
 export async function writeCsvDirect(files: readonly SourceFile[], options: CsvOptions, ctx: LoadContext, staged: StagedVersion): Promise<WrittenSource | ReadFailure | 'table'> {
   let plans: ColumnPlan[] | undefined

@@ -24,8 +24,8 @@ export interface ColumnPlan {
    */
   source: 'text' | 'native' | 'exact'
   /**
-   * The type was inferred from a sample of the values (the CSV fast path): a value it does not fit by
-   * `fitsText` is then a problem too, so that the caller infers again from every value.
+   * The type was inferred from a sample of the values (the CSV fast path, `checkedSelect`): a value it
+   * does not fit by `fitsText` is then a problem too, so that the caller infers again from every value.
    */
   sampled?: boolean
 }
@@ -112,10 +112,6 @@ export function problemExpression(raw: string, plan: ColumnPlan, typed: string):
   const checks: string[] = []
   if (plan.type !== 'string' && plan.source !== 'exact') {
     checks.push(`WHEN ${present} AND ${typed} IS NULL THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
-  }
-  if (plan.sampled && plan.source === 'text' && plan.type !== 'string') {
-    // After the check above the cast has succeeded: the pattern is what is left of `fitsText`.
-    checks.push(`WHEN ${present} AND NOT ${fitsPattern(raw, plan.type as (typeof INFERABLE)[number])} THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
   }
   if (!plan.nullable) checks.push(`WHEN NOT (${present}) THEN ${sqlString(`column ${plan.name} is empty but declared nullable: false`)}`)
   return checks.length === 0 ? 'NULL' : `CASE ${checks.join(' ')} END`
