@@ -132,6 +132,8 @@ interface PreparedFile {
 
 /** Rows of the first file the fast path infers undeclared types from. */
 const SAMPLE_ROWS = 20_000
+/** Read buffer of the sample: above DuckDB's default line limit (2 MB), which it must exceed. */
+const SAMPLE_BUFFER_BYTES = 4 * 1024 * 1024
 
 /**
  * The columns of one file (the first file's plans, or a check that a later file has the same
@@ -205,10 +207,10 @@ async function columnNames(path: string, delimiter: string, header: boolean): Pr
 async function inferCsvTypes(ctx: LoadContext, files: readonly SourceFile[], names: readonly string[], undeclared: readonly string[], delimiter: string, header: boolean, limit: number | undefined): Promise<Array<ColumnType | undefined>> {
   if (undeclared.length === 0) return []
   const columns = `{${names.map((n) => `${sqlString(n)}: 'VARCHAR'`).join(', ')}}`
-  // A sample leaves out lines longer than DuckDB's default limit (the pass after it checks every value anyway): a
-  // smaller limit means smaller buffers, and the sample reads only the first of them.
+  // A sample leaves out lines longer than DuckDB's default limit (the pass after it checks every value anyway),
+  // and reads small buffers: DuckDB reads whole buffers, so its default ones would scan far more than the sample.
   const scan = `read_csv([${files.map((f) => sqlString(f.path)).join(', ')}], header = ${header}, delim = ${sqlString(delimiter)}, quote = '"', escape = '"', auto_detect = false, columns = ${columns}, ` +
-    `allow_quoted_nulls = false, ignore_errors = true${limit === undefined ? `, max_line_size = ${MAX_LINE_BYTES}` : ''})`
+    `allow_quoted_nulls = false, ignore_errors = true, ${limit === undefined ? `max_line_size = ${MAX_LINE_BYTES}` : `buffer_size = ${SAMPLE_BUFFER_BYTES}`})`
   const from = limit === undefined ? scan : `(SELECT * FROM ${scan} LIMIT ${limit})`
   return inferTextTypes(ctx.duck, from, undeclared.map((n) => sqlIdent(n)), undefined, limit !== undefined)
 }
