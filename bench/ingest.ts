@@ -2,8 +2,9 @@
  * Ingest throughput (issue 10, acceptance 4): a generated 1M-row x 10-column CSV loaded by the
  * ingest operator itself (declared types enforced, bad rows checked, expectations, Parquet written,
  * published to Postgres with its fingerprint) beside two raw baselines on the same file in the same
- * run: DuckDB's own read_csv -> Parquet COPY, and `psql \copy` into a Postgres table. Prints figures,
- * never fails. `npm run bench:ingest [-- ROWS [ROUNDS]]`.
+ * run: DuckDB's own read_csv -> Parquet COPY, and `psql \copy` into a Postgres table; beside the wall
+ * times, the CPU time of the two in-process ones. Prints figures, never fails.
+ * `npm run bench:ingest [-- ROWS [ROUNDS]]`.
  */
 import { mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -41,10 +42,13 @@ try {
   const raw: number[] = []
   const ours: number[] = []
   const copy: number[] = []
+  // CPU seconds of this process (DuckDB runs in it): other load on the machine stretches wall times, far less these.
+  const rawCpu: number[] = []
+  const oursCpu: number[] = []
   await prepareCopyTable(db)
   for (let round = 0; round < ROUNDS; round++) {
-    raw.push(await duckDbRaw(csv, join(dir, `raw-${round}.parquet`)))
-    ours.push(await ingestOnce(db, round))
+    raw.push(await cpuTimed(rawCpu, () => duckDbRaw(csv, join(dir, `raw-${round}.parquet`))))
+    ours.push(await cpuTimed(oursCpu, () => ingestOnce(db, round)))
     copy.push(await psqlCopy(db, pg.url, csv))
   }
   const line = (name: string, seconds: number[]) => {
@@ -54,7 +58,10 @@ try {
   line('DuckDB read_csv -> Parquet (raw baseline)', raw)
   line('cairn ingest (types, checks, Parquet, publish)', ours)
   line('psql \\copy into a Postgres table', copy)
+  line('CPU time of the raw baseline', rawCpu)
+  line('CPU time of cairn ingest', oursCpu)
   console.log(`ingest throughput = ${((best(raw) / best(ours)) * 100).toFixed(0)}% of DuckDB's raw read_csv -> Parquet, best rounds (goal >= 70%); ${((median(raw) / median(ours)) * 100).toFixed(0)}% by medians`)
+  console.log(`ingest CPU time = ${((best(rawCpu) / best(oursCpu)) * 100).toFixed(0)}% of the raw baseline's, best rounds; ${((median(rawCpu) / median(oursCpu)) * 100).toFixed(0)}% by medians`)
   console.log(`ingest is ${(best(copy) / best(ours)).toFixed(2)}x the speed of psql \\copy, best rounds; ${(median(copy) / median(ours)).toFixed(2)}x by medians`)
 } finally {
   await db.close()
@@ -72,6 +79,14 @@ async function generate(path: string, rows: number): Promise<void> {
   } finally {
     duck.close()
   }
+}
+
+async function cpuTimed(cpu: number[], work: () => Promise<number>): Promise<number> {
+  const before = process.cpuUsage()
+  const seconds = await work()
+  const used = process.cpuUsage(before)
+  cpu.push((used.user + used.system) / 1e6)
+  return seconds
 }
 
 async function duckDbRaw(path: string, out: string): Promise<number> {

@@ -4,7 +4,8 @@
  * datasets directory; its metadata is a row in Postgres. Writing and publishing are two steps:
  *
  *   stage(name)   a fresh folder nobody reads; the writer puts Parquet files in it
- *   publish(...)  reads the files back (row count, schema, fingerprint) and inserts the version rows
+ *   publish(...)  reads the files back (row count, schema, fingerprint, unless the writer gives the
+ *                 count and fingerprint) and inserts the version rows
  *                 of every staged dataset in ONE transaction, fenced by the attempt's claim
  *
  * so a reader (who finds files only through a version row) never sees half a version, a failed or
@@ -58,6 +59,12 @@ export interface PublishRequest {
   base?: number
   /** Declared types, by column name; other columns take the type read from the files. */
   declared?: readonly DatasetColumn[]
+  /**
+   * The row count and fingerprint, when the writer knows them already (the CSV fast path: a digest
+   * of the bytes it wrote, which the same rows written the same way give again); otherwise they are
+   * read back from the files (an order-independent digest of the rows).
+   */
+  summary?: { rows: number; fingerprint: string }
 }
 
 export interface PublishResult {
@@ -208,6 +215,7 @@ async function describeStaged(request: PublishRequest, duckdb: DuckDbOptions | u
       if (type === undefined) throw new Error(`column ${c.column_name} of dataset ${request.staged.dataset} has type ${c.column_type}, which a dataset cannot hold`)
       return { name: c.column_name, type }
     })
+    if (request.summary) return { columns, bytes, ...request.summary }
     const [summary] = await duck.rows<{ n: string; fp: string | null }>(`SELECT count(*)::VARCHAR AS n, sum(hash(t)::HUGEINT)::VARCHAR AS fp FROM ${scan} t`)
     return { columns, rows: Number(summary!.n), bytes, fingerprint: `${summary!.n}:${summary!.fp ?? '0'}` }
   } finally {

@@ -4,6 +4,8 @@
  * mode, the staged files and the one publish. The operator and the ingest benchmark both go through
  * here. The staged folder is discarded on every failure.
  */
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import type { DuckDb } from '../../engine/data/duckdb.ts'
 import type { Datasets, DatasetVersion, StagedVersion } from '../../engine/data/datasets.ts'
 import { DatasetConflict } from '../../engine/data/datasets.ts'
@@ -113,8 +115,10 @@ async function publishLoaded(input: PublishInput): Promise<Published | ReadFailu
 
   const staged = written ? written.staged : await input.datasets.stage(params.dataset)
   try {
-    if (written) await linkPrevious(staged.dir, mode === 'append' ? previous : undefined)
+    const base = mode === 'append' ? previous : undefined
+    if (written) await linkPrevious(staged.dir, base)
     else await writeVersion(duck, staged.dir, mode, columns, INCOMING, previous, interval)
+    const summary = written ? { rows: loadedRows + (base?.rows ?? 0), fingerprint: await writtenFingerprint(written.files, loadedRows, base) } : undefined
     const badRows = bad.count > 0 ? { count: bad.count, location: `${relativeToDatasets(input.datasets, staged)}/${await writeBadRows(duck, staged.dir, bad.rows)}`, sample: bad.rows.slice(0, 5).map((r) => ({ ...r, raw: r.raw === null ? null : r.raw.slice(0, 500) })) } : undefined
     const inputs: DatasetInput[] = previous ? [{ dataset: previous.dataset, version: previous.version }] : []
     const [result] = await input.datasets.publish([{
@@ -132,6 +136,7 @@ async function publishLoaded(input: PublishInput): Promise<Published | ReadFailu
       },
       ...(latest ? { base: latest.version } : {}),
       declared: columns,
+      ...(summary ? { summary } : {}),
     }])
     const version = result!.version
     log.info(`${result!.reused ? 'already published by an earlier attempt' : 'published'}: dataset ${version.dataset} version ${version.version}, ${version.rows} rows (${loadedRows} loaded now, mode ${mode})`)
@@ -157,4 +162,18 @@ async function ownEarlierAppend(input: PublishInput, latest: DatasetVersion, mod
 
 function relativeToDatasets(datasets: Datasets, staged: StagedVersion): string {
   return staged.dir.slice(datasets.dir.length + 1).split('\\').join('/')
+}
+
+/**
+ * The fingerprint of rows the fast path wrote, without reading them back: a digest of the files'
+ * bytes (DuckDB writes the same rows of the same file to the same bytes), after the fingerprint of
+ * the version appended to. A retry of the same task instance on the same file gives the same one.
+ */
+async function writtenFingerprint(files: readonly string[], rows: number, base: DatasetVersion | undefined): Promise<string> {
+  const digest = createHash('sha256')
+  if (base) digest.update(`${base.fingerprint}\n`)
+  for (const file of files) {
+    for await (const chunk of createReadStream(file)) digest.update(chunk as Buffer)
+  }
+  return `${rows + (base?.rows ?? 0)}:sha256:${digest.digest('hex')}`
 }

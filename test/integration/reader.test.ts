@@ -155,3 +155,56 @@ test('a semicolon-separated CSV straight to Parquet with the dataset types; the 
   assert.equal(formatOfPath('events.parquet'), 'parquet')
   assert.equal(formatOfPath('events.txt'), undefined)
 })
+
+test('a late value that DuckDB casts but the inference rules refuse widens the sampled type to string (1 is no boolean, inf no number, 2026-1-2 no date)', async () => {
+  // The first 25,000 rows (beyond the sample) fit boolean, number and date; each late value casts in
+  // DuckDB (TRY_CAST('1' AS BOOLEAN) is true) but is not one by the inference rules.
+  const lines = ['flag,score,day,n']
+  for (let i = 0; i < 25_000; i++) lines.push(`${i % 2 === 0 ? 'true' : 'FALSE'},${i}.5,2026-01-0${(i % 9) + 1},-${i}`)
+  const late = ['1,0.5,2026-01-02,7', 'true,inf,2026-01-02,7', 'true,0.5,2026-1-2,7']
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    for (const [k, row] of late.entries()) {
+      const path = file(`late-${k}.csv`, `${[...lines, row].join('\n')}\n`)
+      const expected = ['boolean', 'number', 'date', 'integer']
+      expected[k] = 'string'
+      for (const fast of [true, false]) {
+        const got = ok(await read(duck, path, 'csv', fast))
+        assert.deepEqual(got.columns.map((c) => c.type), expected, `${row}, ${fast ? 'fast path' : 'table'}`)
+        assert.equal(got.rows.length, 25_001)
+        if (fast) assert.equal(got.direct, false, 'the late value sends the fast path to the table, which infers again')
+      }
+    }
+    // Mixed classes: integers with booleans, dates with integers are text; integers with decimals numbers; dates with timestamps timestamps.
+    const mixed = file('mixed.csv', 'a,b,c,d\n1,2026-01-01,1,2026-01-01\ntrue,7,2.5,2026-01-01 10:00:00Z\n')
+    for (const fast of [true, false]) {
+      assert.deepEqual(ok(await read(duck, mixed, 'csv', fast)).columns.map((c) => c.type), ['string', 'string', 'number', 'timestamp'])
+    }
+  } finally {
+    duck.close()
+  }
+})
+
+test('the fast path: a bad value in a column DuckDB reads natively keeps its line and reason, 1.5 in an integer column is a bad row, a line over DuckDB\'s default limit is read whole', async () => {
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    const csv = file('fast-bad.csv', 'id,amount,at\n1,2.5,2026-01-01 10:00:00\n2,abc,2026-01-01T10:00:00+02:00\n3,4,2026-01-01\n')
+    const declared = { id: 'integer', amount: 'number', at: 'timestamp' } as const
+    assert.match(String(await read(duck, csv, 'csv', true, {}, declared)), /^1 bad row, nothing was published: f:3: column amount: .*"abc".*$/)
+    const fixed = file('fast-good.csv', 'id,amount,at\n1,2.5,2026-01-01 10:00:00\n2,3,2026-01-01T10:00:00+02:00\n3,4,2026-01-01\n')
+    const good = ok(await read(duck, fixed, 'csv', true, {}, declared))
+    assert.equal(good.direct, true)
+    assert.deepEqual(good.rows.map((r) => r.at), ['2026-01-01 10:00:00+00', '2026-01-01 08:00:00+00', '2026-01-01 00:00:00+00'], 'no offset is UTC')
+    const half = file('fast-half.csv', 'id,amount,at\n1,2.5,2026-01-01\n1.5,3,2026-01-01\n')
+    assert.match(String(await read(duck, half, 'csv', true, {}, declared)), /^1 bad row, nothing was published: f:3: column id: "1\.5" is not an integer$/)
+    const notTime = file('fast-time.csv', 'id,amount,at\n1,2.5,2026-01-01\n2,3,yesterday\n')
+    assert.match(String(await read(duck, notTime, 'csv', true, {}, declared)), /^1 bad row, nothing was published: f:3: column at: "yesterday" is not an ISO-8601 timestamp$/)
+    const long = 'y'.repeat(3_000_000)
+    const wide = file('fast-long.csv', `id,text\n1,a\n2,${long}\n3,c\n`)
+    const got = ok(await read(duck, wide, 'csv', true, {}, { id: 'integer' }))
+    assert.deepEqual(got.rows.map((r) => [r.id, String(r.text).length]), [['1', 1], ['2', long.length], ['3', 1]])
+    assert.equal(got.direct, false, 'the overlong line takes the table path')
+  } finally {
+    duck.close()
+  }
+})

@@ -7,8 +7,10 @@
  * the empty string, as `cairn datasets export` writes them.
  *
  * Integer and timestamp columns are read as text and converted by typing.ts: DuckDB's CSV reader
- * rounds "1.5" into an integer column and turns an unparsable TIMESTAMPTZ into NULL without a word.
- * So are undeclared columns, whose values must fit the inferred type by the inference's own rule.
+ * rounds "1.5" into an integer column and turns an unparsable TIMESTAMPTZ into NULL without a word
+ * (reading a timestamp as text and casting it costs no more than DuckDB's own TIMESTAMPTZ read).
+ * So are undeclared columns, whose values must fit the inferred type by the inference's own rule,
+ * which is stricter than DuckDB's casts (`1` is no boolean, `inf` no number, `2026-1-2` no date).
  */
 import { sqlIdent, sqlString } from '../duckdb.ts'
 import type { ColumnType } from '../column-types.ts'
@@ -20,7 +22,7 @@ import type { ReadFailure } from './failure.ts'
 import { LOADED, countLoaded, loadedExists, missingColumnsMessage, planColumns } from './loaded.ts'
 import type { BadRow, LoadContext, LoadedPart, LoadedSource, WrittenSource } from './loaded.ts'
 import { locateRecords, readHeader } from './csv-records.ts'
-import { inferTextTypes, typedSelect } from './typing.ts'
+import { checkedSelect, inferTextTypes, typedSelect } from './typing.ts'
 import type { ColumnPlan } from './typing.ts'
 
 const MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -85,8 +87,10 @@ const BAD_ROW_MARK = 'cairn: a row needs the bad-row report'
  * order, with no table in between. Undeclared types come from a sample of the first file's first rows
  * and every value is checked against them. A row that breaks a type or `nullable` rule stops it
  * ('table': the caller then loads into `loaded`, which infers from every value and can name such
- * rows); lines the reader refuses do not, their lines are known. Since more values can only rule
- * types out, a pass that no value stops has the types inference from every value gives.
+ * rows); lines the reader refuses do not, their lines are known, unless one is refused only for its
+ * length (the fast path reads with DuckDB's default line limit, the table with MAX_LINE_BYTES). Since
+ * more values can only rule types out, a pass that no value stops has the types inference from
+ * every value gives.
  */
 export async function writeCsvDirect(files: readonly SourceFile[], options: CsvOptions, ctx: LoadContext, staged: StagedVersion): Promise<WrittenSource | ReadFailure | 'table'> {
   let plans: ColumnPlan[] | undefined
@@ -98,11 +102,10 @@ export async function writeCsvDirect(files: readonly SourceFile[], options: CsvO
     if (isFailure(prepared)) return prepared
     plans = prepared.plans
     const rejectsTable = `direct_rejects_${index}`
-    const select = typedSelect(plans, (p) => sqlIdent(p.name), readCsv(plans, options, rejectsTable))
+    const select = checkedSelect(plans, (p) => sqlIdent(p.name), readCsv(plans, options, rejectsTable, 'default'), BAD_ROW_MARK)
     const target = join(staged.dir, `b-${String(index).padStart(5, '0')}.parquet`)
-    const list = plans.map((p) => sqlIdent(p.name)).join(', ')
     try {
-      await ctx.duck.run(`COPY (SELECT ${list} FROM (${select}) WHERE CASE WHEN __problem IS NULL THEN true ELSE error(${sqlString(BAD_ROW_MARK)}) END) TO ${sqlString(target)} (FORMAT parquet)`, [file.path, prepared.delimiter])
+      await ctx.duck.run(`COPY (${select}) TO ${sqlString(target)} (FORMAT parquet)`, [file.path, prepared.delimiter])
     } catch (error) {
       if (error instanceof Error && error.message.includes(BAD_ROW_MARK)) {
         for (const path of [...written, target]) await rm(path, { force: true })
@@ -111,6 +114,10 @@ export async function writeCsvDirect(files: readonly SourceFile[], options: CsvO
       throw error
     }
     written.push(target)
+    if (await overlongLines(ctx, rejectsTable)) {
+      for (const path of written) await rm(path, { force: true })
+      return 'table'
+    }
     rejected.push(...(await fileRejects(ctx, rejectsTable, file, prepared.header)).rejects)
   }
   if (plans === undefined) return dataInvalid(`${files.map((f) => f.label).join(', ')}: no header and no rows (empty file)`)
@@ -125,6 +132,8 @@ interface PreparedFile {
 
 /** Rows of the first file the fast path infers undeclared types from. */
 const SAMPLE_ROWS = 20_000
+/** Read buffer of the sample: above DuckDB's default line limit (2 MB), which it must exceed. */
+const SAMPLE_BUFFER_BYTES = 4 * 1024 * 1024
 
 /**
  * The columns of one file (the first file's plans, or a check that a later file has the same
@@ -156,11 +165,22 @@ async function prepareFile(file: SourceFile, files: readonly SourceFile[], optio
   return { plans, delimiter, header }
 }
 
-/** `read_csv` of `$1` (delimiter `$2`) with every column's reader type and the refused lines kept in `rejectsTable`. */
-function readCsv(plans: readonly ColumnPlan[], options: CsvOptions, rejectsTable: string): string {
+/**
+ * `read_csv` of `$1` (delimiter `$2`) with every column's reader type and the refused lines kept in
+ * `rejectsTable`. Lines up to MAX_LINE_BYTES, or up to DuckDB's default limit (`lineLimit: 'default'`,
+ * the fast path): DuckDB sizes its read buffers by the limit, and buffers as large as MAX_LINE_BYTES
+ * asks for cost the two-thread read a quarter of its speed.
+ */
+function readCsv(plans: readonly ColumnPlan[], options: CsvOptions, rejectsTable: string, lineLimit: 'max' | 'default' = 'max'): string {
   const columns = `{${plans.map((p) => `${sqlString(p.name)}: ${sqlString(p.source === 'exact' ? READER_TYPE[p.type]! : 'VARCHAR')}`).join(', ')}}`
   return `read_csv($1, header = ${options.header ?? true}, delim = $2, quote = '"', escape = '"', auto_detect = false, columns = ${columns}, ` +
-    `allow_quoted_nulls = false, store_rejects = true, rejects_table = ${sqlString(rejectsTable)}, rejects_scan = ${sqlString(`${rejectsTable}_scan`)}, max_line_size = ${MAX_LINE_BYTES})`
+    `allow_quoted_nulls = false, store_rejects = true, rejects_table = ${sqlString(rejectsTable)}, rejects_scan = ${sqlString(`${rejectsTable}_scan`)}${lineLimit === 'max' ? `, max_line_size = ${MAX_LINE_BYTES}` : ''})`
+}
+
+/** Whether the fast path's read refused a line only for its length (the table's read takes it). */
+async function overlongLines(ctx: LoadContext, rejectsTable: string): Promise<boolean> {
+  const rows = await ctx.duck.rows(`SELECT 1 FROM ${sqlIdent(rejectsTable)} WHERE error_type = 'LINE SIZE OVER MAXIMUM' LIMIT 1`)
+  return rows.length > 0
 }
 
 /** The lines the reader refused, numbered as the file's own lines (DuckDB counts a record with a quoted line break as one line). */
@@ -187,8 +207,10 @@ async function columnNames(path: string, delimiter: string, header: boolean): Pr
 async function inferCsvTypes(ctx: LoadContext, files: readonly SourceFile[], names: readonly string[], undeclared: readonly string[], delimiter: string, header: boolean, limit: number | undefined): Promise<Array<ColumnType | undefined>> {
   if (undeclared.length === 0) return []
   const columns = `{${names.map((n) => `${sqlString(n)}: 'VARCHAR'`).join(', ')}}`
+  // A sample leaves out lines longer than DuckDB's default limit (the pass after it checks every value anyway),
+  // and reads small buffers: DuckDB reads whole buffers, so its default ones would scan far more than the sample.
   const scan = `read_csv([${files.map((f) => sqlString(f.path)).join(', ')}], header = ${header}, delim = ${sqlString(delimiter)}, quote = '"', escape = '"', auto_detect = false, columns = ${columns}, ` +
-    `allow_quoted_nulls = false, ignore_errors = true, max_line_size = ${MAX_LINE_BYTES})`
+    `allow_quoted_nulls = false, ignore_errors = true, ${limit === undefined ? `max_line_size = ${MAX_LINE_BYTES}` : `buffer_size = ${SAMPLE_BUFFER_BYTES}`})`
   const from = limit === undefined ? scan : `(SELECT * FROM ${scan} LIMIT ${limit})`
   return inferTextTypes(ctx.duck, from, undeclared.map((n) => sqlIdent(n)), undefined, limit !== undefined)
 }

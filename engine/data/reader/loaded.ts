@@ -67,7 +67,7 @@ export interface LoadContext {
 /** Plans for the columns a source has, from the declarations and what was inferred; missing declared columns are named. */
 export function planColumns(
   names: readonly string[],
-  inferred: (name: string, index: number) => { type: ColumnType; source: ColumnPlan['source']; note?: string },
+  inferred: (name: string, index: number) => { type: ColumnType; source: ColumnPlan['source']; note?: string; sampled?: boolean },
   declaredSource: (name: string, type: ColumnType, index: number) => ColumnPlan['source'],
   ctx: LoadContext,
   source: string,
@@ -80,7 +80,7 @@ export function planColumns(
     if (declared) return { name, type: declared.type, nullable: declared.nullable, source: declaredSource(name, declared.type, i) }
     const guess = inferred(name, i)
     notes.push(`${name}: ${guess.type}${guess.note ? ` (${guess.note})` : ''}`)
-    return { name, type: guess.type, nullable: true, source: guess.source }
+    return { name, type: guess.type, nullable: true, source: guess.source, ...(guess.sampled ? { sampled: true } : {}) }
   })
   if (notes.length > 0) ctx.log.info(`${source}: inferred types of undeclared columns: ${notes.join(', ')}`)
   return plans

@@ -24,8 +24,8 @@ export interface ColumnPlan {
    */
   source: 'text' | 'native' | 'exact'
   /**
-   * The type was inferred from a sample of the values (the CSV fast path): a value it does not fit by
-   * `fitsText` is then a problem too, so that the caller infers again from every value.
+   * The type was inferred from a sample of the values (the CSV fast path, `checkedSelect`): a value it
+   * does not fit by `fitsText` is then a problem too, so that the caller infers again from every value.
    */
   sampled?: boolean
 }
@@ -42,29 +42,42 @@ const ISO_TIMESTAMP = '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2
  */
 export function fitsText(v: string, type: (typeof INFERABLE)[number]): string {
   // One pattern over the raw text (outer spaces allowed where DuckDB's cast allows them), then the cast where the pattern cannot tell (ranges, calendar).
+  const cast = type === 'boolean' ? undefined : `TRY_CAST(${v} AS ${duckDbType(type)})`
+  return cast === undefined ? fitsPattern(v, type) : `(${fitsPattern(v, type)} AND ${cast} IS NOT NULL)`
+}
+
+/** The pattern part of `fitsText`: with a cast of `v` to `type` that succeeds, the whole of it. */
+function fitsPattern(v: string, type: (typeof INFERABLE)[number]): string {
   switch (type) {
-    case 'integer': return `(regexp_full_match(${v}, '\\s*[+-]?[0-9]{1,19}\\s*') AND TRY_CAST(${v} AS BIGINT) IS NOT NULL)`
-    case 'number': return `(regexp_full_match(${v}, '\\s*[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*') AND TRY_CAST(${v} AS DOUBLE) IS NOT NULL)`
+    case 'integer': return `regexp_full_match(${v}, '\\s*[+-]?[0-9]{1,19}\\s*')`
+    case 'number': return `regexp_full_match(${v}, '\\s*[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*')`
     case 'boolean': return `regexp_full_match(${v}, '[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]')`
-    case 'date': return `(regexp_full_match(${v}, '\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\\s*') AND TRY_CAST(${v} AS DATE) IS NOT NULL)`
-    case 'timestamp': return `(regexp_full_match(${v}, '\\s*${ISO_TIMESTAMP}\\s*') AND TRY_CAST(${v} AS TIMESTAMPTZ) IS NOT NULL)`
+    case 'date': return `regexp_full_match(${v}, '\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\\s*')`
+    case 'timestamp': return `regexp_full_match(${v}, '\\s*${ISO_TIMESTAMP}\\s*')`
   }
 }
+
+/** Types a value of one candidate always fits too (by `fitsText`): a plain integer is a number, an ISO date a timestamp. */
+const ALSO_FITS: Partial<Record<(typeof INFERABLE)[number], (typeof INFERABLE)[number]>> = { integer: 'number', date: 'timestamp' }
 
 /**
  * The inferred type of each text column of `from` (column expressions `values`): the first of
  * integer, number, boolean, date, timestamp that every non-empty value fits, else string; a column
  * with no value at all is a string, or `undefined` when `undecidedIfEmpty` (a sample that saw none).
- * One pass over `from`.
+ * One pass over `from`: each value gets the first candidate it fits (its class, a bit), a column the
+ * set of its values' classes, and the column's type is the first candidate that every class in the
+ * set fits. Candidates are tried narrowest first, so an integer column costs one check per value.
  */
 export async function inferTextTypes(duck: DuckDb, from: string, values: readonly string[], candidates: readonly (typeof INFERABLE)[number][] = INFERABLE, undecidedIfEmpty = false): Promise<Array<ColumnType | undefined>> {
   if (values.length === 0) return []
-  const probes = values.flatMap((v, i) => [`count(NULLIF(${v}, ''))::VARCHAR AS n${i}`, ...candidates.map((type, k) => `coalesce(bool_and(NULLIF(${v}, '') IS NULL OR ${fitsText(v, type)}), true) AS f${i}_${k}`)])
-  const [row] = await duck.rows<Record<string, string | boolean>>(`SELECT ${probes.join(', ')} FROM ${from}`)
+  const none = 1 << candidates.length
+  const classes = values.map((v, i) => `bit_or(CASE WHEN NULLIF(${v}, '') IS NULL THEN 0 ${candidates.map((type, k) => `WHEN ${fitsText(v, type)} THEN ${1 << k}`).join(' ')} ELSE ${none} END)::INTEGER AS c${i}`)
+  const [row] = await duck.rows<Record<string, number | null>>(`SELECT ${classes.join(', ')} FROM ${from}`)
   return values.map((_v, i) => {
-    if (row![`n${i}`] === '0') return undecidedIfEmpty ? undefined : 'string'
-    const k = candidates.findIndex((_t, k) => row![`f${i}_${k}`] === true)
-    return k < 0 ? 'string' : candidates[k]
+    const seen = row![`c${i}`] ?? 0
+    if (seen === 0) return undecidedIfEmpty ? undefined : 'string'
+    const type = candidates.find((type) => candidates.every((c, k) => (seen & (1 << k)) === 0 || c === type || ALSO_FITS[c] === type) && (seen & none) === 0)
+    return type ?? 'string'
   })
 }
 
@@ -100,9 +113,6 @@ export function problemExpression(raw: string, plan: ColumnPlan, typed: string):
   if (plan.type !== 'string' && plan.source !== 'exact') {
     checks.push(`WHEN ${present} AND ${typed} IS NULL THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
   }
-  if (plan.sampled && plan.source === 'text' && plan.type !== 'string') {
-    checks.push(`WHEN ${present} AND NOT ${fitsText(raw, plan.type as (typeof INFERABLE)[number])} THEN ${sqlString(`column ${plan.name}: `)} || to_json(${shown})::VARCHAR || ${sqlString(` is not ${TYPE_WORDS[plan.type]}`)}`)
-  }
   if (!plan.nullable) checks.push(`WHEN NOT (${present}) THEN ${sqlString(`column ${plan.name} is empty but declared nullable: false`)}`)
   return checks.length === 0 ? 'NULL' : `CASE ${checks.join(' ')} END`
 }
@@ -116,6 +126,33 @@ export function typedSelect(plans: readonly ColumnPlan[], rawOf: (plan: ColumnPl
   const problems = [...(more.firstProblem ? [more.firstProblem] : []), ...plans.map((p, i) => problemExpression(rawOf(p, i), p, typed[i]!)).filter((p) => p !== 'NULL')]
   const problem = problems.length === 0 ? 'CAST(NULL AS VARCHAR)' : problems.length === 1 ? problems[0]! : `coalesce(${problems.join(', ')})`
   return `SELECT ${plans.map((p, i) => `${typed[i]} AS ${sqlIdent(p.name)}`).join(', ')}, ${problem} AS __problem${more.extraColumns ? `, ${more.extraColumns}` : ''} FROM ${from}`
+}
+
+/**
+ * The fast path's form of `typedSelect` over CSV text: `SELECT <typed columns> FROM (<from>)`, raising
+ * `error(<failMark>)` on the first row that `typedSelect` would mark with a problem (the caller then
+ * takes the table path, which names it). Each value is converted once: the conversion of a sampled
+ * column includes its inference pattern (a value outside it converts to NULL), and the checks look
+ * at the converted values only (CASE conditions share no work with the select list in DuckDB, so the
+ * `__problem` form converts every value twice).
+ */
+export function checkedSelect(plans: readonly ColumnPlan[], rawOf: (plan: ColumnPlan) => string, from: string, failMark: string): string {
+  const typed = plans.map((p, i) => `${checkedCast(rawOf(p), p)} AS __t${i}`)
+  const raws = plans.flatMap((p, i) => (p.source === 'text' && p.type !== 'string' ? [`${rawOf(p)} AS __r${i}`] : []))
+  const ok = plans.flatMap((p, i) => [
+    ...(p.source === 'text' && p.type !== 'string' ? [`(__t${i} IS NOT NULL OR NULLIF(__r${i}, '') IS NULL)`] : []),
+    ...(p.nullable ? [] : [`__t${i} IS NOT NULL`]),
+  ])
+  const columns = plans.map((p, i) => (i === 0 && ok.length > 0 ? `CASE WHEN ${ok.join(' AND ')} THEN __t0 ELSE error(${sqlString(failMark)}) END` : `__t${i}`) + ` AS ${sqlIdent(p.name)}`)
+  return `SELECT ${columns.join(', ')} FROM (SELECT ${[...typed, ...raws].join(', ')} FROM ${from})`
+}
+
+/** `castExpression`, and for a sampled column NULL also for a value outside its inference pattern. */
+function checkedCast(raw: string, plan: ColumnPlan): string {
+  if (!plan.sampled || plan.source !== 'text' || plan.type === 'string') return castExpression(raw, plan)
+  if (plan.type === 'boolean') return `CASE WHEN ${raw} = 'true' THEN true WHEN ${raw} = 'false' THEN false WHEN ${fitsPattern(raw, 'boolean')} THEN lower(${raw}) = 'true' END`
+  // Within the pattern, DuckDB's cast is exact (no fraction for it to round away).
+  return `CASE WHEN ${fitsPattern(raw, plan.type as (typeof INFERABLE)[number])} THEN TRY_CAST(${raw} AS ${duckDbType(plan.type)}) END`
 }
 
 export function describeType(type: ColumnType): string {
