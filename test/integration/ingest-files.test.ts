@@ -299,9 +299,15 @@ test('the example churn_model DAG: its two ingest tasks load the data shipped in
   const rows = await rowsOf(h, 'events')
   assert.ok(rows.length > 10)
   assert.ok(rows.every((r) => String(r.ts) >= '2026-09-30 22:00:00+00' && String(r.ts) < '2026-10-01 22:00:00+00'))
-  const labels = await h.run(dag.tasks.ingest_labels!.params)
+  // Labels are loaded per interval too: the day of 2026-09-15 has the first 50 (at 12:00 UTC), the day before none.
+  const before = await h.run(dag.tasks.ingest_labels!.params, { interval: { start: new Date('2026-09-14T00:00:00+02:00'), end: new Date('2026-09-15T00:00:00+02:00') } })
+  assert.equal(before.result.ok, true, JSON.stringify(before.result))
+  assert.equal((await h.datasets.get('churn_labels'))!.rows, 0)
+  const labels = await h.run(dag.tasks.ingest_labels!.params, { interval: { start: new Date('2026-09-15T00:00:00+02:00'), end: new Date('2026-09-16T00:00:00+02:00') } })
   assert.equal(labels.result.ok, true, JSON.stringify(labels.result))
-  assert.deepEqual((await h.datasets.get('churn_labels'))!.columns, [{ name: 'user_id', type: 'string' }, { name: 'label_ts', type: 'timestamp' }, { name: 'churned', type: 'boolean' }])
+  const published = (await h.datasets.get('churn_labels'))!
+  assert.deepEqual(published.columns, [{ name: 'user_id', type: 'string' }, { name: 'label_ts', type: 'timestamp' }, { name: 'churned', type: 'boolean' }])
+  assert.equal(published.rows, 50)
 })
 
 test('csv fast path: lines the reader refuses are named or quarantined without a second load', async (t) => {
