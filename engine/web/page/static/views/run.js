@@ -11,6 +11,7 @@ import { ganttChart } from '../gantt.js'
 import { logTail } from '../log-tail.js'
 import { canOperate, notice, stateBadge } from './common.js'
 import { gateReport, isGateOutputs } from './gate-report.js'
+import { driftReport, isDriftOutputs } from './drift-report.js'
 import { trainFacts, trainPanel } from './train-panel.js'
 
 /** How often the page re-reads a running train task's job (Slurm state, ranks and hosts). */
@@ -196,6 +197,8 @@ export function runView({ container, session, runId, params }) {
       if (task.state === 'running') jobPoll = setTimeout(() => self.kick?.(), JOB_POLL_MS)
     } else if (isGateOutputs(task.outputs)) {
       replace(operatorBox, gateReport(task.outputs))
+    } else if (isDriftOutputs(task.outputs)) {
+      replace(operatorBox, driftReport(task.outputs))
     } else {
       replace(operatorBox)
     }

@@ -1,0 +1,98 @@
+/**
+ * The run page of an `evaluate.drift` task, in a real browser against a real engine: the real operator
+ * compares a shifted dataset with a reference version, and the page shows the verdict, a row per feature
+ * with its statistics (the drifted one marked) and a histogram per feature with both samples' bars; a
+ * category that looks like HTML stays text.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import type { Page } from 'playwright-core'
+import { startTestEngine } from '../helpers/engine.ts'
+import type { TestEngine } from '../helpers/engine.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
+import { testLogger } from '../helpers/postgres.ts'
+import { startTestWeb } from '../helpers/web-client.ts'
+import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
+import { seedVersion } from '../helpers/datasets.ts'
+import { createDatasets } from '../../engine/data/datasets.ts'
+import { createUser } from '../../engine/web/auth/users.ts'
+
+const USER = 'viewer_drift'
+const PASSWORD = 'correct horse battery'
+const HOSTILE = '<img src=x onerror="window.__pwned=1">'
+const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
+const skip = browserSkipReason()
+
+describe('a drift task on the run page', { skip }, () => {
+  const teardown: (() => Promise<unknown>)[] = []
+  const pageErrors: string[] = []
+  let engine: TestEngine
+  let app: FastifyInstance
+  let base: string
+  let page: Page
+  let runId: string
+
+  after(async () => {
+    for (const step of teardown.reverse()) await step().catch(() => undefined)
+  })
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true })
+    engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, {
+      dags: {
+        'drift.yaml': `dag: drift
+tasks:
+  drift:
+    operator: evaluate.drift
+    params: { dataset: scores, reference: training, bins: 4 }
+`,
+      },
+      inProcessWorkers: 1,
+    })
+    const datasets = createDatasets({ db: engine.db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } })
+    const hostile = HOSTILE.replaceAll("'", "''")
+    await seedVersion(datasets, 'training', `SELECT (i % 100)::DOUBLE AS amount, CASE WHEN i % 2 = 0 THEN 'DE' ELSE '${hostile}' END AS country FROM range(400) t(i)`)
+    // Amounts shifted up by 50; countries as before: only amount drifts.
+    await seedVersion(datasets, 'scores', `SELECT (50 + i % 100)::DOUBLE AS amount, CASE WHEN i % 2 = 0 THEN 'DE' ELSE '${hostile}' END AS country FROM range(200) t(i)`)
+    await waitFor('the DAG to load', async () => (await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'drift' AND version_id IS NOT NULL`)).rows.length === 1 || undefined)
+    assert.ok(await createUser(engine.db, { username: USER, role: 'viewer', password: PASSWORD }))
+    ;({ app, base } = await startTestWeb({ db: engine.db, log: testLogger(), data: { dir: engine.data.dir } }))
+    teardown.push(() => app.close())
+    runId = await engine.trigger('drift')
+    assert.equal(await engine.waitForRun(runId, 120_000), 'success')
+    const browser = await launchBrowser()
+    teardown.push(() => browser.close())
+    browser.context.setDefaultTimeout(30_000)
+    page = browser.context.pages()[0] ?? (await browser.context.newPage())
+    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
+    page.on('console', (message) => message.type() === 'error' && pageErrors.push(`console: ${message.text()}`))
+    await page.goto(`${base}/#/runs/${encodeURIComponent(runId)}?task=drift`)
+    await page.waitForSelector('#login-form')
+    await page.fill('#username', USER)
+    await page.fill('#password', PASSWORD)
+    await page.click('button[type=submit]')
+  })
+
+  test('the verdict, a row per feature with its figures, and both samples in each histogram', async () => {
+    await page.waitForSelector('#drift-report[data-drifted="true"]')
+    assert.equal(await page.textContent('#drift-verdict'), 'drifted')
+    assert.match((await page.textContent('.drift-verdict'))!, /scores@1 against training@1/)
+    const rows = await page.locator('#drift-table tbody tr').evaluateAll((trs) => trs.map((r) => [r.getAttribute('data-feature'), r.getAttribute('data-drifted'), r.querySelector('.drift-figures')?.textContent]))
+    assert.deepEqual(rows.map((r) => r.slice(0, 2)), [['amount', 'true'], ['country', 'false']])
+    assert.match(rows[0]![2]!, /^PSI [\d.]+, KS 0\.5 \(p /)
+    assert.match(rows[1]![2]!, /^chi² 0 \(1 dof\), p 1$/)
+    // amount: 4 bins of the reference's quartiles, each with a reference and a current bar.
+    const bins = await page.locator('.drift-histogram[data-feature="amount"] .bin').evaluateAll((els) => els.map((e) => [e.querySelector('.bin-label')?.textContent, (e.querySelector('.bar.ref') as any).style.height, (e.querySelector('.bar.cur') as any).style.height]))
+    assert.deepEqual(bins.map((b) => b[0]), ['< 25', '25–50', '50–75', '≥ 75'])
+    // Reference a quarter in each bin; current none below 50, a quarter in 50-75, three quarters above.
+    assert.deepEqual(bins.map((b) => [b[1], b[2]]), [['33.3%', '0%'], ['33.3%', '0%'], ['33.3%', '33.3%'], ['33.3%', '100%']])
+    const categories = await page.locator('.drift-histogram[data-feature="country"] .bin-label').allTextContents()
+    assert.deepEqual(categories.sort(), ['DE', HOSTILE].sort())
+    assert.equal(await page.evaluate(() => (globalThis as any).__pwned), undefined)
+    await page.screenshot({ path: join(ARTIFACTS, 'drift-report.png'), fullPage: true })
+    assert.deepEqual(pageErrors, [])
+  })
+})
