@@ -37,8 +37,11 @@ export type OnlineReadResult =
 
 export interface OnlineStore {
   writeBatch(q: Queryable, view: string, definitionVersion: number, featureTimestamp: Date, rows: readonly OnlineRowWrite[]): Promise<number>
-  /** Each entity: its key columns by name (strings from a URL or CLI, or JSON values). */
-  read(view: string, entities: readonly Record<string, unknown>[]): Promise<OnlineReadResult>
+  /**
+   * Each entity: its key columns by name (strings from a URL or CLI, or JSON values). Answers
+   * synchronously when the definition and every row asked are in memory, else with a promise.
+   */
+  read(view: string, entities: readonly Record<string, unknown>[]): OnlineReadResult | Promise<OnlineReadResult>
 }
 
 export interface OnlineStoreOptions {
@@ -105,13 +108,6 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     }
     return rows
   }
-  /** One entity, the common case: its row from the cache when there, without the batch path's maps and sets. */
-  const lookUpOne = async (view: string, key: string | undefined): Promise<OnlineRow | undefined> => {
-    if (key === undefined) return undefined
-    const cached = cache?.get(view, key)
-    if (cached !== undefined) return cached ?? undefined
-    return (await lookUp(view, [key])).get(key)
-  }
   // The answer for a row that is within its ttl depends only on the row and the definition: it is made
   // once and reused (frozen: serializing and masking copy, nothing writes to it).
   const answers = new WeakMap<OnlineRow, { definition: OnlineDefinition; value: OnlineValue }>()
@@ -134,29 +130,37 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     }
     return value
   }
+  const answer = (view: string, d: OnlineDefinition | undefined, entities: readonly Record<string, unknown>[]): OnlineReadResult | Promise<OnlineReadResult> => {
+    if (!d) return { ok: false, reason: 'unknown_view', message: `feature view ${view} is not defined` }
+    const keys: (string | undefined)[] = []
+    for (let i = 0; i < entities.length; i++) {
+      const e = entities[i]!
+      if (!hasExactlyScalars(e, d.entity)) {
+        const problem = entityProblem(e, i, view, d.entity)
+        if (problem) return { ok: false, reason: 'bad_entity', message: problem }
+      }
+      keys.push(canonicalEntityKey(d.entity.map((c) => e[c])))
+    }
+    const oldest = d.ttlMs === null ? undefined : now().getTime() - d.ttlMs
+    const done = (rows: Map<string, OnlineRow>): OnlineReadResult => ({
+      ok: true,
+      view,
+      entityColumns: d.entity,
+      values: entities.map((e, i) => valueOf(d, oldest, e, keys[i] === undefined ? undefined : rows.get(keys[i]!))),
+    })
+    if (entities.length === 1) {
+      // One entity, the common case: from the cache without the batch path's maps and sets.
+      const key = keys[0]
+      const cached = key === undefined ? null : cache?.get(view, key)
+      if (cached !== undefined) return { ok: true, view, entityColumns: d.entity, values: [valueOf(d, oldest, entities[0]!, cached ?? undefined)] }
+    }
+    return lookUp(view, keys).then(done)
+  }
   return {
     writeBatch: writeOnlineRows,
-    async read(view, entities) {
-      const found = definitionOf(view)
-      const d = found instanceof Promise ? await found : found
-      if (!d) return { ok: false, reason: 'unknown_view', message: `feature view ${view} is not defined` }
-      const keys: (string | undefined)[] = []
-      for (let i = 0; i < entities.length; i++) {
-        const e = entities[i]!
-        if (!hasExactlyScalars(e, d.entity)) {
-          const problem = entityProblem(e, i, view, d.entity)
-          if (problem) return { ok: false, reason: 'bad_entity', message: problem }
-        }
-        keys.push(canonicalEntityKey(d.entity.map((c) => e[c])))
-      }
-      const oldest = d.ttlMs === null ? undefined : now().getTime() - d.ttlMs
-      if (entities.length === 1) {
-        const row = await lookUpOne(view, keys[0])
-        return { ok: true, view, entityColumns: d.entity, values: [valueOf(d, oldest, entities[0]!, row)] }
-      }
-      const rows = await lookUp(view, keys)
-      const values = entities.map((e, i): OnlineValue => valueOf(d, oldest, e, keys[i] === undefined ? undefined : rows.get(keys[i]!)))
-      return { ok: true, view, entityColumns: d.entity, values }
+    read(view, entities) {
+      const d = definitionOf(view)
+      return d instanceof Promise ? d.then((found) => answer(view, found, entities)) : answer(view, d, entities)
     },
   }
 }
