@@ -65,7 +65,9 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     const promise = readOnlineDefinition(db, view)
       .then((definition) => {
         // Kept from when the read began: a definition changed after that reaches reads within cacheMs.
-        if (definition) definitions.set(view, { definition, readAt: startedAt })
+        // An unchanged one keeps its object, so the answers made for it stay valid (see valueOf).
+        const before = definitions.get(view)?.definition
+        if (definition) definitions.set(view, { definition: before && sameDefinition(before, definition) ? before : definition, readAt: startedAt })
         else definitions.delete(view)
         return definition
       })
@@ -142,18 +144,18 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
       keys.push(canonicalEntityKey(d.entity.map((c) => e[c])))
     }
     const oldest = d.ttlMs === null ? undefined : now().getTime() - d.ttlMs
-    const done = (rows: Map<string, OnlineRow>): OnlineReadResult => ({
-      ok: true,
-      view,
-      entityColumns: d.entity,
-      values: entities.map((e, i) => valueOf(d, oldest, e, keys[i] === undefined ? undefined : rows.get(keys[i]!))),
-    })
     if (entities.length === 1) {
       // One entity, the common case: from the cache without the batch path's maps and sets.
       const key = keys[0]
       const cached = key === undefined ? null : cache?.get(view, key)
       if (cached !== undefined) return { ok: true, view, entityColumns: d.entity, values: [valueOf(d, oldest, entities[0]!, cached ?? undefined)] }
     }
+    const done = (rows: Map<string, OnlineRow>): OnlineReadResult => ({
+      ok: true,
+      view,
+      entityColumns: d.entity,
+      values: entities.map((e, i) => valueOf(d, oldest, e, keys[i] === undefined ? undefined : rows.get(keys[i]!))),
+    })
     return lookUp(view, keys).then(done)
   }
   return {
@@ -163,6 +165,11 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
       return d instanceof Promise ? d.then((found) => answer(view, found, entities)) : answer(view, d, entities)
     },
   }
+}
+
+function sameDefinition(a: OnlineDefinition, b: OnlineDefinition): boolean {
+  const sameList = (x: readonly string[], y: readonly string[]) => x.length === y.length && x.every((v, i) => v === y[i])
+  return a.version === b.version && a.ttlMs === b.ttlMs && a.removed === b.removed && sameList(a.entity, b.entity) && sameList(a.features, b.features)
 }
 
 /** The entity has exactly the given columns as own keys, each a scalar (the check every lookup makes first, without allocating). */

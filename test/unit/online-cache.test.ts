@@ -220,3 +220,42 @@ test('online reads: lookups share one read of a missing definition, a definition
   const expired = await store.read('v', [{ user_id: 'u2' }])
   assert.ok(expired.ok && expired.values[0]!.expired && expired.values[0]!.features.total === null)
 })
+
+test('an answer made from a cached row is reused while the definition read again is unchanged, and remade when it changes', async () => {
+  let features = [{ name: 'total' }]
+  const db = {
+    async query(text: string, values: unknown[]) {
+      if (text.includes('cairn.feature_view v')) return { rows: [{ version: 1, removed: false, definition: { entity: ['user_id'], features, ttl_ms: null } }] }
+      const key = values[1] as string
+      return { rows: [{ entity_key: key, entity: { user_id: JSON.parse(key)[0] }, features: { total: 5, extra: 1 }, feature_timestamp: new Date('2026-01-01T00:00:00Z'), definition_version: 1 }] }
+    },
+  } as unknown as Db
+  const store = createOnlineStore(db, { rowCache: createOnlineRowCache({ isLive: () => true }), definitionCacheMs: 40 })
+  const first = await store.read('v', [{ user_id: 'u1' }])
+  assert.ok(first.ok)
+  // Well past the definition's time: it has been read again (unchanged) at least once.
+  for (let i = 0; i < 5; i++) {
+    await new Promise((r) => setTimeout(r, 30))
+    await store.read('v', [{ user_id: 'u1' }])
+  }
+  const later = await store.read('v', [{ user_id: 'u1' }])
+  assert.ok(later.ok)
+  assert.equal(later.values[0], first.values[0], 'the same answer object, not one rebuilt per definition read')
+  assert.ok(Object.isFrozen(later.values[0]))
+  features = [{ name: 'total' }, { name: 'extra' }]
+  await waitUntil(async () => {
+    const r = await store.read('v', [{ user_id: 'u1' }])
+    return r.ok && 'extra' in r.values[0]!.features
+  })
+  const changed = await store.read('v', [{ user_id: 'u1' }])
+  assert.ok(changed.ok)
+  assert.deepEqual(changed.values[0]!.features, { total: 5, extra: 1 })
+})
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
