@@ -156,7 +156,7 @@ try {
   const materialized = await store.materialize({ view: 'activity', intervalStart: end, intervalEnd: end })
   const token = (await createToken(db, { name: 'bench', role: 'viewer' }))!.token
   console.log(`online lookups: ${materialized.rowsOnline?.toLocaleString('en')} entities online, ${CONNECTIONS} concurrent clients, ${SECONDS} s each, node ${process.version}, ${cpus} CPUs`)
-  console.log('pinned: load generator on CPU 1, web server and Postgres on CPU 0; unpinned: anywhere. "load" is the 1-minute load average before the run.')
+  console.log('pinned: load generator on CPU 1, web server and Postgres on CPU 0; unpinned: anywhere. "load" is the 1-minute load average before the run, the processes of this benchmark included.')
 
   /** Runs the load generator (pinned to CPU 1 or not) and prints its figures beside the server's CPU time per request. */
   const measure = async (label: string, pinned: boolean, args: string[], serverCpu: boolean) => {
