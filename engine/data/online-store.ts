@@ -7,8 +7,9 @@
  * A view's definition (entity columns, features, ttl) is kept for `definitionCacheMs` after its read
  * began, so that a lookup is one primary-key query: a changed definition reaches reads within that
  * time. Lookups that find it missing or stale share one read, and a definition in use is read again
- * in the background once half that time is up, so that a busy view's lookups never wait for it. With a row cache (online-cache.ts, the web process has one), entities read a moment ago
- * are answered from memory.
+ * in the background once half that time is up, so that a busy view's lookups never wait for it.
+ * With a row cache (online-cache.ts, the web process has one), entities read a moment ago are
+ * answered from memory, synchronously when nothing else has to be read.
  */
 import type { Db } from '../store/db.ts'
 import type { Queryable } from '../store/queryable.ts'

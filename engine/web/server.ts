@@ -174,7 +174,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   })
 
   // The hooks every request passes are callback hooks, not async ones: each async hook costs a promise
-  // and a turn of the microtask queue per request, which the online lookup route (issue 10) felt.
+  // and a turn of the microtask queue per request, which the online lookup route felt.
   app.addHook('onRequest', createAuthHook(options.db, tokenCache))
   // A bodiless POST is an empty JSON object, so optional bodies need no special schema.
   app.addHook('preValidation', (request, _reply, done) => {
