@@ -7,8 +7,12 @@ declare module 'autocannon' {
     connections?: number
     duration?: number
     headers?: Record<string, string>
-    requests?: { method?: string; path?: string; body?: string; headers?: Record<string, string>; setupRequest?: (request: { path: string }) => { path: string } }[]
+    requests?: { method?: string; path?: string; body?: string; headers?: Record<string, string>; setupRequest?: (request: { path: string; body?: string }) => { path: string; body?: string } }[]
   }
-  function autocannon(options: Options): Promise<Result>
+  interface Instance extends Promise<Result> {
+    /** Every response: its status, size and latency in milliseconds (not rounded). */
+    on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTime: number) => void): this
+  }
+  function autocannon(options: Options): Instance
   export default autocannon
 }

@@ -1,17 +1,28 @@
 /**
  * Online feature lookup latency (issue 10, acceptance 4): `GET /api/v1/features/{view}/online?user_id=...`
- * on the real web server (bearer token auth, schema validation, secret masking: everything a client
- * pays for), 50 concurrent HTTP clients (autocannon) each asking for a random one of 100k entities,
- * beside the bare SQL primary-key lookup through pg at the same concurrency (the floor the route
- * stands on). The route is measured without the in-memory caches (every request asks Postgres), with
- * them from a cold start, and warm. Goal: route p99 <= 5 ms. Prints figures; never pass/fail.
- * Usage: node bench/online.ts [--entities N] [--seconds S] [--connections C]
+ * on the real web server (bearer token auth, role check, schema validation, secret masking: everything a
+ * client pays for), 50 concurrent HTTP clients (autocannon) each asking for a random one of 100k
+ * entities, beside the bare SQL primary-key lookup through pg at the same concurrency (the floor the
+ * route stands on). The route is measured without the in-memory caches (every request asks Postgres),
+ * with them from a cold start, and warm; the POST form with one entity and the server's cheapest
+ * authenticated route (`GET /api/v1/session`) for comparison. Goal: route p99 <= 5 ms. Prints figures;
+ * never pass/fail.
+ *
+ * The load generator always runs in a process of its own. Each measurement is made twice:
+ * - pinned: the load generator on CPU 1, everything else (this process with the web server, Postgres)
+ *   on CPU 0, so the two sides do not take turns on one core (other jobs on the machine are not pinned);
+ * - unpinned: the scheduler puts every process where it likes.
+ * Latencies are measured per request in the load generator (to 0.01 ms; autocannon's own histogram
+ * has 1 ms steps); "server CPU" is this process's CPU time (user + system) over the requests served.
+ *
+ * Usage: node bench/online.ts [--entities N] [--seconds S] [--connections C] [--pin both|yes|no]
+ *          [--only sql,uncached,cold,warm,post,session]
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { loadavg, tmpdir } from 'node:os'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
@@ -29,11 +40,13 @@ import { createWebServer } from '../engine/web/server.ts'
 import type { WebServerOptions } from '../engine/web/server.ts'
 import { createToken } from '../engine/web/auth/tokens.ts'
 
+const PHASES = ['sql', 'uncached', 'cold', 'warm', 'post', 'session'] as const
 const { values } = parseArgs({
   options: {
     entities: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' },
+    pin: { type: 'string', default: 'both' }, only: { type: 'string', default: PHASES.join(',') },
     // Internal: the load generator's own process (so that it does not share the server's event loop).
-    'load-url': { type: 'string' }, 'load-token': { type: 'string' }, 'load-path': { type: 'string' },
+    'load-url': { type: 'string' }, 'load-token': { type: 'string' }, 'load-path': { type: 'string' }, 'load-method': { type: 'string' }, 'load-sql': { type: 'string' },
   },
 })
 const ENTITIES = Number(values.entities)
@@ -41,35 +54,87 @@ const SECONDS = Number(values.seconds)
 const CONNECTIONS = Number(values.connections)
 const log = silentLogger()
 
-/** Reads every entity once through the batch route (1000 a request); returns the rows the server now caches. */
-async function warmUp(port: number, token: string): Promise<number> {
-  for (let i = 0; i < ENTITIES; i += 1000) {
-    const entities = Array.from({ length: Math.min(1000, ENTITIES - i) }, (_, j) => ({ user_id: `u${i + j}` }))
-    const response = await fetch(`http://127.0.0.1:${port}/api/v1/features/activity/online`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ entities }),
-    })
-    if (!response.ok) throw new Error(`warm-up: ${response.status} ${await response.text()}`)
-  }
-  return ENTITIES
+interface LoadResult { p50: number; p99: number; rps: number; n: number; bad: number }
+
+const pct = (sorted: ArrayLike<number>, p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+const randomKey = (): string => `u${Math.floor(Math.random() * ENTITIES)}`
+const summarize = (latencies: number[], bad: number): LoadResult => {
+  const sorted = Float64Array.from(latencies).sort()
+  return { p50: pct(sorted, 50), p99: pct(sorted, 99), rps: sorted.length / SECONDS, n: sorted.length, bad }
 }
 
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-const randomKey = (): string => `u${Math.floor(Math.random() * ENTITIES)}`
+if (values['load-sql'] !== undefined) {
+  // The bare lookup: the statement the route would send, through pg, CONNECTIONS at a time.
+  const pool = new pg.Pool({ connectionString: values['load-sql'], max: CONNECTIONS })
+  const sql = `SELECT entity_key, entity, features, feature_timestamp, definition_version FROM cairn.feature_online WHERE view = $1 AND entity_key = $2`
+  await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.query(sql, ['activity', JSON.stringify([randomKey()])])))
+  const latencies: number[] = []
+  const stopAt = performance.now() + SECONDS * 1000
+  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    while (performance.now() < stopAt) {
+      const started = performance.now()
+      await pool.query(sql, ['activity', JSON.stringify([randomKey()])])
+      latencies.push(performance.now() - started)
+    }
+  }))
+  await pool.end()
+  process.stdout.write(JSON.stringify(summarize(latencies, 0)))
+  process.exit(0)
+}
 
 if (values['load-url'] !== undefined) {
-  const result = await autocannon({
+  const latencies: number[] = []
+  let bad = 0
+  const post = values['load-method'] === 'POST'
+  const path = values['load-path']
+  const instance = autocannon({
     url: values['load-url'],
     connections: CONNECTIONS,
     duration: SECONDS,
-    headers: { authorization: `Bearer ${values['load-token']}` },
-    requests: [{ method: 'GET', setupRequest: (request: { path: string }) => ({ ...request, path: values['load-path'] ?? `/api/v1/features/activity/online?user_id=${randomKey()}` }) }],
+    headers: { authorization: `Bearer ${values['load-token']}`, ...(post ? { 'content-type': 'application/json' } : {}) },
+    requests: [post
+      ? { method: 'POST', path: '/api/v1/features/activity/online', setupRequest: (request) => ({ ...request, body: JSON.stringify({ entities: [{ user_id: randomKey() }] }) }) }
+      : { method: 'GET', setupRequest: (request) => ({ ...request, path: path ?? `/api/v1/features/activity/online?user_id=${randomKey()}` }) }],
   })
-  process.stdout.write(JSON.stringify({ p50: result.latency.p50, p99: result.latency.p99, rps: result.requests.average, bad: result.non2xx + result.errors + result.timeouts }))
+  instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+    if (status >= 200 && status < 300) latencies.push(ms)
+    else bad++
+  })
+  const result = await instance
+  process.stdout.write(JSON.stringify(summarize(latencies, bad + result.errors + result.timeouts)))
   process.exit(0)
+}
+
+// Pinning: taskset (util-linux) sets the CPU affinity of a process's threads (-a); children inherit it.
+const cpus = availableParallelism()
+let canPin = cpus >= 2
+try {
+  execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' })
+} catch {
+  canPin = false
+}
+const modes: boolean[] = values.pin === 'yes' ? [true] : values.pin === 'no' ? [false] : [true, false]
+if (modes.includes(true) && !canPin) console.log(`(pinned runs skipped: ${cpus < 2 ? 'fewer than 2 CPUs' : 'taskset is not available'})`)
+const runModes = modes.filter((pinned) => !pinned || canPin)
+const only = new Set(values.only.split(','))
+const allCpus = `0-${cpus - 1}`
+let postgresPid = 0
+/** Pins this process and Postgres (the postmaster and its backends: later backends inherit it) to CPU 0, or frees them. */
+const pinServerSide = (pinned: boolean) => {
+  const list = pinned ? '0' : allCpus
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(postgresPid)], { encoding: 'utf8' }).split('\n').map((s) => s.trim()).filter(Boolean)
+  for (const pid of [String(process.pid), String(postgresPid), ...children]) {
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', list, pid], { stdio: 'ignore' })
+    } catch {
+      // a backend that exited meanwhile
+    }
+  }
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-online-'))
 const server = await startEmbeddedPostgres({ dataDir: join(dir, 'pg'), log, ephemeral: true })
+postgresPid = Number(readFileSync(join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0])
 const db = createDb(server.url, { log, max: 10 })
 try {
   await migrate(db, log)
@@ -89,63 +154,71 @@ try {
   const store = createFeatureStore({ db, datasets, producer: { kind: 'actor', actor: 'bench' } })
   const end = new Date('2026-02-01T00:00:00Z')
   const materialized = await store.materialize({ view: 'activity', intervalStart: end, intervalEnd: end })
-  console.log(`online lookups: ${materialized.rowsOnline?.toLocaleString('en')} entities online, ${CONNECTIONS} concurrent clients, ${SECONDS} s each, node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
-
-  // Bare SQL: the route's per-request lookup (it keeps the view's definition for a second) through pg, same concurrency.
-  const pool = new pg.Pool({ connectionString: server.url, max: CONNECTIONS })
-  const sql = `SELECT entity_key, entity, features, feature_timestamp, definition_version FROM cairn.feature_online WHERE view = $1 AND entity_key = $2`
-  await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.query(sql, ['activity', JSON.stringify([randomKey()])])))
-  const latencies: number[] = []
-  const stopAt = performance.now() + SECONDS * 1000
-  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
-    while (performance.now() < stopAt) {
-      const started = performance.now()
-      await pool.query(sql, ['activity', JSON.stringify([randomKey()])])
-      latencies.push(performance.now() - started)
-    }
-  }))
-  await pool.end()
-  latencies.sort((a, b) => a - b)
-  console.log(`  ${'bare SQL lookup (pg)'.padEnd(34)} p50 ${pct(latencies, 50).toFixed(2)} ms  p99 ${pct(latencies, 99).toFixed(2)} ms  ${(latencies.length / SECONDS).toFixed(0)} lookups/s`)
-
   const token = (await createToken(db, { name: 'bench', role: 'viewer' }))!.token
-  // autocannon in a process of its own: in this one it would share the server's event loop.
-  const load = async (port: number, label: string, path?: string) => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--load-url', `http://127.0.0.1:${port}`, '--load-token', token,
-      '--entities', String(ENTITIES), '--seconds', String(SECONDS), '--connections', String(CONNECTIONS), ...(path ? ['--load-path', path] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
+  console.log(`online lookups: ${materialized.rowsOnline?.toLocaleString('en')} entities online, ${CONNECTIONS} concurrent clients, ${SECONDS} s each, node ${process.version}, ${cpus} CPUs`)
+  console.log('pinned: load generator on CPU 1, web server and Postgres on CPU 0; unpinned: anywhere. "load" is the 1-minute load average before the run, the processes of this benchmark included.')
+
+  /** Runs the load generator (pinned to CPU 1 or not) and prints its figures beside the server's CPU time per request. */
+  const measure = async (label: string, pinned: boolean, args: string[], serverCpu: boolean) => {
+    const load = loadavg()[0]!.toFixed(1)
+    const node = [process.execPath, fileURLToPath(import.meta.url), '--entities', String(ENTITIES), '--seconds', String(SECONDS), '--connections', String(CONNECTIONS), ...args]
+    const cpuBefore = process.cpuUsage()
+    const child = pinned ? spawn('taskset', ['-c', '1', ...node], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(node[0]!, node.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
     await once(child, 'exit')
-    const r = JSON.parse(out) as { p50: number; p99: number; rps: number; bad: number }
-    console.log(`  ${label.padEnd(34)} p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  ${r.rps.toFixed(0)} requests/s${r.bad > 0 ? `  (${r.bad} failed)` : ''}`)
+    const cpu = process.cpuUsage(cpuBefore)
+    const r = JSON.parse(out) as LoadResult
+    const perRequest = serverCpu && r.n > 0 ? `  server CPU ${((cpu.user + cpu.system) / r.n).toFixed(0)} us/request` : ''
+    console.log(`  ${label.padEnd(36)} ${(pinned ? 'pinned' : 'unpinned').padEnd(8)} load ${load.padStart(4)}  p50 ${r.p50.toFixed(2).padStart(6)} ms  p99 ${r.p99.toFixed(2).padStart(6)} ms  ${r.rps.toFixed(0).padStart(6)}/s${perRequest}${r.bad > 0 ? `  (${r.bad} failed)` : ''}`)
   }
   const serve = async (options: Partial<WebServerOptions>) => {
     const app = await createWebServer({ db, log, ...options })
     await app.listen({ port: 0, host: '127.0.0.1' })
-    return { app, port: (app.server.address() as { port: number }).port }
+    return { app, url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` }
   }
+  /** Reads every entity once through the batch route (1000 a request), so that the server caches them all. */
+  const warmUp = async (url: string): Promise<void> => {
+    for (let i = 0; i < ENTITIES; i += 1000) {
+      const entities = Array.from({ length: Math.min(1000, ENTITIES - i) }, (_, j) => ({ user_id: `u${i + j}` }))
+      const response = await fetch(`${url}/api/v1/features/activity/online`, {
+        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ entities }),
+      })
+      if (!response.ok) throw new Error(`warm-up: ${response.status} ${await response.text()}`)
+    }
+  }
+  const http = (url: string, extra: string[] = []) => ['--load-url', url, '--load-token', token, ...extra]
 
-  // Without the in-memory caches: every request checks the token and looks the row up in Postgres.
-  const uncached = await serve({ tokenCacheMs: 0, onlineCacheRows: 0 })
-  try {
-    await load(uncached.port, 'GET .../online, no caches')
-  } finally {
-    await uncached.app.close()
-  }
-  // With the caches (token, online rows; sized to hold every entity): a fresh server starts empty, so
-  // the first run pays a database lookup for every entity not asked before (cold); the second runs
-  // after every entity was read once (warm).
-  const cached = await serve({ onlineCacheRows: ENTITIES })
-  try {
-    await load(cached.port, 'GET .../online, cold cache')
-    const rows = await warmUp(cached.port, token)
-    await load(cached.port, `GET .../online, warm (${rows.toLocaleString('en')} rows)`)
-    // The same server's cheapest authenticated route: what the server costs without a lookup.
-    await load(cached.port, 'GET /api/v1/session', '/api/v1/session')
-  } finally {
-    await cached.app.close()
+  for (const pinned of runModes) {
+    if (canPin) pinServerSide(pinned)
+    // Bare SQL: the route's per-request lookup (it keeps the view's definition for a second) through pg, same concurrency.
+    if (only.has('sql')) await measure('bare SQL lookup (pg)', pinned, ['--load-sql', server.url], false)
+    // Without the in-memory caches: every request checks the token and looks the row up in Postgres.
+    if (only.has('uncached')) {
+      const uncached = await serve({ tokenCacheMs: 0, onlineCacheRows: 0 })
+      try {
+        await measure('GET .../online, no caches', pinned, http(uncached.url), true)
+      } finally {
+        await uncached.app.close()
+      }
+    }
+    // With the caches (token, online rows; sized to hold every entity): a fresh server starts empty, so
+    // the first run pays a database lookup for every entity not asked before (cold); the next ones run
+    // after every entity was read once (warm).
+    const cached = await serve({ onlineCacheRows: ENTITIES })
+    try {
+      if (only.has('cold')) await measure('GET .../online, cold cache', pinned, http(cached.url), true)
+      if (only.has('warm') || only.has('post')) await warmUp(cached.url)
+      if (only.has('warm')) await measure(`GET .../online, warm (${ENTITIES.toLocaleString('en')} rows)`, pinned, http(cached.url), true)
+      if (only.has('post')) await measure('POST .../online, 1 entity, warm', pinned, http(cached.url, ['--load-method', 'POST']), true)
+      // The same server's cheapest authenticated route: what the server costs without a lookup.
+      if (only.has('session')) await measure('GET /api/v1/session', pinned, http(cached.url, ['--load-path', '/api/v1/session']), true)
+    } finally {
+      await cached.app.close()
+    }
   }
 } finally {
+  if (canPin) pinServerSide(false)
   await db.close()
   await server.stop()
   rmSync(dir, { recursive: true, force: true })

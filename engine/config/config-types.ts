@@ -41,7 +41,7 @@ export interface CairnConfig {
      */
     metrics_auth?: boolean | ('viewer' | 'operator' | 'admin')
     /**
-     * Online feature rows the web process keeps in memory for lookups (least recently used out first; about 0.5 KB each for a view of four features); a materialization's rows reach lookups as soon as it commits. 0 turns the cache off. Default: 100000.
+     * Online feature rows the web process keeps in memory for lookups (least recently used out first; about 0.9 KB each for a view of four features); a materialization's rows reach lookups as soon as it commits. 0 turns the cache off. Default: 100000.
      */
     online_cache_rows?: number
   }

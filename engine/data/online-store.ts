@@ -4,10 +4,12 @@
  * applies when values are read: a row whose feature timestamp is before now - ttl has every feature
  * returned as null (a row exactly ttl old is still returned).
  *
- * A view's definition (entity columns, features, ttl) is kept for `definitionCacheMs` after it was
- * read, so that a lookup is one primary-key query: a changed definition reaches reads within that
- * time. With a row cache (online-cache.ts, the web process has one), entities read a moment ago
- * are answered from memory.
+ * A view's definition (entity columns, features, ttl) is kept for `definitionCacheMs` after its read
+ * began, so that a lookup is one primary-key query: a changed definition reaches reads within that
+ * time. Lookups that find it missing or stale share one read, and a definition in use is read again
+ * in the background once half that time is up, so that a busy view's lookups never wait for it.
+ * With a row cache (online-cache.ts, the web process has one), entities read a moment ago are
+ * answered from memory, synchronously when nothing else has to be read.
  */
 import type { Db } from '../store/db.ts'
 import type { Queryable } from '../store/queryable.ts'
@@ -36,8 +38,11 @@ export type OnlineReadResult =
 
 export interface OnlineStore {
   writeBatch(q: Queryable, view: string, definitionVersion: number, featureTimestamp: Date, rows: readonly OnlineRowWrite[]): Promise<number>
-  /** Each entity: its key columns by name (strings from a URL or CLI, or JSON values). */
-  read(view: string, entities: readonly Record<string, unknown>[]): Promise<OnlineReadResult>
+  /**
+   * Each entity: its key columns by name (strings from a URL or CLI, or JSON values). Answers
+   * synchronously when the definition and every row asked are in memory, else with a promise.
+   */
+  read(view: string, entities: readonly Record<string, unknown>[]): OnlineReadResult | Promise<OnlineReadResult>
 }
 
 export interface OnlineStoreOptions {
@@ -52,13 +57,38 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
   const now = options.now ?? (() => new Date())
   const cacheMs = options.definitionCacheMs ?? 1000
   const definitions = new Map<string, { definition: OnlineDefinition; readAt: number }>()
-  const definitionOf = async (view: string): Promise<OnlineDefinition | undefined> => {
+  // Reads of a definition under way: concurrent lookups share one (none when definitions are not kept).
+  const loading = new Map<string, Promise<OnlineDefinition | undefined>>()
+  const load = (view: string): Promise<OnlineDefinition | undefined> => {
+    const running = cacheMs > 0 ? loading.get(view) : undefined
+    if (running) return running
+    const startedAt = performance.now()
+    const promise = readOnlineDefinition(db, view)
+      .then((definition) => {
+        // Kept from when the read began: a definition changed after that reaches reads within cacheMs.
+        // An unchanged one keeps its object, so the answers made for it stay valid (see valueOf).
+        const before = definitions.get(view)?.definition
+        if (definition) definitions.set(view, { definition: before && sameDefinition(before, definition) ? before : definition, readAt: startedAt })
+        else definitions.delete(view)
+        return definition
+      })
+      .finally(() => {
+        if (loading.get(view) === promise) loading.delete(view)
+      })
+    if (cacheMs > 0) loading.set(view, promise)
+    return promise
+  }
+  /** The kept definition while it is fresh (read again in the background once half its time is up, so a busy view never waits). */
+  const definitionOf = (view: string): OnlineDefinition | Promise<OnlineDefinition | undefined> => {
     const cached = definitions.get(view)
-    if (cached && performance.now() - cached.readAt < cacheMs) return cached.definition
-    const definition = await readOnlineDefinition(db, view)
-    if (definition) definitions.set(view, { definition, readAt: performance.now() })
-    else definitions.delete(view)
-    return definition
+    if (cached) {
+      const age = performance.now() - cached.readAt
+      if (age < cacheMs) {
+        if (age >= cacheMs / 2 && !loading.has(view)) load(view).catch(() => undefined)
+        return cached.definition
+      }
+    }
+    return load(view)
   }
   const cache = options.rowCache
   const lookUp = async (view: string, keys: readonly (string | undefined)[]): Promise<Map<string, OnlineRow>> => {
@@ -81,35 +111,89 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     }
     return rows
   }
+  // The answer for a row that is within its ttl depends only on the row and the definition: it is made
+  // once and reused (frozen: serializing and masking copy, nothing writes to it).
+  const answers = new WeakMap<OnlineRow, { definition: OnlineDefinition; value: OnlineValue }>()
+  const valueOf = (d: OnlineDefinition, oldest: number | undefined, e: Record<string, unknown>, row: OnlineRow | undefined): OnlineValue => {
+    const expired = row !== undefined && oldest !== undefined && row.featureTimestamp.getTime() < oldest
+    const reusable = row !== undefined && !expired
+    if (reusable) {
+      const made = answers.get(row)
+      if (made && made.definition === d) return made.value
+    }
+    const features: Record<string, unknown> = {}
+    for (const f of d.features) features[f] = row && !expired && Object.hasOwn(row.features, f) ? row.features[f] : null
+    const entity: Record<string, unknown> = {}
+    for (const c of d.entity) entity[c] = row ? row.entity[c] : e[c]
+    const value: OnlineValue = { entity, features, feature_timestamp: row ? row.featureTimestamp.toISOString() : null, found: row !== undefined, expired }
+    if (reusable) {
+      Object.freeze(entity)
+      Object.freeze(features)
+      answers.set(row, { definition: d, value: Object.freeze(value) })
+    }
+    return value
+  }
+  const answer = (view: string, d: OnlineDefinition | undefined, entities: readonly Record<string, unknown>[]): OnlineReadResult | Promise<OnlineReadResult> => {
+    if (!d) return { ok: false, reason: 'unknown_view', message: `feature view ${view} is not defined` }
+    const keys: (string | undefined)[] = []
+    for (let i = 0; i < entities.length; i++) {
+      const e = entities[i]!
+      if (!hasExactlyScalars(e, d.entity)) {
+        const problem = entityProblem(e, i, view, d.entity)
+        if (problem) return { ok: false, reason: 'bad_entity', message: problem }
+      }
+      keys.push(canonicalEntityKey(d.entity.map((c) => e[c])))
+    }
+    const oldest = d.ttlMs === null ? undefined : now().getTime() - d.ttlMs
+    if (entities.length === 1) {
+      // One entity, the common case: from the cache without the batch path's maps and sets.
+      const key = keys[0]
+      const cached = key === undefined ? null : cache?.get(view, key)
+      if (cached !== undefined) return { ok: true, view, entityColumns: d.entity, values: [valueOf(d, oldest, entities[0]!, cached ?? undefined)] }
+    }
+    const done = (rows: Map<string, OnlineRow>): OnlineReadResult => ({
+      ok: true,
+      view,
+      entityColumns: d.entity,
+      values: entities.map((e, i) => valueOf(d, oldest, e, keys[i] === undefined ? undefined : rows.get(keys[i]!))),
+    })
+    return lookUp(view, keys).then(done)
+  }
   return {
     writeBatch: writeOnlineRows,
-    async read(view, entities) {
-      const d = await definitionOf(view)
-      if (!d) return { ok: false, reason: 'unknown_view', message: `feature view ${view} is not defined` }
-      const keys: (string | undefined)[] = []
-      for (const [i, e] of entities.entries()) {
-        const complex = Object.entries(e).find(([, v]) => v !== null && typeof v === 'object')
-        if (complex) return { ok: false, reason: 'bad_entity', message: `entity ${i + 1}: ${complex[0]} must be a string, number, boolean or null` }
-        const missing = d.entity.filter((c) => !Object.hasOwn(e, c))
-        const extra = Object.keys(e).filter((c) => !d.entity.includes(c))
-        if (missing.length > 0 || extra.length > 0) {
-          const problems = [...(missing.length > 0 ? [`lacks ${missing.join(', ')}`] : []), ...(extra.length > 0 ? [`has unknown ${extra.join(', ')}`] : [])]
-          return { ok: false, reason: 'bad_entity', message: `entity ${i + 1} ${problems.join(' and ')}; the entity columns of ${view} are ${d.entity.join(', ')}` }
-        }
-        keys.push(canonicalEntityKey(d.entity.map((c) => e[c])))
-      }
-      const rows = await lookUp(view, keys)
-      const oldest = d.ttlMs === null ? undefined : now().getTime() - d.ttlMs
-      const values = entities.map((e, i): OnlineValue => {
-        const row = keys[i] === undefined ? undefined : rows.get(keys[i]!)
-        const expired = row !== undefined && oldest !== undefined && row.featureTimestamp.getTime() < oldest
-        const features: Record<string, unknown> = {}
-        for (const f of d.features) features[f] = row && !expired && Object.hasOwn(row.features, f) ? row.features[f] : null
-        const entity: Record<string, unknown> = {}
-        for (const c of d.entity) entity[c] = row ? row.entity[c] : e[c]
-        return { entity, features, feature_timestamp: row ? row.featureTimestamp.toISOString() : null, found: row !== undefined, expired }
-      })
-      return { ok: true, view, entityColumns: d.entity, values }
+    read(view, entities) {
+      const d = definitionOf(view)
+      return d instanceof Promise ? d.then((found) => answer(view, found, entities)) : answer(view, d, entities)
     },
   }
+}
+
+function sameDefinition(a: OnlineDefinition, b: OnlineDefinition): boolean {
+  const sameList = (x: readonly string[], y: readonly string[]) => x.length === y.length && x.every((v, i) => v === y[i])
+  return a.version === b.version && a.ttlMs === b.ttlMs && a.removed === b.removed && sameList(a.entity, b.entity) && sameList(a.features, b.features)
+}
+
+/** The entity has exactly the given columns as own keys, each a scalar (the check every lookup makes first, without allocating). */
+function hasExactlyScalars(e: Record<string, unknown>, columns: readonly string[]): boolean {
+  let n = 0
+  for (const c in e) {
+    if (!Object.hasOwn(e, c)) continue
+    n++
+    const v = e[c]
+    if (v !== null && typeof v === 'object') return false
+  }
+  if (n !== columns.length) return false
+  for (const c of columns) if (!Object.hasOwn(e, c)) return false
+  return true
+}
+
+/** Why an entity cannot be looked up (a non-scalar value, missing or unknown columns), or undefined. */
+function entityProblem(e: Record<string, unknown>, i: number, view: string, columns: readonly string[]): string | undefined {
+  const complex = Object.entries(e).find(([, v]) => v !== null && typeof v === 'object')
+  if (complex) return `entity ${i + 1}: ${complex[0]} must be a string, number, boolean or null`
+  const missing = columns.filter((c) => !Object.hasOwn(e, c))
+  const extra = Object.keys(e).filter((c) => !columns.includes(c))
+  if (missing.length === 0 && extra.length === 0) return undefined
+  const problems = [...(missing.length > 0 ? [`lacks ${missing.join(', ')}`] : []), ...(extra.length > 0 ? [`has unknown ${extra.join(', ')}`] : [])]
+  return `entity ${i + 1} ${problems.join(' and ')}; the entity columns of ${view} are ${columns.join(', ')}`
 }

@@ -334,6 +334,16 @@ describe('CSRF and credentials', () => {
     assert.equal((await call('GET', '/api/v1/dags', { headers: { cookie } })).status, 200)
   })
 
+  test('a request that sends an Authorization header is judged by it alone, whatever session cookie it carries', async () => {
+    const { cookie } = sessions.admin
+    for (const authorization of ['Bearer not a token!', `Bearer ${'x'.repeat(43)}`, 'Basic YWRtaW46YWRtaW4=', 'Bearer']) {
+      const r = await call('GET', '/api/v1/dags', { headers: { cookie, authorization } })
+      assert.equal(r.status, 401, authorization)
+    }
+    assert.equal((await call('GET', '/api/v1/dags', { headers: { cookie, authorization: `Bearer ${tokens.viewer}` } })).status, 200)
+    assert.equal((await call('GET', '/api/v1/users', { headers: { cookie, authorization: `Bearer ${tokens.viewer}` } })).status, 403, "the token's role, not the session's")
+  })
+
   test('the session cookie is HttpOnly and SameSite=Strict, and the database keeps only hashes', async () => {
     const r = await login('viewer-user', PASSWORD)
     const setCookie = String(r.headers['set-cookie'])

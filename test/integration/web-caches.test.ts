@@ -185,3 +185,46 @@ test('a verified token is trusted no longer than its expiry', async () => {
   const late = Date.now() - Date.parse(expiresAt)
   assert.ok(late >= -50 && late < 1000, `refused ${late} ms after its expiry`)
 })
+
+test('a token revoked without a notification reaching the server is refused within the 2 s cache window, while a client keeps using it', async () => {
+  const base = await serve()
+  const token = (await createToken(db, { name: 'busy', role: 'viewer' }))!.token
+  const ask = async () => (await rawRequest(base, 'GET', '/api/v1/features/spend/online?user_id=u1', { headers: bearer(token) })).status
+  assert.equal(await ask(), 200)
+  // Four clients ask without pause, before and after the revocation, as a busy service would.
+  const answers: { started: number; status: number }[] = []
+  let revokedAt: number | undefined
+  const client = async () => {
+    for (;;) {
+      const started = Date.now()
+      answers.push({ started, status: await ask() })
+      if (revokedAt !== undefined && started > revokedAt + 3000) return
+    }
+  }
+  const clients = Array.from({ length: 4 }, client)
+  await waitFor('a few answers from memory', () => answers.length >= 20, 10_000, 10)
+  // Revoked behind the server's back: no NOTIFY, as when its LISTEN connection missed one.
+  await db.query(`UPDATE cairn.api_token SET revoked_at = now() WHERE name = 'busy'`)
+  revokedAt = Date.now()
+  await Promise.all(clients)
+  const window = 2000
+  const late = answers.filter((a) => a.started > revokedAt! + window + 5 && a.status !== 401)
+  assert.deepEqual(late, [], 'every request made after the cache window was refused')
+  const refused = answers.find((a) => a.started > revokedAt! && a.status === 401)
+  assert.ok(refused, 'refused after the revocation')
+  assert.ok(refused.started - revokedAt! <= window + 5, `first refused ${refused.started - revokedAt!} ms after the revocation`)
+  assert.ok(answers.every((a) => a.status === 200 || a.status === 401), JSON.stringify(answers.filter((a) => a.status !== 200 && a.status !== 401)))
+})
+
+test('online answers served from memory are still masked with the secrets the server knows', async () => {
+  await materializeAmounts([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+  const base = await serve({ secrets: { env: { CAIRN_SECRET_SHOP_KEY: 'u10' } } })
+  for (let i = 0; i < 3; i++) {
+    const r = await rawRequest(base, 'GET', '/api/v1/features/spend/online?user_id=u10', { headers: bearer(readerToken) })
+    assert.equal(r.status, 200, r.body)
+    assert.deepEqual(r.json().entity, { user_id: '***' })
+    assert.equal(r.json().features.total, 11)
+  }
+  const plain = await serve()
+  assert.deepEqual((await rawRequest(plain, 'GET', '/api/v1/features/spend/online?user_id=u10', { headers: bearer(readerToken) })).json().entity, { user_id: 'u10' })
+})

@@ -19,7 +19,7 @@ import { SESSION_COOKIE, csrfTokenFor, findSession } from './sessions.ts'
 import { findTokenByHash } from './tokens.ts'
 import type { TokenRow } from './tokens.ts'
 import type { TokenCache } from './token-cache.ts'
-import { sameSecret, sha256 } from './secret-ids.ts'
+import { sameSecret, sha256Base64 } from './secret-ids.ts'
 
 export type Access = 'public' | Role
 
@@ -52,57 +52,95 @@ const BEARER = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]+)[ \t]*$/i
  * bearer token verified a moment ago may come from `tokens` (see token-cache.ts for why that is safe).
  */
 export async function identify(db: Db, request: FastifyRequest, tokens?: TokenCache): Promise<Principal | undefined> {
-  const header = request.headers.authorization
-  if (header !== undefined) {
-    const match = BEARER.exec(header)
-    if (!match) return undefined
-    const digest = sha256(match[1]!)
-    if (!tokens) return principalOf(await findTokenByHash(db, digest))
-    const key = digest.toString('base64')
-    const cached = tokens.get(key)
-    if (cached) return principalOf(cached)
-    const generation = tokens.generation()
-    const token = await findTokenByHash(db, digest)
-    if (token) tokens.set(key, token, generation)
-    return principalOf(token)
-  }
-  const sessionId = request.cookies[SESSION_COOKIE]
+  // A request that sends an Authorization header is judged by it alone.
+  const bearer = bearerPrincipal(db, request, tokens)
+  if (bearer !== NONE) return bearer
+  const sessionId = sessionCookie(request)
   if (!sessionId || sessionId.length > 256) return undefined
   const session = await findSession(db, sessionId)
   if (!session) return undefined
   return { kind: 'session', username: session.username, role: session.role, sessionId, csrfToken: csrfTokenFor(sessionId), expiresAt: session.expiresAt }
 }
 
-const principalOf = (token: TokenRow | undefined): Principal | undefined =>
-  token ? { kind: 'token', name: token.name, tokenId: token.tokenId, role: token.role, owner: token.owner } : undefined
+/** No credentials at all (a bearer header that is not a well-formed token counts as sent, and wrong). */
+const NONE = Symbol('no bearer token')
 
+/**
+ * The principal of a request that sends an Authorization header: synchronously when its token is in
+ * `tokens`, else a promise; NONE when the request sends no Authorization header (then the session
+ * cookie decides).
+ */
+function bearerPrincipal(db: Db, request: FastifyRequest, tokens: TokenCache | undefined): Principal | undefined | Promise<Principal | undefined> | typeof NONE {
+  const header = request.headers.authorization
+  if (header === undefined) return NONE
+  const match = BEARER.exec(header)
+  if (!match) return undefined
+  const key = sha256Base64(match[1]!)
+  const check = () => findTokenByHash(db, Buffer.from(key, 'base64'))
+  const found = tokens ? tokens.resolve(key, check) : check()
+  return found instanceof Promise ? found.then(principalOf) : principalOf(found)
+}
+
+/** The session cookie's value (cookies are parsed only for requests that need them). */
+export function sessionCookie(request: FastifyRequest): string | undefined {
+  if (request.cookies) return request.cookies[SESSION_COOKIE]
+  const header = request.headers.cookie
+  return header ? request.server.parseCookie(header)[SESSION_COOKIE] : undefined
+}
+
+/** One principal object per token row (rows are replaced, never changed, when a token is checked again). */
+const principals = new WeakMap<TokenRow, Principal>()
+function principalOf(token: TokenRow | undefined): Principal | undefined {
+  if (!token) return undefined
+  let principal = principals.get(token)
+  if (!principal) principals.set(token, (principal = Object.freeze({ kind: 'token', name: token.name, tokenId: token.tokenId, role: token.role, owner: token.owner })))
+  return principal
+}
+
+/**
+ * The onRequest hook. It is a callback hook, not an async one, so that a bearer request whose token
+ * is cached is judged without a promise or a database round trip.
+ */
 export function createAuthHook(db: Db, tokens?: TokenCache) {
-  return async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  return function authenticate(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
     request.principal = null
     const access: Access = request.is404 ? 'viewer' : (request.routeOptions.config.access ?? 'admin')
-    if (access === 'public') return
-    const principal = await identify(db, request, tokens)
-    if (!principal) {
-      reply.header('www-authenticate', 'Bearer realm="cairn"')
-      if (!request.url.startsWith('/api/') && request.headers.accept?.includes('text/html')) {
-        await reply.code(401).type('text/html; charset=utf-8').send(LOGIN_NEEDED)
-        return
-      }
-      await reply.code(401).send({ error: 'unauthorized', message: 'log in (POST /api/v1/login) or send Authorization: Bearer <token>' })
-      return
-    }
-    request.principal = principal
-    if (!roleAllows(principal.role, access)) {
-      await reply.code(403).send({ error: 'forbidden', message: `this needs the ${access} role; ${describe(principal)} has ${principal.role}` })
-      return
-    }
-    if (principal.kind === 'session' && !SAFE_METHODS.has(request.method)) {
-      const sent = request.headers['x-csrf-token']
-      if (typeof sent !== 'string' || !sameSecret(sent, principal.csrfToken)) {
-        await reply.code(403).send({ error: 'csrf', message: 'a browser session must send its CSRF token (from login) in the X-CSRF-Token header' })
-      }
+    if (access === 'public') return done()
+    const bearer = bearerPrincipal(db, request, tokens)
+    if (bearer === NONE) {
+      identify(db, request, tokens).then((principal) => admit(request, reply, access, principal, done), done)
+    } else if (bearer instanceof Promise) {
+      bearer.then((principal) => admit(request, reply, access, principal, done), done)
+    } else {
+      admit(request, reply, access, bearer, done)
     }
   }
+}
+
+/** Lets the request through (done()) or answers it (401, 403, CSRF). */
+function admit(request: FastifyRequest, reply: FastifyReply, access: Role, principal: Principal | undefined, done: () => void): void {
+  if (!principal) {
+    reply.header('www-authenticate', 'Bearer realm="cairn"')
+    if (!request.url.startsWith('/api/') && request.headers.accept?.includes('text/html')) {
+      reply.code(401).type('text/html; charset=utf-8').send(LOGIN_NEEDED)
+      return
+    }
+    reply.code(401).send({ error: 'unauthorized', message: 'log in (POST /api/v1/login) or send Authorization: Bearer <token>' })
+    return
+  }
+  request.principal = principal
+  if (!roleAllows(principal.role, access)) {
+    reply.code(403).send({ error: 'forbidden', message: `this needs the ${access} role; ${describe(principal)} has ${principal.role}` })
+    return
+  }
+  if (principal.kind === 'session' && !SAFE_METHODS.has(request.method)) {
+    const sent = request.headers['x-csrf-token']
+    if (typeof sent !== 'string' || !sameSecret(sent, principal.csrfToken)) {
+      reply.code(403).send({ error: 'csrf', message: 'a browser session must send its CSRF token (from login) in the X-CSRF-Token header' })
+      return
+    }
+  }
+  done()
 }
 
 /** The user a principal acts for: a session's user, a token's owner (null for a token made on the command line). */

@@ -14,6 +14,12 @@
  *
  * A check that started before a change and answers after it is not cached (the generation it
  * started under is gone).
+ *
+ * So that a busy client never waits for the database (`resolve`): requests that miss at the same
+ * time share one check, and a token in use is checked again in the background once half the ttl has
+ * passed, while its entry (still inside the ttl) keeps answering; a background check that finds the
+ * token gone drops it at once. An entry never answers for longer than `ttlMs` after the check that
+ * stored it began.
  */
 import type { TokenRow } from './tokens.ts'
 
@@ -22,7 +28,13 @@ export interface TokenCache {
   get(digest: string): TokenRow | undefined
   /** Call before asking the database; pass the result to `set`. */
   generation(): number
-  set(digest: string, row: TokenRow, generation: number): void
+  set(digest: string, row: TokenRow, generation: number, checkedAt?: number): void
+  /**
+   * The live token of this digest: the cached row (synchronously) when it is fresh, else what `check`
+   * finds (one check per digest at a time, shared by everyone asking meanwhile). A fresh entry past
+   * half its ttl is checked again in the background. With the cache off, every call checks.
+   */
+  resolve(digest: string, check: () => Promise<TokenRow | undefined>): TokenRow | undefined | Promise<TokenRow | undefined>
   /** Forgets every token (a credential changed, or notifications may have been missed). */
   clear(): void
   readonly size: number
@@ -43,27 +55,54 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
   const maxEntries = options.maxEntries ?? 10_000
   const now = options.now ?? Date.now
   const entries = new Map<string, { row: TokenRow; verifiedAt: number }>()
+  /** Checks under way, by digest, with the generation they started under. */
+  const checking = new Map<string, { generation: number; promise: Promise<TokenRow | undefined> }>()
   let generation = 0
-  return {
-    get(digest) {
-      if (ttlMs <= 0 || entries.size === 0 || !options.isLive()) return undefined
-      const key = digest
-      const entry = entries.get(key)
-      if (!entry) return undefined
-      const t = now()
-      if (t - entry.verifiedAt >= ttlMs || (entry.row.expiresAt !== null && entry.row.expiresAt.getTime() <= t)) {
-        entries.delete(key)
-        return undefined
-      }
-      return entry.row
-    },
-    generation: () => generation,
-    set(digest, row, startedUnder) {
-      if (ttlMs <= 0 || startedUnder !== generation || !options.isLive()) return
-      const key = digest
+  /** The fresh entry of a digest (an expired or stale one is dropped). */
+  const fresh = (key: string) => {
+    if (ttlMs <= 0 || entries.size === 0 || !options.isLive()) return undefined
+    const entry = entries.get(key)
+    if (!entry) return undefined
+    const t = now()
+    if (t - entry.verifiedAt >= ttlMs || (entry.row.expiresAt !== null && entry.row.expiresAt.getTime() <= t)) {
       entries.delete(key)
-      if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
-      entries.set(key, { row, verifiedAt: now() })
+      return undefined
+    }
+    return entry
+  }
+  const set = (key: string, row: TokenRow, startedUnder: number, checkedAt = now()) => {
+    if (ttlMs <= 0 || startedUnder !== generation || !options.isLive()) return
+    entries.delete(key)
+    if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
+    entries.set(key, { row, verifiedAt: checkedAt })
+  }
+  const check = (key: string, load: () => Promise<TokenRow | undefined>): Promise<TokenRow | undefined> => {
+    const running = checking.get(key)
+    if (running && running.generation === generation) return running.promise
+    const startedUnder = generation
+    const checkedAt = now()
+    const promise = load().then(
+      (row) => {
+        if (row) set(key, row, startedUnder, checkedAt)
+        else if (startedUnder === generation) entries.delete(key)
+        return row
+      },
+    ).finally(() => {
+      if (checking.get(key)?.promise === promise) checking.delete(key)
+    })
+    checking.set(key, { generation: startedUnder, promise })
+    return promise
+  }
+  return {
+    get: (digest) => fresh(digest)?.row,
+    generation: () => generation,
+    set,
+    resolve(digest, load) {
+      if (ttlMs <= 0) return load()
+      const entry = fresh(digest)
+      if (!entry) return check(digest, load)
+      if (now() - entry.verifiedAt >= ttlMs / 2 && !checking.has(digest)) check(digest, load).catch(() => undefined)
+      return entry.row
     },
     clear() {
       generation++

@@ -35,6 +35,7 @@ export function featureRoutes(app: FastifyInstance, ctx: WebContext): void {
     if (result.ok) return undefined
     return reply.code(result.reason === 'unknown_view' ? 404 : 400).send({ error: result.reason === 'unknown_view' ? 'not_found' : 'bad_request', message: result.message })
   }
+  const one = (result: OnlineReadResult, reply: { code(n: number): { send(body: unknown): unknown } }) => answer(result, reply) ?? (result as OnlineReadResult & { ok: true }).values[0]
 
   app.get<{ Params: { view: string }; Querystring: Record<string, string | string[]> }>('/api/v1/features/:view/online', {
     config: { access: 'viewer' },
@@ -47,9 +48,11 @@ export function featureRoutes(app: FastifyInstance, ctx: WebContext): void {
       querystring: { type: 'object', additionalProperties: { type: 'string', maxLength: 1000 } },
       response: { 200: onlineValue, ...errors(400, ...AUTH_ERRORS, 404) },
     },
-    handler: async (request, reply) => {
-      const result = await online.read(request.params.view, [request.query])
-      return answer(result, reply) ?? (result as OnlineReadResult & { ok: true }).values[0]
+    // Not an async function: an entity read a moment ago is answered in the same tick (the store answers
+    // synchronously from memory), without a promise.
+    handler: (request, reply) => {
+      const result = online.read(request.params.view, [request.query])
+      return result instanceof Promise ? result.then((r) => one(r, reply)) : one(result, reply)
     },
   })
 

@@ -9,6 +9,7 @@ import { MAX_PASSWORD_LENGTH } from '../auth/passwords.ts'
 import { ROLES } from '../auth/roles.ts'
 import { SESSION_COOKIE, createSession, csrfTokenFor, deleteSession } from '../auth/sessions.ts'
 import { checkLogin } from '../auth/users.ts'
+import { sessionCookie } from '../auth/authenticate.ts'
 import { loginSucceeded, reserveLoginAttempt } from '../auth/login-throttle.ts'
 import { AUTH_ERRORS, SECURITY, errors, time, timeOrNull } from '../schemas.ts'
 
@@ -47,7 +48,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: WebContext): void {
       const user = await checkLogin(db, username, password)
       if (!user) return reply.code(401).send({ error: 'invalid_credentials', message: 'wrong user name or password' })
       await loginSucceeded(db, username, request.ip)
-      const previous = request.cookies[SESSION_COOKIE]
+      const previous = sessionCookie(request)
       if (previous) await deleteSession(db, previous)
       const { sessionId, expiresAt } = await createSession(db, user.username, ctx.sessionTtlMs)
       reply.setCookie(SESSION_COOKIE, sessionId, { ...cookieOptions(request), expires: expiresAt })
