@@ -54,6 +54,8 @@ export interface ModelAuditRow {
   fromStage: ModelStage | null
   toStage: ModelStage
   actor: ModelActor
+  /** The version's share after the change (null for rows written before shares were audited). */
+  trafficShare: number | null
   at: Date
 }
 
@@ -144,8 +146,9 @@ export async function updateModelStage(q: Queryable, model: string, version: num
     `UPDATE cairn.model_version SET stage = $3, traffic_share = COALESCE($4, traffic_share) WHERE model = $1 AND version = $2 RETURNING ${COLUMNS}`,
     [model, version, stage, trafficShare ?? null],
   )
-  await q.query(`INSERT INTO cairn.model_audit (model, version, from_stage, to_stage, actor) VALUES ($1, $2, $3, $4, $5::jsonb)`, [model, version, from, stage, JSON.stringify(actor)])
-  return { from, row: rowOf(rows[0]!) }
+  const row = rowOf(rows[0]!)
+  await q.query(`INSERT INTO cairn.model_audit (model, version, from_stage, to_stage, actor, traffic_share) VALUES ($1, $2, $3, $4, $5::jsonb, $6)`, [model, version, from, stage, JSON.stringify(actor), row.trafficShare])
+  return { from, row }
 }
 
 export async function readModelVersion(q: Queryable, model: string, version?: number): Promise<ModelVersionRow | undefined> {
@@ -177,11 +180,11 @@ export async function listModels(q: Queryable): Promise<ModelSummaryRow[]> {
 }
 
 export async function listModelAudit(q: Queryable, model: string): Promise<ModelAuditRow[]> {
-  const { rows } = await q.query<{ model: string; version: number; from_stage: ModelStage | null; to_stage: ModelStage; actor: ModelActor; at: Date }>(
-    `SELECT model, version, from_stage, to_stage, actor, at FROM cairn.model_audit WHERE model = $1 ORDER BY id`,
+  const { rows } = await q.query<{ model: string; version: number; from_stage: ModelStage | null; to_stage: ModelStage; actor: ModelActor; traffic_share: number | null; at: Date }>(
+    `SELECT model, version, from_stage, to_stage, actor, traffic_share, at FROM cairn.model_audit WHERE model = $1 ORDER BY id`,
     [model],
   )
-  return rows.map((r) => ({ model: r.model, version: r.version, fromStage: r.from_stage, toStage: r.to_stage, actor: r.actor, at: r.at }))
+  return rows.map((r) => ({ model: r.model, version: r.version, fromStage: r.from_stage, toStage: r.to_stage, actor: r.actor, trafficShare: r.traffic_share, at: r.at }))
 }
 
 /** The DAG version (cairn.dag_version.version_id) a run executes (lineage). */
