@@ -14,6 +14,9 @@ import { createFeatureStore } from './feature-store.ts'
 import type { FeatureStore } from './feature-store.ts'
 import { createModels } from '../models/registry.ts'
 import type { Models } from '../models/registry.ts'
+import { createRollouts } from '../models/rollouts.ts'
+import type { Rollouts } from '../models/rollouts.ts'
+import { readServingWindow } from '../serve/serving-stats.ts'
 
 export interface ResolvedConnection {
   name: string
@@ -30,6 +33,8 @@ export interface DataServices {
   features: FeatureStore
   /** The model registry (SPEC section 7): register versions (fenced by the attempt's claim), read, resolve references. */
   models: Models
+  /** Canary rollouts (`serve.rollout`): the recorded state, stage and share changes (fenced by the attempt's claim), the servers' figures. */
+  rollouts: Rollouts
   /** A connection of cairn.yaml with its URL (from `url`, or the variable named by `url_env`); a message when it cannot be used. */
   connection(name: string): ResolvedConnection | { error: string }
   /** Folders that file sources may read (DAG folder, CAIRN_HOME, data.allowed_paths): check paths after resolving links. */
@@ -59,6 +64,7 @@ export function createDataServices(db: Db, settings: DataSettings, at: AttemptId
     datasets,
     features: createFeatureStore({ db, datasets, producer, duckdb: settings.duckdb }),
     models: createModels({ db, dir: settings.dir, producer }),
+    rollouts: createRollouts({ db, producer, servingWindow: readServingWindow }),
     connection: (name) => resolveConnection(settings, name, env),
     allowedPaths: settings.allowedPaths,
     dagsFolder: settings.dagsFolder,

@@ -136,9 +136,13 @@ export function createRollouts(options: RolloutsOptions): Rollouts {
         await updateRollout(q, row.id, { status: 'promoted', endedAt: now })
         await moveStage(q, row.model, row.version, 'production', actor, now)
       }),
+    // Not fenced by the claim (a cancelled attempt has lost it by now) but by the rollout's owner:
+    // only the attempt that runs the rollout takes its traffic back.
     abandon: (rollout, reason, now) =>
-      change(rollout.model, async (q) => {
-        const row = await current(q, rollout)
+      db.tx(async (q) => {
+        await lockModel(q, rollout.model)
+        const row = await readActiveRollout(q, rollout.model, true)
+        if (!row || row.id !== rollout.id || row.status !== 'running' || row.runId !== owner.runId || row.taskId !== owner.taskId || row.attempt !== owner.attempt) return
         const steps = row.steps.map((s) => (s.ended_at === null ? { ...s, ended_at: now.toISOString(), passed: false, reason } : s))
         await updateRollout(q, row.id, { status: 'rolled_back', steps, reason, endedAt: now })
         await moveStage(q, row.model, row.version, 'candidate', actor, now)
