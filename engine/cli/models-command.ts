@@ -1,5 +1,5 @@
 /**
- * `cairn models list|show|register` (SPEC section 7). Metadata comes from the database of a running
+ * `cairn models list|show|register|stage` (SPEC section 7). Metadata comes from the database of a running
  * `cairn up`, files from the data directory of the same cairn.yaml (`data.dir`, default
  * CAIRN_HOME/datasets, under `_models/`). `register` adds a candidate version made by a person (no
  * run, no task). Unknown model or version: exit 1.
@@ -11,6 +11,8 @@ import type { DataSettings } from '../config/data-settings.ts'
 import { createModels, MODEL_NAME } from '../models/registry.ts'
 import type { Models } from '../models/registry.ts'
 import { modelSummaryJson, modelVersionJson } from '../models/json.ts'
+import { StageConflictError } from '../models/stages.ts'
+import { MODEL_STAGES } from '../store/models.ts'
 import type { Db } from '../store/db.ts'
 import { EXIT, UsageError } from './io.ts'
 import type { CommandIo, ExitCode } from './io.ts'
@@ -31,18 +33,25 @@ export const MODELS_HELP = `Models: named, numbered versions of ONNX models with
                            its reference (models:/NAME/VERSION) as the last line
     --features a,b,c       the feature columns the model reads, in order
     --task T               binary, multiclass or regression
+    --stage S              candidate (default) or production (archives the previous production version)
+  stage NAME VERSION STAGE moves a version to candidate, canary, production or archived; production
+                           archives the previous production version; a second canary is refused
+                           (a model has one canary at a time); recorded in the audit log with your
+                           OS user name
 Models live in data.dir of cairn.yaml (default CAIRN_HOME/datasets) under _models/; run these where
 \`cairn up\` runs (same CAIRN_HOME, CAIRN_CONFIG or DATABASE_URL).
-Exit codes: 0 done; 1 unknown model or version, or a file that cannot be read; 2 malformed arguments or no database.`
+Exit codes: 0 done; 1 unknown model or version, a file that cannot be read, or a stage change the
+registry refuses; 2 malformed arguments or no database.`
 
-const ACTIONS = ['list', 'show', 'register'] as const
+const ACTIONS = ['list', 'show', 'register', 'stage'] as const
+const REGISTER_STAGES = ['candidate', 'production'] as const
 const TASKS = ['binary', 'multiclass', 'regression'] as const
 
 export async function modelsCommand(args: string[], io: CommandIo): Promise<ExitCode> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { format: { type: 'string' }, version: { type: 'string' }, features: { type: 'string' }, task: { type: 'string' } },
+    options: { format: { type: 'string' }, version: { type: 'string' }, features: { type: 'string' }, task: { type: 'string' }, stage: { type: 'string' } },
   })
   const action = parseChoice('action', positionals[0] ?? missing(), ACTIONS)!
   const rest = positionals.slice(1)
@@ -101,6 +110,7 @@ export async function modelsCommand(args: string[], io: CommandIo): Promise<Exit
       const [name, file] = takePositionals(rest, ['NAME', 'FILE'])
       if (!MODEL_NAME.test(name!)) throw new UsageError(`"${name}" is not a model name (lowercase letters, digits and _, starting with a letter, at most 64)`)
       const task = parseChoice('--task', values.task, TASKS)
+      const stage = parseChoice('--stage', values.stage, REGISTER_STAGES)
       const features = values.features === undefined ? [] : values.features.split(',').map((f) => f.trim()).filter((f) => f !== '')
       const path = resolve(settings.cwd, file!)
       const where = data()
@@ -109,15 +119,45 @@ export async function modelsCommand(args: string[], io: CommandIo): Promise<Exit
           io.stderr(`cairn models register: ${file}: no such file`)
           return EXIT.failed
         }
-        const { version } = await models(db, where).register({ name: name!, file: path, features, ...(task ? { taskKind: task } : {}) })
+        const registry = models(db, where)
+        const { version } = await registry.register({ name: name!, file: path, features, ...(task ? { taskKind: task } : {}) })
+        if (stage === 'production') {
+          const changed = await registry.stage(name!, version.version, 'production', { user: osUser() })
+          if (changed?.archived != null) io.stderr(`version ${changed.archived} archived`)
+        }
         io.stdout(version.uri)
         return EXIT.ok
+      })
+    }
+    case 'stage': {
+      const [name, versionText, stageText] = takePositionals(rest, ['NAME', 'VERSION', 'STAGE'])
+      const version = parsePositiveInt('VERSION', versionText, 2_147_483_647)!
+      const stage = parseChoice('STAGE', stageText, MODEL_STAGES)!
+      const where = data()
+      return withDatabase(io, async (db) => {
+        const registry = models(db, where)
+        try {
+          const changed = MODEL_NAME.test(name!) ? await registry.stage(name!, version, stage, { user: osUser() }) : undefined
+          if (!changed) {
+            const latest = MODEL_NAME.test(name!) ? await registry.get(name!) : undefined
+            io.stderr(latest ? `cairn models stage: model ${name} has no version ${version} (the latest is ${latest.version})` : `cairn models stage: no model "${name}" (\`cairn models list\` shows them)`)
+            return EXIT.failed
+          }
+          if (changed.from === stage) io.stderr(`version ${version} is already ${stage}`)
+          else io.stderr(`version ${version}: ${changed.from} -> ${stage}${changed.archived === null ? '' : ` (version ${changed.archived} archived)`}`)
+          io.stdout(`models:/${name}/${version}`)
+          return EXIT.ok
+        } catch (error) {
+          if (!(error instanceof StageConflictError)) throw error
+          io.stderr(`cairn models stage: ${error.message}`)
+          return EXIT.failed
+        }
       })
     }
   }
 }
 
 function missing(): never {
-  throw new UsageError('missing an action (list, show or register)')
+  throw new UsageError('missing an action (list, show, register or stage)')
 }
 

@@ -1,6 +1,7 @@
 /** The JSON shapes of models, shared by `cairn models ... --format json` and the HTTP API. */
 import type { ModelSummaryRow } from '../store/models.ts'
 import type { ModelVersion } from './registry.ts'
+import type { RolloutPlanJson, RolloutRow, RolloutStatus, RolloutStepJson } from '../store/rollouts.ts'
 
 export interface ModelSummaryJson {
   name: string
@@ -43,5 +44,34 @@ export function modelVersionJson(v: ModelVersion): ModelVersionJson {
     task_kind: v.taskKind,
     lineage: v.lineage as Record<string, unknown>,
     created_at: v.createdAt.toISOString(),
+  }
+}
+
+export interface RolloutJson {
+  id: number
+  version: number
+  status: RolloutStatus
+  run_id: string | null
+  task_id: string | null
+  plan: RolloutPlanJson
+  /** Each step: its percent, window, the canary's figures in it and the decision (passed, reason). */
+  steps: RolloutStepJson[]
+  reason: string | null
+  started_at: string
+  ended_at: string | null
+}
+
+export function rolloutJson(r: RolloutRow): RolloutJson {
+  return {
+    id: r.id,
+    version: r.version,
+    status: r.status,
+    run_id: r.runId,
+    task_id: r.taskId,
+    plan: r.plan,
+    steps: r.steps,
+    reason: r.reason,
+    started_at: r.startedAt.toISOString(),
+    ended_at: r.endedAt === null ? null : r.endedAt.toISOString(),
   }
 }

@@ -32,6 +32,10 @@ import {
 } from '../store/models.ts'
 import type { ModelActor, ModelAuditRow, ModelLineage, ModelStage, ModelSummaryRow, ModelVersionRow } from '../store/models.ts'
 import type { Producer } from '../data/datasets.ts'
+import { listRollouts } from '../store/rollouts.ts'
+import type { RolloutRow } from '../store/rollouts.ts'
+import { moveStage } from './stages.ts'
+import type { StageChange } from './stages.ts'
 
 export const MODEL_NAME = /^[a-z][a-z0-9_]{0,63}$/
 export const MODELS_FOLDER = '_models'
@@ -64,7 +68,14 @@ export interface Models {
   versions(name: string): Promise<ModelVersion[]>
   list(): Promise<ModelSummaryRow[]>
   audit(name: string): Promise<ModelAuditRow[]>
-  /** Moves a version to a stage (the database refuses a second production or canary version). */
+  /**
+   * The registry's lifecycle (stages.ts): moves a version to a stage; promoting to production archives
+   * the previous production version; a second canary is refused with a StageConflictError.
+   */
+  stage(name: string, version: number, stage: ModelStage, actor: ModelActor): Promise<StageChange | undefined>
+  /** Rollouts of a model, newest first (the rollout history). */
+  rollouts(name: string): Promise<RolloutRow[]>
+  /** Moves a version to a stage as it is (the database refuses a second production or canary version). */
   setStage(name: string, version: number, stage: ModelStage, actor: ModelActor, trafficShare?: number): Promise<ModelVersion | undefined>
   resolve(reference: string, baseDir?: string): Promise<ResolvedModel>
 }
@@ -148,6 +159,8 @@ export function createModels(options: ModelsOptions): Models {
     },
     list: () => listModels(db),
     audit: (name) => listModelAudit(db, name),
+    stage: (name, version, stage, who) => db.tx((q) => moveStage(q, name, version, stage, who, new Date())),
+    rollouts: (name) => listRollouts(db, name),
     async setStage(name, version, stage, who, trafficShare) {
       const changed = await db.tx((q) => updateModelStage(q, name, version, stage, who, trafficShare))
       return changed && withPath(changed.row)

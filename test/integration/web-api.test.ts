@@ -248,6 +248,7 @@ const ROUTES: RouteCase[] = [
   { name: 'list feature views', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/feature_views', ok: 200 }) },
   { name: 'list models', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/models', ok: 200 }) },
   { name: 'one model', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/models/web_model', ok: 200 }) },
+  { name: 'stage a model version', method: 'POST', role: 'operator', make: async () => ({ path: '/api/v1/models/web_model/versions/1/stage', body: { stage: 'candidate' }, ok: 200 }) },
   { name: 'feature view', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/feature_views/web_fv', ok: 200 }) },
   { name: 'online features', method: 'GET', role: 'viewer', make: async () => ({ path: '/api/v1/features/web_view/online?user_id=u1', ok: 200 }) },
   { name: 'online features (many)', method: 'POST', role: 'viewer', make: async () => ({ path: '/api/v1/features/web_view/online', body: { entities: [{ user_id: 'u1' }, { user_id: 2 }] }, ok: 200 }) },

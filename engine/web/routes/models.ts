@@ -1,12 +1,18 @@
 /**
- * Models (SPEC section 7), read-only, for viewers:
+ * Models (SPEC section 7):
  * - `GET /api/v1/models`: every model with its latest, production and canary versions;
  * - `GET /api/v1/models/{name}`: its versions, newest first (stage, checksum, metrics, features,
- *   lineage: the shape of `cairn models show --format json`) and its stage changes (audit).
+ *   lineage: the shape of `cairn models show --format json`), its stage and traffic changes (audit)
+ *   and its rollouts, newest first (rollout history: steps with figures and decisions);
+ * - `POST /api/v1/models/{name}/versions/{version}/stage` (operator): `cairn models stage` over HTTP,
+ *   audited with the user or token that asked.
  */
 import type { FastifyInstance } from 'fastify'
 import { createModels, MODEL_NAME } from '../../models/registry.ts'
-import { modelSummaryJson, modelVersionJson } from '../../models/json.ts'
+import { modelSummaryJson, modelVersionJson, rolloutJson } from '../../models/json.ts'
+import { StageConflictError } from '../../models/stages.ts'
+import { MODEL_STAGES } from '../../store/models.ts'
+import type { ModelActor, ModelStage } from '../../store/models.ts'
 import type { WebContext } from '../context.ts'
 import { AUTH_ERRORS, SECURITY, errors, time, timeOrNull } from '../schemas.ts'
 
@@ -49,7 +55,41 @@ const auditEntry = {
     from_stage: { type: ['string', 'null'], description: 'null when the version was registered' },
     to_stage: { type: 'string' },
     actor: { type: 'object', additionalProperties: true, description: '{user}, {token} or {run, task}' },
+    traffic_share: { type: ['number', 'null'], description: "the version's share of the traffic after the change" },
     at: timeOrNull,
+  },
+} as const
+
+const rolloutStep = {
+  type: 'object',
+  required: ['percent', 'started_at', 'ended_at', 'requests', 'errors', 'error_rate', 'p99_ms', 'passed', 'reason'],
+  properties: {
+    percent: { type: 'number', description: "the canary's share of the traffic in this step, percent" },
+    started_at: time,
+    ended_at: { ...timeOrNull, description: 'when the step was decided (null while it runs)' },
+    requests: { type: 'integer', description: 'requests the canary served in the step window' },
+    errors: { type: 'integer' },
+    error_rate: { type: ['number', 'null'] },
+    p99_ms: { type: ['number', 'null'] },
+    passed: { type: ['boolean', 'null'], description: 'the decision (null while the step runs)' },
+    reason: { type: ['string', 'null'], description: 'why the step failed' },
+  },
+} as const
+
+const rollout = {
+  type: 'object',
+  required: ['id', 'version', 'status', 'run_id', 'task_id', 'plan', 'steps', 'reason', 'started_at', 'ended_at'],
+  properties: {
+    id: { type: 'integer' },
+    version: { type: 'integer' },
+    status: { type: 'string', enum: ['running', 'promoted', 'rolled_back', 'held'] },
+    run_id: { type: ['string', 'null'] },
+    task_id: { type: ['string', 'null'] },
+    plan: { type: 'object', additionalProperties: true, description: 'steps, step_duration_ms, analysis {min_requests, max_error_rate, max_p99_latency_ms}, on_failure' },
+    steps: { type: 'array', items: rolloutStep },
+    reason: { type: ['string', 'null'] },
+    started_at: time,
+    ended_at: timeOrNull,
   },
 } as const
 
@@ -78,8 +118,14 @@ export function modelRoutes(app: FastifyInstance, ctx: WebContext, dataDir: stri
       response: {
         200: {
           type: 'object',
-          required: ['name', 'latest_version', 'versions', 'audit'],
-          properties: { name: { type: 'string' }, latest_version: { type: 'integer' }, versions: { type: 'array', items: modelVersion }, audit: { type: 'array', items: auditEntry } },
+          required: ['name', 'latest_version', 'versions', 'audit', 'rollouts'],
+          properties: {
+            name: { type: 'string' },
+            latest_version: { type: 'integer' },
+            versions: { type: 'array', items: modelVersion },
+            audit: { type: 'array', items: auditEntry },
+            rollouts: { type: 'array', items: rollout, description: 'rollout history, newest first (at most 50)' },
+          },
         },
         ...errors(400, ...AUTH_ERRORS, 404),
       },
@@ -88,8 +134,51 @@ export function modelRoutes(app: FastifyInstance, ctx: WebContext, dataDir: stri
       const { name } = request.params
       const versions = (await models.versions(name)).reverse()
       if (versions.length === 0) return reply.code(404).send({ error: 'not_found', message: `no model "${name}"` })
-      const audit = (await models.audit(name)).map((a) => ({ version: a.version, from_stage: a.fromStage, to_stage: a.toStage, actor: a.actor, at: a.at.toISOString() }))
-      return { name, latest_version: versions[0]!.version, versions: versions.map(modelVersionJson), audit }
+      const [audit, rollouts] = await Promise.all([models.audit(name), models.rollouts(name)])
+      return {
+        name,
+        latest_version: versions[0]!.version,
+        versions: versions.map(modelVersionJson),
+        audit: audit.map((a) => ({ version: a.version, from_stage: a.fromStage, to_stage: a.toStage, actor: a.actor, traffic_share: a.trafficShare, at: a.at.toISOString() })),
+        rollouts: rollouts.map(rolloutJson),
+      }
+    },
+  })
+
+  app.post<{ Params: { name: string; version: number }; Body: { stage: ModelStage } }>('/api/v1/models/:name/versions/:version/stage', {
+    config: { access: 'operator' },
+    schema: {
+      summary: 'Move a model version to a stage',
+      description: 'As `cairn models stage`: promoting to production archives the previous production version; a second canary is refused (409). Audited with the user or token.',
+      tags: ['models'],
+      security: SECURITY,
+      params: {
+        type: 'object',
+        required: ['name', 'version'],
+        properties: { name: { type: 'string', maxLength: 64, pattern: MODEL_NAME.source }, version: { type: 'integer', minimum: 1, maximum: 2_147_483_647 } },
+      },
+      body: { type: 'object', required: ['stage'], properties: { stage: { type: 'string', enum: [...MODEL_STAGES] } }, additionalProperties: false },
+      response: {
+        200: {
+          type: 'object',
+          required: ['version', 'previous_stage', 'archived'],
+          properties: { version: modelVersion, previous_stage: { type: 'string' }, archived: { type: ['integer', 'null'], description: 'the production version this promotion archived' } },
+        },
+        ...errors(400, ...AUTH_ERRORS, 404, 409),
+      },
+    },
+    handler: async (request, reply) => {
+      const { name, version } = request.params
+      const p = request.principal!
+      const actor: ModelActor = p.kind === 'session' ? { user: p.username } : { token: p.name }
+      try {
+        const changed = await models.stage(name, version, request.body.stage, actor)
+        if (!changed) return reply.code(404).send({ error: 'not_found', message: `model ${name} has no version ${version}` })
+        return { version: modelVersionJson({ ...changed.row, path: '', uri: `models:/${name}/${version}` }), previous_stage: changed.from, archived: changed.archived }
+      } catch (error) {
+        if (error instanceof StageConflictError) return reply.code(409).send({ error: 'stage_conflict', message: error.message })
+        throw error
+      }
     },
   })
 }
