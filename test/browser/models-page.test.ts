@@ -131,10 +131,10 @@ describe('models page', { skip }, () => {
     const rows = (await cells('#model-audit-table tbody tr')).map((r) => r.slice(1))
     assert.deepEqual(rows, [
       ['v3', 'candidate → archived', `token ${HOSTILE}`],
-      ['v2', 'candidate → canary', `run ${RUN} / rollout`],
+      ['v2', 'candidate → canary (traffic 10 %)', `run ${RUN} / rollout`],
       ['v3', 'registered as candidate', `run ${RUN} / train`],
       ['v2', 'registered as candidate', `run ${RUN} / train`],
-      ['v1', 'candidate → production', 'user alice'],
+      ['v1', 'candidate → production (traffic 100 %)', 'user alice'],
       ['v1', 'registered as candidate', 'user alice'],
     ])
     assert.equal(await page.getAttribute('#model-audit-table tr[data-to="canary"] a.lineage-run', 'href'), `#/runs/${RUN}?task=rollout`)

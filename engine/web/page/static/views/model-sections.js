@@ -6,6 +6,7 @@ import { h } from '../dom.js'
 import { fmtTime } from '../format.js'
 import { metricsInline, metricsTable } from './metrics.js'
 import { actorText, lineageList, shareText, stageBadge } from './model-parts.js'
+import { rolloutsSection } from './model-rollouts.js'
 
 const versionsSection = {
   id: 'model-versions',
@@ -45,7 +46,7 @@ const versionSection = {
 
 const auditSection = {
   id: 'model-audit',
-  title: () => 'Stage changes',
+  title: () => 'Stage and traffic changes',
   render(model) {
     if (model.audit.length === 0) return h('p', { class: 'muted' }, 'No change recorded.')
     // Newest first; the API lists them in the order they happened.
@@ -56,9 +57,9 @@ const auditSection = {
         h('td', null, fmtTime(a.at)),
         h('td', null, `v${a.version}`),
         h('td', null, a.from_stage ? [stageBadge(a.from_stage), ' → '] : h('span', { class: 'muted' }, 'registered as '), stageBadge(a.to_stage),
-          typeof a.traffic_share === 'number' ? h('span', { class: 'muted small' }, ` (traffic ${Math.round(a.traffic_share * 100)} %)`) : null),
+          typeof a.traffic_share === 'number' && (a.to_stage === 'canary' || a.to_stage === 'production') ? h('span', { class: 'muted small' }, ` (traffic ${Math.round(a.traffic_share * 100)} %)`) : null),
         h('td', { class: 'audit-actor' }, actorText(a.actor)))))))
   },
 }
 
-export const MODEL_SECTIONS = [versionsSection, versionSection, auditSection]
+export const MODEL_SECTIONS = [versionsSection, versionSection, rolloutsSection, auditSection]

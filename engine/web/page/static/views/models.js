@@ -1,11 +1,13 @@
 // Models: the list (latest, production and canary versions), and one model: its versions with stage,
 // traffic share, metrics and lineage, the chosen version in detail, and the audit log of stage
-// changes (the sections of model-sections.js).
+// changes (the sections of model-sections.js), the rollout history as timelines (model-rollouts.js).
 import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
 import { fmtTime, relative } from '../format.js'
 import { MODEL_SECTIONS } from './model-sections.js'
 import { shareText, stageBadge } from './model-parts.js'
+
+const ROLLOUT_FOLLOW_MS = 2000
 
 export function modelListView({ container }) {
   const table = h('div', { id: 'model-table' })
@@ -48,9 +50,14 @@ export function modelView({ container, name, params, navigate }) {
   replace(container, h('nav', { class: 'crumbs' }, h('a', { href: '#/models' }, 'Models'), ' / ', name), head, cards.map((c) => c.el))
   const wanted = Number(params.get('version')) || null
   let key = ''
+  // A rollout moves without task state changes (shares, step figures): while one runs, look again soon.
+  let followTimer
+  let gone = false
 
   async function refresh() {
     const model = await api(`/models/${enc(name)}`)
+    clearTimeout(followTimer)
+    if (!gone && model.rollouts?.some((r) => r.status === 'running')) followTimer = setTimeout(() => refresh().catch(() => undefined), ROLLOUT_FOLLOW_MS)
     const version = model.versions.find((v) => v.version === wanted) ?? model.versions[0]
     const k = JSON.stringify([model, version.version])
     if (k === key) return
@@ -78,5 +85,5 @@ export function modelView({ container, name, params, navigate }) {
         h('span', null, `${model.versions.length} version${model.versions.length === 1 ? '' : 's'}`)))
   }
 
-  return { refresh }
+  return { refresh, destroy: () => { gone = true; clearTimeout(followTimer) } }
 }
