@@ -113,8 +113,13 @@ Exit codes: 0 stopped cleanly; 1 cairn.yaml is invalid; 2 malformed arguments, t
     ].join('\n       '),
   },
   models: {
-    summary: 'list, show or register model versions',
-    usage: ['cairn models list [--format json]', 'cairn models show NAME [--version N] [--format json]', 'cairn models register NAME FILE [--features a,b] [--task T]'].join('\n       '),
+    summary: 'list, show, register or stage model versions',
+    usage: [
+      'cairn models list [--format json]',
+      'cairn models show NAME [--version N] [--format json]',
+      'cairn models register NAME FILE [--features a,b] [--task T] [--stage candidate|production]',
+      'cairn models stage NAME VERSION candidate|canary|production|archived',
+    ].join('\n       '),
   },
   features: {
     summary: 'online feature values of an entity; the feature views',
