@@ -49,7 +49,8 @@ export const serveRollout = defineOperator({
     try {
       return await rollOut(ctx.data.rollouts, params.model_name, version, plan, ctx)
     } catch (error) {
-      if (ctx.signal.aborted) return abortedResult(ctx.signal)
+      // A cancel revokes the attempt's claim, so a change under way may be refused by the fence first.
+      if (ctx.signal.aborted) return stopped(ctx.data.rollouts, params.model_name, version, ctx)
       throw error
     }
   },

@@ -4,7 +4,8 @@
  * registry's shares as they change. A good version goes 10 -> 50 -> 100 and becomes production;
  * a failing one is rolled back at its first step with production untouched and the task attempted
  * once; on_failure: hold keeps the split; another canary is refused; a rollout interrupted mid-way
- * is resumed at its recorded step; a re-run of a finished rollout changes nothing.
+ * is resumed at its recorded step; a re-run of a finished rollout changes nothing; a cancelled
+ * rollout takes the canary's traffic back.
  * (The same against the real model server under load: rollout-e2e.test.ts.)
  */
 import test from 'node:test'
@@ -17,6 +18,17 @@ import { createServingStats } from '../../engine/serve/serving-stats.ts'
 import type { Db } from '../../engine/store/db.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import { taskRows } from '../helpers/run-rows.ts'
+import { cancelRun } from '../../engine/store/control.ts'
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await fn()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
 
 const dag = (id: string, version: number, extra = '') => `dag: ${id}
 tasks:
@@ -80,6 +92,7 @@ test('serve.rollout through the engine: promote, roll back, hold, refuse, resume
       'held.yaml': dag('held', 4, '      on_failure: hold\n'),
       'blocked.yaml': dag('blocked', 5),
       'resumed.yaml': dag('resumed', 5),
+      'cancelled.yaml': dag('cancelled', 3).replace('step_duration: 1s', 'step_duration: 10m'),
     },
     inProcessWorkers: 1,
   })
@@ -160,6 +173,19 @@ test('serve.rollout through the engine: promote, roll back, hold, refuse, resume
   assert.deepEqual((await taskRows(db, again)).get('rollout')!.outputs, { version: 5, stage: 'production', rolled_back: false })
   assert.equal((await models.rollouts('churn')).length, count)
   assert.ok((fleet.served.get(3) ?? 0) > 0, 'the failing version got traffic before its rollback')
+
+  // Cancelled mid-step: nobody watches the canary any more, so its traffic goes back to production.
+  failing.delete(3)
+  const cancelled = await engine.trigger('cancelled')
+  await until('the canary at its first step', async () => (await stages())[3] === 'canary:0.1' || undefined)
+  await db.tx((q) => cancelRun(q, cancelled, new Date(), 'test'))
+  assert.equal(await engine.waitForRun(cancelled, 60_000), 'cancelled')
+  const [stopped] = await until('the cancelled rollout ended', async () => {
+    const all = await models.rollouts('churn')
+    return all[0]!.status === 'rolled_back' ? all : undefined
+  })
+  assert.deepEqual([stopped!.version, stopped!.reason, stopped!.steps.map((s) => [s.percent, s.passed])], [3, 'the task was cancelled', [[10, false]]])
+  assert.deepEqual(await stages(), { 1: 'archived:0', 2: 'archived:0', 3: 'candidate:0', 4: 'candidate:0', 5: 'production:1' })
   fleetStopped = true
   await fleet.stop()
 })
