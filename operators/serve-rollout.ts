@@ -67,7 +67,8 @@ async function rollOut(rollouts: Rollouts, model: string, version: number, plan:
     if (ctx.signal.aborted) return stopped(rollouts, model, version, ctx)
     const { state, rollout } = await rollouts.read(model, version)
     if (rollout && rollout.version === version && !adopted) {
-      await rollouts.adopt(rollout.id, plan)
+      const taken = await rollouts.adopt(rollout.id, plan)
+      if (!taken.ok) return { ok: false, kind: 'invalid_params', retryable: false, message: `cannot roll out ${name}: ${taken.message}` }
       ctx.log.info(`resuming the ${rollout.status} rollout of ${name} (started ${rollout.startedAt.toISOString()}, ${rollout.steps.length} step(s) recorded)`)
       adopted = true
       continue

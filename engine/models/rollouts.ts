@@ -28,8 +28,11 @@ export interface Rollouts {
   read(model: string, version: number): Promise<{ state: RecordedState; rollout: RolloutRow | undefined }>
   /** A new rollout; the version goes to canary at share 0 (unless a person already made it the canary). */
   begin(model: string, version: number, plan: RolloutPlan, now: Date): Promise<RolloutRow>
-  /** This attempt takes over an unfinished rollout (a retry or a re-run). */
-  adopt(rolloutId: number, plan: RolloutPlan): Promise<void>
+  /**
+   * This attempt takes over an unfinished rollout (a retry or a re-run); refused while the attempt
+   * that runs it is still running (two tasks never drive one rollout).
+   */
+  adopt(rolloutId: number, plan: RolloutPlan): Promise<{ ok: true } | { ok: false; message: string }>
   /** Sets the canary's share to the step's percent and opens the step's window (a held rollout runs again). */
   startStep(rollout: RolloutRow, index: number, percent: number, now: Date): Promise<void>
   passStep(rollout: RolloutRow, index: number, figures: ServingFigures, now: Date): Promise<void>
@@ -78,6 +81,9 @@ export function createRollouts(options: RolloutsOptions): Rollouts {
   const current = async (q: Queryable, rollout: RolloutRow): Promise<RolloutRow> => {
     const active = await readActiveRollout(q, rollout.model, true)
     if (!active || active.id !== rollout.id) throw new RolloutFencedError(`the rollout of ${rollout.model} version ${rollout.version} was ended by someone else`)
+    if (producer.kind === 'attempt' && (active.runId !== owner.runId || active.taskId !== owner.taskId || active.attempt !== owner.attempt)) {
+      throw new RolloutFencedError(`the rollout of ${rollout.model} version ${rollout.version} was taken over by run ${active.runId} task ${active.taskId} (attempt ${active.attempt})`)
+    }
     return active
   }
 
@@ -104,7 +110,20 @@ export function createRollouts(options: RolloutsOptions): Rollouts {
     adopt: (rolloutId, plan) =>
       db.tx(async (q) => {
         if (producer.kind === 'attempt' && !(await attemptHoldsClaim(q, producer.claimId))) throw new RolloutFencedError('this attempt no longer holds its task instance')
+        const { rows } = await q.query<{ run_id: string | null; task_id: string | null; attempt: number | null; state: string | null }>(
+          `SELECT r.run_id, r.task_id, r.attempt, a.state FROM cairn.model_rollout r
+             LEFT JOIN cairn.attempt a ON a.run_id = r.run_id AND a.task_id = r.task_id AND a.attempt = r.attempt
+            WHERE r.id = $1 FOR UPDATE OF r`,
+          [rolloutId],
+        )
+        const row = rows[0]
+        if (!row) throw new RolloutFencedError('the rollout is gone')
+        const mine = row.run_id === owner.runId && row.task_id === owner.taskId && row.attempt === owner.attempt
+        if (!mine && row.state === 'running') {
+          return { ok: false, message: `it is being rolled out by run ${row.run_id} task ${row.task_id} (attempt ${row.attempt}), which is still running` }
+        }
         await updateRollout(q, rolloutId, { owner, plan: planJson(plan) })
+        return { ok: true }
       }),
     startStep: (rollout, index, percent, now) =>
       change(rollout.model, async (q) => {

@@ -4,8 +4,8 @@
  * registry's shares as they change. A good version goes 10 -> 50 -> 100 and becomes production;
  * a failing one is rolled back at its first step with production untouched and the task attempted
  * once; on_failure: hold keeps the split; another canary is refused; a rollout interrupted mid-way
- * is resumed at its recorded step; a re-run of a finished rollout changes nothing; a cancelled
- * rollout takes the canary's traffic back.
+ * is resumed at its recorded step; a re-run of a finished rollout changes nothing; a second task
+ * is refused while another drives the rollout; a cancelled rollout takes the canary's traffic back.
  * (The same against the real model server under load: rollout-e2e.test.ts.)
  */
 import test from 'node:test'
@@ -93,6 +93,7 @@ test('serve.rollout through the engine: promote, roll back, hold, refuse, resume
       'blocked.yaml': dag('blocked', 5),
       'resumed.yaml': dag('resumed', 5),
       'cancelled.yaml': dag('cancelled', 3).replace('step_duration: 1s', 'step_duration: 10m'),
+      'second.yaml': dag('second', 3).replace('step_duration: 1s', 'step_duration: 10m'),
     },
     inProcessWorkers: 1,
   })
@@ -178,6 +179,11 @@ test('serve.rollout through the engine: promote, roll back, hold, refuse, resume
   failing.delete(3)
   const cancelled = await engine.trigger('cancelled')
   await until('the canary at its first step', async () => (await stages())[3] === 'canary:0.1' || undefined)
+  // Two tasks never drive one rollout: a second run of the same rollout is refused while the first runs.
+  const second = await engine.trigger('second')
+  assert.equal(await engine.waitForRun(second, 60_000), 'failed')
+  assert.match((await taskRows(db, second)).get('rollout')!.message!, new RegExp(`cannot roll out churn version 3: it is being rolled out by run ${cancelled} task rollout \\(attempt 1\\), which is still running`))
+  assert.equal((await taskRows(db, second)).get('rollout')!.attempt, 1)
   await db.tx((q) => cancelRun(q, cancelled, new Date(), 'test'))
   assert.equal(await engine.waitForRun(cancelled, 60_000), 'cancelled')
   const [stopped] = await until('the cancelled rollout ended', async () => {
