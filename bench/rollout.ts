@@ -4,9 +4,9 @@
  * rollback decision the clients stop getting answers from the canary. The whole engine (scheduler,
  * queue, worker running the operator) with a real model server in this process under a bounded load
  * (8 clients, each waiting for its answer). Each round rolls out a good version (10 -> 50 -> 100,
- * promoted) and a broken one (wrong input shape, rolled back at its first step). Only steps whose
- * min_requests had come before the window ended count (otherwise the step waits for requests, by
- * design). Goal: decision < 1 s after the window. Prints figures; never pass/fail.
+ * promoted) and a broken one (wrong input shape, rolled back at its first step). Steps that had to
+ * wait past their window for min_requests (the operator records it) are shown apart: they wait by
+ * design. Goal: decision < 1 s after the window. Prints figures; never pass/fail.
  * Usage: node bench/rollout.ts [--rounds N] [--step-ms MS]
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -25,7 +25,6 @@ import { createSecretStore } from '../engine/secrets/secrets.ts'
 import { dataSettings } from '../engine/config/data-settings.ts'
 import { createModels } from '../engine/models/registry.ts'
 import { createServeServer } from '../engine/serve/serve-server.ts'
-import { FLUSH_MS, readServingWindow } from '../engine/serve/serving-stats.ts'
 import { createToken } from '../engine/web/auth/tokens.ts'
 import { sigmoidModel } from '../test/helpers/onnx-models.ts'
 
@@ -102,10 +101,8 @@ try {
     for (const step of rollout!.steps) {
       const windowEnd = new Date(new Date(step.started_at).getTime() + STEP_MS)
       const lag = new Date(step.ended_at!).getTime() - windowEnd.getTime()
-      // Requests that were surely written by the server before the window ended (it writes every FLUSH_MS).
-      const figures = await readServingWindow(db, 'churn', version, new Date(step.started_at), new Date(windowEnd.getTime() - FLUSH_MS - 100))
-      if (figures.requests >= MIN_REQUESTS) decisions.push(lag)
-      else waited.push(lag)
+      if (step.waited_for_requests) waited.push(lag)
+      else decisions.push(lag)
     }
     if (rollout!.status === 'rolled_back') {
       const decidedAt = rollout!.endedAt!.getTime()

@@ -63,6 +63,8 @@ function invalid(message: string): OperatorResult {
 async function rollOut(rollouts: Rollouts, model: string, version: number, plan: RolloutPlan, ctx: OperatorContext): Promise<OperatorResult> {
   const name = `${model} version ${version}`
   let adopted = false
+  /** The step (index) that has waited past its window for min_requests, if any. */
+  let waitedStep = -1
   for (;;) {
     if (ctx.signal.aborted) return stopped(rollouts, model, version, ctx)
     const { state, rollout } = await rollouts.read(model, version)
@@ -96,17 +98,22 @@ async function rollOut(rollouts: Rollouts, model: string, version: number, plan:
         ctx.log.info(`step ${action.index + 1}/${plan.steps.length}: ${action.percent} % of the traffic on ${name}`)
         break
       case 'wait':
+        if (action.why === 'min_requests') {
+          const index = rollout!.steps.length - 1
+          if (waitedStep !== index) ctx.log.info(`step ${index + 1}: the window is over; waiting for ${plan.analysis.minRequests} requests on the canary`)
+          waitedStep = index
+        }
         await sleep(Math.min(action.ms, MAX_SLEEP_MS), undefined, { signal: ctx.signal }).catch(() => undefined)
         break
       case 'measure':
         // decideRollout asks for figures only once; with them it never asks again.
         throw new Error('rollout decision asked for figures it was given')
       case 'pass_step':
-        await rollouts.passStep(rollout!, action.index, action.figures, now)
+        await rollouts.passStep(rollout!, action.index, action.figures, now, waitedStep === action.index)
         ctx.log.info(`step ${action.index + 1} passed: ${describe(action.figures)}`)
         break
       case 'fail_step': {
-        const stage = await rollouts.failStep(rollout!, action.index, action.figures, action.reason, plan.onFailure, now)
+        const stage = await rollouts.failStep(rollout!, action.index, action.figures, action.reason, plan.onFailure, now, waitedStep === action.index)
         const percent = rollout!.steps[action.index]?.percent ?? plan.steps[action.index]
         const what = plan.onFailure === 'hold' ? `held at ${percent} % for a person to decide` : 'rolled back: all traffic is on production again'
         ctx.log.error(`step ${action.index + 1} (${percent} %) failed: ${action.reason}; ${name} ${what}`)

@@ -35,9 +35,9 @@ export interface Rollouts {
   adopt(rolloutId: number, plan: RolloutPlan): Promise<{ ok: true } | { ok: false; message: string }>
   /** Sets the canary's share to the step's percent and opens the step's window (a held rollout runs again). */
   startStep(rollout: RolloutRow, index: number, percent: number, now: Date): Promise<void>
-  passStep(rollout: RolloutRow, index: number, figures: ServingFigures, now: Date): Promise<void>
+  passStep(rollout: RolloutRow, index: number, figures: ServingFigures, now: Date, waitedForRequests?: boolean): Promise<void>
   /** rollback: all traffic to production and the version back to candidate; hold: the split stays and the rollout is held. */
-  failStep(rollout: RolloutRow, index: number, figures: ServingFigures, reason: string, onFailure: 'rollback' | 'hold', now: Date): Promise<ModelStage>
+  failStep(rollout: RolloutRow, index: number, figures: ServingFigures, reason: string, onFailure: 'rollback' | 'hold', now: Date, waitedForRequests?: boolean): Promise<ModelStage>
   /** The version becomes production (the previous one archived), the rollout promoted. */
   promote(rollout: RolloutRow, now: Date): Promise<void>
   /** Ends the rollout as rolled back (cancelled or timed out): traffic to production, the version to candidate. */
@@ -132,15 +132,15 @@ export function createRollouts(options: RolloutsOptions): Rollouts {
         const step: RolloutStepJson = { percent, started_at: now.toISOString(), ended_at: null, requests: 0, errors: 0, error_rate: null, p99_ms: null, passed: null, reason: null }
         await updateRollout(q, row.id, { status: 'running', reason: null, steps: withStep(row.steps, index, step) })
       }),
-    passStep: (rollout, index, figures, now) =>
+    passStep: (rollout, index, figures, now, waited = false) =>
       change(rollout.model, async (q) => {
         const row = await current(q, rollout)
-        await updateRollout(q, row.id, { steps: withStep(row.steps, index, closed(row.steps[index]!, figures, now, true, null)) })
+        await updateRollout(q, row.id, { steps: withStep(row.steps, index, closed(row.steps[index]!, figures, now, true, null, waited)) })
       }),
-    failStep: (rollout, index, figures, reason, onFailure, now) =>
+    failStep: (rollout, index, figures, reason, onFailure, now, waited = false) =>
       change(rollout.model, async (q) => {
         const row = await current(q, rollout)
-        const steps = withStep(row.steps, index, closed(row.steps[index]!, figures, now, false, reason))
+        const steps = withStep(row.steps, index, closed(row.steps[index]!, figures, now, false, reason, waited))
         if (onFailure === 'hold') {
           await updateRollout(q, row.id, { status: 'held', steps, reason })
           return 'canary'
@@ -174,7 +174,7 @@ export function createRollouts(options: RolloutsOptions): Rollouts {
   }
 }
 
-function closed(step: RolloutStepJson, f: ServingFigures, now: Date, passed: boolean, reason: string | null): RolloutStepJson {
+function closed(step: RolloutStepJson, f: ServingFigures, now: Date, passed: boolean, reason: string | null, waited: boolean): RolloutStepJson {
   const errorRate = f.errorRate ?? (f.requests > 0 ? f.errors / f.requests : null)
-  return { ...step, ended_at: now.toISOString(), requests: f.requests, errors: f.errors, error_rate: errorRate, p99_ms: f.p99Ms, passed, reason }
+  return { ...step, ended_at: now.toISOString(), requests: f.requests, errors: f.errors, error_rate: errorRate, p99_ms: f.p99Ms, passed, reason, waited_for_requests: waited }
 }

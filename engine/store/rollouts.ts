@@ -26,6 +26,8 @@ export interface RolloutStepJson {
   p99_ms: number | null
   passed: boolean | null
   reason: string | null
+  /** True when min_requests had not come by the window's end and the step waited for them (set when decided). */
+  waited_for_requests?: boolean
 }
 
 export interface RolloutRow {

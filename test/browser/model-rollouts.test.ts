@@ -76,7 +76,7 @@ describe('model rollout timelines', { skip }, () => {
     // v4: running, its first step passed and its second open.
     const r4 = await rollouts.begin('churn', 4, plan, at(30))
     await rollouts.startStep(r4, 0, 10, at(30))
-    await rollouts.passStep(r4, 0, { requests: 150, errors: 0, errorRate: 0, p99Ms: 8 }, at(32))
+    await rollouts.passStep(r4, 0, { requests: 150, errors: 0, errorRate: 0, p99Ms: 8 }, at(32), true)
     await rollouts.startStep(r4, 1, 50, at(32))
     assert.ok(await createUser(db, { username: USER, role: 'viewer', password: PASSWORD }))
     ;({ app, base } = await startTestWeb({ db, log, data: { dir }, statePollMs: 250 }))
@@ -128,6 +128,8 @@ describe('model rollout timelines', { skip }, () => {
 
   test('a running rollout is followed as it goes on', async () => {
     assert.deepEqual(await steps('4'), [['10', 'passed', '150', '0', '0 %', '8 ms'], ['50', 'running', '—', '—', '—', '—']])
+    assert.match((await page.textContent('#model-rollouts article[data-version="4"] li.rollout-step[data-step="1"] .rollout-window')) ?? '', /decided after 2 min 0 s \(waited for 100 requests\)$/)
+    assert.equal(await page.locator('#model-rollouts article[data-version="2"] .waited').count(), 0)
     const [r4] = (await rollouts.history('churn')).filter((r) => r.version === 4)
     await rollouts.passStep(r4!, 1, { requests: 800, errors: 0, errorRate: 0, p99Ms: 9 }, at(34))
     await rollouts.startStep(r4!, 2, 100, at(34))

@@ -94,6 +94,7 @@ test('serve.rollout through the engine: promote, roll back, hold, refuse, resume
       'resumed.yaml': dag('resumed', 5),
       'cancelled.yaml': dag('cancelled', 3).replace('step_duration: 1s', 'step_duration: 10m'),
       'second.yaml': dag('second', 3).replace('step_duration: 1s', 'step_duration: 10m'),
+      'patient.yaml': dag('patient', 3).replace('steps: [10, 50, 100]', 'steps: [100]').replace('step_duration: 1s', 'step_duration: 500ms').replace('min_requests: 5', 'min_requests: 300'),
     },
     inProcessWorkers: 1,
   })
@@ -192,6 +193,15 @@ test('serve.rollout through the engine: promote, roll back, hold, refuse, resume
   })
   assert.deepEqual([stopped!.version, stopped!.reason, stopped!.steps.map((s) => [s.percent, s.passed])], [3, 'the task was cancelled', [[10, false]]])
   assert.deepEqual(await stages(), { 1: 'archived:0', 2: 'archived:0', 3: 'candidate:0', 4: 'candidate:0', 5: 'production:1' })
+
+  // A step whose window ends before min_requests came waits for them, and says so.
+  const patient = await engine.trigger('patient')
+  assert.equal(await engine.waitForRun(patient, 120_000), 'success')
+  const [waited] = await models.rollouts('churn')
+  assert.deepEqual([waited!.version, waited!.status, waited!.steps.length, waited!.steps[0]!.waited_for_requests], [3, 'promoted', 1, true])
+  assert.ok(waited!.steps[0]!.requests >= 300, JSON.stringify(waited!.steps[0]))
+  assert.ok(new Date(waited!.steps[0]!.ended_at!).getTime() - new Date(waited!.steps[0]!.started_at).getTime() > 500)
+  assert.equal(promoted!.steps.filter((s) => s.waited_for_requests === undefined).length, 0)
   fleetStopped = true
   await fleet.stop()
 })

@@ -73,6 +73,7 @@ const rolloutStep = {
     p99_ms: { type: ['number', 'null'] },
     passed: { type: ['boolean', 'null'], description: 'the decision (null while the step runs)' },
     reason: { type: ['string', 'null'], description: 'why the step failed' },
+    waited_for_requests: { type: 'boolean', description: 'the window ended before min_requests had come and the step waited for them' },
   },
 } as const
 

@@ -25,7 +25,8 @@ function stepItem(step, i, rollout) {
   const over = (value, limit) => decided && typeof value === 'number' && typeof limit === 'number' && value > limit
   return h('li', { class: `rollout-step step-${state}`, dataset: { step: i + 1, percent: step.percent, decision: state } },
     h('div', { class: 'rollout-step-head' }, h('span', { class: 'rollout-percent' }, `${num(step.percent)} %`), h('span', { class: 'muted small' }, ` step ${i + 1}`)),
-    h('div', { class: 'muted small rollout-window' }, fmtTime(step.started_at), decided ? ` · decided after ${fmtDuration(between(step.started_at, step.ended_at))}` : ' · running'),
+    h('div', { class: 'muted small rollout-window' }, fmtTime(step.started_at), decided ? ` · decided after ${fmtDuration(between(step.started_at, step.ended_at))}` : ' · running',
+      step.waited_for_requests ? h('span', { class: 'waited' }, ` (waited for ${rollout.plan?.analysis?.min_requests ?? 'the minimum'} requests)`) : null),
     h('dl', { class: 'rollout-figures' },
       h('dt', null, 'requests'), h('dd', { class: 'fig-requests' }, decided ? String(step.requests) : '—'),
       h('dt', null, 'errors'), h('dd', { class: 'fig-errors' }, decided ? String(step.errors) : '—'),
