@@ -26,7 +26,7 @@ import { dataSettings } from '../engine/config/data-settings.ts'
 import { createModels } from '../engine/models/registry.ts'
 import { createServeServer } from '../engine/serve/serve-server.ts'
 import { createToken } from '../engine/web/auth/tokens.ts'
-import { sigmoidModel } from '../test/helpers/onnx-models.ts'
+import { sigmoidModel } from '../test/helpers/rollout-models.ts'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, 'step-ms': { type: 'string', default: '1000' } } })
 const ROUNDS = Number(values.rounds)
@@ -114,7 +114,7 @@ try {
   }
   for (let round = 0; round < ROUNDS; round++) {
     await runOne(await register(sigmoidModel([Math.random(), -1, 2], 0.1)))
-    await runOne(await register(sigmoidModel([1, 1, 1, 1], 0, { features: 4 })))
+    await runOne(await register(sigmoidModel([1, 1, 1, 1], 0)))
   }
   loading = false
   await Promise.all(clients)

@@ -23,7 +23,7 @@ import { createModels } from '../../engine/models/registry.ts'
 import { createToken } from '../../engine/web/auth/tokens.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import { taskRows } from '../helpers/run-rows.ts'
-import { sigmoidModel } from '../helpers/onnx-models.ts'
+import { sigmoidModel } from '../helpers/rollout-models.ts'
 
 const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 const STEP_MS = 2000
@@ -77,7 +77,7 @@ test('rollout end to end under load: a good version promoted, a broken one rolle
   const files: [string, Uint8Array][] = [
     ['v1.onnx', sigmoidModel([0.5, -1, 2], 0.1)],
     ['v2.onnx', sigmoidModel([-0.25, 0.75, 0.5], -0.2)],
-    ['v3.onnx', sigmoidModel([1, 1, 1, 1], 0, { features: 4 })],
+    ['v3.onnx', sigmoidModel([1, 1, 1, 1], 0)],
   ]
   for (const [name, bytes] of files) {
     writeFileSync(join(engine.dir, name), bytes)
