@@ -18,6 +18,8 @@ export interface ModelToScore {
   features?: readonly string[]
   /** The task recorded with the registry version. */
   task?: string | null
+  /** What a null feature was read as in training (`null_as` of the version's metrics); absent: nulls are refused. */
+  nullAs?: number
 }
 
 export interface Evaluation {
@@ -39,14 +41,15 @@ export interface EvaluateOptions {
 
 /** Undefined when the signal was aborted before the last batch. Problems of the model or data throw ScoringProblem. */
 export async function evaluateModel(duck: DuckDb, model: ModelToScore, dataset: DatasetVersion, options: EvaluateOptions): Promise<Evaluation | undefined> {
-  const needsFile = !(options.features?.length || model.features?.length) || !model.task
+  const needsFile = !(options.features?.length || model.features?.length) || !model.task || model.nullAs === undefined
   const fromFile = needsFile ? await readOnnxMetadata(model.path) : {}
   const chosen = chooseFeatures(options.features, model.features, fromFile.features)
   if (!chosen.ok) throw new ScoringProblem('invalid_params', chosen.message)
   const where = `${dataset.dataset}@${dataset.version}`
   const columns = checkColumns(where, dataset.columns, chosen.features, options.label)
   if (columns !== undefined) throw new ScoringProblem(chosen.source === 'params' ? 'invalid_params' : 'data_invalid', `${columns} (features from the ${chosen.source})`)
-  const bad = await findBadValues(duck, dataset.files, [...chosen.features, options.label])
+  const nullAs = model.nullAs ?? fromFile.nullAs
+  const bad = await findBadValues(duck, dataset.files, [...chosen.features, options.label], nullAs === undefined ? undefined : new Set(chosen.features))
   if (bad !== undefined) throw new ScoringProblem('data_invalid', `dataset ${where}: ${bad}`)
 
   const recordedTask = model.task ?? fromFile.task
@@ -56,7 +59,7 @@ export async function evaluateModel(duck: DuckDb, model: ModelToScore, dataset: 
   let kind: ScoreKind | undefined
   let classes = 1
   try {
-    for await (const batch of scoreBatches(duck, onnx, { files: dataset.files, features: chosen.features, label: options.label, signal: options.signal, ...(options.batchRows ? { batchRows: options.batchRows } : {}) })) {
+    for await (const batch of scoreBatches(duck, onnx, { files: dataset.files, features: chosen.features, label: options.label, signal: options.signal, ...(nullAs === undefined ? {} : { nullAs }), ...(options.batchRows ? { batchRows: options.batchRows } : {}) })) {
       kind ??= scoreKind(batch.width, recordedTask, options.metrics)
       classes = batch.width
       const y = batch.labels!

@@ -64,16 +64,18 @@ export async function openOnnxModel(file: string, featureCount: number): Promise
   return { session, inputName: input.name, outputName, close: () => session.release() }
 }
 
-/** `features` and `task` from the ONNX file's metadata_props (cairn's trainer writes both), when present. */
-export async function readOnnxMetadata(file: string): Promise<{ features?: string[]; task?: string }> {
+/** `features`, `task` and `null_as` from the ONNX file's metadata_props (cairn's trainer writes them), when present. */
+export async function readOnnxMetadata(file: string): Promise<{ features?: string[]; task?: string; nullAs?: number }> {
   const [{ readFile }, { default: onnxProto }] = await Promise.all([import('node:fs/promises'), import('onnx-proto')])
   try {
     const model = onnxProto.onnx.ModelProto.decode(await readFile(file))
     const props = new Map((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']))
-    const out: { features?: string[]; task?: string } = {}
+    const out: { features?: string[]; task?: string; nullAs?: number } = {}
     const features: unknown = props.has('features') ? JSON.parse(props.get('features')!) : undefined
     if (Array.isArray(features) && features.every((f) => typeof f === 'string')) out.features = features
     if (props.has('task')) out.task = props.get('task')!
+    const nullAs = props.has('null_as') ? Number(props.get('null_as')) : NaN
+    if (Number.isFinite(nullAs)) out.nullAs = nullAs
     return out
   } catch {
     // Not readable as ONNX here: ONNX Runtime says why when it loads the file.
@@ -89,8 +91,11 @@ export function sourceSql(files: readonly string[]): string {
     .join(' UNION ALL ')
 }
 
-/** A message naming the columns with null or non-finite values (and how many), or undefined when there are none. */
-export async function findBadValues(duck: DuckDb, files: readonly string[], columns: readonly string[]): Promise<string | undefined> {
+/**
+ * A message naming the columns with null or non-finite values (and how many), or undefined when there are
+ * none. Nulls in `nullable` columns are allowed: the model was trained reading them as a value (`null_as`).
+ */
+export async function findBadValues(duck: DuckDb, files: readonly string[], columns: readonly string[], nullable: ReadonlySet<string> = new Set()): Promise<string | undefined> {
   if (columns.length === 0) return undefined
   const counts = columns.map((c, i) => `count(*) FILTER (WHERE ${sqlIdent(c)} IS NULL)::VARCHAR AS n${i}, count(*) FILTER (WHERE NOT isfinite(CAST(${sqlIdent(c)} AS DOUBLE)))::VARCHAR AS f${i}`)
   const [row] = await duck.rows<Record<string, string>>(`SELECT ${counts.join(', ')} FROM ${parquetScan(files)}`)
@@ -98,7 +103,7 @@ export async function findBadValues(duck: DuckDb, files: readonly string[], colu
   columns.forEach((c, i) => {
     const nulls = Number(row![`n${i}`])
     const nonFinite = Number(row![`f${i}`])
-    if (nulls > 0) problems.push(`${JSON.stringify(c)} has ${nulls} null${nulls === 1 ? '' : 's'}`)
+    if (nulls > 0 && !nullable.has(c)) problems.push(`${JSON.stringify(c)} has ${nulls} null${nulls === 1 ? '' : 's'}`)
     if (nonFinite > 0) problems.push(`${JSON.stringify(c)} has ${nonFinite} NaN or infinite value${nonFinite === 1 ? '' : 's'}`)
   })
   return problems.length === 0 ? undefined : `${problems.join(', ')}; a model gets no value for them (cairn does not impute): fill or filter those rows first`
@@ -121,6 +126,8 @@ export interface ScoreOptions {
   label?: string
   batchRows?: number
   signal: AbortSignal
+  /** A null feature value is fed as this (the model's training read nulls so); without it nulls were refused before. */
+  nullAs?: number
 }
 
 /** Runs the model over every row, one batch at a time, in the version's row order within each file. */
@@ -128,7 +135,8 @@ export async function* scoreBatches(duck: DuckDb, model: OnnxModel, options: Sco
   const { Tensor } = await import('onnxruntime-node')
   const f = options.features.length
   const batchRows = options.batchRows ?? BATCH_ROWS
-  const select = [ORDER_COLUMN, ...options.features.map((c) => `CAST(${sqlIdent(c)} AS FLOAT)`), ...(options.label !== undefined ? [`CAST(${sqlIdent(options.label)} AS DOUBLE)`] : [])]
+  const feature = (c: string): string => (options.nullAs === undefined ? `CAST(${sqlIdent(c)} AS FLOAT)` : `coalesce(CAST(${sqlIdent(c)} AS FLOAT), ${Number(options.nullAs)}::FLOAT)`)
+  const select = [ORDER_COLUMN, ...options.features.map(feature), ...(options.label !== undefined ? [`CAST(${sqlIdent(options.label)} AS DOUBLE)`] : [])]
   const result = await duck.connection.stream(`SELECT ${select.join(', ')} FROM (${sourceSql(options.files)})`)
   let input = new Float32Array(batchRows * f)
   let order = new BigInt64Array(batchRows)

@@ -128,6 +128,8 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
     model: config.model.kind === 'mlp' ? { kind: 'mlp', hidden: config.model.hidden } : { kind: 'logistic' },
     label: config.label,
     features: table.features,
+    // A null feature value was read as this (before standardization); scoring the model does the same.
+    null_as: 0,
     ...(table.classes ? { classes: table.classes } : {}),
     backend,
     ...(threads === undefined ? {} : { threads }),
@@ -150,7 +152,7 @@ export async function train(config: TrainConfig, log: (line: string) => void): P
     mean: stats.mean,
     std: stats.std,
     layers: weights(model),
-    metadata: { label: config.label, ...(table.classes ? { classes: JSON.stringify(table.classes) } : {}) },
+    metadata: { label: config.label, null_as: '0', ...(table.classes ? { classes: JSON.stringify(table.classes) } : {}) },
   })
   const predictRaw = (raw: Float32Array, rows: number) => {
     const x = new Float32Array(raw.length)

@@ -46,7 +46,7 @@ export async function runEvaluateGate(params: GateParams, ctx: OperatorContext):
     if (outside !== undefined) return invalid(`model file ${outside} is outside the folders a task may read (${data.allowedPaths.join(', ')}; add a folder to data.allowed_paths in cairn.yaml to allow it)`)
   }
   const registered = resolved.model !== undefined && resolved.version !== undefined ? await data.models.get(resolved.model, resolved.version) : undefined
-  const candidate: ModelToScore = { path: resolved.path, ...(registered ? { features: registered.features, task: registered.taskKind } : {}) }
+  const candidate: ModelToScore = { path: resolved.path, ...(registered ? { features: registered.features, task: registered.taskKind, ...nullPolicy(registered.metrics) } : {}) }
   const modelLabel = registered ? `${registered.model} version ${registered.version}` : resolved.path
   const dataset = await data.datasets.resolve(params.dataset)
   if (!dataset) return invalid(`dataset ${JSON.stringify(params.dataset)} has no version`)
@@ -93,7 +93,7 @@ export async function runEvaluateGate(params: GateParams, ctx: OperatorContext):
         }
         // The baseline takes its own recorded features; the params' features only when it records none.
         const own = row?.features ?? []
-        const result = await score(`the production version ${params.model_name} version ${production.version} (baseline)`, { path: production.path, features: own, task: row?.taskKind ?? null }, own.length > 0 ? undefined : (params.features ?? evaluation.features))
+        const result = await score(`the production version ${params.model_name} version ${production.version} (baseline)`, { path: production.path, features: own, task: row?.taskKind ?? null, ...nullPolicy(row?.metrics) }, own.length > 0 ? undefined : (params.features ?? evaluation.features))
         if ('ok' in result) return result
         baseline = result
       }
@@ -124,4 +124,10 @@ async function outsideAllowed(file: string, roots: readonly string[]): Promise<s
     if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) return undefined
   }
   return real
+}
+
+/** `null_as` recorded with a version by cairn's trainer: nulls were read as that value in training. */
+export function nullPolicy(metrics: Record<string, unknown> | undefined): { nullAs?: number } {
+  const value = metrics?.null_as
+  return typeof value === 'number' && Number.isFinite(value) ? { nullAs: value } : {}
 }

@@ -46,7 +46,10 @@ export async function runPredictBatch(params: PredictParams, ctx: OperatorContex
   const where = `${input.dataset}@${input.version}`
 
   const { readOnnxMetadata, findBadValues, openOnnxModel, scoreBatches, sourceSql, ScoringProblem, ORDER_COLUMN } = await import('../../engine/models/score-dataset.ts')
-  const fromFile = (params.features?.length || model.features.length) && model.taskKind ? {} : await readOnnxMetadata(model.path)
+  const recordedNullAs = typeof model.metrics.null_as === 'number' && Number.isFinite(model.metrics.null_as) ? model.metrics.null_as : undefined
+  const fromFile = (params.features?.length || model.features.length) && model.taskKind && recordedNullAs !== undefined ? {} : await readOnnxMetadata(model.path)
+  // A model cairn trained read null features as `null_as`; scoring it does the same, others refuse nulls.
+  const nullAs = recordedNullAs ?? fromFile.nullAs
   const chosen = chooseFeatures(params.features, model.features, fromFile.features)
   if (!chosen.ok) return invalid(chosen.message)
   const columns = checkColumns(where, input.columns, chosen.features)
@@ -62,7 +65,7 @@ export async function runPredictBatch(params: PredictParams, ctx: OperatorContex
   let writer: DuckDBConnection | undefined
   let published = false
   try {
-    const bad = await findBadValues(duck, input.files, chosen.features)
+    const bad = await findBadValues(duck, input.files, chosen.features, nullAs === undefined ? undefined : new Set(chosen.features))
     if (bad !== undefined) return dataInvalid(`dataset ${where}: ${bad}`)
     const onnx = await openOnnxModel(model.path, chosen.features.length)
     let kind: ScoreKind | undefined
@@ -77,7 +80,7 @@ export async function runPredictBatch(params: PredictParams, ctx: OperatorContex
       return predictions.createAppender(PREDICTIONS_TABLE)
     }
     try {
-      for await (const batch of scoreBatches(duck, onnx, { files: input.files, features: chosen.features, signal: ctx.signal })) {
+      for await (const batch of scoreBatches(duck, onnx, { files: input.files, features: chosen.features, signal: ctx.signal, ...(nullAs === undefined ? {} : { nullAs }) })) {
         if (kind === undefined) {
           kind = scoreKind(batch.width, recordedTask)
           appender = await createTable(kind)

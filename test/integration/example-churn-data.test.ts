@@ -4,8 +4,8 @@
  * from start_date: every run ingests its interval's events and labels and materializes user_activity,
  * so the feature history grows a day per run; only the run of the latest interval (`run.is_latest`)
  * builds the point-in-time training set with its holdout, trains with the built-in trainer on the local
- * executor and registers the model as candidate version 1. The gate and everything after it are skipped
- * (serve_model: false).
+ * executor, registers the model as candidate version 1, gates it on the holdout, rolls it out to
+ * production in canary steps and scores the holdout users with it.
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
@@ -53,16 +53,19 @@ test('churn_model: the catch-up runs build the feature history, the latest one t
     await new Promise((r) => setTimeout(r, 250))
   }
   const { rows: runs } = await engine.db.query<{ state: string; n: string }>(`SELECT state, count(*)::text AS n FROM cairn.run WHERE dag_id = 'churn_model' GROUP BY state`)
-  assert.deepEqual(Object.fromEntries(runs.map((r) => [r.state, Number(r.n)])), { success: 92 }, 'Sep 1 .. Dec 1: 92 daily runs, all successful')
+  const { rows: failures } = await engine.db.query<{ run_id: string; task_id: string; state: string; message: string | null }>(
+    `SELECT a.run_id, a.task_id, a.state, a.message FROM cairn.attempt a JOIN cairn.run r USING (run_id) WHERE r.dag_id = 'churn_model' AND a.state NOT IN ('success', 'skipped')`,
+  )
+  assert.deepEqual(Object.fromEntries(runs.map((r) => [r.state, Number(r.n)])), { success: 92 }, `Sep 1 .. Dec 1: 92 daily runs, all successful; not: ${JSON.stringify(failures)}`)
   const states = await engine.taskStates(runId)
   assert.equal(state, 'success', JSON.stringify(states))
   assert.deepEqual(states, {
-    gate: 'skipped',
+    gate: 'success',
     ingest_events: 'success',
     ingest_labels: 'success',
     materialize_activity: 'success',
-    rollout: 'skipped',
-    score_users: 'skipped',
+    rollout: 'success',
+    score_users: 'success',
     train: 'success',
     training_set: 'success',
   })
@@ -118,11 +121,21 @@ test('churn_model: the catch-up runs build the feature history, the latest one t
     duck.close()
   }
 
-  // The train task trained on churn_training and registered candidate version 1 of churn.
+  // The train task trained on churn_training and registered version 1 of churn, which the gate passed
+  // and the rollout promoted to production.
   const models = createModels({ db: engine.db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } })
   const model = (await models.get('churn'))!
   assert.equal(model.version, 1)
-  assert.equal(model.stage, 'candidate')
+  assert.equal(model.stage, 'production')
+  const { rows: gate } = await engine.db.query<{ outputs: { passed: boolean; metrics: { auc: number } } }>(`SELECT outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = 'gate'`, [runId])
+  assert.equal(gate[0]!.outputs.passed, true)
+  assert.ok(gate[0]!.outputs.metrics.auc >= 0.75)
+  const { rows: rollout } = await engine.db.query<{ outputs: Record<string, unknown> }>(`SELECT outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = 'rollout'`, [runId])
+  assert.deepEqual(rollout[0]!.outputs, { ...rollout[0]!.outputs, version: 1, stage: 'production', rolled_back: false })
+  // Every holdout row scored, in order, with a probability and the version that scored it.
+  const scores = (await datasets.get('churn_scores'))!
+  assert.equal(scores.rows, holdout.rows)
+  assert.deepEqual(scores.columns.slice(-2).map((c) => c.name), ['prediction', 'model_version'])
   assert.equal(model.taskKind, 'binary')
   assert.deepEqual(model.features, ['user_activity__spend_7d', 'user_activity__events_1d', 'user_activity__avg_amount'])
   assert.equal(await sha256File(model.path), model.sha256)

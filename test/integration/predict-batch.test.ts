@@ -53,6 +53,9 @@ test('predict.batch: rows in order with their columns, predictions of each model
   const v1 = await register('churn', 'logistic', V1, 'binary')
   const v2 = await register('churn', 'logistic2', V2, 'binary')
   const species = await register('species', 'softmax', SOFTMAX, 'multiclass')
+  // A version as cairn's trainer records it: null features were read as 0 in training, so scoring does the same.
+  const trainedFile = writeOnnxModel(join(files, 'trained-logistic.onnx'), 'logistic', V1)
+  await models.register({ name: 'trained', file: trainedFile, features: ['a', 'b'], taskKind: 'binary', metrics: { null_as: 0 } })
   await models.setStage('churn', 1, 'production', { user: 'test' })
 
   const dag = (id: string, params: string, extra = '') => engine.writeDag(`${id}.yaml`, `dag: ${id}\ntasks:\n  score:\n    operator: predict.batch\n${extra}    params:\n${params.split('\n').map((l) => `      ${l}`).join('\n')}\n`)
@@ -62,7 +65,8 @@ test('predict.batch: rows in order with their columns, predictions of each model
   dag('score_missing', 'model_name: churn\ndataset: users\nfeatures: [a, nope]\noutput: bad_scores', '    retries: 2\n')
   dag('score_nulls', 'model_name: churn\ndataset: users_nulls\noutput: null_scores', '    retries: 2\n')
   dag('score_clash', 'model_name: churn\ndataset: already_scored\noutput: clash_scores', '    retries: 2\n')
-  const ids = ['score_prod', 'score_v2', 'score_species', 'score_missing', 'score_nulls', 'score_clash']
+  dag('score_nulls_trained', 'model_name: trained\nversion: 1\ndataset: users_nulls\noutput: trained_scores')
+  const ids = ['score_prod', 'score_v2', 'score_species', 'score_missing', 'score_nulls', 'score_clash', 'score_nulls_trained']
   await waitForDags(engine.db, ids)
   const runs = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await engine.trigger(id)] as const)))
   const states = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await engine.waitForRun(runs[id]!, 180_000)] as const)))
@@ -106,6 +110,25 @@ test('predict.batch: rows in order with their columns, predictions of each model
   assert.equal(scores.version.producedKind, 'predict.batch')
   assert.equal(scores.version.runId, runs.score_prod)
   assert.deepEqual(scores.version.details.model, { name: 'churn', version: 1, sha256: v1.sha256 })
+
+  // The version that records null_as: 0 scores the row with a null as if it were 0; every other row as usual.
+  assert.equal(states.score_nulls_trained, 'success', await log('score_nulls_trained'))
+  {
+    const version = (await datasets.get('trained_scores'))!
+    const duck = await openDuckDb({ threads: 1 })
+    try {
+      const values = await duck.values(`SELECT a, b, prediction FROM ${parquetScan(version.files)}`)
+      assert.equal(values.length, 100)
+      for (const [i, v] of values.entries()) {
+        const r = rows[i]!
+        const expected = forward('logistic', [i === 42 ? 0 : (r.a as number), r.b as number], V1)[0]!
+        assert.equal(v[0], i === 42 ? null : BigInt(r.a as number))
+        assert.ok(Math.abs(Number(v[2]) - expected) <= 1e-6, `row ${i}: ${String(v[2])} vs ${expected}`)
+      }
+    } finally {
+      duck.close()
+    }
+  }
 
   // A version number; [N, 2] output: column 1 is the positive class.
   assert.equal(states.score_v2, 'success', await log('score_v2'))
