@@ -15,7 +15,7 @@ import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
+import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
 import { seedVersion } from '../helpers/datasets.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import { createUser } from '../../engine/web/auth/users.ts'
@@ -65,15 +65,8 @@ tasks:
     assert.equal(await engine.waitForRun(runId, 120_000), 'success')
     const browser = await launchBrowser()
     teardown.push(() => browser.close())
-    browser.context.setDefaultTimeout(30_000)
-    page = browser.context.pages()[0] ?? (await browser.context.newPage())
-    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
-    page.on('console', (message) => message.type() === 'error' && pageErrors.push(`console: ${message.text()}`))
-    await page.goto(`${base}/#/runs/${encodeURIComponent(runId)}?task=drift`)
-    await page.waitForSelector('#login-form')
-    await page.fill('#username', USER)
-    await page.fill('#password', PASSWORD)
-    await page.click('button[type=submit]')
+    page = await watchedPage(browser.context, 30_000, pageErrors)
+    await logIn(page, `${base}/#/runs/${encodeURIComponent(runId)}?task=drift`, USER, PASSWORD)
   })
 
   test('the verdict, a row per feature with its figures, and both samples in each histogram', async () => {

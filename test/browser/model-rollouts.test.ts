@@ -22,7 +22,7 @@ import type { RolloutPlan } from '../../engine/models/rollout-plan.ts'
 import { createUser } from '../../engine/web/auth/users.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
+import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
 
 const USER = 'viewer_ro'
 const PASSWORD = 'correct horse battery'
@@ -83,15 +83,8 @@ describe('model rollout timelines', { skip }, () => {
     teardown.push(() => app.close())
     const browser = await launchBrowser()
     teardown.push(() => browser.close())
-    browser.context.setDefaultTimeout(20_000)
-    page = browser.context.pages()[0] ?? (await browser.context.newPage())
-    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
-    page.on('console', (message) => message.type() === 'error' && pageErrors.push(`console: ${message.text()}`))
-    await page.goto(`${base}/#/`)
-    await page.waitForSelector('#login-form')
-    await page.fill('#username', USER)
-    await page.fill('#password', PASSWORD)
-    await page.click('button[type=submit]')
+    page = await watchedPage(browser.context, 20_000, pageErrors)
+    await logIn(page, `${base}/#/`, USER, PASSWORD)
     await page.waitForSelector('#nav-models')
   })
 

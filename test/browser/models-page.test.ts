@@ -22,7 +22,7 @@ import { insertModelVersion, lockNextModelVersion } from '../../engine/store/mod
 import { createUser } from '../../engine/web/auth/users.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
+import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
 import { seedVersion } from '../helpers/datasets.ts'
 
 const USER = 'viewer_mo'
@@ -79,15 +79,8 @@ describe('models page', { skip }, () => {
     teardown.push(() => app.close())
     const browser = await launchBrowser()
     teardown.push(() => browser.close())
-    browser.context.setDefaultTimeout(20_000)
-    page = browser.context.pages()[0] ?? (await browser.context.newPage())
-    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
-    page.on('console', (message) => message.type() === 'error' && pageErrors.push(`console: ${message.text()}`))
-    await page.goto(`${base}/#/`)
-    await page.waitForSelector('#login-form')
-    await page.fill('#username', USER)
-    await page.fill('#password', PASSWORD)
-    await page.click('button[type=submit]')
+    page = await watchedPage(browser.context, 20_000, pageErrors)
+    await logIn(page, `${base}/#/`, USER, PASSWORD)
     await page.waitForSelector('#nav-models')
   })
 

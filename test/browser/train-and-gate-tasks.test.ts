@@ -19,7 +19,7 @@ import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
+import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
 import { createUser } from '../../engine/web/auth/users.ts'
 
 const USER = 'viewer_val'
@@ -109,15 +109,8 @@ tasks:
     trainRun = await engine.trigger('fit_ranks')
     const browser = await launchBrowser()
     teardown.push(() => browser.close())
-    browser.context.setDefaultTimeout(30_000)
-    page = browser.context.pages()[0] ?? (await browser.context.newPage())
-    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
-    page.on('console', (message) => message.type() === 'error' && pageErrors.push(`console: ${message.text()}`))
-    await page.goto(`${base}/#/runs/${encodeURIComponent(trainRun)}?task=fit`)
-    await page.waitForSelector('#login-form')
-    await page.fill('#username', USER)
-    await page.fill('#password', PASSWORD)
-    await page.click('button[type=submit]')
+    page = await watchedPage(browser.context, 30_000, pageErrors)
+    await logIn(page, `${base}/#/runs/${encodeURIComponent(trainRun)}?task=fit`, USER, PASSWORD)
   })
 
   // The ranks' own lines (the log also has the operator's lines, stream "log", which have no rank).

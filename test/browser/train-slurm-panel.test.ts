@@ -18,7 +18,7 @@ import { waitFor } from '../helpers/engine-extra.ts'
 import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
+import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
 import { createUser } from '../../engine/web/auth/users.ts'
 
 const run = promisify(execFile)
@@ -78,14 +78,8 @@ tasks:
     runId = await engine.trigger('slurm_fit')
     const browser = await launchBrowser()
     teardown.push(() => browser.close())
-    browser.context.setDefaultTimeout(120_000)
-    page = browser.context.pages()[0] ?? (await browser.context.newPage())
-    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
-    await page.goto(`${base}/#/runs/${encodeURIComponent(runId)}?task=fit`)
-    await page.waitForSelector('#login-form')
-    await page.fill('#username', USER)
-    await page.fill('#password', PASSWORD)
-    await page.click('button[type=submit]')
+    page = await watchedPage(browser.context, 120_000, pageErrors, { console: false })
+    await logIn(page, `${base}/#/runs/${encodeURIComponent(runId)}?task=fit`, USER, PASSWORD)
   })
 
   test('while it runs: the job id Slurm has, RUNNING, each rank on its node, the log narrowed to one rank', async () => {

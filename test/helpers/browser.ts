@@ -9,7 +9,7 @@ import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { chromium } from 'playwright-core'
-import type { BrowserContext, BrowserContextOptions } from 'playwright-core'
+import type { BrowserContext, BrowserContextOptions, Page } from 'playwright-core'
 
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
@@ -48,3 +48,25 @@ export async function launchBrowser(options: BrowserContextOptions = {}): Promis
     },
   }
 }
+
+/**
+ * The context's page with its default timeout, page errors (and console errors, unless `console` is
+ * false) collected into `errors`, so a test can assert at its end that the page reported none.
+ */
+export async function watchedPage(context: BrowserContext, timeoutMs: number, errors: string[], options: { console?: boolean } = {}): Promise<Page> {
+  context.setDefaultTimeout(timeoutMs)
+  const page = context.pages()[0] ?? (await context.newPage())
+  page.on('pageerror', (error) => errors.push(`page error: ${error.message}`))
+  if (options.console !== false) page.on('console', (message) => message.type() === 'error' && errors.push(`console: ${message.text()}`))
+  return page
+}
+
+/** Opens `url`, which shows the login form to a new session, and logs in. */
+export async function logIn(page: Page, url: string, username: string, password: string): Promise<void> {
+  await page.goto(url)
+  await page.waitForSelector('#login-form')
+  await page.fill('#username', username)
+  await page.fill('#password', password)
+  await page.click('button[type=submit]')
+}
+
