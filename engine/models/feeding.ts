@@ -75,3 +75,9 @@ export function checkLabel(kind: ScoreKind, label: number, classes: number): str
   if (kind === 'multiclass' && (!Number.isInteger(label) || label < 0 || label >= classes)) return `${label} is not a class index of a ${classes}-class model (0..${classes - 1})`
   return undefined
 }
+
+/** `null_as` recorded with a version by cairn's trainer: null features were read as that value in training. */
+export function nullPolicy(metrics: Readonly<Record<string, unknown>> | undefined): { nullAs?: number } {
+  const value = metrics?.null_as
+  return typeof value === 'number' && Number.isFinite(value) ? { nullAs: value } : {}
+}

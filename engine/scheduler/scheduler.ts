@@ -137,8 +137,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     )
     const dag = locked.rows[0]
     if (!dag) return 0
-    const active = await q.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.run WHERE dag_id = $1 AND state IN ('queued', 'running')`, [spec.id])
-    const room = spec.maxActiveRuns - Number(active.rows[0]!.n)
+    const room = spec.maxActiveRuns - (await activeRuns(q, spec.id))
     if (room <= 0) return 0
     const start = parseDagDate(spec.startDate!, spec.timezone)!
     const end = spec.endDate ? parseDagDate(spec.endDate, spec.timezone) : undefined
@@ -174,8 +173,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     if (locked.rows.length === 0) return
     const waits = await datasetWaits(q, spec.id, spec.scheduleDatasets!)
     if (!datasetScheduleDue(waits)) return
-    const active = await q.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.run WHERE dag_id = $1 AND state IN ('queued', 'running')`, [spec.id])
-    if (Number(active.rows[0]!.n) >= spec.maxActiveRuns) return
+    if ((await activeRuns(q, spec.id)) >= spec.maxActiveRuns) return
     const at = now()
     const run = await createRun(q, { dag: spec, versionId, runType: 'dataset', logicalDate: at, dataIntervalStart: at, dataIntervalEnd: at, params: defaultParams(spec), ownsLogicalDate: false })
     if (!run) return
@@ -309,4 +307,10 @@ function defaultParams(spec: DagSpec): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [name, definition] of Object.entries(spec.params)) if (Object.hasOwn(definition, 'default')) out[name] = definition.default
   return out
+}
+
+/** Runs of the DAG that count against max_active_runs (queued or running). */
+async function activeRuns(q: Queryable, dagId: string): Promise<number> {
+  const { rows } = await q.query<{ n: string }>(`SELECT count(*) AS n FROM cairn.run WHERE dag_id = $1 AND state IN ('queued', 'running')`, [dagId])
+  return Number(rows[0]!.n)
 }

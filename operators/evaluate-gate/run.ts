@@ -16,6 +16,7 @@ import { decideGate, formatNumber, gateMetrics, gateTable } from '../../engine/m
 import type { GateRule } from '../../engine/models/gate.ts'
 import type { Evaluation, ModelToScore } from '../../engine/models/evaluate-model.ts'
 import type { MetricName, MetricValue } from '../../engine/models/metrics.ts'
+import { nullPolicy } from '../../engine/models/feeding.ts'
 import { abortedResult } from '../define.ts'
 import type { OperatorContext, OperatorResult } from '../define.ts'
 
@@ -124,10 +125,4 @@ async function outsideAllowed(file: string, roots: readonly string[]): Promise<s
     if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) return undefined
   }
   return real
-}
-
-/** `null_as` recorded with a version by cairn's trainer: nulls were read as that value in training. */
-export function nullPolicy(metrics: Record<string, unknown> | undefined): { nullAs?: number } {
-  const value = metrics?.null_as
-  return typeof value === 'number' && Number.isFinite(value) ? { nullAs: value } : {}
 }

@@ -12,7 +12,7 @@
 import { join } from 'node:path'
 import type { DuckDBConnection } from '@duckdb/node-api'
 import type { DatasetColumn } from '../../engine/data/column-types.ts'
-import { chooseFeatures, checkColumns, scoreKind } from '../../engine/models/feeding.ts'
+import { chooseFeatures, checkColumns, nullPolicy, scoreKind } from '../../engine/models/feeding.ts'
 import type { ScoreKind } from '../../engine/models/metrics.ts'
 import { abortedResult } from '../define.ts'
 import type { OperatorContext, OperatorResult } from '../define.ts'
@@ -46,7 +46,7 @@ export async function runPredictBatch(params: PredictParams, ctx: OperatorContex
   const where = `${input.dataset}@${input.version}`
 
   const { readOnnxMetadata, findBadValues, openOnnxModel, scoreBatches, sourceSql, ScoringProblem, ORDER_COLUMN } = await import('../../engine/models/score-dataset.ts')
-  const recordedNullAs = typeof model.metrics.null_as === 'number' && Number.isFinite(model.metrics.null_as) ? model.metrics.null_as : undefined
+  const recordedNullAs = nullPolicy(model.metrics).nullAs
   const fromFile = (params.features?.length || model.features.length) && model.taskKind && recordedNullAs !== undefined ? {} : await readOnnxMetadata(model.path)
   // A model cairn trained read null features as `null_as`; scoring it does the same, others refuse nulls.
   const nullAs = recordedNullAs ?? fromFile.nullAs
