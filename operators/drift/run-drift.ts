@@ -58,43 +58,43 @@ export async function runDrift(params: DriftParams, ctx: OperatorContext, data: 
     for (const feature of features) {
       if (ctx.signal.aborted) break
       const column = sqlIdent(feature)
-      const counts = async (files: readonly string[]): Promise<[number, number]> => {
-        const [row] = await duck.values(`SELECT count(*), count(${column}) FROM ${parquetScan(files)}`)
-        return [Number(row![0]), Number(row![1])]
-      }
-      const [refAll, refRows] = await counts(reference.files)
-      const [curAll, curRows] = await counts(current.files)
-      const nullFraction: [number, number] = [refAll === 0 ? 0 : 1 - refRows / refAll, curAll === 0 ? 0 : 1 - curRows / curAll]
       if (categorical.has(feature)) {
         const categoryCounts = async (files: readonly string[]): Promise<Map<string, number>> =>
           new Map((await duck.values(`SELECT CAST(${column} AS VARCHAR), count(*) FROM ${parquetScan(files)} WHERE ${column} IS NOT NULL GROUP BY 1`)).map((r) => [String(r[0]), Number(r[1])]))
         const ref = await categoryCounts(reference.files)
         const cur = await categoryCounts(current.files)
+        const refRows = sum(ref.values())
+        const curRows = sum(cur.values())
         const categories = [...new Set([...ref.keys(), ...cur.keys()])].sort((a, b) => (ref.get(b) ?? 0) + (cur.get(b) ?? 0) - (ref.get(a) ?? 0) - (cur.get(a) ?? 0) || a.localeCompare(b))
         const test = chiSquared(categories.map((c) => ref.get(c) ?? 0), categories.map((c) => cur.get(c) ?? 0))
         const shown = categories.slice(0, TOP_CATEGORIES)
         results[feature] = {
-          kind: 'categorical', drifted: test.pValue < limits.chi2, chi2: test.statistic, dof: test.dof, p_value: test.pValue, rows: [refRows, curRows], null_fraction: nullFraction,
+          kind: 'categorical', drifted: test.pValue < limits.chi2, chi2: test.statistic, dof: test.dof, p_value: test.pValue, rows: [refRows, curRows], null_fraction: [nullShare(refRows, reference.rows), nullShare(curRows, current.rows)],
           histogram: { categories: shown, reference: shown.map((c) => share(ref.get(c) ?? 0, refRows)), current: shown.map((c) => share(cur.get(c) ?? 0, curRows)) },
         }
       } else {
-        const numbers = async (files: readonly string[]): Promise<Float64Array> =>
-          Float64Array.from((await duck.values(`SELECT CAST(${column} AS DOUBLE) FROM ${parquetScan(files)} WHERE ${column} IS NOT NULL AND isfinite(CAST(${column} AS DOUBLE)) ORDER BY 1`)).map((r) => Number(r[0])))
-        let ref: Float64Array
-        let cur: Float64Array
+        // Every non-null value, sorted: their count gives the null share, the finite ones the statistics.
+        const numbers = async (files: readonly string[]): Promise<{ nonNull: number; values: Float64Array }> => {
+          const rows = await duck.values(`SELECT CAST(${column} AS DOUBLE) FROM ${parquetScan(files)} WHERE ${column} IS NOT NULL ORDER BY 1`)
+          return { nonNull: rows.length, values: Float64Array.from(rows.map((r) => Number(r[0])).filter(Number.isFinite)) }
+        }
+        let refRead: { nonNull: number; values: Float64Array }
+        let curRead: { nonNull: number; values: Float64Array }
         try {
-          ref = await numbers(reference.files)
-          cur = await numbers(current.files)
+          refRead = await numbers(reference.files)
+          curRead = await numbers(current.files)
         } catch (error) {
           return fail(`feature ${feature} is not a number (${refTypes.get(feature)}): list it in \`categorical\` (${(error as Error).message.split('\n')[0]})`)
         }
+        const ref = refRead.values
+        const cur = curRead.values
         const edges = quantileEdges(ref, bins)
         const refCounts = binCounts(ref, edges)
         const curCounts = binCounts(cur, edges)
         const value = psi(refCounts, curCounts)
         const ks = ksStatistic(ref, cur)
         results[feature] = {
-          kind: 'numeric', drifted: value > limits.psi || (limits.ks !== undefined && ks > limits.ks), psi: value, ks, ks_p_value: ksPValue(ks, ref.length, cur.length), rows: [ref.length, cur.length], null_fraction: nullFraction,
+          kind: 'numeric', drifted: value > limits.psi || (limits.ks !== undefined && ks > limits.ks), psi: value, ks, ks_p_value: ksPValue(ks, ref.length, cur.length), rows: [ref.length, cur.length], null_fraction: [nullShare(refRead.nonNull, reference.rows), nullShare(curRead.nonNull, current.rows)],
           histogram: { edges, reference: refCounts.map((n) => share(n, ref.length)), current: curCounts.map((n) => share(n, cur.length)) },
         }
       }
@@ -124,3 +124,10 @@ export async function runDrift(params: DriftParams, ctx: OperatorContext, data: 
 }
 
 const share = (n: number, total: number): number => (total === 0 ? 0 : n / total)
+/** The share of a version's rows (its recorded row count) whose value is null. */
+const nullShare = (nonNull: number, total: number): number => (total === 0 ? 0 : 1 - nonNull / total)
+const sum = (values: Iterable<number>): number => {
+  let total = 0
+  for (const v of values) total += v
+  return total
+}

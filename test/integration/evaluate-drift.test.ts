@@ -107,6 +107,17 @@ test('evaluate.drift: no drift on the same distribution, drift on a shifted one,
   assert.equal(byDataset.features.country.dof, 1)
   assert.ok(byDataset.features.country.p_value < 0.05)
   assert.deepEqual(byDataset.features.country.histogram.categories, ['FR', 'DE'])
+
+  // Nulls are left out of the statistics and reported as each side's share: 50 of 200 amounts, 40 of 200 countries.
+  await seedVersion(datasets, 'scores', `SELECT CASE WHEN i % 4 = 0 THEN NULL ELSE (i % 100)::DOUBLE END AS amount, CASE WHEN i % 5 = 0 THEN NULL WHEN i % 2 = 0 THEN 'DE' ELSE 'FR' END AS country FROM range(200) t(i)`)
+  const withNulls = await engine.trigger('drift')
+  assert.equal(await engine.waitForRun(withNulls, 120_000), 'success')
+  const nullFeatures = ((await outputsOf(engine, withNulls)).against_dataset as { features: Record<string, { null_fraction: number[]; rows: number[] }> }).features
+  const near = (actual: number[], expected: number[]): void => assert.ok(actual.every((a, i) => Math.abs(a - expected[i]!) < 1e-12), `${actual} vs ${expected}`)
+  near(nullFeatures.amount!.null_fraction, [0, 50 / 200])
+  assert.deepEqual(nullFeatures.amount!.rows, [400, 150])
+  near(nullFeatures.country!.null_fraction, [0, 40 / 200])
+  assert.deepEqual(nullFeatures.country!.rows, [400, 160])
 })
 
 test('evaluate.drift: a feature missing from a side, or a model without a training set, fails clearly without retry', { timeout: 240_000 }, async (t) => {
