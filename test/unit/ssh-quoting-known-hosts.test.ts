@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { checkHostKey, hostPatternsMatch, knownHostsName, sshFingerprint } from '../../engine/executors/known-hosts.ts'
 import { shellQuote, shellQuoteArgv } from '../../engine/executors/shell-quote.ts'
-import { rankCommand } from '../../engine/executors/ssh.ts'
+import { rankCommand } from '../../engine/executors/ssh-remote-commands.ts'
 
 const HOSTILE = ['a;b', '$(touch pwned)', '`touch pwned`', "it's", "''", '"', 'two words', 'l1\nl2\n', '*', '?', '[a]', '', '-n', '--', 'a\\b\\', '${HOME}', '$HOME', '\t', '~', '!', '#c', '& |', '<>', 'ünï €', "'; touch pwned; '"]
 
