@@ -3,8 +3,8 @@
  *
  * How a rank runs (one SSH exec channel per rank):
  *   1. The channel runs `exec setsid -w sh -c WRAPPER cairn-rank WORKDIR NAME=VALUE... -- ARGV...`, every word
- *      single-quoted (the wrapper and the other remote commands are in ssh-remote-commands.ts); it is fixed text and user strings only ever arrive as its
- *      positional parameters. setsid makes the wrapper a session and process group leader, so its pid is the
+ *      single-quoted; the wrapper (ssh-remote-commands.ts, with the other remote commands) is fixed text and
+ *      user strings only ever arrive as its positional parameters. setsid makes the wrapper a session and process group leader, so its pid is the
  *      group id of everything the rank starts.
  *   2. The wrapper prints `cairn-pgid <pgid>` and waits for a line on stdin. The executor collects every
  *      rank's pgid, calls `record(handle)`, and only when that resolved writes `go`: nothing runs before the
