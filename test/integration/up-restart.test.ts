@@ -47,10 +47,14 @@ async function startUp(as: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number
   return up
 }
 
-/** Ctrl-C: SIGINT, then a clean exit 0 within 30 s. */
+/**
+ * Ctrl-C: SIGINT, then a clean exit 0. A task of the examples may be running (a canary rollout takes a
+ * minute): `cairn up` waits its grace period (30 s) for it, hands it back, and stops Postgres, so allow
+ * the grace period plus time to stop.
+ */
 async function stopUp(up: Up): Promise<void> {
   up.child.kill('SIGINT')
-  const result = await Promise.race([up.exit, new Promise((resolve) => setTimeout(resolve, 30_000, 'timeout').unref())])
+  const result = await Promise.race([up.exit, new Promise((resolve) => setTimeout(resolve, 75_000, 'timeout').unref())])
   assert.deepEqual(result, { code: 0, signal: null }, up.stderr())
 }
 
