@@ -1,5 +1,6 @@
 import paramsSchema from '../schemas/operators/features.training_set.params.schema.json' with { type: 'json' }
 import { FeatureRequestError } from '../engine/data/feature-request-error.ts'
+import { parseDuration } from '../engine/time/duration.ts'
 import { abortedResult, defineOperator } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
 
@@ -10,6 +11,7 @@ interface Params {
   features: string[]
   dataset: string
   split?: { holdout: number; seed?: number }
+  labels_window?: string
 }
 
 /**
@@ -25,7 +27,10 @@ export const featuresTrainingSet = defineOperator({
     const params = raw as unknown as Params
     if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
     try {
-      const result = await ctx.data.features.trainingSet({ ...params, signal: ctx.signal, log: (message, fields) => ctx.log.info(message, fields) })
+      const { labels_window: window, ...request } = params
+      // The schema's pattern admits only what parseDuration reads.
+      const labelsWindow = window === undefined ? undefined : { start: new Date(ctx.interval.end.getTime() - parseDuration(window)!), end: ctx.interval.end }
+      const result = await ctx.data.features.trainingSet({ ...request, ...(labelsWindow ? { labelsWindow } : {}), signal: ctx.signal, log: (message, fields) => ctx.log.info(message, fields) })
       const main = result.published.version
       const outputs: Record<string, unknown> = { dataset: main.dataset, version: main.version, rows: main.rows }
       if (result.holdout) {

@@ -77,6 +77,8 @@ export interface TrainingSetRequest {
   features: readonly string[]
   dataset: string
   split?: { holdout: number; seed?: number }
+  /** Only the label rows with a timestamp in [start, end). @default every row */
+  labelsWindow?: { start: Date; end: Date }
   /** Stops the DuckDB query (cancel, timeout); nothing is published then. */
   signal?: AbortSignal
   log?: (message: string, fields?: Record<string, unknown>) => void
@@ -221,7 +223,7 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
           const schema = await duck.rows<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM read_parquet(${sqlString(v.files[0]!)})`)
           v.entityTypes = new Map(schema.filter((c) => v.definition.entity.includes(c.column_name)).map((c) => [c.column_name, c.column_type]))
         }
-        const select = trainingSetSelect({ files: labels.files, columns: labels.columns, timestamp: request.timestamp }, joined)
+        const select = trainingSetSelect({ files: labels.files, columns: labels.columns, timestamp: request.timestamp, ...(request.labelsWindow ? { window: request.labelsWindow } : {}) }, joined)
         const columns = [...labels.columns.map((c) => c.name), ...joined.flatMap((v) => v.features.map((f) => `${v.name}__${f}`))].map(sqlIdent).join(', ')
         if (!request.split) {
           await copyToParquet(duck, `SELECT ${columns} FROM (${select}) ORDER BY __i`, join(main.dir, 'part-0.parquet'))
@@ -232,7 +234,8 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
         await copyToParquet(duck, `SELECT ${columns} FROM __joined WHERE NOT __h ORDER BY __i`, join(main.dir, 'part-0.parquet'))
         await copyToParquet(duck, `SELECT ${columns} FROM __joined WHERE __h ORDER BY __i`, join(holdout!.dir, 'part-0.parquet'))
       })
-      const details = { labels: `${labels.dataset}@${labels.version}`, label: request.label, timestamp: request.timestamp, ...(request.split ? { split: request.split } : {}) }
+      const window = request.labelsWindow ? { labels_window: { start: request.labelsWindow.start.toISOString(), end: request.labelsWindow.end.toISOString() } } : {}
+      const details = { labels: `${labels.dataset}@${labels.version}`, label: request.label, timestamp: request.timestamp, ...(request.split ? { split: request.split } : {}), ...window }
       const requests: PublishRequest[] = [{ staged: main, producedKind: 'features.training_set', inputs, details }]
       if (holdout) requests.push({ staged: holdout, producedKind: 'features.training_set', inputs, details: { ...details, holdout_of: request.dataset } })
       const published = await datasets.publish(requests)

@@ -125,8 +125,9 @@ export interface JoinedView {
  * that row's feature_timestamp is before t - ttl. One ASOF LEFT JOIN per view, so every label row
  * appears exactly once, in its order (`__i`). Label entity values are cast to the view's entity
  * types (a value that does not cast matches nothing); a null entity or timestamp matches nothing.
+ * With `window`, only the label rows whose timestamp lies in [start, end) (a null timestamp in none).
  */
-export function trainingSetSelect(labels: { files: readonly string[]; columns: readonly DatasetColumn[]; timestamp: string }, views: readonly JoinedView[]): string {
+export function trainingSetSelect(labels: { files: readonly string[]; columns: readonly DatasetColumn[]; timestamp: string; window?: { start: Date; end: Date } }, views: readonly JoinedView[]): string {
   const labelColumns = labels.columns.map((c) => c.name)
   const keyColumns: string[] = []
   views.forEach((v, i) => {
@@ -135,7 +136,9 @@ export function trainingSetSelect(labels: { files: readonly string[]; columns: r
       keyColumns.push(target === undefined ? `NULL AS __k${i}_${j}` : `TRY_CAST(${sqlIdent(e)} AS ${target}) AS __k${i}_${j}`)
     })
   })
-  const labelScan = `SELECT *, ${sqlIdent(labels.timestamp)}::TIMESTAMPTZ AS __t${keyColumns.map((k) => `, ${k}`).join('')} FROM (${orderedScan(labels.files, '*')})`
+  const t = `${sqlIdent(labels.timestamp)}::TIMESTAMPTZ`
+  const inWindow = labels.window ? ` WHERE ${t} >= ${timestampLiteral(labels.window.start)} AND ${t} < ${timestampLiteral(labels.window.end)}` : ''
+  const labelScan = `SELECT *, ${t} AS __t${keyColumns.map((k) => `, ${k}`).join('')} FROM (${orderedScan(labels.files, '*')})${inWindow}`
   const ctes = [`__labels AS (${labelScan})`]
   const joins: string[] = []
   const outputs: string[] = labelColumns.map((c) => `l.${sqlIdent(c)}`)

@@ -440,6 +440,16 @@ test('training set: point in time per label, ttl, unknown/null entities, duplica
   assert.equal(split.holdout!.version.dataset, 'train_holdout')
   assert.equal(split.published.version.createdAt.getTime(), split.holdout!.version.createdAt.getTime(), 'published in one transaction')
 
+  // A labels window [start, end): the rows of the labels in it, in their order, the bounds exact
+  // (start included, end left out), a null timestamp in none; with a split, held out by position among them.
+  const window = { start: D('2026-01-03T00:00:00Z'), end: D('2026-01-05T00:00:00Z') }
+  const inWindow = (r: Row): boolean => r.label_ts !== null && (r.label_ts as Date) >= window.start && (r.label_ts as Date) < window.end
+  const windowed = await store.trainingSet({ labels: 'labels', timestamp: 'label_ts', label: 'churned', features, dataset: 'recent', split: { holdout: 0.3, seed: 7 }, labelsWindow: window })
+  const expectedWindow = expected.filter((_, i) => inWindow(LABELS[i]!))
+  assert.equal(expectedWindow.length, 5, 'u1 at 01-03 twice, ghost, null entity, u2 at 01-03 06:00 (not 01-02 23:59, not 01-05)')
+  assertTable(await readParquet(windowed.published.version.files), expectedWindow.filter((_, i) => !heldOut(i, 7, 0.3)), 'windowed training part')
+  assertTable(await readParquet(windowed.holdout!.version.files), expectedWindow.filter((_, i) => heldOut(i, 7, 0.3)), 'windowed holdout')
+
   // A larger set: the split's share is about right and a different seed gives a different split.
   const many = Array.from({ length: 2000 }, (_, i) => lab(`u${i % 7}`, 'DE', '2026-01-03T00:00:00Z', i % 2 === 0))
   await publishRows(s.datasets, 'labels', LABEL_TYPES, many)
