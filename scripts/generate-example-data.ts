@@ -1,12 +1,18 @@
 /**
- * Writes the example data of dags/churn_model.yaml: daily events per user (dags/data/events-YYYY-MM.csv)
+ * Writes the example data of dags/churn_data.yaml: daily events per user (dags/data/events-YYYY-MM.csv)
  * and churn labels (dags/data/labels.jsonl), deterministic for a seed. The signal is real: each user
  * has an engagement that drifts slowly; it drives how often and how much they spend, and a user is
  * labelled churned when their engagement over the 14 days after the label's time is low. Features
  * computed from past events (spend_7d, events_1d, avg_amount) therefore predict the label, and a
  * model has something to learn.
  *
- *   node scripts/generate-example-data.ts [--from 2026-09-01] [--to 2027-09-01] [--users 50] [--seed 7] [--out dags/data]
+ * `--drift-from DATE` injects drift from that day on (covariate and concept drift at once): what a
+ * user spends per event no longer grows with their engagement but shrinks with it, and on a higher
+ * scale (disengaging users make large one-off purchases). Every random draw is the same with or
+ * without it, so the data before DATE is identical; a model trained before DATE ranks users worse
+ * after it, and the spend features' distributions move (evaluate.drift sees it).
+ *
+ *   node scripts/generate-example-data.ts [--from 2026-09-01] [--to 2027-09-01] [--users 200] [--seed 7] [--drift-from YYYY-MM-DD] [--out dags/data]
  */
 import { mkdirSync, writeFileSync, readdirSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -17,8 +23,9 @@ const { values } = parseArgs({
   options: {
     from: { type: 'string', default: '2026-09-01' },
     to: { type: 'string', default: '2027-09-01' },
-    users: { type: 'string', default: '50' },
+    users: { type: 'string', default: '200' },
     seed: { type: 'string', default: '7' },
+    'drift-from': { type: 'string' },
     out: { type: 'string', default: 'dags/data' },
   },
 })
@@ -27,8 +34,9 @@ const DAY = 86_400_000
 const from = Date.parse(`${values.from}T00:00:00Z`)
 const to = Date.parse(`${values.to}T00:00:00Z`)
 const users = Number(values.users)
-if (!Number.isFinite(from) || !Number.isFinite(to) || to <= from || !Number.isInteger(users) || users < 1) {
-  console.error('usage: generate-example-data.ts --from YYYY-MM-DD --to YYYY-MM-DD --users N --seed N --out DIR')
+const driftFrom = values['drift-from'] === undefined ? Infinity : Date.parse(`${values['drift-from']}T00:00:00Z`)
+if (!Number.isFinite(from) || !Number.isFinite(to) || to <= from || !Number.isInteger(users) || users < 1 || Number.isNaN(driftFrom)) {
+  console.error('usage: generate-example-data.ts --from YYYY-MM-DD --to YYYY-MM-DD --users N --seed N [--drift-from YYYY-MM-DD] --out DIR')
   process.exit(2)
 }
 const out = resolve(values.out)
@@ -68,7 +76,8 @@ for (let d = 0; d < days; d++) {
     const e = engagement[u]![d]!
     for (let i = poisson(2.2 * e); i > 0; i--) {
       const ts = dayStart + Math.floor(random() * DAY / 1000) * 1000
-      const amount = Math.max(0.5, (5 + 60 * e) * Math.exp(0.35 * normal()))
+      const scale = dayStart < driftFrom ? 5 + 60 * e : 20 + 150 * (1 - e)
+      const amount = Math.max(0.5, scale * Math.exp(0.35 * normal()))
       rows.push({ ts, line: `${userId(u)},${new Date(ts).toISOString().replace('.000Z', 'Z')},${amount.toFixed(2)},${country[u]}` })
     }
   }

@@ -288,10 +288,10 @@ test('a cancel stops DuckDB mid-read: the attempt reports cancelled and publishe
   assert.equal(await versionCount(h), 0)
 })
 
-test('the example churn_model DAG: its two ingest tasks load the data shipped in dags/data', async (t) => {
+test('the example churn_data DAG: its two ingest tasks load the data shipped in dags/data', async (t) => {
   const h = await ingestHarness(t)
   cpSync(new URL('../../dags/data', import.meta.url).pathname, join(h.dagsFolder, 'data'), { recursive: true })
-  const dag = parseYaml(readFileSync(new URL('../../dags/churn_model.yaml', import.meta.url), 'utf8')) as { tasks: Record<string, { params: Record<string, unknown> }> }
+  const dag = parseYaml(readFileSync(new URL('../../dags/churn_data.yaml', import.meta.url), 'utf8')) as { tasks: Record<string, { params: Record<string, unknown> }> }
   // The scheduled run of 2026-10-02 02:00 Berlin covers the day before.
   const interval = { start: new Date('2026-10-01T00:00:00+02:00'), end: new Date('2026-10-02T00:00:00+02:00') }
   const events = await h.run(dag.tasks.ingest_events!.params, { interval })
@@ -299,7 +299,7 @@ test('the example churn_model DAG: its two ingest tasks load the data shipped in
   const rows = await rowsOf(h, 'events')
   assert.ok(rows.length > 10)
   assert.ok(rows.every((r) => String(r.ts) >= '2026-09-30 22:00:00+00' && String(r.ts) < '2026-10-01 22:00:00+00'))
-  // Labels are loaded per interval too: the day of 2026-09-15 has the first 50 (at 12:00 UTC), the day before none.
+  // Labels are loaded per interval too: the day of 2026-09-15 has the first 200 (at 12:00 UTC, one per user), the day before none.
   const before = await h.run(dag.tasks.ingest_labels!.params, { interval: { start: new Date('2026-09-14T00:00:00+02:00'), end: new Date('2026-09-15T00:00:00+02:00') } })
   assert.equal(before.result.ok, true, JSON.stringify(before.result))
   assert.equal((await h.datasets.get('churn_labels'))!.rows, 0)
@@ -307,7 +307,7 @@ test('the example churn_model DAG: its two ingest tasks load the data shipped in
   assert.equal(labels.result.ok, true, JSON.stringify(labels.result))
   const published = (await h.datasets.get('churn_labels'))!
   assert.deepEqual(published.columns, [{ name: 'user_id', type: 'string' }, { name: 'label_ts', type: 'timestamp' }, { name: 'churned', type: 'boolean' }])
-  assert.equal(published.rows, 50)
+  assert.equal(published.rows, 200)
 })
 
 test('csv fast path: lines the reader refuses are named or quarantined without a second load', async (t) => {
