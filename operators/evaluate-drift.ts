@@ -3,9 +3,13 @@ import { abortedResult, defineOperator } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
 
 export interface DriftParams {
-  dataset: string
+  /** Exactly one of `dataset` or `online`. */
+  dataset?: string
+  online?: { feature_view: string; window: string }
+  /** Exactly one of `model` or `reference`. */
   model?: string
   reference?: string
+  if_no_reference?: 'fail' | 'drifted'
   features?: string[]
   categorical?: string[]
   bins?: number
@@ -19,7 +23,7 @@ export interface DriftParams {
  */
 export const evaluateDrift = defineOperator({
   type: 'evaluate.drift',
-  summary: 'compares a dataset with a model\'s training set: PSI, KS, chi-squared per feature',
+  summary: 'compares a dataset (or the online features of a window) with a model\'s training set: PSI, KS, chi-squared per feature',
   paramsSchema,
   usesWorkdir: false,
   async run(raw: Record<string, unknown>, ctx: OperatorContext): Promise<OperatorResult> {

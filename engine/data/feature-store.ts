@@ -24,12 +24,13 @@ import { openDuckDb, sqlIdent, sqlString } from './duckdb.ts'
 import type { DuckDb, DuckDbOptions } from './duckdb.ts'
 import { canonicalEntityKey } from './entity-key.ts'
 import { definitionProblems } from './feature-definition.ts'
-import type { FeatureViewDefinition } from './feature-definition.ts'
+import type { FeatureSpec, FeatureViewDefinition } from './feature-definition.ts'
+import type { ColumnType } from './column-types.ts'
 import { copyToParquet, holdoutMacros, materializeSelect, missingSourceColumns, trainingSetSelect } from './offline-store.ts'
 import type { JoinedView } from './offline-store.ts'
 import { createOnlineStore } from './online-store.ts'
 import type { OnlineStore } from './online-store.ts'
-import { writeOnlineRows } from '../store/feature-online.ts'
+import { readOnlineWindow, writeOnlineRows } from '../store/feature-online.ts'
 import type { OnlineRowWrite } from '../store/feature-online.ts'
 
 /** A view as workers see it: its current definition, from the database. */
@@ -90,11 +91,34 @@ export interface TrainingSetResult {
   inputs: DatasetInput[]
 }
 
+/** The type of a feature's values as online rows hold them (JSON numbers, booleans or strings). */
+export type OnlineFeatureType = 'number' | 'boolean' | 'string'
+
+/** The online rows of a view's current definition materialized in a window (evaluate.drift's current side). */
+export interface OnlineWindow {
+  view: string
+  definitionVersion: number
+  /** The window asked: rows with a feature timestamp in (start, end]. */
+  start: Date
+  end: Date
+  /** When the view has a ttl shorter than the window: rows before this instant (expired at `end`) were left out. */
+  expiredBefore: Date | null
+  /** The definition's features in file order, with the type of their values. */
+  features: { name: string; type: OnlineFeatureType }[]
+  /** Ordered by entity key. */
+  rows: { entity: Record<string, unknown>; features: Record<string, unknown>; featureTimestamp: Date }[]
+}
+
 export interface FeatureStore {
   views: FeatureViewCatalog
   online: OnlineStore
   materialize(request: MaterializeRequest): Promise<MaterializeResult>
   trainingSet(request: TrainingSetRequest): Promise<TrainingSetResult>
+  /**
+   * The online store's rows of the view's current definition version whose feature timestamp lies in
+   * (start, end], leaving out rows already expired at `end` (older than the view's ttl).
+   */
+  onlineWindow(view: string, start: Date, end: Date): Promise<OnlineWindow>
 }
 
 export interface FeatureStoreOptions {
@@ -247,6 +271,29 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
     }
   }
 
+  async function onlineWindow(name: string, start: Date, end: Date): Promise<OnlineWindow> {
+    const view = await views.get(name)
+    if (!view) throw new FeatureRequestError(`feature view ${name} is not defined (no valid feature view file in the DAG folder declares it)`)
+    if (view.removed) throw new FeatureRequestError(`feature view ${name} was removed (its file is gone or declares something else)`)
+    const d = view.definition
+    const expiredBefore = d.ttl_ms !== null && end.getTime() - d.ttl_ms > start.getTime() ? new Date(end.getTime() - d.ttl_ms) : null
+    const rows = await readOnlineWindow(db, name, view.version, start, end, expiredBefore)
+    // The source column's type for min/max/first/last: from the source version the newest materialization read.
+    const newest = (await listMaterializations(db, name, view.version)).at(-1)
+    const source = newest ? await datasets.get(newest.sourceDataset, newest.sourceVersion) : await datasets.get(d.source)
+    const sourceTypes = new Map((source?.columns ?? []).map((c) => [c.name, c.type]))
+    const features = d.features.map((f) => ({ name: f.name, type: onlineFeatureType(f, f.column === null ? undefined : sourceTypes.get(f.column), rows.map((r) => r.features[f.name])) }))
+    return {
+      view: name,
+      definitionVersion: view.version,
+      start,
+      end,
+      expiredBefore,
+      features,
+      rows: rows.map((r) => ({ entity: r.entity, features: r.features, featureTimestamp: r.featureTimestamp })),
+    }
+  }
+
   /** Resolves `view.feature` / `view` references to views and feature lists, in the order given (a feature once). */
   async function selectFeatures(references: readonly string[]): Promise<{ view: FeatureViewEntry; features: string[] }[]> {
     const out: { view: FeatureViewEntry; features: string[] }[] = []
@@ -270,7 +317,22 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
     return out
   }
 
-  return { views, online: createOnlineStore(db, options.now ? { now: options.now } : {}), materialize, trainingSet }
+  return { views, online: createOnlineStore(db, options.now ? { now: options.now } : {}), materialize, trainingSet, onlineWindow }
+}
+
+const NUMERIC_AGGS = new Set<FeatureSpec['agg']>(['sum', 'count', 'avg', 'count_distinct', 'stddev'])
+
+/**
+ * A feature's value type: a number for the numeric aggregates; for min, max, first and last the source
+ * column's (timestamps and dates are ISO text); without a known source type, what the values are.
+ */
+export function onlineFeatureType(f: FeatureSpec, sourceType: ColumnType | undefined, values: readonly unknown[]): OnlineFeatureType {
+  if (NUMERIC_AGGS.has(f.agg)) return 'number'
+  if (sourceType !== undefined) return sourceType === 'integer' || sourceType === 'number' ? 'number' : sourceType === 'boolean' ? 'boolean' : 'string'
+  const present = values.filter((v) => v !== null && v !== undefined)
+  if (present.length > 0 && present.every((v) => typeof v === 'number')) return 'number'
+  if (present.length > 0 && present.every((v) => typeof v === 'boolean')) return 'boolean'
+  return 'string'
 }
 
 /** The materialized rows of one interval as online writes (entity and feature values as JSON). */

@@ -90,3 +90,18 @@ export async function countOnlineRows(q: Queryable, view: string): Promise<numbe
   const { rows } = await q.query<{ n: string }>(`SELECT count(*)::text AS n FROM cairn.feature_online WHERE view = $1`, [view])
   return Number(rows[0]!.n)
 }
+
+/**
+ * The rows of one definition version of a view whose feature timestamp lies in (after, upTo], and not
+ * before `notBefore` when given (the view's ttl): the features the online store served in a window.
+ */
+export async function readOnlineWindow(q: Queryable, view: string, definitionVersion: number, after: Date, upTo: Date, notBefore: Date | null): Promise<OnlineRow[]> {
+  const { rows } = await q.query<{ entity_key: string; entity: Record<string, unknown>; features: Record<string, unknown>; feature_timestamp: Date; definition_version: number }>(
+    `SELECT entity_key, entity, features, feature_timestamp, definition_version FROM cairn.feature_online
+      WHERE view = $1 AND definition_version = $2 AND feature_timestamp > $3 AND feature_timestamp <= $4
+        AND ($5::timestamptz IS NULL OR feature_timestamp >= $5)
+      ORDER BY entity_key`,
+    [view, definitionVersion, after, upTo, notBefore],
+  )
+  return rows.map((r) => ({ key: r.entity_key, entity: r.entity, features: r.features, featureTimestamp: r.feature_timestamp, definitionVersion: r.definition_version }))
+}

@@ -95,9 +95,21 @@ const cases: Record<string, Cases> = {
     },
   },
   'operators/evaluate.drift.params.schema.json': {
-    valid: [{ dataset: 'd', model: 'models:/churn/production' }, { dataset: 'd@2', reference: 'd@1', bins: 2, thresholds: { ks: 1 } }],
+    valid: [
+      { dataset: 'd', model: 'models:/churn/production' },
+      { dataset: 'd@2', reference: 'd@1', bins: 2, thresholds: { ks: 1 } },
+      { online: { feature_view: 'user_activity', window: '1d12h' }, reference: 'churn_training' },
+      { dataset: 'd', model: 'models:/churn/production', if_no_reference: 'fail' },
+    ],
     invalid: {
       'neither model nor reference': { dataset: 'd' },
+      'neither dataset nor online': { model: 'models:/m/1' },
+      'both dataset and online': { dataset: 'd', online: { feature_view: 'v', window: '7d' }, model: 'models:/m/1' },
+      'online without window': { online: { feature_view: 'v' }, model: 'models:/m/1' },
+      'online window without unit': { online: { feature_view: 'v', window: '7' }, model: 'models:/m/1' },
+      'online view not a name': { online: { feature_view: 'User Activity', window: '7d' }, model: 'models:/m/1' },
+      'unknown key in online': { online: { feature_view: 'v', window: '7d', ttl: '1d' }, model: 'models:/m/1' },
+      'unknown if_no_reference': { dataset: 'd', model: 'models:/m/1', if_no_reference: 'skip' },
       'both model and reference': { dataset: 'd', model: 'models:/m/1', reference: 'r' },
       'one bin': { dataset: 'd', reference: 'r', bins: 1 },
       'psi of 0': { dataset: 'd', reference: 'r', thresholds: { psi: 0 } },
