@@ -1,8 +1,12 @@
 /**
- * evaluate.drift: reads each feature of the reference and the current dataset with DuckDB and computes
- * the statistics of engine/drift/statistics.ts. Nulls are left out of the statistics and reported as
- * each side's null fraction. The figures, with histograms (the reference's quantile bins for numbers,
- * the 20 most frequent categories), are the task's outputs, and a table goes into its log.
+ * evaluate.drift: reads each feature of the reference and the current side with DuckDB and computes
+ * the statistics of engine/drift/statistics.ts. The current side is a dataset version, or the online
+ * store's rows of a feature view in a window (read through the feature store and loaded into a DuckDB
+ * table, a column `VIEW__FEATURE` per feature, as training sets name them). Nulls are left out of the
+ * statistics and reported as each side's null fraction. The figures, with histograms (the reference's
+ * quantile bins for numbers, the 20 most frequent categories), are the task's outputs with a `reason`,
+ * and a table goes into its log. A model reference that names no version yet is drift, not a failure,
+ * with `if_no_reference: drifted`.
  */
 import type { DataServices } from '../../engine/data/data-services.ts'
 import { openDuckDb, parquetScan, sqlIdent } from '../../engine/data/duckdb.ts'
