@@ -115,7 +115,8 @@ export async function runDrift(params: DriftParams, ctx: OperatorContext, data: 
   if (missing.length > 0) {
     const fromRef = missing.some((f) => !ref.types.has(f))
     const fromCur = missing.some((f) => !cur.types.has(f))
-    return fail(`feature${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing from ${fromRef ? `the reference ${ref.label}` : ''}${fromRef && fromCur ? ' or ' : ''}${fromCur ? cur.label : ''}`)
+    const hint = fromCur && window ? ` (its columns: ${[...cur.types.keys()].join(', ')})` : ''
+    return fail(`feature${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing from ${fromRef ? `the reference ${ref.label}` : ''}${fromRef && fromCur ? ' or ' : ''}${fromCur ? cur.label : ''}${hint}`)
   }
   if (features.length === 0) return fail(`the reference ${ref.label} and ${cur.label} share no column to compare`)
   const categorical = new Set(params.categorical ?? features.filter((f) => CATEGORICAL_TYPES.has(ref.types.get(f)!)))

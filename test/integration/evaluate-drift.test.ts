@@ -274,6 +274,13 @@ tasks:
     operator: evaluate.drift
     params: { online: { feature_view: user_activity, window: 14d }, model: "models:/churn/production", bins: 4 }
 `,
+      'unprefixed.yaml': `
+dag: unprefixed
+tasks:
+  drift:
+    operator: evaluate.drift
+    params: { online: { feature_view: user_activity, window: 7d }, reference: churn_training, features: [spend_7d] }
+`,
       'empty.yaml': `
 dag: empty
 tasks:
@@ -368,6 +375,12 @@ tasks:
   assert.doesNotMatch(logOf('against_model'), /longer than the ttl/)
   assert.match(logOf('against_model'), /190 online rows of feature view user_activity \(definition 2\)/)
   assert.match(logOf('against_model'), /drift of online user_activity/)
+
+  // A feature named without its view: the message lists the online side's columns.
+  const unprefixed = await runAt('unprefixed', END)
+  assert.equal(await engine.waitForRun(unprefixed, 120_000), 'failed')
+  const { rows: [named] } = await db.query<{ message: string }>(`SELECT message FROM cairn.attempt WHERE run_id = $1`, [unprefixed])
+  assert.equal(named!.message, 'feature spend_7d missing from the reference churn_training@1 or online user_activity (definition 2, 2026-03-03T00:00:00.000Z to 2026-03-10T00:00:00.000Z) (its columns: user_activity__spend_7d, user_activity__country)')
 
   // A window with no row: a clear failure naming the view and the window, not retried.
   const empty = await runAt('empty', new Date(END.getTime() + 30 * DAY))
