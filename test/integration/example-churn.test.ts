@@ -201,6 +201,8 @@ test('the churn example: catch-up, first model to production, no retraining with
   const second = model2[1]!.run_id
   assert.deepEqual(await engine.taskStates(second), { drift: 'success', gate: 'skipped', rollout: 'skipped', score_users: 'success', train: 'skipped' })
   const drift2 = await outputsOf(engine, second, 'drift') as { drifted: boolean; features: Record<string, { psi: number }>; reference: { model_version: number }; current: { rows: number } }
+  const psiOf = (features: Record<string, { psi: number }>): string => Object.entries(features).map(([name, f]) => `${name.replace('user_activity__', '')} ${f.psi.toFixed(3)}`).join(', ')
+  t.diagnostic(`Dec 19, no drift: PSI ${psiOf(drift2.features)}`)
   assert.equal(drift2.drifted, false, `no drift: ${JSON.stringify(drift2.features, (k, v) => (k === 'histogram' ? undefined : v))}`)
   assert.equal(drift2.reference.model_version, 1, 'compared with the training set of the model in production')
   assert.equal(drift2.current.rows, 200, 'every user, as the online store serves them')
@@ -215,10 +217,12 @@ test('the churn example: catch-up, first model to production, no retraining with
   const model3 = await waitForRuns(engine, 'churn_model', 3, 300_000)
   const third = model3[2]!.run_id
   assert.deepEqual(await engine.taskStates(third), { drift: 'success', gate: 'success', rollout: 'success', score_users: 'success', train: 'success' })
-  const drift3 = await outputsOf(engine, third, 'drift') as { drifted: boolean; drifted_features: string[] }
+  const drift3 = await outputsOf(engine, third, 'drift') as { drifted: boolean; drifted_features: string[]; features: Record<string, { psi: number }> }
+  t.diagnostic(`Feb 20, drift: PSI ${psiOf(drift3.features)}`)
   assert.equal(drift3.drifted, true)
   assert.ok(drift3.drifted_features.includes('user_activity__avg_amount'), JSON.stringify(drift3.drifted_features))
   const gate3 = await outputsOf(engine, third, 'gate') as { passed: boolean; metrics: { auc: number }; baseline_metrics: { auc: number } }
+  t.diagnostic(`Feb 20 holdout: version 2 AUC ${gate3.metrics.auc.toFixed(3)}, version 1 AUC ${gate3.baseline_metrics.auc.toFixed(3)}; version 1's validation AUC on Dec 2 ${auc1.toFixed(3)}`)
   assert.equal(gate3.passed, true)
   assert.ok(gate3.metrics.auc >= gate3.baseline_metrics.auc + 0.005, `version 2 beats version 1 on the new holdout: ${gate3.metrics.auc} vs ${gate3.baseline_metrics.auc}`)
   const v2 = (await models.get('churn'))!
