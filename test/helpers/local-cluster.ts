@@ -8,7 +8,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -59,4 +59,28 @@ export function newLocalClusterDir(): { dir: string; env: Record<string, string>
   const dir = mkdtempSync(path.join(tmpdir(), 'cairn-local-cluster-test-'))
   const portBase = 20_000 + 10 * Math.floor(Math.random() * 2_000)
   return { dir, env: { CAIRN_LOCAL_CLUSTER_PORT_BASE: String(portBase) } }
+}
+
+export interface StartedLocalCluster {
+  dir: string
+  /** The cairn.yaml fragment start printed on its last line. */
+  fragment: string
+  /** What the env file next to the fragment exports. */
+  slurmConf: string
+}
+
+/** deploy/local-cluster/start in a fresh folder of its own, stopped and removed after the test. */
+export async function startLocalClusterFor(t: { after(fn: () => Promise<void>): void }): Promise<StartedLocalCluster> {
+  const { dir, env } = newLocalClusterDir()
+  t.after(async () => {
+    await localCluster('stop', dir, env)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const started = await localCluster('start', dir, env)
+  assert.equal(started.code, 0, started.stderr)
+  const fragment = started.stdout.trim().split('\n').at(-1)!
+  assert.equal(fragment, path.join(dir, 'cairn.yaml'))
+  const slurmConf = /^export SLURM_CONF=(\S+)$/m.exec(readFileSync(path.join(dir, 'env'), 'utf8'))?.[1]
+  assert.ok(slurmConf, 'the env file sets SLURM_CONF')
+  return { dir, fragment, slurmConf }
 }

@@ -8,32 +8,20 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
-import { runCommand, waitFor } from '../helpers/engine-extra.ts'
+import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
+import { startCairnUp } from '../helpers/cairn-up.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 import type { CommandResult } from '../helpers/engine-extra.ts'
 
 const skip = localClusterSkipReason()
 const REPO = path.resolve(import.meta.dirname, '../..')
-const CLI = path.join(REPO, 'bin/cairn.js')
 
 test('dags/distributed_training.yaml runs on the local cluster as the README shows', { skip, timeout: 600_000 }, async (t) => {
-  const { dir: clusterDir, env: clusterEnv } = newLocalClusterDir()
-  t.after(async () => {
-    await localCluster('stop', clusterDir, clusterEnv)
-    rmSync(clusterDir, { recursive: true, force: true })
-  })
-  // sudo deploy/local-cluster/start    (last line: the fragment)
-  const started = await localCluster('start', clusterDir, clusterEnv)
-  assert.equal(started.code, 0, started.stderr)
-  const fragment = started.stdout.trim().split('\n').at(-1)!
-  assert.equal(fragment, path.join(clusterDir, 'cairn.yaml'))
-  // . /tmp/cairn-local-cluster/env
-  const slurmConf = /^export SLURM_CONF=(\S+)$/m.exec(readFileSync(path.join(clusterDir, 'env'), 'utf8'))?.[1]
-  assert.ok(slurmConf, 'the env file sets SLURM_CONF')
+  // sudo deploy/local-cluster/start    (last line: the fragment); . /tmp/cairn-local-cluster/env
+  const cluster = await startLocalClusterFor(t)
 
   const work = mkdtempSync(path.join(tmpdir(), 'cairn-distributed-example-'))
   // As root the embedded Postgres runs as user postgres, which must be able to enter the folder.
@@ -42,9 +30,9 @@ test('dags/distributed_training.yaml runs on the local cluster as the README sho
   copyFileSync(path.join(REPO, 'dags/distributed_training.yaml'), path.join(work, 'dags/distributed_training.yaml'))
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    SLURM_CONF: slurmConf,
+    SLURM_CONF: cluster.slurmConf,
     // export CAIRN_CONFIG=cairn.yaml:/tmp/cairn-local-cluster/cairn.yaml
-    CAIRN_CONFIG: `cairn.yaml:${fragment}`,
+    CAIRN_CONFIG: `cairn.yaml:${cluster.fragment}`,
     CAIRN_HOME: path.join(work, 'home'),
     CAIRN_DAGS: path.join(work, 'dags'),
     CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG || 'warn',
@@ -52,26 +40,8 @@ test('dags/distributed_training.yaml runs on the local cluster as the README sho
   for (const name of ['DATABASE_URL', 'CAIRN_PORT']) delete env[name]
 
   // npm start (cairn up), from the checkout
-  const up = spawn(process.execPath, [CLI, 'up', '--port', '0'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  up.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
-  up.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
-  const exited = new Promise<void>((resolve) => up.on('exit', () => resolve()))
-  t.after(async () => {
-    up.kill('SIGINT')
-    const stopped = await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 30_000))])
-    if (!stopped) up.kill('SIGKILL')
-    await exited
-    rmSync(work, { recursive: true, force: true })
-  })
-  await Promise.race([
-    waitFor('cairn up to say it is running', () => /stop with Ctrl-C/.test(out), 120_000, 100),
-    exited.then(() => Promise.reject(new Error(`cairn up exited before running: ${err}`))),
-  ])
-
-  // Asynchronously: the event loop keeps reading cairn up's output meanwhile.
-  const cairn = (args: string[]) => runCommand(process.execPath, [CLI, ...args], { cwd: REPO, env })
+  const up = await startCairnUp(t, env, { afterStop: () => rmSync(work, { recursive: true, force: true }) })
+  const cairn = up.cli
   // npx cairn trigger distributed_training --wait (once the scheduler has loaded the DAG)
   const triggered: CommandResult = await waitFor('the DAG to be loaded and its run to end', async () => {
     const r = await cairn(['trigger', 'distributed_training', '--wait'])
@@ -79,7 +49,7 @@ test('dags/distributed_training.yaml runs on the local cluster as the README sho
   }, 480_000, 500)
   const runId = triggered.stdout.trim().split('\n').at(-1)!
   const logs = async (task: string) => (await cairn(['logs', runId, task])).stdout
-  assert.equal(triggered.code, 0, `${triggered.stdout}\n${triggered.stderr}\ntrain_slurm:\n${await logs('train_slurm')}\ntrain_ssh:\n${await logs('train_ssh')}\ncairn up:\n${err}`)
+  assert.equal(triggered.code, 0, `${triggered.stdout}\n${triggered.stderr}\ntrain_slurm:\n${await logs('train_slurm')}\ntrain_ssh:\n${await logs('train_ssh')}\ncairn up:\n${up.stderr()}`)
 
   // A rank on each Slurm node and on each SSH host, both in the log.
   const slurm = await logs('train_slurm')

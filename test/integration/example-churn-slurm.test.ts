@@ -9,28 +9,18 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
-import { runCommand, waitFor } from '../helpers/engine-extra.ts'
+import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
+import { startCairnUp } from '../helpers/cairn-up.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 const skip = localClusterSkipReason()
 const REPO = path.resolve(import.meta.dirname, '../..')
-const CLI = path.join(REPO, 'bin/cairn.js')
 
 test('dags/churn_model_slurm.yaml trains churn_slurm as a 2-node Slurm job on the local cluster and rolls it out', { skip, timeout: 600_000 }, async (t) => {
-  const { dir: clusterDir, env: clusterEnv } = newLocalClusterDir()
-  t.after(async () => {
-    await localCluster('stop', clusterDir, clusterEnv)
-    rmSync(clusterDir, { recursive: true, force: true })
-  })
-  const started = await localCluster('start', clusterDir, clusterEnv)
-  assert.equal(started.code, 0, started.stderr)
-  const fragment = started.stdout.trim().split('\n').at(-1)!
-  const slurmConf = /^export SLURM_CONF=(\S+)$/m.exec(readFileSync(path.join(clusterDir, 'env'), 'utf8'))?.[1]
-  assert.ok(slurmConf, 'the env file sets SLURM_CONF')
+  const cluster = await startLocalClusterFor(t)
 
   const work = mkdtempSync(path.join(tmpdir(), 'cairn-churn-slurm-'))
   // As root the embedded Postgres runs as user postgres, which must be able to enter the folder.
@@ -42,32 +32,16 @@ test('dags/churn_model_slurm.yaml trains churn_slurm as a 2-node Slurm job on th
   assert.match(readFileSync(variant, 'utf8'), /step_duration: 2s/)
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    SLURM_CONF: slurmConf,
-    CAIRN_CONFIG: `cairn.yaml:${fragment}`,
+    SLURM_CONF: cluster.slurmConf,
+    CAIRN_CONFIG: `cairn.yaml:${cluster.fragment}`,
     CAIRN_HOME: path.join(work, 'home'),
     CAIRN_DAGS: dags,
     CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG || 'warn',
   }
   for (const name of ['DATABASE_URL', 'CAIRN_PORT', 'CAIRN_SERVE_PORT']) delete env[name]
 
-  const up = spawn(process.execPath, [CLI, 'up', '--port', '0', '--serve-port', '0'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  up.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
-  up.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
-  const exited = new Promise<void>((resolve) => up.on('exit', () => resolve()))
-  t.after(async () => {
-    up.kill('SIGINT')
-    const stopped = await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 60_000))])
-    if (!stopped) up.kill('SIGKILL')
-    await exited
-    rmSync(work, { recursive: true, force: true })
-  })
-  await Promise.race([
-    waitFor('cairn up to say it is running', () => /stop with Ctrl-C/.test(out), 120_000, 100),
-    exited.then(() => Promise.reject(new Error(`cairn up exited before running: ${err}`))),
-  ])
-  const cairn = (args: string[]) => runCommand(process.execPath, [CLI, ...args], { cwd: REPO, env })
+  const up = await startCairnUp(t, env, { args: ['--port', '0', '--serve-port', '0'], stopWithinMs: 60_000, afterStop: () => rmSync(work, { recursive: true, force: true }) })
+  const cairn = up.cli
   const json = async (args: string[]): Promise<unknown> => {
     const r = await cairn([...args, '--format', 'json'])
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`)
@@ -89,7 +63,7 @@ test('dags/churn_model_slurm.yaml trains churn_slurm as a 2-node Slurm job on th
   const triggered = await cairn(['trigger', 'churn_model_slurm', '--wait'])
   const runId = triggered.stdout.trim().split('\n').at(-1)!
   const logs = async (task: string) => (await cairn(['logs', runId, task])).stdout
-  assert.equal(triggered.code, 0, `${triggered.stdout}\n${triggered.stderr}\ntrain:\n${await logs('train')}\ngate:\n${await logs('gate')}\ncairn up:\n${err}`)
+  assert.equal(triggered.code, 0, `${triggered.stdout}\n${triggered.stderr}\ntrain:\n${await logs('train')}\ngate:\n${await logs('gate')}\ncairn up:\n${up.stderr()}`)
 
   const train = await logs('train')
   assert.match(train, /rank [01] runs on n1\b/, train)
