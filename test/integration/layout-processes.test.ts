@@ -276,8 +276,7 @@ test('the whole layout as separate processes runs the reference pipeline exactly
      FROM cairn.attempt a JOIN cairn.run r USING (run_id) JOIN cairn.task_instance ti USING (run_id, task_id) ORDER BY a.run_id, a.task_id, a.attempt`,
   )
   const trainAttempts = attempts.filter((a) => a.run_id === trainRun.run_id && a.task_id === PIPELINE.train)
-  assert.deepEqual(trainAttempts.map((a) => [a.attempt, a.state]), [[1, trainAttempts[0]!.state], [2, 'success']], JSON.stringify(trainAttempts))
-  assert.notEqual(trainAttempts[0]!.state, 'success')
+  assert.deepEqual(trainAttempts.map((a) => [a.attempt, a.state, a.failure_kind]), [[1, 'lost', 'lost'], [2, 'success', null]], JSON.stringify(trainAttempts))
   assert.equal(trainAttempts[0]!.worker_id, trainRun.worker_id)
   assert.notEqual(trainAttempts[1]!.worker_id, trainRun.worker_id, 'the retry ran on another worker')
   const others = attempts.filter((a) => !(a.run_id === trainRun.run_id && a.task_id === PIPELINE.train))
@@ -311,7 +310,7 @@ test('the whole layout as separate processes runs the reference pipeline exactly
   assert.ok(trainRunTasks.every((r) => r.state === 'success'), JSON.stringify(trainRunTasks))
   // The queue agrees: one job per attempt.
   assert.equal(await count(db, `SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1`, [TASK_QUEUE]), attempts.length, 'one queue job per attempt')
-  t.diagnostic(`attempts: ${attempts.length}; first train attempt ${trainAttempts[0]!.state} (${trainAttempts[0]!.failure_kind})`)
+  t.diagnostic(`${attempts.length} attempts in ${instances.length} task instances`)
 
   // Models: exactly one version, in production, rolled out once through every step.
   const { rows: versions } = await db.query<{ version: number; stage: string; traffic_share: number; lineage: { run?: string; attempt?: number } }>(`SELECT version, stage, traffic_share, lineage FROM cairn.model_version WHERE model = $1 ORDER BY version`, [PIPELINE.model])
