@@ -43,6 +43,17 @@ import { migrate } from '../../engine/store/migrate.ts'
 import { createToken } from '../../engine/web/auth/tokens.ts'
 import { BOSS_SCHEMA, TASK_QUEUE } from '../../engine/queue/task-queue.ts'
 
+/**
+ * The catch-up window: the daily intervals starting 2026-10-14 .. 2026-11-15 (Europe/Berlin days; no
+ * interval starts after end_date), so the runs ingest the labels of 2026-10-15, 11-01 and 11-15 with
+ * the feature history before them, and the last interval is the latest one whichever day the test
+ * runs. (A shorter window, with two label days, trains a model the gate refuses: log_loss 0.66 > 0.65.)
+ */
+const START_DATE = '2026-10-14'
+const END_DATE = '2026-11-16'
+const CATCH_UP_DAYS = 33
+const LOST_AFTER_S = 12
+
 /** The few names of the reference pipeline the test depends on. */
 const PIPELINE = {
   /** DAG files of dags/ that take part (the other examples are left out of the copy). */
@@ -56,21 +67,22 @@ const PIPELINE = {
   /** The registered model and the dataset the batch scoring writes. */
   model: 'churn',
   scores: 'churn_scores',
+  /** The training set the catch-up DAG builds in its latest run only (and the model DAG waits for). */
+  trainingSet: 'churn_training',
+  /**
+   * Attempts per task over all runs: each catch-up run runs its data tasks once (the training set's
+   * `when` is decided by a worker, so its skips count too); the model DAG's one run runs each task
+   * once, except the train task: the killed worker's attempt, then one more.
+   */
+  attempts: {
+    churn_data: { ingest_events: CATCH_UP_DAYS, ingest_labels: CATCH_UP_DAYS, materialize_activity: CATCH_UP_DAYS, training_set: CATCH_UP_DAYS },
+    churn_model: { drift: 1, train: 2, gate: 1, rollout: 1, score_users: 1 },
+  } as Record<string, Record<string, number>>,
 }
 
-/**
- * The catch-up window: the daily intervals starting 2026-10-14 .. 2026-11-15 (Europe/Berlin days; no
- * interval starts after end_date), so the runs ingest the labels of 2026-10-15, 11-01 and 11-15 with
- * the feature history before them, and the last interval is the latest one whichever day the test
- * runs. (A shorter window, with two label days, trains a model the gate refuses: log_loss 0.66 > 0.65.)
- */
-const START_DATE = '2026-10-14'
-const END_DATE = '2026-11-16'
-const CATCH_UP_DAYS = 33
-const LOST_AFTER_S = 12
-
 const REPO_DAGS = new URL('../../dags/', import.meta.url).pathname
-const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
+/** The `cairn` bin, as users run it. */
+const MAIN = new URL('../../bin/cairn.js', import.meta.url).pathname
 
 interface Part {
   name: string
@@ -308,6 +320,9 @@ test('the whole layout as separate processes runs the reference pipeline exactly
   // The training run did the whole lifecycle.
   const { rows: trainRunTasks } = await db.query<{ task_id: string; state: string }>(`SELECT task_id, state FROM cairn.task_instance WHERE run_id = $1`, [trainRun.run_id])
   assert.ok(trainRunTasks.every((r) => r.state === 'success'), JSON.stringify(trainRunTasks))
+  const perTask: Record<string, Record<string, number>> = {}
+  for (const a of attempts) (perTask[a.dag_id] ??= {})[a.task_id] = (perTask[a.dag_id]![a.task_id] ?? 0) + 1
+  assert.deepEqual(perTask, PIPELINE.attempts, 'attempts per task')
   // The queue agrees: one job per attempt.
   assert.equal(await count(db, `SELECT count(*) AS n FROM ${BOSS_SCHEMA}.job WHERE name = $1`, [TASK_QUEUE]), attempts.length, 'one queue job per attempt')
   t.diagnostic(`${attempts.length} attempts in ${instances.length} task instances`)
@@ -323,6 +338,8 @@ test('the whole layout as separate processes runs the reference pipeline exactly
   assert.deepEqual(rollouts.map((r) => [r.version, r.status, r.run_id, r.steps.map((s) => s.percent)]), [[1, 'promoted', trainRun.run_id, rolloutSpec.params.steps]])
   assert.ok(rollouts[0]!.steps.every((s) => s.passed), JSON.stringify(rollouts[0]!.steps))
 
+  // The training set: one version (so one run of the data-aware model DAG), built by the latest catch-up run.
+  assert.equal(await count(db, `SELECT count(*) AS n FROM cairn.dataset_version WHERE dataset = $1`, [PIPELINE.trainingSet]), 1)
   // The scores: one dataset version, written by the training run.
   const { rows: scoreVersions } = await db.query<{ version: number; run_id: string }>(`SELECT version, run_id FROM cairn.dataset_version WHERE dataset = $1`, [PIPELINE.scores])
   assert.deepEqual(scoreVersions.map((v) => [v.version, v.run_id]), [[1, trainRun.run_id]])
