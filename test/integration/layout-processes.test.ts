@@ -182,7 +182,7 @@ test('the whole layout as separate processes runs the reference pipeline exactly
     waitFor(`${part.name} to start`, () => {
       if (part.child.exitCode !== null) throw new Error(`${part.name} exited with ${part.child.exitCode}: ${part.stderr}`)
       return pattern.exec(part.stdout)?.[1]
-    }, 60_000, 50)
+    }, 120_000, 50)
 
   const schedulers = [0, 1].map((i) => start(`scheduler${i}`, 'scheduler', ['--lost-after', String(LOST_AFTER_S)]))
   const workers = [0, 1, 2].map((i) => start(`worker${i}`, 'worker', ['--slots', '2', '--heartbeat', '1', '--grace', '10']))
@@ -219,7 +219,7 @@ test('the whole layout as separate processes runs the reference pipeline exactly
     )
     const ranks = rows[0] ? trainerChildren(rows[0].pid) : []
     return ranks.length > 0 ? { ...rows[0]!, ranks } : undefined
-  }, 180_000, 20)
+  }, 240_000, 20)
   const rankPids = trainRun.ranks
   const signalRanks = (signal: NodeJS.Signals) => {
     for (const pid of rankPids) process.kill(-pid, signal)
