@@ -22,6 +22,7 @@ import type { Db } from '../store/db.ts'
 import { columnTypeOf } from './column-types.ts'
 import type { DatasetColumn } from './column-types.ts'
 import { openDuckDb, parquetScan } from './duckdb.ts'
+import { stagedFolderName } from './staged-sweep.ts'
 import type { DuckDbOptions } from './duckdb.ts'
 
 export const DATASET_NAME = /^[a-z][a-z0-9_]{0,63}$/
@@ -127,7 +128,7 @@ export function createDatasets(options: DatasetsOptions): Datasets {
     dir,
     async stage(dataset) {
       if (!DATASET_NAME.test(dataset)) throw new Error(`${JSON.stringify(dataset)} is not a dataset name (^[a-z][a-z0-9_]{0,63}$)`)
-      const folder = join(dir, dataset, randomUUID())
+      const folder = join(dir, dataset, stagedFolderName(producer, randomUUID()))
       await mkdir(folder, { recursive: true })
       return { dataset, dir: folder, discard: () => rm(folder, { recursive: true, force: true }) }
     },

@@ -32,6 +32,7 @@ import { createOnlineStore } from './online-store.ts'
 import type { OnlineStore } from './online-store.ts'
 import { readOnlineWindow, writeOnlineRows } from '../store/feature-online.ts'
 import type { OnlineRowWrite } from '../store/feature-online.ts'
+import { stagedFolderName } from './staged-sweep.ts'
 
 /** A view as workers see it: its current definition, from the database. */
 export interface FeatureViewEntry {
@@ -174,7 +175,7 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
     const end = request.intervalEnd
     const online = request.online ?? d.online
 
-    const folder = join(root, view.name, `d${view.version}`, end.toISOString().replaceAll(':', ''), randomUUID())
+    const folder = join(root, view.name, `d${view.version}`, end.toISOString().replaceAll(':', ''), stagedFolderName(producer, randomUUID()))
     await mkdir(folder, { recursive: true })
     let published = false
     try {

@@ -20,6 +20,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
+import { startStagedSweeper } from './staged-sweeper.ts'
 import type { PgBoss } from 'pg-boss'
 import type { Db } from '../store/db.ts'
 import { isConnectionError, withReconnect } from '../store/db.ts'
@@ -229,6 +230,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       }
     }
   }
+  // Staged folders left by writers that died before publishing (engine/data/staged-sweep.ts).
+  const sweeper = options.data ? startStagedSweeper({ db, dir: options.data.dir, log }) : undefined
   const orphanTimer = setInterval(() => {
     if (stoppingOrphans || draining) return
     stoppingOrphans = stopOrphans()
@@ -467,7 +470,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       }
       clearInterval(heartbeatTimer)
       clearInterval(orphanTimer)
-      await settlesWithin(stoppingOrphans ?? Promise.resolve(), 5000)
+      await settlesWithin(Promise.all([stoppingOrphans, sweeper?.stop()]), 5000)
       await settlesWithin(Promise.all([unlistenCancel(), unlistenJobs()]), 5000)
       await settlesWithin(db.query(`UPDATE cairn.worker SET state = 'stopped', stopped_at = $2 WHERE worker_id = $1`, [workerId, now()]).catch(() => undefined), 5000)
       log.info({ worker: workerId }, 'worker stopped')

@@ -5,14 +5,16 @@
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import { tmpdir } from 'node:os'
 import { createDb } from '../../engine/store/db.ts'
 import { migrate } from '../../engine/store/migrate.ts'
 import { createDatasets, DatasetConflict, parseDatasetReference } from '../../engine/data/datasets.ts'
 import type { StagedVersion } from '../../engine/data/datasets.ts'
 import { openDuckDb, sqlString } from '../../engine/data/duckdb.ts'
+import { sweepStagedFolders } from '../../engine/data/staged-sweep.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 
 async function writeRows(staged: StagedVersion, sql: string): Promise<void> {
@@ -116,3 +118,49 @@ async function insertRunningAttempts(db: ReturnType<typeof createDb>, n: number)
   }
   return { runId, ids }
 }
+
+test('the sweep removes staged folders no version will name: of attempts that ended, and old unclaimed ones; never a published or a running one', async (t) => {
+  const log = testLogger()
+  const db = createDb(await createTestDatabase(t), { log })
+  t.after(() => db.close())
+  await migrate(db, log)
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-datasets-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const { runId, ids: [claimA, claimB] } = await insertRunningAttempts(db, 2)
+  const as = (claimId: string, attempt: number) => createDatasets({ db, dir, producer: { kind: 'attempt', runId, taskId: 't', attempt, claimId } })
+  const rel = (staged: StagedVersion) => relative(dir, staged.dir)
+
+  const published = await as(claimA!, 1).stage('events')
+  assert.match(rel(published), new RegExp(`^events/${claimA}\\.[0-9a-f-]{36}$`), 'an attempt stages under its claim')
+  await writeRows(published, `SELECT 1::BIGINT AS id`)
+  await as(claimA!, 1).publish([{ staged: published, producedKind: 'ingest' }])
+  const runningLeftover = await as(claimA!, 1).stage('events') // still being written: its attempt runs
+  const endedLeftover = await as(claimB!, 2).stage('events') // its worker died before publishing
+  await writeRows(endedLeftover, `SELECT 2::BIGINT AS id`)
+  const cli = createDatasets({ db, dir, producer: { kind: 'actor', actor: 'alice' } })
+  const imported = await cli.stage('labels')
+  await writeRows(imported, `SELECT 3::BIGINT AS id`)
+  await cli.publish([{ staged: imported, producedKind: 'import' }])
+  const importLeftover = await cli.stage('labels')
+  assert.match(rel(importLeftover), /^labels\/[0-9a-f-]{36}$/)
+  // A materialization's folder of the ended attempt, a model's files and a folder that is not staged.
+  const materialized = join(dir, '_features', 'activity', 'd1', '2026-01-02T000000.000Z', `${claimB}.${randomUUID()}`)
+  mkdirSync(materialized, { recursive: true })
+  mkdirSync(join(dir, '_models', 'churn', '1'), { recursive: true })
+  mkdirSync(join(dir, 'events', 'notes'), { recursive: true })
+
+  const sweep = (now = Date.now()) => sweepStagedFolders(db, dir, { now: () => now })
+  assert.deepEqual(await sweep(), [], 'both attempts run: nothing goes')
+  await db.query(`UPDATE cairn.attempt SET state = 'lost' WHERE claim_id = $1`, [claimB])
+  assert.deepEqual((await sweep()).sort(), [relative(dir, materialized), rel(endedLeftover)].sort())
+  assert.ok(!existsSync(endedLeftover.dir) && !existsSync(materialized))
+  await db.query(`UPDATE cairn.attempt SET state = 'success' WHERE claim_id = $1`, [claimA])
+  assert.deepEqual(await sweep(), [rel(runningLeftover)])
+  assert.deepEqual(await sweep(Date.now() + 25 * 3_600_000), [rel(importLeftover)], 'an unclaimed folder goes after a day unchanged')
+  // What versions name, the models and the folders that are not staged are all still there.
+  assert.equal((await cli.resolve('events'))!.rows, 1)
+  assert.equal((await cli.resolve('labels'))!.rows, 1)
+  assert.ok(existsSync(published.dir) && existsSync(imported.dir))
+  assert.ok(existsSync(join(dir, '_models', 'churn', '1')) && existsSync(join(dir, 'events', 'notes')))
+  assert.deepEqual(await sweep(Date.now() + 25 * 3_600_000), [])
+})
