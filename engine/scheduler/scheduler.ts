@@ -18,7 +18,7 @@ import { enqueueJobs, queuedAttemptsWithoutJob } from '../queue/task-queue.ts'
 import type { Queryable } from '../store/queryable.ts'
 import { getDagVersion, setScheduleCursor } from '../store/dags.ts'
 import { createRun } from '../store/runs.ts'
-import { consumeDatasetVersions, datasetWaits } from '../store/dataset-schedules.ts'
+import { consumeDatasetVersions, datasetScheduleMaybeDue, datasetWaits } from '../store/dataset-schedules.ts'
 import { datasetScheduleDue } from './dataset-schedule.ts'
 import { advanceRun, startQueuedRuns } from '../store/advance.ts'
 import type { AdvanceContext } from '../store/advance.ts'
@@ -112,7 +112,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       // A stopping scheduler creates no more runs (its process may be draining its workers).
       if (stopped) return
       const spec = await getDagVersion(db, Number(row.version_id))
-      if (spec.scheduleDatasets !== undefined) await db.tx((q) => createDatasetTriggered(q, spec, Number(row.version_id)))
+      if (spec.scheduleDatasets !== undefined && (await datasetScheduleMaybeDue(db, spec.id, spec.scheduleDatasets))) await db.tx((q) => createDatasetTriggered(q, spec, Number(row.version_id)))
       if (spec.schedule === undefined || spec.startDate === undefined) continue
       const key = `${row.version_id}:${row.schedule_cursor?.getTime() ?? ''}`
       const hint = notBefore.get(row.dag_id)

@@ -38,6 +38,22 @@ export async function datasetWaits(q: Queryable, dagId: string, datasets: readon
   return datasets.map((name) => byName.get(name) ?? { dataset: name, consumed: 0, latest: 0 })
 }
 
+/**
+ * Read-only and cheap, for every scheduler pass: whether the DAG may be due (every listed dataset newer
+ * than its cursor) or has a listed dataset without a cursor yet. Only then does the scheduler take the
+ * DAG's row lock and decide with datasetWaits, so an idle data-aware DAG costs one query, no transaction.
+ */
+export async function datasetScheduleMaybeDue(q: Queryable, dagId: string, datasets: readonly string[]): Promise<boolean> {
+  const { rows } = await q.query<{ uninitialized: boolean; due: boolean }>(
+    `SELECT bool_or(c.version IS NULL) AS uninitialized, bool_and(coalesce(d.latest_version, 0) > coalesce(c.version, 0)) AS due
+       FROM unnest($2::text[]) AS n(name)
+       LEFT JOIN cairn.dag_dataset_cursor c ON c.dag_id = $1 AND c.dataset = n.name
+       LEFT JOIN cairn.dataset d ON d.name = n.name`,
+    [dagId, datasets],
+  )
+  return rows[0]?.uninitialized === true || rows[0]?.due === true
+}
+
 /** Read-only: the listed datasets without a new version for the DAG yet (for the page and the API). */
 export async function datasetsWaitedFor(q: Queryable, dagId: string, datasets: readonly string[]): Promise<string[]> {
   const { rows } = await q.query<{ dataset: string }>(
