@@ -60,8 +60,12 @@ export class SshConnection {
     })
   }
 
-  /** Runs a command to its end and returns its exit code and output (for short control commands). */
-  async run(command: string): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
+  /**
+   * Runs a command to its end and returns its exit code and output (for short control commands). `stdin` is
+   * written to the command's standard input; past `timeoutMs` the channel is closed and `timedOut` set. A
+   * channel that closes without an exit status (its connection dropped) has code null and no signal.
+   */
+  async run(command: string, options: { timeoutMs?: number; stdin?: string | Buffer } = {}): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string; timedOut?: boolean }> {
     const channel = await this.exec(command)
     let stdout = ''
     let stderr = ''
@@ -70,12 +74,20 @@ export class SshConnection {
     return new Promise((resolve) => {
       let code: number | null = null
       let signal: string | undefined
+      let timedOut = false
+      const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
+        timedOut = true
+        channel.close()
+      }, options.timeoutMs)
       channel.on('exit', (exitCode: number | null, exitSignal?: string) => {
         code = exitCode
         signal = exitSignal
       })
-      channel.on('close', () => resolve({ code, signal, stdout, stderr }))
-      channel.end()
+      channel.on('close', () => {
+        clearTimeout(timer)
+        resolve({ code, signal, stdout, stderr, ...(timedOut ? { timedOut } : {}) })
+      })
+      channel.end(options.stdin)
     })
   }
 

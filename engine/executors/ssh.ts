@@ -16,14 +16,15 @@
  * Cancel and timeout send TERM to every rank's group on every host, KILL after a grace, and return only when
  * `kill -0 -PGID` reports every group gone.
  */
-import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
-import type { ClientChannel, SFTPWrapper } from 'ssh2'
+import type { ClientChannel } from 'ssh2'
 import { rankEnvironment, type Executor, type JobHandle, type JobOutcome, type JobSpec, type RankLine, type ReattachOptions, type RunningJob, type StartOptions } from './executor.ts'
 import { aliveCommand, killCommand, rankCommand, readStatusCommand, statusPath } from './ssh-remote-commands.ts'
-import { connectSsh, type ConnectResult, type SshConnection, type SshHostSetting } from './ssh-connection.ts'
+import type { ConnectResult, SshConnection, SshHostSetting } from './ssh-connection.ts'
+import { SshConnectionPool } from './ssh-pool.ts'
+import { fetchRemote } from './sftp-files.ts'
 
 /** An `ssh` cluster of cairn.yaml with its name (the name goes into job handles). */
 export interface SshClusterSetting {
@@ -122,7 +123,7 @@ export class SshExecutor implements Executor {
   private readonly followIntervalMs: number
   private readonly keepJobsOnShutdown: boolean
   /** One connection per host (by index in cluster.hosts), shared by the jobs of this executor. */
-  private readonly connections = new Map<number, Promise<ConnectResult>>()
+  private readonly pool: SshConnectionPool
 
   constructor(cluster: SshClusterSetting, options: SshExecutorOptions = {}) {
     if (cluster.hosts.length === 0) throw new Error(`cluster ${cluster.name} has no hosts`)
@@ -132,25 +133,12 @@ export class SshExecutor implements Executor {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000
     this.followIntervalMs = options.followIntervalMs ?? 1_000
     this.keepJobsOnShutdown = options.keepJobsOnShutdown ?? false
+    this.pool = new SshConnectionPool(cluster.hosts, cluster.known_hosts_file, this.connectTimeoutMs)
   }
 
   /** The connection to host `index`, reusing a live one. */
   private connect(index: number): Promise<ConnectResult> {
-    const existing = this.connections.get(index)
-    if (existing !== undefined) {
-      return existing.then((result) => (result.ok && !result.connection.closed ? result : this.newConnection(index)))
-    }
-    return this.newConnection(index)
-  }
-
-  private newConnection(index: number): Promise<ConnectResult> {
-    const host = this.cluster.hosts[index]!
-    const pending = connectSsh(host, this.cluster.known_hosts_file, this.connectTimeoutMs)
-    this.connections.set(index, pending)
-    void pending.then((result) => {
-      if (!result.ok && this.connections.get(index) === pending) this.connections.delete(index)
-    })
-    return pending
+    return this.pool.connect(index)
   }
 
   /** Connects to every listed host first; when one fails (a refused host key included), nothing is run anywhere. */
@@ -165,9 +153,7 @@ export class SshExecutor implements Executor {
 
   /** Closes the connections (a worker shutting down; running jobs lose their ranks to the hang-up watchdog). */
   async close(): Promise<void> {
-    const pending = [...this.connections.values()]
-    this.connections.clear()
-    for (const result of await Promise.all(pending)) if (result.ok) result.connection.close()
+    await this.pool.close()
   }
 
   /** Stops the given groups on one host, TERM then KILL; resolves true once `kill -0` finds none of them. */
@@ -424,25 +410,11 @@ export class SshExecutor implements Executor {
     const sftp = await connection.sftp()
     const fetched: string[] = []
     try {
-      for (const artifact of spec.artifacts) await this.fetchOne(sftp, path.posix.join(spec.workdir, artifact), artifact, spec.artifactsDir, fetched)
+      for (const artifact of spec.artifacts) await fetchRemote(sftp, path.posix.join(spec.workdir, artifact), artifact, spec.artifactsDir, fetched)
     } finally {
       sftp.end()
     }
     return fetched
-  }
-
-  private async fetchOne(sftp: SFTPWrapper, remote: string, relative: string, localRoot: string, fetched: string[]): Promise<void> {
-    const stats = await new Promise<import('ssh2').Stats>((resolve, reject) => sftp.stat(remote, (error, result) => (error ? reject(new Error(`${relative}: ${error.message}`)) : resolve(result))))
-    const local = path.join(localRoot, ...relative.split('/'))
-    if (stats.isDirectory()) {
-      const entries = await new Promise<import('ssh2').FileEntry[]>((resolve, reject) => sftp.readdir(remote, (error, list) => (error ? reject(new Error(`${relative}: ${error.message}`)) : resolve(list))))
-      await mkdir(local, { recursive: true })
-      for (const entry of entries) await this.fetchOne(sftp, path.posix.join(remote, entry.filename), path.posix.join(relative, entry.filename), localRoot, fetched)
-      return
-    }
-    await mkdir(path.dirname(local), { recursive: true })
-    await new Promise<void>((resolve, reject) => sftp.fastGet(remote, local, (error) => (error ? reject(new Error(`${relative}: ${error.message}`)) : resolve())))
-    fetched.push(relative)
   }
 
   /**
