@@ -366,6 +366,12 @@ export interface SlurmCluster {
      * Name of an entry of `ssh_hosts` (the login node). Required with via: ssh.
      */
     host?: string
+    /**
+     * Environment variables set for every Slurm command (sbatch, squeue, scontrol, scancel, sacct), e.g. SLURM_CONF when the cluster's configuration is not the default one. With via: ssh they are passed on the login node as `env NAME=value` words of the command (every word quoted); with via: local they are added to the worker's environment. Never taken from DAGs.
+     */
+    env?: {
+      [k: string]: string | undefined
+    }
   }
   /**
    * Default partition; a task's slurm.partition overrides it.
@@ -376,7 +382,7 @@ export interface SlurmCluster {
    */
   account?: string
   /**
-   * Parent of the per-task working directories, on the cluster's shared file system.
+   * Parent of the per-task working directories, on the cluster's shared file system (an absolute path as the login node and the compute nodes see it). Required with submit.via: ssh.
    */
   workdir?: string
 }

@@ -24,9 +24,12 @@ export interface DataSettings {
   connections: Readonly<Record<string, ConnectionSetting>>
   /** `clusters` of cairn.yaml, as validated (train's ssh and slurm executors). */
   clusters: Readonly<Record<string, ClusterSetting>>
+  /** `ssh_hosts` of cairn.yaml (a Slurm cluster's login node, `submit: { via: ssh, host: NAME }`). */
+  sshHosts: Readonly<Record<string, SshHostsEntry>>
 }
 
 export type ClusterSetting = NonNullable<CairnConfig['clusters']>[string]
+export type SshHostsEntry = NonNullable<NonNullable<CairnConfig['ssh_hosts']>[string]>
 
 export function dataSettings(config: CairnConfig, where: { cwd: string; home: string; dagsFolder: string }): DataSettings {
   const dagsFolder = resolve(where.cwd, where.dagsFolder)
@@ -49,5 +52,6 @@ export function dataSettings(config: CairnConfig, where: { cwd: string; home: st
     duckdb,
     connections,
     clusters: config.clusters ?? {},
+    sshHosts: Object.fromEntries(Object.entries(config.ssh_hosts ?? {}).filter((entry): entry is [string, SshHostsEntry] => entry[1] !== undefined)),
   }
 }

@@ -5,7 +5,7 @@
  * reach the stores only through this.
  */
 import { join } from 'node:path'
-import type { ClusterSetting, DataSettings } from '../config/data-settings.ts'
+import type { ClusterSetting, DataSettings, SshHostsEntry } from '../config/data-settings.ts'
 import type { Db } from '../store/db.ts'
 import { createDatasets } from './datasets.ts'
 import type { Datasets, Producer } from './datasets.ts'
@@ -45,6 +45,8 @@ export interface DataServices {
   duckdb: DuckDbOptions
   /** `clusters` of cairn.yaml (train's ssh and slurm executors). */
   clusters: Readonly<Record<string, ClusterSetting>>
+  /** `ssh_hosts` of cairn.yaml (the login node of a Slurm cluster that submits over SSH). */
+  sshHosts: Readonly<Record<string, SshHostsEntry>>
   /** A folder for files that outlive the attempt (reports, models): made on first use by the operator. */
   artifactsDir: string
 }
@@ -70,6 +72,7 @@ export function createDataServices(db: Db, settings: DataSettings, at: AttemptId
     dagsFolder: settings.dagsFolder,
     duckdb: settings.duckdb,
     clusters: settings.clusters,
+    sshHosts: settings.sshHosts,
     artifactsDir: join(settings.home, 'artifacts', at.dagId, at.runId, at.taskId, String(at.attempt)),
   }
 }

@@ -9,7 +9,7 @@ import { createSshExecutor } from './ssh.ts'
 import { createSlurmExecutor } from './slurm.ts'
 import type { SlurmCluster } from '../config/config-types.ts'
 import type { SshHostSetting } from './ssh-connection.ts'
-import type { ClusterSetting } from '../config/data-settings.ts'
+import type { ClusterSetting, SshHostsEntry } from '../config/data-settings.ts'
 
 export interface ExecutorContext {
   /** The OS user local ranks run as. */
@@ -19,6 +19,8 @@ export interface ExecutorContext {
   cluster?: string
   /** `clusters` of cairn.yaml. */
   clusters?: Readonly<Record<string, ClusterSetting>>
+  /** `ssh_hosts` of cairn.yaml (the login node of a Slurm cluster that submits over SSH). */
+  sshHosts?: Readonly<Record<string, SshHostsEntry>>
   /**
    * A worker that stops (drain) leaves the job running for the worker that takes the attempt over
    * (set when the handle is stored with the attempt); cancel and timeout still stop it.
@@ -44,11 +46,11 @@ export const EXECUTORS: Record<string, ExecutorFactory> = {
       if (slurmClusters.length > 1) return { error: `executor slurm needs a cluster: cairn.yaml defines several Slurm clusters (${slurmClusters.map(([name]) => name).join(', ')})` }
       const only = slurmClusters[0]
       if (only === undefined) return createSlurmExecutor(undefined, { name: null, ...keep(context) })
-      return createSlurmExecutor(only[1] as SlurmCluster, { name: only[0], ...keep(context) })
+      return createSlurmExecutor(only[1] as SlurmCluster, { name: only[0], ...keep(context), ...hosts(context) })
     }
     const found = clusterOf(context, 'slurm')
     if ('error' in found) return found
-    return createSlurmExecutor(found.cluster as SlurmCluster, { name: found.name, ...keep(context) })
+    return createSlurmExecutor(found.cluster as SlurmCluster, { name: found.name, ...keep(context), ...hosts(context) })
   },
 }
 
@@ -56,6 +58,10 @@ export function executorFor(kind: string, context: ExecutorContext): Executor | 
   const factory = Object.hasOwn(EXECUTORS, kind) ? EXECUTORS[kind] : undefined
   if (!factory) return { error: `executor ${kind} is not available in this version` }
   return factory(context)
+}
+
+function hosts(context: ExecutorContext): { sshHosts?: Readonly<Record<string, SshHostsEntry>> } {
+  return context.sshHosts !== undefined ? { sshHosts: context.sshHosts } : {}
 }
 
 function keep(context: ExecutorContext): { keepJobsOnShutdown?: boolean } {

@@ -1,15 +1,12 @@
 /**
- * The Slurm commands cairn runs (sbatch, squeue, scontrol, scancel, sacct), as argv on this machine
- * (`submit: { via: local }`); they find their cluster through SLURM_CONF in the given environment.
+ * The Slurm commands cairn runs (sbatch, squeue, scontrol, scancel, sacct), as argv, through a runner
+ * (slurm-runner.ts): on this machine (`submit: { via: local }`), where they find their cluster through
+ * SLURM_CONF in the given environment, or on a login node over SSH (`submit: { via: ssh }`).
  * Every call is counted per command, for the benchmarks and the watcher's tests.
  */
-import { execFile } from 'node:child_process'
+import { type CommandResult, LocalSlurmRunner, type SlurmRunner } from './slurm-runner.ts'
 
-export interface CommandResult {
-  code: number
-  stdout: string
-  stderr: string
-}
+export type { CommandResult } from './slurm-runner.ts'
 
 /** Terminal job states (Slurm's JOB_STATE_BASE values past RUNNING). */
 export const FINISHED_STATES = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY'])
@@ -28,27 +25,31 @@ export interface JobInfo {
 
 export class SlurmCommands {
   readonly calls = new Map<string, number>()
-  private readonly env: NodeJS.ProcessEnv
+  readonly runner: SlurmRunner
 
-  constructor(env: NodeJS.ProcessEnv) {
-    this.env = env
+  /** An environment: the commands run on this machine with it. */
+  constructor(runner: SlurmRunner | NodeJS.ProcessEnv) {
+    this.runner = typeof runner.run === 'function' ? (runner as SlurmRunner) : new LocalSlurmRunner(runner as NodeJS.ProcessEnv)
+  }
+
+  /** Where the commands run ("this machine", "login node NAME (user@host:port)"), for messages. */
+  get where(): string {
+    return this.runner.where
   }
 
   run(command: string, args: readonly string[], timeoutMs = 30_000): Promise<CommandResult> {
     this.calls.set(command, (this.calls.get(command) ?? 0) + 1)
-    return new Promise((resolve) => {
-      execFile(command, args, { env: this.env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : -1
-        resolve({ code, stdout, stderr: error !== null && stderr === '' ? error.message : stderr })
-      })
-    })
+    return this.runner.run(command, args, timeoutMs)
   }
 
   /** `sbatch --parsable --hold SCRIPT`: the job id (held: it cannot start before `release`). */
-  async submitHeld(script: string): Promise<{ ok: true; jobId: string } | { ok: false; message: string }> {
+  /** `unknownOutcome`: sbatch's answer was lost (it may have submitted a job); `hostKeyRefused`: nothing ran. */
+  async submitHeld(script: string): Promise<{ ok: true; jobId: string } | { ok: false; message: string; hostKeyRefused?: boolean; unknownOutcome?: boolean }> {
     const result = await this.run('sbatch', ['--parsable', '--hold', script])
     const jobId = result.stdout.trim().split(';')[0] ?? ''
-    if (result.code !== 0 || !/^\d+$/.test(jobId)) return { ok: false, message: `sbatch failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}` }
+    if (result.unreachable !== undefined) return { ok: false, message: `${result.stderr}; nothing was submitted`, hostKeyRefused: result.unreachable.hostKeyRefused }
+    if (result.code === -1 && !(this.runner instanceof LocalSlurmRunner)) return { ok: false, message: `${result.stderr.trim()}; a job it may have submitted (held) was cancelled by its name`, unknownOutcome: true }
+    if (result.code !== 0 || !/^\d+$/.test(jobId)) return { ok: false, message: `sbatch on ${this.where} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}` }
     return { ok: true, jobId }
   }
 
@@ -60,16 +61,31 @@ export class SlurmCommands {
     return this.run('scancel', [jobId])
   }
 
+  /**
+   * `scancel --name=NAME`: for an sbatch whose answer was lost (the connection dropped while it ran), the job
+   * it may have submitted, held, is found by its unique name and cancelled.
+   */
+  async cancelByName(jobName: string): Promise<CommandResult> {
+    return this.run('scancel', [`--name=${jobName}`])
+  }
+
+  /** Why the last `queueStates` answered undefined (a message naming where squeue ran). */
+  lastFailure: string | undefined
+
   /** One `squeue` call for many jobs: id -> state of the jobs it still lists (undefined when squeue failed). */
   async queueStates(jobIds: readonly string[]): Promise<Map<string, string> | undefined> {
     const result = await this.run('squeue', ['-h', '-j', jobIds.join(','), '-o', '%i %T'])
+    this.lastFailure = undefined
     const states = new Map<string, string>()
     for (const line of result.stdout.split('\n')) {
       const [id, state] = line.trim().split(/\s+/)
       if (id !== undefined && state !== undefined && id !== '') states.set(id, state)
     }
     // squeue exits 1 when every id it was given is unknown; a partial answer is still an answer.
-    if (result.code !== 0 && states.size === 0 && !/Invalid job id/i.test(result.stderr)) return undefined
+    if (result.code !== 0 && states.size === 0 && !/Invalid job id/i.test(result.stderr)) {
+      this.lastFailure = result.code === -1 ? result.stderr.trim() : `squeue on ${this.where} failed (exit ${result.code}): ${result.stderr.trim()}`
+      return undefined
+    }
     return states
   }
 

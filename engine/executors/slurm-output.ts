@@ -3,9 +3,11 @@
  * Lines without a label come from the batch script itself (or srun's own messages) and get rank -1.
  * A requeued job starts its file again: a file shorter than what was read is read from its start.
  */
-import { open, stat } from 'node:fs/promises'
 import { StringDecoder } from 'node:string_decoder'
 import type { RankLine } from './executor.ts'
+import { LocalSlurmRunner, type SlurmFileAccess } from './slurm-runner.ts'
+
+const LOCAL_FILES = new LocalSlurmRunner({}).files
 
 const CHUNK = 1 << 20
 const MAX_LINE = 64 * 1024
@@ -19,9 +21,14 @@ export class OutputTail {
   private readonly emit: (line: RankLine) => unknown
   private readonly hostOf: (rank: number) => string | undefined
   private readonly beforeNewData: (() => Promise<void>) | undefined
+  private readonly files: SlurmFileAccess
 
-  /** `beforeNewData` runs when output has grown, before its lines go out (the job's node list is known by then). */
-  constructor(path: string, stream: RankLine['stream'], emit: (line: RankLine) => unknown, hostOf: (rank: number) => string | undefined, beforeNewData?: () => Promise<void>) {
+  /**
+   * `beforeNewData` runs when output has grown, before its lines go out (the job's node list is known by then).
+   * `files`: how the file is read (this machine's file system, or SFTP on a login node).
+   */
+  constructor(path: string, stream: RankLine['stream'], emit: (line: RankLine) => unknown, hostOf: (rank: number) => string | undefined, beforeNewData?: () => Promise<void>, files: SlurmFileAccess = LOCAL_FILES) {
+    this.files = files
     this.path = path
     this.stream = stream
     this.emit = emit
@@ -31,7 +38,7 @@ export class OutputTail {
 
   /** Reads what was appended since the last call; `final` also emits a last line without a newline. */
   async read(final = false): Promise<void> {
-    const size = await stat(this.path).then((s) => s.size, () => undefined)
+    const size = await this.files.size(this.path).catch(() => undefined)
     if (size !== undefined && size < this.offset) {
       this.offset = 0
       this.partial = ''
@@ -39,19 +46,13 @@ export class OutputTail {
     }
     if (size !== undefined && size > this.offset) {
       await this.beforeNewData?.()
-      const handle = await open(this.path, 'r')
-      try {
-        // In bounded chunks, so that a job that wrote gigabytes is not read into one buffer.
-        const buffer = Buffer.alloc(Math.min(CHUNK, size - this.offset))
-        while (this.offset < size) {
-          const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - this.offset), this.offset)
-          if (bytesRead === 0) break
-          this.offset += bytesRead
-          this.partial += this.decoder.write(buffer.subarray(0, bytesRead))
-          await this.emitLines(false)
-        }
-      } finally {
-        await handle.close()
+      // In bounded chunks, so that a job that wrote gigabytes is not read into one buffer.
+      while (this.offset < size) {
+        const chunk = await this.files.readAt(this.path, this.offset, Math.min(CHUNK, size - this.offset))
+        if (chunk.length === 0) break
+        this.offset += chunk.length
+        this.partial += this.decoder.write(chunk)
+        await this.emitLines(false)
       }
     }
     await this.emitLines(final)

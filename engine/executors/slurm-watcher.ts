@@ -12,6 +12,11 @@ export interface WatchedJob {
   onState(state: string): void
   /** The job ended (`info.state` is terminal) or vanished (`undefined`: no one can tell its outcome). */
   onFinished(info: JobInfo | undefined): void
+  /**
+   * squeue failed (a message naming where it ran; the job is not taken as ended, the watcher retries with
+   * backoff), or answers again (undefined). Once per outage.
+   */
+  onTrouble?(message: string | undefined): void
 }
 
 export interface WatcherTiming {
@@ -31,6 +36,8 @@ export class SlurmWatcher {
   private polling = false
   /** A job was added while a poll was running: the next poll comes after the shortest interval. */
   private hurried = false
+  /** The message of the squeue failure going on, if any. */
+  private trouble: string | undefined
 
   constructor(commands: SlurmCommands, timing: WatcherTiming = DEFAULT_TIMING) {
     this.commands = commands
@@ -71,6 +78,21 @@ export class SlurmWatcher {
     this.timer = setTimeout(() => void this.poll(), this.interval)
   }
 
+  /** Tells every job once when squeue starts failing and once when it answers again. */
+  private report(trouble: string | undefined): void {
+    if (trouble === undefined && this.trouble === undefined) return
+    if (trouble !== undefined && this.trouble !== undefined) return
+    this.trouble = trouble
+    const message = trouble === undefined ? undefined : `${trouble}; the job is not taken as ended, squeue is asked again with backoff`
+    for (const entry of this.jobs.values()) {
+      try {
+        entry.watcher.onTrouble?.(message)
+      } catch {
+        // one listener must not keep the others from hearing it
+      }
+    }
+  }
+
   private async poll(): Promise<void> {
     this.timer = undefined
     if (this.jobs.size === 0) return
@@ -79,6 +101,7 @@ export class SlurmWatcher {
     try {
       const ids = [...this.jobs.keys()]
       const states = await this.commands.queueStates(ids)
+      this.report(states === undefined ? (this.commands.lastFailure ?? 'squeue failed') : undefined)
       if (states !== undefined) {
         for (const id of ids) {
           const entry = this.jobs.get(id)

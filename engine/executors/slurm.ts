@@ -3,27 +3,37 @@
  * srun inside the job; followed by the worker's watcher for its cluster (one squeue per interval for all
  * jobs); output tailed from the job's files; cancel and timeout -> scancel, confirmed with scontrol.
  *
+ * Where the Slurm commands run is the cluster's `submit` (slurm-runner.ts): on this machine, or on a login node
+ * over SSH (`via: ssh`), where the job's script is written, its output read and its artifacts fetched over
+ * SFTP, all in the cluster's `workdir` as the login node sees it.
+ *
  * Abort causes (the signal's reason, as the worker sets it): `cancelled` and `timeout` cancel the job;
  * `shutdown` cancels it too unless `keepJobsOnShutdown` (set it once handles are recorded durably with the
  * attempt, so that another worker re-attaches): then it only stops following and the job keeps running.
  */
 import { randomBytes } from 'node:crypto'
-import { copyFile, mkdir, writeFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import type { SlurmCluster } from '../config/config-types.ts'
 import type { Executor, JobHandle, ReattachOptions, JobOutcome, JobSpec, RankLine, RunningJob, StartOptions } from './executor.ts'
 import { FINISHED_STATES, type JobInfo, SlurmCommands } from './slurm-commands.ts'
 import { OutputTail } from './slurm-output.ts'
+import { checkSubmitEnv, LocalSlurmRunner, SshSlurmRunner, type SlurmRunner, UnreachableError } from './slurm-runner.ts'
+import type { SshHostSetting } from './ssh-connection.ts'
 import { buildSlurmScript } from './slurm-script.ts'
 import { DEFAULT_TIMING, SlurmWatcher, type WatcherTiming, watcherFor } from './slurm-watcher.ts'
 
 export interface SlurmExecutorOptions {
   /** The cluster's name in cairn.yaml (null: the Slurm commands on the worker's PATH). */
   name: string | null
-  /** Environment of the Slurm commands (SLURM_CONF, PATH); default: this process's. */
+  /** Environment of the Slurm commands run on this machine (SLURM_CONF, PATH); default: this process's. */
   env?: NodeJS.ProcessEnv
+  /** `ssh_hosts` of cairn.yaml: the login node of a cluster with `submit: { via: ssh, host: NAME }`. */
+  sshHosts?: Readonly<Record<string, SshHostSetting>>
+  /** SSH handshake timeout for the login node. @default 20000 */
+  connectTimeoutMs?: number
   timing?: WatcherTiming
-  /** How often a running job's output files are read. */
+  /** How often a running job's output files are read. @default 250 (on this machine), 1000 (over SSH) */
   tailIntervalMs?: number
   /** How long cancel waits for Slurm to confirm the job ended. */
   cancelTimeoutMs?: number
@@ -40,33 +50,62 @@ function failedJob(handle: JobHandle, outcome: JobOutcome): RunningJob {
   return { handle, done: Promise.resolve(outcome), cancel: async () => undefined }
 }
 
+/** The runner of a cluster's `submit` (not yet created: the watcher of its key may exist already), or why there is none. */
+function runnerOf(cluster: SlurmCluster | undefined, options: SlurmExecutorOptions): { key: string; create: () => SlurmRunner } | { error: string } {
+  const label = options.name ?? '(the Slurm commands on the PATH)'
+  const submitEnv = cluster?.submit.env ?? {}
+  const badEnv = checkSubmitEnv(submitEnv)
+  if (badEnv !== undefined) return { error: `cluster ${label}: ${badEnv}` }
+  const env = Object.fromEntries(Object.entries(submitEnv).filter((entry): entry is [string, string] => entry[1] !== undefined))
+  if (cluster?.submit.via !== 'ssh') {
+    const local = new LocalSlurmRunner({ ...(options.env ?? process.env), ...env }, options.name)
+    return { key: local.key, create: () => local }
+  }
+  const hostName = cluster.submit.host
+  const host = hostName !== undefined && options.sshHosts !== undefined && Object.hasOwn(options.sshHosts, hostName) ? options.sshHosts[hostName] : undefined
+  if (hostName === undefined || host === undefined) return { error: `cluster ${label} submits over SSH to ${JSON.stringify(hostName ?? '')}, which is not an entry of ssh_hosts (defined: ${Object.keys(options.sshHosts ?? {}).join(', ') || 'none'})` }
+  if (cluster.workdir === undefined || !cluster.workdir.startsWith('/')) return { error: `cluster ${label} submits over SSH and needs a workdir: an absolute folder on the cluster's shared file system, as the login node sees it` }
+  const ssh = new SshSlurmRunner({ hostName, host, env, ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}) })
+  return { key: ssh.key, create: () => ssh }
+}
+
 export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: SlurmExecutorOptions = { name: null }): SlurmExecutor {
-  const env = options.env ?? process.env
-  const key = `${options.name ?? ''}\0${env.SLURM_CONF ?? ''}`
-  // One watcher (and one counted set of commands) per cluster in this process.
-  const watcher = watcherFor(key, () => new SlurmWatcher(new SlurmCommands(env), options.timing ?? DEFAULT_TIMING))
+  const runner = runnerOf(cluster, options)
+  const misconfigured = 'error' in runner ? runner.error : undefined
+  const key = 'error' in runner ? `unusable\0${options.name ?? ''}` : runner.key
+  // One watcher (and one counted set of commands, one connection to a login node) per cluster in this process.
+  const watcher = watcherFor(key, () => new SlurmWatcher(new SlurmCommands('error' in runner ? new LocalSlurmRunner({}) : runner.create()), options.timing ?? DEFAULT_TIMING))
   const commands = watcher.commands
+  const files = commands.runner.files
+  const overSsh = cluster?.submit.via === 'ssh'
   const cancelTimeoutMs = options.cancelTimeoutMs ?? 30_000
-  const tailIntervalMs = options.tailIntervalMs ?? 250
+  const tailIntervalMs = options.tailIntervalMs ?? (overSsh ? 1000 : 250)
   const clusterName = options.name
 
   async function start(spec: JobSpec, startOptions: StartOptions): Promise<RunningJob> {
     // Failures before a job exists end at once, with a handle that names no job (jobId '').
     const none: JobHandle = { executor: 'slurm', cluster: clusterName, jobId: '' }
-    if (cluster?.submit.via === 'ssh') return failedJob(none, { ok: false, kind: 'infrastructure', retryable: false, message: 'slurm: submitting over SSH to a login node is not supported yet (use submit: { via: local }); nothing ran' })
+    if (misconfigured !== undefined) return failedJob(none, { ok: false, kind: 'infrastructure', retryable: false, message: `slurm: ${misconfigured}; nothing was submitted` })
     const built = buildSlurmScript(spec, `cairn-${randomBytes(5).toString('hex')}`, { ...(cluster?.partition !== undefined ? { partition: cluster.partition } : {}), ...(cluster?.account !== undefined ? { account: cluster.account } : {}) })
     if (!built.ok) return failedJob(none, { ok: false, kind: 'infrastructure', retryable: false, message: `slurm: ${built.message}; nothing was submitted` })
     if (startOptions.signal.aborted) return failedJob(none, { ok: false, kind: 'cancelled', retryable: false, message: 'cancelled before the job was submitted; nothing ran' })
     const script = built.value
     try {
-      await mkdir(script.files.dir, { recursive: true })
-      await writeFile(script.files.env, script.envText, { mode: 0o600 })
-      await writeFile(script.files.script, script.text, { mode: 0o700 })
+      await files.writeFiles(script.files.dir, [
+        { path: script.files.env, text: script.envText, mode: 0o600 },
+        { path: script.files.script, text: script.text, mode: 0o700 },
+      ])
     } catch (error) {
-      return failedJob(none, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: cannot write the job script in ${script.files.dir}: ${(error as Error).message}; nothing was submitted` })
+      if (error instanceof UnreachableError) return failedJob(none, { ok: false, kind: 'infrastructure', retryable: !error.hostKeyRefused, message: `slurm: ${error.message}; nothing was submitted` })
+      return failedJob(none, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: cannot write the job script in ${script.files.dir} (${commands.where}): ${(error as Error).message}; nothing was submitted` })
     }
     const submitted = await commands.submitHeld(script.files.script)
-    if (!submitted.ok) return failedJob(none, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: ${submitted.message}` })
+    if (!submitted.ok) {
+      // sbatch's answer was lost (the connection dropped while it ran): a job it may have submitted is held;
+      // it is found by its unique name and cancelled, so that it never runs.
+      if (submitted.unknownOutcome === true) await commands.cancelByName(script.jobName)
+      return failedJob(none, { ok: false, kind: 'infrastructure', retryable: submitted.hostKeyRefused !== true, message: `slurm: ${submitted.message}` })
+    }
     const handle: JobHandle = { executor: 'slurm', cluster: clusterName, jobId: submitted.jobId }
     try {
       await startOptions.record(handle)
@@ -78,17 +117,18 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     const job = follow(handle, { stdout: script.files.stdout, stderr: script.files.stderr }, spec, startOptions)
     if (!startOptions.signal.aborted) {
       const released = await commands.release(submitted.jobId)
-      if (released.code !== 0) await job.fail(`scontrol release ${submitted.jobId} failed: ${released.stderr.trim()}`)
+      if (released.code !== 0) await job.fail(`scontrol release ${submitted.jobId} on ${commands.where} failed (exit ${released.code}): ${released.stderr.trim()}; the job was cancelled`)
     }
     return job.running
   }
 
   async function reattach(handle: JobHandle, reattachOptions: ReattachOptions): Promise<RunningJob> {
     if (handle.executor !== 'slurm') throw new Error(`slurm: cannot re-attach a ${handle.executor} job`)
+    if (misconfigured !== undefined) return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: cannot follow Slurm job ${handle.jobId}: ${misconfigured}` })
     const shown = await commands.showJob(handle.jobId)
     const info = shown === 'error' || shown === undefined ? undefined : shown
     // The output files are read again from their start: lines the earlier worker stored come once more.
-    reattachOptions.onLine({ rank: -1, stream: 'stderr', line: `re-attached to Slurm job ${handle.jobId} (${info?.state ?? (shown === 'error' ? 'state unknown' : 'no longer known to the controller')}); its output is read again from the start` })
+    reattachOptions.onLine({ rank: -1, stream: 'stderr', line: `re-attached to Slurm job ${handle.jobId} (${info?.state ?? (shown === 'error' ? 'state unknown' : 'no longer known to the controller')})${overSsh ? ` through the ${commands.where}` : ''}; its output is read again from the start` })
     if (info !== undefined) reattachOptions.onProgress?.({ state: info.state })
     const job = follow(handle, { stdout: info?.stdout, stderr: info?.stderr }, reattachOptions.spec, reattachOptions)
     if (shown === undefined) {
@@ -99,7 +139,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
   }
 
   /** Follows a submitted job: watcher, output tails, signal, artifacts; `done` settles exactly once. */
-  function follow(handle: JobHandle & { executor: 'slurm' }, files: { stdout: string | undefined; stderr: string | undefined }, spec: JobSpec | undefined, runOptions: Omit<StartOptions, 'record'>) {
+  function follow(handle: JobHandle & { executor: 'slurm' }, output: { stdout: string | undefined; stderr: string | undefined }, spec: JobSpec | undefined, runOptions: Omit<StartOptions, 'record'>) {
     const jobId = handle.jobId
     let cancelReason: 'cancelled' | 'timeout' | 'shutdown' | undefined
     let settle!: (outcome: JobOutcome) => void
@@ -118,8 +158,8 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     }
     const hostsFirst = (): Promise<void> => resolveHosts().catch(() => undefined)
     const tails = [
-      ...(files.stdout !== undefined ? [new OutputTail(files.stdout, 'stdout', emit, hostOf, hostsFirst)] : []),
-      ...(files.stderr !== undefined && files.stderr !== files.stdout ? [new OutputTail(files.stderr, 'stderr', emit, hostOf, hostsFirst)] : []),
+      ...(output.stdout !== undefined ? [new OutputTail(output.stdout, 'stdout', emit, hostOf, hostsFirst, files)] : []),
+      ...(output.stderr !== undefined && output.stderr !== output.stdout ? [new OutputTail(output.stderr, 'stderr', emit, hostOf, hostsFirst, files)] : []),
     ]
     let reading: Promise<void> = Promise.resolve()
     const readAll = (final: boolean): Promise<void> => {
@@ -206,6 +246,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
         if (state === 'RUNNING') void resolveHosts().catch(() => undefined)
       },
       onFinished: (info) => finish(info),
+      onTrouble: (message) => void emit({ rank: -1, stream: 'stderr', line: message ?? `squeue on ${commands.where} answers again` }),
     })
     const running: RunningJob = { handle, done, cancel }
     if (runOptions.signal.aborted) onAbort()
@@ -228,17 +269,28 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     const collected: string[] = []
     await mkdir(spec.artifactsDir, { recursive: true })
     for (const name of spec.artifacts) {
-      const normalized = path.normalize(name)
-      if (path.isAbsolute(normalized) || normalized.startsWith('..')) return { ok: false, kind: 'infrastructure', retryable: false, message: `artifact ${JSON.stringify(name)} must be a path inside rank 0's workdir` }
+      const normalized = path.posix.normalize(name)
+      if (path.posix.isAbsolute(normalized) || normalized === '..' || normalized.startsWith('../')) return { ok: false, kind: 'infrastructure', retryable: false, message: `artifact ${JSON.stringify(name)} must be a path inside rank 0's workdir` }
       const target = path.join(spec.artifactsDir, normalized)
-      await mkdir(path.dirname(target), { recursive: true })
-      // The cluster's workdir is on a shared file system: rank 0's files are readable here.
-      const copied = await copyFile(path.join(spec.workdir, normalized), target).then(() => true, () => false)
-      if (!copied) return { ok: false, kind: 'exit_code', retryable: false, message: `artifact ${JSON.stringify(name)} was not written by rank 0 (in ${spec.workdir})` }
+      // The cluster's workdir is on a shared file system: rank 0's files are readable here, or over SFTP on the login node.
+      const source = path.posix.join(spec.workdir, normalized)
+      const size = await files.size(source).catch((error: unknown) => error as Error)
+      if (size instanceof Error) return { ok: false, kind: 'infrastructure', retryable: true, message: `artifact ${JSON.stringify(name)} could not be looked up (${commands.where}): ${size.message}` }
+      if (size === undefined) return { ok: false, kind: 'exit_code', retryable: false, message: `artifact ${JSON.stringify(name)} was not written by rank 0 (in ${spec.workdir})` }
+      try {
+        await files.fetch(source, target)
+      } catch (error) {
+        return { ok: false, kind: 'infrastructure', retryable: true, message: `artifact ${JSON.stringify(name)} could not be fetched (${commands.where}): ${(error as Error).message}` }
+      }
       collected.push(target)
     }
     return { ok: true, artifacts: collected }
   }
 
-  return { kind: 'slurm', outlivesWorker: true, ...(cluster?.workdir !== undefined ? { workRoot: cluster.workdir } : {}), start, reattach, commands, watcher }
+  /** Releases the login node's connection once no job of this cluster is followed in this process. */
+  async function close(): Promise<void> {
+    if (watcher.size === 0) await commands.runner.closeIdle()
+  }
+
+  return { kind: 'slurm', outlivesWorker: true, ...(cluster?.workdir !== undefined ? { workRoot: cluster.workdir } : {}), start, reattach, close, commands, watcher }
 }

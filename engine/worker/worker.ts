@@ -207,7 +207,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       const at = { run: job.runId, task: job.taskId, attempt: job.attempt, job: handle }
       const executor = executorFor(handle.executor, {
         ...('cluster' in handle && handle.cluster !== null ? { cluster: handle.cluster } : {}),
-        ...(options.data ? { clusters: options.data.clusters } : {}),
+        ...(options.data ? { clusters: options.data.clusters, sshHosts: options.data.sshHosts } : {}),
         killGraceMs,
       })
       if ('error' in executor) {

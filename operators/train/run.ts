@@ -66,7 +66,7 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext): Promi
     ...(ctx.user ? { user: ctx.user } : {}),
     ...(ctx.killGraceMs === undefined ? {} : { killGraceMs: ctx.killGraceMs }),
     ...(params.cluster === undefined ? {} : { cluster: params.cluster }),
-    ...(ctx.data ? { clusters: ctx.data.clusters } : {}),
+    ...(ctx.data ? { clusters: ctx.data.clusters, sshHosts: ctx.data.sshHosts } : {}),
     // Only when the handle is stored with the attempt can another worker take the job over.
     ...(ctx.executor ? { keepJobsOnShutdown: true } : {}),
   })

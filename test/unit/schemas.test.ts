@@ -137,7 +137,7 @@ const cases: Record<string, Cases> = {
     },
   },
   'config.schema.json': {
-    valid: [{}, { workers: { max_log_bytes: '5MB' } }, { workers: { max_log_bytes: '512 KB' } }, { workers: { max_log_bytes: 1048576 } }, { workers: { queues: ['default', 'team_a'] } }],
+    valid: [{}, { clusters: { hpc: { kind: 'slurm', submit: { via: 'ssh', host: 'login', env: { SLURM_CONF: '/etc/slurm-b/slurm.conf' } }, workdir: '/shared/train' } } }, { workers: { max_log_bytes: '5MB' } }, { workers: { max_log_bytes: '512 KB' } }, { workers: { max_log_bytes: 1048576 } }, { workers: { queues: ['default', 'team_a'] } }],
     invalid: {
       'no queues': { workers: { queues: [] } },
       'queue name with a capital': { workers: { queues: ['Team_a'] } },
@@ -149,6 +149,9 @@ const cases: Record<string, Cases> = {
       'port out of range': { web: { port: 70000 } },
       'ssh cluster without hosts': { clusters: { lab: { kind: 'ssh', hosts: [] } } },
       'slurm via ssh without host': { clusters: { hpc: { kind: 'slurm', submit: { via: 'ssh' } } } },
+      'slurm via ssh without workdir': { clusters: { hpc: { kind: 'slurm', submit: { via: 'ssh', host: 'login' } } } },
+      'slurm submit.env with a bad name': { clusters: { hpc: { kind: 'slurm', submit: { via: 'ssh', host: 'login', env: { 'SLURM CONF': '/x' } }, workdir: '/w' } } },
+      'slurm submit.env with a number': { clusters: { hpc: { kind: 'slurm', submit: { via: 'local', env: { SLURM_CONF: 1 } } } } },
       'unknown cluster kind': { clusters: { k8s: { kind: 'kubernetes' } } },
       'url and url_env': { connections: { w: { kind: 'postgres', url: 'postgres://x', url_env: 'W_URL' } } },
     },
