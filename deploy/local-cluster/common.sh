@@ -1,13 +1,13 @@
 # Shared by deploy/local-cluster/start and stop (sourced, not run).
 #
 # Everything the local cluster owns lives under one folder, $DIR:
-#   cairn.yaml          the cairn.yaml fragment (clusters local_slurm and local_ssh)
+#   cairn.yaml          the cairn.yaml fragment (clusters local_slurm, local_slurm_ssh and local_ssh, ssh_hosts local_login)
 #   env                 `export SLURM_CONF=...`: source it before using srun/sbatch/sinfo or starting cairn
 #   ports               the ports chosen by the first start (kept so later starts reuse them)
 #   munge/              key, socket, pid and log of a private munged
 #   slurm/              slurm.conf, controller state, spool, pid and log files
 #   ssh/                client key, known_hosts, authorized_keys and one folder per sshd host
-#   work/slurm, work/ssh  the clusters' `workdir` (jobs' working folders), one per cluster
+#   work/slurm, work/slurm-ssh, work/ssh  the clusters' `workdir` (jobs' working folders), one per cluster
 # Nothing is written outside it, except the login user for the SSH hosts (see SSH_USER).
 
 DIR=${CAIRN_LOCAL_CLUSTER_DIR:-/tmp/cairn-local-cluster}

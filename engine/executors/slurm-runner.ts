@@ -115,6 +115,8 @@ export class LocalSlurmRunner implements SlurmRunner {
 }
 
 export interface SshRunnerOptions {
+  /** The cluster's name in cairn.yaml (part of the watcher's key). */
+  clusterName?: string | null
   /** The name of the `ssh_hosts` entry (for messages and the watcher's key). */
   hostName: string
   host: SshHostSetting
@@ -140,7 +142,7 @@ export class SshSlurmRunner implements SlurmRunner {
     const host = options.host
     this.where = `login node ${options.hostName} (${host.user}@${host.host}:${host.port ?? 22})`
     this.envWords = Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`)
-    this.key = ['ssh', options.hostName, `${host.user}@${host.host}:${host.port ?? 22}`, host.identity_file ?? '', host.known_hosts_file ?? '', ...this.envWords].join('\0')
+    this.key = ['ssh', options.clusterName ?? '', options.hostName, `${host.user}@${host.host}:${host.port ?? 22}`, host.identity_file ?? '', host.known_hosts_file ?? '', ...this.envWords].join('\0')
     this.pool = new SshConnectionPool([host], host.known_hosts_file, options.connectTimeoutMs ?? 20_000)
     this.idleMs = options.idleMs ?? 60_000
   }

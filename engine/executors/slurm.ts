@@ -65,7 +65,7 @@ function runnerOf(cluster: SlurmCluster | undefined, options: SlurmExecutorOptio
   const host = hostName !== undefined && options.sshHosts !== undefined && Object.hasOwn(options.sshHosts, hostName) ? options.sshHosts[hostName] : undefined
   if (hostName === undefined || host === undefined) return { error: `cluster ${label} submits over SSH to ${JSON.stringify(hostName ?? '')}, which is not an entry of ssh_hosts (defined: ${Object.keys(options.sshHosts ?? {}).join(', ') || 'none'})` }
   if (cluster.workdir === undefined || !cluster.workdir.startsWith('/')) return { error: `cluster ${label} submits over SSH and needs a workdir: an absolute folder on the cluster's shared file system, as the login node sees it` }
-  const ssh = new SshSlurmRunner({ hostName, host, env, ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}) })
+  const ssh = new SshSlurmRunner({ clusterName: options.name, hostName, host, env, ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}) })
   return { key: ssh.key, create: () => ssh }
 }
 

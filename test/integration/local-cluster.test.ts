@@ -141,6 +141,18 @@ test('deploy/local-cluster: start, use, start again, stop, stop again', { skip, 
   assert.equal(changed.code, 255)
   assert.match(changed.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/)
 
+  // The Slurm cluster reached through the login node (local_slurm_ssh): its commands run there, over SSH, with
+  // the SLURM_CONF of submit.env.
+  const slurmOverSsh = loaded.config.clusters?.local_slurm_ssh
+  assert.ok(slurmOverSsh?.kind === 'slurm')
+  assert.equal(slurmOverSsh.submit.via, 'ssh')
+  assert.equal(slurmOverSsh.submit.env?.SLURM_CONF, path.join(dir, 'slurm', 'slurm.conf'))
+  const login = loaded.config.ssh_hosts?.[slurmOverSsh.submit.host!]
+  assert.ok(login)
+  const onLogin = await ssh([...sshArgs({ ...login, address: undefined } as (typeof sshCluster.hosts)[number], login.known_hosts_file).slice(0, -1), `env SLURM_CONF=${slurmOverSsh.submit.env!.SLURM_CONF} sinfo -h -N -o %N`])
+  assert.equal(onLogin.code, 0, onLogin.stderr)
+  assert.deepEqual([...new Set(onLogin.stdout.trim().split('\n'))].sort(), ['n1', 'n2'])
+
   // Start again: the same daemons, the same fragment.
   const pids = readPids(dir)
   const processes = processesOf(dir)
