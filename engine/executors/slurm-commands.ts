@@ -32,7 +32,7 @@ export class SlurmCommands {
     this.runner = typeof runner.run === 'function' ? (runner as SlurmRunner) : new LocalSlurmRunner(runner as NodeJS.ProcessEnv)
   }
 
-  /** Where the commands run ("this machine", "login node NAME (user@host:port)"), for messages. */
+  /** Where the commands run ("this machine", "the login node NAME (user@host:port)"), for messages. */
   get where(): string {
     return this.runner.where
   }

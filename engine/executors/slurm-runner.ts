@@ -40,7 +40,7 @@ export interface SlurmFileAccess {
 }
 
 export interface SlurmRunner {
-  /** Where the commands run, for messages: "this machine" or "login node user@host:port". */
+  /** Where the commands run, for messages: "this machine" or "the login node NAME (user@host:port)". */
   readonly where: string
   /** The cluster endpoint (one watcher per key in a process). */
   readonly key: string
@@ -140,7 +140,7 @@ export class SshSlurmRunner implements SlurmRunner {
 
   constructor(options: SshRunnerOptions) {
     const host = options.host
-    this.where = `login node ${options.hostName} (${host.user}@${host.host}:${host.port ?? 22})`
+    this.where = `the login node ${options.hostName} (${host.user}@${host.host}:${host.port ?? 22})`
     this.envWords = Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`)
     this.key = ['ssh', options.clusterName ?? '', options.hostName, `${host.user}@${host.host}:${host.port ?? 22}`, host.identity_file ?? '', host.known_hosts_file ?? '', ...this.envWords].join('\0')
     this.pool = new SshConnectionPool([host], host.known_hosts_file, options.connectTimeoutMs ?? 20_000)
@@ -170,18 +170,18 @@ export class SshSlurmRunner implements SlurmRunner {
   run(command: string, args: readonly string[], timeoutMs: number): Promise<CommandResult> {
     return this.using(async () => {
       const connected = await this.connection()
-      if (!connected.ok) return { code: -1, stdout: '', stderr: `cannot reach the ${this.where}: ${connected.message}`, unreachable: { hostKeyRefused: connected.hostKeyRefused } }
+      if (!connected.ok) return { code: -1, stdout: '', stderr: `cannot reach ${this.where}: ${connected.message}`, unreachable: { hostKeyRefused: connected.hostKeyRefused } }
       const words = this.envWords.length > 0 ? ['env', ...this.envWords, command, ...args] : [command, ...args]
       try {
         const result = await connected.connection.run(shellQuoteArgv(words), { timeoutMs })
-        if (result.timedOut === true) return { code: -1, stdout: result.stdout, stderr: `${command} on the ${this.where} did not answer within ${timeoutMs} ms${result.stderr !== '' ? `: ${result.stderr.trim()}` : ''}` }
+        if (result.timedOut === true) return { code: -1, stdout: result.stdout, stderr: `${command} on ${this.where} did not answer within ${timeoutMs} ms${result.stderr !== '' ? `: ${result.stderr.trim()}` : ''}` }
         if (result.code === null) {
           const why = connected.connection.closed ? 'the SSH connection was lost before it ended' : `it was killed by ${result.signal ?? 'a signal'}`
-          return { code: -1, stdout: result.stdout, stderr: `${command} on the ${this.where}: ${why}${result.stderr !== '' ? `: ${result.stderr.trim()}` : ''}` }
+          return { code: -1, stdout: result.stdout, stderr: `${command} on ${this.where}: ${why}${result.stderr !== '' ? `: ${result.stderr.trim()}` : ''}` }
         }
         return { code: result.code, stdout: result.stdout, stderr: result.stderr }
       } catch (error) {
-        return { code: -1, stdout: '', stderr: `${command} on the ${this.where} could not be started: ${(error as Error).message}` }
+        return { code: -1, stdout: '', stderr: `${command} on ${this.where} could not be started: ${(error as Error).message}` }
       }
     })
   }
@@ -189,7 +189,7 @@ export class SshSlurmRunner implements SlurmRunner {
   /** The SFTP session of the current connection (a new one after a reconnect). */
   private async session(): Promise<SFTPWrapper> {
     const connected = await this.connection()
-    if (!connected.ok) throw new UnreachableError(`cannot reach the ${this.where}: ${connected.message}`, connected.hostKeyRefused)
+    if (!connected.ok) throw new UnreachableError(`cannot reach ${this.where}: ${connected.message}`, connected.hostKeyRefused)
     if (this.sftp === undefined || this.sftp.connection !== connected.connection) {
       const session = connected.connection.sftp()
       this.sftp = { connection: connected.connection, session }
@@ -206,7 +206,7 @@ export class SshSlurmRunner implements SlurmRunner {
         return await work(await this.session())
       } catch (error) {
         if (error instanceof UnreachableError) throw error
-        throw new Error(`${what} over SFTP on the ${this.where}: ${(error as Error).message}`)
+        throw new Error(`${what} over SFTP on ${this.where}: ${(error as Error).message}`)
       }
     })
   }

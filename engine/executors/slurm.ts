@@ -128,7 +128,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     const shown = await commands.showJob(handle.jobId)
     const info = shown === 'error' || shown === undefined ? undefined : shown
     // The output files are read again from their start: lines the earlier worker stored come once more.
-    reattachOptions.onLine({ rank: -1, stream: 'stderr', line: `re-attached to Slurm job ${handle.jobId} (${info?.state ?? (shown === 'error' ? 'state unknown' : 'no longer known to the controller')})${overSsh ? ` through the ${commands.where}` : ''}; its output is read again from the start` })
+    reattachOptions.onLine({ rank: -1, stream: 'stderr', line: `re-attached to Slurm job ${handle.jobId} (${info?.state ?? (shown === 'error' ? 'state unknown' : 'no longer known to the controller')})${overSsh ? ` through ${commands.where}` : ''}; its output is read again from the start` })
     if (info !== undefined) reattachOptions.onProgress?.({ state: info.state })
     const job = follow(handle, { stdout: info?.stdout, stderr: info?.stderr }, reattachOptions.spec, reattachOptions)
     if (shown === undefined) {

@@ -14,7 +14,7 @@ class FakeSlurm extends SlurmCommands {
     super({})
   }
 
-  override async queueStates(jobIds: readonly string[]): Promise<Map<string, string>> {
+  override async queueStates(jobIds: readonly string[]): Promise<Map<string, string> | undefined> {
     this.queueCalls.push([...jobIds])
     return new Map([...this.queue].filter(([id]) => jobIds.includes(id)))
   }
@@ -89,6 +89,38 @@ test('the interval grows while nothing changes, up to the maximum', async () => 
   // 10 (state seen: back to min), 10, 20, 40, 80, 80: growing, capped.
   assert.ok((gaps[3] as number) >= 35 && (gaps[5] as number) >= 75, gaps.join(' '))
   assert.ok((gaps[5] as number) < 400, gaps.join(' '))
+})
+
+test('squeue failing (a login node away) is reported once, retried with backoff, and never ends the job', async () => {
+  const slurm = new FakeSlurm()
+  const watcher = new SlurmWatcher(slurm, { minIntervalMs: 5, maxIntervalMs: 40, factor: 2 })
+  slurm.queue.set('9', 'RUNNING')
+  let down = false
+  const times: number[] = []
+  const record = slurm.queueStates.bind(slurm)
+  slurm.queueStates = async (ids) => {
+    times.push(performance.now())
+    if (!down) return record(ids)
+    slurm.lastFailure = 'cannot reach the login node login1 (u@h:22): Timed out while waiting for handshake'
+    return undefined
+  }
+  const troubles: (string | undefined)[] = []
+  let finished = false
+  watcher.watch('9', { onState: () => undefined, onFinished: () => (finished = true), onTrouble: (message) => troubles.push(message) })
+  await until(() => times.length >= 2)
+  down = true
+  const from = times.length
+  await until(() => times.length >= from + 6)
+  assert.equal(finished, false, 'a failing squeue never ends the job')
+  assert.equal(slurm.showCalls.length, 0, 'nor is the job looked up as if it had left the queue')
+  assert.deepEqual(troubles, ['cannot reach the login node login1 (u@h:22): Timed out while waiting for handshake; the job is not taken as ended, squeue is asked again with backoff'])
+  const gaps = times.slice(from).map((t, i) => t - (times[from + i - 1] as number))
+  assert.ok((gaps.at(-1) as number) >= 35, `backoff while failing: ${gaps.join(' ')}`)
+  down = false
+  await until(() => troubles.length === 2)
+  assert.equal(troubles[1], undefined, 'told once that squeue answers again')
+  assert.equal(finished, false)
+  watcher.unwatch('9')
 })
 
 test('scontrol show job -o is parsed', () => {
