@@ -140,9 +140,13 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext): Promi
   // What the attempt's page shows of the job, merged from the executor's reports.
   let shown: { job_id?: string; state?: string; ranks: { rank: number; host: string }[] } = { ranks: [] }
   let jobId: string | undefined
+  // Written one after the other: two writes in flight at once could land in either order, leaving an
+  // earlier state (RUNNING) over the final one.
+  let stateWrites: Promise<void> = Promise.resolve()
   const onProgress = (progress: JobProgress): void => {
     shown = { ...shown, ...(jobId !== undefined ? { job_id: jobId } : {}), ...(progress.state !== undefined ? { state: progress.state } : {}), ...(progress.ranks !== undefined ? { ranks: progress.ranks } : {}) }
-    void attemptJob?.recordState({ executor: executor.kind, ...shown })
+    const state = { executor: executor.kind, ...shown }
+    if (attemptJob !== undefined) stateWrites = stateWrites.then(() => attemptJob.recordState(state)).catch(() => undefined)
   }
   // Where each rank runs (a Slurm node, an SSH host), said once per rank as soon as the executor knows it.
   const placed = new Set<number>()
@@ -180,6 +184,8 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext): Promi
   }
   ctx.signal.addEventListener('abort', stop, { once: true })
   const outcome = await job.done
+  // The job's last state is stored before the attempt ends.
+  await stateWrites
   await executor.close?.().catch(() => undefined)
   ctx.signal.removeEventListener('abort', stop)
   const jobOutputs: Record<string, unknown> = { job: job.handle, ...(job.handle.executor === 'slurm' ? { job_id: job.handle.jobId } : {}) }
