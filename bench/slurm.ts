@@ -3,7 +3,8 @@
  * (deploy/local-cluster, its own state folder and ports; needs root and slurm-wlm, munge):
  *   1. a 2-node `true` job through the executor (submit held, record, release, follow with the watcher,
  *      output tailed) against `sbatch --wait` of the very same script, interleaved rounds, medians;
- *      and against the tightest bare loop (sbatch, then scontrol every 100 ms);
+ *      and against the tightest bare loop (sbatch, then scontrol every 100 ms); and the same job through the
+ *      executor submitting on the login node over SSH (`local_slurm_ssh` of the fragment);
  *   2. `squeue` calls per minute while the executor follows 50 concurrent jobs (2 run, 48 pend), against
  *      the goal of one call per poll interval per worker, and what one squeue per job would cost.
  * Prints figures, never fails. `npm run bench:slurm [-- ROUNDS [WINDOW_SECONDS]]`.
@@ -14,7 +15,10 @@ import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import type { JobSpec } from '../engine/executors/executor.ts'
+import type { SlurmCluster } from '../engine/config/config-types.ts'
+import { loadConfig } from '../engine/config/load-config.ts'
 import { createSlurmExecutor } from '../engine/executors/slurm.ts'
+import type { SshHostSetting } from '../engine/executors/ssh-connection.ts'
 import { buildSlurmScript } from '../engine/executors/slurm-script.ts'
 import { localCluster, newLocalClusterDir } from '../test/helpers/local-cluster.ts'
 
@@ -32,6 +36,9 @@ const env = { ...process.env, SLURM_CONF: path.join(dir, 'slurm/slurm.conf') }
 try {
   const executor = createSlurmExecutor({ kind: 'slurm', submit: { via: 'local' }, partition: 'debug' }, { name: 'bench', env })
   const work = mkdtempSync(path.join(dir, 'work', 'bench-'))
+  const fragment = loadConfig(started.stdout.trim().split('\n').at(-1)!)
+  const sshCluster = fragment.config.clusters?.local_slurm_ssh as SlurmCluster
+  const overSsh = createSlurmExecutor(sshCluster, { name: 'bench_ssh', sshHosts: fragment.config.ssh_hosts as Record<string, SshHostSetting> })
   const spec = (name: string, argv: string[], nodes: number): JobSpec => ({ argv, env: {}, nodes, tasksPerNode: 1, gpusPerNode: 0, workdir: path.join(work, name), artifacts: [], artifactsDir: path.join(work, 'artifacts') })
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number
 
@@ -48,6 +55,7 @@ try {
   const viaCairn: number[] = []
   const viaSbatch: number[] = []
   const viaPolling: number[] = []
+  const viaSsh: number[] = []
   for (let round = 0; round < ROUNDS; round++) {
     await waitIdle()
     let t0 = performance.now()
@@ -76,7 +84,16 @@ try {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     viaPolling.push(performance.now() - t0)
+
+    // The executor with sbatch, squeue and scontrol on the login node over SSH, the script and output over SFTP.
+    await waitIdle()
+    t0 = performance.now()
+    const remote = await overSsh.start({ ...spec(`ssh-${round}`, ['true'], 2), workdir: path.join(sshCluster.workdir!, `bench-${process.pid}`, `ssh-${round}`) }, { onLine: () => undefined, record: async () => undefined, signal: new AbortController().signal })
+    const remoteOutcome = await remote.done
+    viaSsh.push(performance.now() - t0)
+    if (!remoteOutcome.ok) console.log(`round ${round}: the job over SSH failed: ${remoteOutcome.message}`)
   }
+  await overSsh.close?.()
   const cairnMs = median(viaCairn)
   const sbatchMs = median(viaSbatch)
   console.log(`2-node true job, median of ${ROUNDS}: executor ${cairnMs.toFixed(0)} ms, sbatch --wait ${sbatchMs.toFixed(0)} ms, ratio ${(cairnMs / sbatchMs).toFixed(2)}x (goal <= 1.5x)`)
@@ -84,6 +101,7 @@ try {
   const best = (values: number[]) => Math.min(...values)
   console.log(`  best rounds: executor ${best(viaCairn).toFixed(0)} ms, sbatch --wait ${best(viaSbatch).toFixed(0)} ms, sbatch + scontrol every 100 ms ${best(viaPolling).toFixed(0)} ms (a job's start waits for slurmctld's scheduling pass, 0.1-3 s here whatever submits it)`)
   console.log(`  sbatch + scontrol rounds: ${viaPolling.map((ms) => ms.toFixed(0)).join(' ')} ms`)
+  console.log(`  executor submitting over SSH on the login node: median ${median(viaSsh).toFixed(0)} ms, ratio ${(median(viaSsh) / sbatchMs).toFixed(2)}x sbatch --wait; rounds ${viaSsh.map((ms) => ms.toFixed(0)).join(' ')} ms`)
   console.log(`  executor rounds: ${viaCairn.map((ms) => ms.toFixed(0)).join(' ')} ms; sbatch --wait rounds: ${viaSbatch.map((ms) => ms.toFixed(0)).join(' ')} ms`)
 
   // ---- 2. squeue calls with 50 concurrent jobs -----------------------------------------------------------
