@@ -271,6 +271,12 @@ test('slurm executor submitting over SSH on a login node of the local cluster', 
     await stranger.close?.()
   })
 
+  await t.test('sbatch refusing the job on the login node: its exit code and stderr, naming the login node', async () => {
+    const outcome = await (await executor.start(spec('nosuch', ['true'], { slurm: { partition: 'nosuch' } }), collect().options())).done
+    assert.equal(outcome.ok, false)
+    assert.match(!outcome.ok ? outcome.message : '', /^slurm: sbatch on the login node local_login \(cairn-ssh@127\.0\.0\.2:\d+\) failed \(exit 1\): sbatch: error: .*[Pp]artition/)
+  })
+
   await t.test('a cluster that names no ssh_hosts entry is refused with a message, nothing submitted', async () => {
     const orphan = createSlurmExecutor({ ...cluster, submit: { ...cluster.submit, host: 'nowhere' } }, { name: 'lost', sshHosts })
     const outcome = await (await orphan.start(spec('lost', ['true']), collect().options())).done
