@@ -48,7 +48,7 @@ export class SlurmCommands {
     const result = await this.run('sbatch', ['--parsable', '--hold', script])
     const jobId = result.stdout.trim().split(';')[0] ?? ''
     if (result.unreachable !== undefined) return { ok: false, message: `${result.stderr}; nothing was submitted`, hostKeyRefused: result.unreachable.hostKeyRefused }
-    if (result.code === -1 && !(this.runner instanceof LocalSlurmRunner)) return { ok: false, message: `${result.stderr.trim()}; a job it may have submitted (held) was cancelled by its name`, unknownOutcome: true }
+    if (result.code === -1 && !(this.runner instanceof LocalSlurmRunner)) return { ok: false, message: result.stderr.trim(), unknownOutcome: true }
     if (result.code !== 0 || !/^\d+$/.test(jobId)) return { ok: false, message: `sbatch on ${this.where} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}` }
     return { ok: true, jobId }
   }

@@ -103,7 +103,11 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     if (!submitted.ok) {
       // sbatch's answer was lost (the connection dropped while it ran): a job it may have submitted is held;
       // it is found by its unique name and cancelled, so that it never runs.
-      if (submitted.unknownOutcome === true) await commands.cancelByName(script.jobName)
+      if (submitted.unknownOutcome === true) {
+        const cancelled = await commands.cancelByName(script.jobName)
+        const what = cancelled.code === 0 ? `a job it may have submitted (held, named ${script.jobName}) was cancelled` : `a job it may have submitted is held and never runs, but could not be cancelled (scancel --name=${script.jobName}: ${cancelled.stderr.trim()})`
+        return failedJob(none, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: ${submitted.message}; ${what}` })
+      }
       return failedJob(none, { ok: false, kind: 'infrastructure', retryable: submitted.hostKeyRefused !== true, message: `slurm: ${submitted.message}` })
     }
     const handle: JobHandle = { executor: 'slurm', cluster: clusterName, jobId: submitted.jobId }
