@@ -77,6 +77,13 @@ done`
 const ALIVE_GROUPS = `${ALIVE_FUNCTION}
 for pg in "$@"; do alive "$pg" && echo "$pg"; done; exit 0`
 
+/**
+ * $1: a rank's output file (`$2.PGID.out` of the wrapper), $2: its group's pgid, whose leader is the wrapper.
+ * Prints the file from its first line and follows it until the wrapper has exited (GNU tail's --pid), so a
+ * worker that re-attaches streams the rank's output as the one that started it did.
+ */
+const FOLLOW_OUTPUT = `exec tail -n +1 -F --pid="$2" -- "$1" 2>/dev/null`
+
 /** The command line one rank's channel runs (exported for tests of the quoting). */
 export function rankCommand(workdir: string, env: Readonly<Record<string, string>>, argv: readonly string[], status = statusPath(workdir, 0)): string {
   const words = ['cairn-rank', workdir, status, ...Object.entries(env).map(([name, value]) => `${name}=${value}`), '--', ...argv]
@@ -98,4 +105,8 @@ export function killCommand(graceMs: number, pgids: readonly number[]): string {
 
 export function aliveCommand(pgids: readonly number[]): string {
   return `sh -c ${shellQuote(ALIVE_GROUPS)} cairn-alive ${shellQuoteArgv(pgids.map(String))}`
+}
+
+export function followOutputCommand(outputFile: string, pgid: number): string {
+  return `sh -c ${shellQuote(FOLLOW_OUTPUT)} cairn-follow ${shellQuoteArgv([outputFile, String(pgid)])}`
 }

@@ -21,7 +21,7 @@ import type { Readable } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import type { ClientChannel } from 'ssh2'
 import { rankEnvironment, type Executor, type JobHandle, type JobOutcome, type JobSpec, type RankLine, type ReattachOptions, type RunningJob, type StartOptions } from './executor.ts'
-import { aliveCommand, killCommand, rankCommand, readStatusCommand, statusPath } from './ssh-remote-commands.ts'
+import { aliveCommand, followOutputCommand, killCommand, rankCommand, readStatusCommand, statusPath } from './ssh-remote-commands.ts'
 import type { ConnectResult, SshConnection, SshHostSetting } from './ssh-connection.ts'
 import { SshConnectionPool } from './ssh-pool.ts'
 import { fetchRemote } from './sftp-files.ts'
@@ -418,9 +418,55 @@ export class SshExecutor implements Executor {
   }
 
   /**
-   * Follows ranks started earlier from their recorded pgids. Their output cannot be re-attached: only their
-   * liveness is followed (the hang-up watchdog of each rank stops it when the connection that started it
-   * drops, so after a worker's death the groups are usually gone already, which is reported).
+   * One channel per re-attached rank that streams its output file into the task log (`tail -F` until its
+   * wrapper exits). A host whose tail cannot follow (no GNU --pid) says so once and the rank is followed
+   * without its output. `finished` waits for every follower (at most `ms`); `close` ends them at once.
+   */
+  private async followOutputs(handle: JobHandle & { executor: 'ssh' }, processes: readonly { hostIndex: number; pgid: number }[], onLine: (line: RankLine) => unknown): Promise<{ finished(ms: number): Promise<void>; close(): Promise<void> }> {
+    const channels: ClientChannel[] = []
+    const reading: Promise<void>[] = []
+    for (const [rank, recorded] of handle.processes.entries()) {
+      if (recorded.status === undefined) continue
+      const host = this.cluster.hosts[processes[rank]!.hostIndex]!
+      const connected = await this.connect(processes[rank]!.hostIndex)
+      const channel = connected.ok ? await connected.connection.exec(followOutputCommand(`${recorded.status}.out`, recorded.pgid)).catch(() => undefined) : undefined
+      if (!channel) {
+        onLine({ rank: -1, stream: 'stderr', line: `rank ${rank}'s output cannot be followed on ${recorded.host}; it stays in ${recorded.status}.out there` })
+        continue
+      }
+      channels.push(channel)
+      channel.stderr.resume()
+      let lines = 0
+      const exit = new Promise<number | null>((resolve) => channel.on('exit', (code: number | null) => resolve(code)))
+      reading.push(readLines(channel, (line) => {
+        lines++
+        return onLine({ rank, host: host.host, stream: 'stdout', line })
+      }).then(async () => {
+        const code = await Promise.race([exit, new Promise<null>((resolve) => setTimeout(() => resolve(null), 100))])
+        if (code !== 0 && code !== null && lines === 0) onLine({ rank: -1, stream: 'stderr', line: `rank ${rank}'s output cannot be followed on ${recorded.host} (tail -F --pid exited with ${code}); it stays in ${recorded.status}.out there` })
+      }))
+    }
+    const close = async (): Promise<void> => {
+      for (const channel of channels) channel.close()
+      await Promise.allSettled(reading)
+    }
+    return {
+      close,
+      async finished(ms) {
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([Promise.allSettled(reading), new Promise((resolve) => (timer = setTimeout(resolve, ms)))])
+        clearTimeout(timer)
+        await close()
+      },
+    }
+  }
+
+  /**
+   * Follows ranks started earlier from their recorded pgids: their liveness, and their output, read from
+   * the file each rank's wrapper appends it to (from its first line, so what the worker before logged
+   * appears again). Ranks outlive their worker when it handed them over while draining; the hang-up
+   * watchdog of each rank stops it when the connection that started it drops, so after a worker's death
+   * the groups are usually gone already, which is reported.
    */
   async reattach(handle: JobHandle, options: ReattachOptions): Promise<RunningJob> {
     if (handle.executor !== 'ssh' || handle.cluster !== this.cluster.name) {
@@ -506,7 +552,8 @@ export class SshExecutor implements Executor {
       options.onLine({ rank: -1, stream: 'stderr', line: 're-attached over SSH: every recorded rank has ended; reading their exit statuses' })
       return { handle, done: outcomeOfEnded(), cancel: async () => {} }
     }
-    options.onLine({ rank: -1, stream: 'stderr', line: `re-attached to ${initially.count} running rank(s) over SSH; their output from here on is not shown here (each rank appends it to ${handle.processes[0]?.status ?? 'its status path'}.out and beside it)` })
+    options.onLine({ rank: -1, stream: 'stderr', line: `re-attached to ${initially.count} running rank(s) over SSH; each rank's output follows from its start (lines logged before the hand-over appear again)` })
+    const outputs = await this.followOutputs(handle, processes, options.onLine)
     options.onProgress?.({ state: 'RUNNING', ranks: handle.processes.map((process, rank) => ({ rank, host: this.cluster.hosts[processes[rank]!.hostIndex]!.host })) })
 
     let stopping: 'cancelled' | 'timeout' | undefined
@@ -525,15 +572,21 @@ export class SshExecutor implements Executor {
     }
     options.signal.addEventListener('abort', onAbort, { once: true })
     if (options.signal.aborted) onAbort()
-    const done = (async (): Promise<JobOutcome> => {
+    const followed = (async (): Promise<JobOutcome | undefined> => {
       for (;;) {
         if (leaving) return { ok: false, kind: 'infrastructure', retryable: true, message: 'the worker shut down; the re-attached ranks keep running and are re-attached from the handle again' }
         if (killing !== undefined) await killing
         const now = await alive()
         if (!now.ok) return { ok: false, kind: 'infrastructure', retryable: true, message: `lost the re-attached ranks: ${now.message}` }
-        if (now.count === 0) break
+        if (now.count === 0) return undefined
         await new Promise((resolve) => setTimeout(resolve, this.followIntervalMs))
       }
+    })()
+    const done = (async (): Promise<JobOutcome> => {
+      const early = await followed
+      // The ranks ended: their output's last lines arrive as each follower sees its wrapper gone.
+      await (early === undefined ? outputs.finished(OUTPUT_DRAIN_MS) : outputs.close())
+      if (early !== undefined) return early
       options.signal.removeEventListener('abort', onAbort)
       if (stopping !== undefined) {
         options.onProgress?.({ state: endedState({ ok: false, kind: stopping }) })
@@ -544,6 +597,9 @@ export class SshExecutor implements Executor {
     return { handle, done, cancel }
   }
 }
+
+/** How long the output of re-attached ranks that ended may take to arrive in full. */
+const OUTPUT_DRAIN_MS = 5000
 
 export function createSshExecutor(cluster: SshClusterSetting, options: SshExecutorOptions = {}): SshExecutor {
   return new SshExecutor(cluster, options)

@@ -330,6 +330,29 @@ test('re-attach follows recorded pgids until they end, can cancel them, and repo
   if (!gone.ok) assert.match(gone.message, /are gone/)
 })
 
+test('re-attach streams each rank\'s output from its start into the log, with its rank, until the ranks end', { skip }, async () => {
+  // Each rank prints a numbered line, waits until the second executor follows it, then prints more and ends.
+  const job = spec(['sh', '-c', 'echo "r$RANK-1 it\'s $RANK"; while [ ! -f go-on ]; do sleep 0.1; done; for i in 2 3 4; do echo "r$RANK-$i"; sleep 0.2; done'])
+  const firstLines: RankLine[] = []
+  const running = await executor().start(job, options(firstLines))
+  await waitFor('both ranks to print their first line', () => firstLines.filter((line) => /^r[01]-1/.test(line.line)).length === 2)
+  const lines: RankLine[] = []
+  const followed = await executor().reattach(running.handle, { onLine: (line) => void lines.push(line), signal: new AbortController().signal })
+  await waitFor('the first lines to be replayed', () => lines.filter((line) => /^r[01]-1/.test(line.line)).length === 2)
+  // The workdir is each rank's host's (both hosts are this machine): one go-on file lets both go on.
+  writeFileSync(path.join(job.workdir, 'go-on'), '')
+  const outcome = await followed.done
+  assert.equal(outcome.ok, true, JSON.stringify(outcome))
+  assert.equal((await running.done).ok, true)
+  assert.match(lines[0]!.line, /re-attached to 2 running rank\(s\).*output follows from its start/)
+  for (const rank of [0, 1]) {
+    const mine = lines.filter((line) => line.rank === rank)
+    assert.deepEqual(mine.map((line) => line.line), [`r${rank}-1 it's ${rank}`, `r${rank}-2`, `r${rank}-3`, `r${rank}-4`], `rank ${rank}: every line once, in order, as the first executor saw them`)
+    assert.equal(mine[0]!.host, rank === 0 ? '127.0.0.2' : '127.0.0.3')
+  }
+  assert.deepEqual(firstLines.filter((line) => line.rank >= 0).map((line) => line.line).sort(), lines.filter((line) => line.rank >= 0).map((line) => line.line).sort())
+})
+
 test('a worker killed mid-job leaves no rank behind: the hang-up watchdog stops each group', { skip }, async () => {
   // A separate worker process starts the job, prints the pgids and is then SIGKILLed: nothing is left to send
   // TERM, so only the wrappers' watchdogs (stdin closed with the connection) can stop the ranks.
