@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
@@ -15,7 +15,7 @@ import type { Page } from 'playwright-core'
 import { startTestEngine, taskWritableDir } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
-import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
+import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { startTestWeb } from '../helpers/web-client.ts'
 import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
@@ -47,15 +47,9 @@ describe('a Slurm training job on the run page', { skip }, () => {
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true })
-    const { dir, env: clusterEnv } = newLocalClusterDir()
-    teardown.push(async () => {
-      await localCluster('stop', dir, clusterEnv)
-      rmSync(dir, { recursive: true, force: true })
-    })
-    const started = await localCluster('start', dir, clusterEnv)
-    assert.equal(started.code, 0, started.stderr)
-    const fragment = started.stdout.trim().split('\n').at(-1)!
-    slurmEnv = { SLURM_CONF: join(dir, 'slurm/slurm.conf') }
+    const cluster = await startLocalClusterFor({ after: (fn) => void teardown.push(fn) })
+    const fragment = cluster.fragment
+    slurmEnv = { SLURM_CONF: cluster.slurmConf }
     engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: {}, scheduler: { loopMs: 200, syncEveryMs: 300 } })
     writeFileSync(join(engine.dir, 'cairn.yaml'), readFileSync(fragment, 'utf8'))
     goFile = join(taskWritableDir(join(engine.dir, 'files')), 'go')

@@ -10,11 +10,11 @@
 import test from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { startTestEngine } from '../helpers/engine.ts'
-import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
+import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { writeOnnxModel } from '../helpers/onnx-models.ts'
 import { attemptRows, logLines, waitFor } from '../helpers/run-rows.ts'
 import { loadConfig } from '../../engine/config/load-config.ts'
@@ -24,14 +24,7 @@ const run = promisify(execFile)
 const skip = localClusterSkipReason()
 
 test('train on a Slurm cluster reached over SSH: 2 nodes, artifacts, a registered model; a killed worker\'s job is re-attached', { skip, timeout: 400_000 }, async (t) => {
-  const { dir, env: clusterEnv } = newLocalClusterDir()
-  t.after(async () => {
-    await localCluster('stop', dir, clusterEnv)
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const started = await localCluster('start', dir, clusterEnv)
-  assert.equal(started.code, 0, started.stderr)
-  const fragment = started.stdout.trim().split('\n').at(-1)!
+  const { dir, fragment } = await startLocalClusterFor(t)
   const loaded = loadConfig(fragment)
   assert.ok(loaded.ok, JSON.stringify(loaded.diagnostics))
   const slurmEnv = { ...process.env, SLURM_CONF: path.join(dir, 'slurm/slurm.conf') }

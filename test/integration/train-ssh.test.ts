@@ -6,22 +6,14 @@
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { rmSync } from 'node:fs'
 import { startTestEngine } from '../helpers/engine.ts'
-import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
+import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { loadConfig } from '../../engine/config/load-config.ts'
 
 const skip = localClusterSkipReason()
 
 test('train on the ssh cluster of cairn.yaml: one rank per host, rank environment, no worker environment', { skip, timeout: 240_000 }, async (t) => {
-  const { dir, env } = newLocalClusterDir()
-  t.after(async () => {
-    await localCluster('stop', dir, env)
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const started = await localCluster('start', dir, env)
-  assert.equal(started.code, 0, started.stderr)
-  const fragment = started.stdout.trim().split('\n').at(-1)!
+  const { fragment } = await startLocalClusterFor(t)
   const loaded = loadConfig(fragment)
   assert.ok(loaded.ok, JSON.stringify(loaded.diagnostics))
   process.env.CAIRN_TEST_WORKER_SECRET = 'worker-only'
