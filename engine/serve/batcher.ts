@@ -1,8 +1,8 @@
 /**
  * Dynamic batching: requests to one model version that arrive while it is busy run as one batch of
  * up to `maxBatch` rows, their inputs joined along the first dimension and the outputs split back by
- * rows. One batch runs at a time per version, so under load batches form by themselves while the
- * previous one runs, and a request that finds the version idle runs at once (with the others that
+ * rows. One batch runs at a time per version (one per model thread with `concurrency`), so under load
+ * batches form by themselves while the previous one runs, and a request that finds the version idle runs at once (with the others that
  * arrived in the same turn of the event loop), or after `maxDelayMs` when that is set above 0 (more
  * requests per batch, for a model whose run costs much more than a request). Only for models whose
  * inputs and outputs all have a dynamic first dimension; requests whose other dimensions differ go in
@@ -15,6 +15,8 @@ export interface BatchOptions {
   maxBatch?: number
   /** @default 0 */
   maxDelayMs?: number
+  /** Batches of one version running at once (its model threads). @default 1 */
+  concurrency?: number
 }
 
 export type RunFn = (inputs: readonly InputTensor[]) => Promise<OutputTensor[]>
@@ -36,13 +38,14 @@ export function canBatch(inputs: readonly TensorSpec[], outputs: readonly Tensor
 export function createBatcher(run: RunFn, options: BatchOptions = {}): RunFn {
   const maxBatch = options.maxBatch ?? 64
   const maxDelayMs = options.maxDelayMs ?? 0
+  const concurrency = Math.max(1, options.concurrency ?? 1)
   const queue: Pending[] = []
   let queuedRows = 0
-  let running = false
+  let running = 0
   let timer: NodeJS.Timeout | NodeJS.Immediate | undefined
 
   function schedule(): void {
-    if (running || timer !== undefined) return
+    if (running >= concurrency || timer !== undefined) return
     if (queuedRows >= maxBatch) {
       timer = setImmediate(fire)
       return
@@ -52,7 +55,7 @@ export function createBatcher(run: RunFn, options: BatchOptions = {}): RunFn {
 
   function fire(): void {
     timer = undefined
-    if (running || queue.length === 0) return
+    if (running >= concurrency || queue.length === 0) return
     const first = queue[0]!
     const batch: Pending[] = []
     let rows = 0
@@ -66,12 +69,14 @@ export function createBatcher(run: RunFn, options: BatchOptions = {}): RunFn {
       } else i++
       if (rows >= maxBatch) break
     }
-    running = true
+    running++
     void runBatch(batch, rows).finally(() => {
-      running = false
+      running--
       // Whatever queued meanwhile has waited long enough.
-      if (queue.length > 0) timer = setImmediate(fire)
+      if (queue.length > 0 && timer === undefined) timer = setImmediate(fire)
     })
+    // Another batch may start beside this one (another model thread) with what is left.
+    if (queue.length > 0 && running < concurrency && timer === undefined) timer = setImmediate(fire)
   }
 
   async function runBatch(batch: Pending[], rows: number): Promise<void> {

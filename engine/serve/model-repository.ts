@@ -95,6 +95,8 @@ export function createModelRepository(options: ModelRepositoryOptions): ModelRep
   let splits = new Map<string, Split>()
   let models = new Set<string>()
   let applied = false
+  /** Requests holding a version now, over all versions: above one, a run has HTTP work to overlap with. */
+  let active = 0
   const key = (model: string, version: number) => `${model}/${version}`
 
   function load(entry: Entry, artifact: string): Promise<void> {
@@ -102,7 +104,8 @@ export function createModelRepository(options: ModelRepositoryOptions): ModelRep
       try {
         const onnx = await options.load(path.join(options.dataDir, artifact))
         entry.onnx = onnx
-        entry.run = options.batching && canBatch(onnx.inputs, onnx.outputs) ? createBatcher((t) => onnx.run(t), options.batching) : (t) => onnx.run(t)
+        const run: RunFn = (t) => onnx.run(t, { overlap: active > 1 })
+        entry.run = options.batching && canBatch(onnx.inputs, onnx.outputs) ? createBatcher(run, options.batching) : run
         entry.failed = undefined
         options.log.info({ model: entry.model, version: entry.version }, 'model version loaded')
       } catch (error) {
@@ -151,6 +154,7 @@ export function createModelRepository(options: ModelRepositoryOptions): ModelRep
       return { ok: false, status: 500, error: `version ${entry.version} of model ${entry.model} cannot serve: ${why}` }
     }
     entry.inFlight++
+    active++
     entry.lastUsed = now()
     const { onnx, run } = entry
     let released = false
@@ -167,6 +171,7 @@ export function createModelRepository(options: ModelRepositoryOptions): ModelRep
           if (released) return
           released = true
           entry.inFlight--
+          active--
           if (entry.retired && entry.inFlight === 0) void releaseSession(entry)
         },
       },

@@ -33,6 +33,7 @@ import type { ServingStats } from './serving-stats.ts'
 
 export const DEFAULT_SERVE_PORT = 8081
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024
+export const DEFAULT_MODEL_THREADS = 1
 
 export interface ServeServerOptions {
   db: Db
@@ -49,6 +50,14 @@ export interface ServeServerOptions {
   pollMs?: number
   /** How long a verified token is reused. @default 2000 */
   tokenCacheMs?: number
+  /**
+   * Model threads per loaded version (worker threads with their own ONNX Runtime session): runs that
+   * cost more than handing them over go there, so inference and HTTP work overlap; 0: every run on the
+   * event loop. @default 1
+   */
+  threads?: number
+  /** With threads: a run expected to be cheaper than this (ms) stays on the event loop. @default 0.05 */
+  inlineBelowMs?: number
   /** Loads a model file (ONNX Runtime by default). */
   load?: LoadModel
   /** Names this process in the serving figures. @default hostname:pid:random */
@@ -88,7 +97,16 @@ export async function createServeServer(options: ServeServerOptions): Promise<Se
   app.removeContentTypeParser('text/plain')
   const metrics = createServeMetrics()
   const stats = createServingStats({ db, serverId, ...(options.flushMs === undefined ? {} : { flushMs: options.flushMs }), onError: (error) => log.warn({ err: error }, 'writing the serving figures failed; kept for the next write') })
-  const repository = createModelRepository({ dataDir: options.dataDir, load: options.load ?? ((file) => loadOnnxModel(file)), log, ...(options.batching ? { batching: options.batching } : {}) })
+  const threads = options.threads ?? DEFAULT_MODEL_THREADS
+  const load: LoadModel =
+    options.load ??
+    ((file) =>
+      loadOnnxModel(file, {
+        threads,
+        ...(options.inlineBelowMs === undefined ? {} : { inlineBelowMs: options.inlineBelowMs }),
+        onThreadStop: (why, restarted) => log.warn({ file, why }, restarted ? 'a model thread stopped; its requests failed and a new thread is starting' : 'a model thread cannot start; the version runs on the event loop'),
+      }))
+  const repository = createModelRepository({ dataDir: options.dataDir, load, log, ...(options.batching ? { batching: { ...options.batching, concurrency: Math.max(1, threads) } } : {}) })
   const lookup = (model: string, version: number) => readVersionArtifact(db, model, version)
   // Verified tokens and online rows are cached while the notices that make them stale are heard.
   let feed: CacheFeed | undefined

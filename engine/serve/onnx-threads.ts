@@ -1,0 +1,145 @@
+/**
+ * The model threads of one loaded version: `count` worker threads, each with its own ONNX Runtime
+ * session of the version's file (onnx-worker.ts). A run goes to the ready thread with the fewest
+ * runs waiting; its typed arrays are transferred both ways, not copied.
+ *
+ * A thread that stops (an uncaught error, out of memory, terminated) fails the runs it had with a
+ * message that says so, and a new thread is started in its place. A thread that stops before it is
+ * ready (it cannot load the model) is not started again: the version then runs on the event loop
+ * (ready() is false). close() terminates every thread; runs still waiting fail.
+ */
+import { Worker } from 'node:worker_threads'
+import type { Tensor } from 'onnxruntime-node'
+import type { RunMessage, ThreadData, ThreadMessage, WireFeed } from './onnx-worker.ts'
+
+const WORKER_URL = new URL('./onnx-worker.ts', import.meta.url)
+
+export interface ThreadRun {
+  /** The run alone, measured on the thread (ms). */
+  ms: number
+  /** [dims, data] in the model's output order. */
+  outputs: [number[], Tensor.DataType][]
+}
+
+export interface ModelThreads {
+  /** Whether a thread can take a run now (one is started and ready). */
+  ready(): boolean
+  /** Runs on a thread; the buffers in `transfer` are moved there (the caller must not use them after). */
+  run(feeds: WireFeed[], transfer: ArrayBuffer[]): Promise<ThreadRun>
+  /** Threads running now (started, not yet exited). */
+  size(): number
+  close(): Promise<void>
+}
+
+export interface ModelThreadsOptions {
+  count: number
+  /** intraOpNumThreads of each thread's session. @default 1 */
+  intraOp?: number
+  /** Told when a thread stops unexpectedly (`restarted`: a new one is starting). */
+  onStop?: (why: string, restarted: boolean) => void
+}
+
+interface Slot {
+  worker: Worker
+  ready: boolean
+  pending: Map<number, { resolve(run: ThreadRun): void; reject(error: Error): void }>
+  why?: string
+}
+
+let live = 0
+
+/** Model threads running in this process, over every version (tests check that unloading stops them). */
+export function liveModelThreads(): number {
+  return live
+}
+
+export function startModelThreads(file: string, options: ModelThreadsOptions): ModelThreads {
+  const slots = new Set<Slot>()
+  let nextId = 1
+  let closed = false
+  let broken = false
+  const data: ThreadData = { file, intraOp: options.intraOp ?? 1 }
+
+  const spawn = (): void => {
+    const worker = new Worker(WORKER_URL, { workerData: data })
+    live++
+    // The thread never keeps the process alive: the requests it serves do, through their sockets.
+    worker.unref()
+    const slot: Slot = { worker, ready: false, pending: new Map() }
+    slots.add(slot)
+    worker.on('message', (message: ThreadMessage) => {
+      switch (message.kind) {
+        case 'ready':
+          slot.ready = true
+          return
+        case 'failed':
+          slot.why = `it cannot load the model: ${message.error}`
+          return
+        case 'done': {
+          const p = slot.pending.get(message.id)
+          slot.pending.delete(message.id)
+          p?.resolve({ ms: message.ms, outputs: message.outputs })
+          return
+        }
+        case 'error': {
+          const p = slot.pending.get(message.id)
+          slot.pending.delete(message.id)
+          p?.reject(new Error(message.error))
+        }
+      }
+    })
+    worker.on('error', (error: Error & { code?: string }) => {
+      slot.why = error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'it ran out of memory' : error.message
+    })
+    worker.on('exit', (code) => {
+      live--
+      slots.delete(slot)
+      if (closed) return
+      const why = slot.why ?? `it exited with code ${code}`
+      for (const p of slot.pending.values()) p.reject(new Error(`the model's thread stopped before it answered (${why})`))
+      slot.pending.clear()
+      // A thread that never became ready cannot load the model at all: starting it again would loop.
+      const restart = slot.ready
+      if (!restart) broken = true
+      options.onStop?.(why, restart)
+      if (restart) spawn()
+    })
+  }
+
+  for (let i = 0; i < Math.max(1, options.count); i++) spawn()
+
+  return {
+    ready() {
+      if (broken || closed) return false
+      for (const slot of slots) if (slot.ready) return true
+      return false
+    },
+    run(feeds, transfer) {
+      let best: Slot | undefined
+      for (const slot of slots) if (slot.ready && (!best || slot.pending.size < best.pending.size)) best = slot
+      if (!best) return Promise.reject(new Error('no model thread is ready'))
+      const id = nextId++
+      const slot = best
+      return new Promise<ThreadRun>((resolve, reject) => {
+        slot.pending.set(id, { resolve, reject })
+        const message: RunMessage = { id, feeds }
+        try {
+          slot.worker.postMessage(message, transfer)
+        } catch (error) {
+          slot.pending.delete(id)
+          reject(error instanceof Error ? error : new Error(String(error)))
+        }
+      })
+    },
+    size: () => slots.size,
+    async close() {
+      closed = true
+      const all = [...slots]
+      for (const slot of all) {
+        for (const p of slot.pending.values()) p.reject(new Error('the model version was unloaded before the run ended'))
+        slot.pending.clear()
+      }
+      await Promise.all(all.map((slot) => slot.worker.terminate()))
+    },
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * One model thread (onnx-threads.ts): an ONNX Runtime session of one model version on its own
+ * worker thread, so that a run does not hold the event loop that reads and answers HTTP requests.
+ * onnxruntime-node runs a session synchronously on the thread that calls it; here that thread is
+ * this one. Runs are taken in the order they arrive; typed arrays come and go by transfer.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import * as ort from 'onnxruntime-node'
+
+/** What the thread is started with. */
+export interface ThreadData {
+  file: string
+  /** intraOpNumThreads of the session. */
+  intraOp: number
+}
+
+/** One input: [name, ONNX Runtime type, dims, data]. */
+export type WireFeed = [string, ort.Tensor.Type, number[], ort.Tensor.DataType]
+
+/** A run, main thread -> model thread. */
+export interface RunMessage {
+  id: number
+  feeds: WireFeed[]
+}
+
+/** Model thread -> main thread. */
+export type ThreadMessage =
+  | { kind: 'ready' }
+  | { kind: 'failed'; error: string }
+  /** `outputs`: [dims, data] in the model's output order; `ms`: the run alone, measured here. */
+  | { kind: 'done'; id: number; ms: number; outputs: [number[], ort.Tensor.DataType][] }
+  | { kind: 'error'; id: number; error: string }
+
+const port = parentPort!
+const data = workerData as ThreadData
+const send = (message: ThreadMessage, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer)
+
+let session: ort.InferenceSession
+try {
+  session = await ort.InferenceSession.create(data.file, { intraOpNumThreads: data.intraOp, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' })
+} catch (error) {
+  send({ kind: 'failed', error: error instanceof Error ? error.message : String(error) })
+  process.exit(0)
+}
+const outputNames = session.outputNames
+
+port.on('message', (message: RunMessage) => void run(message))
+send({ kind: 'ready' })
+
+async function run(message: RunMessage): Promise<void> {
+  const feeds: Record<string, ort.Tensor> = {}
+  try {
+    for (const [name, type, dims, values] of message.feeds) feeds[name] = new ort.Tensor(type, values as Float32Array, dims)
+    const started = performance.now()
+    const result = await session.run(feeds)
+    const ms = performance.now() - started
+    const transfer: ArrayBuffer[] = []
+    const outputs = outputNames.map((name): [number[], ort.Tensor.DataType] => {
+      const tensor = result[name]!
+      const values = tensor.data
+      if (ArrayBuffer.isView(values) && values.buffer instanceof ArrayBuffer && !transfer.includes(values.buffer)) transfer.push(values.buffer)
+      return [tensor.dims.map(Number), values]
+    })
+    send({ kind: 'done', id: message.id, ms, outputs }, transfer)
+  } catch (error) {
+    send({ kind: 'error', id: message.id, error: error instanceof Error ? error.message : String(error) })
+  }
+}
