@@ -182,6 +182,10 @@ export interface CairnConfig {
        */
       max_delay_ms?: number
     }
+    /**
+     * Model threads per loaded version: worker threads, each with its own ONNX Runtime session of the version, that take the runs costing more than handing them over (about 0.05 ms) while other requests are in progress, so that inference and HTTP work overlap on different cores; cheap runs, and any run while the server has nothing else to do, stay on the event loop. 0: every run on the event loop. Each thread holds its own copy of the model's weights. Default: 1.
+     */
+    threads?: number
   }
   /**
    * Named model servers, referred to by serve.rollout `server: NAME`. Without any, serve.rollout uses the one `cairn up` runs.

@@ -28,12 +28,13 @@ export interface RunningServe {
 }
 
 /** The settings of cairn.yaml `serve:` that the server takes. */
-export function serveSettings(config: CairnConfig | undefined): Pick<ServeServerOptions, 'auth' | 'bodyLimit' | 'batching'> {
+export function serveSettings(config: CairnConfig | undefined): Pick<ServeServerOptions, 'auth' | 'bodyLimit' | 'batching' | 'threads'> {
   const serve = config?.serve ?? {}
   return {
     auth: serve.auth ?? 'bearer',
     bodyLimit: serve.body_limit === undefined ? DEFAULT_BODY_LIMIT : parseSize(serve.body_limit),
     ...(serve.batching ? { batching: { maxBatch: serve.batching.max_batch ?? 64, maxDelayMs: serve.batching.max_delay_ms ?? 0 } } : {}),
+    ...(serve.threads === undefined ? {} : { threads: serve.threads }),
   }
 }
 
