@@ -6,11 +6,12 @@
  * A thread that stops (an uncaught error, out of memory, terminated) fails the runs it had with a
  * message that says so, and a new thread is started in its place. A thread that stops before it is
  * ready (it cannot load the model) is not started again: the version then runs on the event loop
- * (ready() is false). close() terminates every thread; runs still waiting fail.
+ * (ready() is false). close() asks every thread to stop after its current run (terminating a thread
+ * inside a native run would abort the process) and waits for it; runs still waiting fail.
  */
 import { Worker } from 'node:worker_threads'
 import type { Tensor } from 'onnxruntime-node'
-import type { RunMessage, ThreadData, ThreadMessage, WireFeed } from './onnx-worker.ts'
+import type { MainMessage, ThreadData, ThreadMessage, WireFeed } from './onnx-worker.ts'
 
 const WORKER_URL = new URL('./onnx-worker.ts', import.meta.url)
 
@@ -46,11 +47,18 @@ interface Slot {
   why?: string
 }
 
-let live = 0
+const everySlot = new Set<Slot>()
 
-/** Model threads running in this process, over every version (tests check that unloading stops them). */
-export function liveModelThreads(): number {
-  return live
+/**
+ * The model threads running in this process, over every version, each with the runs it has not
+ * answered yet (diagnostics; tests check that unloading stops them and stop one to see it replaced).
+ */
+export function modelThreads(): { worker: Worker; ready: boolean; waiting: number }[] {
+  return [...everySlot].map((slot) => ({ worker: slot.worker, ready: slot.ready, waiting: slot.pending.size }))
+}
+
+function settled(slot: Slot, id: number): void {
+  if (slot.pending.delete(id) && slot.pending.size === 0) slot.worker.unref()
 }
 
 export function startModelThreads(file: string, options: ModelThreadsOptions): ModelThreads {
@@ -62,11 +70,12 @@ export function startModelThreads(file: string, options: ModelThreadsOptions): M
 
   const spawn = (): void => {
     const worker = new Worker(WORKER_URL, { workerData: data })
-    live++
-    // The thread never keeps the process alive: the requests it serves do, through their sockets.
+    // Referenced while someone waits for it (runs, stopping), so that the process does not see an
+    // empty event loop meanwhile; unreferenced while idle.
     worker.unref()
     const slot: Slot = { worker, ready: false, pending: new Map() }
     slots.add(slot)
+    everySlot.add(slot)
     worker.on('message', (message: ThreadMessage) => {
       switch (message.kind) {
         case 'ready':
@@ -77,13 +86,13 @@ export function startModelThreads(file: string, options: ModelThreadsOptions): M
           return
         case 'done': {
           const p = slot.pending.get(message.id)
-          slot.pending.delete(message.id)
+          settled(slot, message.id)
           p?.resolve({ ms: message.ms, outputs: message.outputs })
           return
         }
         case 'error': {
           const p = slot.pending.get(message.id)
-          slot.pending.delete(message.id)
+          settled(slot, message.id)
           p?.reject(new Error(message.error))
         }
       }
@@ -92,7 +101,7 @@ export function startModelThreads(file: string, options: ModelThreadsOptions): M
       slot.why = error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'it ran out of memory' : error.message
     })
     worker.on('exit', (code) => {
-      live--
+      everySlot.delete(slot)
       slots.delete(slot)
       if (closed) return
       const why = slot.why ?? `it exited with code ${code}`
@@ -121,12 +130,13 @@ export function startModelThreads(file: string, options: ModelThreadsOptions): M
       const id = nextId++
       const slot = best
       return new Promise<ThreadRun>((resolve, reject) => {
+        if (slot.pending.size === 0) slot.worker.ref()
         slot.pending.set(id, { resolve, reject })
-        const message: RunMessage = { id, feeds }
+        const message: MainMessage = { kind: 'run', id, feeds }
         try {
           slot.worker.postMessage(message, transfer)
         } catch (error) {
-          slot.pending.delete(id)
+          settled(slot, id)
           reject(error instanceof Error ? error : new Error(String(error)))
         }
       })
@@ -139,7 +149,15 @@ export function startModelThreads(file: string, options: ModelThreadsOptions): M
         for (const p of slot.pending.values()) p.reject(new Error('the model version was unloaded before the run ended'))
         slot.pending.clear()
       }
-      await Promise.all(all.map((slot) => slot.worker.terminate()))
+      // Asked to stop after its current run, never terminated: see onnx-worker.ts.
+      await Promise.all(
+        all.map(async (slot) => {
+          const exited = new Promise((resolve) => slot.worker.once('exit', resolve))
+          slot.worker.ref()
+          slot.worker.postMessage({ kind: 'stop' } satisfies MainMessage)
+          await exited
+        }),
+      )
     },
   }
 }

@@ -17,11 +17,11 @@ export interface ThreadData {
 /** One input: [name, ONNX Runtime type, dims, data]. */
 export type WireFeed = [string, ort.Tensor.Type, number[], ort.Tensor.DataType]
 
-/** A run, main thread -> model thread. */
-export interface RunMessage {
-  id: number
-  feeds: WireFeed[]
-}
+/**
+ * Main thread -> model thread: a run, or stop (after the runs before it; a thread is never terminated
+ * from outside, which would abort the process if it came during a native run).
+ */
+export type MainMessage = { kind: 'run'; id: number; feeds: WireFeed[] } | { kind: 'stop' }
 
 /** Model thread -> main thread. */
 export type ThreadMessage =
@@ -35,19 +35,34 @@ const port = parentPort!
 const data = workerData as ThreadData
 const send = (message: ThreadMessage, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer)
 
-let session: ort.InferenceSession
+// The thread ends when nothing is left to do: after a failed load (no listener), or once stopped
+// (the port closed). Never process.exit(): it runs the process's exit handlers.
+let session: ort.InferenceSession | undefined
 try {
   session = await ort.InferenceSession.create(data.file, { intraOpNumThreads: data.intraOp, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' })
 } catch (error) {
   send({ kind: 'failed', error: error instanceof Error ? error.message : String(error) })
-  process.exit(0)
 }
-const outputNames = session.outputNames
+if (session) serve(session)
 
-port.on('message', (message: RunMessage) => void run(message))
-send({ kind: 'ready' })
+function serve(session: ort.InferenceSession): void {
+  const outputNames = session.outputNames
+  let stopping = false
+  port.on('message', (message: MainMessage) => {
+    if (message.kind === 'run') {
+      if (!stopping) void run(session, outputNames, message)
+    } else if (message.kind === 'stop') {
+      stopping = true
+      port.close()
+      void session.release()
+    }
+    // Anything else is a bug on the other side: the thread stops with it (and is replaced).
+    else throw new Error(`the model thread got a message it does not know: ${JSON.stringify(message)}`)
+  })
+  send({ kind: 'ready' })
+}
 
-async function run(message: RunMessage): Promise<void> {
+async function run(session: ort.InferenceSession, outputNames: readonly string[], message: Extract<MainMessage, { kind: 'run' }>): Promise<void> {
   const feeds: Record<string, ort.Tensor> = {}
   try {
     for (const [name, type, dims, values] of message.feeds) feeds[name] = new ort.Tensor(type, values as Float32Array, dims)
