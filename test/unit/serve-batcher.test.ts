@@ -64,3 +64,34 @@ test('only models with a dynamic first dimension everywhere are batched', () => 
   assert.equal(canBatch([{ name: 'x', datatype: 'FP32', shape: [1, 3] }], [{ name: 'y', datatype: 'FP32', shape: [-1, 1] }]), false)
   assert.equal(canBatch([{ name: 'x', datatype: 'FP32', shape: [-1, 3] }], [{ name: 'y', datatype: 'FP32', shape: [] }]), false)
 })
+
+test('with concurrency 2, a second batch runs beside the first (one per model thread), never a third', async () => {
+  let running = 0
+  let most = 0
+  const sizes: number[] = []
+  const gates: (() => void)[] = []
+  const model = async (inputs: readonly InputTensor[]): Promise<OutputTensor[]> => {
+    const rows = inputs[0]!.shape[0]!
+    sizes.push(rows)
+    running++
+    most = Math.max(most, running)
+    await new Promise<void>((resolve) => gates.push(resolve))
+    running--
+    return [{ name: 'y', datatype: 'FP32', shape: [rows, 1], data: new Float32Array(rows) }]
+  }
+  const run = createBatcher(model, { maxBatch: 4, concurrency: 2 })
+  // 12 one-row requests at once: a batch of 4 starts, a second of 4 beside it, the last 4 wait.
+  const answers = Promise.all(Array.from({ length: 12 }, () => run(request(1, 2, 0))))
+  const deadline = Date.now() + 5000
+  while (sizes.length < 2 && Date.now() < deadline) await new Promise((r) => setImmediate(r))
+  assert.deepEqual(sizes, [4, 4])
+  assert.equal(running, 2)
+  while (gates.length > 0 || sizes.length < 3) {
+    gates.shift()?.()
+    await new Promise((r) => setImmediate(r))
+    if (Date.now() > deadline) throw new Error('the batches did not finish')
+  }
+  await answers
+  assert.deepEqual(sizes, [4, 4, 4])
+  assert.equal(most, 2)
+})
