@@ -134,7 +134,12 @@ export function startModelThreads(file: string, options: ModelThreadsOptions): M
         slot.pending.set(id, { resolve, reject })
         const message: MainMessage = { kind: 'run', id, feeds }
         try {
-          slot.worker.postMessage(message, transfer)
+          try {
+            slot.worker.postMessage(message, transfer)
+          } catch {
+            // A buffer that cannot be moved: copied instead.
+            slot.worker.postMessage(message)
+          }
         } catch (error) {
           settled(slot, id)
           reject(error instanceof Error ? error : new Error(String(error)))

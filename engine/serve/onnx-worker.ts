@@ -76,7 +76,12 @@ async function run(session: ort.InferenceSession, outputNames: readonly string[]
       if (ArrayBuffer.isView(values) && values.buffer instanceof ArrayBuffer && !transfer.includes(values.buffer)) transfer.push(values.buffer)
       return [tensor.dims.map(Number), values]
     })
-    send({ kind: 'done', id: message.id, ms, outputs }, transfer)
+    try {
+      send({ kind: 'done', id: message.id, ms, outputs }, transfer)
+    } catch {
+      // A buffer that cannot be moved (one ONNX Runtime keeps): copied instead.
+      send({ kind: 'done', id: message.id, ms, outputs })
+    }
   } catch (error) {
     send({ kind: 'error', id: message.id, error: error instanceof Error ? error.message : String(error) })
   }

@@ -22,7 +22,7 @@ import type { OnnxModel } from '../../engine/serve/onnx-session.ts'
 import { modelThreads, startModelThreads } from '../../engine/serve/onnx-threads.ts'
 import type { InputTensor } from '../../engine/serve/protocol.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { mlpModel, sigmoidModel, sigmoidReference } from '../helpers/onnx-models.ts'
+import { mlpModel, sigmoidModel, sigmoidReference, typedModel } from '../helpers/onnx-models.ts'
 import { OipClient, output } from '../helpers/oip-client.ts'
 
 const W1 = [0.5, -1, 2]
@@ -90,6 +90,23 @@ test('a dear run goes to the thread only while other requests are in progress, w
   await model.release()
   released = true
   assert.equal(modelThreads().length, before, 'releasing the version stops its thread')
+})
+
+test('every datatype comes back from the thread as from the event loop (INT64, FP64, BOOL, INT32)', async (t) => {
+  const file = join(tempDir(t), 'typed.onnx')
+  writeFileSync(file, typedModel())
+  const model = await loadOnnxModel(file, { threads: 1, inlineBelowMs: 0 })
+  t.after(() => model.release())
+  const inputs = (): InputTensor[] => [
+    { name: 'ids', datatype: 'INT64', shape: [2, 2], data: BigInt64Array.from([1n, -2n, 9007199254740990n, 4n]) },
+    { name: 'values', datatype: 'FP64', shape: [2, 3], data: Float64Array.from([0.1, -2.5, 1e300, 3, 4, 5]) },
+    { name: 'flags', datatype: 'BOOL', shape: [2], data: Uint8Array.from([1, 0]) },
+    { name: 'counts', datatype: 'INT32', shape: [2], data: Int32Array.from([-7, 2147483647]) },
+  ]
+  const here = await model.run(inputs())
+  const there = await runOnThread(model, inputs)
+  assert.deepEqual(there.map((o) => [o.name, o.datatype, o.shape, Array.from(o.data as ArrayLike<unknown>)]), here.map((o) => [o.name, o.datatype, o.shape, Array.from(o.data as ArrayLike<unknown>)]))
+  assert.deepEqual(Array.from(there[0]!.data as BigInt64Array), [2n, -1n, 9007199254740991n, 5n])
 })
 
 test('a run expected to cost less than the hand-over stays on the event loop, and is measured again now and then', async (t) => {
