@@ -4,9 +4,11 @@
  * client pays for), 50 concurrent HTTP clients (autocannon) each asking for a random one of 100k
  * entities, beside the bare SQL primary-key lookup through pg at the same concurrency (the floor the
  * route stands on). The route is measured without the in-memory caches (every request asks Postgres),
- * with them from a cold start, and warm; the POST form with one entity and the server's cheapest
- * authenticated route (`GET /api/v1/session`) for comparison. Goal: route p99 <= 5 ms. Prints figures;
- * never pass/fail.
+ * with them from a cold start, and warm: answered by the fast path ahead of Fastify
+ * (engine/web/online-fast-path.ts), and with the fast path off (through Fastify's routing and hooks);
+ * the POST form with one entity and the server's cheapest authenticated route (`GET /api/v1/session`)
+ * for comparison, and a bare Node HTTP server answering one constant JSON body (no auth, no lookup:
+ * the floor of Node's HTTP on the machine). Goal: route p99 <= 5 ms. Prints figures; never pass/fail.
  *
  * The load generator always runs in a process of its own. Each measurement is made twice:
  * - pinned: the load generator on CPU 1, everything else (this process with the web server, Postgres)
@@ -16,9 +18,11 @@
  * has 1 ms steps); "server CPU" is this process's CPU time (user + system) over the requests served.
  *
  * Usage: node bench/online.ts [--entities N] [--seconds S] [--connections C] [--pin both|yes|no]
- *          [--only sql,uncached,cold,warm,post,session]
+ *          [--only sql,uncached,cold,warm,fastify,post,session,node]
  */
 import { execFileSync, spawn } from 'node:child_process'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -40,7 +44,7 @@ import { createWebServer } from '../engine/web/server.ts'
 import type { WebServerOptions } from '../engine/web/server.ts'
 import { createToken } from '../engine/web/auth/tokens.ts'
 
-const PHASES = ['sql', 'uncached', 'cold', 'warm', 'post', 'session'] as const
+const PHASES = ['sql', 'uncached', 'cold', 'warm', 'fastify', 'post', 'session', 'node'] as const
 const { values } = parseArgs({
   options: {
     entities: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' },
@@ -215,6 +219,31 @@ try {
       if (only.has('session')) await measure('GET /api/v1/session', pinned, http(cached.url, ['--load-path', '/api/v1/session']), true)
     } finally {
       await cached.app.close()
+    }
+    // The same warm lookups with the fast path off: Fastify's routing, hooks, validation and serializer.
+    if (only.has('fastify')) {
+      const slow = await serve({ onlineCacheRows: ENTITIES, onlineFastPath: false })
+      try {
+        await warmUp(slow.url)
+        await measure('GET .../online, warm, via Fastify', pinned, http(slow.url), true)
+      } finally {
+        await slow.app.close()
+      }
+    }
+    // Node's HTTP server alone, one constant answer of the lookup's size: what any route stands on.
+    if (only.has('node')) {
+      const body = Buffer.from(JSON.stringify({ entity: { user_id: 'u12345' }, features: { spend_7d: 1234.56, events_1d: 2, avg_amount: 51.23, last_country: 'DE' }, feature_timestamp: '2026-02-01T00:00:00.000Z', found: true, expired: false }))
+      const bare = createServer((_request, response) => {
+        response.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })
+        response.end(body)
+      })
+      await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve))
+      try {
+        await measure('bare Node HTTP, constant answer', pinned, http(`http://127.0.0.1:${(bare.address() as AddressInfo).port}`, ['--load-path', '/']), true)
+      } finally {
+        bare.closeAllConnections()
+        await new Promise((resolve) => bare.close(resolve))
+      }
     }
   }
 } finally {

@@ -43,6 +43,13 @@ export interface OnlineStore {
    * synchronously when the definition and every row asked are in memory, else with a promise.
    */
   read(view: string, entities: readonly Record<string, unknown>[]): OnlineReadResult | Promise<OnlineReadResult>
+  /**
+   * The answer `read` would give for one well-formed entity of a known view, when the view's kept
+   * definition and the entity's cached row (or cached absence) answer it from memory; undefined in
+   * every other case (a malformed entity included), and nothing is read from the database: the
+   * caller then asks `read`.
+   */
+  peek(view: string, entity: Record<string, unknown>): OnlineValue | undefined
 }
 
 export interface OnlineStoreOptions {
@@ -79,17 +86,15 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     return promise
   }
   /** The kept definition while it is fresh (read again in the background once half its time is up, so a busy view never waits). */
-  const definitionOf = (view: string): OnlineDefinition | Promise<OnlineDefinition | undefined> => {
+  const keptDefinition = (view: string): OnlineDefinition | undefined => {
     const cached = definitions.get(view)
-    if (cached) {
-      const age = performance.now() - cached.readAt
-      if (age < cacheMs) {
-        if (age >= cacheMs / 2 && !loading.has(view)) load(view).catch(() => undefined)
-        return cached.definition
-      }
-    }
-    return load(view)
+    if (!cached) return undefined
+    const age = performance.now() - cached.readAt
+    if (age >= cacheMs) return undefined
+    if (age >= cacheMs / 2 && !loading.has(view)) load(view).catch(() => undefined)
+    return cached.definition
   }
+  const definitionOf = (view: string): OnlineDefinition | Promise<OnlineDefinition | undefined> => keptDefinition(view) ?? load(view)
   const cache = options.rowCache
   const lookUp = async (view: string, keys: readonly (string | undefined)[]): Promise<Map<string, OnlineRow>> => {
     const wanted = [...new Set(keys.filter((k): k is string => k !== undefined))]
@@ -164,6 +169,16 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     read(view, entities) {
       const d = definitionOf(view)
       return d instanceof Promise ? d.then((found) => answer(view, found, entities)) : answer(view, d, entities)
+    },
+    peek(view, entity) {
+      if (!cache) return undefined
+      const d = keptDefinition(view)
+      if (!d || !hasExactlyScalars(entity, d.entity)) return undefined
+      const key = canonicalEntityKey(d.entity.map((c) => entity[c]))
+      if (key === undefined) return undefined
+      const row = cache.get(view, key)
+      if (row === undefined) return undefined
+      return valueOf(d, d.ttlMs === null ? undefined : now().getTime() - d.ttlMs, entity, row ?? undefined)
     },
   }
 }

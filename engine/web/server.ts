@@ -6,8 +6,9 @@
  * every JSON body and log event is masked with the secrets this process knows (secret-masking.ts), and
  * request bodies are JSON only, small, and validated against each route's schema (unknown keys refused).
  */
+import { createServer } from 'node:http'
 import Fastify, { LogController } from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerFactory } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifySwagger from '@fastify/swagger'
@@ -24,6 +25,9 @@ import { createTokenCache } from './auth/token-cache.ts'
 import { startCacheFeed } from './cache-feed.ts'
 import type { CacheFeed } from './cache-feed.ts'
 import { createOnlineRowCache } from '../data/online-cache.ts'
+import { createOnlineStore } from '../data/online-store.ts'
+import { createOnlineFastPath } from './online-fast-path.ts'
+import type { OnlineFastPath } from './online-fast-path.ts'
 import type { Access } from './auth/authenticate.ts'
 import { isRole } from './auth/roles.ts'
 import { createLogFeed } from './log-feed.ts'
@@ -82,6 +86,8 @@ export interface WebServerOptions {
   onlineCacheRows?: number
   /** A cached online row is read again after this long even without a notification. @default 60000 */
   onlineCacheMaxAgeMs?: number
+  /** Answer warm online GET lookups before Fastify's routing (online-fast-path.ts); false: every request goes through Fastify. @default true */
+  onlineFastPath?: boolean
 }
 
 const API_PREFIX = '/api/'
@@ -94,7 +100,20 @@ const SECURITY_HEADERS = Object.freeze({
 
 export async function createWebServer(options: WebServerOptions): Promise<FastifyInstance> {
   const log = options.log.child({ component: 'web' })
+  // The HTTP server Fastify would make (same timeouts), with warm online lookups answered ahead of it.
+  let fastPath: OnlineFastPath | undefined
+  const serverFactory: FastifyServerFactory = (handler, fastifyOptions) => {
+    const opts = fastifyOptions as { keepAliveTimeout?: number; requestTimeout?: number; connectionTimeout?: number }
+    const server = createServer((request, response) => {
+      if (fastPath === undefined || !fastPath(request, response)) handler(request, response)
+    })
+    server.keepAliveTimeout = opts.keepAliveTimeout ?? 72_000
+    server.requestTimeout = opts.requestTimeout ?? 0
+    server.setTimeout(opts.connectionTimeout ?? 0)
+    return server
+  }
   const app: FastifyInstance = Fastify({
+    serverFactory,
     loggerInstance: log as FastifyBaseLogger,
     // Fastify's own per-request info lines are off; onResponse logs each request at debug level.
     logController: new LogController({ disableRequestLogging: true }),
@@ -217,11 +236,19 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
   modelRoutes(app, ctx, options.data?.dir)
   taskRoutes(app, ctx)
   logRoutes(app, ctx)
-  featureRoutes(app, ctx)
+  const online = createOnlineStore(options.db, { rowCache: onlineRows })
+  featureRoutes(app, ctx, online)
   adminRoutes(app, ctx)
   healthRoutes(app, ctx, metrics)
   pageRoutes(app, ctx)
   await app.ready()
+  if (options.onlineFastPath !== false) {
+    fastPath = createOnlineFastPath({
+      db: options.db, tokens: tokenCache, online, masker: ctx.masker, log,
+      headers: { ...SECURITY_HEADERS, 'cache-control': 'no-store' },
+      closing: () => closing.signal.aborted,
+    })
+  }
   return app
 }
 

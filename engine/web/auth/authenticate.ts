@@ -81,6 +81,20 @@ function bearerPrincipal(db: Db, request: FastifyRequest, tokens: TokenCache | u
   return found instanceof Promise ? found.then(principalOf) : principalOf(found)
 }
 
+/**
+ * The principal of an `Authorization` header value when its token was verified a moment ago (the
+ * token cache answers from memory, same rules as the hook: expiry, revocation notices, a live feed);
+ * undefined in every other case, without asking the database: no header, a malformed one, a token not
+ * in the cache. Used by paths that answer only from memory and leave everything else to the hook.
+ */
+export function cachedBearerPrincipal(db: Db, header: string | undefined, tokens: TokenCache): Principal | undefined {
+  if (header === undefined) return undefined
+  const match = BEARER.exec(header)
+  if (!match) return undefined
+  const key = sha256Base64(match[1]!)
+  return principalOf(tokens.peek(key, () => findTokenByHash(db, Buffer.from(key, 'base64'))))
+}
+
 /** The session cookie's value (cookies are parsed only for requests that need them). */
 export function sessionCookie(request: FastifyRequest): string | undefined {
   if (request.cookies) return request.cookies[SESSION_COOKIE]

@@ -35,6 +35,12 @@ export interface TokenCache {
    * half its ttl is checked again in the background. With the cache off, every call checks.
    */
   resolve(digest: string, check: () => Promise<TokenRow | undefined>): TokenRow | undefined | Promise<TokenRow | undefined>
+  /**
+   * The cached row when it is fresh (checked again in the background past half its ttl, as `resolve`
+   * does), else undefined without starting a check: for a caller that answers only from memory and
+   * leaves every other request to the path that awaits `resolve`.
+   */
+  peek(digest: string, check: () => Promise<TokenRow | undefined>): TokenRow | undefined
   /** Forgets every token (a credential changed, or notifications may have been missed). */
   clear(): void
   readonly size: number
@@ -93,6 +99,11 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
     checking.set(key, { generation: startedUnder, promise })
     return promise
   }
+  /** The fresh entry's row, with a background check started once half the ttl has passed. */
+  const reuse = (digest: string, entry: { row: TokenRow; verifiedAt: number }, load: () => Promise<TokenRow | undefined>): TokenRow => {
+    if (now() - entry.verifiedAt >= ttlMs / 2 && !checking.has(digest)) check(digest, load).catch(() => undefined)
+    return entry.row
+  }
   return {
     get: (digest) => fresh(digest)?.row,
     generation: () => generation,
@@ -100,9 +111,11 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
     resolve(digest, load) {
       if (ttlMs <= 0) return load()
       const entry = fresh(digest)
-      if (!entry) return check(digest, load)
-      if (now() - entry.verifiedAt >= ttlMs / 2 && !checking.has(digest)) check(digest, load).catch(() => undefined)
-      return entry.row
+      return entry ? reuse(digest, entry, load) : check(digest, load)
+    },
+    peek(digest, load) {
+      const entry = fresh(digest)
+      return entry ? reuse(digest, entry, load) : undefined
     },
     clear() {
       generation++

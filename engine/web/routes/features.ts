@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { createOnlineStore } from '../../data/online-store.ts'
-import type { OnlineReadResult } from '../../data/online-store.ts'
+import type { OnlineReadResult, OnlineStore } from '../../data/online-store.ts'
 import type { WebContext } from '../context.ts'
 import { AUTH_ERRORS, SECURITY, errors } from '../schemas.ts'
 
@@ -29,8 +29,8 @@ const onlineValue = {
   },
 } as const
 
-export function featureRoutes(app: FastifyInstance, ctx: WebContext): void {
-  const online = createOnlineStore(ctx.db, { rowCache: ctx.onlineRows })
+/** `online`: the store the server's fast path (online-fast-path.ts) shares, so both keep the same definitions. */
+export function featureRoutes(app: FastifyInstance, ctx: WebContext, online: OnlineStore = createOnlineStore(ctx.db, { rowCache: ctx.onlineRows })): void {
   const answer = (result: OnlineReadResult, reply: { code(n: number): { send(body: unknown): unknown } }) => {
     if (result.ok) return undefined
     return reply.code(result.reason === 'unknown_view' ? 404 : 400).send({ error: result.reason === 'unknown_view' ? 'not_found' : 'bad_request', message: result.message })
