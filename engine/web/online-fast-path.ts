@@ -11,7 +11,8 @@
  *   `+`) and values of at most 1000 characters (the route's querystring schema);
  * - `Authorization: Bearer <token>` whose token the token cache verified a moment ago (token-cache.ts:
  *   same expiry, revocation notices and live-feed rules as the auth hook; a request judged by its
- *   Authorization header alone, cookies ignored, as in the hook) and whose role allows `viewer`;
+ *   Authorization header alone, cookies ignored, as in the hook) and whose role allows the route's
+ *   access (`ONLINE_ACCESS`, viewer);
  * - the online store answers the entity from memory (online-store.ts `peek`: the view's kept
  *   definition, the entity's cached row or cached absence; the ttl rule applied now);
  * - the server is not closing.
@@ -31,6 +32,7 @@ import type { Db } from '../store/db.ts'
 import { cachedBearerPrincipal } from './auth/authenticate.ts'
 import { roleAllows } from './auth/roles.ts'
 import type { TokenCache } from './auth/token-cache.ts'
+import { ONLINE_ACCESS } from './routes/features.ts'
 
 const PREFIX = '/api/v1/features/'
 const SUFFIX = '/online'
@@ -72,7 +74,7 @@ export function createOnlineFastPath(options: OnlineFastPathOptions): OnlineFast
     const entity = parseQuery(url, query + 1)
     if (entity === undefined || options.closing()) return false
     const principal = cachedBearerPrincipal(db, request.headers.authorization, tokens)
-    if (!principal || !roleAllows(principal.role, 'viewer')) return false
+    if (!principal || !roleAllows(principal.role, ONLINE_ACCESS)) return false
     const value = online.peek(view, entity)
     if (value === undefined) return false
     const started = debug ? performance.now() : 0

@@ -12,6 +12,9 @@ import type { OnlineReadResult, OnlineStore } from '../../data/online-store.ts'
 import type { WebContext } from '../context.ts'
 import { AUTH_ERRORS, SECURITY, errors } from '../schemas.ts'
 
+/** Who may look up online features (the fast path of online-fast-path.ts checks the same role). */
+export const ONLINE_ACCESS = 'viewer' as const
+
 /** Entities one POST may ask for. */
 export const MAX_ONLINE_ENTITIES = 1000
 
@@ -38,7 +41,7 @@ export function featureRoutes(app: FastifyInstance, ctx: WebContext, online: Onl
   const one = (result: OnlineReadResult, reply: { code(n: number): { send(body: unknown): unknown } }) => answer(result, reply) ?? (result as OnlineReadResult & { ok: true }).values[0]
 
   app.get<{ Params: { view: string }; Querystring: Record<string, string | string[]> }>('/api/v1/features/:view/online', {
-    config: { access: 'viewer' },
+    config: { access: ONLINE_ACCESS },
     schema: {
       summary: 'Online feature values of one entity',
       description: 'One query parameter per entity column of the view, e.g. `?user_id=u1`.',
@@ -57,7 +60,7 @@ export function featureRoutes(app: FastifyInstance, ctx: WebContext, online: Onl
   })
 
   app.post<{ Params: { view: string }; Body: { entities: Record<string, unknown>[] } }>('/api/v1/features/:view/online', {
-    config: { access: 'viewer' },
+    config: { access: ONLINE_ACCESS },
     schema: {
       summary: 'Online feature values of several entities',
       description: `Up to ${MAX_ONLINE_ENTITIES} entities, each an object with the view's entity columns; results in the same order.`,
