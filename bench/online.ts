@@ -18,7 +18,11 @@
  * has 1 ms steps); "server CPU" is this process's CPU time (user + system) over the requests served.
  *
  * Usage: node bench/online.ts [--entities N] [--seconds S] [--connections C] [--pin both|yes|no]
- *          [--only sql,uncached,cold,warm,fastify,post,session,node]
+ *          [--only sql,uncached,cold,warm,fastify,post,session,node] [--rounds N]
+ *
+ * --rounds N measures the chosen phases N times in a row in each mode (on a shared machine the load
+ * changes from one phase to the next, and the first phase of a process runs before the JIT has
+ * settled: compare phases of the later rounds).
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { createServer } from 'node:http'
@@ -40,7 +44,7 @@ import { createDb } from '../engine/store/db.ts'
 import { startEmbeddedPostgres } from '../engine/store/embedded.ts'
 import { migrate } from '../engine/store/migrate.ts'
 import { saveFeatureViews } from '../engine/store/feature-views.ts'
-import { createWebServer } from '../engine/web/server.ts'
+import { SECURITY_HEADERS, createWebServer } from '../engine/web/server.ts'
 import type { WebServerOptions } from '../engine/web/server.ts'
 import { createToken } from '../engine/web/auth/tokens.ts'
 
@@ -48,7 +52,7 @@ const PHASES = ['sql', 'uncached', 'cold', 'warm', 'fastify', 'post', 'session',
 const { values } = parseArgs({
   options: {
     entities: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' },
-    pin: { type: 'string', default: 'both' }, only: { type: 'string', default: PHASES.join(',') },
+    pin: { type: 'string', default: 'both' }, only: { type: 'string', default: PHASES.join(',') }, rounds: { type: 'string', default: '1' },
     // Internal: the load generator's own process (so that it does not share the server's event loop).
     'load-url': { type: 'string' }, 'load-token': { type: 'string' }, 'load-path': { type: 'string' }, 'load-method': { type: 'string' }, 'load-sql': { type: 'string' },
   },
@@ -193,7 +197,8 @@ try {
   }
   const http = (url: string, extra: string[] = []) => ['--load-url', url, '--load-token', token, ...extra]
 
-  for (const pinned of runModes) {
+  const rounds = Array.from({ length: Math.max(1, Number(values.rounds)) }, (_, i) => i)
+  for (const pinned of runModes.flatMap((mode) => rounds.map(() => mode))) {
     if (canPin) pinServerSide(pinned)
     // Bare SQL: the route's per-request lookup (it keeps the view's definition for a second) through pg, same concurrency.
     if (only.has('sql')) await measure('bare SQL lookup (pg)', pinned, ['--load-sql', server.url], false)
@@ -220,11 +225,11 @@ try {
     } finally {
       await cached.app.close()
     }
-    // Node's HTTP server alone, one constant answer of the lookup's size: what any route stands on.
+    // Node's HTTP server alone, one constant answer of the lookup's size with the API's headers: what any route stands on.
     if (only.has('node')) {
       const body = Buffer.from(JSON.stringify({ entity: { user_id: 'u12345' }, features: { spend_7d: 1234.56, events_1d: 2, avg_amount: 51.23, last_country: 'DE' }, feature_timestamp: '2026-02-01T00:00:00.000Z', found: true, expired: false }))
       const bare = createServer((_request, response) => {
-        response.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })
+        response.writeHead(200, { ...SECURITY_HEADERS, 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })
         response.end(body)
       })
       await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve))

@@ -91,7 +91,7 @@ export interface WebServerOptions {
 }
 
 const API_PREFIX = '/api/'
-const SECURITY_HEADERS = Object.freeze({
+export const SECURITY_HEADERS = Object.freeze({
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
