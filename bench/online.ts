@@ -15,7 +15,7 @@
  *   on CPU 0, so the two sides do not take turns on one core (other jobs on the machine are not pinned);
  * - unpinned: the scheduler puts every process where it likes.
  * Latencies are measured per request in the load generator (to 0.01 ms; autocannon's own histogram
- * has 1 ms steps); "server CPU" is this process's CPU time (user + system) over the requests served.
+ * has 1 ms steps); each phase starts after a full garbage collection of this process; "server CPU" is this process's CPU time (user + system) over the requests served.
  *
  * Usage: node bench/online.ts [--entities N] [--seconds S] [--connections C] [--pin both|yes|no]
  *          [--only sql,uncached,cold,warm,fastify,post,session,node] [--rounds N]
@@ -33,6 +33,8 @@ import { fileURLToPath } from 'node:url'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { silentLogger } from '../engine/log.ts'
@@ -113,6 +115,9 @@ if (values['load-url'] !== undefined) {
   process.exit(0)
 }
 
+setFlagsFromString('--expose-gc')
+const collectGarbage = runInNewContext('gc') as () => void
+
 // Pinning: taskset (util-linux) sets the CPU affinity of a process's threads (-a); children inherit it.
 const cpus = availableParallelism()
 let canPin = cpus >= 2
@@ -168,6 +173,9 @@ try {
 
   /** Runs the load generator (pinned to CPU 1 or not) and prints its figures beside the server's CPU time per request. */
   const measure = async (label: string, pinned: boolean, args: string[], serverCpu: boolean) => {
+    // Each phase starts from a collected heap: otherwise the garbage of set-up and warm-up (hundreds of
+    // MB) lands a major collection of 100-200 ms inside whichever phase comes next.
+    collectGarbage()
     const load = loadavg()[0]!.toFixed(1)
     const node = [process.execPath, fileURLToPath(import.meta.url), '--entities', String(ENTITIES), '--seconds', String(SECONDS), '--connections', String(CONNECTIONS), ...args]
     const cpuBefore = process.cpuUsage()
