@@ -200,7 +200,10 @@ try {
       const response = await fetch(`${url}/api/v1/features/activity/online`, {
         method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ entities }),
       })
-      if (!response.ok) throw new Error(`warm-up: ${response.status} ${await response.text()}`)
+      // Read to the end: an unread body keeps its connection busy (the next request opens another), and
+      // the server's close then waits for those connections.
+      const text = await response.text()
+      if (!response.ok) throw new Error(`warm-up: ${response.status} ${text}`)
     }
   }
   const http = (url: string, extra: string[] = []) => ['--load-url', url, '--load-token', token, ...extra]
