@@ -26,13 +26,19 @@ async function writeRows(staged: StagedVersion, sql: string): Promise<void> {
   }
 }
 
-test('datasets: publish, read back, versions, reuse, stale base and fencing', async (t) => {
+/** A migrated database and an empty datasets directory, both gone after the test. */
+async function setup(t: { after(fn: () => unknown): void }): Promise<{ db: ReturnType<typeof createDb>; dir: string }> {
   const log = testLogger()
   const db = createDb(await createTestDatabase(t), { log })
   t.after(() => db.close())
   await migrate(db, log)
   const dir = mkdtempSync(join(tmpdir(), 'cairn-datasets-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
+  return { db, dir }
+}
+
+test('datasets: publish, read back, versions, reuse, stale base and fencing', async (t) => {
+  const { db, dir } = await setup(t)
   const cli = createDatasets({ db, dir, producer: { kind: 'actor', actor: 'alice' } })
 
   const first = await cli.stage('events')
@@ -71,12 +77,7 @@ test('datasets: publish, read back, versions, reuse, stale base and fencing', as
 })
 
 test('datasets: a retried task instance that publishes the same rows gets its earlier version', async (t) => {
-  const log = testLogger()
-  const db = createDb(await createTestDatabase(t), { log })
-  t.after(() => db.close())
-  await migrate(db, log)
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-datasets-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const { db, dir } = await setup(t)
   // A real claim: a run, its task instance and a running attempt.
   const claims = await insertRunningAttempts(db, 2)
   const publishAs = async (claimId: string, attempt: number, sql: string) => {
@@ -120,12 +121,7 @@ async function insertRunningAttempts(db: ReturnType<typeof createDb>, n: number)
 }
 
 test('the sweep removes staged folders no version will name: of attempts that ended, and old unclaimed ones; never a published or a running one', async (t) => {
-  const log = testLogger()
-  const db = createDb(await createTestDatabase(t), { log })
-  t.after(() => db.close())
-  await migrate(db, log)
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-datasets-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const { db, dir } = await setup(t)
   const { runId, ids: [claimA, claimB] } = await insertRunningAttempts(db, 2)
   const as = (claimId: string, attempt: number) => createDatasets({ db, dir, producer: { kind: 'attempt', runId, taskId: 't', attempt, claimId } })
   const rel = (staged: StagedVersion) => relative(dir, staged.dir)

@@ -9,9 +9,10 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import type { JobHandle, JobSpec, RankLine } from '../../engine/executors/executor.ts'
+import type { JobHandle, JobSpec } from '../../engine/executors/executor.ts'
 import { createSlurmExecutor } from '../../engine/executors/slurm.ts'
 import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
+import { collectJobEvents, pollUntil } from '../helpers/job-events.ts'
 
 const run = promisify(execFile)
 const skip = localClusterSkipReason()
@@ -34,32 +35,8 @@ test('slurm executor on the local cluster', { skip }, async (t) => {
   const spec = (name: string, argv: string[], extra: Partial<JobSpec> = {}): JobSpec => ({
     argv, env: {}, nodes: 2, tasksPerNode: 1, gpusPerNode: 0, workdir: path.join(work, name), artifacts: [], artifactsDir: path.join(work, `${name}-artifacts`), ...extra,
   })
-  const collect = () => {
-    const lines: RankLine[] = []
-    const handles: JobHandle[] = []
-    const states: (string | undefined)[] = []
-    return {
-      lines,
-      handles,
-      states,
-      options: (signal = new AbortController().signal) => ({
-        onLine: (line: RankLine) => void lines.push(line),
-        record: async (handle: JobHandle) => {
-          handles.push(handle)
-          // Recorded before it may run: the job is held.
-          if (handle.executor === 'slurm') states.push(await jobState(handle.jobId))
-        },
-        signal,
-      }),
-    }
-  }
-  const waitFor = async (what: string, check: () => boolean | Promise<boolean>, ms = 60_000) => {
-    const deadline = Date.now() + ms
-    while (!(await check())) {
-      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
+  const collect = () => collectJobEvents(jobState)
+  const waitFor = (what: string, check: () => boolean | Promise<boolean>, ms = 60_000) => pollUntil(what, check, ms)
 
   await t.test('a 2-node job runs a rank on each node with its torchrun environment; artifacts are collected', async () => {
     const seen = collect()

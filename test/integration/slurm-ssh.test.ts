@@ -14,10 +14,11 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import type { SlurmCluster } from '../../engine/config/config-types.ts'
 import { loadConfig } from '../../engine/config/load-config.ts'
-import type { JobHandle, JobSpec, RankLine } from '../../engine/executors/executor.ts'
+import type { JobHandle, JobSpec } from '../../engine/executors/executor.ts'
 import { createSlurmExecutor } from '../../engine/executors/slurm.ts'
 import type { SshHostSetting } from '../../engine/executors/ssh-connection.ts'
 import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
+import { collectJobEvents, pollUntil } from '../helpers/job-events.ts'
 
 const run = promisify(execFile)
 const skip = localClusterSkipReason()
@@ -74,31 +75,8 @@ test('slurm executor submitting over SSH on a login node of the local cluster', 
   const spec = (name: string, argv: string[], extra: Partial<JobSpec> = {}): JobSpec => ({
     argv, env: {}, nodes: 2, tasksPerNode: 1, gpusPerNode: 0, workdir: path.join(work, name), artifacts: [], artifactsDir: path.join(local, name), ...extra,
   })
-  const collect = () => {
-    const lines: RankLine[] = []
-    const handles: JobHandle[] = []
-    const states: (string | undefined)[] = []
-    return {
-      lines,
-      handles,
-      states,
-      options: (signal = new AbortController().signal) => ({
-        onLine: (line: RankLine) => void lines.push(line),
-        record: async (handle: JobHandle) => {
-          handles.push(handle)
-          if (handle.executor === 'slurm') states.push(await jobState(handle.jobId))
-        },
-        signal,
-      }),
-    }
-  }
-  const waitFor = async (what: string, check: () => boolean | Promise<boolean>, ms = 90_000) => {
-    const deadline = Date.now() + ms
-    while (!(await check())) {
-      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-      await sleep(100)
-    }
-  }
+  const collect = () => collectJobEvents(jobState)
+  const waitFor = (what: string, check: () => boolean | Promise<boolean>, ms = 90_000) => pollUntil(what, check, ms)
   const sbatchCalls = () => executor.commands.calls.get('sbatch') ?? 0
 
   await t.test('a 2-node job submitted on the login node runs a rank on each node; its output and artifacts come back over SFTP', async () => {
