@@ -21,6 +21,8 @@ import type { OnlineRow } from '../store/feature-online.ts'
 export interface OnlineRowCache {
   /** The cached answer for the key: the row, null when the database had none, undefined when not cached. */
   get(view: string, key: string): OnlineRow | null | undefined
+  /** The same entry with its memo slot (see `CachedOnlineRow`); undefined when `get` would be. */
+  entry(view: string, key: string): CachedOnlineRow | undefined
   /** Call before asking the database; pass the result to `set`. */
   generation(view: string): number
   set(view: string, key: string, row: OnlineRow | null, generation: number): void
@@ -40,10 +42,19 @@ export interface OnlineRowCacheOptions {
   now?: () => number
 }
 
-interface Entry {
-  view: string
-  row: OnlineRow | null
-  at: number
+/** A cached row as its reader sees it. */
+export interface CachedOnlineRow {
+  readonly row: OnlineRow | null
+  /**
+   * Whatever its reader keeps with this row (the online store keeps the answer it made from it, so a
+   * row read again is not answered again from scratch); dropped with the entry.
+   */
+  memo: unknown
+}
+
+interface Entry extends CachedOnlineRow {
+  readonly view: string
+  readonly at: number
   used: boolean
 }
 
@@ -68,26 +79,28 @@ export function createOnlineRowCache(options: OnlineRowCacheOptions): OnlineRowC
     }
   }
   const generationOf = (view: string) => Math.max(generations.get(view) ?? 0, everything)
+  const entryOf = (view: string, key: string): Entry | undefined => {
+    if (entries.size === 0 || !options.isLive()) return undefined
+    const k = keyOf(view, key)
+    const entry = entries.get(k)
+    if (!entry) return undefined
+    if (now() - entry.at >= maxAgeMs) {
+      entries.delete(k)
+      return undefined
+    }
+    entry.used = true
+    return entry
+  }
   return {
-    get(view, key) {
-      if (entries.size === 0 || !options.isLive()) return undefined
-      const k = keyOf(view, key)
-      const entry = entries.get(k)
-      if (!entry) return undefined
-      if (now() - entry.at >= maxAgeMs) {
-        entries.delete(k)
-        return undefined
-      }
-      entry.used = true
-      return entry.row
-    },
+    get: (view, key) => entryOf(view, key)?.row,
+    entry: entryOf,
     generation: generationOf,
     set(view, key, row, startedUnder) {
       if (maxRows <= 0 || startedUnder !== generationOf(view) || !options.isLive()) return
       const k = keyOf(view, key)
       entries.delete(k)
       while (entries.size >= maxRows) evictOne()
-      entries.set(k, { view, row, at: now(), used: false })
+      entries.set(k, { view, row, at: now(), used: false, memo: undefined })
     },
     invalidate(view) {
       counter++

@@ -16,7 +16,7 @@ import type { Queryable } from '../store/queryable.ts'
 import { readOnlineDefinition, readOnlineRows, writeOnlineRows } from '../store/feature-online.ts'
 import type { OnlineDefinition, OnlineRow, OnlineRowWrite } from '../store/feature-online.ts'
 import { canonicalEntityKey } from './entity-key.ts'
-import type { OnlineRowCache } from './online-cache.ts'
+import type { CachedOnlineRow, OnlineRowCache } from './online-cache.ts'
 
 export interface OnlineValue {
   /** The entity as asked (its key columns), with the stored values' types when found. */
@@ -47,9 +47,19 @@ export interface OnlineStore {
    * The answer `read` would give for one well-formed entity of a known view, when the view's kept
    * definition and the entity's cached row (or cached absence) answer it from memory; undefined in
    * every other case (a malformed entity included), and nothing is read from the database: the
-   * caller then asks `read`.
+   * caller then asks `read`. The answer is given as `render(value, by)` made it: for a row within its
+   * ttl that is made once and kept with the cached row while `by` (e.g. the secret masker in use) and
+   * the view's definition stay the same objects, so a row asked again costs no rendering.
    */
-  peek(view: string, entity: Record<string, unknown>): OnlineValue | undefined
+  peek<B extends object, T>(view: string, entity: Record<string, unknown>, by: B, render: (value: OnlineValue, by: B) => T): T | undefined
+}
+
+/** The answer made from a cached row within its ttl, and what `peek`'s caller last made of it (with what). */
+interface KeptAnswer {
+  readonly definition: OnlineDefinition
+  readonly value: OnlineValue
+  renderedBy: object | undefined
+  rendered: unknown
 }
 
 export interface OnlineStoreOptions {
@@ -73,7 +83,7 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     const promise = readOnlineDefinition(db, view)
       .then((definition) => {
         // Kept from when the read began: a definition changed after that reaches reads within cacheMs.
-        // An unchanged one keeps its object, so the answers made for it stay valid (see valueOf).
+        // An unchanged one keeps its object, so the answers kept for it stay valid (see cachedValueOf).
         const before = definitions.get(view)?.definition
         if (definition) definitions.set(view, { definition: before && sameDefinition(before, definition) ? before : definition, readAt: startedAt })
         else definitions.delete(view)
@@ -116,27 +126,31 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     }
     return rows
   }
-  // The answer for a row that is within its ttl depends only on the row and the definition: it is made
-  // once and reused (frozen: serializing and masking copy, nothing writes to it).
-  const answers = new WeakMap<OnlineRow, { definition: OnlineDefinition; value: OnlineValue }>()
   const valueOf = (d: OnlineDefinition, oldest: number | undefined, e: Record<string, unknown>, row: OnlineRow | undefined): OnlineValue => {
     const expired = row !== undefined && oldest !== undefined && row.featureTimestamp.getTime() < oldest
-    const reusable = row !== undefined && !expired
-    if (reusable) {
-      const made = answers.get(row)
-      if (made && made.definition === d) return made.value
-    }
     const features: Record<string, unknown> = {}
     for (const f of d.features) features[f] = row && !expired && Object.hasOwn(row.features, f) ? row.features[f] : null
     const entity: Record<string, unknown> = {}
     for (const c of d.entity) entity[c] = row ? row.entity[c] : e[c]
-    const value: OnlineValue = { entity, features, feature_timestamp: row ? row.featureTimestamp.toISOString() : null, found: row !== undefined, expired }
-    if (reusable) {
-      Object.freeze(entity)
-      Object.freeze(features)
-      answers.set(row, { definition: d, value: Object.freeze(value) })
-    }
-    return value
+    return { entity, features, feature_timestamp: row ? row.featureTimestamp.toISOString() : null, found: row !== undefined, expired }
+  }
+  /**
+   * The answer for a cached row. One within its ttl depends only on the row and the definition: it is
+   * made once, kept with the cache entry and reused (frozen: serializing and masking copy, nothing
+   * writes to it), as is what `peek`'s caller made of it. An expired row, or a cached absence (whose
+   * answer echoes the entity as asked), is answered afresh.
+   */
+  const cachedValueOf = (d: OnlineDefinition, oldest: number | undefined, e: Record<string, unknown>, cached: CachedOnlineRow): { value: OnlineValue; kept?: KeptAnswer } => {
+    const row = cached.row
+    if (row === null || (oldest !== undefined && row.featureTimestamp.getTime() < oldest)) return { value: valueOf(d, oldest, e, row ?? undefined) }
+    const memo = cached.memo as KeptAnswer | undefined
+    if (memo !== undefined && memo.definition === d) return { value: memo.value, kept: memo }
+    const value = valueOf(d, oldest, e, row)
+    Object.freeze(value.entity)
+    Object.freeze(value.features)
+    const kept: KeptAnswer = { definition: d, value: Object.freeze(value), renderedBy: undefined, rendered: undefined }
+    cached.memo = kept
+    return { value, kept }
   }
   const answer = (view: string, d: OnlineDefinition | undefined, entities: readonly Record<string, unknown>[]): OnlineReadResult | Promise<OnlineReadResult> => {
     if (!d) return { ok: false, reason: 'unknown_view', message: `feature view ${view} is not defined` }
@@ -153,14 +167,21 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
     if (entities.length === 1) {
       // One entity, the common case: from the cache without the batch path's maps and sets.
       const key = keys[0]
-      const cached = key === undefined ? null : cache?.get(view, key)
-      if (cached !== undefined) return { ok: true, view, entityColumns: d.entity, values: [valueOf(d, oldest, entities[0]!, cached ?? undefined)] }
+      if (key === undefined) return { ok: true, view, entityColumns: d.entity, values: [valueOf(d, oldest, entities[0]!, undefined)] }
+      const cached = cache?.entry(view, key)
+      if (cached !== undefined) return { ok: true, view, entityColumns: d.entity, values: [cachedValueOf(d, oldest, entities[0]!, cached).value] }
     }
     const done = (rows: Map<string, OnlineRow>): OnlineReadResult => ({
       ok: true,
       view,
       entityColumns: d.entity,
-      values: entities.map((e, i) => valueOf(d, oldest, e, keys[i] === undefined ? undefined : rows.get(keys[i]!))),
+      values: entities.map((e, i) => {
+        const key = keys[i]
+        const row = key === undefined ? undefined : rows.get(key)
+        // A row the cache now holds (the one just read included) is answered with the entry's kept answer.
+        const cached = row === undefined ? undefined : cache?.entry(view, key!)
+        return cached !== undefined && cached.row === row ? cachedValueOf(d, oldest, e, cached).value : valueOf(d, oldest, e, row)
+      }),
     })
     return lookUp(view, keys).then(done)
   }
@@ -170,15 +191,21 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
       const d = definitionOf(view)
       return d instanceof Promise ? d.then((found) => answer(view, found, entities)) : answer(view, d, entities)
     },
-    peek(view, entity) {
+    peek(view, entity, by, render) {
       if (!cache) return undefined
       const d = keptDefinition(view)
       if (!d || !hasExactlyScalars(entity, d.entity)) return undefined
       const key = canonicalEntityKey(d.entity.map((c) => entity[c]))
       if (key === undefined) return undefined
-      const row = cache.get(view, key)
-      if (row === undefined) return undefined
-      return valueOf(d, d.ttlMs === null ? undefined : now().getTime() - d.ttlMs, entity, row ?? undefined)
+      const cached = cache.entry(view, key)
+      if (cached === undefined) return undefined
+      const { value, kept } = cachedValueOf(d, d.ttlMs === null ? undefined : now().getTime() - d.ttlMs, entity, cached)
+      if (kept === undefined) return render(value, by)
+      if (kept.renderedBy !== by) {
+        kept.rendered = render(value, by)
+        kept.renderedBy = by
+      }
+      return kept.rendered as ReturnType<typeof render>
     },
   }
 }

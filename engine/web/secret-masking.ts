@@ -49,14 +49,23 @@ export function readSecretValues(source: SecretSource): string[] {
   return values
 }
 
-/** A masker over the source's values, re-read at most every `refreshMs` so a changed secrets dir is picked up. */
+/**
+ * A masker over the source's values, re-read at most every `refreshMs` so a changed secrets dir is
+ * picked up. The masker stays the same object while the values do (answers kept for a masker, as the
+ * online fast path keeps its bodies, stay valid until a secret changes).
+ */
 export function createResponseMasker(source: SecretSource | undefined, refreshMs = 30_000, now: () => number = Date.now): () => Masker {
   let masker = createMasker([])
+  let values: string[] = []
   let readAt = -Infinity
   return () => {
     if (source === undefined) return masker
     if (now() - readAt >= refreshMs) {
-      masker = createMasker(readSecretValues(source))
+      const read = readSecretValues(source)
+      if (read.length !== values.length || read.some((v, i) => v !== values[i])) {
+        masker = createMasker(read)
+        values = read
+      }
       readAt = now()
     }
     return masker

@@ -124,6 +124,8 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   })
   const closing = new AbortController()
+  // The same fact as a plain flag, for the fast path to read on every request (the signal's getter costs more).
+  let closingNow = false
   const logFeed = createLogFeed(options.db, log)
   const stateFeed = createStateFeed(options.db, log, options.statePollMs ?? 500)
   const credentials = createCredentialWatch(options.db, log, options.credentialCheckMs ?? 2000)
@@ -213,7 +215,10 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
       done()
     })
   }
-  app.addHook('preClose', async () => closing.abort())
+  app.addHook('preClose', async () => {
+    closingNow = true
+    closing.abort()
+  })
   app.addHook('onClose', async () => {
     await feed.close()
     credentials.close()
@@ -246,7 +251,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
     fastPath = createOnlineFastPath({
       db: options.db, tokens: tokenCache, online, masker: ctx.masker, log,
       headers: { ...SECURITY_HEADERS, 'cache-control': 'no-store' },
-      closing: () => closing.signal.aborted,
+      closing: () => closingNow,
     })
   }
   return app

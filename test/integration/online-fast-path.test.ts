@@ -5,12 +5,13 @@
  *   plainly, and hands everything else on untouched (a cold token, a cold row, a revoked token,
  *   anything Fastify would decode or refuse, other methods, other paths, a closing server);
  * - the ttl rule is applied to a cached row at each answer: a row turns expired while cached;
+ * - a body kept with a cached row is made again when the secrets to mask change;
  * - two full web servers, one with the fast path and one without, give the same status, headers and
  *   body for warm lookups, misses, expired rows, masked values and every malformed request.
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -77,13 +78,13 @@ after(async () => {
 })
 
 /** The fast path alone, over real caches and the test database; whatever it leaves gets 599. */
-async function harness(): Promise<{ base: string; tokens: ReturnType<typeof createTokenCache>; online: ReturnType<typeof createOnlineStore>; closing: { now: boolean } }> {
+async function harness(masker = createResponseMasker(undefined)): Promise<{ base: string; tokens: ReturnType<typeof createTokenCache>; online: ReturnType<typeof createOnlineStore>; closing: { now: boolean } }> {
   const tokens = createTokenCache({ isLive: () => true })
   const rows = createOnlineRowCache({ isLive: () => true })
   const online = createOnlineStore(db, { rowCache: rows })
   const closing = { now: false }
   const fast = createOnlineFastPath({
-    db, tokens, online, masker: createResponseMasker(undefined), log: testLogger(),
+    db, tokens, online, masker, log: testLogger(),
     headers: { 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' }, closing: () => closing.now,
   })
   const server: Server = createServer((request, response) => {
@@ -183,6 +184,30 @@ test('a cached row turns expired at its ttl: the fast path applies the rule at e
     else assert.ok(s.ended > expiresAt && s.total === null, JSON.stringify(s))
   }
   assert.ok(seen.some((s) => !s.expired), 'a fresh answer came from memory before the ttl passed')
+})
+
+test('a body kept with a cached row is made again when the secrets change, and the masker stays the same object while they do not', async () => {
+  const secrets = join(dir, 'secrets')
+  mkdirSync(secrets, { recursive: true })
+  const masker = createResponseMasker({ dir: secrets }, 0)
+  assert.equal(masker(), masker(), 'unchanged secrets: the same masker')
+  const { base, tokens, online } = await harness(masker)
+  await verify(tokens, readerToken)
+  await online.read('spend', [{ user_id: 'secret-user' }])
+  const path = '/api/v1/features/spend/online?user_id=secret-user'
+  const ask = async () => {
+    const r = await rawRequest(base, 'GET', path, { headers: bearer(readerToken) })
+    assert.equal(r.status, 200, 'answered from memory')
+    return r.json().entity.user_id as string
+  }
+  assert.equal(await ask(), 'secret-user')
+  assert.equal(await ask(), 'secret-user', 'the kept body')
+  const before = masker()
+  writeFileSync(join(secrets, 'USER'), 'secret-user')
+  assert.notEqual(masker(), before, 'a new secret: a new masker')
+  assert.equal(await ask(), '***', 'the body kept for the old masker is not reused')
+  rmSync(join(secrets, 'USER'))
+  assert.equal(await ask(), 'secret-user')
 })
 
 test('with and without the fast path, the server gives the same status, headers and body', async () => {
