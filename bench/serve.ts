@@ -11,7 +11,9 @@
  *   HTTP      POST /v2/models/{name}/infer on the real server (bearer token, Open Inference Protocol
  *             JSON, the traffic split, serving figures and metrics: everything a client pays for),
  *             the client in a separate process: one connection in a loop (latency, sub-millisecond
- *             timing), and 64 connections with autocannon (throughput), dynamic batching off and on
+ *             timing; a minimal HTTP/1.1 client over a raw socket, as wrk would be, and once with
+ *             node:http's client for comparison), and 64 connections with autocannon (throughput),
+ *             dynamic batching off and on
  * for 1-row and 64-row requests, on two models built here: `tiny` (y = sigmoid(xW + b), 16 features:
  * the cost is all in carrying the request) and `mlp` (64 -> 512 -> 512 -> 1: the cost is in the model).
  * The client shares the machine's cores with the server (on 2 cores it takes about one), the bare
@@ -22,14 +24,15 @@
  * Usage: node bench/serve.ts [--seconds S] [--models tiny,mlp] [--threads N] (model threads per
  * version, the server's default when not given; 0: every run on the event loop)
  */
-import { spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import http from 'node:http'
+import net from 'node:net'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import autocannon from 'autocannon'
 import * as ort from 'onnxruntime-node'
 import { silentLogger } from '../engine/log.ts'
@@ -48,6 +51,8 @@ const { values } = parseArgs({
     models: { type: 'string', default: 'tiny,mlp' },
     connections: { type: 'string', default: '64' },
     threads: { type: 'string' },
+    // The throughput load generator: wrk (C, when installed: `apt-get install wrk`) or autocannon.
+    client: { type: 'string' },
     // Internal: the load generator's own process.
     'load-mode': { type: 'string' }, 'load-url': { type: 'string' }, 'load-token': { type: 'string' }, 'load-body': { type: 'string' },
   },
@@ -55,6 +60,8 @@ const { values } = parseArgs({
 const SECONDS = Number(values.seconds)
 const THREADS = values.threads === undefined ? undefined : Number(values.threads)
 const CONNECTIONS = Number(values.connections)
+const execFileAsync = promisify(execFile)
+const WRK = (values.client ?? (hasWrk() ? 'wrk' : 'autocannon')) === 'wrk'
 const log = silentLogger()
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 
@@ -72,17 +79,13 @@ if (values['load-mode'] !== undefined) {
   const body = values['load-body']!
   const headers = { authorization: `Bearer ${values['load-token']}`, 'content-type': 'application/json' }
   let figures: Figures
-  if (values['load-mode'] === 'latency') {
-    // One keep-alive connection in a closed loop, timed with performance.now() (autocannon counts whole milliseconds).
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-    const once1 = () => new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode ?? 0))
-      })
-      req.on('error', reject)
-      req.end(body)
-    })
+  if (values['load-mode'] === 'latency' || values['load-mode'] === 'latency-node') {
+    // One keep-alive connection in a closed loop, timed with performance.now() (autocannon counts whole
+    // milliseconds). The client is a minimal HTTP/1.1 one over a raw socket (the request's bytes made
+    // once; the answer framed by its content-length and its status read), as wrk or h2load would be:
+    // node:http's client costs more per request than the server's whole route (mode latency-node
+    // measures with it, for comparison).
+    const once1 = values['load-mode'] === 'latency' ? await rawClient(url, headers, body) : nodeClient(url, headers, body)
     for (let i = 0; i < 500; i++) await once1()
     const latencies: number[] = []
     let bad = 0
@@ -124,9 +127,10 @@ try {
     await models.setStage(name, v, 'production', { user: 'bench' })
   }
   const token = (await createToken(db, { name: 'bench', role: 'viewer' }))!.token
-  console.log(`model server: ${SECONDS} s per figure, ${CONNECTIONS} concurrent clients for throughput, model threads ${THREADS ?? `${DEFAULT_MODEL_THREADS} (default)`}, node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  console.log(`model server: ${SECONDS} s per figure, ${CONNECTIONS} concurrent clients for throughput, model threads ${THREADS ?? `${DEFAULT_MODEL_THREADS} (default)`}, throughput load from ${WRK ? 'wrk (1 thread)' : 'autocannon'}, node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
 
-  const load = async (mode: 'latency' | 'throughput', url: string, body: string): Promise<Figures> => {
+  const load = async (mode: 'latency' | 'latency-node' | 'throughput', url: string, body: string): Promise<Figures> => {
+    if (mode === 'throughput' && WRK) return wrkLoad(dir, url, token, body)
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--load-mode', mode, '--load-url', url, '--load-token', token, '--load-body', body, '--seconds', String(SECONDS), '--connections', String(CONNECTIONS)], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
@@ -185,6 +189,8 @@ try {
           const lat = await load('latency', `http://127.0.0.1:${s.port}/v2/models/${name}/infer`, body)
           show(`${label}, ${r}, 1 client`, lat, rows, `  overhead at p50 ${(lat.p50 - seq.p50).toFixed(3)} ms (paced ${(lat.p50 - cold.p50).toFixed(3)} ms)`)
         }
+        const viaNode = await load('latency-node', `http://127.0.0.1:${plain.port}/v2/models/${name}/infer`, body)
+        show(`HTTP, ${r}, 1 client using node:http's client`, viaNode, rows, `  (the same route; what node:http's client adds)`)
         // 64 callers at once, each in a loop: the throughput the model gives in-process.
         const conc: number[] = []
         stopAt = performance.now() + SECONDS * 1000
@@ -250,4 +256,87 @@ async function floorServer(model: string, features: number): Promise<{ server: h
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   return { server, port: (server.address() as { port: number }).port }
+}
+
+/** One request at a time through node:http's client (an Agent keeping one connection alive); resolves with the status. */
+function nodeClient(url: URL, headers: Record<string, string>, body: string): () => Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  return () => new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/**
+ * One request at a time over one raw keep-alive socket: the request's bytes are made once, an answer
+ * is complete when its headers and content-length bytes of body are in (an answer without a
+ * content-length fails the benchmark); resolves with the status.
+ */
+async function rawClient(url: URL, headers: Record<string, string>, body: string): Promise<() => Promise<number>> {
+  const head = [`POST ${url.pathname} HTTP/1.1`, `host: ${url.host}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(body)}`, '', ''].join('\r\n')
+  const request = Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(body, 'utf8')])
+  const socket = net.connect({ host: url.hostname, port: Number(url.port), noDelay: true })
+  await once(socket, 'connect')
+  let pending: { resolve: (status: number) => void; reject: (error: Error) => void } | undefined
+  let buffered: Buffer = Buffer.alloc(0)
+  socket.on('data', (chunk: Buffer) => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
+    const end = buffered.indexOf('\r\n\r\n')
+    if (end < 0 || pending === undefined) return
+    const header = buffered.subarray(0, end).toString('latin1')
+    const length = /\r\ncontent-length: *(\d+)/i.exec(header)
+    if (!length) return pending.reject(new Error(`an answer without content-length: ${header.slice(0, 200)}`))
+    const total = end + 4 + Number(length[1])
+    if (buffered.length < total) return
+    buffered = buffered.subarray(total)
+    const done = pending
+    pending = undefined
+    done.resolve(Number(header.slice(9, 12)))
+  })
+  socket.on('error', (error) => pending?.reject(error))
+  return () => new Promise<number>((resolve, reject) => {
+    pending = { resolve, reject }
+    socket.write(request)
+  })
+}
+
+function hasWrk(): boolean {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch (error) {
+    // wrk prints its version and usage with exit status 1
+    return (error as { status?: number }).status === 1
+  }
+}
+
+/**
+ * CONNECTIONS keep-alive connections posting the body for SECONDS (after 1 s of warm-up) from wrk's
+ * one thread: a load generator in C takes a few microseconds of CPU per request where autocannon takes
+ * tens, and on 2 cores the load generator's CPU is taken from the server. Latencies to 1 us.
+ */
+async function wrkLoad(dir: string, url: string, token: string, body: string): Promise<Figures> {
+  const script = join(dir, 'wrk-post.lua')
+  writeFileSync(script, [
+    'wrk.method = "POST"',
+    `wrk.body = ${JSON.stringify(body)}`,
+    'wrk.headers["Content-Type"] = "application/json"',
+    `wrk.headers["Authorization"] = "Bearer ${token}"`,
+    'done = function(summary, latency, requests)',
+    '  local e = summary.errors',
+    '  io.write(string.format("\\nRESULT %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))',
+    'end',
+  ].join('\n'))
+  // Asynchronously: the servers measured run in this process's event loop.
+  const run = async (seconds: number) => (await execFileAsync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', script, url], { encoding: 'utf8' })).stdout
+  await run(1)
+  const out = await run(SECONDS)
+  const m = /RESULT (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(out)
+  if (!m || m[1] === '0') throw new Error(`wrk gave no result: ${out}`)
+  const [requests, micros, p50, p99, bad] = m.slice(1).map(Number) as [number, number, number, number, number]
+  return { p50: p50 / 1000, p99: p99 / 1000, rps: requests / (micros / 1e6), bad }
 }
