@@ -1,6 +1,6 @@
 /**
  * Runs one program for a task attempt: no shell, its own process group, output streamed line by
- * line, and no way for the group to outlive the task or the worker.
+ * line (read-output-lines.ts), and no way for the group to outlive the task or the worker.
  *
  * How the group is kept on a leash:
  * - `detached: true` makes the program the leader of a new session and process group, so one

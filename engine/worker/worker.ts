@@ -5,7 +5,7 @@
  *
  * Work moves in batches so that many short tasks cost few round trips: the dispatcher fetches as
  * many jobs as there are free slots and claims them in one statement; attempts that end close
- * together are recorded in one transaction, with one advance per run.
+ * together are recorded in one transaction, with one advance per run (record-results.ts).
  *
  * Heartbeats keep claims alive and double as the cancel channel: a claim that is no longer held
  * (run cancelled, attempt declared lost) aborts its task. SIGTERM drains: no new work, running
