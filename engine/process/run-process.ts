@@ -1,6 +1,6 @@
 /**
  * Runs one program for a task attempt: no shell, its own process group, output streamed line by
- * line, and no way for the group to outlive the task or the worker.
+ * line (read-output-lines.ts), and no way for the group to outlive the task or the worker.
  *
  * How the group is kept on a leash:
  * - `detached: true` makes the program the leader of a new session and process group, so one
@@ -34,8 +34,10 @@ import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { accessSync, constants, statSync } from 'node:fs'
 import path from 'node:path'
+import { readOutputLines } from './read-output-lines.ts'
+import type { OutputStream } from './read-output-lines.ts'
 
-export type OutputStream = 'stdout' | 'stderr'
+export type { OutputStream }
 
 export interface RunProcessOptions {
   /** Program and arguments, passed to the kernel as they are (no shell, no globbing, no splitting). */
@@ -75,8 +77,6 @@ export interface ProcessExit {
   startError?: { code: string; message: string }
 }
 
-/** Longest line passed to onLine; the rest of a longer line is dropped and counted. */
-export const MAX_LINE_BYTES = 64 * 1024
 const DEFAULT_KILL_GRACE_MS = 10_000
 /** After the final SIGKILL, how long pipes held open by escaped descendants are still read. */
 const DRAIN_AFTER_KILL_MS = 1_000
@@ -112,54 +112,12 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessExi
     const pgid = child.pid
     let exit: { code: number | null; signal: string | null } | undefined
     let aborted = false
-    let openStreams = 2
     let killTimer: NodeJS.Timeout | undefined
     let drainTimer: NodeJS.Timeout | undefined
     let settled = false
     let watchdog: ChildProcess | undefined
 
-    // The sink's latest "wait" (see onLine); both pipes pause until it settles.
-    let wait: Promise<unknown> | undefined
-    let pauses = 0
-    const emit = (stream: OutputStream) => (line: string) => {
-      try {
-        const result = onLine(stream, line)
-        if (result instanceof Promise) wait = result
-      } catch {
-        // A failing log sink must not leave a process group behind; the line is lost.
-      }
-    }
-    const holdOutput = (): void => {
-      if (!wait) return
-      const until = wait
-      wait = undefined
-      const pause = ++pauses
-      child.stdout?.pause()
-      child.stderr?.pause()
-      const resume = (): void => {
-        if (pause !== pauses) return // a later wait took over
-        child.stdout?.resume()
-        child.stderr?.resume()
-      }
-      until.then(resume, resume)
-    }
-    for (const [name, readable] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
-      const splitter = createLineSplitter(emit(name))
-      if (!readable) {
-        openStreams--
-        continue
-      }
-      readable.on('data', (chunk: Buffer) => {
-        splitter.push(chunk)
-        holdOutput()
-      })
-      readable.on('error', () => {})
-      readable.on('close', () => {
-        splitter.end()
-        openStreams--
-        maybeFinish()
-      })
-    }
+    const output = readOutputLines(child, onLine, () => maybeFinish())
 
     const killGroup = (sig: NodeJS.Signals): void => {
       if (pgid === undefined) return
@@ -186,7 +144,7 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessExi
       killTimer = setTimeout(() => {
         killGroup('SIGKILL')
         stopWatchdog()
-        if (exit && openStreams > 0) armDrain()
+        if (exit && output.open > 0) armDrain()
       }, killGraceMs)
       killTimer.unref()
     }
@@ -205,7 +163,7 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessExi
       armKill()
     }
     const maybeFinish = (): void => {
-      if (settled || !exit || openStreams > 0) return
+      if (settled || !exit || output.open > 0) return
       settled = true
       signal?.removeEventListener('abort', onAbort)
       if (drainTimer) clearTimeout(drainTimer)
@@ -230,7 +188,7 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessExi
         killGroup('SIGTERM')
         armKill()
       }
-      if (openStreams > 0 && killTimer === undefined) armDrain()
+      if (output.open > 0 && killTimer === undefined) armDrain()
       maybeFinish()
     })
 
@@ -322,84 +280,4 @@ function checkStart(argv: readonly string[], env: Readonly<Record<string, string
 function startErrorOf(error: unknown): { code: string; message: string } {
   const code = (error as NodeJS.ErrnoException | undefined)?.code ?? 'EUNKNOWN'
   return { code, message: error instanceof Error ? error.message : String(error) }
-}
-
-export interface LineSplitter {
-  push(chunk: Buffer): void
-  /** Emits a last line without newline, if any. Safe to call more than once. */
-  end(): void
-}
-
-/**
- * Splits a byte stream into lines. Memory is bounded by `maxLineBytes` per stream whatever the
- * program writes: a longer line keeps its head and ends with a note of how much was dropped. Bytes
- * are decoded as UTF-8 (invalid sequences become U+FFFD), a CR before the newline is removed, and
- * NUL becomes U+FFFD because PostgreSQL text cannot hold it.
- */
-export function createLineSplitter(emit: (line: string) => void, maxLineBytes = MAX_LINE_BYTES): LineSplitter {
-  let parts: Buffer[] = []
-  let size = 0
-  let dropped = 0
-
-  const append = (piece: Buffer): void => {
-    if (piece.length === 0) return
-    const room = maxLineBytes - size
-    if (piece.length <= room) {
-      parts.push(piece)
-      size += piece.length
-    } else {
-      if (room > 0) {
-        parts.push(piece.subarray(0, room))
-        size += room
-      }
-      dropped += piece.length - Math.max(room, 0)
-    }
-  }
-  const flush = (): void => {
-    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)
-    let text: string
-    if (dropped > 0) {
-      // Cut before a character that the limit split in two, and count its bytes as dropped.
-      const cut = completeUtf8Length(bytes)
-      text = `${bytes.toString('utf8', 0, cut)}… [line truncated: ${dropped + bytes.length - cut} more bytes]`
-    } else {
-      text = bytes.toString('utf8')
-      if (text.endsWith('\r')) text = text.slice(0, -1)
-    }
-    parts = []
-    size = 0
-    dropped = 0
-    emit(text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text)
-  }
-
-  return {
-    push(chunk) {
-      let start = 0
-      while (start < chunk.length) {
-        const newline = chunk.indexOf(0x0a, start)
-        if (newline === -1) {
-          // Copy the unfinished tail so a small partial line does not pin the whole chunk.
-          append(Buffer.from(chunk.subarray(start)))
-          return
-        }
-        append(chunk.subarray(start, newline))
-        flush()
-        start = newline + 1
-      }
-    },
-    end() {
-      if (size > 0 || dropped > 0) flush()
-    },
-  }
-}
-
-/** Length of the longest prefix of `bytes` that does not end inside a multi-byte UTF-8 sequence. */
-function completeUtf8Length(bytes: Buffer): number {
-  for (let back = 1; back <= Math.min(4, bytes.length); back++) {
-    const byte = bytes[bytes.length - back]!
-    if ((byte & 0xc0) === 0x80) continue
-    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1
-    return length > back ? bytes.length - back : bytes.length
-  }
-  return bytes.length
 }

@@ -5,7 +5,7 @@
  *
  * Work moves in batches so that many short tasks cost few round trips: the dispatcher fetches as
  * many jobs as there are free slots and claims them in one statement; attempts that end close
- * together are recorded in one transaction, with one advance per run.
+ * together are recorded in one transaction, with one advance per run (record-results.ts).
  *
  * Heartbeats keep claims alive and double as the cancel channel: a claim that is no longer held
  * (run cancelled, attempt declared lost) aborts its task. SIGTERM drains: no new work, running
@@ -23,16 +23,13 @@ import type { Logger } from 'pino'
 import { startStagedSweeper } from './staged-sweeper.ts'
 import type { PgBoss } from 'pg-boss'
 import type { Db } from '../store/db.ts'
-import { isConnectionError, withReconnect } from '../store/db.ts'
-import { DEFAULT_QUEUE, JOBS_CHANNEL, enqueueJobs, ensureTaskQueue } from '../queue/task-queue.ts'
+import { isConnectionError } from '../store/db.ts'
+import { DEFAULT_QUEUE, JOBS_CHANNEL, ensureTaskQueue } from '../queue/task-queue.ts'
 import type { TaskJob } from '../queue/task-queue.ts'
-import { claimAttempts, finishAttempt, finishSuccesses, heartbeat, recordStoppedJob, takeUnstoppedJobs } from '../store/attempts.ts'
+import { claimAttempts, heartbeat, recordStoppedJob, takeUnstoppedJobs } from '../store/attempts.ts'
 import { executorFor } from '../executors/index.ts'
 import type { JobHandle } from '../executors/executor.ts'
 import type { AttemptOutcome, Claim } from '../store/attempts.ts'
-import { TransitionRefused } from '../store/transitions.ts'
-import { advanceAfterTasks } from '../store/advance.ts'
-import type { AdvanceContext } from '../store/advance.ts'
 import type { TaskSpec } from '../dag/dag-model.ts'
 import { executeAttempt } from './execute-attempt.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
@@ -40,6 +37,8 @@ import { taskAbort } from '../../operators/define.ts'
 import { prepareWorkRoot } from '../process/attempt-dir.ts'
 import type { TaskUser } from '../process/task-user.ts'
 import { createOutageBuffer } from './outage-buffer.ts'
+import { completeJobs, createResultRecorder } from './record-results.ts'
+import type { JobRef } from './record-results.ts'
 import type { DataSettings } from '../config/data-settings.ts'
 
 export interface WorkerOptions {
@@ -97,25 +96,11 @@ export interface Worker {
   drain(graceMs: number, options?: DrainOptions): Promise<DrainReport>
 }
 
-/** A pg-boss job: its id and the pg-boss queue it came from. */
-interface JobRef {
-  id: string
-  queue: string
-}
-
 interface Running {
   claim: Claim
   job: JobRef
   controller: AbortController
   done: Promise<void>
-}
-
-interface Finished {
-  claim: Claim
-  job: JobRef
-  task: TaskSpec
-  outcome: AttemptOutcome
-  recorded: () => void
 }
 
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
@@ -126,15 +111,14 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const queues = [...new Set(options.queues ?? [DEFAULT_QUEUE])]
   if (queues.length === 0) throw new Error('a worker needs at least one queue')
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
-  const ctx: AdvanceContext = { boss, now }
   const running = new Map<string, Running>()
-  /** Claims of attempts that have ended and whose results wait to be recorded. */
-  const unrecorded = new Set<string>()
   const killGraceMs = options.killGraceMs ?? 10_000
   let draining = false
   /** Aborted when a stop gives up on results that wait for the database. */
   const giveUp = new AbortController()
   const writes = createOutageBuffer({ log })
+  /** Results of ended attempts, recorded in batches; after each batch, work is looked for again. */
+  const results = createResultRecorder({ db, boss, log, now, giveUp: giveUp.signal, afterBatch: () => kick() })
 
   await prepareWorkRoot(options.workRoot, options.taskUser, log)
   /** The pg-boss queues, in the order of `queues` (created when missing, so they can be fetched from). */
@@ -146,7 +130,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   let beatFailing = false
   const beat = async (): Promise<void> => {
     const claims = [...running.keys()]
-    const held = await heartbeat(db, [...claims, ...unrecorded], now())
+    const held = await heartbeat(db, [...claims, ...results.unrecorded], now())
     const gone = claims.filter((claimId) => !held.has(claimId) && running.get(claimId)?.controller.signal.aborted === false)
     // An attempt handed to another worker with its job (this worker was declared lost while its job
     // ran on) is queued or running again: its job must be left to the worker that re-attaches.
@@ -241,89 +225,6 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       .finally(() => (stoppingOrphans = undefined))
   }, Math.max(1000, 2 * heartbeatMs))
 
-  // --- recording results, in batches -------------------------------------------------------------
-  let pending: Finished[] = []
-  let flushing: Promise<void> | undefined
-  const flush = (): void => {
-    if (flushing || pending.length === 0) return
-    const batch = pending
-    pending = []
-    flushing = record(batch)
-      .catch((error: unknown) => log.error({ err: error }, 'could not record attempt results'))
-      .finally(() => {
-        flushing = undefined
-        for (const f of batch) {
-          unrecorded.delete(f.claim.claimId)
-          f.recorded()
-        }
-        flush()
-        kick()
-      })
-  }
-
-  /**
-   * The attempts' work is done, so their results must not be lost: while the database is away the
-   * transaction is retried until it is back (it is idempotent: fenced by claim ids), or until a stop
-   * gives up on it.
-   */
-  const record = async (batch: Finished[]): Promise<void> => {
-    let jobs: JobRef[]
-    try {
-      jobs = await recordTogether(batch)
-    } catch (error) {
-      // The state machine refused one result (its task instance was moved by something else): that
-      // one is reported, the others of the batch must not be lost with it.
-      if (!(error instanceof TransitionRefused) || batch.length === 1) throw error
-      jobs = []
-      for (const f of batch) {
-        jobs.push(
-          ...(await recordTogether([f]).catch((one: unknown) => {
-            if (!(one instanceof TransitionRefused)) throw one
-            log.error({ run: f.claim.runId, task: f.claim.taskId, attempt: f.claim.attempt, error: one.message }, 'attempt result refused by the state machine')
-            return []
-          })),
-        )
-      }
-    }
-    // Only pg-boss's bookkeeping: the attempt's result is already recorded, so nothing waits for it.
-    void completeJobs(jobs).catch((error: unknown) => log.warn({ error: String(error) }, 'could not complete queue jobs'))
-  }
-
-  /** Completes pg-boss jobs, on the queue each came from. */
-  const completeJobs = async (jobs: readonly JobRef[]): Promise<void> => {
-    const byQueue = new Map<string, string[]>()
-    for (const job of jobs) {
-      const ids = byQueue.get(job.queue)
-      if (ids) ids.push(job.id)
-      else byQueue.set(job.queue, [job.id])
-    }
-    for (const [queue, ids] of byQueue) await boss.complete(queue, ids)
-  }
-
-  const recordTogether = async (batch: Finished[]): Promise<JobRef[]> =>
-    withReconnect(
-      () =>
-        db.tx(async (q) => {
-          const successes = batch.filter((f) => f.outcome.kind === 'success')
-          const saved = await finishSuccesses(q, successes.map((f) => ({ claimId: f.claim.claimId, outputs: (f.outcome as { outputs: Record<string, unknown> }).outputs })), now())
-          const ended = new Map<string, string[]>()
-          for (const at of saved) ended.set(at.runId, [...(ended.get(at.runId) ?? []), at.taskId])
-          for (const f of batch) {
-            if (f.outcome.kind === 'success') continue
-            const at = await finishAttempt(q, f.claim.claimId, f.task, f.outcome, now())
-            if (!at) {
-              log.warn({ run: f.claim.runId, task: f.claim.taskId, attempt: f.claim.attempt }, 'attempt result refused: the attempt was cancelled or declared lost meanwhile')
-              continue
-            }
-            if (f.outcome.kind === 'handed_back') await enqueueJobs(boss, q, [{ runId: at.runId, taskId: at.taskId, attempt: at.attempt, priority: f.task.priority, queue: f.task.queue }])
-            else ended.set(at.runId, [...(ended.get(at.runId) ?? []), at.taskId])
-          }
-          for (const [runId, taskIds] of ended) await advanceAfterTasks(q, ctx, runId, taskIds)
-          return batch.map((f) => f.job)
-        }),
-      { log, maxWaitMs: Number.POSITIVE_INFINITY, signal: giveUp.signal },
-    )
-
   // --- running one attempt -------------------------------------------------------------------------
   const run = (claim: Claim, job: JobRef): void => {
     const controller = new AbortController()
@@ -344,13 +245,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       // The slot is free as soon as the work is done: the next batch is fetched while this result is recorded.
       running.delete(claim.claimId)
       kick()
-      if (finished) {
-        unrecorded.add(claim.claimId)
-        await new Promise<void>((recorded) => {
-          pending.push({ claim, job, task: finished.task, outcome: finished.outcome, recorded })
-          flush()
-        })
-      }
+      if (finished) await results.record({ claim, job, task: finished.task, outcome: finished.outcome })
       resolveDone()
     })()
   }
@@ -404,7 +299,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       else stale.push(job.ref)
     }
     // Jobs whose attempt is no longer queued (cancelled runs, duplicates): nothing to do.
-    if (stale.length > 0) await completeJobs(stale).catch(() => undefined)
+    if (stale.length > 0) await completeJobs(boss, stale).catch(() => undefined)
     return jobs.length
   }
   const unlistenJobs = await db.listen(JOBS_CHANNEL, kick, { onReconnect: kick })
@@ -431,7 +326,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     }
   }
   const idle = async (): Promise<void> => {
-    while (fetching || flushing || pending.length > 0) await new Promise((r) => setTimeout(r, 20))
+    while (fetching || results.busy()) await new Promise((r) => setTimeout(r, 20))
   }
 
   return {
@@ -462,7 +357,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       const done = Promise.all([all, idle()])
       let recorded = await settlesWithin(done, drainOptions.recordMs ?? 15_000, urgent)
       if (!recorded && urgent?.aborted) recorded = await settlesWithin(done, 5000)
-      const lost = unrecorded.size + running.size
+      const lost = results.unrecorded.size + running.size
       if (!recorded) {
         log.error({ results: lost }, 'the database is unreachable: giving up on results not yet recorded (their attempts will be declared lost and run again)')
         giveUp.abort()
