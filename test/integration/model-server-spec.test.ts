@@ -167,6 +167,22 @@ test('optional parameters of the request, its inputs and its outputs are accepte
   assert.ok(Math.abs((output(answer, 'y').data[0] as number) - sigmoidReference(x, [0.5, -1, 2], 0.1)[0]!) < 1e-6)
 })
 
+test('the body is read as JSON whatever its declared content type (fetch with a string body says text/plain)', async (t) => {
+  const s = await start(t)
+  await s.register('churn', sigmoidModel([0.5, -1, 2], 0.1), 'production')
+  const client = await s.serve()
+  const body = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }] })
+  const expected = sigmoidReference([1, 2, 3], [0.5, -1, 2], 0.1)[0]!
+  for (const headers of [{}, { 'content-type': 'text/plain;charset=UTF-8' }, { 'content-type': 'application/x-www-form-urlencoded' }]) {
+    const res = await fetch(`${client.base}/v2/models/churn/infer`, { method: 'POST', headers: { authorization: `Bearer ${client.token}`, ...headers }, body })
+    const answer = (await res.json()) as { outputs: { data: number[] }[] }
+    assert.equal(res.status, 200, `${JSON.stringify(headers)}: ${JSON.stringify(answer)}`)
+    assert.ok(Math.abs(answer.outputs[0]!.data[0]! - expected) < 1e-6)
+  }
+  const broken = await client.postRaw('/v2/models/churn/infer', '{"inputs": [', { 'content-type': 'text/plain' })
+  assert.deepEqual([broken.status, broken.body], [400, { error: 'the request body is not valid JSON' }])
+})
+
 test('readiness and metadata of models and versions that are not served; fixed dimensions', async (t) => {
   const s = await start(t)
   await s.register('fixed', fixedModel(), 'production')
