@@ -46,7 +46,7 @@ export interface OutputTensor {
 export interface InferRequest {
   id?: string
   inputs: InputTensor[]
-  /** The outputs asked for (all when absent). */
+  /** The outputs asked for (all when absent or empty). */
   outputs?: string[]
 }
 
@@ -96,7 +96,8 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
       if (!known.has(name)) return fail(`the model has no output ${JSON.stringify(name)}; its outputs are ${names(outputs)}`)
       wanted.push(name)
     }
-    request.outputs = wanted
+    // An empty list names no output in particular: all of them, as KServe and Triton read it.
+    if (wanted.length > 0) request.outputs = wanted
   }
   return { ok: true, value: request }
 }
