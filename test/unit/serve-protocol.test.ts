@@ -59,3 +59,10 @@ test('an empty "outputs" asks for nothing in particular: every output comes back
   ])
   assert.deepEqual(response.outputs.map((o) => o.name), ['y', 'z'])
 })
+
+test('optional fields sent as null ("id", "outputs", "parameters", as clients that write every field do) are absent', () => {
+  const request = parseInferRequest({ id: null, parameters: null, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], parameters: null, data: [1, 2] }], outputs: null }, X, Y)
+  assert.ok(request.ok, error(request as never))
+  assert.deepEqual([request.value.id, request.value.outputs], [undefined, undefined])
+  assert.match(error(parseInferRequest({ id: 7, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] }, X, Y)), /"id" must be a string/)
+})
