@@ -25,12 +25,16 @@ import { escapeControls } from './terminal-escape.ts'
 
 export const MODELS_HELP = `Models: named, numbered versions of ONNX models with a stage (SPEC section 7).
   list                     every model with its latest version and its production and canary versions
-  show NAME                a version (default the latest): stage, file and checksum, metrics, features, lineage
+    --format json          [{"name","latest_version","production","canary","created_at","versions"}],
+                           versions newest first, each as in show
+  show NAME                a version (default the latest): stage, file and checksum, metrics, features,
+                           lineage; then every version of the model with its stage and traffic share
     --version N            that version instead of the latest
     --format json          {"name","version","uri","stage","traffic_share","artifact","sha256","metrics",
-                           "features","task_kind","lineage","created_at"}
+                           "features","task_kind","lineage","created_at","latest_version","versions"}
+                           (versions: every version, newest first, each with the same fields)
   register NAME FILE       copies an .onnx file into the registry as the next candidate version; prints
-                           its reference (models:/NAME/VERSION) as the last line
+                           the version number as the last line (its reference models:/NAME/VERSION on stderr)
     --features a,b,c       the feature columns the model reads, in order
     --task T               binary, multiclass or regression
     --stage S              candidate (default) or production (archives the previous production version)
@@ -87,7 +91,8 @@ export async function modelsCommand(args: string[], io: CommandIo): Promise<Exit
           io.stderr(latest ? `cairn models show: model ${name} has no version ${version} (the latest is ${latest.version})` : `cairn models show: no model "${name}" (\`cairn models list\` shows them)`)
           return EXIT.failed
         }
-        if (format === 'json') io.stdout(JSON.stringify(modelVersionJson(found)))
+        const versions = (await registry.versions(name!)).reverse()
+        if (format === 'json') io.stdout(JSON.stringify({ ...modelVersionJson(found), latest_version: versions[0]?.version ?? found.version, versions: versions.map(modelVersionJson) }))
         else {
           const lines = [
             `model      ${found.model}`,
@@ -101,6 +106,7 @@ export async function modelsCommand(args: string[], io: CommandIo): Promise<Exit
             `lineage    ${JSON.stringify(found.lineage)}`,
             `metrics    ${JSON.stringify(found.metrics)}`,
           ]
+          lines.push('', ...formatTable(['VERSION', 'STAGE', 'TRAFFIC', 'CREATED', 'METRICS'], versions.map((v) => [String(v.version), v.stage, String(v.trafficShare), formatTime(v.createdAt), JSON.stringify(v.metrics)])))
           for (const line of lines) io.stdout(io.stdoutIsTTY ? escapeControls(line) : line)
         }
         return EXIT.ok
@@ -125,7 +131,8 @@ export async function modelsCommand(args: string[], io: CommandIo): Promise<Exit
           const changed = await registry.stage(name!, version.version, 'production', { user: osUser() })
           if (changed?.archived != null) io.stderr(`version ${changed.archived} archived`)
         }
-        io.stdout(version.uri)
+        io.stderr(`registered ${version.uri} (${stage ?? 'candidate'})`)
+        io.stdout(String(version.version))
         return EXIT.ok
       })
     }

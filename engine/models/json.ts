@@ -1,6 +1,5 @@
 /** The JSON shapes of models, shared by `cairn models ... --format json` and the HTTP API. */
-import type { ModelSummaryRow } from '../store/models.ts'
-import type { ModelVersion } from './registry.ts'
+import type { ModelSummary, ModelVersion } from './registry.ts'
 import type { RolloutPlanJson, RolloutRow, RolloutStatus, RolloutStepJson } from '../store/rollouts.ts'
 
 export interface ModelSummaryJson {
@@ -9,6 +8,8 @@ export interface ModelSummaryJson {
   production: number | null
   canary: number | null
   created_at: string
+  /** Every version, newest first. */
+  versions: ModelVersionJson[]
 }
 
 export interface ModelVersionJson {
@@ -26,8 +27,8 @@ export interface ModelVersionJson {
   created_at: string
 }
 
-export function modelSummaryJson(m: ModelSummaryRow): ModelSummaryJson {
-  return { name: m.name, latest_version: m.latestVersion, production: m.production, canary: m.canary, created_at: m.createdAt.toISOString() }
+export function modelSummaryJson(m: ModelSummary): ModelSummaryJson {
+  return { name: m.name, latest_version: m.latestVersion, production: m.production, canary: m.canary, created_at: m.createdAt.toISOString(), versions: m.versions.map(modelVersionJson) }
 }
 
 export function modelVersionJson(v: ModelVersion): ModelVersionJson {

@@ -22,6 +22,7 @@ import {
   insertModelVersion,
   isModelStage,
   listModelAudit,
+  listAllModelVersions,
   listModels,
   listModelVersions,
   lockNextModelVersion,
@@ -47,6 +48,11 @@ export interface ModelVersion extends ModelVersionRow {
   uri: string
 }
 
+/** A model with every version, newest first (`cairn models list`, `GET /api/v1/models`). */
+export interface ModelSummary extends ModelSummaryRow {
+  versions: ModelVersion[]
+}
+
 export interface RegisterRequest {
   name: string
   /** The trained model file (ONNX); copied into the registry. */
@@ -66,7 +72,7 @@ export interface Models {
   register(request: RegisterRequest): Promise<{ version: ModelVersion; reused: boolean }>
   get(name: string, version?: number): Promise<ModelVersion | undefined>
   versions(name: string): Promise<ModelVersion[]>
-  list(): Promise<ModelSummaryRow[]>
+  list(): Promise<ModelSummary[]>
   audit(name: string): Promise<ModelAuditRow[]>
   /**
    * The registry's lifecycle (stages.ts): moves a version to a stage; promoting to production archives
@@ -157,7 +163,16 @@ export function createModels(options: ModelsOptions): Models {
     async versions(name) {
       return (await listModelVersions(db, name)).map(withPath)
     },
-    list: () => listModels(db),
+    async list() {
+      const [models, versions] = await Promise.all([listModels(db), listAllModelVersions(db)])
+      const byModel = new Map<string, ModelVersion[]>()
+      for (const row of versions) {
+        const list = byModel.get(row.model)
+        if (list) list.push(withPath(row))
+        else byModel.set(row.model, [withPath(row)])
+      }
+      return models.map((m) => ({ ...m, versions: byModel.get(m.name) ?? [] }))
+    },
     audit: (name) => listModelAudit(db, name),
     stage: (name, version, stage, who) => db.tx((q) => moveStage(q, name, version, stage, who, new Date())),
     rollouts: (name) => listRollouts(db, name),

@@ -95,7 +95,10 @@ export async function loadOnnxModel(file: string, options: OnnxLoadOptions = {})
   let outputs: TensorSpec[]
   try {
     inputs = session.inputMetadata.map((m) => specOf(m, 'input'))
-    outputs = session.outputMetadata.map((m) => specOf(m, 'output'))
+    // An output that is not a tensor (a ZipMap of class probabilities, as scikit-learn's exporter adds
+    // beside the probability tensor) has no form in the protocol: it is neither computed nor shown.
+    outputs = session.outputMetadata.filter((m) => m.isTensor).map((m) => specOf(m, 'output'))
+    if (outputs.length === 0) throw new Error('the model has no tensor output to serve')
   } catch (error) {
     await session.release()
     throw error
@@ -104,7 +107,7 @@ export async function loadOnnxModel(file: string, options: OnnxLoadOptions = {})
   const runHere = async (given: readonly InputTensor[]): Promise<OutputTensor[]> => {
     const feeds: Record<string, Tensor> = {}
     for (const t of given) feeds[t.name] = new ort.Tensor(TO_ORT[t.datatype], t.data as Float32Array, t.shape)
-    const result = await session.run(feeds)
+    const result = await session.run(feeds, outputNames)
     return outputNames.map((name, i) => {
       const tensor = result[name]!
       return { name, datatype: outputs[i]!.datatype, shape: tensor.dims.map(Number), data: tensor.data as OutputTensor['data'] }

@@ -46,7 +46,8 @@ try {
 if (session) serve(session)
 
 function serve(session: ort.InferenceSession): void {
-  const outputNames = session.outputNames
+  // The tensor outputs only, as onnx-session.ts serves them (ONNX Runtime cannot return the others).
+  const outputNames = session.outputMetadata.filter((m) => m.isTensor).map((m) => m.name)
   let stopping = false
   port.on('message', (message: MainMessage) => {
     if (message.kind === 'run') {
@@ -67,7 +68,7 @@ async function run(session: ort.InferenceSession, outputNames: readonly string[]
   try {
     for (const [name, type, dims, values] of message.feeds) feeds[name] = new ort.Tensor(type, values as Float32Array, dims)
     const started = performance.now()
-    const result = await session.run(feeds)
+    const result = await session.run(feeds, outputNames)
     const ms = performance.now() - started
     const transfer: ArrayBuffer[] = []
     const outputs = outputNames.map((name): [number[], ort.Tensor.DataType] => {

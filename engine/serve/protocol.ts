@@ -46,7 +46,7 @@ export interface OutputTensor {
 export interface InferRequest {
   id?: string
   inputs: InputTensor[]
-  /** The outputs asked for (all when absent). */
+  /** The outputs asked for (all when absent or empty). */
   outputs?: string[]
 }
 
@@ -64,7 +64,8 @@ const MAX_ELEMENTS = 1 << 28
 export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], outputs: readonly TensorSpec[]): Parsed<InferRequest> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return fail('the request body must be a JSON object with "inputs"')
   const b = body as Record<string, unknown>
-  if (b.id !== undefined && typeof b.id !== 'string') return fail('"id" must be a string')
+  // An optional field sent as null (clients that write every field do) is absent.
+  if (b.id !== undefined && b.id !== null && typeof b.id !== 'string') return fail('"id" must be a string')
   if (!Array.isArray(b.inputs) || b.inputs.length === 0) return fail('"inputs" must be a non-empty array of tensors ({"name", "shape", "datatype", "data"})')
   const byName = new Map(inputs.map((s) => [s.name, s]))
   const seen = new Set<string>()
@@ -86,7 +87,7 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
   if (missing.length > 0) return fail(`input ${names(missing)} is missing; the model needs ${names(inputs)}`)
   const request: InferRequest = { inputs: parsed }
   if (typeof b.id === 'string') request.id = b.id
-  if (b.outputs !== undefined) {
+  if (b.outputs !== undefined && b.outputs !== null) {
     if (!Array.isArray(b.outputs)) return fail('"outputs" must be an array of {"name"}')
     const known = new Set(outputs.map((o) => o.name))
     const wanted: string[] = []
@@ -96,7 +97,8 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
       if (!known.has(name)) return fail(`the model has no output ${JSON.stringify(name)}; its outputs are ${names(outputs)}`)
       wanted.push(name)
     }
-    request.outputs = wanted
+    // An empty list names no output in particular: all of them, as KServe and Triton read it.
+    if (wanted.length > 0) request.outputs = wanted
   }
   return { ok: true, value: request }
 }

@@ -93,8 +93,11 @@ export async function createServeServer(options: ServeServerOptions): Promise<Se
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 200 },
   })
 
-  // JSON only: a text body gets 415, not a confusing "not an object".
+  // A request body is read as JSON whatever its declared type: clients of the protocol often send
+  // none or another (fetch with a string body says text/plain, curl -d says form-urlencoded), and
+  // the protocol's bodies are JSON. application/json keeps Fastify's own parser.
   app.removeContentTypeParser('text/plain')
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('ignore', 'ignore'))
   const metrics = createServeMetrics()
   const stats = createServingStats({ db, serverId, ...(options.flushMs === undefined ? {} : { flushMs: options.flushMs }), onError: (error) => log.warn({ err: error }, 'writing the serving figures failed; kept for the next write') })
   const threads = options.threads ?? DEFAULT_MODEL_THREADS
@@ -194,7 +197,7 @@ function clientErrorMessage(error: FastifyError, bodyLimit: number): string {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'the request body is empty; an inference request is a JSON object with "inputs"'
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return `the request body is not valid JSON: ${error.message}`
+      return 'the request body is not valid JSON'
     default:
       return error instanceof SyntaxError ? `the request body is not valid JSON: ${error.message}` : error.message
   }

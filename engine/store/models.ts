@@ -169,6 +169,12 @@ export async function listModelVersions(q: Queryable, model: string): Promise<Mo
   return rows.map(rowOf)
 }
 
+/** Every version of every model, by model, newest version first. */
+export async function listAllModelVersions(q: Queryable): Promise<ModelVersionRow[]> {
+  const { rows } = await q.query<RawVersion>(`SELECT ${COLUMNS} FROM cairn.model_version ORDER BY model, version DESC`)
+  return rows.map(rowOf)
+}
+
 export async function listModels(q: Queryable): Promise<ModelSummaryRow[]> {
   const { rows } = await q.query<{ name: string; latest_version: number; production: number | null; canary: number | null; created_at: Date }>(
     `SELECT m.name, m.latest_version, m.created_at,

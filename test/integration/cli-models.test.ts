@@ -36,14 +36,19 @@ test('cairn models: register, list, show (text and json), unknown model and vers
   writeFileSync(join(dir, 'm.onnx'), 'onnx bytes')
   const registered = await cairn('models', 'register', 'churn', 'm.onnx', '--features', 'a,b', '--task', 'binary')
   assert.equal(registered.code, 0, registered.stderr)
-  assert.equal(registered.stdout.trim().split('\n').at(-1), 'models:/churn/1')
+  // SPEC section 7: `register` prints the version as its last line.
+  assert.equal(registered.stdout.trim().split('\n').at(-1), '1')
+  assert.match(registered.stderr, /models:\/churn\/1/)
   assert.equal(readFileSync(join(home, 'datasets', '_models', 'churn', '1', 'model.onnx'), 'utf8'), 'onnx bytes')
 
   await createModels({ db, dir: join(home, 'datasets'), producer: { kind: 'actor', actor: 'test' } }).setStage('churn', 1, 'production', { user: 'test' }, 1)
   const listed = await cairn('models', 'list', '--format', 'json')
   assert.equal(listed.code, 0, listed.stderr)
   const [summary] = JSON.parse(listed.stdout) as Record<string, unknown>[]
-  assert.deepEqual({ ...summary, created_at: 'x' }, { name: 'churn', latest_version: 1, production: 1, canary: null, created_at: 'x' })
+  // The versions with stage, traffic share, metrics, created_at and lineage (SPEC section 7, CLI).
+  const listedVersions = summary!.versions as Record<string, unknown>[]
+  assert.deepEqual({ ...summary, created_at: 'x', versions: 'x' }, { name: 'churn', latest_version: 1, production: 1, canary: null, created_at: 'x', versions: 'x' })
+  assert.deepEqual(listedVersions.map((v) => [v.version, v.stage, v.traffic_share, v.metrics, v.lineage, typeof v.created_at]), [[1, 'production', 1, {}, {}, 'string']])
   const table = await cairn('models', 'list')
   assert.match(table.stdout, /MODEL\s+LATEST\s+PRODUCTION\s+CANARY/)
 
@@ -58,12 +63,28 @@ test('cairn models: register, list, show (text and json), unknown model and vers
   const text = await cairn('models', 'show', 'churn')
   assert.match(text.stdout, /stage\s+production/)
 
+  // A second version: `show` lists every version, newest first, beside the one shown.
+  writeFileSync(join(dir, 'm2.onnx'), 'onnx bytes 2')
+  const second = await cairn('models', 'register', 'churn', 'm2.onnx')
+  assert.equal(second.stdout.trim().split('\n').at(-1), '2')
+  const both = JSON.parse((await cairn('models', 'show', 'churn', '--format', 'json')).stdout) as Record<string, unknown>
+  assert.deepEqual([both.version, both.stage, both.latest_version], [2, 'candidate', 2])
+  assert.deepEqual((both.versions as Record<string, unknown>[]).map((v) => [v.version, v.stage, v.traffic_share, typeof v.created_at, typeof v.metrics, typeof v.lineage]), [
+    [2, 'candidate', 0, 'string', 'object', 'object'],
+    [1, 'production', 1, 'string', 'object', 'object'],
+  ])
+  const bothText = await cairn('models', 'show', 'churn')
+  assert.match(bothText.stdout, /VERSION\s+STAGE\s+TRAFFIC/)
+  assert.match(bothText.stdout, /\n\s*1\s+production\s+1\b/)
+  const listedTwo = JSON.parse((await cairn('models', 'list', '--format', 'json')).stdout) as { versions: { version: number }[] }[]
+  assert.deepEqual(listedTwo[0]!.versions.map((v) => v.version), [2, 1])
+
   const unknown = await cairn('models', 'show', 'nope')
   assert.equal(unknown.code, 1)
   assert.match(unknown.stderr, /no model "nope"/)
   const noVersion = await cairn('models', 'show', 'churn', '--version', '5')
   assert.equal(noVersion.code, 1)
-  assert.match(noVersion.stderr, /has no version 5 \(the latest is 1\)/)
+  assert.match(noVersion.stderr, /has no version 5 \(the latest is 2\)/)
   const missing = await cairn('models', 'register', 'churn', 'absent.onnx')
   assert.equal(missing.code, 1)
   const badName = await cairn('models', 'register', 'Churn', 'm.onnx')

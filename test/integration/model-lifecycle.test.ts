@@ -119,7 +119,7 @@ test('models lifecycle: stage through the registry, the CLI and HTTP; one produc
   writeFileSync(join(dir, 'm5.onnx'), 'model 5')
   const registered = await cairn('models', 'register', 'churn', 'm5.onnx', '--stage', 'production')
   assert.equal(registered.code, 0, registered.stderr)
-  assert.equal(registered.stdout.trim().split('\n').at(-1), 'models:/churn/5')
+  assert.equal(registered.stdout.trim().split('\n').at(-1), '5')
   assert.deepEqual((await stages()).slice(3), [[4, 'archived', 0], [5, 'production', 1]])
   const openapi = (await rawRequest(base, 'GET', '/api/v1/openapi.json', { headers: { authorization: `Bearer ${viewer}` } })).json()
   assert.ok(openapi.paths['/api/v1/models/{name}/versions/{version}/stage']?.post, 'the stage route is in the OpenAPI document')

@@ -192,7 +192,7 @@ test('bad requests get a 4xx with a clear message, and the server keeps answerin
     { what: 'data length', send: () => client.postRaw('/v2/models/churn/infer', tensor({ shape: [2, 3] })), status: 400, message: /"data" has 3 elements; shape \[2, 3\] needs 6/ },
     { what: 'element type', send: () => client.postRaw('/v2/models/churn/infer', tensor({ data: [1, 'two', 3] })), status: 400, message: /data\[1\] = "two" is not a finite number/ },
     { what: 'missing input', send: () => client.postRaw('/v2/models/churn/infer', JSON.stringify({ inputs: [] })), status: 400, message: /"inputs" must be a non-empty array/ },
-    { what: 'not sent as JSON', send: () => client.postRaw('/v2/models/churn/infer', 'x=1', { 'content-type': 'text/plain' }), status: 415, message: /as JSON/ },
+    { what: 'not JSON, sent as text', send: () => client.postRaw('/v2/models/churn/infer', 'x=1', { 'content-type': 'text/plain' }), status: 400, message: /not valid JSON/ },
     { what: 'not JSON', send: () => client.postRaw('/v2/models/churn/infer', '{"inputs": ['), status: 400, message: /not valid JSON/ },
     { what: 'huge body', send: () => client.postRaw('/v2/models/churn/infer', tensor({ shape: [30000, 3], data: new Array(90000).fill(1.5) })), status: 413, message: /larger than this server's limit of 65536 bytes/ },
     { what: 'no token', send: () => new OipClient(url).infer('churn', good), status: 401, message: /needs an API token/ },

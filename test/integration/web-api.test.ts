@@ -311,6 +311,8 @@ describe('role x route matrix', () => {
 test('models: the list and one model with its versions and audit', async () => {
   const list = (await call('GET', '/api/v1/models', { headers: bearer(tokens.viewer) })).json()
   assert.deepEqual(list.models.map((m: Record<string, unknown>) => [m.name, m.latest_version, m.production, m.canary]), [['web_model', 1, null, null]])
+  // Each model's versions with stage and traffic share (SPEC section 7, HTTP additions).
+  assert.deepEqual(list.models[0].versions.map((v: Record<string, unknown>) => [v.version, v.stage, v.traffic_share, typeof v.metrics, typeof v.lineage, typeof v.created_at]), [[1, 'candidate', 0, 'object', 'object', 'string']])
   const one = (await call('GET', '/api/v1/models/web_model', { headers: bearer(tokens.viewer) })).json()
   assert.deepEqual(one.versions.map((v: Record<string, unknown>) => [v.version, v.uri, v.stage, v.artifact]), [[1, 'models:/web_model/1', 'candidate', '_models/web_model/1/model.onnx']])
   assert.deepEqual(one.audit.map((a: Record<string, unknown>) => [a.version, a.from_stage, a.to_stage, a.actor]), [[1, null, 'candidate', { user: 'test' }]])

@@ -49,3 +49,20 @@ test('outputs asked for, id echoed, INT64 and BOOL written as JSON numbers and b
   const bools = inferResponse('m', 1, { inputs: [] }, [{ name: 'b', datatype: 'BOOL', shape: [2], data: Uint8Array.from([1, 0]) }])
   assert.deepEqual(bools.outputs[0]!.data, [true, false])
 })
+
+test('an empty "outputs" asks for nothing in particular: every output comes back (as KServe and Triton read it)', () => {
+  const request = parseInferRequest({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }], outputs: [] }, X, Y)
+  assert.ok(request.ok)
+  const response = inferResponse('m', 1, request.value, [
+    { name: 'y', datatype: 'FP32', shape: [1, 1], data: Float32Array.from([0.5]) },
+    { name: 'z', datatype: 'INT64', shape: [1], data: BigInt64Array.from([7n]) },
+  ])
+  assert.deepEqual(response.outputs.map((o) => o.name), ['y', 'z'])
+})
+
+test('optional fields sent as null ("id", "outputs", "parameters", as clients that write every field do) are absent', () => {
+  const request = parseInferRequest({ id: null, parameters: null, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], parameters: null, data: [1, 2] }], outputs: null }, X, Y)
+  assert.ok(request.ok, error(request as never))
+  assert.deepEqual([request.value.id, request.value.outputs], [undefined, undefined])
+  assert.match(error(parseInferRequest({ id: 7, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] }, X, Y)), /"id" must be a string/)
+})

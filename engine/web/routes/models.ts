@@ -1,6 +1,7 @@
 /**
  * Models (SPEC section 7):
- * - `GET /api/v1/models`: every model with its latest, production and canary versions;
+ * - `GET /api/v1/models`: every model with its latest, production and canary versions, and all its
+ *   versions (newest first: stage, traffic share, metrics, lineage);
  * - `GET /api/v1/models/{name}`: its versions, newest first (stage, checksum, metrics, features,
  *   lineage: the shape of `cairn models show --format json`), its stage and traffic changes (audit)
  *   and its rollouts, newest first (rollout history: steps with figures and decisions);
@@ -15,18 +16,6 @@ import { MODEL_STAGES } from '../../store/models.ts'
 import type { ModelActor, ModelStage } from '../../store/models.ts'
 import type { WebContext } from '../context.ts'
 import { AUTH_ERRORS, SECURITY, errors, time, timeOrNull } from '../schemas.ts'
-
-const modelSummary = {
-  type: 'object',
-  required: ['name', 'latest_version', 'production', 'canary', 'created_at'],
-  properties: {
-    name: { type: 'string' },
-    latest_version: { type: 'integer' },
-    production: { type: ['integer', 'null'], description: 'the production version (at most one)' },
-    canary: { type: ['integer', 'null'], description: 'the canary version (at most one)' },
-    created_at: time,
-  },
-} as const
 
 const modelVersion = {
   type: 'object',
@@ -44,6 +33,19 @@ const modelVersion = {
     task_kind: { type: ['string', 'null'] },
     lineage: { type: 'object', additionalProperties: true, description: 'run, task, attempt, dag_version, dataset {name, version}, feature_views' },
     created_at: time,
+  },
+} as const
+
+const modelSummary = {
+  type: 'object',
+  required: ['name', 'latest_version', 'production', 'canary', 'created_at', 'versions'],
+  properties: {
+    name: { type: 'string' },
+    latest_version: { type: 'integer' },
+    production: { type: ['integer', 'null'], description: 'the production version (at most one)' },
+    canary: { type: ['integer', 'null'], description: 'the canary version (at most one)' },
+    created_at: time,
+    versions: { type: 'array', items: modelVersion, description: 'every version, newest first, with its stage, traffic share, metrics and lineage' },
   },
 } as const
 
