@@ -21,7 +21,7 @@
  * Goals: HTTP overhead <= 0.3 ms at p50 (against the looping caller, as the goal was set; the paced
  * caller's figure is printed beside it); with batching, >= 80 % of bare throughput at 64 concurrent
  * clients. Prints figures and the load average; never pass/fail.
- * Usage: node bench/serve.ts [--seconds S] [--models tiny,mlp] [--threads N] (model threads per
+ * Usage: node bench/serve.ts [--seconds S] [--models tiny,mlp] [--rows 1,64] [--client wrk|autocannon] [--threads N] (model threads per
  * version, the server's default when not given; 0: every run on the event loop)
  */
 import { execFile, execFileSync, spawn } from 'node:child_process'
@@ -49,6 +49,7 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '5' },
     models: { type: 'string', default: 'tiny,mlp' },
+    rows: { type: 'string', default: '1,64' },
     connections: { type: 'string', default: '64' },
     threads: { type: 'string' },
     // The throughput load generator: wrk (C, when installed: `apt-get install wrk`) or autocannon.
@@ -155,7 +156,7 @@ try {
     const batched = await serve({ batching: { maxBatch: 64, maxDelayMs: 0 } })
     const floor = await floorServer(name, features)
     try {
-      for (const rows of [1, 64]) {
+      for (const rows of values.rows!.split(',').map(Number)) {
         const feeds = { x: new ort.Tensor('float32', Float32Array.from(rowsOf(rows, features)), [rows, features]) }
         for (let i = 0; i < 200; i++) await session.run(feeds)
         const body = JSON.stringify({ inputs: [{ name: 'x', shape: [rows, features], datatype: 'FP32', data: rowsOf(rows, features) }] })
