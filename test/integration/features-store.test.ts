@@ -17,7 +17,7 @@ import { migrate } from '../../engine/store/migrate.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import type { Datasets } from '../../engine/data/datasets.ts'
 import { openDuckDb, sqlString } from '../../engine/data/duckdb.ts'
-import { createFeatureStore } from '../../engine/data/feature-store.ts'
+import { createFeatureStore, FeatureRequestError } from '../../engine/data/feature-store.ts'
 import { normalizeFeatureView } from '../../engine/data/feature-definition.ts'
 import { saveFeatureViews, listFeatureViewDefinitions } from '../../engine/store/feature-views.ts'
 import { listMaterializations } from '../../engine/store/feature-materializations.ts'
@@ -478,6 +478,14 @@ test('training set: unknown views and features, missing label columns fail with 
   await assert.rejects(store.trainingSet({ labels: 'labels', timestamp: 'at', label: 'y', features: ['acct.nope'], dataset: 'ts' }), /has no feature nope/)
   await assert.rejects(store.trainingSet({ labels: 'labels', timestamp: 'when', label: 'y', features: ['acct'], dataset: 'ts' }), /no timestamp column when/)
   await assert.rejects(store.materialize({ view: 'nope', intervalStart: E1, intervalEnd: E1 }), /not defined/)
+  // A split writes <dataset>_holdout, which must be a dataset name too (at most 64 characters): refused before any work.
+  const long = `t${'x'.repeat(56)}`
+  await assert.rejects(store.trainingSet({ labels: 'labels', timestamp: 'at', label: 'y', features: ['acct'], dataset: long, split: { holdout: 0.5 } }),
+    (error: Error) => error instanceof FeatureRequestError && /holdout dataset \w+_holdout, which is not a dataset name/.test(error.message))
+  assert.equal(await s.datasets.get(long), undefined)
+  // labels may name a version: name@N.
+  const pinned = await store.trainingSet({ labels: 'labels@1', timestamp: 'at', label: 'y', features: ['acct'], dataset: 'ts' })
+  assert.deepEqual(pinned.inputs[0], { dataset: 'labels', version: 1 })
 })
 
 test('versions of several files: ties go to the later file, labels keep file then row order', async (t) => {

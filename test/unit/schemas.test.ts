@@ -59,6 +59,7 @@ const cases: Record<string, Cases> = {
       'labels window without a unit': { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd', labels_window: '60' },
       'empty features': { labels: 'l', timestamp: 'ts', label: 'y', features: [], dataset: 'd' },
       'holdout of 1': { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd', split: { holdout: 1 } },
+      'split of a dataset whose _holdout name is too long': { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: `d${'x'.repeat(56)}`, split: { holdout: 0.2 } },
       'unknown key': { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd', join: 'left' },
     },
   },
