@@ -367,6 +367,25 @@ test('online store: newest interval wins whatever the order, idempotent, ttl on 
   assert.ok(!wrongKey.ok && wrongKey.reason === 'bad_entity')
 })
 
+test('the online param overrides the view\'s online setting, both ways (SPEC 4: default the view\'s own)', async (t) => {
+  const s = await setup(t)
+  await publishRows(s.datasets, 'events', EVENT_TYPES, EVENTS)
+  await defineViews(s.db, ACTIVITY_YAML, GEO_YAML)
+  const store = storeOf(s)
+  // activity says online: true; asked for offline only, it writes no online row.
+  const offlineOnly = await store.materialize({ view: 'activity', intervalStart: E1, intervalEnd: E2, online: false })
+  assert.equal(offlineOnly.rowsOnline, null)
+  assert.ok(offlineOnly.rowsOffline > 0)
+  assert.equal(await countOnlineRows(s.db, 'activity'), 0)
+  // geo says nothing (offline only by default); asked for online, it writes its rows.
+  const byDefault = await store.materialize({ view: 'geo', intervalStart: E1, intervalEnd: E2 })
+  assert.equal(byDefault.rowsOnline, null)
+  assert.equal(await countOnlineRows(s.db, 'geo'), 0)
+  const online = await store.materialize({ view: 'geo', intervalStart: E1, intervalEnd: E2, online: true })
+  assert.equal(online.rowsOnline, online.rowsOffline)
+  assert.equal(await countOnlineRows(s.db, 'geo'), online.rowsOffline)
+})
+
 test('online keys match the entity column type: integers and timestamps given as strings', async (t) => {
   const s = await setup(t)
   await publishRows(s.datasets, 'clicks', { account: 'BIGINT', day: 'TIMESTAMPTZ', ts: 'TIMESTAMPTZ' }, [
