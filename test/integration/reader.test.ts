@@ -149,6 +149,22 @@ test('ISO-8601 timestamps without seconds or with a lowercase z read as timestam
   }
 })
 
+test('csv with header: false: the first line is a row, columns are column0, column1, ...; bad lines keep their own numbers', async () => {
+  const path = file('noheader.csv', 'u1;2026-01-01T00:00:00Z;3\nu2;2026-01-02T00:00:00Z;4\n')
+  for (const fast of [true, false]) {
+    const duck = await openDuckDb({ threads: 1 })
+    try {
+      const got = ok(await read(duck, path, 'csv', fast, { header: false, delimiter: ';' }))
+      assert.deepEqual(got.columns, [{ name: 'column0', type: 'string' }, { name: 'column1', type: 'timestamp' }, { name: 'column2', type: 'integer' }])
+      assert.deepEqual(got.rows.map((r) => r.column0), ['u1', 'u2'])
+      const bad = file('noheader-bad.csv', '1,a\nx,b\n3,c\n')
+      assert.match(String(await read(duck, bad, 'csv', fast, { header: false }, { column0: 'integer' })), /^1 bad row, nothing was published: f:2: column column0: "x" is not an integer$/)
+    } finally {
+      duck.close()
+    }
+  }
+})
+
 test('declared types are enforced as bad rows; a declared column the file lacks fails; nested JSON is kept as text', async () => {
   const csv = file('declared.csv', 'id,amount,n\n1,2,3\n2,x,4\n3,5,1.5\n')
   const duck = await openDuckDb({ threads: 1 })
