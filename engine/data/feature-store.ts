@@ -19,6 +19,7 @@ import type { DatasetInput } from '../store/datasets.ts'
 import { listMaterializations, replaceMaterialization } from '../store/feature-materializations.ts'
 import type { MaterializationRow } from '../store/feature-materializations.ts'
 import { readFeatureView, readFeatureViewDefinition } from '../store/feature-views.ts'
+import { DATASET_NAME } from './datasets.ts'
 import type { Datasets, Producer, PublishRequest, PublishResult } from './datasets.ts'
 import { openDuckDb, sqlIdent, sqlString } from './duckdb.ts'
 import type { DuckDb, DuckDbOptions } from './duckdb.ts'
@@ -219,6 +220,10 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
   }
 
   async function trainingSet(request: TrainingSetRequest): Promise<TrainingSetResult> {
+    const holdoutName = `${request.dataset}_holdout`
+    if (request.split && !DATASET_NAME.test(holdoutName)) {
+      throw new FeatureRequestError(`split writes the holdout dataset ${holdoutName}, which is not a dataset name (at most 64 characters: ^[a-z][a-z0-9_]{0,63}$); shorten dataset`)
+    }
     const labels = await datasets.resolve(request.labels)
     if (!labels) throw new FeatureRequestError(`labels dataset ${request.labels} has no version`)
     const labelNames = new Set(labels.columns.map((c) => c.name))
@@ -240,7 +245,7 @@ export function createFeatureStore(options: FeatureStoreOptions): FeatureStore {
     }
 
     const main = await datasets.stage(request.dataset)
-    const holdout = request.split ? await datasets.stage(`${request.dataset}_holdout`) : undefined
+    const holdout = request.split ? await datasets.stage(holdoutName) : undefined
     try {
       await withDuck(request.signal, async (duck) => {
         for (const v of joined) {

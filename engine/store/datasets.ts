@@ -125,7 +125,7 @@ export interface NewVersion {
 
 export type InsertOutcome =
   | { kind: 'published'; row: DatasetVersionRow }
-  /** The same task instance already published these very rows (a retry after a lost report). */
+  /** The same task instance already published these very rows and was not cleared since (a retry after a lost report). */
   | { kind: 'reused'; row: DatasetVersionRow }
   /** The version the rows were computed from is no longer the latest. */
   | { kind: 'stale_base'; latest: number }
@@ -141,7 +141,8 @@ export async function insertDatasetVersion(q: Queryable, v: NewVersion, base?: n
   const latest = locked.rows[0]!.latest_version
   if (v.runId !== undefined && v.taskId !== undefined) {
     const same = await q.query<RawVersion>(
-      `SELECT ${COLUMNS} FROM cairn.dataset_version WHERE dataset = $1 AND run_id = $2 AND task_id = $3 AND fingerprint = $4 AND columns = $5::jsonb
+      `SELECT ${COLUMNS} FROM cairn.dataset_version v WHERE dataset = $1 AND run_id = $2 AND task_id = $3 AND fingerprint = $4 AND columns = $5::jsonb
+          AND NOT EXISTS (SELECT 1 FROM cairn.state_history h WHERE h.run_id = $2 AND h.task_id = $3 AND h.to_state = 'pending' AND h.from_state IS NOT NULL AND h.at > v.created_at)
         ORDER BY version DESC LIMIT 1`,
       [v.dataset, v.runId, v.taskId, v.fingerprint, JSON.stringify(v.columns)],
     )

@@ -231,6 +231,22 @@ test('exit codes: unknown dataset or version 1, malformed arguments 2; a failed 
   assert.equal(missingFile.code, 1, missingFile.stderr)
 })
 
+test('import reads a file anywhere the user can (the allowed paths limit ingest only), by an absolute path too', async () => {
+  const elsewhere = mkdtempSync(join(tmpdir(), 'cairn-cli-import-elsewhere-'))
+  cleanups.push(async () => rmSync(elsewhere, { recursive: true, force: true }))
+  writeFileSync(join(elsewhere, 'outside.csv'), 'id,at\n1,2026-01-01T00:00:00Z\n')
+  writeFileSync(join(dir, 'cairn.yaml'), `data: { allowed_paths: [${JSON.stringify(join(dir, 'nothing-here'))}] }\n`)
+  try {
+    const imported = await cairn('datasets', 'import', 'outside', join(elsewhere, 'outside.csv'))
+    assert.equal(imported.code, 0, imported.stderr)
+    assert.equal(imported.stdout.trim().split('\n').at(-1), '1')
+    const shown = JSON.parse((await cairn('datasets', 'show', 'outside', '--format', 'json')).stdout)
+    assert.deepEqual([shown.rows, shown.produced_by, shown.columns], [1, null, [{ name: 'id', type: 'integer' }, { name: 'at', type: 'timestamp' }]])
+  } finally {
+    rmSync(join(dir, 'cairn.yaml'), { force: true })
+  }
+})
+
 test('export streams: a reader that stops after a few lines ends it quietly, exit 0', async () => {
   await seed('big', `SELECT i::BIGINT AS id, 'row ' || i AS label, TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) SECOND AS at FROM range(300000) t(i)`)
   const child = spawn(process.execPath, [MAIN, 'datasets', 'export', 'big'], { cwd: dir, env: env(), stdio: ['ignore', 'pipe', 'pipe'] })

@@ -17,7 +17,7 @@ import { migrate } from '../../engine/store/migrate.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import type { Datasets } from '../../engine/data/datasets.ts'
 import { openDuckDb, sqlString } from '../../engine/data/duckdb.ts'
-import { createFeatureStore } from '../../engine/data/feature-store.ts'
+import { createFeatureStore, FeatureRequestError } from '../../engine/data/feature-store.ts'
 import { normalizeFeatureView } from '../../engine/data/feature-definition.ts'
 import { saveFeatureViews, listFeatureViewDefinitions } from '../../engine/store/feature-views.ts'
 import { listMaterializations } from '../../engine/store/feature-materializations.ts'
@@ -367,6 +367,25 @@ test('online store: newest interval wins whatever the order, idempotent, ttl on 
   assert.ok(!wrongKey.ok && wrongKey.reason === 'bad_entity')
 })
 
+test('the online param overrides the view\'s online setting, both ways (SPEC 4: default the view\'s own)', async (t) => {
+  const s = await setup(t)
+  await publishRows(s.datasets, 'events', EVENT_TYPES, EVENTS)
+  await defineViews(s.db, ACTIVITY_YAML, GEO_YAML)
+  const store = storeOf(s)
+  // activity says online: true; asked for offline only, it writes no online row.
+  const offlineOnly = await store.materialize({ view: 'activity', intervalStart: E1, intervalEnd: E2, online: false })
+  assert.equal(offlineOnly.rowsOnline, null)
+  assert.ok(offlineOnly.rowsOffline > 0)
+  assert.equal(await countOnlineRows(s.db, 'activity'), 0)
+  // geo says nothing (offline only by default); asked for online, it writes its rows.
+  const byDefault = await store.materialize({ view: 'geo', intervalStart: E1, intervalEnd: E2 })
+  assert.equal(byDefault.rowsOnline, null)
+  assert.equal(await countOnlineRows(s.db, 'geo'), 0)
+  const online = await store.materialize({ view: 'geo', intervalStart: E1, intervalEnd: E2, online: true })
+  assert.equal(online.rowsOnline, online.rowsOffline)
+  assert.equal(await countOnlineRows(s.db, 'geo'), online.rowsOffline)
+})
+
 test('online keys match the entity column type: integers and timestamps given as strings', async (t) => {
   const s = await setup(t)
   await publishRows(s.datasets, 'clicks', { account: 'BIGINT', day: 'TIMESTAMPTZ', ts: 'TIMESTAMPTZ' }, [
@@ -478,6 +497,14 @@ test('training set: unknown views and features, missing label columns fail with 
   await assert.rejects(store.trainingSet({ labels: 'labels', timestamp: 'at', label: 'y', features: ['acct.nope'], dataset: 'ts' }), /has no feature nope/)
   await assert.rejects(store.trainingSet({ labels: 'labels', timestamp: 'when', label: 'y', features: ['acct'], dataset: 'ts' }), /no timestamp column when/)
   await assert.rejects(store.materialize({ view: 'nope', intervalStart: E1, intervalEnd: E1 }), /not defined/)
+  // A split writes <dataset>_holdout, which must be a dataset name too (at most 64 characters): refused before any work.
+  const long = `t${'x'.repeat(56)}`
+  await assert.rejects(store.trainingSet({ labels: 'labels', timestamp: 'at', label: 'y', features: ['acct'], dataset: long, split: { holdout: 0.5 } }),
+    (error: Error) => error instanceof FeatureRequestError && /holdout dataset \w+_holdout, which is not a dataset name/.test(error.message))
+  assert.equal(await s.datasets.get(long), undefined)
+  // labels may name a version: name@N.
+  const pinned = await store.trainingSet({ labels: 'labels@1', timestamp: 'at', label: 'y', features: ['acct'], dataset: 'ts' })
+  assert.deepEqual(pinned.inputs[0], { dataset: 'labels', version: 1 })
 })
 
 test('versions of several files: ties go to the later file, labels keep file then row order', async (t) => {

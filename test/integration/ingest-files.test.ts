@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { ingestHarness } from '../helpers/ingest.ts'
 import type { IngestHarness } from '../helpers/ingest.ts'
 import { openDuckDb, parquetScan, sqlString } from '../../engine/data/duckdb.ts'
+import { clearRun } from '../../engine/store/control.ts'
 
 async function rowsOf(h: IngestHarness, reference: string, order = ''): Promise<Record<string, unknown>[]> {
   const version = await h.datasets.resolve(reference)
@@ -245,6 +246,42 @@ test('append retried by the same task instance after its publish: the rows are n
   const retry = await h.run({ source: { kind: 'csv', path: 'b.csv' }, dataset: 'r' }, { taskInstance: { runId: 'run-append', taskId: 'load' } })
   assert.deepEqual(retry.result, { ok: true, outputs: { dataset: 'r', version: 2, rows: 3 } })
   assert.match(retry.log.join('\n'), /already published by an earlier attempt/)
+})
+
+test('a cleared task instance that runs again publishes a new version, also when its rows are the same', async (t) => {
+  // SPEC 7: every successful ingest publishes a version; re-running an interval yields identical rows
+  // (in a new version). Only a retry of the same try (a publish whose report was lost) reuses its version.
+  const h = await ingestHarness(t)
+  writeFileSync(join(h.dagsFolder, 'day.csv'), 'id,ts\n1,2026-01-01T10:00:00Z\n2,2026-01-02T10:00:00Z\n')
+  const day1 = { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-01-02T00:00:00Z') }
+  const params = { source: { kind: 'csv', path: 'day.csv' }, dataset: 'days', mode: 'interval', time_column: 'ts' }
+  const taskInstance = { runId: 'run-day1', taskId: 'load' }
+  const clear = async () => {
+    await h.db.query(`UPDATE cairn.run SET state = 'failed' WHERE run_id = $1`, [taskInstance.runId])
+    await h.db.query(`UPDATE cairn.task_instance SET state = 'failed' WHERE run_id = $1`, [taskInstance.runId])
+    assert.deepEqual(await clearRun(h.db, taskInstance.runId), { ok: true, cleared: ['load'] })
+  }
+  const first = await h.run(params, { interval: day1, taskInstance })
+  assert.deepEqual(first.result, { ok: true, outputs: { dataset: 'days', version: 1, rows: 1 } })
+  await clear()
+  const again = await h.run(params, { interval: day1, taskInstance })
+  assert.deepEqual(again.result, { ok: true, outputs: { dataset: 'days', version: 2, rows: 1 } })
+  assert.deepEqual(await rowsOf(h, 'days@2'), await rowsOf(h, 'days@1'))
+  // A retry without a clear in between (the report of the publish was lost) keeps the version.
+  const retry = await h.run(params, { interval: day1, taskInstance })
+  assert.deepEqual(retry.result, { ok: true, outputs: { dataset: 'days', version: 2, rows: 1 } })
+
+  // replace: a cleared older run's load becomes the latest version again, not the old number.
+  const replace = { source: { kind: 'csv', path: 'day.csv' }, dataset: 'snap', mode: 'replace' }
+  const older = { runId: 'run-older', taskId: 'load' }
+  assert.equal((await h.run(replace, { taskInstance: older })).result.ok, true)
+  writeFileSync(join(h.dagsFolder, 'other.csv'), 'id,ts\n3,2026-01-03T10:00:00Z\n')
+  assert.equal((await h.run({ ...replace, source: { kind: 'csv', path: 'other.csv' } })).result.ok, true)
+  await h.db.query(`UPDATE cairn.run SET state = 'failed' WHERE run_id = $1`, [older.runId])
+  await h.db.query(`UPDATE cairn.task_instance SET state = 'failed' WHERE run_id = $1`, [older.runId])
+  assert.deepEqual(await clearRun(h.db, older.runId), { ok: true, cleared: ['load'] })
+  const rerun = await h.run(replace, { taskInstance: older })
+  assert.deepEqual(rerun.result, { ok: true, outputs: { dataset: 'snap', version: 3, rows: 2 } })
 })
 
 test('allowed paths: .., an absolute path and a symbolic link leading out are refused without retry', async (t) => {

@@ -120,6 +120,51 @@ test('csv inference rules: plain decimals, true/false in any case, ISO dates and
   }
 })
 
+test('ISO-8601 timestamps without seconds or with a lowercase z read as timestamps, declared or inferred, in csv and jsonl', async () => {
+  // SPEC 7: CSV/JSONL accept ISO-8601 (RFC 3339's lowercase z included); DuckDB's own cast refuses these spellings.
+  const values = ['2026-01-01T10:00Z', '2026-01-01T10:00+01:00', '2026-01-01 10:00-0130', '2026-01-01T10:00:00z', '2026-01-01T10:00:00.250z', '2026-01-01T10:00']
+  const expected = ['2026-01-01 10:00:00+00', '2026-01-01 09:00:00+00', '2026-01-01 11:30:00+00', '2026-01-01 10:00:00+00', '2026-01-01 10:00:00.25+00', '2026-01-01 10:00:00+00']
+  const csv = file('iso.csv', `id,at\n${values.map((v, i) => `${i},${v}`).join('\n')}\n`)
+  const jsonl = file('iso.jsonl', values.map((v, i) => JSON.stringify({ id: i, at: v })).join('\n') + '\n')
+  for (const [path, format, fast] of [[csv, 'csv', true], [csv, 'csv', false], [jsonl, 'jsonl', false]] as const) {
+    for (const declared of [{}, { at: 'timestamp' }] as Record<string, ColumnType>[]) {
+      const duck = await openDuckDb({ threads: 1 })
+      try {
+        const got = ok(await read(duck, path, format, fast, {}, declared))
+        assert.deepEqual(got.columns, [{ name: 'id', type: 'integer' }, { name: 'at', type: 'timestamp' }], `${format} fast=${fast} ${JSON.stringify(declared)}`)
+        assert.deepEqual(got.rows.map((r) => r.at), expected, `${format} fast=${fast} ${JSON.stringify(declared)}`)
+      } finally {
+        duck.close()
+      }
+    }
+  }
+  const duck = await openDuckDb({ threads: 1 })
+  try {
+    // Still not timestamps: a missing minute, an hour past 23, a time without a date.
+    const bad = file('iso-bad.csv', 'at\n2026-01-01T10Z\n')
+    assert.deepEqual(ok(await read(duck, bad, 'csv', false)).columns, [{ name: 'at', type: 'string' }])
+    assert.match(String(await read(duck, file('iso-bad2.csv', 'at\n2026-01-01T25:00Z\n'), 'csv', false, {}, { at: 'timestamp' })), /is not an ISO-8601 timestamp/)
+  } finally {
+    duck.close()
+  }
+})
+
+test('csv with header: false: the first line is a row, columns are column0, column1, ...; bad lines keep their own numbers', async () => {
+  const path = file('noheader.csv', 'u1;2026-01-01T00:00:00Z;3\nu2;2026-01-02T00:00:00Z;4\n')
+  for (const fast of [true, false]) {
+    const duck = await openDuckDb({ threads: 1 })
+    try {
+      const got = ok(await read(duck, path, 'csv', fast, { header: false, delimiter: ';' }))
+      assert.deepEqual(got.columns, [{ name: 'column0', type: 'string' }, { name: 'column1', type: 'timestamp' }, { name: 'column2', type: 'integer' }])
+      assert.deepEqual(got.rows.map((r) => r.column0), ['u1', 'u2'])
+      const bad = file('noheader-bad.csv', '1,a\nx,b\n3,c\n')
+      assert.match(String(await read(duck, bad, 'csv', fast, { header: false }, { column0: 'integer' })), /^1 bad row, nothing was published: f:2: column column0: "x" is not an integer$/)
+    } finally {
+      duck.close()
+    }
+  }
+})
+
 test('declared types are enforced as bad rows; a declared column the file lacks fails; nested JSON is kept as text', async () => {
   const csv = file('declared.csv', 'id,amount,n\n1,2,3\n2,x,4\n3,5,1.5\n')
   const duck = await openDuckDb({ threads: 1 })

@@ -53,11 +53,13 @@ const cases: Record<string, Cases> = {
     invalid: { 'missing view': { online: true }, 'online as string': { feature_view: 'v', online: 'yes' } },
   },
   'operators/features.training_set.params.schema.json': {
-    valid: [{ labels: '{{ tasks.labels.outputs.dataset }}', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd' }, { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd', labels_window: '60d' }],
+    valid: [{ labels: '{{ tasks.labels.outputs.dataset }}', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd' }, { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd', labels_window: '60d' }, { labels: 'churn_labels@2', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd' }],
     invalid: {
+      'labels version 0': { labels: 'l@0', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd' },
       'labels window without a unit': { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd', labels_window: '60' },
       'empty features': { labels: 'l', timestamp: 'ts', label: 'y', features: [], dataset: 'd' },
       'holdout of 1': { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd', split: { holdout: 1 } },
+      'split of a dataset whose _holdout name is too long': { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: `d${'x'.repeat(56)}`, split: { holdout: 0.2 } },
       'unknown key': { labels: 'l', timestamp: 'ts', label: 'y', features: ['v'], dataset: 'd', join: 'left' },
     },
   },

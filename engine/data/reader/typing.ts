@@ -42,7 +42,7 @@ const ISO_TIMESTAMP = '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2
  */
 export function fitsText(v: string, type: (typeof INFERABLE)[number]): string {
   // One pattern over the raw text (outer spaces allowed where DuckDB's cast allows them), then the cast where the pattern cannot tell (ranges, calendar).
-  const cast = type === 'boolean' ? undefined : `TRY_CAST(${v} AS ${duckDbType(type)})`
+  const cast = type === 'boolean' ? undefined : type === 'timestamp' ? timestampCast(v) : `TRY_CAST(${v} AS ${duckDbType(type)})`
   return cast === undefined ? fitsPattern(v, type) : `(${fitsPattern(v, type)} AND ${cast} IS NOT NULL)`
 }
 
@@ -55,6 +55,16 @@ function fitsPattern(v: string, type: (typeof INFERABLE)[number]): string {
     case 'date': return `regexp_full_match(${v}, '\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\\s*')`
     case 'timestamp': return `regexp_full_match(${v}, '\\s*${ISO_TIMESTAMP}\\s*')`
   }
+}
+
+/**
+ * A text value as a timestamp. DuckDB's cast reads ISO-8601 except a time without seconds followed by
+ * `Z` or an offset (`10:00Z`, `10:00+01:00`) and a lowercase `z` (RFC 3339 allows it); only the values
+ * it refused are rewritten to the spelling it reads (`10:00:00Z`) and cast again.
+ */
+function timestampCast(v: string): string {
+  const withSeconds = `regexp_replace(${v}, '^(\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2})(\\s*[Zz+-])', '\\1:00\\2')`
+  return `coalesce(TRY_CAST(${v} AS TIMESTAMPTZ), TRY_CAST(regexp_replace(${withSeconds}, 'z(\\s*)$', 'Z\\1') AS TIMESTAMPTZ))`
 }
 
 /** Types a value of one candidate always fits too (by `fitsText`): a plain integer is a number, an ISO date a timestamp. */
@@ -102,6 +112,7 @@ export function castExpression(raw: string, plan: ColumnPlan): string {
     // DuckDB's cast rounds "1.5" to 2: a whole number is one whose value as a double is the same.
     return `CASE WHEN TRY_CAST(${value} AS DOUBLE) = TRY_CAST(${value} AS BIGINT) THEN TRY_CAST(${value} AS BIGINT) END`
   }
+  if (plan.type === 'timestamp' && plan.source === 'text') return timestampCast(value)
   return `TRY_CAST(${value} AS ${duckDbType(plan.type)})`
 }
 
@@ -152,7 +163,7 @@ function checkedCast(raw: string, plan: ColumnPlan): string {
   if (!plan.sampled || plan.source !== 'text' || plan.type === 'string') return castExpression(raw, plan)
   if (plan.type === 'boolean') return `CASE WHEN ${raw} = 'true' THEN true WHEN ${raw} = 'false' THEN false WHEN ${fitsPattern(raw, 'boolean')} THEN lower(${raw}) = 'true' END`
   // Within the pattern, DuckDB's cast is exact (no fraction for it to round away).
-  return `CASE WHEN ${fitsPattern(raw, plan.type as (typeof INFERABLE)[number])} THEN TRY_CAST(${raw} AS ${duckDbType(plan.type)}) END`
+  return `CASE WHEN ${fitsPattern(raw, plan.type as (typeof INFERABLE)[number])} THEN ${plan.type === 'timestamp' ? timestampCast(raw) : `TRY_CAST(${raw} AS ${duckDbType(plan.type)})`} END`
 }
 
 export function describeType(type: ColumnType): string {
