@@ -30,7 +30,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -51,6 +51,7 @@ import { saveFeatureViews } from '../engine/store/feature-views.ts'
 import { SECURITY_HEADERS, createWebServer } from '../engine/web/server.ts'
 import type { WebServerOptions } from '../engine/web/server.ts'
 import { createToken } from '../engine/web/auth/tokens.ts'
+import { hasWrk, runWrk } from './wrk.ts'
 
 const PHASES = ['sql', 'uncached', 'cold', 'warm', 'wrk', 'fastify', 'post', 'session', 'node'] as const
 const { values } = parseArgs({
@@ -131,14 +132,8 @@ try {
 const modes: boolean[] = values.pin === 'yes' ? [true] : values.pin === 'no' ? [false] : [true, false]
 if (modes.includes(true) && !canPin) console.log(`(pinned runs skipped: ${cpus < 2 ? 'fewer than 2 CPUs' : 'taskset is not available'})`)
 const runModes = modes.filter((pinned) => !pinned || canPin)
-let hasWrk = true
-try {
-  execFileSync('wrk', ['--version'], { stdio: 'ignore' })
-} catch (error) {
-  // wrk prints its version and usage with exit status 1
-  hasWrk = (error as { status?: number }).status === 1
-}
-if (values.only.split(',').includes('wrk') && !hasWrk) console.log('(the wrk row is skipped: wrk is not installed; apt-get install wrk)')
+const wrkInstalled = hasWrk()
+if (values.only.split(',').includes('wrk') && !wrkInstalled) console.log('(the wrk row is skipped: wrk is not installed; apt-get install wrk)')
 const only = new Set(values.only.split(','))
 const allCpus = `0-${cpus - 1}`
 let postgresPid = 0
@@ -198,35 +193,17 @@ try {
     const perRequest = serverCpu && r.n > 0 ? `  server CPU ${((cpu.user + cpu.system) / r.n).toFixed(0)} us/request` : ''
     console.log(`  ${label.padEnd(36)} ${(pinned ? 'pinned' : 'unpinned').padEnd(8)} load ${load.padStart(4)}  p50 ${r.p50.toFixed(2).padStart(6)} ms  p99 ${r.p99.toFixed(2).padStart(6)} ms  ${r.rps.toFixed(0).padStart(6)}/s${perRequest}${r.bad > 0 ? `  (${r.bad} failed)` : ''}`)
   }
-  /**
-   * The same warm lookups from wrk (a load generator in C, one thread: a few microseconds of CPU per
-   * request where autocannon takes tens, and on 2 cores that CPU is the server's): what the route
-   * gives when the client costs next to nothing. Latencies from wrk's own histogram (1 us steps).
-   */
+  /** The same warm lookups from wrk (bench/wrk.ts): what the route gives when the client costs next to nothing. */
   const measureWrk = async (label: string, pinned: boolean, url: string) => {
     collectGarbage()
     const load = loadavg()[0]!.toFixed(1)
-    const script = join(dir, 'wrk-online.lua')
-    writeFileSync(script, [
-      `wrk.headers["Authorization"] = "Bearer ${token}"`,
-      'math.randomseed(os.time())',
-      `request = function() return wrk.format("GET", "/api/v1/features/activity/online?user_id=u" .. math.random(0, ${ENTITIES - 1})) end`,
-      'done = function(summary, latency, requests)',
-      '  local e = summary.errors',
-      '  io.write(string.format("\\nRESULT %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))',
-      'end',
-    ].join('\n'))
-    const wrk = ['wrk', '-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '-s', script, url]
     const cpuBefore = process.cpuUsage()
-    const child = pinned ? spawn('taskset', ['-c', '1', ...wrk], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(wrk[0]!, wrk.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
-    await once(child, 'exit')
+    const f = await runWrk({
+      url, connections: CONNECTIONS, seconds: SECONDS, dir, ...(pinned ? { cpu: 1 } : {}),
+      lua: [`wrk.headers["Authorization"] = "Bearer ${token}"`, 'math.randomseed(os.time())', `request = function() return wrk.format("GET", "/api/v1/features/activity/online?user_id=u" .. math.random(0, ${ENTITIES - 1})) end`],
+    })
     const cpu = process.cpuUsage(cpuBefore)
-    const m = /RESULT (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(out)
-    if (!m || m[1] === '0') throw new Error(`wrk gave no result: ${out}`)
-    const [n, micros, p50, p99, bad] = m.slice(1).map(Number) as [number, number, number, number, number]
-    console.log(`  ${label.padEnd(36)} ${(pinned ? 'pinned' : 'unpinned').padEnd(8)} load ${load.padStart(4)}  p50 ${(p50 / 1000).toFixed(2).padStart(6)} ms  p99 ${(p99 / 1000).toFixed(2).padStart(6)} ms  ${(n / (micros / 1e6)).toFixed(0).padStart(6)}/s  server CPU ${((cpu.user + cpu.system) / n).toFixed(0)} us/request${bad > 0 ? `  (${bad} failed)` : ''}`)
+    console.log(`  ${label.padEnd(36)} ${(pinned ? 'pinned' : 'unpinned').padEnd(8)} load ${load.padStart(4)}  p50 ${f.p50Ms.toFixed(2).padStart(6)} ms  p99 ${f.p99Ms.toFixed(2).padStart(6)} ms  ${f.rps.toFixed(0).padStart(6)}/s  server CPU ${((cpu.user + cpu.system) / f.requests).toFixed(0)} us/request${f.bad > 0 ? `  (${f.bad} failed)` : ''}`)
   }
   const serve = async (options: Partial<WebServerOptions>) => {
     const app = await createWebServer({ db, log, ...options })
@@ -270,7 +247,7 @@ try {
       if (only.has('cold')) await measure('GET .../online, cold cache', pinned, http(cached.url), true)
       if (only.has('warm') || only.has('wrk') || only.has('post')) await warmUp(cached.url)
       if (only.has('warm')) await measure(`GET .../online, warm (${ENTITIES.toLocaleString('en')} rows)`, pinned, http(cached.url), true)
-      if (only.has('wrk') && hasWrk) await measureWrk('GET .../online, warm, from wrk', pinned, cached.url)
+      if (only.has('wrk') && wrkInstalled) await measureWrk('GET .../online, warm, from wrk', pinned, cached.url)
       if (only.has('post')) await measure('POST .../online, 1 entity, warm', pinned, http(cached.url, ['--load-method', 'POST']), true)
       // The same server's cheapest authenticated route: what the server costs without a lookup.
       if (only.has('session')) await measure('GET /api/v1/session', pinned, http(cached.url, ['--load-path', '/api/v1/session']), true)

@@ -24,7 +24,7 @@
  * Usage: node bench/serve.ts [--seconds S] [--models tiny,mlp] [--rows 1,64] [--client wrk|autocannon] [--threads N] (model threads per
  * version, the server's default when not given; 0: every run on the event loop)
  */
-import { execFile, execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import http from 'node:http'
 import net from 'node:net'
@@ -32,7 +32,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs, promisify } from 'node:util'
+import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import * as ort from 'onnxruntime-node'
 import { silentLogger } from '../engine/log.ts'
@@ -44,6 +44,7 @@ import { createToken } from '../engine/web/auth/tokens.ts'
 import { DEFAULT_MODEL_THREADS, createServeServer } from '../engine/serve/serve-server.ts'
 import type { ServeServerOptions } from '../engine/serve/serve-server.ts'
 import { mlpModel, sigmoidModel } from '../test/helpers/onnx-models.ts'
+import { hasWrk, runWrk } from './wrk.ts'
 
 const { values } = parseArgs({
   options: {
@@ -61,7 +62,6 @@ const { values } = parseArgs({
 const SECONDS = Number(values.seconds)
 const THREADS = values.threads === undefined ? undefined : Number(values.threads)
 const CONNECTIONS = Number(values.connections)
-const execFileAsync = promisify(execFile)
 const WRK = (values.client ?? (hasWrk() ? 'wrk' : 'autocannon')) === 'wrk'
 const log = silentLogger()
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
@@ -305,39 +305,11 @@ async function rawClient(url: URL, headers: Record<string, string>, body: string
   })
 }
 
-function hasWrk(): boolean {
-  try {
-    execFileSync('wrk', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch (error) {
-    // wrk prints its version and usage with exit status 1
-    return (error as { status?: number }).status === 1
-  }
-}
 
-/**
- * CONNECTIONS keep-alive connections posting the body for SECONDS (after 1 s of warm-up) from wrk's
- * one thread: a load generator in C takes a few microseconds of CPU per request where autocannon takes
- * tens, and on 2 cores the load generator's CPU is taken from the server. Latencies to 1 us.
- */
+/** CONNECTIONS keep-alive connections posting the body for SECONDS from wrk, after 1 s of warm-up. */
 async function wrkLoad(dir: string, url: string, token: string, body: string): Promise<Figures> {
-  const script = join(dir, 'wrk-post.lua')
-  writeFileSync(script, [
-    'wrk.method = "POST"',
-    `wrk.body = ${JSON.stringify(body)}`,
-    'wrk.headers["Content-Type"] = "application/json"',
-    `wrk.headers["Authorization"] = "Bearer ${token}"`,
-    'done = function(summary, latency, requests)',
-    '  local e = summary.errors',
-    '  io.write(string.format("\\nRESULT %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))',
-    'end',
-  ].join('\n'))
-  // Asynchronously: the servers measured run in this process's event loop.
-  const run = async (seconds: number) => (await execFileAsync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', script, url], { encoding: 'utf8' })).stdout
-  await run(1)
-  const out = await run(SECONDS)
-  const m = /RESULT (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(out)
-  if (!m || m[1] === '0') throw new Error(`wrk gave no result: ${out}`)
-  const [requests, micros, p50, p99, bad] = m.slice(1).map(Number) as [number, number, number, number, number]
-  return { p50: p50 / 1000, p99: p99 / 1000, rps: requests / (micros / 1e6), bad }
+  const lua = ['wrk.method = "POST"', `wrk.body = ${JSON.stringify(body)}`, 'wrk.headers["Content-Type"] = "application/json"', `wrk.headers["Authorization"] = "Bearer ${token}"`]
+  await runWrk({ url, connections: CONNECTIONS, seconds: 1, dir, lua })
+  const f = await runWrk({ url, connections: CONNECTIONS, seconds: SECONDS, dir, lua })
+  return { p50: f.p50Ms, p99: f.p99Ms, rps: f.rps, bad: f.bad }
 }
