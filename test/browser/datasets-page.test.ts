@@ -8,48 +8,25 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
 import type { Page } from 'playwright-core'
-import { createDb } from '../../engine/store/db.ts'
-import type { Db } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
-import { createUser } from '../../engine/web/auth/users.ts'
-import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
+import { browserSkipReason } from '../helpers/browser.ts'
+import { ARTIFACTS, HOSTILE, pageSuite } from '../helpers/page-suite.ts'
 import { seedVersion } from '../helpers/datasets.ts'
 import { seedFeatureView } from '../helpers/feature-views.ts'
 
-const USER = 'viewer_vic'
-const PASSWORD = 'correct horse battery'
-const HOSTILE = '<img src=x onerror="window.__pwned=1">'
-const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
 const skip = browserSkipReason()
 
 describe('datasets and feature views pages', { skip }, () => {
-  const teardown: (() => Promise<unknown>)[] = []
-  const pageErrors: string[] = []
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-datasets-page-'))
-  let db: Db
-  let app: FastifyInstance
+  const suite = pageSuite()
   let base: string
   let page: Page
 
-  after(async () => {
-    for (const step of teardown.reverse()) await step().catch(() => undefined)
-    rmSync(dir, { recursive: true, force: true })
-  })
+  after(() => suite.stop())
 
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true })
-    const log = testLogger()
-    db = createDb(await createTestDatabase({ after: (fn) => void teardown.push(fn) }), { log })
-    teardown.push(() => db.close())
-    await migrate(db, log)
+    const { db, dir } = await suite.database()
     const datasets = createDatasets({ db, dir, producer: { kind: 'actor', actor: 'seed' } })
     // Source -> feature view -> training set, as the churn example builds it.
     await seedVersion(datasets, 'events', `SELECT 'u' || i AS user_id, TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) HOUR AS ts, i * 2.5 AS amount FROM range(30) t(i)`, {
@@ -83,13 +60,7 @@ describe('datasets and feature views pages', { skip }, () => {
       ],
       online: 30,
     })
-    assert.ok(await createUser(db, { username: USER, role: 'viewer', password: PASSWORD }))
-    ;({ app, base } = await startTestWeb({ db, log, data: { dir }, statePollMs: 250 }))
-    teardown.push(() => app.close())
-    const browser = await launchBrowser()
-    teardown.push(() => browser.close())
-    page = await watchedPage(browser.context, 20_000, pageErrors)
-    await logIn(page, `${base}/#/datasets`, USER, PASSWORD)
+    ;({ page, base } = await suite.open({ db, user: 'viewer_vic', at: '/#/datasets', web: { data: { dir }, statePollMs: 250 } }))
   })
 
   test('the Datasets list links every dataset, from the top navigation', async () => {
@@ -201,7 +172,7 @@ describe('datasets and feature views pages', { skip }, () => {
     const timeline = await page.locator('svg.timeline').boundingBox()
     assert.ok(timeline && timeline.width <= 400, `timeline width ${timeline?.width}`)
     await page.setViewportSize({ width: 1400, height: 900 })
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 })
 

@@ -8,43 +8,29 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
 import type { Page } from 'playwright-core'
-import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
-import { testLogger } from '../helpers/postgres.ts'
-import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
+import { browserSkipReason } from '../helpers/browser.ts'
+import { ARTIFACTS, HOSTILE, pageSuite } from '../helpers/page-suite.ts'
 import { seedVersion } from '../helpers/datasets.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
-import { createUser } from '../../engine/web/auth/users.ts'
 import { writeOnlineRows } from '../../engine/store/feature-online.ts'
 
-const USER = 'viewer_drift'
-const PASSWORD = 'correct horse battery'
-const HOSTILE = '<img src=x onerror="window.__pwned=1">'
-const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
 const skip = browserSkipReason()
 
 describe('a drift task on the run page', { skip }, () => {
-  const teardown: (() => Promise<unknown>)[] = []
-  const pageErrors: string[] = []
+  const suite = pageSuite()
   let engine: TestEngine
-  let app: FastifyInstance
   let base: string
   let page: Page
   let runId: string
 
-  after(async () => {
-    for (const step of teardown.reverse()) await step().catch(() => undefined)
-  })
+  after(() => suite.stop())
 
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true })
-    engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, {
+    engine = await suite.engine({
       dags: {
         'drift.yaml': `dag: drift
 tasks:
@@ -82,15 +68,9 @@ features:
     // 12 online rows materialized an hour before the run's end (its trigger time).
     const at = new Date(Date.now() - 3_600_000)
     await writeOnlineRows(engine.db, 'activity', 1, at, Array.from({ length: 12 }, (_, i) => ({ key: JSON.stringify([`u${i}`]), entity: { user_id: `u${i}` }, features: { spend: i % 10 } })))
-    assert.ok(await createUser(engine.db, { username: USER, role: 'viewer', password: PASSWORD }))
-    ;({ app, base } = await startTestWeb({ db: engine.db, log: testLogger(), data: { dir: engine.data.dir } }))
-    teardown.push(() => app.close())
     runId = await engine.trigger('drift')
     assert.equal(await engine.waitForRun(runId, 120_000), 'success')
-    const browser = await launchBrowser()
-    teardown.push(() => browser.close())
-    page = await watchedPage(browser.context, 30_000, pageErrors)
-    await logIn(page, `${base}/#/runs/${encodeURIComponent(runId)}?task=drift`, USER, PASSWORD)
+    ;({ page, base } = await suite.open({ db: engine.db, user: 'viewer_drift', at: `/#/runs/${encodeURIComponent(runId)}?task=drift`, web: { data: { dir: engine.data.dir } }, timeoutMs: 30_000 }))
   })
 
   test('the verdict, a row per feature with its figures, and both samples in each histogram', async () => {
@@ -111,7 +91,7 @@ features:
     assert.equal(await page.evaluate(() => (globalThis as any).__pwned), undefined)
     assert.equal(await page.textContent('#drift-reason'), '1 of 2 features drifted: amount')
     await page.screenshot({ path: join(ARTIFACTS, 'drift-report.png'), fullPage: true })
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 
   test('no model version to compare with: the reason instead of an empty table', async () => {
@@ -123,7 +103,7 @@ features:
     assert.equal(await page.locator('#drift-table').count(), 0)
     assert.equal(await page.locator('.drift-histogram').count(), 0)
     await page.screenshot({ path: join(ARTIFACTS, 'drift-report-no-reference.png'), fullPage: true })
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 
   test('the online side: the view, its definition, the rows and the window', async () => {
@@ -131,6 +111,6 @@ features:
     await page.waitForSelector('#drift-table .drift-row[data-feature="activity__spend"]')
     assert.match((await page.textContent('.drift-verdict'))!, /online activity \(definition 1, 12 rows in \d{4}-\d\d-\d\dT[\d:.]+Z – \d{4}-\d\d-\d\dT[\d:.]+Z\) against online_training@1/)
     assert.equal(await page.textContent('#drift-reason'), 'no feature drifted (1 compared)')
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 })

@@ -8,52 +8,30 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
 import type { Page } from 'playwright-core'
-import { createDb } from '../../engine/store/db.ts'
-import type { Db } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
 import { createModels } from '../../engine/models/registry.ts'
 import { createRollouts } from '../../engine/models/rollouts.ts'
 import type { RolloutPlan } from '../../engine/models/rollout-plan.ts'
-import { createUser } from '../../engine/web/auth/users.ts'
-import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
+import { browserSkipReason } from '../helpers/browser.ts'
+import { ARTIFACTS, HOSTILE, pageSuite } from '../helpers/page-suite.ts'
 
-const USER = 'viewer_ro'
-const PASSWORD = 'correct horse battery'
-const HOSTILE = '<img src=x onerror="window.__pwned=1">'
 const RUN = 'churn_model__manual__20260105T000000Z'
-const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
 const skip = browserSkipReason()
 const plan: RolloutPlan = { steps: [10, 50, 100], stepDurationMs: 120_000, analysis: { minRequests: 100, maxErrorRate: 0.01, maxP99LatencyMs: 50 }, onFailure: 'rollback' }
 const at = (minutes: number) => new Date(Date.UTC(2026, 0, 5, 10, minutes))
 
 describe('model rollout timelines', { skip }, () => {
-  const teardown: (() => Promise<unknown>)[] = []
-  const pageErrors: string[] = []
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-rollouts-page-'))
-  let db: Db
-  let app: FastifyInstance
+  const suite = pageSuite()
   let base: string
   let page: Page
   let rollouts: ReturnType<typeof createRollouts>
 
-  after(async () => {
-    for (const step of teardown.reverse()) await step().catch(() => undefined)
-    rmSync(dir, { recursive: true, force: true })
-  })
+  after(() => suite.stop())
 
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true })
-    const log = testLogger()
-    db = createDb(await createTestDatabase({ after: (fn) => void teardown.push(fn) }), { log })
-    teardown.push(() => db.close())
-    await migrate(db, log)
+    const { db, dir } = await suite.database()
     const file = join(dir, 'model.onnx')
     writeFileSync(file, 'not really onnx')
     const models = createModels({ db, dir, producer: { kind: 'actor', actor: 'alice' } })
@@ -78,13 +56,7 @@ describe('model rollout timelines', { skip }, () => {
     await rollouts.startStep(r4, 0, 10, at(30))
     await rollouts.passStep(r4, 0, { requests: 150, errors: 0, errorRate: 0, p99Ms: 8 }, at(32), true)
     await rollouts.startStep(r4, 1, 50, at(32))
-    assert.ok(await createUser(db, { username: USER, role: 'viewer', password: PASSWORD }))
-    ;({ app, base } = await startTestWeb({ db, log, data: { dir }, statePollMs: 250 }))
-    teardown.push(() => app.close())
-    const browser = await launchBrowser()
-    teardown.push(() => browser.close())
-    page = await watchedPage(browser.context, 20_000, pageErrors)
-    await logIn(page, `${base}/#/`, USER, PASSWORD)
+    ;({ page, base } = await suite.open({ db, user: 'viewer_ro', at: '/#/', web: { data: { dir }, statePollMs: 250 } }))
     await page.waitForSelector('#nav-models')
   })
 
@@ -149,6 +121,6 @@ describe('model rollout timelines', { skip }, () => {
     await page.goto(`${base}/#/models/churn`)
     await page.waitForSelector('#model-rollouts article')
     await page.locator('#model-rollouts').screenshot({ path: join(ARTIFACTS, 'model-rollouts.png') })
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 })

@@ -8,50 +8,28 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
 import type { Page } from 'playwright-core'
-import { createDb } from '../../engine/store/db.ts'
-import type { Db } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import { createModels } from '../../engine/models/registry.ts'
 import { insertModelVersion, lockNextModelVersion } from '../../engine/store/models.ts'
-import { createUser } from '../../engine/web/auth/users.ts'
-import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
+import { browserSkipReason } from '../helpers/browser.ts'
+import { ARTIFACTS, HOSTILE, pageSuite } from '../helpers/page-suite.ts'
 import { seedVersion } from '../helpers/datasets.ts'
 
-const USER = 'viewer_mo'
-const PASSWORD = 'correct horse battery'
-const HOSTILE = '<img src=x onerror="window.__pwned=1">'
 const RUN = 'churn_model__scheduled__20260105T000000Z'
-const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
 const skip = browserSkipReason()
 
 describe('models page', { skip }, () => {
-  const teardown: (() => Promise<unknown>)[] = []
-  const pageErrors: string[] = []
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-models-page-'))
-  let db: Db
-  let app: FastifyInstance
+  const suite = pageSuite()
   let base: string
   let page: Page
 
-  after(async () => {
-    for (const step of teardown.reverse()) await step().catch(() => undefined)
-    rmSync(dir, { recursive: true, force: true })
-  })
+  after(() => suite.stop())
 
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true })
-    const log = testLogger()
-    db = createDb(await createTestDatabase({ after: (fn) => void teardown.push(fn) }), { log })
-    teardown.push(() => db.close())
-    await migrate(db, log)
+    const { db, dir } = await suite.database()
     const datasets = createDatasets({ db, dir, producer: { kind: 'actor', actor: 'seed' } })
     await seedVersion(datasets, 'churn_training', `SELECT 'u1' AS user_id, true AS churned, 7.5 AS user_activity__spend_7d`)
     const file = join(dir, 'model.onnx')
@@ -74,13 +52,7 @@ describe('models page', { skip }, () => {
     await models.setStage('churn', 2, 'canary', { run: RUN, task: 'rollout' }, 0.1)
     await models.setStage('churn', 3, 'archived', { token: HOSTILE })
     await createModels({ db, dir, producer: { kind: 'actor', actor: 'bob' } }).register({ name: 'fraud', file })
-    assert.ok(await createUser(db, { username: USER, role: 'viewer', password: PASSWORD }))
-    ;({ app, base } = await startTestWeb({ db, log, data: { dir }, statePollMs: 250 }))
-    teardown.push(() => app.close())
-    const browser = await launchBrowser()
-    teardown.push(() => browser.close())
-    page = await watchedPage(browser.context, 20_000, pageErrors)
-    await logIn(page, `${base}/#/`, USER, PASSWORD)
+    ;({ page, base } = await suite.open({ db, user: 'viewer_mo', at: '/#/', web: { data: { dir }, statePollMs: 250 } }))
     await page.waitForSelector('#nav-models')
   })
 
@@ -159,6 +131,6 @@ describe('models page', { skip }, () => {
     await page.goto(`${base}/#/models/churn?version=2`)
     await page.waitForSelector('#model-audit-table')
     await page.screenshot({ path: join(ARTIFACTS, 'models-churn.png'), fullPage: true })
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 })

@@ -9,23 +9,16 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
 import type { Page } from 'playwright-core'
-import { startTestEngine, taskWritableDir } from '../helpers/engine.ts'
+import { taskWritableDir } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
-import { testLogger } from '../helpers/postgres.ts'
-import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
-import { createUser } from '../../engine/web/auth/users.ts'
+import { browserSkipReason } from '../helpers/browser.ts'
+import { ARTIFACTS, HOSTILE, pageSuite } from '../helpers/page-suite.ts'
 
-const USER = 'viewer_val'
-const PASSWORD = 'correct horse battery'
-const HOSTILE = '<img src=x onerror="window.__pwned=1">'
-const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
 const skip = browserSkipReason()
 
 const PASSED_GATE = {
@@ -53,23 +46,18 @@ function gateTask(outputs: unknown, code: number): string {
 }
 
 describe('train and gate tasks on the run page', { skip }, () => {
-  const teardown: (() => Promise<unknown>)[] = []
-  const pageErrors: string[] = []
+  const suite = pageSuite()
   let engine: TestEngine
-  let app: FastifyInstance
   let base: string
   let page: Page
   let trainRun: string
   let gateRun: string
   let goFile: string
 
-  after(async () => {
-    for (const step of teardown.reverse()) await step().catch(() => undefined)
-  })
+  after(() => suite.stop())
 
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true })
-    engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: {}, inProcessWorkers: 1 })
+    engine = await suite.engine({ dags: {}, inProcessWorkers: 1 })
     const files = taskWritableDir(join(engine.dir, 'files'))
     goFile = join(files, 'go')
     // Each rank writes two lines, waits until the test says go, then writes two more (one looks like HTML).
@@ -102,15 +90,9 @@ tasks:
       const { rows } = await engine.db.query('SELECT dag_id FROM cairn.dag WHERE version_id IS NOT NULL')
       return rows.length === 2 || undefined
     })
-    assert.ok(await createUser(engine.db, { username: USER, role: 'viewer', password: PASSWORD }))
-    ;({ app, base } = await startTestWeb({ db: engine.db, log: testLogger(), followPollMs: 250, data: { dir: engine.data.dir } }))
-    teardown.push(() => app.close())
     gateRun = await engine.trigger('gates')
     trainRun = await engine.trigger('fit_ranks')
-    const browser = await launchBrowser()
-    teardown.push(() => browser.close())
-    page = await watchedPage(browser.context, 30_000, pageErrors)
-    await logIn(page, `${base}/#/runs/${encodeURIComponent(trainRun)}?task=fit`, USER, PASSWORD)
+    ;({ page, base } = await suite.open({ db: engine.db, user: 'viewer_val', at: `/#/runs/${encodeURIComponent(trainRun)}?task=fit`, web: { followPollMs: 250, data: { dir: engine.data.dir } }, timeoutMs: 30_000 }))
   })
 
   // The ranks' own lines (the log also has the operator's lines, stream "log", which have no rank).
@@ -193,6 +175,6 @@ tasks:
     assert.equal(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned), undefined)
     await page.screenshot({ path: join(ARTIFACTS, 'gate-failed-report.png'), fullPage: true })
     assert.ok(existsSync(goFile))
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 })

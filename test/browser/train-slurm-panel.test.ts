@@ -7,50 +7,38 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import type { FastifyInstance } from 'fastify'
 import type { Page } from 'playwright-core'
-import { startTestEngine, taskWritableDir } from '../helpers/engine.ts'
+import { taskWritableDir } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
 import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
-import { testLogger } from '../helpers/postgres.ts'
-import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser, logIn, watchedPage } from '../helpers/browser.ts'
-import { createUser } from '../../engine/web/auth/users.ts'
+import { browserSkipReason } from '../helpers/browser.ts'
+import { ARTIFACTS, pageSuite } from '../helpers/page-suite.ts'
 
 const run = promisify(execFile)
-const USER = 'viewer_sam'
-const PASSWORD = 'correct horse battery'
-const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
 // Both asked (not short-circuited): under CI=true each registers its own failing test when missing.
 const browserSkip = browserSkipReason()
 const clusterSkip = localClusterSkipReason()
 const skip = browserSkip || clusterSkip
 
 describe('a Slurm training job on the run page', { skip }, () => {
-  const teardown: (() => Promise<unknown>)[] = []
-  const pageErrors: string[] = []
+  const suite = pageSuite()
   let engine: TestEngine
-  let app: FastifyInstance
-  let base: string
   let page: Page
   let runId: string
   let goFile: string
   let slurmEnv: Record<string, string>
 
-  after(async () => {
-    for (const step of teardown.reverse()) await step().catch(() => undefined)
-  })
+  after(() => suite.stop())
 
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true })
-    const cluster = await startLocalClusterFor({ after: (fn) => void teardown.push(fn) })
+    const cluster = await startLocalClusterFor(suite)
     const fragment = cluster.fragment
     slurmEnv = { SLURM_CONF: cluster.slurmConf }
-    engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: {}, scheduler: { loopMs: 200, syncEveryMs: 300 } })
+    engine = await suite.engine({ dags: {}, scheduler: { loopMs: 200, syncEveryMs: 300 } })
     writeFileSync(join(engine.dir, 'cairn.yaml'), readFileSync(fragment, 'utf8'))
     goFile = join(taskWritableDir(join(engine.dir, 'files')), 'go')
     const script = `echo "begin on $(hostname) as rank $RANK"; while [ ! -e ${JSON.stringify(goFile)} ]; do sleep 0.1; done; echo "end of rank $RANK"`
@@ -66,14 +54,8 @@ tasks:
 `)
     await waitFor('the DAG to load', async () => ((await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'slurm_fit' AND version_id IS NOT NULL`)).rows.length > 0 ? true : undefined))
     engine.spawnWorker({ env: slurmEnv })
-    assert.ok(await createUser(engine.db, { username: USER, role: 'viewer', password: PASSWORD }))
-    ;({ app, base } = await startTestWeb({ db: engine.db, log: testLogger(), followPollMs: 250, statePollMs: 250 }))
-    teardown.push(() => app.close())
     runId = await engine.trigger('slurm_fit')
-    const browser = await launchBrowser()
-    teardown.push(() => browser.close())
-    page = await watchedPage(browser.context, 120_000, pageErrors, { console: false })
-    await logIn(page, `${base}/#/runs/${encodeURIComponent(runId)}?task=fit`, USER, PASSWORD)
+    ;({ page } = await suite.open({ db: engine.db, user: 'viewer_sam', at: `/#/runs/${encodeURIComponent(runId)}?task=fit`, web: { followPollMs: 250, statePollMs: 250 }, timeoutMs: 120_000, console: false }))
   })
 
   test('while it runs: the job id Slurm has, RUNNING, each rank on its node, the log narrowed to one rank', async () => {
@@ -108,6 +90,6 @@ tasks:
     assert.equal(await page.textContent('#train-job-id'), rows[0]!.outputs.job_id)
     // Only rank 1's lines are still shown, its last one included.
     await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#log .log-line')].some((e: any) => e.offsetParent !== null && e.textContent === '[rank 1] end of rank 1'))
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 })
