@@ -5,29 +5,13 @@
 import test from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createDb } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
 import { createModels } from '../../engine/models/registry.ts'
-import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { runCommand } from '../helpers/engine-extra.ts'
-
-const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
+import { startCliDeployment } from '../helpers/cli-deployment.ts'
 
 test('cairn models: register, list, show (text and json), unknown model and version', { timeout: 120_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-cli-models-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const home = join(dir, 'home')
-  mkdirSync(home)
-  const log = testLogger()
-  const url = await createTestDatabase(t)
-  const db = createDb(url, { log })
-  t.after(() => db.close())
-  await migrate(db, log)
-  const env = { ...process.env, DATABASE_URL: url, CAIRN_HOME: home, CAIRN_CONFIG: join(dir, 'cairn.yaml'), CAIRN_LOG_LEVEL: 'error' }
-  const cairn = (...args: string[]) => runCommand(process.execPath, [MAIN, ...args], { cwd: dir, env })
+  const { dir, dataDir, db, cairn } = await startCliDeployment(t)
 
   const empty = await cairn('models', 'list')
   assert.equal(empty.code, 0, empty.stderr)
@@ -39,9 +23,9 @@ test('cairn models: register, list, show (text and json), unknown model and vers
   // SPEC section 7: `register` prints the version as its last line.
   assert.equal(registered.stdout.trim().split('\n').at(-1), '1')
   assert.match(registered.stderr, /models:\/churn\/1/)
-  assert.equal(readFileSync(join(home, 'datasets', '_models', 'churn', '1', 'model.onnx'), 'utf8'), 'onnx bytes')
+  assert.equal(readFileSync(join(dataDir, '_models', 'churn', '1', 'model.onnx'), 'utf8'), 'onnx bytes')
 
-  await createModels({ db, dir: join(home, 'datasets'), producer: { kind: 'actor', actor: 'test' } }).setStage('churn', 1, 'production', { user: 'test' }, 1)
+  await createModels({ db, dir: dataDir, producer: { kind: 'actor', actor: 'test' } }).setStage('churn', 1, 'production', { user: 'test' }, 1)
   const listed = await cairn('models', 'list', '--format', 'json')
   assert.equal(listed.code, 0, listed.stderr)
   const [summary] = JSON.parse(listed.stdout) as Record<string, unknown>[]

@@ -7,32 +7,18 @@
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir, userInfo } from 'node:os'
+import { writeFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import { join } from 'node:path'
-import { createDb } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
 import { createModels } from '../../engine/models/registry.ts'
 import { StageConflictError } from '../../engine/models/stages.ts'
 import { createRollouts } from '../../engine/models/rollouts.ts'
 import { createToken } from '../../engine/web/auth/tokens.ts'
-import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { runCommand } from '../helpers/engine-extra.ts'
+import { startCliDeployment } from '../helpers/cli-deployment.ts'
 import { rawRequest, startTestWeb } from '../helpers/web-client.ts'
 
-const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
-
 test('models lifecycle: stage through the registry, the CLI and HTTP; one production, one canary; audit; rollout history', { timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-model-lifecycle-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const home = join(dir, 'home')
-  mkdirSync(home)
-  const log = testLogger()
-  const url = await createTestDatabase(t)
-  const db = createDb(url, { log })
-  t.after(() => db.close())
-  await migrate(db, log)
-  const data = join(home, 'datasets')
+  const { dir, dataDir: data, db, log, cairn } = await startCliDeployment(t)
   const models = createModels({ db, dir: data, producer: { kind: 'actor', actor: 'test' } })
   for (const n of [1, 2, 3, 4]) {
     writeFileSync(join(dir, `m${n}.onnx`), `model ${n}`)
@@ -49,8 +35,6 @@ test('models lifecycle: stage through the registry, the CLI and HTTP; one produc
   assert.equal(await models.stage('churn', 9, 'production', { user: 'alice' }), undefined)
 
   // CLI: canary, then a second canary refused with a clear message (exit 1), nothing changed.
-  const env = { ...process.env, DATABASE_URL: url, CAIRN_HOME: home, CAIRN_CONFIG: join(dir, 'cairn.yaml'), CAIRN_LOG_LEVEL: 'error' }
-  const cairn = (...args: string[]) => runCommand(process.execPath, [MAIN, ...args], { cwd: dir, env })
   const canary = await cairn('models', 'stage', 'churn', '3', 'canary')
   assert.equal(canary.code, 0, canary.stderr)
   assert.match(canary.stderr, /version 3: candidate -> canary/)
