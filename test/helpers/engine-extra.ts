@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { startEmbeddedPostgres } from '../../engine/store/embedded.ts'
 import type { EmbeddedPostgres } from '../../engine/store/embedded.ts'
 import { stopChild } from './engine.ts'
+import type { TestEngine } from './engine.ts'
 import { testLogger } from './postgres.ts'
 
 const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
@@ -169,4 +170,18 @@ export function groupAlive(pgid: number): boolean {
 export function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => child.once('exit', () => resolve()))
+}
+
+/** Sends `signal` to a process unless it has ended already; resolves once it has exited. */
+export function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  const gone = exited(child)
+  if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+  return gone
+}
+
+/** `engine.spawnWorker(options)` for the length of `t`: SIGKILLed (and awaited) when `t` ends, unless it has ended before. */
+export function spawnWorkerFor(t: { after(fn: () => Promise<void>): void }, engine: Pick<TestEngine, 'spawnWorker'>, options: Parameters<TestEngine['spawnWorker']>[0]): ChildProcess {
+  const child = engine.spawnWorker(options)
+  t.after(() => killAndWait(child, 'SIGKILL'))
+  return child
 }

@@ -84,3 +84,23 @@ export async function startLocalClusterFor(t: { after(fn: () => Promise<void>): 
   assert.ok(slurmConf, 'the env file sets SLURM_CONF')
   return { dir, fragment, slurmConf }
 }
+
+export interface SlurmCommands {
+  /** A Slurm command's stdout (also when it fails, e.g. for a job Slurm no longer knows). */
+  slurm(args: string[]): Promise<string>
+  /** `scontrol show job`'s JobState (RUNNING, COMPLETED, CANCELLED ...), undefined for an unknown job. */
+  jobState(jobId: string): Promise<string | undefined>
+  /** The ids of every job Slurm knows, in any state. */
+  allJobs(): Promise<string[]>
+}
+
+/** Asks Slurm itself about the cluster of `slurmConf`, with its own commands on this machine. */
+export function slurmCommands(slurmConf: string): SlurmCommands {
+  const env = { ...process.env, SLURM_CONF: slurmConf }
+  const slurm = (args: string[]) => run(args[0]!, args.slice(1), { env }).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? '')
+  return {
+    slurm,
+    jobState: async (jobId) => /JobState=(\S+)/.exec(await slurm(['scontrol', 'show', 'job', '-o', jobId]))?.[1],
+    allJobs: async () => (await slurm(['squeue', '-h', '-t', 'all', '-o', '%i'])).split('\n').filter(Boolean),
+  }
+}

@@ -7,12 +7,11 @@
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import { startTestEngine } from '../helpers/engine.ts'
-import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
+import { killAndWait, spawnWorkerFor } from '../helpers/engine-extra.ts'
+import { localClusterSkipReason, slurmCommands, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { attemptRows, logLines, waitFor } from '../helpers/run-rows.ts'
 import { loadConfig } from '../../engine/config/load-config.ts'
 import { claimAttempt, recordExecutorHandle } from '../../engine/store/attempts.ts'
@@ -20,17 +19,14 @@ import { cancelRun } from '../../engine/store/control.ts'
 import { createSlurmExecutor } from '../../engine/executors/slurm.ts'
 import type { JobHandle } from '../../engine/executors/executor.ts'
 
-const run = promisify(execFile)
 const skip = localClusterSkipReason()
 
 test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worker (one attempt, one job); the handle is fenced', { skip, timeout: 300_000 }, async (t) => {
-  const { dir, fragment } = await startLocalClusterFor(t)
+  const { dir, fragment, slurmConf } = await startLocalClusterFor(t)
   const loaded = loadConfig(fragment)
   assert.ok(loaded.ok, JSON.stringify(loaded.diagnostics))
-  const slurmEnv = { SLURM_CONF: path.join(dir, 'slurm/slurm.conf') }
-  const slurm = (args: string[]) => run(args[0]!, args.slice(1), { env: { ...process.env, ...slurmEnv } }).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? '')
-  const jobState = async (jobId: string) => /JobState=(\S+)/.exec(await slurm(['scontrol', 'show', 'job', '-o', jobId]))?.[1]
-  const allJobs = async () => (await slurm(['squeue', '-h', '-t', 'all', '-o', '%i'])).split('\n').filter(Boolean)
+  const slurmEnv = { SLURM_CONF: slurmConf }
+  const { jobState, allJobs } = slurmCommands(slurmConf)
 
   // The job sleeps long enough for a worker to be killed and another to take over, then leaves a file.
   const script = 'echo "begin-$RANK"; sleep "$NAP"; echo "end-$RANK"; if [ "$RANK" = 0 ]; then echo done > done.txt; fi'
@@ -88,9 +84,7 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
   const jobId = (recorded!.executor_handle as JobHandle & { executor: 'slurm' }).jobId
   assert.match(jobId, /^\d+$/)
   assert.equal(recorded!.executor_state?.job_id, jobId)
-  const exited = new Promise((resolve) => first.once('exit', resolve))
-  first.kill('SIGKILL')
-  await exited
+  await killAndWait(first, 'SIGKILL')
   assert.equal(await jobState(jobId), 'RUNNING', 'the job outlived its worker')
 
   const second = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
@@ -114,12 +108,8 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
   assert.equal(ti[0]!.failures, 0, 'no failure counted')
   assert.equal(ti[0]!.outputs.job_id, jobId)
 
-  const kill = (child: ReturnType<typeof engine.spawnWorker>, signal: NodeJS.Signals) =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve()
-      child.once('exit', () => resolve())
-      child.kill(signal)
-    })
+  // A worker process for one subtest (SIGKILLed when the subtest ends).
+  const worker = (st: test.TestContext, ...args: string[]) => spawnWorkerFor(st, engine, { env: slurmEnv, args: ['--heartbeat', '0.5', ...args] })
   const runningJob = async (id: string) => {
     await waitFor('the job to run on both nodes', async () => {
       const lines = (await logLines(engine.db, id, 'fit')).map((l) => l.line)
@@ -130,49 +120,46 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
   }
 
   await t.test('a draining worker leaves the job running and hands the attempt back; the next worker re-attaches', async (st) => {
-    await kill(second, 'SIGTERM')
+    await killAndWait(second, 'SIGTERM')
     const before = new Set(await allJobs())
-    const draining = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5', '--grace', '1'] })
+    const draining = worker(st, '--grace', '1')
     // Long enough to outlast the drain on a loaded machine.
     const id = await engine.trigger('slurm_fit', { nap: 25 })
     const job = await runningJob(id)
-    await kill(draining, 'SIGTERM')
+    await killAndWait(draining, 'SIGTERM')
     assert.equal(await jobState(job), 'RUNNING', 'the drained worker left its job running')
     const { rows } = await engine.db.query<{ state: string; executor_handle: JobHandle & { executor: 'slurm' } }>(`SELECT state, executor_handle FROM cairn.attempt WHERE run_id = $1 AND task_id = 'fit'`, [id])
     assert.deepEqual(rows.map((r) => [r.state, r.executor_handle.jobId]), [['queued', job]], 'handed back with its job')
-    const next = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
-    st.after(() => kill(next, 'SIGKILL'))
+    const next = worker(st)
     assert.equal(await engine.waitForRun(id, 120_000), 'success')
     const attempts = await attemptRows(engine.db, id, 'fit')
     assert.deepEqual(attempts.map((a) => [a.attempt, a.state]), [[1, 'success']])
     assert.deepEqual((await allJobs()).filter((j) => !before.has(j)), [job], 'exactly one Slurm job for the run')
-    await kill(next, 'SIGKILL')
+    await killAndWait(next, 'SIGKILL')
   })
 
   await t.test('cancelling a run whose job was re-attached cancels the Slurm job', async (st) => {
-    const starter = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
+    const starter = worker(st)
     const id = await engine.trigger('slurm_fit', { nap: 120 })
     const job = await runningJob(id)
-    await kill(starter, 'SIGKILL')
-    const follower = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
-    st.after(() => kill(follower, 'SIGKILL'))
+    await killAndWait(starter, 'SIGKILL')
+    const follower = worker(st)
     await waitFor('the new worker to re-attach', async () => ((await logLines(engine.db, id, 'fit')).some((l) => l.line.includes(`re-attached to Slurm job ${job}`)) ? true : undefined), 60_000)
     await engine.db.tx((q) => cancelRun(q, id, new Date(), 'test'))
     await waitFor('Slurm to cancel the job', async () => ((await jobState(job)) === 'CANCELLED' ? true : undefined), 30_000)
     assert.equal(await engine.waitForRun(id, 30_000), 'cancelled')
-    await kill(follower, 'SIGKILL')
+    await killAndWait(follower, 'SIGKILL')
   })
 
   await t.test('a run cancelled while no worker follows its job (the worker was killed): the next worker stops the job', async (st) => {
-    const starter = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
+    const starter = worker(st)
     const id = await engine.trigger('slurm_fit', { nap: 120 })
     const job = await runningJob(id)
-    await kill(starter, 'SIGKILL')
+    await killAndWait(starter, 'SIGKILL')
     await engine.db.tx((q) => cancelRun(q, id, new Date(), 'test'))
     assert.equal(await engine.waitForRun(id, 30_000), 'cancelled')
     assert.equal(await jobState(job), 'RUNNING', 'nobody could stop it yet')
-    const sweeper = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
-    st.after(() => kill(sweeper, 'SIGKILL'))
+    worker(st) // the next worker
     await waitFor('a worker to cancel the orphaned job', async () => ((await jobState(job)) === 'CANCELLED' ? true : undefined), 60_000)
     await waitFor('its final state to be recorded', async () => {
       const { rows } = await engine.db.query<{ s: string | null }>(`SELECT executor_state->>'state' AS s FROM cairn.attempt WHERE run_id = $1`, [id])
@@ -182,14 +169,13 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
   })
 
   await t.test('SSH: a draining worker detaches from its ranks, which run on; the next worker re-attaches and gets their exit statuses', async (st) => {
-    const draining = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5', '--grace', '1'] })
-    st.after(() => kill(draining, 'SIGKILL'))
+    const draining = worker(st, '--grace', '1')
     const id = await engine.trigger('ssh_fit')
     await runningJob(id)
     const { rows } = await engine.db.query<{ executor_handle: JobHandle & { executor: 'ssh' } }>(`SELECT executor_handle FROM cairn.attempt WHERE run_id = $1`, [id])
     const pgids = rows[0]!.executor_handle.processes.map((p) => p.pgid)
     assert.equal(pgids.length, 2)
-    await kill(draining, 'SIGTERM')
+    await killAndWait(draining, 'SIGTERM')
     const alive = (pgid: number) => {
       try {
         process.kill(-pgid, 0)
@@ -204,8 +190,7 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
     // Let the ranks finish; the next worker finds them ended and reads their exit statuses.
     writeFileSync(path.join(dir, 'work', 'ssh', id, 'fit', '1', 'go-on'), '')
     await waitFor('the ranks to end', async () => (pgids.every((pgid) => !alive(pgid)) ? true : undefined), 30_000)
-    const next = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
-    st.after(() => kill(next, 'SIGKILL'))
+    worker(st) // the next worker
     assert.equal(await engine.waitForRun(id, 60_000), 'success', JSON.stringify(await attemptRows(engine.db, id, 'fit')))
     assert.deepEqual((await attemptRows(engine.db, id, 'fit')).map((a) => [a.attempt, a.state]), [[1, 'success']])
     const lines = (await logLines(engine.db, id, 'fit')).map((l) => l.line)
@@ -216,7 +201,7 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
 
   await t.test('an attempt cancelled before its job is recorded runs no job', async () => {
     // Claimed by the test itself: no worker runs now.
-    await kill(second, 'SIGKILL')
+    await killAndWait(second, 'SIGKILL')
     const cancelled = await engine.trigger('slurm_fit')
     let claim: Awaited<ReturnType<typeof claimAttempt>>
     await waitFor('the attempt to be queued', async () => {

@@ -9,28 +9,24 @@
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import { startTestEngine } from '../helpers/engine.ts'
-import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
+import { killAndWait, spawnWorkerFor } from '../helpers/engine-extra.ts'
+import { localClusterSkipReason, slurmCommands, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { writeOnnxModel } from '../helpers/onnx-models.ts'
 import { attemptRows, logLines, waitFor } from '../helpers/run-rows.ts'
 import { loadConfig } from '../../engine/config/load-config.ts'
 import type { JobHandle } from '../../engine/executors/executor.ts'
 
-const run = promisify(execFile)
 const skip = localClusterSkipReason()
 
 test('train on a Slurm cluster reached over SSH: 2 nodes, artifacts, a registered model; a killed worker\'s job is re-attached', { skip, timeout: 400_000 }, async (t) => {
-  const { dir, fragment } = await startLocalClusterFor(t)
+  const { dir, fragment, slurmConf } = await startLocalClusterFor(t)
   const loaded = loadConfig(fragment)
   assert.ok(loaded.ok, JSON.stringify(loaded.diagnostics))
-  const slurmEnv = { ...process.env, SLURM_CONF: path.join(dir, 'slurm/slurm.conf') }
-  const slurm = (args: string[]) => run(args[0]!, args.slice(1), { env: slurmEnv }).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? '')
-  const jobState = async (jobId: string) => /JobState=(\S+)/.exec(await slurm(['scontrol', 'show', 'job', '-o', jobId]))?.[1]
-  const allJobs = async () => (await slurm(['squeue', '-h', '-t', 'all', '-o', '%i'])).split('\n').filter(Boolean)
+  const { jobState, allJobs } = slurmCommands(slurmConf)
 
   // A model file the job copies (rank 0), readable by the login user the job runs as.
   const fixtures = path.join(dir, 'fixtures')
@@ -74,18 +70,12 @@ test('train on a Slurm cluster reached over SSH: 2 nodes, artifacts, a registere
   // The workers read cairn.yaml from their folder: the local cluster's fragment. Their environment has no SLURM_CONF.
   writeFileSync(path.join(engine.dir, 'cairn.yaml'), readFileSync(fragment, 'utf8'))
   assert.equal(process.env.SLURM_CONF, undefined)
-  const workerEnv = {}
   await waitFor('the DAGs to load', async () => ((await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id IN ('ssh_submit', 'ssh_nap') AND version_id IS NOT NULL`)).rows.length === 2 ? true : undefined))
-  const kill = (child: ReturnType<typeof engine.spawnWorker>, signal: NodeJS.Signals) =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve()
-      child.once('exit', () => resolve())
-      child.kill(signal)
-    })
+  // A worker process for one subtest, following its jobs closely (SIGKILLed when the subtest ends).
+  const worker = (st: test.TestContext) => spawnWorkerFor(st, engine, { args: ['--heartbeat', '0.5'] })
 
   await t.test('a 2-node job: a rank on each node, artifacts over SFTP, the model registered', async (st) => {
-    const worker = engine.spawnWorker({ env: workerEnv, args: ['--heartbeat', '0.5'] })
-    st.after(() => kill(worker, 'SIGKILL'))
+    const submitter = worker(st)
     const runId = await engine.trigger('ssh_submit')
     const state = await engine.waitForRun(runId, 180_000)
     const text = (await logLines(engine.db, runId, 'fit')).map((l) => l.line).join('\n')
@@ -101,15 +91,13 @@ test('train on a Slurm cluster reached over SSH: 2 nodes, artifacts, a registere
     assert.equal(await jobState(outputs.job_id), 'COMPLETED')
     const { rows: versions } = await engine.db.query<{ sha256: string }>(`SELECT sha256 FROM cairn.model_version WHERE model = 'ssh_points'`)
     assert.equal(versions.length, 1)
-    const { createHash } = await import('node:crypto')
     assert.equal(versions[0]!.sha256, createHash('sha256').update(readFileSync(model)).digest('hex'), 'the registered model is the job\'s file')
-    await kill(worker, 'SIGTERM')
+    await killAndWait(submitter, 'SIGTERM')
   })
 
   await t.test('a worker SIGKILLed mid-job: the next one re-attaches over SSH; one attempt, one Slurm job', async (st) => {
     const jobsBefore = new Set(await allJobs())
-    const first = engine.spawnWorker({ env: workerEnv, args: ['--heartbeat', '0.5'] })
-    st.after(() => kill(first, 'SIGKILL'))
+    const first = worker(st)
     const runId = await engine.trigger('ssh_nap')
     await waitFor('the job to run on both nodes', async () => {
       const lines = (await logLines(engine.db, runId, 'fit')).map((l) => l.line)
@@ -118,11 +106,10 @@ test('train on a Slurm cluster reached over SSH: 2 nodes, artifacts, a registere
     const { rows: [recorded] } = await engine.db.query<{ executor_handle: JobHandle & { executor: 'slurm' }; worker_id: string }>(`SELECT executor_handle, worker_id FROM cairn.attempt WHERE run_id = $1 AND task_id = 'fit'`, [runId])
     const jobId = recorded!.executor_handle.jobId
     assert.equal(recorded!.executor_handle.cluster, 'local_slurm_ssh')
-    await kill(first, 'SIGKILL')
+    await killAndWait(first, 'SIGKILL')
     assert.equal(await jobState(jobId), 'RUNNING', 'the job outlived its worker')
 
-    const second = engine.spawnWorker({ env: workerEnv, args: ['--heartbeat', '0.5'] })
-    st.after(() => kill(second, 'SIGKILL'))
+    const second = worker(st)
     await waitFor('the new worker to re-attach', async () => ((await logLines(engine.db, runId, 'fit')).some((l) => l.line.includes(`re-attached to Slurm job ${jobId} (RUNNING) through the login node local_login`)) ? true : undefined), 120_000)
     writeFileSync(path.join(workRoot, runId, 'fit', '1', 'go-on'), '')
     assert.equal(await engine.waitForRun(runId, 120_000), 'success', JSON.stringify(await attemptRows(engine.db, runId, 'fit')))
@@ -135,6 +122,6 @@ test('train on a Slurm cluster reached over SSH: 2 nodes, artifacts, a registere
     assert.deepEqual((await allJobs()).filter((id) => !jobsBefore.has(id)), [jobId], 'exactly one Slurm job for the run')
     const lines = (await logLines(engine.db, runId, 'fit')).map((l) => l.line)
     assert.ok(lines.some((l) => l.includes('end-0')) && lines.some((l) => l.includes('end-1')), lines.join('\n'))
-    await kill(second, 'SIGTERM')
+    await killAndWait(second, 'SIGTERM')
   })
 })
