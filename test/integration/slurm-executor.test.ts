@@ -4,31 +4,21 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import type { JobHandle, JobSpec } from '../../engine/executors/executor.ts'
 import { createSlurmExecutor } from '../../engine/executors/slurm.ts'
-import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
+import { localClusterSkipReason, slurmCommands, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { collectJobEvents, pollUntil } from '../helpers/job-events.ts'
 
-const run = promisify(execFile)
 const skip = localClusterSkipReason()
 const SLURM_MODULE = path.resolve(import.meta.dirname, '../../engine/executors/slurm.ts')
 
 test('slurm executor on the local cluster', { skip }, async (t) => {
-  const { dir, env: clusterEnv } = newLocalClusterDir()
-  const started = await localCluster('start', dir, clusterEnv)
-  t.after(async () => {
-    await localCluster('stop', dir, clusterEnv)
-    await rm(dir, { recursive: true, force: true })
-  })
-  assert.equal(started.code, 0, started.stderr)
-  const env = { ...process.env, SLURM_CONF: path.join(dir, 'slurm/slurm.conf') }
-  const slurm = (args: string[]) => run(args[0] as string, args.slice(1), { env }).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? '')
-  const jobState = async (jobId: string) => /JobState=(\S+)/.exec(await slurm(['scontrol', 'show', 'job', '-o', jobId]))?.[1]
+  const { dir, slurmConf } = await startLocalClusterFor(t)
+  const env = { ...process.env, SLURM_CONF: slurmConf }
+  const { slurm, jobState } = slurmCommands(slurmConf)
   const executor = createSlurmExecutor({ kind: 'slurm', submit: { via: 'local' }, partition: 'debug' }, { name: 'local_slurm', env })
   const work = mkdtempSync(path.join(dir, 'work', 'exec-'))
 

@@ -9,7 +9,6 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import type { SlurmCluster } from '../../engine/config/config-types.ts'
@@ -17,7 +16,7 @@ import { loadConfig } from '../../engine/config/load-config.ts'
 import type { JobHandle, JobSpec } from '../../engine/executors/executor.ts'
 import { createSlurmExecutor } from '../../engine/executors/slurm.ts'
 import type { SshHostSetting } from '../../engine/executors/ssh-connection.ts'
-import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
+import { localClusterSkipReason, slurmCommands, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { collectJobEvents, pollUntil } from '../helpers/job-events.ts'
 
 const run = promisify(execFile)
@@ -45,14 +44,7 @@ function descendants(pid: number): number[] {
 }
 
 test('slurm executor submitting over SSH on a login node of the local cluster', { skip, timeout: 600_000 }, async (t) => {
-  const { dir, env: clusterEnv } = newLocalClusterDir()
-  const started = await localCluster('start', dir, clusterEnv)
-  t.after(async () => {
-    await localCluster('stop', dir, clusterEnv)
-    await rm(dir, { recursive: true, force: true })
-  })
-  assert.equal(started.code, 0, started.stderr)
-  const fragment = started.stdout.trim().split('\n').at(-1)!
+  const { dir, fragment, slurmConf } = await startLocalClusterFor(t)
   const loaded = loadConfig(fragment)
   assert.ok(loaded.ok, JSON.stringify(loaded.diagnostics))
   const cluster = loaded.config.clusters!.local_slurm_ssh as SlurmCluster
@@ -61,11 +53,8 @@ test('slurm executor submitting over SSH on a login node of the local cluster', 
   assert.equal(process.env.SLURM_CONF, undefined, 'this process does not know the cluster: only the login node does')
 
   // Checks go through Slurm directly (on this machine, with the cluster's SLURM_CONF).
-  const env = { ...process.env, SLURM_CONF: path.join(dir, 'slurm/slurm.conf') }
-  const slurm = (args: string[]) => run(args[0]!, args.slice(1), { env }).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? '')
-  const jobState = async (jobId: string) => /JobState=(\S+)/.exec(await slurm(['scontrol', 'show', 'job', '-o', jobId]))?.[1]
+  const { slurm, jobState, allJobs } = slurmCommands(slurmConf)
   const jobUser = async (jobId: string) => /UserId=([^(\s]+)/.exec(await slurm(['scontrol', 'show', 'job', '-o', jobId]))?.[1]
-  const allJobs = async () => (await slurm(['squeue', '-h', '-t', 'all', '-o', '%i'])).split('\n').filter(Boolean)
   const executor = createSlurmExecutor(cluster, { name: 'local_slurm_ssh', sshHosts })
   t.after(() => executor.close?.())
   // The cluster's workdir belongs to the login user; the jobs' folders are made in it over SFTP.
