@@ -14,7 +14,7 @@ import type { Page } from 'playwright-core'
 import { createDatasets } from '../../engine/data/datasets.ts'
 import { createModels } from '../../engine/models/registry.ts'
 import { insertModelVersion, lockNextModelVersion } from '../../engine/store/models.ts'
-import { browserSkipReason } from '../helpers/browser.ts'
+import { browserSkipReason, overflowsViewport } from '../helpers/browser.ts'
 import { ARTIFACTS, HOSTILE, pageSuite } from '../helpers/page-suite.ts'
 import { seedVersion } from '../helpers/datasets.ts'
 
@@ -119,13 +119,9 @@ describe('models page', { skip }, () => {
     for (const [hash, ready] of [['#/models', '#model-table tr'], ['#/models/churn?version=2', '#model-audit-table']] as const) {
       await page.goto(`${base}/${hash}`)
       await page.waitForSelector(ready)
-      const overflow = await page.evaluate(() => {
-        const root = (globalThis as any).document.documentElement
-        const wide = [...(globalThis as any).document.querySelectorAll('body *')].filter((el: any) => el.getBoundingClientRect().right > root.clientWidth + 0.5 && !el.closest('.table-scroll')).map((el: any) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`)
-        return { by: root.scrollWidth - root.clientWidth, wide: wide.slice(0, 5) }
-      })
+      const overflow = await overflowsViewport(page, '.table-scroll')
       await page.screenshot({ path: join(ARTIFACTS, `models-400-${hash.replace(/[#/?=]+/g, '-').replace(/^-|-$/g, '')}.png`), fullPage: true })
-      assert.ok(overflow.by <= 0, `${hash}: the page is ${overflow.by} px wider than a 400 px screen: ${overflow.wide.join(', ')}`)
+      assert.equal(overflow, undefined, hash)
     }
     await page.setViewportSize({ width: 1400, height: 900 })
     await page.goto(`${base}/#/models/churn?version=2`)

@@ -6,20 +6,14 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
-import type { BrowserContext, Page } from 'playwright-core'
-import { startTestEngine } from '../helpers/engine.ts'
+import type { Page } from 'playwright-core'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
-import { testLogger } from '../helpers/postgres.ts'
-import { startTestWeb } from '../helpers/web-client.ts'
-import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
-import { createUser } from '../../engine/web/auth/users.ts'
+import { browserSkipReason, overflowsViewport } from '../helpers/browser.ts'
+import { ARTIFACTS, PASSWORD, pageSuite } from '../helpers/page-suite.ts'
 
 const USER = 'operator_ann'
-const PASSWORD = 'correct horse battery'
 
 const DAGS = {
   'etl_orders.yaml': `dag: etl_orders
@@ -45,29 +39,19 @@ tasks:
 `,
 }
 
-const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
 const skip = browserSkipReason()
 
 describe('status page features', { skip }, () => {
+  const suite = pageSuite()
   let engine: TestEngine
-  let app: FastifyInstance
   let base: string
-  let context: BrowserContext
   let page: Page
   let okRun: string
-  const teardown: (() => Promise<unknown>)[] = []
-  const pageErrors: string[] = []
 
-  after(async () => {
-    for (const step of teardown.reverse()) await step().catch(() => undefined)
-  })
+  after(() => suite.stop())
 
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true })
-    engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: DAGS, inProcessWorkers: 1 })
-    ;({ app, base } = await startTestWeb({ db: engine.db, log: testLogger(), followPollMs: 250 }))
-    teardown.push(() => app.close())
-    assert.ok(await createUser(engine.db, { username: USER, role: 'operator', password: PASSWORD }))
+    engine = await suite.engine({ dags: DAGS, inProcessWorkers: 1 })
     await waitFor('the DAG files to load', async () => {
       const { rows } = await engine.db.query('SELECT dag_id FROM cairn.dag WHERE version_id IS NOT NULL')
       return rows.length === 2 || undefined
@@ -75,12 +59,8 @@ describe('status page features', { skip }, () => {
     okRun = await engine.trigger('etl_orders')
     assert.equal(await engine.waitForRun(okRun), 'success')
     assert.equal(await engine.waitForRun(await engine.trigger('ml_churn')), 'failed')
-    const browser = await launchBrowser({ timezoneId: 'Europe/Berlin' })
-    teardown.push(() => browser.close())
-    context = browser.context
-    context.setDefaultTimeout(20_000)
-    page = context.pages()[0] ?? (await context.newPage())
-    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
+    // The page logs in in the first test, through a deep link.
+    ;({ page, base } = await suite.open({ db: engine.db, user: USER, role: 'operator', web: { followPollMs: 250 }, console: false, browser: { timezoneId: 'Europe/Berlin' } }))
   })
 
   test('a deep link survives the login page', async () => {
@@ -212,15 +192,11 @@ describe('status page features', { skip }, () => {
       await page.goto(`${base}/${hash}`)
       await page.waitForSelector('#view h1')
       await page.waitForTimeout(300)
-      const overflow = await page.evaluate(() => {
-        const root = (globalThis as any).document.documentElement
-        const wide = [...(globalThis as any).document.querySelectorAll('body *')].filter((el: any) => el.getBoundingClientRect().right > root.clientWidth + 0.5).map((el: any) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`)
-        return { by: root.scrollWidth - root.clientWidth, wide: wide.slice(0, 5) }
-      })
+      const overflow = await overflowsViewport(page)
       await page.screenshot({ path: join(ARTIFACTS, `features-400-${hash.split('/')[1] || 'list'}.png`), fullPage: true })
-      assert.ok(overflow.by <= 0, `${hash}: the page is ${overflow.by} px wider than a 400 px screen: ${overflow.wide.join(', ')}`)
+      assert.equal(overflow, undefined, hash)
     }
     await page.setViewportSize({ width: 1400, height: 900 })
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 })

@@ -11,27 +11,19 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import type { BrowserContext, Page } from 'playwright-core'
-import type { FastifyInstance } from 'fastify'
-import { browserSkipReason, launchBrowser } from '../helpers/browser.ts'
-import { startTestEngine } from '../helpers/engine.ts'
+import type { Page } from 'playwright-core'
+import { browserSkipReason } from '../helpers/browser.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
-import { testLogger } from '../helpers/postgres.ts'
-import { startTestWeb } from '../helpers/web-client.ts'
-import { createUser } from '../../engine/web/auth/users.ts'
+import { ARTIFACTS, PASSWORD, pageSuite } from '../helpers/page-suite.ts'
 import { passwordProblem } from '../../engine/web/auth/passwords.ts'
 
-const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
 /** Text of every response the page received (checked for the canary at the end). */
 const pageBodies: Promise<string>[] = []
 const CANARY = `canary-${randomBytes(10).toString('hex')}`
 const USER = 'ops'
-const PASSWORD = 'correct horse battery'
-const UI_TIMEOUT = 20_000
 
 const DAGS = {
   'page_demo.yaml': `dag: page_demo
@@ -95,15 +87,12 @@ tasks:
 const skipReason = browserSkipReason()
 
 describe('status page in a real browser', { skip: skipReason }, () => {
+  const suite = pageSuite()
   let engine: TestEngine
-  let app: FastifyInstance
   let base: string
-  let context: BrowserContext
   let page: Page
   let demoRun: string
   let holdRun: string
-  const pageErrors: string[] = []
-  const teardown: (() => Promise<unknown>)[] = []
 
   const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true })
   const apiGet = async (path: string): Promise<any> => {
@@ -112,42 +101,26 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     return res.json()
   }
 
-  after(async () => {
-    for (const step of teardown.reverse()) {
-      try {
-        await step()
-      } catch {
-        // keep tearing down the rest
-      }
-    }
-  })
+  after(() => suite.stop())
 
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true })
-    engine = await startTestEngine({ after: (fn) => void teardown.push(fn) }, { dags: DAGS })
+    engine = await suite.engine({ dags: DAGS })
     engine.spawnWorker({ env: { CAIRN_SECRET_PAGE_CANARY: CANARY } })
-    ;({ app, base } = await startTestWeb({ db: engine.db, log: testLogger(), followPollMs: 250 }))
-    teardown.push(() => app.close())
     // What `cairn users create ops --role operator` does.
     assert.equal(passwordProblem(PASSWORD), undefined)
-    assert.ok(await createUser(engine.db, { username: USER, role: 'operator', password: PASSWORD }))
     await waitFor('the DAG files to load', async () => {
       const { rows } = await engine.db.query('SELECT dag_id FROM cairn.dag WHERE version_id IS NOT NULL')
       return rows.length === 3 || undefined
     })
 
-    const browser = await launchBrowser()
-    teardown.push(() => browser.close())
-    context = browser.context
-    context.setDefaultTimeout(UI_TIMEOUT)
-    page = context.pages()[0] ?? (await context.newPage())
-    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`))
+    // The first test logs in itself.
+    ;({ page, base } = await suite.open({ db: engine.db, user: USER, role: 'operator', web: { followPollMs: 250 }, console: false }))
     page.on('console', (message) => {
       // A 401 before login and the 400 of the deliberately bad trigger are expected network errors.
-      if (message.type() === 'error' && !/status of 40[01]/.test(message.text())) pageErrors.push(`console: ${message.text()}`)
+      if (message.type() === 'error' && !/status of 40[01]/.test(message.text())) suite.pageErrors.push(`console: ${message.text()}`)
     })
     page.on('response', (response) => {
-      if (response.status() === 404) pageErrors.push(`404: ${response.url()}`)
+      if (response.status() === 404) suite.pageErrors.push(`404: ${response.url()}`)
       // Every answer the page gets (event streams never end, so their text cannot be awaited).
       if (!String(response.headers()['content-type']).startsWith('text/event-stream')) {
         pageBodies.push(response.text().catch(() => ''))
@@ -340,7 +313,7 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     const dags = await apiGet('/api/v1/dags')
     assert.equal(dags.dags.find((d: { dag_id: string }) => d.dag_id === 'page_demo').paused, true)
     await shot('12-dag-paused')
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
     const bodies = await Promise.all(pageBodies)
     assert.ok(bodies.length > 50, `only ${bodies.length} responses seen`)
     for (const body of bodies) assert.ok(!body.includes(CANARY), `the canary secret reached the page: ${body.slice(0, 300)}`)
@@ -362,6 +335,6 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     await page.waitForSelector('#run-state [data-state="success"]', { timeout: 30_000 })
     const history = await engine.db.query<{ actor: string | null }>(`SELECT actor FROM cairn.state_history WHERE run_id = $1 AND task_id = 'wait' AND to_state = 'success'`, [runId])
     assert.deepEqual(history.rows, [{ actor: USER }])
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(suite.pageErrors, [])
   })
 })

@@ -70,3 +70,16 @@ export async function logIn(page: Page, url: string, username: string, password:
   await page.click('button[type=submit]')
 }
 
+
+/**
+ * undefined when the page is no wider than its viewport; else by how much, with the first elements that stick
+ * out (elements inside `scrollers`, a selector of boxes that scroll sideways on purpose, aside).
+ */
+export async function overflowsViewport(page: Page, scrollers?: string): Promise<string | undefined> {
+  const overflow = await page.evaluate((inside) => {
+    const root = (globalThis as any).document.documentElement
+    const wide = [...(globalThis as any).document.querySelectorAll('body *')].filter((el: any) => el.getBoundingClientRect().right > root.clientWidth + 0.5 && !(inside && el.closest(inside))).map((el: any) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`)
+    return { by: root.scrollWidth - root.clientWidth, width: root.clientWidth, wide: wide.slice(0, 5) }
+  }, scrollers ?? null)
+  return overflow.by <= 0 ? undefined : `the page is ${overflow.by} px wider than a ${overflow.width} px screen: ${overflow.wide.join(', ')}`
+}

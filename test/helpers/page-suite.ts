@@ -15,7 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import type { Page } from 'playwright-core'
+import type { BrowserContextOptions, Page } from 'playwright-core'
 import { createDb } from '../../engine/store/db.ts'
 import type { Db } from '../../engine/store/db.ts'
 import { migrate } from '../../engine/store/migrate.ts'
@@ -32,7 +32,8 @@ import { startTestWeb } from './web-client.ts'
 export const ARTIFACTS = new URL('../../test-artifacts/browser/', import.meta.url).pathname
 /** A value that runs script if a page ever puts it into HTML instead of text (it sets `window.__pwned`). */
 export const HOSTILE = '<img src=x onerror="window.__pwned=1">'
-const PASSWORD = 'correct horse battery'
+/** The password of the suite's user. */
+export const PASSWORD = 'correct horse battery'
 
 export interface OpenPageOptions {
   db: Db
@@ -40,14 +41,16 @@ export interface OpenPageOptions {
   user: string
   /** @default 'viewer' */
   role?: Role
-  /** Where the page logs in (a path with its hash, e.g. `/#/models`); the login form shows there first. */
-  at: string
+  /** Where the page logs in (a path with its hash, e.g. `/#/models`); the login form shows there first. Without it the page stays blank, for a test that logs in itself. */
+  at?: string
   /** Passed on to the web server (its `db` is `db`, its `log` a test logger unless given). */
   web?: Omit<Partial<WebServerOptions>, 'db'>
   /** The page's default timeout. @default 20000 */
   timeoutMs?: number
   /** Collect console errors too (page errors always). @default true */
   console?: boolean
+  /** For the browser context (e.g. `timezoneId`). */
+  browser?: BrowserContextOptions
 }
 
 export interface PageSuite {
@@ -59,7 +62,7 @@ export interface PageSuite {
   database(): Promise<{ db: Db; dir: string }>
   /** A test engine on a fresh database, stopped by stop(). */
   engine(options: TestEngineOptions): Promise<TestEngine>
-  /** Creates the user, starts the web server on `db`, opens Chromium and logs in at `at`. */
+  /** Creates the user, starts the web server on `db`, opens Chromium and logs in at `at` (when given). */
   open(options: OpenPageOptions): Promise<{ page: Page; base: string; app: FastifyInstance }>
   /** Every cleanup step in reverse order of registration; a failing step does not keep the rest from running. */
   stop(): Promise<void>
@@ -87,10 +90,10 @@ export function pageSuite(): PageSuite {
       if (!(await createUser(options.db, { username: options.user, role: options.role ?? 'viewer', password: PASSWORD }))) throw new Error(`the user ${options.user} already exists`)
       const { app, base } = await startTestWeb({ db: options.db, log: testLogger(), ...options.web })
       after(() => app.close())
-      const browser = await launchBrowser()
+      const browser = await launchBrowser(options.browser)
       after(() => browser.close())
       const page = await watchedPage(browser.context, options.timeoutMs ?? 20_000, pageErrors, { console: options.console ?? true })
-      await logIn(page, base + options.at, options.user, PASSWORD)
+      if (options.at !== undefined) await logIn(page, base + options.at, options.user, PASSWORD)
       return { page, base, app }
     },
     async stop() {
