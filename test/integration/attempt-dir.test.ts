@@ -18,6 +18,7 @@ import type { TaskUser } from '../../engine/process/task-user.ts'
 import { shell } from '../../operators/shell.ts'
 import type { OperatorContext } from '../../operators/define.ts'
 import { taskAbort } from '../../operators/define.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'cairn-attempt-dir-'))
 after(() => rmSync(scratch, { recursive: true, force: true }))
@@ -107,7 +108,7 @@ test('prepareAttemptDir: a fresh folder for the task user under folders it can p
   assert.deepEqual(execFileSync('ls', ['-A', dir], { encoding: 'utf8' }), '')
   assert.equal(readFileSync(path.join(precious, 'keep'), 'utf8'), 'keep me')
   const parent = path.dirname(dir)
-  await waitUntil(() => execFileSync('ls', ['-A', parent], { encoding: 'utf8' }).trim() === '1', 10_000)
+  await waitFor('the leftovers beside the attempt folder to be removed', () => execFileSync('ls', ['-A', parent], { encoding: 'utf8' }).trim() === '1', 10_000)
   assert.equal(readFileSync(path.join(precious, 'keep'), 'utf8'), 'keep me')
 
   const cancelled = new AbortController()
@@ -151,11 +152,3 @@ test('shell as the task user: its uid, HOME in its own folder, outputs read back
   const result = await shell.run({ script: 'printf \'{"uid": %s, "groups": "%s", "home": "%s", "user": "%s"}\' "$(id -u)" "$(id -G)" "$HOME" "$USER" > "$CAIRN_OUTPUTS"', workdir: 'sub' }, ctx)
   assert.deepEqual(result, { ok: true, outputs: { uid: user!.uid, groups: String(user!.gid), home: workdir, user: user!.name, exit_code: 0 } })
 })
-
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out')
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}

@@ -10,9 +10,8 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { processExists } from '../helpers/engine-extra.ts'
+import { processExists, runCommand, waitFor } from '../helpers/engine-extra.ts'
 import { taskWritableDir } from '../helpers/engine.ts'
-import { runCommand } from '../helpers/engine-extra.ts'
 
 const main = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
@@ -140,15 +139,7 @@ interface TaskJson {
   outputs: Record<string, unknown>
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
+const until = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000) => waitFor(what, check, timeoutMs, 250)
 
 const runEnded = (runId: string, dagId: string) =>
   until(`run ${runId} to end`, async () => {

@@ -12,6 +12,7 @@ import { seedVersion } from '../helpers/datasets.ts'
 import { rawRequest, startTestWeb } from '../helpers/web-client.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { createToken } from '../../engine/web/auth/tokens.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 const CONSUMER = `
 dag: consumer
@@ -92,13 +93,7 @@ test('max_active_runs holds: updates during a run wait for it and are coalesced;
   const datasets = createDatasets({ db: engine.db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } })
   const runs = async (): Promise<{ run_id: string; state: string }[]> =>
     (await engine.db.query<{ run_id: string; state: string }>(`SELECT run_id, state FROM cairn.run WHERE dag_id = 'consumer' ORDER BY queued_at`)).rows
-  const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
-    const deadline = Date.now() + 60_000
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
+  const until = (what: string, check: () => Promise<boolean>) => waitFor(what, check, 60_000, 100)
   // The scheduler has seen the DAG (its cursors exist) before anything is published.
   await until('the cursors', async () => (await engine.db.query(`SELECT 1 FROM cairn.dag_dataset_cursor WHERE dag_id = 'consumer'`)).rows.length === 2)
   const { app, base } = await startTestWeb({ db: engine.db, log: testLogger() })

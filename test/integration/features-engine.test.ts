@@ -17,6 +17,7 @@ import { countOnlineRows } from '../../engine/store/feature-online.ts'
 import { createRun } from '../../engine/store/runs.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import { taskRows } from '../helpers/run-rows.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 const VIEW = `feature_view: activity
 entity: [user_id]
@@ -43,15 +44,7 @@ tasks:
 
 const NOW = new Date('2026-01-05T00:30:00Z')
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await f()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+const until = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000) => waitFor(what, check, timeoutMs, 100)
 
 async function runsOf(db: Db, dagId: string): Promise<{ run_id: string; state: string; data_interval_end: Date }[]> {
   return (await db.query<{ run_id: string; state: string; data_interval_end: Date }>(

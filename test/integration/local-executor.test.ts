@@ -5,6 +5,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { createLocalExecutor } from '../../engine/executors/local.ts'
 import type { JobHandle, JobSpec, RankLine } from '../../engine/executors/executor.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 function alive(pid: number): boolean {
   try {
@@ -15,13 +16,7 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until(check: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const until = (check: () => boolean, what: string, ms = 30_000) => waitFor(what, check, ms, 50)
 
 function spec(dir: string, argv: string[], extra: Partial<JobSpec> = {}): JobSpec {
   return { argv, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', EXTRA: 'x' }, nodes: 1, tasksPerNode: 2, gpusPerNode: 0, workdir: path.join(dir, 'work'), artifacts: [], artifactsDir: path.join(dir, 'artifacts'), ...extra }

@@ -25,6 +25,7 @@ import { sigmoidModel, sigmoidReference, typedModel } from '../helpers/onnx-mode
 import { OipClient, output } from '../helpers/oip-client.ts'
 import { writeOnlineRows } from '../../engine/store/feature-online.ts'
 import { canonicalEntityKey } from '../../engine/data/entity-key.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 const W1 = [0.5, -1, 2]
 const B1 = 0.1
@@ -76,15 +77,7 @@ async function register(s: Setup, name: string, bytes: Uint8Array, features?: st
   return (await s.models.register({ name, file, ...(features ? { features } : {}) })).version.version
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await fn()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+const until = <T>(what: string, check: () => Promise<T | undefined | false>, ms = 10_000) => waitFor(what, check, ms, 20)
 
 const close = (a: readonly unknown[], b: readonly number[], tolerance = 1e-6) => a.length === b.length && a.every((x, i) => Math.abs((x as number) - b[i]!) <= tolerance)
 

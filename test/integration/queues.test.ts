@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process'
 import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { BOSS_SCHEMA, enqueueJobs, queuedAttemptsWithoutJob } from '../../engine/queue/task-queue.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 const DAG = `dag: teams
 tasks:
@@ -19,15 +20,7 @@ tasks:
   team_b_task: { operator: noop, queue: team_b }
 `
 
-async function until<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + deadlineMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const until = <T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>) => waitFor(what, probe, deadlineMs, 50)
 
 async function workerIdOf(engine: TestEngine, child: ChildProcess): Promise<string> {
   return until(`worker ${child.pid} to register`, 60_000, async () => {

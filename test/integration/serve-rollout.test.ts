@@ -19,16 +19,9 @@ import type { Db } from '../../engine/store/db.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import { taskRows } from '../helpers/run-rows.ts'
 import { cancelRun } from '../../engine/store/control.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await fn()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const until = <T>(what: string, check: () => Promise<T | undefined>, ms = 60_000) => waitFor(what, check, ms, 50)
 
 const dag = (id: string, version: number, extra = '') => `dag: ${id}
 tasks:

@@ -24,6 +24,7 @@ import type { InputTensor } from '../../engine/serve/protocol.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 import { mlpModel, sigmoidModel, sigmoidReference, typedModel } from '../helpers/onnx-models.ts'
 import { OipClient, output } from '../helpers/oip-client.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 const W1 = [0.5, -1, 2]
 const B1 = 0.1
@@ -31,15 +32,7 @@ const W2 = [-0.25, 0.75, 0.5]
 const B2 = -0.2
 const ACTOR = { user: 'test' }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await fn()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+const until = <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000) => waitFor(what, check, ms, 20)
 
 function tempDir(t: test.TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-serve-threads-'))

@@ -18,7 +18,7 @@ import { startEmbeddedPostgres } from '../../engine/store/embedded.ts'
 import type { EmbeddedPostgres } from '../../engine/store/embedded.ts'
 import { loadMigrations, migrate, MIGRATIONS_DIR } from '../../engine/store/migrate.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { cleanupStack } from '../helpers/engine-extra.ts'
+import { cleanupStack, waitFor } from '../helpers/engine-extra.ts'
 
 const log = testLogger()
 
@@ -52,14 +52,6 @@ async function startServer(t: TestContext, dataDir: string, port?: number): Prom
   const server = await startEmbeddedPostgres({ dataDir, port, log, ephemeral: true })
   defer(t, () => server.stop())
   return server
-}
-
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await sleep(10)
-  }
 }
 
 /** Running (not a zombie waiting to be reaped by whoever inherited it). */
@@ -244,7 +236,7 @@ describe('embedded Postgres', () => {
     const unlisten = await db.listen('cairn_test', (payload) => received.push(payload), { onReconnect: () => reconnected() })
     defer(t, unlisten)
     await db.query(`SELECT pg_notify('cairn_test', 'before')`)
-    await until(() => received.length === 1)
+    await waitFor('the notification', () => received.length === 1, 5000, 10)
 
     await first.stop()
     assert.deepEqual(await first.exited, { code: 0, signal: null })
@@ -260,7 +252,7 @@ describe('embedded Postgres', () => {
 
     await relistened
     await db.query(`SELECT pg_notify('cairn_test', 'after')`)
-    await until(() => received.length === 2)
+    await waitFor('the notification after the restart', () => received.length === 2, 5000, 10)
     assert.deepEqual(received, ['before', 'after'])
   })
 
