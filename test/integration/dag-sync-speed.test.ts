@@ -13,6 +13,7 @@ import type { Db } from '../../engine/store/db.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { probeRowLock } from '../helpers/row-lock-probe.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 const FILES = 1000
 const HELLO = readFileSync(new URL('../../dags/hello.yaml', import.meta.url), 'utf8')
@@ -29,7 +30,7 @@ test(`a sync of ${FILES} DAG files never stalls the event loop and never holds a
   // First load: every file new. (The test's own synchronous writes are not measured: reset after them.)
   for (let i = 0; i < FILES; i++) writeFileSync(join(engine.dagsFolder, `dag_${i}.yaml`), dagFile(i, 'hello'))
   delay.enable()
-  await waitFor(async () => (await count(engine.db, "SELECT count(*) AS n FROM cairn.dag WHERE NOT removed AND version_id IS NOT NULL")) === FILES, 120_000)
+  await waitFor('every DAG to load', async () => (await count(engine.db, "SELECT count(*) AS n FROM cairn.dag WHERE NOT removed AND version_id IS NOT NULL")) === FILES, 120_000, 100)
   const firstLoadMax = delay.max / 1e6
 
   // Every file touched (a checkout): nothing to write, no row locked. Every file changed: new versions.
@@ -47,8 +48,10 @@ test(`a sync of ${FILES} DAG files never stalls the event loop and never holds a
   for (let i = 0; i < FILES; i++) writeFileSync(join(engine.dagsFolder, `dag_${i}.yaml`), dagFile(i, 'howdy'))
   delay.reset()
   await waitFor(
+    'every DAG changed',
     async () => (await count(engine.db, "SELECT count(*) AS n FROM cairn.dag d JOIN cairn.dag_version v ON v.version_id = d.version_id WHERE v.source LIKE '%default: howdy%'")) === FILES,
     120_000,
+    100,
   )
   const changedLockedMs = await changedLock.stop()
   const changeMax = delay.max / 1e6
@@ -67,13 +70,4 @@ test(`a sync of ${FILES} DAG files never stalls the event loop and never holds a
 async function count(db: Db, sql: string): Promise<number> {
   const { rows } = await db.query<{ n: string }>(sql)
   return Number(rows[0]!.n)
-}
-
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 100))
-  }
 }

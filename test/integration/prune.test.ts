@@ -14,7 +14,7 @@ import type { Db } from '../../engine/store/db.ts'
 import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { testLogger } from '../helpers/postgres.ts'
-import { runCommand } from '../helpers/engine-extra.ts'
+import { runCommand, waitFor } from '../helpers/engine-extra.ts'
 import type { CommandResult } from '../helpers/engine-extra.ts'
 
 const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
@@ -56,7 +56,7 @@ async function rowsOf(db: Db, runIds: readonly string[]): Promise<Rows> {
 /** Runs of every kind: finished long ago, finished recently, running and queued since long ago. */
 async function fixture(t: TestContext): Promise<{ engine: TestEngine; old: string[]; recent: string; unfinished: string[] }> {
   const engine = await startTestEngine(t, { dags: DAGS, inProcessWorkers: 1 })
-  await waitFor(async () => (await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id IN ('quick', 'slow') AND version_id IS NOT NULL`)).rows.length === 2)
+  await waitFor('the DAGs to load', async () => (await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id IN ('quick', 'slow') AND version_id IS NOT NULL`)).rows.length === 2, 30_000, 50)
   const finished: string[] = []
   for (let i = 0; i < 3; i++) {
     const runId = await engine.trigger('quick')
@@ -64,7 +64,7 @@ async function fixture(t: TestContext): Promise<{ engine: TestEngine; old: strin
     finished.push(runId)
   }
   const running = await engine.trigger('slow')
-  await waitFor(async () => (await engine.taskStates(running)).wait === 'running')
+  await waitFor('the task to run', async () => (await engine.taskStates(running)).wait === 'running', 30_000, 50)
   const queued = await engine.trigger('slow')
   const [recent, ...old] = finished
   // Age them: two finished runs 100 days ago, the unfinished ones queued 200 days ago.
@@ -148,7 +148,7 @@ test('the scheduler applies cairn.yaml retention periodically, one scheduler at 
     retention: { runsOlderThanMs: 30 * DAY, intervalMs: 200 },
   })
   t.after(() => scheduler.stop())
-  await waitFor(async () => (await rowsOf(engine.db, old)).runs === 0, 30_000)
+  await waitFor('the old run to be pruned', async () => (await rowsOf(engine.db, old)).runs === 0, 30_000, 50)
   assert.deepEqual(await rowsOf(engine.db, old), { runs: 0, taskInstances: 0, attempts: 0, logLines: 0, historyRows: 0 })
   assert.deepEqual(await rowsOf(engine.db, [recent]), kept)
   await assertUnfinishedKept(engine.db, unfinished)
@@ -165,12 +165,4 @@ async function assertUnfinishedKept(db: Db, unfinished: readonly string[]): Prom
 
 function cairn(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<CommandResult> {
   return runCommand(process.execPath, [MAIN, ...args], { cwd, env })
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }

@@ -16,6 +16,7 @@ import { promisify } from 'node:util'
 import type { JobSpec, RankLine, RunningJob, StartOptions } from '../../engine/executors/executor.ts'
 import { createSshExecutor, type SshClusterSetting, type SshExecutor } from '../../engine/executors/ssh.ts'
 import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
+import { waitFor } from '../helpers/engine-extra.ts'
 
 const run = promisify(execFile)
 const skip = localClusterSkipReason()
@@ -80,13 +81,7 @@ function groupMembers(pgid: number): number[] {
   return members
 }
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
+const until = (what: string, condition: () => boolean, timeoutMs = 30_000) => waitFor(what, condition, timeoutMs, 50)
 
 before(async () => {
   if (skip) return
@@ -240,7 +235,7 @@ test('a hashed known_hosts file (ssh-keygen -H) is accepted', { skip }, async ()
 async function startLongJob(exec: SshExecutor, lines: RankLine[], controller = new AbortController()): Promise<{ running: RunningJob; pgids: number[] }> {
   const job = spec(['sh', '-c', "sleep 600 & sh -c 'trap \"\" TERM; while :; do sleep 1; done' & echo ready; wait"])
   const running = await exec.start(job, options(lines, { signal: controller.signal }))
-  await waitFor('both ranks ready', () => lines.filter((line) => line.line === 'ready').length === 2)
+  await until('both ranks ready', () => lines.filter((line) => line.line === 'ready').length === 2)
   assert.equal(running.handle.executor, 'ssh')
   const pgids = running.handle.executor === 'ssh' ? running.handle.processes.map((process) => process.pgid) : []
   for (const pgid of pgids) assert.ok(groupMembers(pgid).length >= 3, `group ${pgid} runs the rank's processes`)
@@ -308,7 +303,7 @@ test('a dropped connection fails the job as infrastructure and the hang-up watch
   if (!outcome.ok) assert.equal(outcome.retryable, true)
   if (!outcome.ok) assert.match(outcome.message, /connection to 127\.0\.0\.3:\d+ was lost/)
   // The dropped host's rank is stopped by its watchdog (TERM, KILL 5 s later); the other host's by the executor.
-  await waitFor('every rank group to be gone', () => pgids.every((pgid) => groupMembers(pgid).length === 0), 30_000)
+  await until('every rank group to be gone', () => pgids.every((pgid) => groupMembers(pgid).length === 0), 30_000)
 })
 
 test('re-attach follows recorded pgids until they end, can cancel them, and reports them gone', { skip }, async () => {
@@ -335,10 +330,10 @@ test('re-attach streams each rank\'s output from its start into the log, with it
   const job = spec(['sh', '-c', 'echo "r$RANK-1 it\'s $RANK"; while [ ! -f go-on ]; do sleep 0.1; done; for i in 2 3 4; do echo "r$RANK-$i"; sleep 0.2; done'])
   const firstLines: RankLine[] = []
   const running = await executor().start(job, options(firstLines))
-  await waitFor('both ranks to print their first line', () => firstLines.filter((line) => /^r[01]-1/.test(line.line)).length === 2)
+  await until('both ranks to print their first line', () => firstLines.filter((line) => /^r[01]-1/.test(line.line)).length === 2)
   const lines: RankLine[] = []
   const followed = await executor().reattach(running.handle, { onLine: (line) => void lines.push(line), signal: new AbortController().signal })
-  await waitFor('the first lines to be replayed', () => lines.filter((line) => /^r[01]-1/.test(line.line)).length === 2)
+  await until('the first lines to be replayed', () => lines.filter((line) => /^r[01]-1/.test(line.line)).length === 2)
   // The workdir is each rank's host's (both hosts are this machine): one go-on file lets both go on.
   writeFileSync(path.join(job.workdir, 'go-on'), '')
   const outcome = await followed.done
@@ -371,13 +366,13 @@ await running.done
   const child = spawn(process.execPath, [worker, JSON.stringify(cluster()), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
-  await waitFor('the worker to start both ranks', () => out.split('\n').filter((line) => line === 'ready').length === 2)
+  await until('the worker to start both ranks', () => out.split('\n').filter((line) => line === 'ready').length === 2)
   const handle = JSON.parse(out.split('\n')[0]!) as { processes: { pgid: number }[] }
   const pgids = handle.processes.map((process) => process.pgid)
   for (const pgid of pgids) startedGroups.add(pgid)
   for (const pgid of pgids) assert.ok(groupMembers(pgid).length >= 3)
   child.kill('SIGKILL')
-  await waitFor('every rank group to be gone after the worker died', () => pgids.every((pgid) => groupMembers(pgid).length === 0), 30_000)
+  await until('every rank group to be gone after the worker died', () => pgids.every((pgid) => groupMembers(pgid).length === 0), 30_000)
 })
 
 test('re-attach after the ranks ended reports each rank\'s exit status: success (with artifacts) and failure', { skip }, async () => {
@@ -409,7 +404,7 @@ test('a worker shutting down with keepJobsOnShutdown detaches: the ranks run on 
   const controller = new AbortController()
   const job = spec(['sh', '-c', 'echo started; while [ ! -f go-on ]; do sleep 0.1; done; echo "more output after the worker left"; echo "done $RANK" > "done-$RANK"; if [ "$RANK" = 0 ]; then echo model > model.txt; fi'], { artifacts: ['model.txt'] })
   const running = await keeping.start(job, options(lines, { signal: controller.signal }))
-  await waitFor('both ranks to start', () => lines.filter((line) => line.line === 'started').length === 2)
+  await until('both ranks to start', () => lines.filter((line) => line.line === 'started').length === 2)
   const pgids = running.handle.executor === 'ssh' ? running.handle.processes.map((process) => process.pgid) : []
   controller.abort({ cause: 'shutdown', message: 'worker shutting down' })
   const outcome = await running.done
