@@ -37,7 +37,7 @@ export const PASSWORD = 'correct horse battery'
 
 export interface OpenPageOptions {
   db: Db
-  /** Created with this role before the web server starts, and logged in. */
+  /** Created (with `role`) before the web server starts; the page logs in as it at `at`. */
   user: string
   /** @default 'viewer' */
   role?: Role
