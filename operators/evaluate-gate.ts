@@ -2,6 +2,7 @@ import paramsSchema from '../schemas/operators/evaluate.gate.params.schema.json'
 import { defineOperator } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
 import type { GateParams } from './evaluate-gate/run.ts'
+import { checkGateParams } from './evaluate-gate/model-name.ts'
 
 /** See operators/evaluate-gate/run.ts; loaded when a task runs (ONNX Runtime and DuckDB stay out of `cairn validate` and the scheduler). */
 export const evaluateGate = defineOperator({
@@ -9,6 +10,7 @@ export const evaluateGate = defineOperator({
   summary: 'scores a model on a holdout set with ONNX Runtime and checks thresholds',
   paramsSchema,
   usesWorkdir: false,
+  checkParams: checkGateParams,
   async run(params: GateParams, ctx: OperatorContext): Promise<OperatorResult> {
     const { runEvaluateGate } = await import('./evaluate-gate/run.ts')
     return runEvaluateGate(params, ctx)

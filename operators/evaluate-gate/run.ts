@@ -6,6 +6,9 @@
  * A model given as a file path is read, like ingest's file sources, only inside the DAG folder,
  * CAIRN_HOME, data.allowed_paths and the data directory, once `..` and links are resolved.
  *
+ * The baseline's model is `model_name`, else the NAME of a `model` given as `models:/NAME/...` (usually
+ * a template, known only once rendered); `compare_to` on a file path without `model_name` → `invalid_params`.
+ *
  * Failures: a gate not met → `gate_not_met`, never retried, outputs kept. A model or dataset that does
  * not exist, or features that are not columns of the dataset → `invalid_params`; nulls, labels that do
  * not fit the model, a model ONNX Runtime cannot load or run → `data_invalid`. Neither is retried.
@@ -18,6 +21,7 @@ import type { Evaluation, ModelToScore } from '../../engine/models/evaluate-mode
 import type { MetricName, MetricValue } from '../../engine/models/metrics.ts'
 import { nullPolicy } from '../../engine/models/feeding.ts'
 import { abortedResult } from '../define.ts'
+import { modelNameNeeded } from './model-name.ts'
 import type { OperatorContext, OperatorResult } from '../define.ts'
 
 export type GateParams = {
@@ -40,6 +44,8 @@ export async function runEvaluateGate(params: GateParams, ctx: OperatorContext):
   if (ctx.signal.aborted) return abortedResult(ctx.signal)
   const invalid = (message: string): OperatorResult => ({ ok: false, kind: 'invalid_params', retryable: false, message })
 
+  // The baseline's model: model_name, else the name in a registry reference (models:/NAME/...); a file has none.
+  if (params.compare_to !== undefined && params.model_name === undefined && !params.model.startsWith('models:/')) return invalid(modelNameNeeded(params.model))
   const resolved = await data.models.resolve(params.model, data.dagsFolder)
   if (!resolved.ok) return invalid(resolved.message)
   if (resolved.model === undefined) {
@@ -83,18 +89,20 @@ export async function runEvaluateGate(params: GateParams, ctx: OperatorContext):
     if (ctx.signal.aborted) return abortedResult(ctx.signal)
 
     let baseline: Evaluation | undefined
-    if (params.compare_to === 'production' && params.model_name !== undefined) {
-      const production = await data.models.resolve(`models:/${params.model_name}/production`)
+    const baselineModel = params.model_name ?? resolved.model
+    if (params.compare_to === 'production' && baselineModel !== undefined) {
+      if (params.model_name === undefined) ctx.log.info(`compare_to: production without model_name: the baseline is the production version of ${baselineModel}, the model of ${params.model}`)
+      const production = await data.models.resolve(`models:/${baselineModel}/production`)
       if (!production.ok) {
-        ctx.log.info(`${params.model_name} has no production version: nothing to compare with, the comparison passes (baseline null)`)
+        ctx.log.info(`${baselineModel} has no production version: nothing to compare with, the comparison passes (baseline null)`)
       } else {
-        const row = await data.models.get(params.model_name, production.version)
+        const row = await data.models.get(baselineModel, production.version)
         if (row && registered && row.model === registered.model && row.version === registered.version) {
-          ctx.log.warn(`the model being gated is ${params.model_name}'s production version itself`)
+          ctx.log.warn(`the model being gated is ${baselineModel}'s production version itself`)
         }
         // The baseline takes its own recorded features; the params' features only when it records none.
         const own = row?.features ?? []
-        const result = await score(`the production version ${params.model_name} version ${production.version} (baseline)`, { path: production.path, features: own, task: row?.taskKind ?? null, ...nullPolicy(row?.metrics) }, own.length > 0 ? undefined : (params.features ?? evaluation.features))
+        const result = await score(`the production version ${baselineModel} version ${production.version} (baseline)`, { path: production.path, features: own, task: row?.taskKind ?? null, ...nullPolicy(row?.metrics) }, own.length > 0 ? undefined : (params.features ?? evaluation.features))
         if ('ok' in result) return result
         baseline = result
       }

@@ -6,7 +6,9 @@
  * (retries set), keeps its outputs and writes the report table into the log; a candidate that does not
  * beat production fails with the baseline in its report; no production version passes with baseline
  * null; multiclass and regression models read from .onnx paths; nulls and missing columns are clear
- * errors that are not retried; an attempt cancelled once the model is scored reports the cancel, not a
+ * errors that are not retried; compare_to without model_name compares with the production version of the
+ * model a rendered models:/NAME/... reference names, and fails as invalid params (not retried) when the
+ * model renders to a file; an attempt cancelled once the model is scored reports the cancel, not a
  * verdict.
  */
 import test from 'node:test'
@@ -95,10 +97,29 @@ test('evaluate.gate: independent metrics with ties, pass against production, not
   // A model file outside the folders tasks may read (DAG folder, CAIRN_HOME, data.allowed_paths, data dir).
   const outsideFile = writeOnnxModel(join(files, 'outside.onnx'), 'logistic', PRODUCTION)
   dag('gate_outside', `model: ${outsideFile}\ndataset: holdout\nlabel: y\nfeatures: [a, b]\nmetrics: [auc]\nthresholds: {}`, '    retries: 2\n')
+  // compare_to without model_name: the model to beat is the one the rendered reference names (a file names none).
+  engine.writeDag('gate_implied.yaml', `dag: gate_implied
+params:
+  model: { type: string, default: "models:/churn/${v2}" }
+tasks:
+  gate:
+    operator: evaluate.gate
+    retries: 2
+    params:
+      model: "{{ params.model }}"
+      dataset: holdout
+      label: y
+      features: [a, b]
+      metrics: [auc]
+      thresholds: {}
+      compare_to: production
+      min_improvement: { auc: 0.001 }
+`)
   const ids = ['gate_pass', 'gate_fail', 'gate_no_better', 'gate_first', 'gate_multi', 'gate_reg', 'gate_nulls', 'gate_missing', 'gate_outside']
-  await waitForDags(engine.db, ids)
+  await waitForDags(engine.db, [...ids, 'gate_implied'])
 
   const runs = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await engine.trigger(id)] as const)))
+  const implied = { better: await engine.trigger('gate_implied'), noBetter: await engine.trigger('gate_implied', { model: `models:/churn/${v3}` }), file: await engine.trigger('gate_implied', { model: 'models/linear.onnx' }) }
   const states = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await engine.waitForRun(runs[id]!, 120_000)] as const)))
   const gate = async (id: string) => (await taskRows(engine.db, runs[id]!)).get('gate')!
   const log = async (id: string) => (await logLines(engine.db, runs[id]!, 'gate')).map((l) => l.line).join('\n')
@@ -178,6 +199,25 @@ test('evaluate.gate: independent metrics with ties, pass against production, not
   assert.equal(outside.failure_kind, 'invalid_params')
   assert.match(outside.message!, /^model file .*outside\.onnx is outside the folders a task may read \(.*add a folder to data\.allowed_paths/)
   assert.equal((await attemptRows(engine.db, runs.gate_outside!, 'gate')).length, 1)
+
+  // compare_to without model_name, the model a template rendered to models:/churn/N: churn's production version is the baseline.
+  assert.equal(await engine.waitForRun(implied.better, 120_000), 'success', (await logLines(engine.db, implied.better, 'gate')).map((l) => l.line).join('\n'))
+  const impliedBetter = (await taskRows(engine.db, implied.better)).get('gate')!.outputs as { passed: boolean; metrics: Record<string, number>; baseline_metrics: Record<string, number> | null }
+  assert.equal(impliedBetter.metrics.auc, candidate.auc)
+  assert.equal(impliedBetter.baseline_metrics?.auc, production.auc)
+  assert.match((await logLines(engine.db, implied.better, 'gate')).map((l) => l.line).join('\n'), /the baseline is the production version of churn, the model of models:\/churn\/2/)
+  assert.equal(await engine.waitForRun(implied.noBetter, 120_000), 'failed')
+  const impliedNoBetter = (await taskRows(engine.db, implied.noBetter)).get('gate')!
+  assert.equal(impliedNoBetter.failure_kind, 'gate_not_met')
+  assert.equal((impliedNoBetter.outputs as { report: { baseline: number }[] }).report[0]!.baseline, production.auc)
+  assert.equal((await attemptRows(engine.db, implied.noBetter, 'gate')).length, 1)
+  // Rendered to a file: no model to compare with; invalid params at once, not retried, nothing scored.
+  assert.equal(await engine.waitForRun(implied.file, 120_000), 'failed')
+  const impliedFile = (await taskRows(engine.db, implied.file)).get('gate')!
+  assert.equal(impliedFile.failure_kind, 'invalid_params')
+  assert.match(impliedFile.message!, /^compare_to: production needs model_name when the model is a file \("models\/linear\.onnx"\).*set model_name to the registered model to compare with$/)
+  assert.equal((await attemptRows(engine.db, implied.file, 'gate')).length, 1)
+  assert.doesNotMatch((await logLines(engine.db, implied.file, 'gate')).map((l) => l.line).join('\n'), /scored /)
 
   // Cancelled once the candidate is scored (it logs then): the attempt ends as cancelled, with no verdict.
   const controller = new AbortController()
