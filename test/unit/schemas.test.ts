@@ -79,12 +79,13 @@ const cases: Record<string, Cases> = {
     },
   },
   'operators/evaluate.gate.params.schema.json': {
-    valid: [gateBase],
+    // compare_to without model_name: the name comes from a models:/ reference (operators/evaluate-gate/model-name.ts checks files).
+    valid: [gateBase, { ...gateBase, compare_to: 'production' }],
     invalid: {
       'unknown metric': { ...gateBase, metrics: ['auc', 'mse'] },
       'threshold on unknown metric': { ...gateBase, thresholds: { acc: { min: 0.7 } } },
       'empty threshold': { ...gateBase, thresholds: { auc: {} } },
-      'compare_to without model_name': { ...gateBase, compare_to: 'production' },
+      'min_improvement without compare_to': { ...gateBase, min_improvement: { auc: 0.01 } },
       'duplicate metric': { ...gateBase, metrics: ['auc', 'auc'] },
     },
   },
