@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   UNKNOWN_POOL: 'a task uses a pool that cairn.yaml does not define',
   UNKNOWN_QUEUE: 'a task uses a queue that cairn.yaml workers.queues does not list',
   UNKNOWN_CLUSTER: 'an operator names a cluster that cairn.yaml does not define',
+  UNKNOWN_MODEL_SERVER: 'serve.rollout names a model server that cairn.yaml does not declare (default or a name under model_servers)',
   TEMPLATE_SYNTAX: 'a {{ ... }} template does not parse',
   TEMPLATE_UNKNOWN_VARIABLE: 'a template uses a variable that does not exist',
   TEMPLATE_UNKNOWN_PARAM: 'a template uses params.X but the DAG does not declare X',

@@ -35,6 +35,11 @@ export const serveRollout = defineOperator({
   async run(raw: Record<string, unknown>, ctx: OperatorContext): Promise<OperatorResult> {
     const params = raw as unknown as Params
     if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
+    // Before anything is read or changed: a server cairn.yaml does not declare is a mistake in the DAG.
+    const server = params.server ?? 'default'
+    if (!ctx.data.modelServers.includes(server)) {
+      return invalid(`server ${JSON.stringify(server)} is not a model server of cairn.yaml (declared: ${ctx.data.modelServers.join(', ')}; default is the one \`cairn up\` runs); add it under model_servers or name one of these`)
+    }
     const version = typeof params.version === 'number' ? params.version : /^[1-9][0-9]{0,9}$/.test(params.version.trim()) ? Number(params.version.trim()) : NaN
     if (!Number.isSafeInteger(version) || version < 1) return invalid(`version must be a version number; it rendered to ${JSON.stringify(params.version)}`)
     const stepDurationMs = parseDuration(params.step_duration)
@@ -46,6 +51,9 @@ export const serveRollout = defineOperator({
       analysis: { minRequests: params.analysis.min_requests, maxErrorRate: params.analysis.max_error_rate, maxP99LatencyMs: params.analysis.max_p99_latency_ms },
       onFailure: params.on_failure ?? 'rollback',
     }
+    // Every model server on this database follows the same registry: the split reaches all of them, and the
+    // analysis counts the canary's answers from every server process (docs/serving.md, `server`).
+    if (server !== 'default') ctx.log.info(`server ${server}: the rollout moves the split every model server on this database follows, and each step counts the canary's figures from all of them`)
     try {
       return await rollOut(ctx.data.rollouts, params.model_name, version, plan, ctx)
     } catch (error) {

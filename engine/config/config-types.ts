@@ -188,7 +188,7 @@ export interface CairnConfig {
     threads?: number
   }
   /**
-   * Named model servers, referred to by serve.rollout `server: NAME`. Without any, serve.rollout uses the one `cairn up` runs.
+   * Named model servers of this deployment (cairn model servers on its database), referred to by serve.rollout `server: NAME`; a rollout naming a server not listed here (other than `default`, the one `cairn up` runs) is refused by `cairn validate` and fails as invalid params. All of them follow the one model registry: a rollout moves the traffic split on every one and analyses the figures of all of them (docs/serving.md).
    */
   model_servers?: {
     [k: string]:

@@ -26,6 +26,8 @@ export interface DataSettings {
   clusters: Readonly<Record<string, ClusterSetting>>
   /** `ssh_hosts` of cairn.yaml (a Slurm cluster's login node, `submit: { via: ssh, host: NAME }`). */
   sshHosts: Readonly<Record<string, SshHostsEntry>>
+  /** The names of `model_servers` in cairn.yaml (serve.rollout's `server`); `default` is always one. */
+  modelServers: readonly string[]
 }
 
 export type ClusterSetting = NonNullable<CairnConfig['clusters']>[string]
@@ -53,5 +55,11 @@ export function dataSettings(config: CairnConfig, where: { cwd: string; home: st
     connections,
     clusters: config.clusters ?? {},
     sshHosts: Object.fromEntries(Object.entries(config.ssh_hosts ?? {}).filter((entry): entry is [string, SshHostsEntry] => entry[1] !== undefined)),
+    modelServers: modelServerNames(config),
   }
+}
+
+/** The model servers a DAG may name: `default` (the one `cairn up` runs), then those of `model_servers`. */
+export function modelServerNames(config: CairnConfig): string[] {
+  return ['default', ...Object.keys(config.model_servers ?? {}).filter((name) => name !== 'default')]
 }

@@ -15,6 +15,7 @@ import type { Diagnostic } from '../dag/diagnostics.ts'
 import type { DeploymentNames } from '../dag/dag-semantics.ts'
 import { validateFile } from '../dag/validate-folder.ts'
 import type { CairnConfig } from './config-types.ts'
+import { modelServerNames } from './data-settings.ts'
 
 export type { CairnConfig } from './config-types.ts'
 
@@ -59,8 +60,13 @@ function loadOne(path: string): LoadedConfig {
 
 const isMapping = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
 
-/** Pools, clusters and (when cairn.yaml lists them) queues that DAGs may name. */
+/** Pools, clusters, model servers and (when cairn.yaml lists them) queues that DAGs may name. */
 export function deploymentNames(config: CairnConfig): DeploymentNames {
   const queues = config.workers?.queues
-  return { pools: new Set(Object.keys(config.pools ?? {})), clusters: new Set(Object.keys(config.clusters ?? {})), ...(queues ? { queues: new Set(queues) } : {}) }
+  return {
+    pools: new Set(Object.keys(config.pools ?? {})),
+    clusters: new Set(Object.keys(config.clusters ?? {})),
+    ...(queues ? { queues: new Set(queues) } : {}),
+    modelServers: new Set(modelServerNames(config)),
+  }
 }

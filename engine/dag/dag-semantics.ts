@@ -34,6 +34,8 @@ export interface DeploymentNames {
   clusters: ReadonlySet<string>
   /** The queues cairn.yaml lists (workers.queues); undefined: any name is accepted. */
   queues?: ReadonlySet<string>
+  /** The model servers serve.rollout may name (`default` and model_servers); undefined: any name is accepted. */
+  modelServers?: ReadonlySet<string>
 }
 
 /** DeploymentNames as plain arrays, to hand to a worker thread. */
@@ -41,14 +43,25 @@ export interface PlainDeploymentNames {
   pools: string[]
   clusters: string[]
   queues?: string[]
+  modelServers?: string[]
 }
 
 export function toPlainNames(names: DeploymentNames): PlainDeploymentNames {
-  return { pools: [...names.pools], clusters: [...names.clusters], ...(names.queues ? { queues: [...names.queues] } : {}) }
+  return {
+    pools: [...names.pools],
+    clusters: [...names.clusters],
+    ...(names.queues ? { queues: [...names.queues] } : {}),
+    ...(names.modelServers ? { modelServers: [...names.modelServers] } : {}),
+  }
 }
 
 export function fromPlainNames(names: PlainDeploymentNames): DeploymentNames {
-  return { pools: new Set(names.pools), clusters: new Set(names.clusters), ...(names.queues ? { queues: new Set(names.queues) } : {}) }
+  return {
+    pools: new Set(names.pools),
+    clusters: new Set(names.clusters),
+    ...(names.queues ? { queues: new Set(names.queues) } : {}),
+    ...(names.modelServers ? { modelServers: new Set(names.modelServers) } : {}),
+  }
 }
 
 type JsonObject = { [key: string]: Json }
@@ -280,6 +293,11 @@ function checkOperator(task: JsonObject, id: string, names: DeploymentNames | un
   const cluster = isObject(task.params) ? task.params.cluster : undefined
   if (names && typeof cluster === 'string' && !names.clusters.has(cluster)) {
     problems.push({ code: 'UNKNOWN_CLUSTER', message: `cluster "${cluster}" is not defined in cairn.yaml (defined: ${[...names.clusters].join(', ') || 'none'})`, path: ['tasks', id, 'params', 'cluster'] })
+  }
+  // A name the schema refuses is reported once, by the schema.
+  const server = task.operator === 'serve.rollout' && isObject(task.params) ? task.params.server : undefined
+  if (names?.modelServers && typeof server === 'string' && /^[a-z][a-z0-9_-]{0,63}$/.test(server) && !names.modelServers.has(server)) {
+    problems.push({ code: 'UNKNOWN_MODEL_SERVER', message: `server "${server}" is not a model server of cairn.yaml (declared: ${[...names.modelServers].join(', ')}; default is the one \`cairn up\` runs); add it under model_servers`, path: ['tasks', id, 'params', 'server'] })
   }
 }
 

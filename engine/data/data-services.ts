@@ -47,6 +47,8 @@ export interface DataServices {
   clusters: Readonly<Record<string, ClusterSetting>>
   /** `ssh_hosts` of cairn.yaml (the login node of a Slurm cluster that submits over SSH). */
   sshHosts: Readonly<Record<string, SshHostsEntry>>
+  /** The model servers of cairn.yaml (serve.rollout's `server`): `default`, then the names of `model_servers`. */
+  modelServers: readonly string[]
   /** A folder for files that outlive the attempt (reports, models): made on first use by the operator. */
   artifactsDir: string
 }
@@ -73,6 +75,7 @@ export function createDataServices(db: Db, settings: DataSettings, at: AttemptId
     duckdb: settings.duckdb,
     clusters: settings.clusters,
     sshHosts: settings.sshHosts,
+    modelServers: settings.modelServers,
     artifactsDir: join(settings.home, 'artifacts', at.dagId, at.runId, at.taskId, String(at.attempt)),
   }
 }

@@ -41,7 +41,7 @@ export interface TestEngineOptions {
   /** Pool sizes, as cairn.yaml's `pools`. */
   pools?: Record<string, { slots: number }>
   /** cairn.yaml's `data` and `connections` for the in-process workers (home: `<dir>/home`). */
-  config?: Pick<CairnConfig, 'data' | 'connections' | 'clusters'>
+  config?: Pick<CairnConfig, 'data' | 'connections' | 'clusters' | 'model_servers'>
 }
 
 export interface TestEngine {

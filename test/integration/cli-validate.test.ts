@@ -102,6 +102,23 @@ test('cairn.yaml workers.queues lists the queues DAGs may name', (t) => {
   assert.equal(cairn(['validate'], dir).code, 0)
 })
 
+test('serve.rollout may name only the model servers of cairn.yaml (default always)', (t) => {
+  const rollout = (server: string) => `    operator: serve.rollout\n    params: { model_name: churn, version: 2, server: ${server}, steps: [100], step_duration: 1m, analysis: { min_requests: 0, max_error_rate: 0.1, max_p99_latency_ms: 50 } }\n`
+  const names = { pools: new Set<string>(), clusters: new Set<string>(), modelServers: new Set(['default', 'edge']) }
+  assert.deepEqual(fromPlainNames(structuredClone(toPlainNames(names))), names)
+  const dir = workspace({
+    'cairn.yaml': 'model_servers:\n  edge: { host: 10.0.0.5, port: 8081 }\n',
+    'dags/r.yaml': `dag: r\ntasks:\n  a:\n${rollout('edge')}  b:\n${rollout('default')}  c:\n${rollout('eu')}`,
+  })
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const run = cairn(['validate'], dir)
+  assert.equal(run.code, 1)
+  assert.deepEqual(run.stdout.trim().split('\n').filter((line) => line.includes('error')), ['dags/r.yaml:11:54: error UNKNOWN_MODEL_SERVER: server "eu" is not a model server of cairn.yaml (declared: default, edge; default is the one `cairn up` runs); add it under model_servers'])
+  // Without model_servers only default is declared.
+  writeFileSync(join(dir, 'cairn.yaml'), 'pools:\n  gpu: { slots: 1 }\n')
+  assert.match(cairn(['validate'], dir).stdout, /dags\/r\.yaml:5:54: error UNKNOWN_MODEL_SERVER: server "edge" is not a model server of cairn\.yaml \(declared: default;/)
+})
+
 test('an invalid cairn.yaml is reported with positions', (t) => {
   const dir = workspace({ 'cairn.yaml': 'pools:\n  gpu: { slot: 1 }\n', 'dags/a.yaml': 'dag: a\ntasks: { x: { operator: noop } }\n' })
   t.after(() => rmSync(dir, { recursive: true, force: true }))

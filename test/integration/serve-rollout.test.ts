@@ -1,7 +1,8 @@
 /**
  * `serve.rollout` through the engine (scheduler, queue, worker), with the servers' figures written by
  * the servers' own code (createServingStats, two "server processes") for traffic routed by the
- * registry's shares as they change. A good version goes 10 -> 50 -> 100 and becomes production;
+ * registry's shares as they change. A server cairn.yaml does not declare is refused before anything
+ * changes; a good version on a declared server goes 10 -> 50 -> 100 and becomes production;
  * a failing one is rolled back at its first step with production untouched and the task attempted
  * once; on_failure: hold keeps the split; another canary is refused; a rollout interrupted mid-way
  * is resumed at its recorded step; a re-run of a finished rollout changes nothing; a second task
@@ -17,7 +18,7 @@ import { createRollouts } from '../../engine/models/rollouts.ts'
 import { createServingStats } from '../../engine/serve/serving-stats.ts'
 import type { Db } from '../../engine/store/db.ts'
 import { startTestEngine } from '../helpers/engine.ts'
-import { taskRows } from '../helpers/run-rows.ts'
+import { logLines, taskRows } from '../helpers/run-rows.ts'
 import { cancelRun } from '../../engine/store/control.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
 
@@ -80,9 +81,10 @@ function startFleet(db: Db, failing: Set<number>): { stop(): Promise<void>; serv
 test('serve.rollout through the engine: promote, roll back, hold, refuse, resume, re-run', { timeout: 300_000 }, async (t) => {
   const engine = await startTestEngine(t, {
     dags: {
-      'good.yaml': dag('good', 2),
+      'good.yaml': dag('good', 2, '      server: edge\n'),
+      'unknown_server.yaml': dag('unknown_server', 2, '      server: eu\n'),
       'bad.yaml': dag('bad', 3),
-      'held.yaml': dag('held', 4, '      on_failure: hold\n'),
+      'held.yaml': dag('held', 4, '      on_failure: hold\n      server: default\n'),
       'blocked.yaml': dag('blocked', 5),
       'resumed.yaml': dag('resumed', 5),
       'cancelled.yaml': dag('cancelled', 3).replace('step_duration: 1s', 'step_duration: 10m'),
@@ -90,6 +92,7 @@ test('serve.rollout through the engine: promote, roll back, hold, refuse, resume
       'patient.yaml': dag('patient', 3).replace('steps: [10, 50, 100]', 'steps: [100]').replace('step_duration: 1s', 'step_duration: 500ms').replace('min_requests: 5', 'min_requests: 300'),
     },
     inProcessWorkers: 1,
+    config: { model_servers: { edge: { host: '127.0.0.1', port: 8502 } } },
   })
   const { db } = engine
   const models = createModels({ db, dir: engine.data.dir, producer: { kind: 'actor', actor: 'test' } })
@@ -105,12 +108,22 @@ test('serve.rollout through the engine: promote, roll back, hold, refuse, resume
   t.after(() => (fleetStopped ? undefined : fleet.stop()))
   const stages = async () => Object.fromEntries((await models.versions('churn')).map((v) => [v.version, `${v.stage}:${v.trafficShare}`]))
 
-  // A good version: three steps, then production; the old production archived.
+  // A server cairn.yaml does not declare: refused at once, not retried, nothing recorded or changed.
+  const unknown = await engine.trigger('unknown_server')
+  assert.equal(await engine.waitForRun(unknown, 60_000), 'failed')
+  const unknownTask = (await taskRows(db, unknown)).get('rollout')!
+  assert.deepEqual([unknownTask.attempt, unknownTask.failure_kind], [1, 'invalid_params'])
+  assert.equal(unknownTask.message, 'server "eu" is not a model server of cairn.yaml (declared: default, edge; default is the one `cairn up` runs); add it under model_servers or name one of these')
+  assert.deepEqual(await stages(), { 1: 'production:1', 2: 'candidate:0', 3: 'candidate:0', 4: 'candidate:0', 5: 'candidate:0' })
+  assert.deepEqual(await models.rollouts('churn'), [])
+
+  // A good version on a declared server: three steps, then production; the old production archived.
   const good = await engine.trigger('good')
   assert.equal(await engine.waitForRun(good, 120_000), 'success')
   const goodTask = (await taskRows(db, good)).get('rollout')!
   assert.deepEqual(goodTask.outputs, { version: 2, stage: 'production', rolled_back: false })
   assert.deepEqual(await stages(), { 1: 'archived:0', 2: 'production:1', 3: 'candidate:0', 4: 'candidate:0', 5: 'candidate:0' })
+  assert.match((await logLines(db, good, 'rollout')).map((l) => l.line).join('\n'), /server edge: the rollout moves the split every model server on this database follows/)
   const [promoted] = await models.rollouts('churn')
   assert.equal(promoted!.status, 'promoted')
   assert.deepEqual(promoted!.steps.map((s) => [s.percent, s.passed]), [[10, true], [50, true], [100, true]])

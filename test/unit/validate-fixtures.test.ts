@@ -8,7 +8,8 @@ import { OPERATORS } from '../../operators/index.ts'
 
 // Each invalid fixture starts with one `# expect: CODE LINE:COL` line per diagnostic it must produce;
 // the validator must report exactly those (warnings included), no more and no fewer. A `# queues: a, b`
-// line validates it as cairn.yaml with `workers.queues: [a, b]` would.
+// line validates it as cairn.yaml with `workers.queues: [a, b]` would; `# model_servers: default, a`
+// as cairn.yaml declaring the model server `a` would.
 
 const fixtures = new URL('../fixtures/dags/', import.meta.url)
 const validDir = new URL('valid/', fixtures)
@@ -49,8 +50,11 @@ describe('invalid DAG fixtures', () => {
       const expected = expectations(bytes.toString('utf8'), name)
       assert.ok(expected.length > 0, `${name} has no "# expect: CODE LINE:COL" line at the top`)
       for (const e of expected) assert.ok(isErrorCode(e.code), `${name}: ${e.code} is not a code of engine/errors.ts`)
-      const queues = /^# queues: (.+)$/m.exec(bytes.toString('utf8'))?.[1]?.split(',').map((q) => q.trim())
-      const result = validateSource(name, bytes, queues ? { names: { pools: new Set(), clusters: new Set(), queues: new Set(queues) } } : {})
+      const listed = (what: string) => new RegExp(`^# ${what}: (.+)$`, 'm').exec(bytes.toString('utf8'))?.[1]?.split(',').map((q) => q.trim())
+      const queues = listed('queues')
+      const servers = listed('model_servers')
+      const names = { pools: new Set<string>(), clusters: new Set<string>(), ...(queues ? { queues: new Set(queues) } : {}), ...(servers ? { modelServers: new Set(servers) } : {}) }
+      const result = validateSource(name, bytes, queues || servers ? { names } : {})
       const got = result.diagnostics.map(key).sort()
       assert.deepEqual(got, expected.map(key).sort(), `diagnostics of ${name}:\n${result.diagnostics.map((d) => `  ${key(d)} ${d.message}`).join('\n')}`)
       for (const d of result.diagnostics) {
