@@ -8,11 +8,15 @@
  *   GET  /v2/models/{name}[/versions/{v}]/ready
  *   POST /v2/models/{name}/infer                       routed by the traffic split (X-Cairn-Route-Key: sticky)
  *   POST /v2/models/{name}/versions/{v}/infer          that version
+ *
+ * Both infer routes take and give the Binary Tensor Data Extension's bodies (binary-tensors.ts; the
+ * body parser in serve-server.ts splits a request that has its header).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { VersionFile } from '../store/serving.ts'
 import type { DataPlane, InferOutcome } from './inference.ts'
 import type { ModelRepository } from './model-repository.ts'
+import { BinaryBody, INFERENCE_HEADER } from './binary-tensors.ts'
 import { modelMetadata } from './protocol.ts'
 
 export const ROUTE_KEY_HEADER = 'x-cairn-route-key'
@@ -34,7 +38,7 @@ const VERSION = /^[1-9][0-9]{0,9}$/
 
 export function oipRoutes(app: FastifyInstance, plane: DataPlane, repository: ModelRepository, recorder: AnswerRecorder, lookup: (model: string, version: number) => Promise<VersionFile | undefined>): void {
   const open = { config: { access: 'public' as const } }
-  app.get('/v2', open, async () => ({ name: 'cairn', version: '1', extensions: [] }))
+  app.get('/v2', open, async () => ({ name: 'cairn', version: '1', extensions: ['binary_tensor_data'] }))
   app.get('/v2/health/live', open, async () => ({ live: true }))
   app.get('/v2/health/ready', open, async (_request, reply) => {
     if (repository.ready()) return { ready: true }
@@ -74,7 +78,13 @@ export function oipRoutes(app: FastifyInstance, plane: DataPlane, repository: Mo
     const ms = reply.elapsedTime
     if (outcome.ok) {
       recorder.answered(model, outcome.version, 200, ms, false)
-      return reply.header(VERSION_HEADER, String(outcome.version)).send(outcome.response)
+      reply.header(VERSION_HEADER, String(outcome.version))
+      if (outcome.binary) {
+        // The JSON part, then the outputs' bytes in the order of the JSON's outputs.
+        const json = Buffer.from(JSON.stringify(outcome.response))
+        return reply.header(INFERENCE_HEADER, String(json.length)).type('application/octet-stream').send(Buffer.concat([json, ...outcome.binary]))
+      }
+      return reply.send(outcome.response)
     }
     if (outcome.version !== undefined) {
       recorder.answered(model, outcome.version, outcome.status, ms, outcome.versionError)
@@ -85,13 +95,16 @@ export function oipRoutes(app: FastifyInstance, plane: DataPlane, repository: Mo
   }
   app.post<{ Params: ModelParams }>('/v2/models/:name/infer', viewer, async (request, reply) => {
     const key = request.headers[ROUTE_KEY_HEADER]
-    const outcome = await plane.inferRouted(request.params.name, request.body, typeof key === 'string' ? key : undefined)
+    const { body } = request
+    const routeKey = typeof key === 'string' ? key : undefined
+    const outcome = body instanceof BinaryBody ? await plane.inferRouted(request.params.name, body.json, routeKey, body.binary) : await plane.inferRouted(request.params.name, body, routeKey)
     return answer(request.params.name, outcome, reply)
   })
   app.post<{ Params: VersionParams }>('/v2/models/:name/versions/:version/infer', viewer, async (request, reply) => {
     const { name, version } = request.params
     if (!VERSION.test(version)) return reply.code(400).send({ error: `version ${JSON.stringify(version)} is not a version number (1, 2, 3, ...)` })
-    return answer(name, await plane.inferVersion(name, Number(version), request.body), reply)
+    const { body } = request
+    return answer(name, body instanceof BinaryBody ? await plane.inferVersion(name, Number(version), body.json, body.binary) : await plane.inferVersion(name, Number(version), body), reply)
   })
 }
 

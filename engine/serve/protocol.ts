@@ -8,8 +8,12 @@
  *   error     {"error": "message"} with a 4xx (the client's mistake) or 5xx status
  *
  * `data` is row-major, flat or nested as the shape; every element has the JSON type of its datatype
- * (numbers, booleans for BOOL, strings for BYTES). Nothing here loads ONNX Runtime.
+ * (numbers, booleans for BOOL, strings for BYTES). With the Binary Tensor Data Extension
+ * (binary-tensors.ts) an input's data may instead be bytes after the JSON, and outputs may be
+ * answered that way. Nothing here loads ONNX Runtime.
  */
+import { readBinaryTensor, tensorBytes } from './binary-tensors.ts'
+
 
 /** The datatypes served (the protocol's names). */
 export const DATATYPES = ['BOOL', 'INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32', 'FP32', 'FP64', 'BYTES'] as const
@@ -48,6 +52,8 @@ export interface InferRequest {
   inputs: InputTensor[]
   /** The outputs asked for (all when absent or empty). */
   outputs?: string[]
+  /** The outputs to answer as binary data (the extension's binary_data, binary_data_output). */
+  binaryOutputs?: Set<string>
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string }
@@ -59,11 +65,15 @@ const MAX_ELEMENTS = 1 << 28
 
 /**
  * Reads an inference request body against the model's inputs and outputs. Every failure is the
- * client's (a 400), with a message naming the tensor and what is wrong.
+ * client's (a 400), with a message naming the tensor and what is wrong. `binary`: the bytes after the
+ * JSON part of a body of the Binary Tensor Data Extension (undefined for a plain JSON body).
  */
-export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], outputs: readonly TensorSpec[]): Parsed<InferRequest> {
+export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], outputs: readonly TensorSpec[], binary?: Uint8Array): Parsed<InferRequest> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return fail('the request body must be a JSON object with "inputs"')
   const b = body as Record<string, unknown>
+  const allBinary = flag(b.parameters, 'binary_data_output')
+  if (typeof allBinary === 'string') return fail(`"parameters".${allBinary}`)
+  const cursor = { at: 0 }
   // An optional field sent as null (clients that write every field do) is absent.
   if (b.id !== undefined && b.id !== null && typeof b.id !== 'string') return fail('"id" must be a string')
   if (!Array.isArray(b.inputs) || b.inputs.length === 0) return fail('"inputs" must be a non-empty array of tensors ({"name", "shape", "datatype", "data"})')
@@ -79,14 +89,18 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
     if (!spec) return fail(`the model has no input ${JSON.stringify(name)}; its inputs are ${names(inputs)}`)
     if (seen.has(name)) return fail(`input ${JSON.stringify(name)} is given twice`)
     seen.add(name)
-    const one = parseInput(raw, spec)
+    const one = parseInput(raw, spec, binary, cursor)
     if (!one.ok) return one
     parsed.push(one.value)
   }
   const missing = inputs.filter((s) => !seen.has(s.name))
   if (missing.length > 0) return fail(`input ${names(missing)} is missing; the model needs ${names(inputs)}`)
+  if (binary !== undefined && cursor.at !== binary.length) {
+    return fail(`the body has ${binary.length} bytes of binary data after its JSON part, but the inputs' binary_data_size add up to ${cursor.at}`)
+  }
   const request: InferRequest = { inputs: parsed }
   if (typeof b.id === 'string') request.id = b.id
+  const binaryOutputs = new Set<string>()
   if (b.outputs !== undefined && b.outputs !== null) {
     if (!Array.isArray(b.outputs)) return fail('"outputs" must be an array of {"name"}')
     const known = new Set(outputs.map((o) => o.name))
@@ -96,18 +110,32 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
       if (typeof name !== 'string') return fail('each of "outputs" must be an object with a "name"')
       if (!known.has(name)) return fail(`the model has no output ${JSON.stringify(name)}; its outputs are ${names(outputs)}`)
       wanted.push(name)
+      // The output's own binary_data wins over the request's binary_data_output, as in Triton.
+      const own = flag((o as { parameters?: unknown }).parameters, 'binary_data')
+      if (typeof own === 'string') return fail(`output ${JSON.stringify(name)}: "parameters".${own}`)
+      if (own ?? allBinary) binaryOutputs.add(name)
     }
     // An empty list names no output in particular: all of them, as KServe and Triton read it.
     if (wanted.length > 0) request.outputs = wanted
   }
+  if (allBinary === true && request.outputs === undefined) for (const o of outputs) binaryOutputs.add(o.name)
+  if (binaryOutputs.size > 0) request.binaryOutputs = binaryOutputs
   return { ok: true, value: request }
+}
+
+/** A boolean parameter: its value, undefined when absent (or null), or what is wrong with it. */
+function flag(parameters: unknown, key: string): boolean | undefined | string {
+  if (typeof parameters !== 'object' || parameters === null) return undefined
+  const value = (parameters as Record<string, unknown>)[key]
+  if (value === undefined || value === null || typeof value === 'boolean') return value ?? undefined
+  return `${key} must be true or false, not ${JSON.stringify(value)}`
 }
 
 function names(specs: readonly TensorSpec[]): string {
   return specs.map((s) => JSON.stringify(s.name)).join(', ')
 }
 
-function parseInput(raw: Record<string, unknown>, spec: TensorSpec): Parsed<InputTensor> {
+function parseInput(raw: Record<string, unknown>, spec: TensorSpec, binary: Uint8Array | undefined, cursor: { at: number }): Parsed<InputTensor> {
   const what = `input ${JSON.stringify(spec.name)}`
   const { shape, datatype, data } = raw
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) return fail(`${what}: "shape" must be an array of whole numbers >= 0`)
@@ -125,6 +153,20 @@ function parseInput(raw: Record<string, unknown>, spec: TensorSpec): Parsed<Inpu
   for (const d of dims) count *= d
   if (count === 0) return fail(`${what}: shape [${dims.join(', ')}] holds no elements; there is nothing to infer`)
   if (count > MAX_ELEMENTS) return fail(`${what}: shape [${dims.join(', ')}] has more than ${MAX_ELEMENTS} elements`)
+  const parameters = raw.parameters
+  const size = typeof parameters === 'object' && parameters !== null ? (parameters as Record<string, unknown>).binary_data_size : undefined
+  if (size !== undefined && size !== null) {
+    if (data !== undefined && data !== null) return fail(`${what}: send its data either in "data" or as binary data ("parameters": {"binary_data_size"}), not both`)
+    if (!Number.isSafeInteger(size) || (size as number) < 0) return fail(`${what}: "parameters".binary_data_size must be a whole number of bytes >= 0, not ${JSON.stringify(size)}`)
+    if (binary === undefined) return fail(`${what}: it has "parameters".binary_data_size, but the request has no binary data (send the Inference-Header-Content-Length header with the JSON part's length, and the tensors' bytes after the JSON)`)
+    const left = binary.length - cursor.at
+    if ((size as number) > left) return fail(`${what}: binary_data_size ${size} runs past the end of the binary data (${left} of its ${binary.length} bytes are left after the inputs before it)`)
+    const bytes = binary.subarray(cursor.at, cursor.at + (size as number))
+    cursor.at += size as number
+    const read = readBinaryTensor(datatype, count, bytes)
+    if (typeof read === 'string') return fail(`${what}: ${read} (shape [${dims.join(', ')}], ${datatype})`)
+    return { ok: true, value: { name: spec.name, datatype, shape: dims, data: read } }
+  }
   if (!Array.isArray(data)) return fail(`${what}: "data" must be an array (flat in row-major order, or nested as the shape)`)
   const flat = flatten(data, dims)
   if (!flat) return fail(`${what}: "data" nests arrays unevenly or unlike shape [${dims.join(', ')}] (send it flat, or nested exactly as the shape)`)
@@ -234,23 +276,40 @@ export function jsonData(tensor: OutputTensor): unknown[] {
   return Array.from(data as Float32Array)
 }
 
+export type ResponseOutput = { name: string; shape: number[]; datatype: Datatype; data: unknown[] } | { name: string; shape: number[]; datatype: Datatype; parameters: { binary_data_size: number } }
+
 export interface InferResponse {
   model_name: string
   model_version: string
   id?: string
-  outputs: { name: string; shape: number[]; datatype: Datatype; data: unknown[] }[]
+  outputs: ResponseOutput[]
 }
 
-export function inferResponse(model: string, version: number, request: InferRequest, outputs: readonly OutputTensor[]): InferResponse {
+/**
+ * The response, and the binary data of the outputs answered as such, in the order of `outputs` in
+ * the response (to follow its JSON; undefined when every output is in JSON).
+ */
+export function inferAnswer(model: string, version: number, request: InferRequest, outputs: readonly OutputTensor[]): { response: InferResponse; binary?: Uint8Array[] } {
   const wanted = request.outputs
   const chosen = wanted ? wanted.map((n) => outputs.find((o) => o.name === n)!).filter(Boolean) : outputs
+  const asBinary = request.binaryOutputs
+  const binary: Uint8Array[] = []
   const response: InferResponse = {
     model_name: model,
     model_version: String(version),
-    outputs: chosen.map((o) => ({ name: o.name, shape: o.shape, datatype: o.datatype, data: jsonData(o) })),
+    outputs: chosen.map((o): ResponseOutput => {
+      if (!asBinary?.has(o.name)) return { name: o.name, shape: o.shape, datatype: o.datatype, data: jsonData(o) }
+      const bytes = tensorBytes(o)
+      binary.push(bytes)
+      return { name: o.name, shape: o.shape, datatype: o.datatype, parameters: { binary_data_size: bytes.length } }
+    }),
   }
   if (request.id !== undefined) response.id = request.id
-  return response
+  return binary.length > 0 ? { response, binary } : { response }
+}
+
+export function inferResponse(model: string, version: number, request: InferRequest, outputs: readonly OutputTensor[]): InferResponse {
+  return inferAnswer(model, version, request, outputs).response
 }
 
 export interface ModelMetadata {
@@ -269,6 +328,6 @@ export function modelMetadata(name: string, versions: readonly number[], inputs:
  * Whether a request that `inputs` refused would have been taken by `other` (another version's
  * inputs): then the refusal is that version's fault, not the client's (see serving-stats.ts).
  */
-export function acceptedBy(body: unknown, other: { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[] }): boolean {
-  return parseInferRequest(body, other.inputs, other.outputs).ok
+export function acceptedBy(body: unknown, other: { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[] }, binary?: Uint8Array): boolean {
+  return parseInferRequest(body, other.inputs, other.outputs, binary).ok
 }

@@ -20,6 +20,7 @@ import { createOnlineRowCache } from '../data/online-cache.ts'
 import { createOnlineStore } from '../data/online-store.ts'
 import type { CacheFeed } from '../web/cache-feed.ts'
 import type { BatchOptions } from './batcher.ts'
+import { INFERENCE_HEADER, splitBinaryBody } from './binary-tensors.ts'
 import { createDataPlane } from './inference.ts'
 import { createModelRepository } from './model-repository.ts'
 import type { LoadModel, ModelRepository } from './model-repository.ts'
@@ -95,9 +96,19 @@ export async function createServeServer(options: ServeServerOptions): Promise<Se
 
   // A request body is read as JSON whatever its declared type: clients of the protocol often send
   // none or another (fetch with a string body says text/plain, curl -d says form-urlencoded), and
-  // the protocol's bodies are JSON. application/json keeps Fastify's own parser.
+  // the protocol's bodies are JSON. application/json keeps Fastify's own parser. Any other type
+  // (application/octet-stream, as KServe's client sends, or none, as Triton's) with the header
+  // Inference-Header-Content-Length is a body of the Binary Tensor Data Extension: its JSON part and
+  // the bytes after it (binary-tensors.ts); without the header, JSON as before.
   app.removeContentTypeParser('text/plain')
-  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('ignore', 'ignore'))
+  const json = app.getDefaultJsonParser('ignore', 'ignore')
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
+    const header = request.headers[INFERENCE_HEADER]
+    if (header === undefined) return json(request, body.toString('utf8'), done)
+    const split = splitBinaryBody(body, Array.isArray(header) ? header.join(',') : header)
+    if (split.ok) return done(null, split.value)
+    done(Object.assign(new Error(split.error), { statusCode: 400 }), undefined)
+  })
   const metrics = createServeMetrics()
   const stats = createServingStats({ db, serverId, ...(options.flushMs === undefined ? {} : { flushMs: options.flushMs }), onError: (error) => log.warn({ err: error }, 'writing the serving figures failed; kept for the next write') })
   const threads = options.threads ?? DEFAULT_MODEL_THREADS
@@ -157,7 +168,8 @@ export async function createServeServer(options: ServeServerOptions): Promise<Se
       return reply.code(500).send({ error: 'internal error (see the server log)' })
     }
     metrics.rejected(status)
-    return reply.code(status).send({ error: clientErrorMessage(error, bodyLimit) })
+    const binary = request.headers[INFERENCE_HEADER] !== undefined && error.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+    return reply.code(status).send({ error: binary ? 'the request has the Inference-Header-Content-Length header (binary tensor data) but says Content-Type: application/json; send it as application/octet-stream' : clientErrorMessage(error, bodyLimit) })
   })
 
   oipRoutes(app, plane, repository, {
