@@ -13,7 +13,8 @@
  *             the client in a separate process: one connection in a loop (latency, sub-millisecond
  *             timing; a minimal HTTP/1.1 client over a raw socket, as wrk would be, and once with
  *             node:http's client for comparison), and 64 connections with autocannon (throughput),
- *             dynamic batching off and on
+ *             dynamic batching off and on; at one client also with the Binary Tensor Data Extension
+ *             (HTTP binary: the input's bytes after the JSON, the output answered as bytes)
  * for 1-row and 64-row requests, on two models built here: `tiny` (y = sigmoid(xW + b), 16 features:
  * the cost is all in carrying the request) and `mlp` (64 -> 512 -> 512 -> 1: the cost is in the model).
  * The client shares the machine's cores with the server (on 2 cores it takes about one), the bare
@@ -57,6 +58,8 @@ const { values } = parseArgs({
     client: { type: 'string' },
     // Internal: the load generator's own process.
     'load-mode': { type: 'string' }, 'load-url': { type: 'string' }, 'load-token': { type: 'string' }, 'load-body': { type: 'string' },
+    // Internal: the body is base64 of a binary tensor body whose JSON part has this many bytes.
+    'load-binary': { type: 'string' },
   },
 })
 const SECONDS = Number(values.seconds)
@@ -77,8 +80,11 @@ interface Figures {
 // ---- the load generator process ----
 if (values['load-mode'] !== undefined) {
   const url = new URL(values['load-url']!)
-  const body = values['load-body']!
-  const headers = { authorization: `Bearer ${values['load-token']}`, 'content-type': 'application/json' }
+  const jsonLength = values['load-binary']
+  const body = jsonLength === undefined ? values['load-body']! : Buffer.from(values['load-body']!, 'base64')
+  const headers: Record<string, string> = jsonLength === undefined
+    ? { authorization: `Bearer ${values['load-token']}`, 'content-type': 'application/json' }
+    : { authorization: `Bearer ${values['load-token']}`, 'content-type': 'application/octet-stream', 'inference-header-content-length': jsonLength }
   let figures: Figures
   if (values['load-mode'] === 'latency' || values['load-mode'] === 'latency-node') {
     // One keep-alive connection in a closed loop, timed with performance.now() (autocannon counts whole
@@ -86,7 +92,7 @@ if (values['load-mode'] !== undefined) {
     // once; the answer framed by its content-length and its status read), as wrk or h2load would be:
     // node:http's client costs more per request than the server's whole route (mode latency-node
     // measures with it, for comparison).
-    const once1 = values['load-mode'] === 'latency' ? await rawClient(url, headers, body) : nodeClient(url, headers, body)
+    const once1 = values['load-mode'] === 'latency' ? await rawClient(url, headers, body) : nodeClient(url, headers, body as string)
     for (let i = 0; i < 500; i++) await once1()
     const latencies: number[] = []
     let bad = 0
@@ -99,8 +105,8 @@ if (values['load-mode'] !== undefined) {
     latencies.sort((a, b) => a - b)
     figures = { p50: pct(latencies, 50), p99: pct(latencies, 99), rps: latencies.length / SECONDS, bad }
   } else {
-    await autocannon({ url: url.toString(), connections: CONNECTIONS, duration: 1, requests: [{ method: 'POST', headers, body }] })
-    const r = await autocannon({ url: url.toString(), connections: CONNECTIONS, duration: SECONDS, requests: [{ method: 'POST', headers, body }] })
+    await autocannon({ url: url.toString(), connections: CONNECTIONS, duration: 1, requests: [{ method: 'POST', headers, body: body as string }] })
+    const r = await autocannon({ url: url.toString(), connections: CONNECTIONS, duration: SECONDS, requests: [{ method: 'POST', headers, body: body as string }] })
     figures = { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, bad: r.non2xx + r.errors + r.timeouts }
   }
   process.stdout.write(JSON.stringify(figures))
@@ -130,9 +136,10 @@ try {
   const token = (await createToken(db, { name: 'bench', role: 'viewer' }))!.token
   console.log(`model server: ${SECONDS} s per figure, ${CONNECTIONS} concurrent clients for throughput, model threads ${THREADS ?? `${DEFAULT_MODEL_THREADS} (default)`}, throughput load from ${WRK ? 'wrk (1 thread)' : 'autocannon'}, node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
 
-  const load = async (mode: 'latency' | 'latency-node' | 'throughput', url: string, body: string): Promise<Figures> => {
-    if (mode === 'throughput' && WRK) return wrkLoad(dir, url, token, body)
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--load-mode', mode, '--load-url', url, '--load-token', token, '--load-body', body, '--seconds', String(SECONDS), '--connections', String(CONNECTIONS)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const load = async (mode: 'latency' | 'latency-node' | 'throughput', url: string, body: string | { binary: Buffer; jsonLength: number }): Promise<Figures> => {
+    if (mode === 'throughput' && WRK && typeof body === 'string') return wrkLoad(dir, url, token, body)
+    const bodyArgs = typeof body === 'string' ? ['--load-body', body] : ['--load-body', body.binary.toString('base64'), '--load-binary', String(body.jsonLength)]
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--load-mode', mode, '--load-url', url, '--load-token', token, ...bodyArgs, '--seconds', String(SECONDS), '--connections', String(CONNECTIONS)], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
     await once(child, 'exit')
@@ -160,6 +167,11 @@ try {
         const feeds = { x: new ort.Tensor('float32', Float32Array.from(rowsOf(rows, features)), [rows, features]) }
         for (let i = 0; i < 200; i++) await session.run(feeds)
         const body = JSON.stringify({ inputs: [{ name: 'x', shape: [rows, features], datatype: 'FP32', data: rowsOf(rows, features) }] })
+        // The same request with the Binary Tensor Data Extension: the input's bytes after the JSON, and
+        // the output asked for as bytes.
+        const tensor = Buffer.from(Float32Array.from(rowsOf(rows, features)).buffer)
+        const binaryJson = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', shape: [rows, features], datatype: 'FP32', parameters: { binary_data_size: tensor.length } }], parameters: { binary_data_output: true } }))
+        const binaryBody = { binary: Buffer.concat([binaryJson, tensor]), jsonLength: binaryJson.length }
         const r = `${rows} row${rows > 1 ? 's' : ''}`
         // One caller: latency of session.run.
         const latencies: number[] = []
@@ -190,6 +202,8 @@ try {
           const lat = await load('latency', `http://127.0.0.1:${s.port}/v2/models/${name}/infer`, body)
           show(`${label}, ${r}, 1 client`, lat, rows, `  overhead at p50 ${(lat.p50 - seq.p50).toFixed(3)} ms (paced ${(lat.p50 - cold.p50).toFixed(3)} ms)`)
         }
+        const bin = await load('latency', `http://127.0.0.1:${plain.port}/v2/models/${name}/infer`, binaryBody)
+        show(`HTTP binary, ${r}, 1 client`, bin, rows, `  overhead at p50 ${(bin.p50 - seq.p50).toFixed(3)} ms (paced ${(bin.p50 - cold.p50).toFixed(3)} ms)`)
         const viaNode = await load('latency-node', `http://127.0.0.1:${plain.port}/v2/models/${name}/infer`, body)
         show(`HTTP, ${r}, 1 client using node:http's client`, viaNode, rows, `  (the same route; what node:http's client adds)`)
         // 64 callers at once, each in a loop: the throughput the model gives in-process.
@@ -277,9 +291,9 @@ function nodeClient(url: URL, headers: Record<string, string>, body: string): ()
  * is complete when its headers and content-length bytes of body are in (an answer without a
  * content-length fails the benchmark); resolves with the status.
  */
-async function rawClient(url: URL, headers: Record<string, string>, body: string): Promise<() => Promise<number>> {
+async function rawClient(url: URL, headers: Record<string, string>, body: string | Buffer): Promise<() => Promise<number>> {
   const head = [`POST ${url.pathname} HTTP/1.1`, `host: ${url.host}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(body)}`, '', ''].join('\r\n')
-  const request = Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(body, 'utf8')])
+  const request = Buffer.concat([Buffer.from(head, 'latin1'), typeof body === 'string' ? Buffer.from(body, 'utf8') : body])
   const socket = net.connect({ host: url.hostname, port: Number(url.port), noDelay: true })
   await once(socket, 'connect')
   let pending: { resolve: (status: number) => void; reject: (error: Error) => void } | undefined
