@@ -64,7 +64,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     if (!parsed.ok) return blame(parsed.error)
     try {
       const outputs = await lease.run(parsed.value.inputs)
-      return { ok: true, version: lease.version, ...inferAnswer(lease.model, lease.version, parsed.value, outputs) }
+      const { response, binary: parts } = inferAnswer(lease.model, lease.version, parsed.value, outputs)
+      return parts === undefined ? { ok: true, version: lease.version, response } : { ok: true, version: lease.version, response, binary: parts }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error)
       return { ok: false, status: 500, error: `version ${lease.version} of model ${lease.model} failed on this request: ${message}`, version: lease.version, versionError: true }

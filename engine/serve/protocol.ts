@@ -73,7 +73,8 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
   const b = body as Record<string, unknown>
   const allBinary = flag(b.parameters, 'binary_data_output')
   if (typeof allBinary === 'string') return fail(`"parameters".${allBinary}`)
-  const cursor = { at: 0 }
+  // Where the next binary input starts (a JSON request allocates nothing for the extension).
+  const cursor = binary === undefined ? NO_BINARY : { at: 0 }
   // An optional field sent as null (clients that write every field do) is absent.
   if (b.id !== undefined && b.id !== null && typeof b.id !== 'string') return fail('"id" must be a string')
   if (!Array.isArray(b.inputs) || b.inputs.length === 0) return fail('"inputs" must be a non-empty array of tensors ({"name", "shape", "datatype", "data"})')
@@ -100,7 +101,7 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
   }
   const request: InferRequest = { inputs: parsed }
   if (typeof b.id === 'string') request.id = b.id
-  const binaryOutputs = new Set<string>()
+  let binaryOutputs: Set<string> | undefined
   if (b.outputs !== undefined && b.outputs !== null) {
     if (!Array.isArray(b.outputs)) return fail('"outputs" must be an array of {"name"}')
     const known = new Set(outputs.map((o) => o.name))
@@ -113,15 +114,17 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
       // The output's own binary_data wins over the request's binary_data_output, as in Triton.
       const own = flag((o as { parameters?: unknown }).parameters, 'binary_data')
       if (typeof own === 'string') return fail(`output ${JSON.stringify(name)}: "parameters".${own}`)
-      if (own ?? allBinary) binaryOutputs.add(name)
+      if (own ?? allBinary) (binaryOutputs ??= new Set()).add(name)
     }
     // An empty list names no output in particular: all of them, as KServe and Triton read it.
     if (wanted.length > 0) request.outputs = wanted
   }
-  if (allBinary === true && request.outputs === undefined) for (const o of outputs) binaryOutputs.add(o.name)
-  if (binaryOutputs.size > 0) request.binaryOutputs = binaryOutputs
+  if (allBinary === true && request.outputs === undefined) binaryOutputs = new Set(outputs.map((o) => o.name))
+  if (binaryOutputs !== undefined) request.binaryOutputs = binaryOutputs
   return { ok: true, value: request }
 }
+
+const NO_BINARY: { readonly at: number } = Object.freeze({ at: 0 })
 
 /** A boolean parameter: its value, undefined when absent (or null), or what is wrong with it. */
 function flag(parameters: unknown, key: string): boolean | undefined | string {
@@ -293,19 +296,19 @@ export function inferAnswer(model: string, version: number, request: InferReques
   const wanted = request.outputs
   const chosen = wanted ? wanted.map((n) => outputs.find((o) => o.name === n)!).filter(Boolean) : outputs
   const asBinary = request.binaryOutputs
-  const binary: Uint8Array[] = []
+  let binary: Uint8Array[] | undefined
   const response: InferResponse = {
     model_name: model,
     model_version: String(version),
     outputs: chosen.map((o): ResponseOutput => {
-      if (!asBinary?.has(o.name)) return { name: o.name, shape: o.shape, datatype: o.datatype, data: jsonData(o) }
+      if (asBinary === undefined || !asBinary.has(o.name)) return { name: o.name, shape: o.shape, datatype: o.datatype, data: jsonData(o) }
       const bytes = tensorBytes(o)
-      binary.push(bytes)
+      ;(binary ??= []).push(bytes)
       return { name: o.name, shape: o.shape, datatype: o.datatype, parameters: { binary_data_size: bytes.length } }
     }),
   }
   if (request.id !== undefined) response.id = request.id
-  return binary.length > 0 ? { response, binary } : { response }
+  return binary === undefined ? { response } : { response, binary }
 }
 
 export function inferResponse(model: string, version: number, request: InferRequest, outputs: readonly OutputTensor[]): InferResponse {
