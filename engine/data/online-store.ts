@@ -84,10 +84,13 @@ export function createOnlineStore(db: Db | Queryable, options: OnlineStoreOption
       .then((definition) => {
         // Kept from when the read began: a definition changed after that reaches reads within cacheMs.
         // An unchanged one keeps its object, so the answers kept for it stay valid (see cachedValueOf).
+        // The read's own answer is the kept object too: a lookup that waited for it must not make answers
+        // that the next lookup (reading the kept one) would not recognise.
         const before = definitions.get(view)?.definition
-        if (definition) definitions.set(view, { definition: before && sameDefinition(before, definition) ? before : definition, readAt: startedAt })
+        const kept = definition && before && sameDefinition(before, definition) ? before : definition
+        if (kept) definitions.set(view, { definition: kept, readAt: startedAt })
         else definitions.delete(view)
-        return definition
+        return kept
       })
       .finally(() => {
         if (loading.get(view) === promise) loading.delete(view)

@@ -242,6 +242,12 @@ test('an answer made from a cached row is reused while the definition read again
   assert.ok(later.ok)
   assert.equal(later.values[0], first.values[0], 'the same answer object, not one rebuilt per definition read')
   assert.ok(Object.isFrozen(later.values[0]))
+  // Past the definition's time with no lookup meanwhile: the next lookup waits for the definition's read
+  // itself, and still gets the answer kept (the read hands back the kept, unchanged definition).
+  await new Promise((r) => setTimeout(r, 80))
+  const waited = await store.read('v', [{ user_id: 'u1' }])
+  assert.ok(waited.ok)
+  assert.equal(waited.values[0], first.values[0], 'a lookup that waited for the definition gets the kept answer')
   features = [{ name: 'total' }, { name: 'extra' }]
   await waitUntil(async () => {
     const r = await store.read('v', [{ user_id: 'u1' }])
