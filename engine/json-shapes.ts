@@ -109,7 +109,8 @@ export interface DatasetVersionJson {
   rows: number
   columns: { name: string; type: string }[]
   created_at: string
-  produced_by: { run_id: string; task_id: string } | null
+  /** run_pruned: that run was deleted by `cairn db prune` (the version, its files and lineage stay). */
+  produced_by: { run_id: string; task_id: string; run_pruned: boolean } | null
   bytes: number
   produced_kind: string
   actor: string | null
@@ -126,6 +127,7 @@ export function datasetVersionJson(v: {
   createdAt: Date
   runId: string | null
   taskId: string | null
+  runPruned: boolean
   bytes: number
   producedKind: string
   actor: string | null
@@ -139,7 +141,7 @@ export function datasetVersionJson(v: {
     rows: v.rows,
     columns: v.columns.map((c) => ({ name: c.name, type: c.type })),
     created_at: v.createdAt.toISOString(),
-    produced_by: v.runId !== null && v.taskId !== null ? { run_id: v.runId, task_id: v.taskId } : null,
+    produced_by: v.runId !== null && v.taskId !== null ? { run_id: v.runId, task_id: v.taskId, run_pruned: v.runPruned } : null,
     bytes: v.bytes,
     produced_kind: v.producedKind,
     actor: v.actor,

@@ -40,7 +40,7 @@ export const DATASETS_HELP = `Datasets: named, numbered, immutable versions (SPE
                            the person who imported it), its inputs (lineage), expectation report, bad rows
     --version N            that version instead of the latest
     --format json          {"name","version","rows","columns":[{"name","type"}],"created_at",
-                           "produced_by":{"run_id","task_id"} or null, "bytes","produced_kind","actor",
+                           "produced_by":{"run_id","task_id","run_pruned"} or null, "bytes","produced_kind","actor",
                            "inputs","expectations","bad_rows"}
   export NAME              every row on stdout, streamed: csv with a header (default) or jsonl
     --version N            that version instead of the latest
@@ -193,7 +193,7 @@ export function describeVersion(v: DatasetVersion, latest: number): string[] {
     `dataset ${v.dataset}, version ${v.version}${v.version === latest ? ' (latest)' : ` (latest: ${latest})`}`,
     `rows      ${v.rows} (${formatBytes(v.bytes)})`,
     `created   ${v.createdAt.toISOString()}`,
-    `made by   ${v.runId !== null ? `${v.producedKind}: run ${v.runId}, task ${v.taskId}${v.attempt !== null ? `, attempt ${v.attempt}` : ''}` : `${v.producedKind}${v.actor ? ` by ${v.actor}` : ''}`}`,
+    `made by   ${v.runId !== null ? `${v.producedKind}: run ${v.runId}, task ${v.taskId}${v.attempt !== null ? `, attempt ${v.attempt}` : ''}${v.runPruned ? ' (run pruned)' : ''}` : `${v.producedKind}${v.actor ? ` by ${v.actor}` : ''}`}`,
     '',
     'columns:',
     ...formatTable(['NAME', 'TYPE'], v.columns.map((c) => [c.name, c.type])).map((l) => `  ${l}`),

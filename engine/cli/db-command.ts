@@ -16,7 +16,8 @@ export const DB_HELP = `Database maintenance.
   cairn db prune --older-than AGE   deletes finished runs (success, failed, cancelled) that ended more than AGE
                                     ago (e.g. 90d, 12h, 1d12h), with their task instances, attempts, log lines
                                     and state history, in batches of --batch runs per transaction (default 500).
-                                    Queued and running runs are never touched. Prints what was removed.
+                                    Queued and running runs are never touched. Dataset, feature and model
+                                    versions stay (their lineage then says run_pruned). Prints what was removed.
 cairn.yaml \`retention: { runs_older_than: 90d }\` makes the scheduler do the same every hour.
 Exit codes: 0 done (also when nothing was old enough); 2 malformed arguments (a missing or bad --older-than) or no database.`
 

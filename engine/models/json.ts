@@ -43,7 +43,8 @@ export function modelVersionJson(v: ModelVersion): ModelVersionJson {
     metrics: v.metrics,
     features: v.features,
     task_kind: v.taskKind,
-    lineage: v.lineage as Record<string, unknown>,
+    // A version trained by a run says whether that run is still there (run_pruned: deleted by `cairn db prune`).
+    lineage: typeof v.lineage.run === 'string' ? { ...v.lineage, run_pruned: v.runPruned } : (v.lineage as Record<string, unknown>),
     created_at: v.createdAt.toISOString(),
   }
 }

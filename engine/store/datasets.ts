@@ -16,6 +16,8 @@ export interface DatasetVersionRow {
   producedKind: string
   runId: string | null
   taskId: string | null
+  /** The run that made it was deleted by retention (`cairn db prune`); the version and its lineage stay. */
+  runPruned: boolean
   attempt: number | null
   actor: string | null
   inputs: DatasetInput[]
@@ -36,8 +38,14 @@ export interface DatasetSummaryRow {
   updatedAt: Date | null
 }
 
+/**
+ * `run_pruned`: the version names a run that is no longer there (`cairn db prune` deleted it; run ids
+ * are never foreign keys, so lineage outlives retention). A run queued after the version was made
+ * cannot have made it, should a scheduled run's id ever be given again.
+ */
 const COLUMNS = `dataset, version, location, columns, row_count, bytes, fingerprint, produced_kind, run_id, task_id, attempt, actor,
-  inputs, expectations, bad_rows, details, created_at`
+  inputs, expectations, bad_rows, details, created_at,
+  (run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cairn.run r WHERE r.run_id = dataset_version.run_id AND r.queued_at <= dataset_version.created_at)) AS run_pruned`
 
 interface RawVersion {
   dataset: string
@@ -57,6 +65,7 @@ interface RawVersion {
   bad_rows: DatasetVersionRow['badRows']
   details: Record<string, unknown>
   created_at: Date
+  run_pruned: boolean
 }
 
 function toRow(r: RawVersion): DatasetVersionRow {
@@ -71,6 +80,7 @@ function toRow(r: RawVersion): DatasetVersionRow {
     producedKind: r.produced_kind,
     runId: r.run_id,
     taskId: r.task_id,
+    runPruned: r.run_pruned,
     attempt: r.attempt,
     actor: r.actor,
     inputs: r.inputs,

@@ -37,6 +37,8 @@ export interface ModelVersionRow {
   trafficShare: number
   runId: string | null
   taskId: string | null
+  /** The run that trained it was deleted by retention (`cairn db prune`); the version and its lineage stay. */
+  runPruned: boolean
   createdAt: Date
 }
 
@@ -59,7 +61,13 @@ export interface ModelAuditRow {
   at: Date
 }
 
-const COLUMNS = 'model, version, stage, artifact, sha256, metrics, lineage, features, task_kind, traffic_share, run_id, task_id, created_at'
+/**
+ * `run_pruned`: the version names a run that is no longer there (`cairn db prune` deleted it; run ids
+ * are never foreign keys, so lineage outlives retention). A run queued after the version was made
+ * cannot have made it, should a scheduled run's id ever be given again.
+ */
+const COLUMNS = `model, version, stage, artifact, sha256, metrics, lineage, features, task_kind, traffic_share, run_id, task_id, created_at,
+  (run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cairn.run r WHERE r.run_id = model_version.run_id AND r.queued_at <= model_version.created_at)) AS run_pruned`
 
 interface RawVersion {
   model: string
@@ -75,6 +83,7 @@ interface RawVersion {
   run_id: string | null
   task_id: string | null
   created_at: Date
+  run_pruned: boolean
 }
 
 function rowOf(r: RawVersion): ModelVersionRow {
@@ -91,6 +100,7 @@ function rowOf(r: RawVersion): ModelVersionRow {
     trafficShare: r.traffic_share,
     runId: r.run_id,
     taskId: r.task_id,
+    runPruned: r.run_pruned,
     createdAt: r.created_at,
   }
 }

@@ -16,7 +16,7 @@ export interface LineageNode {
   version?: number
   missing?: boolean
   produced_kind?: string
-  produced_by?: { run_id: string; task_id: string } | null
+  produced_by?: { run_id: string; task_id: string; run_pruned: boolean } | null
   rows?: number
   created_at?: string
 }

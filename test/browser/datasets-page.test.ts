@@ -129,6 +129,15 @@ describe('datasets and feature views pages', { skip }, () => {
     await page.waitForSelector('#dataset-lineage g[data-id="source:events@1"]')
   })
 
+  test('a version whose run was pruned names the run as text, says it is gone and links nowhere', async () => {
+    // `cairn db prune` deletes runs, never the versions they made: the version keeps the run's ids.
+    await db.query(`UPDATE cairn.dataset_version SET run_id = 'labels__scheduled__20250101T0000Z', task_id = 'load' WHERE dataset = 'churn_labels'`)
+    await page.goto(`${base}/#/datasets/churn_labels`)
+    await page.waitForSelector('#dataset-producer .producer-pruned')
+    assert.equal(await page.textContent('#dataset-producer'), 'ingest: labels__scheduled__20250101T0000Z / load (run pruned)')
+    assert.equal(await page.locator('#view a.producer-link').count(), 0)
+  })
+
   test('column names, values and reports that look like HTML are shown as text', async () => {
     await page.goto(`${base}/#/datasets/hostile`)
     await page.waitForSelector('#rows-table')

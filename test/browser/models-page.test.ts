@@ -19,6 +19,8 @@ import { ARTIFACTS, HOSTILE, pageSuite } from '../helpers/page-suite.ts'
 import { seedVersion } from '../helpers/datasets.ts'
 
 const RUN = 'churn_model__scheduled__20260105T000000Z'
+/** A run `cairn db prune` deleted: it trained v3, whose lineage still names it. */
+const PRUNED_RUN = 'churn_model__scheduled__20250105T000000Z'
 const skip = browserSkipReason()
 
 describe('models page', { skip }, () => {
@@ -38,14 +40,22 @@ describe('models page', { skip }, () => {
     // v1: registered by hand from a file (no lineage), then promoted by a user.
     await models.register({ name: 'churn', file, metrics: { auc: 0.79 } })
     await models.setStage('churn', 1, 'production', { user: 'alice' }, 1)
-    // v2 and v3: trained by a run on the training set, as `train` with model_name records them.
-    for (const metrics of [{ auc: 0.8123456, log_loss: 0.41 }, { auc: 0.6, [HOSTILE]: HOSTILE }]) {
+    // v2 and v3: trained by a run on the training set, as `train` with model_name records them; v2's run
+    // is still there, v3's was pruned.
+    await db.query(`INSERT INTO cairn.dag (dag_id, file) VALUES ('churn_model', 'churn_model.yaml')`)
+    const { rows: dagVersion } = await db.query<{ version_id: string }>(`INSERT INTO cairn.dag_version (dag_id, hash, spec, source) VALUES ('churn_model', 'h', '{}'::jsonb, '') RETURNING version_id`)
+    await db.query(
+      `INSERT INTO cairn.run (run_id, dag_id, version_id, run_type, state, logical_date, data_interval_start, data_interval_end)
+       VALUES ($1, 'churn_model', $2, 'scheduled', 'success', '2026-01-05', '2026-01-05', '2026-01-06')`,
+      [RUN, dagVersion[0]!.version_id],
+    )
+    for (const [run, metrics] of [[RUN, { auc: 0.8123456, log_loss: 0.41 }], [PRUNED_RUN, { auc: 0.6, [HOSTILE]: HOSTILE }]] as const) {
       await db.tx(async (q) => {
         const version = await lockNextModelVersion(q, 'churn')
         await insertModelVersion(q, {
           model: 'churn', version, artifact: `_models/churn/${version}/model.onnx`, sha256: 'a'.repeat(64), metrics,
-          lineage: { run: RUN, task: 'train', attempt: 2, dag_version: 4, dataset: { name: 'churn_training', version: 1 }, feature_views: [{ feature_view: 'user_activity', definition_version: 1 }] },
-          features: ['user_activity__spend_7d', HOSTILE], taskKind: 'binary', runId: RUN, taskId: 'train', actor: { run: RUN, task: 'train' },
+          lineage: { run, task: 'train', attempt: 2, dag_version: 4, dataset: { name: 'churn_training', version: 1 }, feature_views: [{ feature_view: 'user_activity', definition_version: 1 }] },
+          features: ['user_activity__spend_7d', HOSTILE], taskKind: 'binary', runId: run, taskId: 'train', actor: { run, task: 'train' },
         })
       })
     }
@@ -76,6 +86,9 @@ describe('models page', { skip }, () => {
     assert.equal(await page.getAttribute('#model-versions-table tr[data-version="2"] a.lineage-dataset', 'href'), '#/datasets/churn_training?version=1')
     assert.equal(await page.textContent('#model-versions-table tr[data-version="2"] a.lineage-feature-view'), 'user_activity v1')
     assert.equal(await page.textContent('#model-versions-table tr[data-version="1"] td.lineage'), '—')
+    // v3's run was pruned: named as text, marked, and not linked.
+    assert.equal(await page.locator('#model-versions-table tr[data-version="3"] a.lineage-run').count(), 0)
+    assert.match((await page.textContent('#model-versions-table tr[data-version="3"] .lineage-run-pruned')) ?? '', new RegExp(`^${PRUNED_RUN} / train \\(run pruned\\)$`))
     assert.match((await page.textContent('#model-production')) ?? '', /v1 · 100 %/)
     assert.match((await page.textContent('#model-canary')) ?? '', /v2 · 10 %/)
     // The newest version is shown in detail until another is chosen.
@@ -97,7 +110,7 @@ describe('models page', { skip }, () => {
     assert.deepEqual(rows, [
       ['v3', 'candidate → archived', `token ${HOSTILE}`],
       ['v2', 'candidate → canary (traffic 10 %)', `run ${RUN} / rollout`],
-      ['v3', 'registered as candidate', `run ${RUN} / train`],
+      ['v3', 'registered as candidate', `run ${PRUNED_RUN} / train`],
       ['v2', 'registered as candidate', `run ${RUN} / train`],
       ['v1', 'candidate → production (traffic 100 %)', 'user alice'],
       ['v1', 'registered as candidate', 'user alice'],

@@ -71,13 +71,14 @@ test('datasetJson and datasetVersionJson: the SPEC keys first, in order; produce
     expectations: null,
     badRows: { count: 2, location: 'bad_rows.parquet' },
   }
-  const fromTask = datasetVersionJson({ ...base, runId: 'r', taskId: 't' })
+  const fromTask = datasetVersionJson({ ...base, runId: 'r', taskId: 't', runPruned: false })
   assert.deepEqual(Object.keys(fromTask).slice(0, 6), ['name', 'version', 'rows', 'columns', 'created_at', 'produced_by'])
-  assert.deepEqual(fromTask.produced_by, { run_id: 'r', task_id: 't' })
+  assert.deepEqual(fromTask.produced_by, { run_id: 'r', task_id: 't', run_pruned: false })
+  assert.deepEqual(datasetVersionJson({ ...base, runId: 'r', taskId: 't', runPruned: true }).produced_by, { run_id: 'r', task_id: 't', run_pruned: true })
   assert.deepEqual(fromTask.columns, [{ name: 'ts', type: 'timestamp' }])
   assert.equal(fromTask.created_at, '2026-01-01T00:00:00.000Z')
   assert.deepEqual(fromTask.bad_rows, { count: 2, location: 'bad_rows.parquet' })
-  const imported = datasetVersionJson({ ...base, runId: null, taskId: null, producedKind: 'import', actor: 'alice', badRows: null })
+  const imported = datasetVersionJson({ ...base, runId: null, taskId: null, runPruned: false, producedKind: 'import', actor: 'alice', badRows: null })
   assert.equal(imported.produced_by, null)
   assert.equal(imported.actor, 'alice')
   assert.equal(imported.bad_rows, null)

@@ -6,7 +6,7 @@ import type { DatasetInput, DatasetVersionRow } from '../../engine/store/dataset
 function version(dataset: string, v: number, inputs: DatasetInput[], details: Record<string, unknown> = {}): DatasetVersionRow {
   return {
     dataset, version: v, location: `${dataset}/${v}`, columns: [], rows: 1, bytes: 1, fingerprint: 'f', producedKind: 'ingest',
-    runId: null, taskId: null, attempt: null, actor: null, inputs, expectations: null, badRows: null, details, createdAt: new Date('2026-01-01T00:00:00Z'),
+    runId: null, taskId: null, runPruned: false, attempt: null, actor: null, inputs, expectations: null, badRows: null, details, createdAt: new Date('2026-01-01T00:00:00Z'),
   }
 }
 

@@ -38,6 +38,15 @@ export interface WebDataSettings {
 
 const column = { type: 'object', required: ['name', 'type'], properties: { name: { type: 'string' }, type: { type: 'string' } } } as const
 
+const producedBy = {
+  type: ['object', 'null'],
+  properties: {
+    run_id: { type: 'string' },
+    task_id: { type: 'string' },
+    run_pruned: { type: 'boolean', description: 'the run was deleted by `cairn db prune`; the version, its files and its lineage stay' },
+  },
+} as const
+
 const datasetVersion = {
   type: 'object',
   required: ['name', 'version', 'rows', 'columns', 'created_at', 'produced_by', 'bytes', 'produced_kind', 'actor', 'inputs', 'expectations', 'bad_rows'],
@@ -47,7 +56,7 @@ const datasetVersion = {
     rows: { type: 'integer' },
     columns: { type: 'array', items: column },
     created_at: time,
-    produced_by: { type: ['object', 'null'], required: ['run_id', 'task_id'], properties: { run_id: { type: 'string' }, task_id: { type: 'string' } }, description: 'the run and task that published it; null for `cairn datasets import`' },
+    produced_by: { ...producedBy, required: ['run_id', 'task_id', 'run_pruned'], description: 'the run and task that published it; null for `cairn datasets import`' },
     bytes: { type: 'integer' },
     produced_kind: { type: 'string', description: 'the operator type that made it (ingest, features.training_set, ...) or import' },
     actor: { type: ['string', 'null'], description: 'who imported it (null when a task made it)' },
@@ -154,7 +163,7 @@ export function datasetRoutes(app: FastifyInstance, ctx: WebContext, data: WebDa
                   version: { type: 'integer', description: 'dataset version, or feature view definition version' },
                   missing: { type: 'boolean', description: 'named as an input but not found' },
                   produced_kind: { type: 'string' },
-                  produced_by: { type: ['object', 'null'], properties: { run_id: { type: 'string' }, task_id: { type: 'string' } } },
+                  produced_by: producedBy,
                   rows: { type: 'integer' },
                   created_at: time,
                 },

@@ -31,7 +31,7 @@ const modelVersion = {
     metrics: { type: 'object', additionalProperties: true },
     features: { type: 'array', items: { type: 'string' } },
     task_kind: { type: ['string', 'null'] },
-    lineage: { type: 'object', additionalProperties: true, description: 'run, task, attempt, dag_version, dataset {name, version}, feature_views' },
+    lineage: { type: 'object', additionalProperties: true, description: 'run, task, attempt, dag_version, dataset {name, version}, feature_views; run_pruned (with run): that run was deleted by `cairn db prune`, the version and its lineage stay' },
     created_at: time,
   },
 } as const

@@ -13,8 +13,10 @@ export function shareText(share) {
   return `${Number((share * 100).toFixed(1))} %`
 }
 
-export function runTaskLink(run, task, attempt) {
+export function runTaskLink(run, task, attempt, pruned = false) {
   if (typeof run !== 'string' || run === '') return null
+  // A run deleted by `cairn db prune`: its ids stay as text, with nothing to link to.
+  if (pruned) return h('span', { class: 'lineage-run-pruned' }, run, task ? ` / ${task}` : '', h('span', { class: 'muted' }, ' (run pruned)'))
   const href = typeof task === 'string' && task !== '' ? `#/runs/${enc(run)}?task=${enc(task)}` : `#/runs/${enc(run)}`
   return h('a', { href, class: 'lineage-run' }, run, task ? ` / ${task}` : '', Number.isInteger(attempt) ? ` (attempt ${attempt})` : '')
 }
@@ -37,7 +39,7 @@ export function lineageList(lineage, { compact = false } = {}) {
   const l = lineage && typeof lineage === 'object' ? lineage : {}
   const views = featureViewLinks(l.feature_views)
   const items = [
-    l.run ? h('li', { class: 'lineage-made-by' }, compact ? null : h('span', { class: 'muted' }, 'trained by '), runTaskLink(l.run, l.task, compact ? undefined : l.attempt)) : null,
+    l.run ? h('li', { class: 'lineage-made-by' }, compact ? null : h('span', { class: 'muted' }, 'trained by '), runTaskLink(l.run, l.task, compact ? undefined : l.attempt, l.run_pruned === true)) : null,
     !compact && Number.isInteger(l.dag_version) ? h('li', null, h('span', { class: 'muted' }, 'DAG version '), String(l.dag_version)) : null,
     l.dataset ? h('li', null, h('span', { class: 'muted' }, compact ? 'data ' : 'training set '), datasetLink(l.dataset)) : null,
     views.length ? h('li', null, h('span', { class: 'muted' }, 'features '), views.flatMap((a, i) => (i ? [', ', a] : [a]))) : null,
