@@ -147,6 +147,17 @@ describe('status page in a real browser', { skip: skipReason }, () => {
     const row = page.locator('#dag-table tr[data-dag="page_demo"]')
     assert.match(await row.textContent() ?? '', /0 2 \* \* \*.*At 02:00/s)
     assert.match(await row.textContent() ?? '', /active/)
+    // "Next run" is when the run will be created (its interval's end: tomorrow's 02:00 run covers today),
+    // not its logical date, which stays as the secondary line and in the tooltip.
+    const next = (await apiGet('/api/v1/dags')).dags.find((d: { dag_id: string }) => d.dag_id === 'page_demo').next_run
+    assert.equal(Date.parse(next.run_after) - Date.parse(next.logical_date), 24 * 3600_000, JSON.stringify(next))
+    const shown = (iso: string) => page.evaluate(async (value) => (await import('/static/format.js' as string)).fmtTime(value), iso)
+    const cell = '#dag-table tr[data-dag="page_demo"] td.next-run'
+    assert.equal(await page.textContent(`${cell} .next-run-at`), await shown(next.run_after))
+    assert.equal(await page.textContent(`${cell} .next-run-logical`), `logical date ${await shown(next.logical_date)}`)
+    assert.match(await page.textContent(cell) ?? '', /in \d+ (d|h|min)/)
+    const title = await page.getAttribute(cell, 'title') ?? ''
+    assert.ok(title.includes(`data interval ${await shown(next.logical_date)} – ${await shown(next.data_interval_end)}`), title)
     // The broken file is listed with FILE:LINE:COL diagnostics.
     await page.waitForSelector('.import-error[data-file$="page_broken.yaml"]')
     assert.match(await page.textContent('#import-errors') ?? '', /page_broken\.yaml:3:\d+: error \S+: /)

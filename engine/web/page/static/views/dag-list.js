@@ -16,6 +16,19 @@ const STATE_FILTERS = {
 }
 const STATE_LABELS = { active: 'active', paused: 'paused', running: 'running now', failed: 'last run failed', import_errors: 'import errors' }
 
+/**
+ * "Next run" says when the run will start: the scheduler creates a scheduled run once its data interval
+ * has ended (`run_after`, the interval's end). Its logical date (the interval's start, what `ds` and the
+ * run's id carry) is the secondary line, and the whole interval is in the tooltip.
+ */
+function nextRunTitle(next) {
+  return `logical date ${fmtTime(next.logical_date)}\ndata interval ${fmtTime(next.logical_date)} – ${fmtTime(next.data_interval_end)}\ncreated once the interval has ended`
+}
+
+function dueText(runAfter, now = Date.now()) {
+  return new Date(runAfter).getTime() <= now ? 'due now' : relative(runAfter, now)
+}
+
 /** The DAGs that pass the filter (pure: also used by the tests through the page). */
 export function filterDags(dags, { q = '', tag = '', owner = '', state = '' }) {
   const words = q.toLowerCase().split(/\s+/).filter(Boolean)
@@ -102,8 +115,12 @@ export function dagListView({ container, session, params }) {
           h('div', { class: 'small' }, words ?? ''),
           dag.waiting_for?.length ? h('div', { class: 'muted small waiting-for', title: 'a run starts once each of these has a new version' }, `waiting for: ${dag.waiting_for.join(', ')}`) : null,
           dag.schedule && dag.timezone !== 'UTC' ? h('div', { class: 'muted small' }, dag.timezone) : null),
-        h('td', { class: 'next-run' }, dag.next_run
-          ? [h('div', null, fmtTime(dag.next_run.logical_date)), h('div', { class: 'muted small', title: `created at ${fmtTime(dag.next_run.run_after)}` }, relative(dag.next_run.run_after))]
+        h('td', { class: 'next-run', title: dag.next_run ? nextRunTitle(dag.next_run) : null }, dag.next_run
+          ? [
+              h('div', { class: 'next-run-at' }, fmtTime(dag.next_run.run_after)),
+              h('div', { class: 'muted small' }, dueText(dag.next_run.run_after)),
+              h('div', { class: 'muted small next-run-logical' }, `logical date ${fmtTime(dag.next_run.logical_date)}`),
+            ]
           : h('span', { class: 'muted' }, dag.paused && dag.schedule ? 'paused' : '—')),
         h('td', { class: 'paused-cell' },
           h('span', { class: `pill ${dag.paused ? 'pill-paused' : 'pill-active'}` }, dag.paused ? 'paused' : 'active'),
