@@ -59,7 +59,13 @@ export type JobHandle =
   | { executor: 'local'; pids: number[] }
   /** `status`: the file the rank's wrapper writes its exit status to (absent in handles of older versions). */
   | { executor: 'ssh'; cluster: string; processes: { host: string; pgid: number; status?: string }[] }
-  | { executor: 'slurm'; cluster: string | null; jobId: string }
+  /**
+   * `jobName`: the job's unique Slurm name, recorded (with `jobId: ''`) BEFORE sbatch is sent, so that a
+   * worker taking over an attempt whose submitter died before recording the id finds that job by name
+   * instead of submitting a second one. `jobId` is '' until the id is known (and in handles of older
+   * versions `jobName` is absent).
+   */
+  | { executor: 'slurm'; cluster: string | null; jobId: string; jobName?: string }
 
 export type JobOutcome =
   | { ok: true; artifacts: string[] }
@@ -116,6 +122,11 @@ export interface Executor {
 export interface ReattachOptions extends Omit<StartOptions, 'record'> {
   /** The job's spec when the caller can rebuild it (artifacts to collect, ranks per node); optional. */
   spec?: JobSpec
+  /**
+   * Records a handle completed by the re-attach (a Slurm job found by the name the handle recorded before
+   * it was submitted, or submitted now because none was); without it such a handle cannot be taken over.
+   */
+  record?(handle: JobHandle): Promise<void>
 }
 
 /** The torchrun-style environment of one rank (SPEC section 4). */

@@ -69,6 +69,25 @@ export class SlurmCommands {
     return this.run('scancel', [`--name=${jobName}`])
   }
 
+  /**
+   * Every job the controller still knows by this name (`squeue -t all --name`), finished ones included;
+   * undefined when squeue failed (`lastFailure` says why). Names are unique per job (see slurm.ts).
+   */
+  async jobsNamed(jobName: string): Promise<{ jobId: string; state: string }[] | undefined> {
+    const result = await this.run('squeue', ['-h', '-t', 'all', `--name=${jobName}`, '-o', '%i %T'])
+    this.lastFailure = undefined
+    if (result.code !== 0) {
+      this.lastFailure = result.code === -1 ? result.stderr.trim() : `squeue on ${this.where} failed (exit ${result.code}): ${result.stderr.trim()}`
+      return undefined
+    }
+    const jobs: { jobId: string; state: string }[] = []
+    for (const line of result.stdout.split('\n')) {
+      const [id, state] = line.trim().split(/\s+/)
+      if (id !== undefined && state !== undefined && /^\d+$/.test(id)) jobs.push({ jobId: id, state })
+    }
+    return jobs
+  }
+
   /** Why the last `queueStates` answered undefined (a message naming where squeue ran). */
   lastFailure: string | undefined
 

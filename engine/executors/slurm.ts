@@ -83,21 +83,37 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
   const clusterName = options.name
 
   async function start(spec: JobSpec, startOptions: StartOptions): Promise<RunningJob> {
+    return submit(spec, startOptions.record, startOptions)
+  }
+
+  /**
+   * Writes the job's script, records the job's unique name (jobId '') BEFORE sbatch is sent, submits the
+   * job held, records its id and only then releases it. A worker that dies anywhere in between leaves
+   * either nothing submitted or a held job that the worker taking the attempt over finds by its name
+   * (`adopt`): never a job that runs without being recorded, never a second job for the attempt.
+   */
+  async function submit(spec: JobSpec, record: (handle: JobHandle) => Promise<void>, runOptions: Omit<StartOptions, 'record'>): Promise<RunningJob> {
     // Failures before a job exists end at once, with a handle that names no job (jobId '').
     const none: JobHandle = { executor: 'slurm', cluster: clusterName, jobId: '' }
     if (misconfigured !== undefined) return failedJob(none, { ok: false, kind: 'infrastructure', retryable: false, message: `slurm: ${misconfigured}; nothing was submitted` })
     const built = buildSlurmScript(spec, `cairn-${randomBytes(5).toString('hex')}`, { ...(cluster?.partition !== undefined ? { partition: cluster.partition } : {}), ...(cluster?.account !== undefined ? { account: cluster.account } : {}) })
     if (!built.ok) return failedJob(none, { ok: false, kind: 'infrastructure', retryable: false, message: `slurm: ${built.message}; nothing was submitted` })
-    if (startOptions.signal.aborted) return failedJob(none, { ok: false, kind: 'cancelled', retryable: false, message: 'cancelled before the job was submitted; nothing ran' })
+    if (runOptions.signal.aborted) return failedJob(none, { ok: false, kind: 'cancelled', retryable: false, message: 'cancelled before the job was submitted; nothing ran' })
     const script = built.value
+    const intent: JobHandle = { executor: 'slurm', cluster: clusterName, jobId: '', jobName: script.jobName }
+    try {
+      await record(intent)
+    } catch (error) {
+      return failedJob(none, { ok: false, kind: 'infrastructure', retryable: true, message: `the job could not be recorded (${(error as Error).message}); nothing was submitted` })
+    }
     try {
       await files.writeFiles(script.files.dir, [
         { path: script.files.env, text: script.envText, mode: 0o600 },
         { path: script.files.script, text: script.text, mode: 0o700 },
       ])
     } catch (error) {
-      if (error instanceof UnreachableError) return failedJob(none, { ok: false, kind: 'infrastructure', retryable: !error.hostKeyRefused, message: `slurm: ${error.message}; nothing was submitted` })
-      return failedJob(none, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: cannot write the job script in ${script.files.dir} (${commands.where}): ${(error as Error).message}; nothing was submitted` })
+      if (error instanceof UnreachableError) return failedJob(intent, { ok: false, kind: 'infrastructure', retryable: !error.hostKeyRefused, message: `slurm: ${error.message}; nothing was submitted` })
+      return failedJob(intent, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: cannot write the job script in ${script.files.dir} (${commands.where}): ${(error as Error).message}; nothing was submitted` })
     }
     const submitted = await commands.submitHeld(script.files.script)
     if (!submitted.ok) {
@@ -106,22 +122,69 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
       if (submitted.unknownOutcome === true) {
         const cancelled = await commands.cancelByName(script.jobName)
         const what = cancelled.code === 0 ? `a job it may have submitted (held, named ${script.jobName}) was cancelled` : `a job it may have submitted is held and never runs, but could not be cancelled (scancel --name=${script.jobName}: ${cancelled.stderr.trim()})`
-        return failedJob(none, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: ${submitted.message}; ${what}` })
+        return failedJob(intent, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: ${submitted.message}; ${what}` })
       }
-      return failedJob(none, { ok: false, kind: 'infrastructure', retryable: submitted.hostKeyRefused !== true, message: `slurm: ${submitted.message}` })
+      return failedJob(intent, { ok: false, kind: 'infrastructure', retryable: submitted.hostKeyRefused !== true, message: `slurm: ${submitted.message}` })
     }
-    const handle: JobHandle = { executor: 'slurm', cluster: clusterName, jobId: submitted.jobId }
+    const handle: JobHandle = { ...intent, jobId: submitted.jobId }
     try {
-      await startOptions.record(handle)
+      await record(handle)
     } catch (error) {
       await commands.cancel(submitted.jobId)
       return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `the job could not be recorded (${(error as Error).message}); Slurm job ${submitted.jobId} was cancelled while held, nothing ran` })
     }
-    startOptions.onProgress?.({ state: 'PENDING' })
-    const job = follow(handle, { stdout: script.files.stdout, stderr: script.files.stderr }, spec, startOptions)
-    if (!startOptions.signal.aborted) {
+    runOptions.onProgress?.({ state: 'PENDING' })
+    const job = follow(handle, { stdout: script.files.stdout, stderr: script.files.stderr }, spec, runOptions)
+    if (!runOptions.signal.aborted) {
       const released = await commands.release(submitted.jobId)
       if (released.code !== 0) await job.fail(`scontrol release ${submitted.jobId} on ${commands.where} failed (exit ${released.code}): ${released.stderr.trim()}; the job was cancelled`)
+    }
+    return job.running
+  }
+
+  /**
+   * A handle recorded before sbatch was sent, without the job's id: the worker that submitted died before it
+   * learned or recorded the id. The job, if sbatch made one, is held (nothing releases a job whose id is not
+   * recorded) and carries the recorded name: it is adopted (id recorded, released, followed); any other job of
+   * that name is cancelled. When there is none, sbatch never made it and the job is submitted now, once.
+   * Without `record` (a worker only stopping a cancelled attempt's job) every job of that name is cancelled.
+   */
+  async function adopt(handle: JobHandle & { executor: 'slurm' }, options: ReattachOptions): Promise<RunningJob> {
+    const name = handle.jobName
+    if (name === undefined || name === '') return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: false, message: 'slurm: the recorded handle names neither a job id nor a job name; nothing to re-attach to' })
+    if (options.record === undefined || options.signal.aborted) {
+      const cancelled = await commands.cancelByName(name)
+      return failedJob(handle, { ok: false, kind: 'cancelled', retryable: false, message: cancelled.code === 0 ? `the job named ${name}, submitted without its id recorded, was cancelled while held (scancel --name); it never ran` : `scancel --name=${name} on ${commands.where} failed (exit ${cancelled.code}): ${cancelled.stderr.trim()}` })
+    }
+    const found = await commands.jobsNamed(name)
+    if (found === undefined) {
+      return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: cannot look up the job named ${name} that an earlier worker may have submitted (${commands.lastFailure ?? 'squeue failed'}); a job of that name stays held and never runs` })
+    }
+    // A held job that was cancelled never ran; any other state means that job is this attempt's.
+    const candidates = found.filter((j) => j.state !== 'CANCELLED').sort((a, b) => Number(a.jobId) - Number(b.jobId))
+    const chosen = candidates.find((j) => !FINISHED_STATES.has(j.state)) ?? candidates.at(-1)
+    for (const other of candidates) if (other !== chosen && !FINISHED_STATES.has(other.state)) await commands.cancel(other.jobId)
+    if (chosen === undefined) {
+      options.onLine({ rank: -1, stream: 'stderr', line: `no Slurm job named ${name} exists: the earlier worker died before sbatch submitted it; submitting it now` })
+      if (options.spec === undefined) return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: the job named ${name} was never submitted and its spec is unknown here; nothing was submitted` })
+      return submit(options.spec, options.record, options)
+    }
+    const adopted: JobHandle = { ...handle, jobId: chosen.jobId }
+    try {
+      await options.record(adopted)
+    } catch (error) {
+      if (!FINISHED_STATES.has(chosen.state)) await commands.cancel(chosen.jobId)
+      return failedJob(adopted, { ok: false, kind: 'infrastructure', retryable: true, message: `the job could not be recorded (${(error as Error).message}); Slurm job ${chosen.jobId} was cancelled, nothing ran` })
+    }
+    const shown = await commands.showJob(chosen.jobId)
+    const info = shown === 'error' || shown === undefined ? undefined : shown
+    options.onLine({ rank: -1, stream: 'stderr', line: `found Slurm job ${chosen.jobId} (${name}), submitted by an earlier worker that died before recording its id (${info?.state ?? chosen.state}); it is this attempt's job` })
+    if (info !== undefined) options.onProgress?.({ state: info.state })
+    const job = follow(adopted, { stdout: info?.stdout, stderr: info?.stderr }, options.spec, options)
+    if (shown === undefined) job.finish(await commands.accounting(chosen.jobId))
+    else if (!options.signal.aborted && info?.state === 'PENDING' && /held/i.test(info.reason ?? '')) {
+      const released = await commands.release(chosen.jobId)
+      if (released.code !== 0) await job.fail(`scontrol release ${chosen.jobId} on ${commands.where} failed (exit ${released.code}): ${released.stderr.trim()}; the job was cancelled`)
     }
     return job.running
   }
@@ -129,6 +192,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
   async function reattach(handle: JobHandle, reattachOptions: ReattachOptions): Promise<RunningJob> {
     if (handle.executor !== 'slurm') throw new Error(`slurm: cannot re-attach a ${handle.executor} job`)
     if (misconfigured !== undefined) return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: cannot follow Slurm job ${handle.jobId}: ${misconfigured}` })
+    if (handle.jobId === '') return adopt(handle, reattachOptions)
     const shown = await commands.showJob(handle.jobId)
     const info = shown === 'error' || shown === undefined ? undefined : shown
     // The output files are read again from their start: lines the earlier worker stored come once more.

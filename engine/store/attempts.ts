@@ -109,11 +109,16 @@ export async function heartbeat(q: Queryable, claimIds: readonly string[], now: 
  * Fenced: refused (false) once the attempt no longer holds its claim (cancelled, timed out, declared
  * lost, handed back), and when the attempt already names another job: one job per attempt, ever.
  * The executor then cancels the held job (or never lets its ranks start).
+ * A Slurm handle recorded before sbatch was sent has `jobId: ''` and the job's unique `jobName`: it
+ * may be completed with the id of the job of that very name, or replaced by the worker holding the
+ * claim while no job id is known (the next name it is about to submit).
  */
 export async function recordExecutorHandle(q: Queryable, claimId: string, handle: Record<string, unknown>): Promise<boolean> {
   const { rowCount } = await q.query(
     `UPDATE cairn.attempt SET executor_handle = $2::jsonb
-      WHERE claim_id = $1 AND state = 'running' AND (executor_handle IS NULL OR executor_handle = $2::jsonb)`,
+      WHERE claim_id = $1 AND state = 'running'
+        AND (executor_handle IS NULL OR executor_handle = $2::jsonb
+             OR (executor_handle->>'jobId' = '' AND ($2::jsonb->>'jobId' = '' OR executor_handle->>'jobName' = $2::jsonb->>'jobName')))`,
     [claimId, JSON.stringify(handle)],
   )
   return (rowCount ?? 0) > 0

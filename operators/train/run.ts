@@ -13,7 +13,7 @@ import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { executorFor } from '../../engine/executors/index.ts'
-import type { JobProgress, JobSpec, RankLine, RunningJob } from '../../engine/executors/executor.ts'
+import type { JobHandle, JobProgress, JobSpec, RankLine, RunningJob } from '../../engine/executors/executor.ts'
 import { abortedResult } from '../define.ts'
 import type { OperatorContext, OperatorResult } from '../define.ts'
 import { childEnvironment } from '../shell.ts'
@@ -157,24 +157,22 @@ export async function runTrain(params: TrainParams, ctx: OperatorContext): Promi
     }
     return ctx.output(l.stream, worldSize > 1 ? `[rank ${l.rank}] ${l.line}` : l.line)
   }
+  // Stored before the job may run; a refusal (the attempt was cancelled meanwhile) keeps it from running.
+  // A Slurm handle without an id (jobId '') is the name of a job about to be submitted.
+  const record = async (handle: JobHandle): Promise<void> => {
+    const submitting = handle.executor === 'slurm' && handle.jobId === ''
+    ctx.log.info(submitting ? 'submitting the training job' : 'training job started', { job: handle })
+    if (!submitting) jobId = handle.executor === 'slurm' ? handle.jobId : undefined
+    if (executor.outlivesWorker && attemptJob) await attemptJob.recordHandle(handle)
+  }
   let job: RunningJob
   if (earlier !== undefined) {
     // An earlier worker started this attempt's job (and died or drained): follow it, never start another.
     ctx.log.info('re-attaching to the job this attempt started earlier', { job: earlier })
-    jobId = earlier.executor === 'slurm' ? earlier.jobId : undefined
-    job = await executor.reattach(earlier, { onLine, onProgress, signal: ctx.signal, spec })
+    jobId = earlier.executor === 'slurm' && earlier.jobId !== '' ? earlier.jobId : undefined
+    job = await executor.reattach(earlier, { onLine, onProgress, signal: ctx.signal, spec, record })
   } else {
-    job = await executor.start(spec, {
-      onLine,
-      onProgress,
-      record: async (handle) => {
-        ctx.log.info('training job started', { job: handle })
-        jobId = handle.executor === 'slurm' ? handle.jobId : undefined
-        // Stored before the job may run; a refusal (the attempt was cancelled meanwhile) keeps it from running.
-        if (executor.outlivesWorker && attemptJob) await attemptJob.recordHandle(handle)
-      },
-      signal: ctx.signal,
-    })
+    job = await executor.start(spec, { onLine, onProgress, record, signal: ctx.signal })
   }
   const stop = (): void => {
     const cause = (ctx.signal.reason as { cause?: string } | undefined)?.cause

@@ -1,12 +1,14 @@
 /**
  * What an executor test collects from a job: the lines of its ranks, the handles it recorded and, for a
  * Slurm job, the job's state at the moment its handle was recorded (held: it may not run before that).
+ * A Slurm handle recorded before sbatch (the job's name, no id yet) goes to `intents`.
  */
 import type { JobHandle, RankLine } from '../../engine/executors/executor.ts'
 
 export interface JobEvents {
   lines: RankLine[]
   handles: JobHandle[]
+  intents: JobHandle[]
   states: (string | undefined)[]
   options(signal?: AbortSignal): { onLine(line: RankLine): void; record(handle: JobHandle): Promise<void>; signal: AbortSignal }
 }
@@ -14,14 +16,17 @@ export interface JobEvents {
 export function collectJobEvents(jobState: (jobId: string) => Promise<string | undefined>): JobEvents {
   const lines: RankLine[] = []
   const handles: JobHandle[] = []
+  const intents: JobHandle[] = []
   const states: (string | undefined)[] = []
   return {
     lines,
     handles,
+    intents,
     states,
     options: (signal = new AbortController().signal) => ({
       onLine: (line: RankLine) => void lines.push(line),
       record: async (handle: JobHandle) => {
+        if (handle.executor === 'slurm' && handle.jobId === '') return void intents.push(handle)
         handles.push(handle)
         if (handle.executor === 'slurm') states.push(await jobState(handle.jobId))
       },

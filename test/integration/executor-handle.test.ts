@@ -25,14 +25,20 @@ test('job handles: fenced, one per attempt, handed on by the lost-worker rule, s
   const queued = async (runId: string) => waitFor(`run ${runId}'s attempt to be queued`, async () => claimAttempt(engine.db, { runId, taskId: 'fit', attempt: 1 }, 'test-worker', new Date()))
 
   // Fenced and unique.
-  const slurmJob = { executor: 'slurm', cluster: 'hpc', jobId: '4242' }
+  const slurmJob = { executor: 'slurm', cluster: 'hpc', jobId: '4242', jobName: 'cairn-b' }
   const first = await engine.trigger('one')
   const claim = await queued(first)
   // This claim's holder is alive: it heartbeats (the scheduler's lost-worker rule leaves it alone).
   const beating = setInterval(() => void heartbeat(engine.db, [claim.claimId], new Date()).catch(() => undefined), 100)
   t.after(() => clearInterval(beating))
   assert.equal(claim.executorHandle, null)
+  // The job's name before sbatch (no id yet): another name may replace it while no id is known; an id is
+  // taken only for the name recorded.
+  assert.equal(await recordExecutorHandle(engine.db, claim.claimId, { ...slurmJob, jobId: '', jobName: 'cairn-a' }), true)
+  assert.equal(await recordExecutorHandle(engine.db, claim.claimId, { ...slurmJob, jobId: '', jobName: 'cairn-b' }), true)
+  assert.equal(await recordExecutorHandle(engine.db, claim.claimId, { ...slurmJob, jobName: 'cairn-a' }), false, 'an id for a job of another name is refused')
   assert.equal(await recordExecutorHandle(engine.db, claim.claimId, slurmJob), true)
+  assert.equal(await recordExecutorHandle(engine.db, claim.claimId, { ...slurmJob, jobId: '' }), false, 'once the id is recorded the name alone is refused')
   assert.equal(await recordExecutorHandle(engine.db, claim.claimId, slurmJob), true, 'the same job again is fine')
   assert.equal(await recordExecutorHandle(engine.db, claim.claimId, { ...slurmJob, jobId: '4243' }), false, 'a second job for the attempt is refused')
   const shown = { executor: 'slurm' as const, job_id: '4242', state: 'RUNNING', ranks: [{ rank: 0, host: 'n1' }, { rank: 1, host: 'n2' }], updated_at: new Date().toISOString() }

@@ -167,7 +167,8 @@ test('slurm executor submitting over SSH on a login node of the local cluster', 
     child.kill('SIGKILL')
     await exited
     assert.match(out, /^SBATCH 1$/m, 'the first worker submitted once')
-    const handle = JSON.parse(/HANDLE (.*)/.exec(out)?.[1] ?? 'null') as JobHandle & { executor: 'slurm' }
+    // The last handle recorded: the job's id (the first one is its name, recorded before sbatch).
+    const handle = JSON.parse([...out.matchAll(/HANDLE (.*)/g)].at(-1)?.[1] ?? 'null') as JobHandle & { executor: 'slurm' }
     assert.equal(handle.executor, 'slurm')
     assert.equal(await jobState(handle.jobId), 'RUNNING', 'the job outlived its worker')
 

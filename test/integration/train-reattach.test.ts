@@ -212,6 +212,7 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
     const executor = createSlurmExecutor(loaded.config.clusters!.local_slurm as never, { name: 'local_slurm', env: { ...process.env, ...slurmEnv } })
     const workdir = path.join(dir, 'work', 'fenced')
     let handle: JobHandle | undefined
+    const jobsBeforeFenced = new Set(await allJobs())
     const job = await executor.start(
       { argv: ['sh', '-c', 'touch ran.txt'], env: {}, nodes: 1, tasksPerNode: 1, gpusPerNode: 0, workdir, artifacts: [], artifactsDir: path.join(dir, 'work', 'fenced-artifacts') },
       {
@@ -225,9 +226,10 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
     )
     const outcome = await job.done
     assert.equal(outcome.ok, false)
-    assert.match(!outcome.ok ? outcome.message : '', /could not be recorded.*cancelled while held, nothing ran/)
-    const fencedId = (handle as JobHandle & { executor: 'slurm' }).jobId
-    assert.equal(await jobState(fencedId), 'CANCELLED')
+    // The job's name is recorded before sbatch is sent: refused, so nothing is submitted at all.
+    assert.match(!outcome.ok ? outcome.message : '', /could not be recorded.*nothing was submitted/)
+    assert.equal((handle as JobHandle & { executor: 'slurm' }).jobId, '')
+    assert.deepEqual((await allJobs()).filter((id) => !jobsBeforeFenced.has(id)), [], 'no job submitted')
     assert.equal(existsSync(path.join(workdir, 'ran.txt')), false, 'the job never ran')
     const [row] = await attemptRows(engine.db, cancelled, 'fit')
     assert.equal(row!.state, 'cancelled')

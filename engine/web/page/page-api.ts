@@ -77,11 +77,12 @@ const attemptSchema = {
       properties: {
         handle: {
           type: ['object', 'null'],
-          description: 'slurm: {executor, cluster, jobId}; ssh: {executor, cluster, processes: [{host, pgid}]}',
+          description: "slurm: {executor, cluster, jobId, jobName} (jobId '' while the job is being submitted: only its name is known); ssh: {executor, cluster, processes: [{host, pgid}]}",
           properties: {
             executor: { type: 'string', enum: ['slurm', 'ssh', 'local'] },
             cluster: { type: ['string', 'null'] },
             jobId: { type: 'string' },
+            jobName: { type: 'string' },
             processes: { type: 'array', items: { type: 'object', properties: { host: { type: 'string' }, pgid: { type: 'integer' } } } },
           },
         },
