@@ -151,8 +151,12 @@ export async function insertDatasetVersion(q: Queryable, v: NewVersion, base?: n
   const latest = locked.rows[0]!.latest_version
   if (v.runId !== undefined && v.taskId !== undefined) {
     const same = await q.query<RawVersion>(
-      `SELECT ${COLUMNS} FROM cairn.dataset_version v WHERE dataset = $1 AND run_id = $2 AND task_id = $3 AND fingerprint = $4 AND columns = $5::jsonb
-          AND NOT EXISTS (SELECT 1 FROM cairn.state_history h WHERE h.run_id = $2 AND h.task_id = $3 AND h.to_state = 'pending' AND h.from_state IS NOT NULL AND h.at > v.created_at)
+      // Not a version from before the task was cleared (it runs again: its new rows make a new version), and
+      // only a version this very run made: a run pruned and later given the same id (a scheduled run's id is
+      // its DAG and logical date) is another run, which publishes its own version.
+      `SELECT ${COLUMNS} FROM cairn.dataset_version WHERE dataset = $1 AND run_id = $2 AND task_id = $3 AND fingerprint = $4 AND columns = $5::jsonb
+          AND NOT EXISTS (SELECT 1 FROM cairn.state_history h WHERE h.run_id = $2 AND h.task_id = $3 AND h.to_state = 'pending' AND h.from_state IS NOT NULL AND h.at > dataset_version.created_at)
+          AND created_at >= (SELECT r.queued_at FROM cairn.run r WHERE r.run_id = $2)
         ORDER BY version DESC LIMIT 1`,
       [v.dataset, v.runId, v.taskId, v.fingerprint, JSON.stringify(v.columns)],
     )

@@ -114,7 +114,13 @@ export async function lockNextModelVersion(q: Queryable, model: string): Promise
 
 /** The version this task instance already registered with this very file (a retry after a lost report). */
 export async function findRegisteredBy(q: Queryable, model: string, runId: string, taskId: string, sha256: string): Promise<ModelVersionRow | undefined> {
-  const { rows } = await q.query<RawVersion>(`SELECT ${COLUMNS} FROM cairn.model_version WHERE model = $1 AND run_id = $2 AND task_id = $3 AND sha256 = $4 ORDER BY version DESC LIMIT 1`, [model, runId, taskId, sha256])
+  // Only a version this very run registered (a pruned run's id given again is another run; see datasets.ts).
+  const { rows } = await q.query<RawVersion>(
+    `SELECT ${COLUMNS} FROM cairn.model_version WHERE model = $1 AND run_id = $2 AND task_id = $3 AND sha256 = $4
+        AND created_at >= (SELECT r.queued_at FROM cairn.run r WHERE r.run_id = $2)
+      ORDER BY version DESC LIMIT 1`,
+    [model, runId, taskId, sha256],
+  )
   return rows[0] && rowOf(rows[0])
 }
 

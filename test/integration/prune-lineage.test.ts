@@ -13,7 +13,13 @@ import { runCommand } from '../helpers/engine-extra.ts'
 import type { CommandResult } from '../helpers/engine-extra.ts'
 import { rawRequest, startTestWeb } from '../helpers/web-client.ts'
 import { taskRows, waitForDags } from '../helpers/run-rows.ts'
-import { testLogger } from '../helpers/postgres.ts'
+import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
+import { createDb } from '../../engine/store/db.ts'
+import { migrate } from '../../engine/store/migrate.ts'
+import { pruneFinishedRuns } from '../../engine/store/prune.ts'
+import { insertDatasetVersion, readDatasetVersion } from '../../engine/store/datasets.ts'
+import type { NewVersion } from '../../engine/store/datasets.ts'
+import { findRegisteredBy, insertModelVersion, lockNextModelVersion, readModelVersion } from '../../engine/store/models.ts'
 import { createToken } from '../../engine/web/auth/tokens.ts'
 import { sweepStagedFolders } from '../../engine/data/staged-sweep.ts'
 
@@ -114,3 +120,47 @@ test('pruning the run that made a dataset version and a production model version
 function cairn(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<CommandResult> {
   return runCommand(process.execPath, [MAIN, ...args], { cwd, env })
 }
+
+test('a pruned run whose id is given again is another run: it publishes its own versions and is not taken for the maker of the old ones', async (t) => {
+  const log = testLogger()
+  const db = createDb(await createTestDatabase(t), { log })
+  t.after(() => db.close())
+  await migrate(db, log)
+  // A scheduled run's id is its DAG and logical date, so the same id can come back once the run is pruned.
+  const RUN = 'make__scheduled__20250101T0200Z'
+  await db.query(`INSERT INTO cairn.dag (dag_id, file) VALUES ('make', 'make.yaml')`)
+  const { rows } = await db.query<{ version_id: string }>(`INSERT INTO cairn.dag_version (dag_id, hash, spec, source) VALUES ('make', 'h', '{}'::jsonb, '') RETURNING version_id`)
+  const createRun = () => db.query(
+    `INSERT INTO cairn.run (run_id, dag_id, version_id, run_type, state, logical_date, data_interval_start, data_interval_end, ended_at)
+     VALUES ($1, 'make', $2, 'scheduled', 'success', '2025-01-01T02:00Z', '2025-01-01T02:00Z', '2025-01-02T02:00Z', now())`,
+    [RUN, rows[0]!.version_id],
+  )
+  const version = (location: string): NewVersion => ({
+    dataset: 'events', location, columns: [{ name: 'a', type: 'integer' }], rows: 1, bytes: 1, fingerprint: 'same-rows', producedKind: 'ingest', runId: RUN, taskId: 'load', attempt: 1, inputs: [],
+  })
+  const registerModel = () => db.tx(async (q) => insertModelVersion(q, {
+    model: 'churn', version: await lockNextModelVersion(q, 'churn'), artifact: 'x.onnx', sha256: 'a'.repeat(64), metrics: {}, lineage: { run: RUN, task: 'fit' }, features: [], taskKind: 'binary', runId: RUN, taskId: 'fit', actor: { run: RUN, task: 'fit' },
+  }))
+
+  await createRun()
+  const first = await db.tx((q) => insertDatasetVersion(q, version('events/one')))
+  assert.equal(first.kind, 'published')
+  // A retry of the same run with the same rows gets the version it published (a lost report).
+  assert.equal((await db.tx((q) => insertDatasetVersion(q, version('events/retry')))).kind, 'reused')
+  await registerModel()
+  assert.equal((await findRegisteredBy(db, 'churn', RUN, 'fit', 'a'.repeat(64)))?.version, 1)
+
+  await db.query(`UPDATE cairn.run SET queued_at = queued_at - interval '100 days', ended_at = ended_at - interval '100 days'`)
+  assert.equal((await pruneFinishedRuns(db, { before: new Date(Date.now() - 90 * 86_400_000) })).runs, 1)
+  assert.equal((await readDatasetVersion(db, 'events', 1))!.runPruned, true)
+  await createRun()
+
+  // The new run with the old id publishes its own version (the latest), though its rows are the same.
+  const again = await db.tx((q) => insertDatasetVersion(q, version('events/two')))
+  assert.equal(again.kind, 'published')
+  assert.equal(again.kind === 'published' && again.row.version, 2)
+  assert.equal((await readDatasetVersion(db, 'events', 1))!.runPruned, true, 'version 1 was made by the pruned run, not by the new one')
+  assert.equal((await readDatasetVersion(db, 'events', 2))!.runPruned, false)
+  assert.equal(await findRegisteredBy(db, 'churn', RUN, 'fit', 'a'.repeat(64)), undefined, "the pruned run's model version is not the new run's")
+  assert.equal((await readModelVersion(db, 'churn', 1))!.runPruned, true)
+})
