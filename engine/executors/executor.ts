@@ -125,6 +125,8 @@ export interface ReattachOptions extends Omit<StartOptions, 'record'> {
   /**
    * Records a handle completed by the re-attach (a Slurm job found by the name the handle recorded before
    * it was submitted, or submitted now because none was); without it such a handle cannot be taken over.
+   * Given by a worker that takes the attempt over (a held Slurm job is then released); absent when the
+   * caller only stops the job of a cancelled attempt.
    */
   record?(handle: JobHandle): Promise<void>
 }

@@ -182,10 +182,7 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     if (info !== undefined) options.onProgress?.({ state: info.state })
     const job = follow(adopted, { stdout: info?.stdout, stderr: info?.stderr }, options.spec, options)
     if (shown === undefined) job.finish(await commands.accounting(chosen.jobId))
-    else if (!options.signal.aborted && info?.state === 'PENDING' && /held/i.test(info.reason ?? '')) {
-      const released = await commands.release(chosen.jobId)
-      if (released.code !== 0) await job.fail(`scontrol release ${chosen.jobId} on ${commands.where} failed (exit ${released.code}): ${released.stderr.trim()}; the job was cancelled`)
-    }
+    else await releaseIfHeld(chosen.jobId, info, job, options.signal)
     return job.running
   }
 
@@ -202,8 +199,19 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
     if (shown === undefined) {
       const accounted = await commands.accounting(handle.jobId)
       job.finish(accounted)
-    }
+    } else if (reattachOptions.record !== undefined) await releaseIfHeld(handle.jobId, info, job, reattachOptions.signal)
     return job.running
+  }
+
+  /**
+   * A job whose id is recorded but still held: the worker that submitted it stopped (drained, or died)
+   * between recording the id and `scontrol release`. The id is recorded, so a worker taking the attempt
+   * over (one that passes `record`) lets it run; one that only stops a cancelled attempt's job does not.
+   */
+  async function releaseIfHeld(jobId: string, info: JobInfo | undefined, job: ReturnType<typeof follow>, signal: AbortSignal): Promise<void> {
+    if (signal.aborted || info?.state !== 'PENDING' || !/held/i.test(info.reason ?? '')) return
+    const released = await commands.release(jobId)
+    if (released.code !== 0) await job.fail(`scontrol release ${jobId} on ${commands.where} failed (exit ${released.code}): ${released.stderr.trim()}; the job was cancelled`)
   }
 
   /** Follows a submitted job: watcher, output tails, signal, artifacts; `done` settles exactly once. */

@@ -16,6 +16,8 @@ import { startTestEngine } from '../helpers/engine.ts'
 import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { logLines, waitFor } from '../helpers/run-rows.ts'
 import type { JobHandle } from '../../engine/executors/executor.ts'
+import { createSlurmExecutor } from '../../engine/executors/slurm.ts'
+import { taskAbort } from '../../operators/define.ts'
 
 const run = promisify(execFile)
 const skip = localClusterSkipReason()
@@ -126,5 +128,36 @@ test('Slurm: a worker killed between sbatch and recording the job id; the next w
     assert.notEqual(rows[0]!.executor_handle.jobName, named.jobName, 'submitted under a name of its own, recorded before its sbatch')
     const lines = (await logLines(engine.db, id, 'fit')).map((l) => l.line)
     assert.ok(lines.some((l) => l.includes(`no Slurm job named ${named.jobName} exists`)), lines.join('\n'))
+  })
+
+  await t.test('a worker draining between recording the id and releasing the job: the next one releases it', async () => {
+    const executor = createSlurmExecutor(undefined, { name: null, env: { ...process.env, ...slurmEnv }, keepJobsOnShutdown: true })
+    const workdir = path.join(engine.dir, 'drained-held')
+    const spec = { argv: ['sh', '-c', 'echo ran > ran.txt'], env: {}, nodes: 1, tasksPerNode: 1, gpusPerNode: 0, workdir, artifacts: ['ran.txt'], artifactsDir: path.join(engine.dir, 'drained-held-artifacts') }
+    const drain = new AbortController()
+    let handle: (JobHandle & { executor: 'slurm' }) | undefined
+    const job = await executor.start(spec, {
+      onLine: () => undefined,
+      signal: drain.signal,
+      record: async (h) => {
+        const recorded = h as JobHandle & { executor: 'slurm' }
+        handle = recorded
+        // The worker drains right after the id is recorded, before it releases the job.
+        if (recorded.jobId !== '') drain.abort(taskAbort('shutdown', 'draining'))
+      },
+    })
+    const left = await job.done
+    assert.equal(left.ok, false)
+    assert.match(!left.ok ? left.message : '', /keeps running and is re-attached/)
+    assert.match(await slurm(['scontrol', 'show', 'job', '-o', handle!.jobId]), /JobState=PENDING .*Reason=JobHeldUser/)
+    const lines: string[] = []
+    const followed = await executor.reattach(handle!, { onLine: (l) => void lines.push(l.line), signal: new AbortController().signal, spec, record: async () => undefined })
+    // A held job that nobody releases would be followed forever: bounded here so that the test fails instead.
+    let timer: NodeJS.Timeout | undefined
+    const outcome = await Promise.race([followed.done, new Promise<'still held'>((resolve) => (timer = setTimeout(() => resolve('still held'), 60_000)))])
+    clearTimeout(timer)
+    if (outcome === 'still held') await followed.cancel('cancelled')
+    assert.ok(outcome !== 'still held' && outcome.ok, JSON.stringify({ outcome, lines }))
+    assert.equal(readFileSync(path.join(workdir, 'ran.txt'), 'utf8'), 'ran\n')
   })
 })
