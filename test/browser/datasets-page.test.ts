@@ -11,6 +11,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { createDatasets } from '../../engine/data/datasets.ts'
+import type { Db } from '../../engine/store/db.ts'
 import { browserSkipReason, overflowsViewport } from '../helpers/browser.ts'
 import { ARTIFACTS, HOSTILE, pageSuite } from '../helpers/page-suite.ts'
 import { seedVersion } from '../helpers/datasets.ts'
@@ -22,11 +23,14 @@ describe('datasets and feature views pages', { skip }, () => {
   const suite = pageSuite()
   let base: string
   let page: Page
+  let db: Db
 
   after(() => suite.stop())
 
   before(async () => {
-    const { db, dir } = await suite.database()
+    const created = await suite.database()
+    db = created.db
+    const dir = created.dir
     const datasets = createDatasets({ db, dir, producer: { kind: 'actor', actor: 'seed' } })
     // Source -> feature view -> training set, as the churn example builds it.
     await seedVersion(datasets, 'events', `SELECT 'u' || i AS user_id, TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) HOUR AS ts, i * 2.5 AS amount FROM range(30) t(i)`, {
