@@ -22,7 +22,7 @@
  * headers and `cache-control: no-store` of server.ts, and the debug-level request log line when the
  * server logs at debug level. No rate limit applies to the route. The body is made once per cached
  * row within its ttl and kept with it while the masker stays the same (online-store.ts `peek`):
- * masking and serializing were a fifth of the path's own time; a kept body is its JSON bytes (about
+ * masking and serializing were among the path's larger own costs in a profile; a kept body is its JSON bytes (about
  * 250 bytes per row asked, in Node's shared buffer pool).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
