@@ -72,6 +72,8 @@ export interface MaterializedInterval {
   sourceVersion: number
   runId: string | null
   taskId: string | null
+  /** The run named was deleted by retention (`cairn db prune`); the interval stays materialized. */
+  runPruned: boolean
   materializedAt: Date
 }
 
@@ -79,11 +81,13 @@ export interface MaterializedInterval {
 export async function listMaterializedIntervals(q: Queryable, view: string, limit: number): Promise<MaterializedInterval[]> {
   const { rows } = await q.query<{
     definition_version: number; interval_start: Date; interval_end: Date; row_count: string; online_rows: string | null
-    source_dataset: string; source_version: number; run_id: string | null; task_id: string | null; materialized_at: Date
+    source_dataset: string; source_version: number; run_id: string | null; task_id: string | null; materialized_at: Date; run_pruned: boolean
   }>(
+    // run_pruned as for dataset versions (store/datasets.ts): the run is gone, or was queued after this was written.
     `SELECT * FROM (
-       SELECT definition_version, interval_start, interval_end, row_count, online_rows, source_dataset, source_version, run_id, task_id, materialized_at
-         FROM cairn.feature_materialization WHERE view = $1 ORDER BY interval_end DESC, definition_version DESC LIMIT $2
+       SELECT definition_version, interval_start, interval_end, row_count, online_rows, source_dataset, source_version, run_id, task_id, materialized_at,
+              (run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cairn.run r WHERE r.run_id = m.run_id AND r.queued_at <= m.materialized_at)) AS run_pruned
+         FROM cairn.feature_materialization m WHERE view = $1 ORDER BY interval_end DESC, definition_version DESC LIMIT $2
      ) newest ORDER BY interval_end, definition_version`,
     [view, limit],
   )
@@ -97,6 +101,7 @@ export async function listMaterializedIntervals(q: Queryable, view: string, limi
     sourceVersion: r.source_version,
     runId: r.run_id,
     taskId: r.task_id,
+    runPruned: r.run_pruned,
     materializedAt: r.materialized_at,
   }))
 }

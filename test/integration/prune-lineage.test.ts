@@ -2,7 +2,8 @@
  * `cairn db prune` and what runs made: dataset versions and model versions outlive the runs that
  * produced them. Pruning a run that ingested a dataset version and trained a (production) model
  * version keeps both, their files and their lineage, and the lineage then says that the run is gone
- * (`run_pruned`) instead of pointing at a run that no longer answers.
+ * (`run_pruned`) instead of pointing at a run that no longer answers; so do the feature view intervals
+ * the run materialized.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -22,6 +23,10 @@ import type { NewVersion } from '../../engine/store/datasets.ts'
 import { findRegisteredBy, insertModelVersion, lockNextModelVersion, readModelVersion } from '../../engine/store/models.ts'
 import { createToken } from '../../engine/web/auth/tokens.ts'
 import { sweepStagedFolders } from '../../engine/data/staged-sweep.ts'
+import { normalizeFeatureView } from '../../engine/data/feature-definition.ts'
+import { saveFeatureViews } from '../../engine/store/feature-views.ts'
+import { replaceMaterialization } from '../../engine/store/feature-materializations.ts'
+import { listMaterializedIntervals } from '../../engine/store/feature-view-reads.ts'
 
 const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 
@@ -143,6 +148,15 @@ test('a pruned run whose id is given again is another run: it publishes its own 
   }))
 
   await createRun()
+  // A feature view materialized by the run (its interval's link on the page goes to the run).
+  const view = normalizeFeatureView({ feature_view: 'activity', entity: ['user_id'], source: 'events', timestamp: 'ts', features: { n: { agg: 'count' } } })
+  await db.tx((q) => saveFeatureViews(q, [{ name: 'activity', file: 'activity.yaml', hash: view.hash, definitionJson: view.definitionJson, source: '', description: null, owner: null, tags: [] }]))
+  await db.tx((q) => replaceMaterialization(q, {
+    view: 'activity', definitionVersion: 1, intervalStart: new Date('2025-01-01T02:00Z'), intervalEnd: new Date('2025-01-02T02:00Z'), location: 'features/activity/one',
+    rows: 1, sourceDataset: 'events', sourceVersion: 1, onlineRows: null, runId: RUN, taskId: 'features', attempt: 1,
+  }))
+  const materializedBy = async () => (await listMaterializedIntervals(db, 'activity', 10)).map((i) => [i.runId, i.runPruned])
+  assert.deepEqual(await materializedBy(), [[RUN, false]])
   const first = await db.tx((q) => insertDatasetVersion(q, version('events/one')))
   assert.equal(first.kind, 'published')
   // A retry of the same run with the same rows gets the version it published (a lost report).
@@ -153,7 +167,9 @@ test('a pruned run whose id is given again is another run: it publishes its own 
   await db.query(`UPDATE cairn.run SET queued_at = queued_at - interval '100 days', ended_at = ended_at - interval '100 days'`)
   assert.equal((await pruneFinishedRuns(db, { before: new Date(Date.now() - 90 * 86_400_000) })).runs, 1)
   assert.equal((await readDatasetVersion(db, 'events', 1))!.runPruned, true)
+  assert.deepEqual(await materializedBy(), [[RUN, true]], 'the interval stays materialized and says its run is gone')
   await createRun()
+  assert.deepEqual(await materializedBy(), [[RUN, true]], 'a run queued after the interval was written did not write it')
 
   // The new run with the old id publishes its own version (the latest), though its rows are the same.
   const again = await db.tx((q) => insertDatasetVersion(q, version('events/two')))

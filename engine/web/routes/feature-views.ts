@@ -43,7 +43,7 @@ const interval = {
     rows: { type: 'integer' },
     online_rows: { type: ['integer', 'null'] },
     source: { type: 'object', properties: { dataset: { type: 'string' }, version: { type: 'integer' } } },
-    produced_by: { type: ['object', 'null'], properties: { run_id: { type: 'string' }, task_id: { type: 'string' } } },
+    produced_by: { type: ['object', 'null'], properties: { run_id: { type: 'string' }, task_id: { type: 'string' }, run_pruned: { type: 'boolean' } } },
     materialized_at: time,
   },
 } as const
@@ -161,7 +161,7 @@ export function intervalsJson(intervals: readonly MaterializedInterval[]): { int
       rows: i.rows,
       online_rows: i.onlineRows,
       source: { dataset: i.sourceDataset, version: i.sourceVersion },
-      produced_by: i.runId !== null && i.taskId !== null ? { run_id: i.runId, task_id: i.taskId } : null,
+      produced_by: i.runId !== null && i.taskId !== null ? { run_id: i.runId, task_id: i.taskId, run_pruned: i.runPruned } : null,
       materialized_at: i.materializedAt.toISOString(),
     })),
     gaps: gaps.sort((a, b) => a.start.localeCompare(b.start) || a.definition_version - b.definition_version),

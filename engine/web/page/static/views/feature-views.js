@@ -117,7 +117,7 @@ export function featureView({ container, name }) {
             h('td', { class: 'num' }, String(i.rows)),
             h('td', { class: 'num' }, i.online_rows === null ? '—' : String(i.online_rows)),
             h('td', null, h('a', { href: `#/datasets/${enc(i.source.dataset)}?version=${i.source.version}` }, `${i.source.dataset}@${i.source.version}`)),
-            h('td', null, i.produced_by ? h('a', { href: `#/runs/${enc(i.produced_by.run_id)}?task=${enc(i.produced_by.task_id)}` }, i.produced_by.run_id) : '—'))))))))
+            h('td', null, producer(i.produced_by)))))))))
   }
 
   return { refresh }
@@ -127,4 +127,11 @@ export function featureView({ container, name }) {
 function span(ms) {
   for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]]) if (ms >= size && ms % size === 0) return `${ms / size}${unit}`
   return fmtDuration(ms)
+}
+
+/** The run that materialized an interval: a link, or its id as text when `cairn db prune` deleted it. */
+function producer(by) {
+  if (!by) return '—'
+  if (by.run_pruned) return [h('span', { class: 'producer-pruned' }, by.run_id), h('span', { class: 'muted' }, ' (run pruned)')]
+  return h('a', { href: `#/runs/${enc(by.run_id)}?task=${enc(by.task_id)}` }, by.run_id)
 }
