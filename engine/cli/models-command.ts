@@ -22,6 +22,7 @@ import { cliDataSettings, osUser } from './cli-data.ts'
 import { formatOption } from './format.ts'
 import { formatTable, formatTime } from './table.ts'
 import { escapeControls } from './terminal-escape.ts'
+import { metricsSummary } from '../models/metrics-summary.ts'
 
 export const MODELS_HELP = `Models: named, numbered versions of ONNX models with a stage (SPEC section 7).
   list                     every model with its latest version and its production and canary versions
@@ -106,7 +107,7 @@ export async function modelsCommand(args: string[], io: CommandIo): Promise<Exit
             `lineage    ${JSON.stringify(found.lineage)}`,
             `metrics    ${JSON.stringify(found.metrics)}`,
           ]
-          lines.push('', ...formatTable(['VERSION', 'STAGE', 'TRAFFIC', 'CREATED', 'METRICS'], versions.map((v) => [String(v.version), v.stage, String(v.trafficShare), formatTime(v.createdAt), JSON.stringify(v.metrics)])))
+          lines.push('', ...formatTable(['VERSION', 'STAGE', 'TRAFFIC', 'CREATED', 'METRICS'], versions.map((v) => [String(v.version), v.stage, String(v.trafficShare), formatTime(v.createdAt), metricsSummary(v.metrics)])))
           for (const line of lines) io.stdout(io.stdoutIsTTY ? escapeControls(line) : line)
         }
         return EXIT.ok
