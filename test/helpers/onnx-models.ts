@@ -9,7 +9,7 @@
  *
  * and the plain-JS forward passes that give the same numbers (in doubles; ONNX Runtime computes in
  * FP32, within ~1e-7). Below, for the model server: `sigmoidModel` (Gemm + Sigmoid), `typedModel`
- * (INT64, FP64, BOOL and INT32 tensors) and `mlpModel` (a heavier graph for the benchmark).
+ * (INT64, FP64, BOOL and INT32 tensors), `bytesModel` (BYTES) and `mlpModel` (a heavier graph for the benchmark).
  */
 import { writeFileSync } from 'node:fs'
 import onnxProto from 'onnx-proto'
@@ -100,7 +100,7 @@ export function forward(kind: OnnxKind, x: readonly number[], weights: LinearWei
 
 const T = onnx.TensorProto.DataType
 
-type ElemType = 'FLOAT' | 'DOUBLE' | 'INT32' | 'INT64' | 'BOOL'
+type ElemType = 'FLOAT' | 'DOUBLE' | 'INT32' | 'INT64' | 'BOOL' | 'STRING'
 
 function typedValueInfo(name: string, elem: ElemType, dims: (number | string)[]) {
   return onnx.ValueInfoProto.create({
@@ -176,6 +176,11 @@ export function typedModel(): Uint8Array {
     },
     'typed',
   )
+}
+
+/** `text` BYTES [N] -> `same` BYTES [N] (Identity): string tensors through the server. */
+export function bytesModel(): Uint8Array {
+  return encodeModel({ node: [onnx.NodeProto.create({ opType: 'Identity', input: ['text'], output: ['same'] })], input: [typedValueInfo('text', 'STRING', ['N'])], output: [typedValueInfo('same', 'STRING', ['N'])] }, 'bytes')
 }
 
 /**

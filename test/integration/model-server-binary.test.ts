@@ -8,22 +8,13 @@
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { tmpdir } from 'node:os'
-import onnxProto from 'onnx-proto'
-import { createDb } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
-import { createModels } from '../../engine/models/registry.ts'
-import { createToken } from '../../engine/web/auth/tokens.ts'
 import { createServeServer } from '../../engine/serve/serve-server.ts'
-import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { sigmoidModel, sigmoidReference, typedModel } from '../helpers/onnx-models.ts'
+import { bytesModel, sigmoidModel, sigmoidReference, typedModel } from '../helpers/onnx-models.ts'
+import { startTestRegistry } from '../helpers/model-registry.ts'
 import { OipClient, output } from '../helpers/oip-client.ts'
 import { binaryBody, encodeTensor, postBinary } from '../helpers/oip-binary.ts'
 import type { BinaryAnswer } from '../helpers/oip-binary.ts'
 
-const { onnx } = onnxProto
 const W = [0.5, -1, 2]
 const B = 0.1
 const ACTOR = { user: 'test' }
@@ -31,30 +22,8 @@ const BODY_LIMIT = 256 * 1024
 /** Rows of 3 FP32 that make a body over the limit. */
 const OVER = Math.ceil(BODY_LIMIT / 12) + 1
 
-/** `text` BYTES [N] -> `same` BYTES [N] (Identity). */
-function bytesModel(): Uint8Array {
-  const T = onnx.TensorProto.DataType
-  const info = (name: string) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: T.STRING, shape: { dim: [{ dimParam: 'N' }] } } } })
-  const graph = { name: 'g', initializer: [], node: [onnx.NodeProto.create({ opType: 'Identity', input: ['text'], output: ['same'] })], input: [info('text')], output: [info('same')] }
-  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 13 }], producerName: 'elsewhere', graph: graph as never })).finish()
-}
-
 async function start(t: test.TestContext) {
-  const log = testLogger()
-  const db = createDb(await createTestDatabase(t), { log })
-  t.after(() => db.close())
-  await migrate(db, log)
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-serve-binary-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const models = createModels({ db, dir, producer: { kind: 'actor', actor: 'test' } })
-  const token = (await createToken(db, { name: 'client', role: 'viewer' }))!.token
-  const register = async (name: string, bytes: Uint8Array, stage?: 'production'): Promise<number> => {
-    const file = join(dir, `${name}-${Math.random()}.onnx`)
-    writeFileSync(file, bytes)
-    const version = (await models.register({ name, file })).version.version
-    if (stage) await models.setStage(name, version, stage, ACTOR)
-    return version
-  }
+  const { db, log, dir, models, token, register } = await startTestRegistry(t, 'cairn-serve-binary-')
   const churn = await register('churn', sigmoidModel(W, B), 'production')
   await register('typed', typedModel(), 'production')
   await register('echo', bytesModel(), 'production')

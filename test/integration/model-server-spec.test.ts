@@ -11,19 +11,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import onnxProto from 'onnx-proto'
-import { createDb } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
-import { createModels } from '../../engine/models/registry.ts'
-import { createToken } from '../../engine/web/auth/tokens.ts'
 import { createServeServer } from '../../engine/serve/serve-server.ts'
 import { loadOnnxModel } from '../../engine/serve/onnx-session.ts'
-import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-import { sigmoidModel, sigmoidReference } from '../helpers/onnx-models.ts'
+import { bytesModel, sigmoidModel, sigmoidReference } from '../helpers/onnx-models.ts'
+import { startTestRegistry } from '../helpers/model-registry.ts'
 import { OipClient, output } from '../helpers/oip-client.ts'
 
 const { onnx } = onnxProto
 const T = onnx.TensorProto.DataType
-const ACTOR = { user: 'test' }
 
 function valueInfo(name: string, elem: number, dims: (number | string)[]) {
   return onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: elem, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } } })
@@ -31,11 +26,6 @@ function valueInfo(name: string, elem: number, dims: (number | string)[]) {
 
 function encode(graph: Record<string, unknown>, opsets = [{ domain: '', version: 13 }]): Uint8Array {
   return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: opsets, producerName: 'elsewhere', graph: { name: 'g', initializer: [], ...graph } as never })).finish()
-}
-
-/** `text` BYTES [N] -> `same` BYTES [N] (Identity). */
-function bytesModel(): Uint8Array {
-  return encode({ node: [onnx.NodeProto.create({ opType: 'Identity', input: ['text'], output: ['same'] })], input: [valueInfo('text', T.STRING, ['N'])], output: [valueInfo('same', T.STRING, ['N'])] })
 }
 
 /**
@@ -71,21 +61,7 @@ function fixedModel(): Uint8Array {
 }
 
 async function start(t: test.TestContext) {
-  const log = testLogger()
-  const db = createDb(await createTestDatabase(t), { log })
-  t.after(() => db.close())
-  await migrate(db, log)
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-serve-spec-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const models = createModels({ db, dir, producer: { kind: 'actor', actor: 'test' } })
-  const token = (await createToken(db, { name: 'client', role: 'viewer' }))!.token
-  const register = async (name: string, bytes: Uint8Array, stage?: 'production'): Promise<number> => {
-    const file = join(dir, `${name}-${Math.random()}.onnx`)
-    writeFileSync(file, bytes)
-    const version = (await models.register({ name, file })).version.version
-    if (stage) await models.setStage(name, version, stage, ACTOR)
-    return version
-  }
+  const { db, log, dir, token, register } = await startTestRegistry(t, 'cairn-serve-spec-')
   return {
     register,
     async serve() {

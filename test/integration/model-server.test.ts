@@ -8,19 +8,15 @@
  */
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { tmpdir } from 'node:os'
-import { createDb } from '../../engine/store/db.ts'
 import type { Db } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
-import { createModels } from '../../engine/models/registry.ts'
 import type { Models } from '../../engine/models/registry.ts'
-import { createToken, revokeToken } from '../../engine/web/auth/tokens.ts'
+import { revokeToken } from '../../engine/web/auth/tokens.ts'
 import { createServeServer } from '../../engine/serve/serve-server.ts'
 import type { ServeServerOptions } from '../../engine/serve/serve-server.ts'
 import { readServingWindow } from '../../engine/serve/serving-stats.ts'
-import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
+import { startTestRegistry } from '../helpers/model-registry.ts'
 import { sigmoidModel, sigmoidReference, typedModel } from '../helpers/onnx-models.ts'
 import { OipClient, output } from '../helpers/oip-client.ts'
 import { writeOnlineRows } from '../../engine/store/feature-online.ts'
@@ -42,14 +38,7 @@ interface Setup {
 }
 
 async function setup(t: test.TestContext): Promise<Setup> {
-  const log = testLogger()
-  const db = createDb(await createTestDatabase(t), { log })
-  t.after(() => db.close())
-  await migrate(db, log)
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-serve-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const models = createModels({ db, dir, producer: { kind: 'actor', actor: 'test' } })
-  const token = (await createToken(db, { name: 'client', role: 'viewer' }))!.token
+  const { db, log, dir, models, token } = await startTestRegistry(t, 'cairn-serve-')
   return {
     db,
     dir,
