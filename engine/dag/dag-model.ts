@@ -31,7 +31,7 @@ export interface TaskSpec {
   dependsOn: string[]
   triggerRule: TriggerRule
   /** Template or literal; absent means always run. */
-  when?: string | boolean
+  when?: string | boolean | number | null
   retries: number
   retryDelayMs: number
   retryBackoff: RetryBackoff
@@ -122,7 +122,7 @@ export function normalizeDag(doc: Doc): DagSpec {
     }
     const timeoutMs = ms(task.timeout) ?? ms(defaults.timeout)
     if (timeoutMs !== undefined) spec.timeoutMs = timeoutMs
-    if (typeof task.when === 'string' || typeof task.when === 'boolean') spec.when = task.when
+    if (typeof task.when === 'string' || typeof task.when === 'boolean' || typeof task.when === 'number' || task.when === null) spec.when = task.when
     if (typeof task.description === 'string') spec.description = task.description
     return spec
   })
