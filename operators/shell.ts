@@ -21,8 +21,9 @@ const MAX_OUTPUTS_BYTES = 1024 * 1024
 
 /**
  * `command` runs exactly as rendered, without a shell. `script` runs as `/bin/sh -e -c SCRIPT` with
- * its text exactly as written: the worker does not render it (templated values reach a script only
- * through `env`), so a value can never become shell syntax. For the same reason a template in the
+ * its text as written: the worker does not render it; each `{{ ... }}` in it is rendered into an
+ * environment variable that the script refers to instead (engine/template/script-env.ts), so a value
+ * can never become shell syntax. For the same reason a template in the
  * code argument of a `command` such as `[sh, -c, CODE]` is refused (TEMPLATE_IN_SHELL_COMMAND).
  *
  * `workdir` is a folder inside the attempt's own folder (a relative path that does not leave it

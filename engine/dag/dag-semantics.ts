@@ -12,6 +12,7 @@ import { findOperator, OPERATORS } from '../../operators/index.ts'
 import { compileParam, isPlainlyValid } from './run-params.ts'
 import { checkTemplates } from './template-refs.ts'
 import { hasTemplate } from '../template/liquid.ts'
+import { scriptTemplates } from '../template/script-env.ts'
 import type { TemplateProblem } from './template-refs.ts'
 import type { Json, PathSegment } from './yaml-load.ts'
 import { formatPath } from './diagnostics.ts'
@@ -147,14 +148,15 @@ export function checkDagSemantics(doc: Json, names?: DeploymentNames): SemanticP
     for (const key of literal) {
       const value = taskParams?.[key]
       if (typeof value === 'string' && hasTemplate(value)) {
-        problems.push({ code: 'TEMPLATE_NOT_ALLOWED', message: `params.${key} is run as written and never rendered; pass values through env (e.g. env: { NAME: "{{ params.x }}" }) and use "$NAME"`, path: ['tasks', id, 'params', key] })
+        const found = scriptTemplates(value)
+        if (!found.ok) problems.push({ code: 'TEMPLATE_NOT_ALLOWED', message: `params.${key}: ${found.message}`, path: ['tasks', id, 'params', key] })
       }
     }
     if (task.params !== undefined || task.env !== undefined || task.when !== undefined) {
       const scope = { params, tasks: taskSet, isUpstream: (other: string) => (other !== id && direct.includes(other)) || downstream(other).has(id), taskId: id }
       // One path for the three walks (each leaves it as it found it; problems copy it).
       const path: PathSegment[] = ['tasks', id, 'params']
-      checkTemplates(task.params, path, scope, templateProblems, literal)
+      checkTemplates(task.params, path, scope, templateProblems)
       path[2] = 'env'
       checkTemplates(task.env, path, scope, templateProblems)
       path[2] = 'when'

@@ -3,7 +3,9 @@
  * same sandboxed LiquidJS engine the validator analyses templates with.
  *
  * Rules:
- * - Params the operator declares as `literalParams` (shell's `script`) are never rendered.
+ * - Params the operator declares as `literalParams` (shell's `script`) are never rendered: each
+ *   `{{ ... }}` in them becomes a reference to an environment variable that holds its rendered
+ *   value (script-env.ts), so a value never becomes script text.
  * - Only strings containing `{{` or `{%` are rendered, each exactly once; keys, numbers, booleans
  *   and null are left as they are. A rendered value is never rendered again, so a run param whose
  *   value is `{{ 7*7 }}` reaches the task as those characters.
@@ -23,6 +25,7 @@ import type { Template } from 'liquidjs'
 import { createTemplateEngine, hasTemplate } from './liquid.ts'
 import type { SecretStore } from '../secrets/secrets.ts'
 import { createMasker } from '../secrets/mask.ts'
+import { scriptTemplates } from './script-env.ts'
 
 export interface TemplateVariables {
   dag: { id: string }
@@ -51,7 +54,7 @@ export interface TaskTemplates {
   env?: Record<string, string | number | boolean> | undefined
   /** Absent means the task runs. */
   when?: unknown
-  /** Top-level params keys left exactly as written (the operator's `literalParams`). */
+  /** Top-level params keys never rendered; their templates pass through env (the operator's `literalParams`). */
   literalParams?: readonly string[]
 }
 
@@ -123,18 +126,28 @@ export function renderTaskTemplates(templates: TaskTemplates, variables: Templat
   }
 
   const literal = new Set(templates.literalParams ?? [])
+  const scriptEnv: [string, string][] = []
+  const literalValue = (value: unknown, key: string): unknown => {
+    if (typeof value !== 'string' || !hasTemplate(value)) return value
+    const found = scriptTemplates(value)
+    if (!found.ok) {
+      errors.push(`params.${key}: ${found.message}`)
+      return value
+    }
+    for (const v of found.variables) scriptEnv.push([v.name, render(v.template, `params.${key}`)])
+    return found.script
+  }
   const params = Object.fromEntries(
-    Object.entries(templates.params ?? {}).map(([key, value]) => [key, literal.has(key) ? value : renderValue(value, `params.${key}`, render)]),
+    Object.entries(templates.params ?? {}).map(([key, value]) => [key, literal.has(key) ? literalValue(value, key) : renderValue(value, `params.${key}`, render)]),
   )
   const env: Record<string, string> = {}
-  for (const [key, value] of Object.entries(templates.env ?? {})) {
-    Object.defineProperty(env, key, {
-      value: typeof value === 'string' ? renderIfTemplate(value, `env.${key}`, render) : String(value),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    })
+  const define = (key: string, value: string): void => {
+    Object.defineProperty(env, key, { value, enumerable: true, writable: true, configurable: true })
   }
+  for (const [key, value] of Object.entries(templates.env ?? {})) {
+    define(key, typeof value === 'string' ? renderIfTemplate(value, `env.${key}`, render) : String(value))
+  }
+  for (const [key, value] of scriptEnv) define(key, value)
   const when = templates.when === undefined ? true : isTruthyWhen(renderValue(templates.when, 'when', render))
 
   const secretValues = [...secrets.used.values()]

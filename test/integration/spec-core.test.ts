@@ -4,6 +4,9 @@
  */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startTestEngine } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitForDags } from '../helpers/run-rows.ts'
@@ -12,7 +15,26 @@ import { validateText } from '../../engine/dag/validate.ts'
 const problems = (file: string, text: string): string[] =>
   validateText(file, text).diagnostics.map((d) => `${d.line}:${d.column} ${d.code}: ${d.message}`)
 
+const NODE = JSON.stringify(process.execPath)
+const PWNED = join(tmpdir(), `cairn-spec-core-pwned-${process.pid}`)
+/** A run parameter that would run a command, end a quote or glob if it were spliced into shell text. */
+const HOSTILE = `$(touch ${PWNED}) \`touch ${PWNED}\` "dq" 'sq' * ; touch ${PWNED} \\ $HOME`
+
 const DAGS: Record<string, string> = {
+  // SPEC section 4: shell `script` runs by /bin/sh -e "with templated values passed as environment
+  // variables, never spliced into the script text": a template may stand unquoted, in double or in
+  // single quotes, and its value arrives as exactly one word, as written.
+  'script_values.yaml': `dag: script_values
+params:
+  v: { type: string, default: "plain" }
+tasks:
+  echo:
+    operator: shell
+    params:
+      script: |
+        ${NODE} -e 'require("fs").writeFileSync(process.env.CAIRN_OUTPUTS, JSON.stringify({ args: process.argv.slice(1) }))' {{ params.v }} "<{{ params.v }}>" '[{{ params.v }}]' "{{ task.id }}"
+`,
+
   // SPEC section 1: `when` renders falsy ("", false, 0, null) => task is skipped; YAML's own
   // false, 0 and null are those values, not only strings that render to them.
   'literal_when.yaml': `dag: literal_when
@@ -43,4 +65,13 @@ test('when: YAML false, 0 and null and "" skip the task; 1, true and other text 
     when_true: 'success',
     when_zero: 'skipped',
   })
+})
+
+test('shell script: templated values reach the script as environment variables, never as script text', async () => {
+  assert.deepEqual(problems('script_values.yaml', DAGS['script_values.yaml']!), [])
+  const runId = await engine.trigger('script_values', { v: HOSTILE })
+  assert.equal(await engine.waitForRun(runId, 60_000), 'success', JSON.stringify(await engine.taskStates(runId)))
+  const { rows } = await engine.db.query<{ outputs: { args: string[] } }>(`SELECT outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = 'echo'`, [runId])
+  assert.deepEqual(rows[0]!.outputs.args, [HOSTILE, `<${HOSTILE}>`, `[${HOSTILE}]`, 'echo'])
+  assert.equal(existsSync(PWNED), false, 'a value ran as a command')
 })

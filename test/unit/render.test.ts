@@ -97,13 +97,21 @@ test('a rendered value is never rendered a second time', () => {
   assert.deepEqual(result.secretValues, [])
 })
 
-test('literalParams are passed as written (a shell script is never rendered)', () => {
+test('literalParams are never rendered: their templates become environment variables (a shell script)', () => {
   const result = renderTaskTemplates(
-    { params: { script: 'echo "{{ params.name }}" $X', workdir: '/tmp/{{ run.id }}' }, literalParams: ['script'] },
+    { params: { script: `echo "{{ params.name }}" $X {{ run.id }} 'a{{ ds }}'`, workdir: '/tmp/{{ run.id }}' }, env: { X: 'x' }, literalParams: ['script'] },
     variables(),
   )
   assert.ok(result.ok)
-  assert.deepEqual(result.params, { script: 'echo "{{ params.name }}" $X', workdir: '/tmp/run-42' })
+  assert.deepEqual(result.params, { script: `echo "\${CAIRN_TEMPLATE_1}" $X "\${CAIRN_TEMPLATE_2}" 'a'"\${CAIRN_TEMPLATE_3}"''`, workdir: '/tmp/run-42' })
+  assert.deepEqual(result.env, { X: 'x', CAIRN_TEMPLATE_1: String(variables().params.name), CAIRN_TEMPLATE_2: 'run-42', CAIRN_TEMPLATE_3: '2026-03-01' })
+})
+
+test('literalParams: a tag or an unclosed {{ is refused, not run', () => {
+  for (const script of ['{% if true %}echo{% endif %}', 'echo {{ params.name']) {
+    const result = renderTaskTemplates({ params: { script }, literalParams: ['script'] }, variables())
+    assert.equal(result.ok, false, script)
+  }
 })
 
 test('keys are plain keys: __proto__ in params does not change prototypes', () => {
