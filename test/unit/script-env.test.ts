@@ -39,3 +39,16 @@ test('tags and unclosed templates are refused', () => {
   assert.equal(scriptTemplates('{% for i in (1..3) %}echo{% endfor %}').ok, false)
   assert.equal(scriptTemplates('echo {{ a').ok, false)
 })
+
+test('a quote in a comment quotes nothing', () => {
+  assert.equal(run(`# don't "stop"\nprintf '<%s>' {{ x }} # it's {{ fine\n`.replace('{{ fine', 'fine')), `<${VALUE}>`)
+  assert.equal(scriptTemplates('echo a # {{ x }}').ok, false)
+  assert.equal(run(`printf '<%s>' a#{{ x }}`), `<a#${VALUE}>`)
+})
+
+test('here-documents: an expanding body gets the value as is; a quoted delimiter is refused', () => {
+  assert.equal(run(`cat <<EOF\nline {{ x }} 'q'\nEOF\nprintf '<%s>' {{ x }}`), `line ${VALUE} 'q'\n<${VALUE}>`)
+  assert.equal(run(`cat <<-END\n\tv={{ x }}\n\tEND\n`), `v=${VALUE}\n`)
+  assert.equal(scriptTemplates(`cat <<'EOF'\n{{ x }}\nEOF\n`).ok, false)
+  assert.equal(run(`cat <<'EOF'\n$HOME 'x'\nEOF\nprintf '<%s>' {{ x }}`), `$HOME 'x'\n<${VALUE}>`)
+})
