@@ -21,6 +21,11 @@ const PWNED = join(tmpdir(), `cairn-spec-core-pwned-${process.pid}`)
 const HOSTILE = `$(touch ${PWNED}) \`touch ${PWNED}\` "dq" 'sq' * ; touch ${PWNED} \\ $HOME`
 
 const DAGS: Record<string, string> = {
+  // SPEC section 1: max_active_runs defaults to 1, for manual runs too.
+  'one_at_a_time.yaml': `dag: one_at_a_time
+tasks:
+  slow: { operator: shell, params: { command: [sleep, "1.5"] } }
+`,
   // SPEC section 4: shell `script` runs by /bin/sh -e "with templated values passed as environment
   // variables, never spliced into the script text": a template may stand unquoted, in double or in
   // single quotes, and its value arrives as exactly one word, as written.
@@ -74,4 +79,18 @@ test('shell script: templated values reach the script as environment variables, 
   const { rows } = await engine.db.query<{ outputs: { args: string[] } }>(`SELECT outputs FROM cairn.task_instance WHERE run_id = $1 AND task_id = 'echo'`, [runId])
   assert.deepEqual(rows[0]!.outputs.args, [HOSTILE, `<${HOSTILE}>`, `[${HOSTILE}]`, 'echo'])
   assert.equal(existsSync(PWNED), false, 'a value ran as a command')
+})
+
+test('max_active_runs defaults to 1: a second manual run stays queued until the first has ended', async () => {
+  const first = await engine.trigger('one_at_a_time')
+  const second = await engine.trigger('one_at_a_time')
+  assert.equal(await engine.waitForRun(first, 60_000), 'success')
+  assert.equal(await engine.waitForRun(second, 60_000), 'success')
+  const { rows } = await engine.db.query<{ run_id: string; started_at: Date; ended_at: Date }>(
+    'SELECT run_id, started_at, ended_at FROM cairn.run WHERE run_id = ANY($1::text[])',
+    [[first, second]],
+  )
+  const byId = new Map(rows.map((r) => [r.run_id, r]))
+  const [a, b] = [byId.get(first)!, byId.get(second)!].sort((x, y) => x.started_at.getTime() - y.started_at.getTime())
+  assert.ok(b!.started_at.getTime() >= a!.ended_at.getTime(), `the runs overlapped: ${JSON.stringify(rows)}`)
 })
