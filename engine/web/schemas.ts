@@ -131,6 +131,17 @@ export const MAX_PG_INTEGER = 2_147_483_647
 export const idNumber = { type: 'integer', minimum: 1, maximum: MAX_ID } as const
 
 /** Path parameters naming a DAG or a run. */
+/**
+ * A yes/no query parameter. Given bare (`?follow`), or as true/1/yes/on, it is on; false/0/no/off, or
+ * absent, it is off (case-insensitive). Read it with queryFlag().
+ */
+export const queryFlag = (description: string) =>
+  ({ type: 'string', pattern: '^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0|[Yy][Ee][Ss]|[Nn][Oo]|[Oo][Nn]|[Oo][Ff][Ff]|)$', description: `${description} (a flag: bare, true, 1, yes or on; false, 0, no or off)` }) as const
+
+export function queryFlagValue(value: string | undefined): boolean {
+  return value !== undefined && !['false', '0', 'no', 'off'].includes(value.toLowerCase())
+}
+
 export const dagParams = { type: 'object', required: ['dag'], properties: { dag: { type: 'string', maxLength: 200 } } } as const
 export const runParams = { type: 'object', required: ['run'], properties: { run: { type: 'string', maxLength: 300 } } } as const
 

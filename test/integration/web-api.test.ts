@@ -712,6 +712,28 @@ describe('DAGs, runs and logs', () => {
     // A reconnecting EventSource carries on after the last line it had.
     const resumed = await readEventStream(base, `${path}?follow=true`, { ...bearer(tokens.viewer), 'last-event-id': '1:1495' }, 10_000)
     assert.deepEqual(resumed.events.filter((e) => e.event === 'line').map((e) => e.id), ['1:1496', '1:1497', '1:1498', '1:1499', '1:1500', '1:1501'])
+
+    // `follow` is a flag: given bare (`?follow`, as SPEC section 6 writes it) or as 1/yes/on it streams, 0/false/no it does not.
+    for (const query of ['follow', 'follow=', 'follow=1', 'follow=yes', 'follow=on', 'follow=TRUE']) {
+      const flagged = await readEventStream(base, `${path}?${query}&tail=0`, bearer(tokens.viewer), 10_000)
+      assert.equal(flagged.status, 200, `?${query}: ${flagged.raw}`)
+      assert.deepEqual(flagged.events.map((e) => e.event), ['attempt', 'end'], `?${query}`)
+    }
+    for (const query of ['follow=0', 'follow=false', 'follow=no', 'follow=off']) {
+      const page = await get(`${query}&tail=1`)
+      assert.deepEqual(page.lines.map((l: { line: string }) => l.line), ['1500'], `?${query}`)
+    }
+    assert.equal((await call('GET', `${path}?follow=maybe`, { headers: bearer(tokens.viewer) })).status, 400)
+  })
+
+  test('clearing a run whose task instances all succeeded changes nothing and says so: the run keeps its state', async () => {
+    const runId = await engine.trigger('web_many')
+    assert.equal((await waitForRunState(runId, ['success', 'failed'])).state, 'success')
+    const r = await call('POST', `/api/v1/runs/${runId}/clear`, { headers: bearer(tokens.operator) })
+    assert.equal(r.status, 200, r.body)
+    assert.deepEqual(r.json(), { run_id: runId, state: 'success', cleared: [] })
+    const run = (await call('GET', `/api/v1/runs/${runId}`, { headers: bearer(tokens.viewer) })).json()
+    assert.equal(run.state, 'success')
   })
 
   test('the log download is the whole attempt as a text file, masked, with optional timestamps', async () => {

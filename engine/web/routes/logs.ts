@@ -31,13 +31,13 @@ import type { WebContext } from '../context.ts'
 import { logLineJson } from '../json.ts'
 import { createWaker } from '../../runtime/waker.ts'
 import { openEventStream } from '../sse.ts'
-import { AUTH_ERRORS, SECURITY, errors, MAX_ID, MAX_PG_INTEGER, ref } from '../schemas.ts'
+import { AUTH_ERRORS, SECURITY, errors, MAX_ID, MAX_PG_INTEGER, queryFlag, queryFlagValue, ref } from '../schemas.ts'
 
 const PAGE = 5000
 const FOLLOW_TAIL = 1000
 
 type Target = { runId: string; taskId: string }
-type Query = { attempt?: number; follow: boolean; after?: number; before?: number; tail?: number }
+type Query = { attempt?: number; follow?: string; after?: number; before?: number; tail?: number }
 type Params = { run: string; task: string }
 
 const PARAMS = { type: 'object', required: ['run', 'task'], properties: { run: { type: 'string', maxLength: 300 }, task: { type: 'string', maxLength: 200 } } } as const
@@ -68,7 +68,7 @@ export function logRoutes(app: FastifyInstance, ctx: WebContext): void {
         type: 'object',
         properties: {
           attempt: { type: 'integer', minimum: 1, maximum: MAX_PG_INTEGER, description: 'default: the latest attempt (with follow: each retry in turn)' },
-          follow: { type: 'boolean', default: false },
+          follow: queryFlag('stream the lines as server-sent events until the task ends'),
           after: { type: 'integer', minimum: 0, maximum: MAX_ID, description: 'only lines with a larger id (paging forwards; with follow: carry on after this line)' },
           before: { type: 'integer', minimum: 1, maximum: MAX_ID, description: 'only lines with a smaller id (paging backwards; the last `tail` of them, default 5000)' },
           tail: { type: 'integer', minimum: 0, maximum: PAGE, description: `the last N lines (of those before \`before\`); with follow the stream starts with them (default ${FOLLOW_TAIL})` },
@@ -94,7 +94,8 @@ export function logRoutes(app: FastifyInstance, ctx: WebContext): void {
       },
     },
     handler: async (request, reply) => {
-      const { attempt: fixedAttempt, follow, after, before, tail } = request.query
+      const { attempt: fixedAttempt, after, before, tail } = request.query
+      const follow = queryFlagValue(request.query.follow)
       const status = await find(reply, request.params, fixedAttempt)
       if (!status) return reply
       const target = { runId: request.params.run, taskId: request.params.task }
@@ -122,7 +123,7 @@ export function logRoutes(app: FastifyInstance, ctx: WebContext): void {
     },
   })
 
-  app.get<{ Params: Params; Querystring: { attempt?: number; timestamps: boolean } }>('/api/v1/runs/:run/tasks/:task/logs/download', {
+  app.get<{ Params: Params; Querystring: { attempt?: number; timestamps?: string } }>('/api/v1/runs/:run/tasks/:task/logs/download', {
     config: { access: 'viewer' },
     schema: {
       summary: "The whole stored log of one attempt as a text file (Content-Disposition: attachment)",
@@ -134,7 +135,7 @@ export function logRoutes(app: FastifyInstance, ctx: WebContext): void {
         type: 'object',
         properties: {
           attempt: { type: 'integer', minimum: 1, description: 'default: the latest attempt' },
-          timestamps: { type: 'boolean', default: false, description: 'start each line with its ISO time' },
+          timestamps: queryFlag('start each line with its ISO time'),
         },
         additionalProperties: false,
       },
@@ -144,7 +145,8 @@ export function logRoutes(app: FastifyInstance, ctx: WebContext): void {
       },
     },
     handler: async (request, reply) => {
-      const { attempt: asked, timestamps } = request.query
+      const { attempt: asked } = request.query
+      const timestamps = queryFlagValue(request.query.timestamps)
       const status = await find(reply, request.params, asked)
       if (!status) return reply
       const attempt = asked ?? status.attempt

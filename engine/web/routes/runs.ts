@@ -178,7 +178,7 @@ export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
     config: { access: 'operator' },
     schema: {
       summary: 'Run a finished run again',
-      description: 'Without `task`: every task instance that did not succeed; with `task`: that task and everything downstream of it. The run is queued again.',
+      description: 'Without `task`: every task instance that did not succeed; with `task`: that task and everything downstream of it. The run is queued again (`state`: queued); a run whose task instances all succeeded has nothing to clear without `task` and keeps its state (`cleared`: []).',
       tags: ['runs'],
       security: SECURITY,
       params: runParams,
@@ -200,7 +200,8 @@ export function runRoutes(app: FastifyInstance, ctx: WebContext): void {
         }
         const result = await clearRun(q, runId, taskId, actorOf(request))
         if (!result.ok) return { status: 409, body: { error: 'conflict', message: result.message } }
-        return { status: 200, body: { run_id: runId, state: 'queued', cleared: result.cleared } }
+        // Every task instance succeeded and no task was named: nothing was cleared and the run keeps its state.
+        return { status: 200, body: { run_id: runId, state: result.cleared.length === 0 && taskId === undefined ? run.state : 'queued', cleared: result.cleared } }
       })
       return reply.code(outcome.status).send(outcome.body)
     },
