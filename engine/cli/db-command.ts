@@ -15,7 +15,8 @@ import { withDatabase } from './database.ts'
 export const DB_HELP = `Database maintenance.
   cairn db prune --older-than AGE   deletes finished runs (success, failed, cancelled) that ended more than AGE
                                     ago (e.g. 90d, 12h, 1d12h), with their task instances, attempts, log lines
-                                    and state history, in batches of --batch runs per transaction (default 500).
+                                    and state history, in batches of --batch runs per transaction (default 500);
+                                    0s is every finished run.
                                     Queued and running runs are never touched. Dataset, feature and model
                                     versions stay (their lineage then says run_pruned). Prints what was removed.
 cairn.yaml \`retention: { runs_older_than: 90d }\` makes the scheduler do the same every hour.
@@ -29,7 +30,7 @@ export async function dbCommand(args: string[], io: CommandIo): Promise<ExitCode
   const text = values['older-than']
   if (text === undefined) throw new UsageError('--older-than is required, e.g. --older-than 90d')
   const ageMs = parseDuration(text)
-  if (ageMs === undefined || ageMs <= 0) throw new UsageError(`--older-than takes a duration such as 90d, 12h or 1d12h, not "${text}"`)
+  if (ageMs === undefined) throw new UsageError(`--older-than takes a duration such as 90d, 12h or 1d12h, not "${text}"`)
   const batchSize = parsePositiveInt('--batch', values.batch, 100_000) ?? 500
   return withDatabase(io, async (db) => {
     const before = new Date(Date.now() - ageMs)

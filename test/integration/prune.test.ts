@@ -103,6 +103,13 @@ test('cairn db prune deletes old finished runs with their rows, in batches, and 
   const again = await cairn(['db', 'prune', '--older-than', '90d'], engine.dir, env)
   assert.equal(again.code, 0, again.stderr)
   assert.match(again.stdout, /^removed 0 finished runs that ended before .* \(older than 90d\): 0 task instances, 0 attempts, 0 log lines, 0 history rows/)
+
+  // An age of zero is every finished run up to now; unfinished runs still stay.
+  const all = await cairn(['db', 'prune', '--older-than', '0s'], engine.dir, env)
+  assert.equal(all.code, 0, all.stderr)
+  assert.match(all.stdout, /^removed 1 finished run that ended before /)
+  assert.equal((await rowsOf(engine.db, [recent])).runs, 0)
+  await assertUnfinishedKept(engine.db, unfinished)
 })
 
 test('pruning goes batch by batch and skips a run that someone holds locked', async (t) => {
