@@ -626,6 +626,10 @@ describe('DAGs, runs and logs', () => {
     } while (cursor)
     assert.deepEqual(seen, rows.map((r) => r.run_id))
     assert.equal((await call('GET', '/api/v1/dags/web_hold/runs?cursor=garbage', { headers: bearer(tokens.viewer) })).status, 400)
+    // An empty cursor (a client that always sends the last next_cursor, '' before the first page) is the first page.
+    const first = await call('GET', '/api/v1/dags/web_hold/runs?limit=3&cursor=', { headers: bearer(tokens.viewer) })
+    assert.equal(first.status, 200, first.body)
+    assert.deepEqual(first.json().runs.map((r: { run_id: string }) => r.run_id), rows.slice(0, 3).map((r) => r.run_id))
     assert.equal((await call('GET', '/api/v1/dags/web_hold/runs?limit=0', { headers: bearer(tokens.viewer) })).status, 400)
     assert.equal((await call('GET', '/api/v1/dags/web_hold/runs?limit=501', { headers: bearer(tokens.viewer) })).status, 400)
     assert.equal((await call('GET', '/api/v1/dags/nope/runs', { headers: bearer(tokens.viewer) })).status, 404)

@@ -60,7 +60,8 @@ export async function pageOfRuns(ctx: WebContext, dag: string, query: { limit: n
   const dagRow = await getDag(db, dag)
   if (!dagRow) return { ok: false, status: 404, error: 'not_found', message: `no DAG "${dag}"` }
   let olderThan: string | undefined
-  if (cursor !== undefined) {
+  // An empty cursor is no cursor: the first page.
+  if (cursor !== undefined && cursor !== '') {
     olderThan = decodeCursor(cursor)
     const from = olderThan === undefined ? undefined : await getRun(db, olderThan)
     if (!from || from.dagId !== dag) return { ok: false, status: 400, error: 'invalid_cursor', message: 'cursor is not one this API handed out for this DAG' }
