@@ -24,8 +24,8 @@ import { formatTable, formatTime } from './table.ts'
 export const USERS_HELP = `Manages the users of the web page and API.
   cairn users create NAME --role R   creates a user; R is ${ROLES.join(', ')} (viewer reads; operator also
                                      triggers, cancels, clears and pauses; admin also manages users and tokens)
-      --password-stdin               read the password from stdin (also the default when stdin is not a terminal);
-                                     otherwise it is asked for twice, without echo
+      --password-stdin               read the password from stdin (also the default when stdin is not a terminal):
+                                     one line, optionally the same line again; otherwise it is asked for twice, without echo
   cairn users list [--format json]   lists users and their roles
   cairn users disable NAME           the user can no longer log in; their sessions and the tokens they own
                                      stop working at once (open log and event streams end too)
@@ -169,10 +169,14 @@ function requiredRole(text: string | undefined): (typeof ROLES)[number] {
 
 async function readPassword(input: PasswordInput, name: string, fromStdin: boolean): Promise<string> {
   if (fromStdin || !input.isTTY) {
-    // One trailing newline is what `echo` and here-strings add; anything else is part of the password.
+    // One trailing newline is what `echo` and here-strings add. A password is one line (the login form has
+    // no other kind); a second line repeating it is the confirmation a prompt would ask for.
     const text = (await input.readAll()).replace(/\r?\n$/, '')
     if (text === '') throw new UsageError('no password on stdin')
-    return text
+    const lines = text.split(/\r?\n/)
+    if (lines.length === 1) return text
+    if (lines.length === 2 && lines[0] === lines[1]) return lines[0]!
+    throw new UsageError('the password on stdin must be one line (optionally followed by the same line again, as its confirmation)')
   }
   const first = await input.askHidden(`Password for ${name}: `)
   const again = await input.askHidden('Repeat it: ')

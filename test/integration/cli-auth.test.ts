@@ -59,10 +59,18 @@ test('users create reads the password from stdin; the user can log in with the r
   assert.equal(again.code, 1)
   assert.match(again.stderr, /already exists/)
 
+  // Typed twice, as a prompt asks for it: the second line is the confirmation, not part of the password.
+  const twice = await cairn(['users', 'create', 'erin', '--role', 'viewer'], 'erin typed this twice\nerin typed this twice\n')
+  assert.equal(twice.code, 0, twice.stderr)
+  assert.equal((await rawRequest(base, 'POST', '/api/v1/login', { body: { username: 'erin', password: 'erin typed this twice' } })).status, 200)
+  const differ = await cairn(['users', 'create', 'dave', '--role', 'viewer'], 'dave typed this once\nand then something else\n')
+  assert.equal(differ.code, 2, differ.stderr)
+  assert.match(differ.stderr, /one line/)
+
   const list = await cairn(['users', 'list', '--format', 'json'])
   assert.equal(list.code, 0, list.stderr)
   const users = JSON.parse(list.stdout)
-  assert.deepEqual(users.map((u: { username: string; role: string }) => [u.username, u.role]), [['alice', 'operator']])
+  assert.deepEqual(users.map((u: { username: string; role: string }) => [u.username, u.role]), [['alice', 'operator'], ['erin', 'viewer']])
 })
 
 test('users create refuses bad roles, names and passwords with exit code 2', async () => {
