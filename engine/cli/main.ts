@@ -51,8 +51,18 @@ async function printHelp(name: string, io: CommandIo): Promise<ExitCode> {
   return EXIT.ok
 }
 
+const LONG_RUNNING = new Set(['up', 'scheduler', 'worker', 'web', 'serve'])
+
 /** Runs the CLI for this process: real environment, stdout, stderr and exit code. */
 export function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
+  // A reader that went away (`cairn logs RUN T --follow | head -1`) ends a one-shot command quietly, as
+  // SIGPIPE ends other tools. The long-running processes keep the crash: it says where they stopped.
+  if (!LONG_RUNNING.has(argv[0] ?? '')) {
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error
+      process.exit(process.exitCode ?? EXIT.ok)
+    })
+  }
   const io: CommandIo = {
     settings: settingsFromEnv(process.env, process.cwd()),
     stdout: (line) => process.stdout.write(`${line}\n`),

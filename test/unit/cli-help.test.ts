@@ -89,3 +89,15 @@ test('the real bin answers --help for the long-running commands without starting
     rmSync(cwd, { recursive: true, force: true })
   }
 })
+
+test('a reader that goes away (`cairn help | head -0`) ends the command quietly, without a stack trace', async () => {
+  const { spawn } = await import('node:child_process')
+  const main = new URL('../../engine/cli/main.ts', import.meta.url).pathname
+  const child = spawn(process.execPath, [main, 'help'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' } })
+  child.stdout.destroy() // no reader left: the child's first write fails with EPIPE
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
+  assert.equal(stderr, '')
+  assert.equal(code, 0)
+})
