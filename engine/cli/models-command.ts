@@ -86,14 +86,15 @@ export async function modelsCommand(args: string[], io: CommandIo): Promise<Exit
       const where = data()
       return withDatabase(io, async (db) => {
         const registry = models(db, where)
-        const found = MODEL_NAME.test(name!) ? await registry.get(name!, version) : undefined
+        // Every version, newest first, read once: the one shown is among them.
+        const versions = MODEL_NAME.test(name!) ? (await registry.versions(name!)).reverse() : []
+        const latest = versions[0]
+        const found = version === undefined ? latest : versions.find((v) => v.version === version)
         if (!found) {
-          const latest = MODEL_NAME.test(name!) ? await registry.get(name!) : undefined
           io.stderr(latest ? `cairn models show: model ${name} has no version ${version} (the latest is ${latest.version})` : `cairn models show: no model "${name}" (\`cairn models list\` shows them)`)
           return EXIT.failed
         }
-        const versions = (await registry.versions(name!)).reverse()
-        if (format === 'json') io.stdout(JSON.stringify({ ...modelVersionJson(found), latest_version: versions[0]?.version ?? found.version, versions: versions.map(modelVersionJson) }))
+        if (format === 'json') io.stdout(JSON.stringify({ ...modelVersionJson(found), latest_version: (latest ?? found).version, versions: versions.map(modelVersionJson) }))
         else {
           const lines = [
             `model      ${found.model}`,
