@@ -14,6 +14,7 @@ import type { Page } from 'playwright-core'
 import { taskWritableDir } from '../helpers/engine.ts'
 import type { TestEngine } from '../helpers/engine.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
+import { waitForDags } from '../helpers/run-rows.ts'
 import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { browserSkipReason } from '../helpers/browser.ts'
 import { ARTIFACTS, pageSuite } from '../helpers/page-suite.ts'
@@ -52,7 +53,7 @@ tasks:
       nodes: 2
       command: [sh, -c, ${JSON.stringify(script)}]
 `)
-    await waitFor('the DAG to load', async () => ((await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'slurm_fit' AND version_id IS NOT NULL`)).rows.length > 0 ? true : undefined))
+    await waitForDags(engine.db, ['slurm_fit'])
     engine.spawnWorker({ env: slurmEnv })
     runId = await engine.trigger('slurm_fit')
     ;({ page } = await suite.open({ db: engine.db, user: 'viewer_sam', at: `/#/runs/${encodeURIComponent(runId)}?task=fit`, web: { followPollMs: 250, statePollMs: 250 }, timeoutMs: 120_000, console: false }))

@@ -92,6 +92,8 @@ export interface SlurmCommands {
   jobState(jobId: string): Promise<string | undefined>
   /** The ids of every job Slurm knows, in any state. */
   allJobs(): Promise<string[]>
+  /** The same jobs as [id, name, state] (squeue's %i %j %T). */
+  jobTable(): Promise<string[][]>
 }
 
 /** Asks Slurm itself about the cluster of `slurmConf`, with its own commands on this machine. */
@@ -102,5 +104,6 @@ export function slurmCommands(slurmConf: string): SlurmCommands {
     slurm,
     jobState: async (jobId) => /JobState=(\S+)/.exec(await slurm(['scontrol', 'show', 'job', '-o', jobId]))?.[1],
     allJobs: async () => (await slurm(['squeue', '-h', '-t', 'all', '-o', '%i'])).split('\n').filter(Boolean),
+    jobTable: async () => (await slurm(['squeue', '-h', '-t', 'all', '-o', '%i %j %T'])).split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/)),
   }
 }

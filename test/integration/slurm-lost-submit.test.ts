@@ -13,8 +13,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { startTestEngine } from '../helpers/engine.ts'
-import { localClusterSkipReason, startLocalClusterFor } from '../helpers/local-cluster.ts'
-import { logLines, waitFor } from '../helpers/run-rows.ts'
+import { localClusterSkipReason, slurmCommands, startLocalClusterFor } from '../helpers/local-cluster.ts'
+import { logLines, waitForDags } from '../helpers/run-rows.ts'
 import type { JobHandle } from '../../engine/executors/executor.ts'
 import { createSlurmExecutor } from '../../engine/executors/slurm.ts'
 import { taskAbort } from '../../operators/define.ts'
@@ -23,10 +23,9 @@ const run = promisify(execFile)
 const skip = localClusterSkipReason()
 
 test('Slurm: a worker killed between sbatch and recording the job id; the next worker adopts that job (one attempt, one job)', { skip, timeout: 300_000 }, async (t) => {
-  const { dir, fragment } = await startLocalClusterFor(t)
-  const slurmEnv = { SLURM_CONF: path.join(dir, 'slurm/slurm.conf') }
-  const slurm = (args: string[]) => run(args[0]!, args.slice(1), { env: { ...process.env, ...slurmEnv } }).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? '')
-  const allJobs = async () => (await slurm(['squeue', '-h', '-t', 'all', '-o', '%i %j %T'])).split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/))
+  const { fragment, slurmConf } = await startLocalClusterFor(t)
+  const slurmEnv = { SLURM_CONF: slurmConf }
+  const { slurm, jobTable: allJobs } = slurmCommands(slurmConf)
 
   const engine = await startTestEngine(t, {
     scheduler: { loopMs: 200, syncEveryMs: 300, lostAfterMs: 3000 },
@@ -49,23 +48,12 @@ test('Slurm: a worker killed between sbatch and recording the job id; the next w
     },
   })
   writeFileSync(path.join(engine.dir, 'cairn.yaml'), readFileSync(fragment, 'utf8'))
-  await waitFor('the DAG to load', async () => ((await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'slurm_once' AND version_id IS NOT NULL`)).rows.length > 0 ? true : undefined))
+  await waitForDags(engine.db, ['slurm_once'])
 
   // The first worker's sbatch: submits for real, then kills its caller (the worker) before it prints the id.
-  const bin = path.join(engine.dir, 'dying-bin')
-  mkdirSync(bin)
   const killed = path.join(engine.dir, 'worker-killed')
   const realSbatch = (await run('sh', ['-c', 'command -v sbatch'])).stdout.trim()
-  writeFileSync(path.join(bin, 'sbatch'), [
-    '#!/bin/sh',
-    `out=$(${realSbatch} "$@") || exit $?`,
-    `echo "$out" > ${killed}`,
-    'kill -KILL "$PPID"',
-    'sleep 5',
-    'echo "$out"',
-    '',
-  ].join('\n'))
-  chmodSync(path.join(bin, 'sbatch'), 0o755)
+  const bin = fakeSbatch(path.join(engine.dir, 'dying-bin'), [`out=$(${realSbatch} "$@") || exit $?`, `echo "$out" > ${killed}`, 'kill -KILL "$PPID"', 'sleep 5', 'echo "$out"'])
 
   const jobsBefore = new Set((await allJobs()).map(([id]) => id))
   const first = engine.spawnWorker({ env: { ...slurmEnv, PATH: `${bin}:${process.env.PATH}` }, args: ['--heartbeat', '0.5'] })
@@ -105,10 +93,7 @@ test('Slurm: a worker killed between sbatch and recording the job id; the next w
       second.once('exit', () => resolve())
       second.kill('SIGTERM')
     })
-    const early = path.join(engine.dir, 'dying-early-bin')
-    mkdirSync(early)
-    writeFileSync(path.join(early, 'sbatch'), '#!/bin/sh\nkill -KILL "$PPID"\nsleep 5\nexit 1\n')
-    chmodSync(path.join(early, 'sbatch'), 0o755)
+    const early = fakeSbatch(path.join(engine.dir, 'dying-early-bin'), ['kill -KILL "$PPID"', 'sleep 5', 'exit 1'])
     const before = new Set((await allJobs()).map(([id]) => id))
     const dying = engine.spawnWorker({ env: { ...slurmEnv, PATH: `${early}:${process.env.PATH}` }, args: ['--heartbeat', '0.5'] })
     const dyingExit = new Promise<NodeJS.Signals | null>((resolve) => dying.once('exit', (_code, signal) => resolve(signal)))
@@ -161,3 +146,11 @@ test('Slurm: a worker killed between sbatch and recording the job id; the next w
     assert.equal(readFileSync(path.join(workdir, 'ran.txt'), 'utf8'), 'ran\n')
   })
 })
+
+/** A folder holding an executable `sbatch` made of these shell lines, to put first on a worker's PATH. */
+function fakeSbatch(dir: string, lines: string[]): string {
+  mkdirSync(dir)
+  writeFileSync(path.join(dir, 'sbatch'), ['#!/bin/sh', ...lines, ''].join('\n'))
+  chmodSync(path.join(dir, 'sbatch'), 0o755)
+  return dir
+}

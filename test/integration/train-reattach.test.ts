@@ -12,7 +12,7 @@ import path from 'node:path'
 import { startTestEngine } from '../helpers/engine.ts'
 import { killAndWait, spawnWorkerFor } from '../helpers/engine-extra.ts'
 import { localClusterSkipReason, slurmCommands, startLocalClusterFor } from '../helpers/local-cluster.ts'
-import { attemptRows, logLines, waitFor } from '../helpers/run-rows.ts'
+import { attemptRows, logLines, waitFor, waitForDags } from '../helpers/run-rows.ts'
 import { loadConfig } from '../../engine/config/load-config.ts'
 import { claimAttempt, recordExecutorHandle } from '../../engine/store/attempts.ts'
 import { cancelRun } from '../../engine/store/control.ts'
@@ -67,7 +67,7 @@ test('train on Slurm: a SIGKILLed worker\'s job is re-attached by the next worke
   })
   // The worker processes read cairn.yaml from their folder: the local cluster's fragment.
   writeFileSync(path.join(engine.dir, 'cairn.yaml'), readFileSync(fragment, 'utf8'))
-  await waitFor('the DAG to load', async () => ((await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id = 'slurm_fit' AND version_id IS NOT NULL`)).rows.length > 0 ? true : undefined))
+  await waitForDags(engine.db, ['slurm_fit'])
   const jobsBefore = new Set(await allJobs())
 
   const first = engine.spawnWorker({ env: slurmEnv, args: ['--heartbeat', '0.5'] })
