@@ -7,7 +7,7 @@ import type { OnlineStore } from '../data/online-store.ts'
 import type { VersionFile } from '../store/serving.ts'
 import { enrichedBody, entitiesOf } from './enrich.ts'
 import type { ModelRepository, Lease } from './model-repository.ts'
-import { inferAnswer, parseInferRequest } from './protocol.ts'
+import { acceptedBy, inferAnswer, parseInferRequest } from './protocol.ts'
 import type { InferResponse } from './protocol.ts'
 import { chooseVersion } from './traffic.ts'
 
@@ -89,7 +89,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
           if (production !== undefined && production !== version) {
             const other = repository.acquireRouted(model, production)
             if (other.ok) {
-              const takes = parseInferRequest(body, other.lease.inputs, other.lease.outputs, binary).ok
+              const takes = acceptedBy(body, other.lease, binary)
               other.lease.release()
               if (takes) return { ok: false, status: 500, error: `version ${version} of model ${model} cannot take this request, which production version ${production} takes: ${error}`, version, versionError: true }
             }

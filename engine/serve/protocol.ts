@@ -311,10 +311,6 @@ export function inferAnswer(model: string, version: number, request: InferReques
   return binary === undefined ? { response } : { response, binary }
 }
 
-export function inferResponse(model: string, version: number, request: InferRequest, outputs: readonly OutputTensor[]): InferResponse {
-  return inferAnswer(model, version, request, outputs).response
-}
-
 export interface ModelMetadata {
   name: string
   versions: string[]

@@ -1,7 +1,7 @@
 /** Reading Open Inference Protocol requests against a model's tensors, and writing answers. */
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { inferResponse, parseInferRequest } from '../../engine/serve/protocol.ts'
+import { inferAnswer, parseInferRequest } from '../../engine/serve/protocol.ts'
 import type { TensorSpec } from '../../engine/serve/protocol.ts'
 
 const X: TensorSpec[] = [{ name: 'x', datatype: 'FP32', shape: [-1, 2] }]
@@ -40,20 +40,20 @@ test('integers are checked against their datatype; BOOL takes only booleans', ()
 test('outputs asked for, id echoed, INT64 and BOOL written as JSON numbers and booleans', () => {
   const request = parseInferRequest({ id: 'r', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }], outputs: [{ name: 'z' }] }, X, Y)
   assert.ok(request.ok)
-  const response = inferResponse('m', 3, request.value, [
+  const { response } = inferAnswer('m', 3, request.value, [
     { name: 'y', datatype: 'FP32', shape: [1, 1], data: Float32Array.from([0.5]) },
     { name: 'z', datatype: 'INT64', shape: [1], data: BigInt64Array.from([7n]) },
   ])
   assert.deepEqual(response, { model_name: 'm', model_version: '3', id: 'r', outputs: [{ name: 'z', shape: [1], datatype: 'INT64', data: [7] }] })
   assert.match(error(parseInferRequest({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }], outputs: [{ name: 'w' }] }, X, Y)), /no output "w"; its outputs are "y", "z"/)
-  const bools = inferResponse('m', 1, { inputs: [] }, [{ name: 'b', datatype: 'BOOL', shape: [2], data: Uint8Array.from([1, 0]) }])
+  const bools = inferAnswer('m', 1, { inputs: [] }, [{ name: 'b', datatype: 'BOOL', shape: [2], data: Uint8Array.from([1, 0]) }]).response
   assert.deepEqual((bools.outputs[0] as { data: unknown[] }).data, [true, false])
 })
 
 test('an empty "outputs" asks for nothing in particular: every output comes back (as KServe and Triton read it)', () => {
   const request = parseInferRequest({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }], outputs: [] }, X, Y)
   assert.ok(request.ok)
-  const response = inferResponse('m', 1, request.value, [
+  const { response } = inferAnswer('m', 1, request.value, [
     { name: 'y', datatype: 'FP32', shape: [1, 1], data: Float32Array.from([0.5]) },
     { name: 'z', datatype: 'INT64', shape: [1], data: BigInt64Array.from([7n]) },
   ])
