@@ -4,6 +4,7 @@
  */
 import type { Queryable } from './queryable.ts'
 import type { DatasetColumn } from '../data/column-types.ts'
+import { madeByThisRun, runPrunedColumn } from './run-pruned.ts'
 
 export interface DatasetVersionRow {
   dataset: string
@@ -38,14 +39,10 @@ export interface DatasetSummaryRow {
   updatedAt: Date | null
 }
 
-/**
- * `run_pruned`: the version names a run that is no longer there (`cairn db prune` deleted it; run ids
- * are never foreign keys, so lineage outlives retention). A run queued after the version was made
- * cannot have made it, should a scheduled run's id ever be given again.
- */
+/** `run_pruned`: the run that made the version is gone (run-pruned.ts). */
 const COLUMNS = `dataset, version, location, columns, row_count, bytes, fingerprint, produced_kind, run_id, task_id, attempt, actor,
   inputs, expectations, bad_rows, details, created_at,
-  (run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cairn.run r WHERE r.run_id = dataset_version.run_id AND r.queued_at <= dataset_version.created_at)) AS run_pruned`
+  ${runPrunedColumn('dataset_version', 'created_at')}`
 
 interface RawVersion {
   dataset: string
@@ -156,7 +153,7 @@ export async function insertDatasetVersion(q: Queryable, v: NewVersion, base?: n
       // its DAG and logical date) is another run, which publishes its own version.
       `SELECT ${COLUMNS} FROM cairn.dataset_version WHERE dataset = $1 AND run_id = $2 AND task_id = $3 AND fingerprint = $4 AND columns = $5::jsonb
           AND NOT EXISTS (SELECT 1 FROM cairn.state_history h WHERE h.run_id = $2 AND h.task_id = $3 AND h.to_state = 'pending' AND h.from_state IS NOT NULL AND h.at > dataset_version.created_at)
-          AND created_at >= (SELECT r.queued_at FROM cairn.run r WHERE r.run_id = $2)
+          AND ${madeByThisRun('created_at', '$2')}
         ORDER BY version DESC LIMIT 1`,
       [v.dataset, v.runId, v.taskId, v.fingerprint, JSON.stringify(v.columns)],
     )

@@ -4,6 +4,7 @@
  * the source dataset versions a definition was materialized from (lineage).
  */
 import type { Queryable } from './queryable.ts'
+import { runPrunedColumn } from './run-pruned.ts'
 
 export interface FeatureViewSummary {
   name: string
@@ -83,10 +84,9 @@ export async function listMaterializedIntervals(q: Queryable, view: string, limi
     definition_version: number; interval_start: Date; interval_end: Date; row_count: string; online_rows: string | null
     source_dataset: string; source_version: number; run_id: string | null; task_id: string | null; materialized_at: Date; run_pruned: boolean
   }>(
-    // run_pruned as for dataset versions (store/datasets.ts): the run is gone, or was queued after this was written.
     `SELECT * FROM (
        SELECT definition_version, interval_start, interval_end, row_count, online_rows, source_dataset, source_version, run_id, task_id, materialized_at,
-              (run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cairn.run r WHERE r.run_id = m.run_id AND r.queued_at <= m.materialized_at)) AS run_pruned
+              ${runPrunedColumn('m', 'materialized_at')}
          FROM cairn.feature_materialization m WHERE view = $1 ORDER BY interval_end DESC, definition_version DESC LIMIT $2
      ) newest ORDER BY interval_end, definition_version`,
     [view, limit],

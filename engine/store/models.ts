@@ -4,6 +4,7 @@
  * so versions are 1, 2, 3 ... in commit order.
  */
 import type { Queryable } from './queryable.ts'
+import { madeByThisRun, runPrunedColumn } from './run-pruned.ts'
 
 export const MODEL_STAGES = ['candidate', 'canary', 'production', 'archived'] as const
 export type ModelStage = (typeof MODEL_STAGES)[number]
@@ -61,13 +62,9 @@ export interface ModelAuditRow {
   at: Date
 }
 
-/**
- * `run_pruned`: the version names a run that is no longer there (`cairn db prune` deleted it; run ids
- * are never foreign keys, so lineage outlives retention). A run queued after the version was made
- * cannot have made it, should a scheduled run's id ever be given again.
- */
+/** `run_pruned`: the run that made the version is gone (run-pruned.ts). */
 const COLUMNS = `model, version, stage, artifact, sha256, metrics, lineage, features, task_kind, traffic_share, run_id, task_id, created_at,
-  (run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cairn.run r WHERE r.run_id = model_version.run_id AND r.queued_at <= model_version.created_at)) AS run_pruned`
+  ${runPrunedColumn('model_version', 'created_at')}`
 
 interface RawVersion {
   model: string
@@ -117,7 +114,7 @@ export async function findRegisteredBy(q: Queryable, model: string, runId: strin
   // Only a version this very run registered (a pruned run's id given again is another run; see datasets.ts).
   const { rows } = await q.query<RawVersion>(
     `SELECT ${COLUMNS} FROM cairn.model_version WHERE model = $1 AND run_id = $2 AND task_id = $3 AND sha256 = $4
-        AND created_at >= (SELECT r.queued_at FROM cairn.run r WHERE r.run_id = $2)
+        AND ${madeByThisRun('created_at', '$2')}
       ORDER BY version DESC LIMIT 1`,
     [model, runId, taskId, sha256],
   )
