@@ -73,12 +73,22 @@ const NONE = Symbol('no bearer token')
 function bearerPrincipal(db: Db, request: FastifyRequest, tokens: TokenCache | undefined): Principal | undefined | Promise<Principal | undefined> | typeof NONE {
   const header = request.headers.authorization
   if (header === undefined) return NONE
-  const match = BEARER.exec(header)
-  if (!match) return undefined
-  const key = sha256Base64(match[1]!)
-  const check = () => findTokenByHash(db, Buffer.from(key, 'base64'))
+  const key = bearerDigest(header)
+  if (key === undefined) return undefined
+  const check = tokenLookup(db, key)
   const found = tokens ? tokens.resolve(key, check) : check()
   return found instanceof Promise ? found.then(principalOf) : principalOf(found)
+}
+
+/** The digest the database keeps of a `Bearer <token>` header's token; undefined for a malformed header. */
+function bearerDigest(header: string): string | undefined {
+  const match = BEARER.exec(header)
+  return match ? sha256Base64(match[1]!) : undefined
+}
+
+/** Reads the token row of a digest from the database (what the token cache calls to check one). */
+function tokenLookup(db: Db, key: string): () => Promise<TokenRow | undefined> {
+  return () => findTokenByHash(db, Buffer.from(key, 'base64'))
 }
 
 /**
@@ -88,11 +98,8 @@ function bearerPrincipal(db: Db, request: FastifyRequest, tokens: TokenCache | u
  * in the cache. Used by paths that answer only from memory and leave everything else to the hook.
  */
 export function cachedBearerPrincipal(db: Db, header: string | undefined, tokens: TokenCache): Principal | undefined {
-  if (header === undefined) return undefined
-  const match = BEARER.exec(header)
-  if (!match) return undefined
-  const key = sha256Base64(match[1]!)
-  return principalOf(tokens.peek(key, () => findTokenByHash(db, Buffer.from(key, 'base64'))))
+  const key = header === undefined ? undefined : bearerDigest(header)
+  return key === undefined ? undefined : principalOf(tokens.peek(key, tokenLookup(db, key)))
 }
 
 /** The session cookie's value (cookies are parsed only for requests that need them). */
