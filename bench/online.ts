@@ -177,34 +177,35 @@ try {
   console.log('pinned: load generator on CPU 1, web server and Postgres on CPU 0; unpinned: anywhere. "load" is the 1-minute load average before the run, the processes of this benchmark included.')
 
   /** Runs the load generator (pinned to CPU 1 or not) and prints its figures beside the server's CPU time per request. */
-  const measure = async (label: string, pinned: boolean, args: string[], serverCpu: boolean) => {
+  /** Runs one phase's load and prints its figures beside the server's CPU time per request. */
+  const phase = async (label: string, pinned: boolean, serverCpu: boolean, load: () => Promise<LoadResult>) => {
     // Each phase starts from a collected heap: otherwise the garbage of set-up and warm-up (hundreds of
     // MB) lands a major collection of 100-200 ms inside whichever phase comes next.
     collectGarbage()
-    const load = loadavg()[0]!.toFixed(1)
-    const node = [process.execPath, fileURLToPath(import.meta.url), '--entities', String(ENTITIES), '--seconds', String(SECONDS), '--connections', String(CONNECTIONS), ...args]
+    const average = loadavg()[0]!.toFixed(1)
     const cpuBefore = process.cpuUsage()
+    const r = await load()
+    const cpu = process.cpuUsage(cpuBefore)
+    const perRequest = serverCpu && r.n > 0 ? `  server CPU ${((cpu.user + cpu.system) / r.n).toFixed(0)} us/request` : ''
+    console.log(`  ${label.padEnd(36)} ${(pinned ? 'pinned' : 'unpinned').padEnd(8)} load ${average.padStart(4)}  p50 ${r.p50.toFixed(2).padStart(6)} ms  p99 ${r.p99.toFixed(2).padStart(6)} ms  ${r.rps.toFixed(0).padStart(6)}/s${perRequest}${r.bad > 0 ? `  (${r.bad} failed)` : ''}`)
+  }
+  /** The load generator in a process of its own (pinned to CPU 1 or not). */
+  const measure = (label: string, pinned: boolean, args: string[], serverCpu: boolean) => phase(label, pinned, serverCpu, async () => {
+    const node = [process.execPath, fileURLToPath(import.meta.url), '--entities', String(ENTITIES), '--seconds', String(SECONDS), '--connections', String(CONNECTIONS), ...args]
     const child = pinned ? spawn('taskset', ['-c', '1', ...node], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(node[0]!, node.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
     await once(child, 'exit')
-    const cpu = process.cpuUsage(cpuBefore)
-    const r = JSON.parse(out) as LoadResult
-    const perRequest = serverCpu && r.n > 0 ? `  server CPU ${((cpu.user + cpu.system) / r.n).toFixed(0)} us/request` : ''
-    console.log(`  ${label.padEnd(36)} ${(pinned ? 'pinned' : 'unpinned').padEnd(8)} load ${load.padStart(4)}  p50 ${r.p50.toFixed(2).padStart(6)} ms  p99 ${r.p99.toFixed(2).padStart(6)} ms  ${r.rps.toFixed(0).padStart(6)}/s${perRequest}${r.bad > 0 ? `  (${r.bad} failed)` : ''}`)
-  }
+    return JSON.parse(out) as LoadResult
+  })
   /** The same warm lookups from wrk (bench/wrk.ts): what the route gives when the client costs next to nothing. */
-  const measureWrk = async (label: string, pinned: boolean, url: string) => {
-    collectGarbage()
-    const load = loadavg()[0]!.toFixed(1)
-    const cpuBefore = process.cpuUsage()
+  const measureWrk = (label: string, pinned: boolean, url: string) => phase(label, pinned, true, async () => {
     const f = await runWrk({
       url, connections: CONNECTIONS, seconds: SECONDS, dir, ...(pinned ? { cpu: 1 } : {}),
       lua: [`wrk.headers["Authorization"] = "Bearer ${token}"`, 'math.randomseed(os.time())', `request = function() return wrk.format("GET", "/api/v1/features/activity/online?user_id=u" .. math.random(0, ${ENTITIES - 1})) end`],
     })
-    const cpu = process.cpuUsage(cpuBefore)
-    console.log(`  ${label.padEnd(36)} ${(pinned ? 'pinned' : 'unpinned').padEnd(8)} load ${load.padStart(4)}  p50 ${f.p50Ms.toFixed(2).padStart(6)} ms  p99 ${f.p99Ms.toFixed(2).padStart(6)} ms  ${f.rps.toFixed(0).padStart(6)}/s  server CPU ${((cpu.user + cpu.system) / f.requests).toFixed(0)} us/request${f.bad > 0 ? `  (${f.bad} failed)` : ''}`)
-  }
+    return { p50: f.p50Ms, p99: f.p99Ms, rps: f.rps, n: f.requests, bad: f.bad }
+  })
   const serve = async (options: Partial<WebServerOptions>) => {
     const app = await createWebServer({ db, log, ...options })
     await app.listen({ port: 0, host: '127.0.0.1' })
