@@ -73,7 +73,8 @@ export interface Models {
   get(name: string, version?: number): Promise<ModelVersion | undefined>
   versions(name: string): Promise<ModelVersion[]>
   list(): Promise<ModelSummary[]>
-  audit(name: string): Promise<ModelAuditRow[]>
+  /** Versions (oldest first), stage changes and rollouts, read from one snapshot so that they agree. */
+  history(name: string): Promise<ModelHistory>
   /**
    * The registry's lifecycle (stages.ts): moves a version to a stage; promoting to production archives
    * the previous production version; a second canary is refused with a StageConflictError.
@@ -84,6 +85,12 @@ export interface Models {
   /** Moves a version to a stage as it is (the database refuses a second production or canary version). */
   setStage(name: string, version: number, stage: ModelStage, actor: ModelActor, trafficShare?: number): Promise<ModelVersion | undefined>
   resolve(reference: string, baseDir?: string): Promise<ResolvedModel>
+}
+
+export interface ModelHistory {
+  versions: ModelVersion[]
+  audit: ModelAuditRow[]
+  rollouts: RolloutRow[]
 }
 
 export interface ModelsOptions {
@@ -173,7 +180,14 @@ export function createModels(options: ModelsOptions): Models {
       }
       return models.map((m) => ({ ...m, versions: byModel.get(m.name) ?? [] }))
     },
-    audit: (name) => listModelAudit(db, name),
+    // A promotion changes a version's stage and its rollout in one transaction: read apart, a page
+    // could show the rollout promoted and the old version still in production.
+    history: (name) =>
+      db.tx(async (q) => ({
+        versions: (await listModelVersions(q, name)).map(withPath),
+        audit: await listModelAudit(q, name),
+        rollouts: await listRollouts(q, name),
+      }), { isolation: 'repeatable read' }),
     stage: (name, version, stage, who) => db.tx((q) => moveStage(q, name, version, stage, who, new Date())),
     rollouts: (name) => listRollouts(db, name),
     async setStage(name, version, stage, who, trafficShare) {

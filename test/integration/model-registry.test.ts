@@ -91,7 +91,7 @@ test('models: register, checksum, lineage, references, one production and one ca
   assert.equal((await models.get('churn', 2))!.trafficShare, 1)
   assert.deepEqual((await models.list()).map((m) => [m.name, m.latestVersion, m.production, m.canary]), [['churn', 3, 2, null]])
 
-  const audit = await models.audit('churn')
+  const { audit } = await models.history('churn')
   assert.deepEqual(audit.map((a) => [a.version, a.fromStage, a.toStage, a.actor]), [
     [1, null, 'candidate', { run: 'r1', task: 'train' }],
     [2, null, 'candidate', { run: 'r1', task: 'train' }],
@@ -110,4 +110,34 @@ test('models: register, checksum, lineage, references, one production and one ca
   await assert.rejects(models.register({ name: 'churn', file }), /no longer holds/)
   assert.equal((await models.get('churn'))!.version, 3)
   assert.equal(existsSync(join(dir, '_models', 'churn', '4')), false)
+})
+
+test('a model\'s history is one snapshot: its versions agree with its stage changes while promotions go on', async (t) => {
+  const log = testLogger()
+  const db = createDb(await createTestDatabase(t), { log })
+  t.after(() => db.close())
+  await migrate(db, log)
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-models-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'trained.onnx')
+  writeFileSync(file, 'model bytes')
+  const models = createModels({ db, dir, producer: { kind: 'actor', actor: 'alice' } })
+  for (let i = 0; i < 3; i++) await models.register({ name: 'churn', file })
+  await models.stage('churn', 1, 'production', { user: 'alice' })
+
+  let promoting = true
+  const promotions = (async () => {
+    for (let i = 0; i < 150; i++) await models.stage('churn', 1 + ((i + 1) % 3), 'production', { user: 'alice' })
+    promoting = false
+  })()
+  let reads = 0
+  while (promoting) {
+    const { versions, audit } = await models.history('churn')
+    const production = versions.find((v) => v.stage === 'production')?.version
+    const lastPromoted = audit.findLast((a) => a.toStage === 'production')?.version
+    assert.equal(production, lastPromoted, `read ${reads}: versions say v${production} is production, the stage changes say v${lastPromoted}`)
+    reads++
+  }
+  await promotions
+  assert.ok(reads > 10, `only ${reads} reads during the promotions`)
 })

@@ -161,6 +161,6 @@ tasks:
   assert.equal(model.lineage.run, runId)
   const resolved = await models.resolve('models:/toy_model/candidate')
   assert.equal(resolved.ok && resolved.path, model.path)
-  const audit = await models.audit('toy_model')
+  const { audit } = await models.history('toy_model')
   assert.deepEqual(audit.map((a) => [a.version, a.fromStage, a.toStage, a.actor]), [[1, null, 'candidate', { run: runId, task: 'fit' }]])
 })

@@ -135,9 +135,9 @@ export function modelRoutes(app: FastifyInstance, ctx: WebContext, dataDir: stri
     },
     handler: async (request, reply) => {
       const { name } = request.params
-      const versions = (await models.versions(name)).reverse()
+      const { versions: oldestFirst, audit, rollouts } = await models.history(name)
+      const versions = oldestFirst.reverse()
       if (versions.length === 0) return reply.code(404).send({ error: 'not_found', message: `no model "${name}"` })
-      const [audit, rollouts] = await Promise.all([models.audit(name), models.rollouts(name)])
       return {
         name,
         latest_version: versions[0]!.version,
