@@ -12,6 +12,15 @@
  * When wrk is installed, the warm lookups are also measured from it (a load generator in C: what the
  * route gives when the client takes next to no CPU from the server's two cores).
  *
+ * Those are closed loops at top speed: 50 clients each sending its next request the moment an answer
+ * is in, so a request's latency is mostly the time it queues behind the 49 others. Feast's published
+ * figures (~3.9 ms p99 for its Go server) were measured at fixed rates (vegeta, 10-100 requests a
+ * second over 5 connections). The paced phase measures so, at each of --rates over the 50 connections
+ * (paced-load.ts; autocannon's rate option sends each second's quota in one burst), the warm route
+ * beside the bare SQL lookup and bare Node's constant answer at the same rate. The run starts by
+ * measuring how long this machine keeps a busy process off its CPU (stalls.ts): a virtual machine's
+ * pauses of several milliseconds are a floor no p99 here goes below.
+ *
  * The load generator always runs in a process of its own. Each measurement is made twice:
  * - pinned: the load generator on CPU 1, everything else (this process with the web server, Postgres)
  *   on CPU 0, so the two sides do not take turns on one core (other jobs on the machine are not pinned);
@@ -20,7 +29,7 @@
  * has 1 ms steps); each phase starts after a full garbage collection of this process; "server CPU" is this process's CPU time (user + system) over the requests served.
  *
  * Usage: node bench/online.ts [--entities N] [--seconds S] [--connections C] [--pin both|yes|no]
- *          [--only sql,uncached,cold,warm,wrk,fastify,post,session,node] [--rounds N]
+ *          [--only sql,uncached,cold,warm,wrk,paced,fastify,post,session,node] [--rounds N] [--rates R1,R2]
  *
  * --rounds N measures the chosen phases N times in a row in each mode (on a shared machine the load
  * changes from one phase to the next, and the first phase of a process runs before the JIT has
@@ -52,34 +61,66 @@ import { SECURITY_HEADERS, createWebServer } from '../engine/web/server.ts'
 import type { WebServerOptions } from '../engine/web/server.ts'
 import { createToken } from '../engine/web/auth/tokens.ts'
 import { hasWrk, runWrk } from './wrk.ts'
+import { pacedLoad } from './paced-load.ts'
+import { measureStalls, stallsLine } from './stalls.ts'
+import { rawConnection, rawRequest } from './raw-http.ts'
 
-const PHASES = ['sql', 'uncached', 'cold', 'warm', 'wrk', 'fastify', 'post', 'session', 'node'] as const
+const PHASES = ['sql', 'uncached', 'cold', 'warm', 'wrk', 'paced', 'fastify', 'post', 'session', 'node'] as const
 const { values } = parseArgs({
   options: {
     entities: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' },
     pin: { type: 'string', default: 'both' }, only: { type: 'string', default: PHASES.join(',') }, rounds: { type: 'string', default: '1' },
+    rates: { type: 'string', default: '1000,5000' },
     // Internal: the load generator's own process (so that it does not share the server's event loop).
-    'load-url': { type: 'string' }, 'load-token': { type: 'string' }, 'load-path': { type: 'string' }, 'load-method': { type: 'string' }, 'load-sql': { type: 'string' },
+    'load-rate': { type: 'string' }, 'load-url': { type: 'string' }, 'load-token': { type: 'string' }, 'load-path': { type: 'string' }, 'load-method': { type: 'string' }, 'load-sql': { type: 'string' },
   },
 })
 const ENTITIES = Number(values.entities)
 const SECONDS = Number(values.seconds)
 const CONNECTIONS = Number(values.connections)
+const RATES = values.rates.split(',').map(Number).filter((r) => r > 0)
 const log = silentLogger()
 
 interface LoadResult { p50: number; p99: number; rps: number; n: number; bad: number }
 
 const pct = (sorted: ArrayLike<number>, p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+/** The statement the route sends for one entity. */
+const LOOKUP_SQL = `SELECT entity_key, entity, features, feature_timestamp, definition_version FROM cairn.feature_online WHERE view = $1 AND entity_key = $2`
 const randomKey = (): string => `u${Math.floor(Math.random() * ENTITIES)}`
 const summarize = (latencies: number[], bad: number): LoadResult => {
   const sorted = Float64Array.from(latencies).sort()
   return { p50: pct(sorted, 50), p99: pct(sorted, 99), rps: sorted.length / SECONDS, n: sorted.length, bad }
 }
 
+if (values['load-rate'] !== undefined) {
+  // At a fixed rate (paced-load.ts): the bare SQL lookup through a pool of CONNECTIONS, or the warm GET
+  // over CONNECTIONS raw keep-alive connections (raw-http.ts: the client costs next to nothing).
+  const rate = Number(values['load-rate'])
+  let send: (slot: number) => Promise<boolean>
+  let close: () => Promise<void>
+  if (values['load-sql'] !== undefined) {
+    const pool = new pg.Pool({ connectionString: values['load-sql'], max: CONNECTIONS })
+    await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.query(LOOKUP_SQL, ['activity', JSON.stringify([randomKey()])])))
+    send = async () => (await pool.query(LOOKUP_SQL, ['activity', JSON.stringify([randomKey()])])).rowCount === 1
+    close = () => pool.end()
+  } else {
+    const url = new URL(values['load-url']!)
+    const headers = { authorization: `Bearer ${values['load-token']}` }
+    const connections = await Promise.all(Array.from({ length: CONNECTIONS }, () => rawConnection(url)))
+    send = async (slot) => (await connections[slot]!.send(rawRequest(url, 'GET', `/api/v1/features/activity/online?user_id=${randomKey()}`, headers))) === 200
+    close = async () => connections.forEach((c) => c.close())
+    for (let i = 0; i < 1000; i++) await send(i % CONNECTIONS)
+  }
+  const { latencies, bad } = await pacedLoad({ rate, seconds: SECONDS, slots: CONNECTIONS, send })
+  await close()
+  process.stdout.write(JSON.stringify(summarize(latencies, bad)))
+  process.exit(0)
+}
+
 if (values['load-sql'] !== undefined) {
   // The bare lookup: the statement the route would send, through pg, CONNECTIONS at a time.
   const pool = new pg.Pool({ connectionString: values['load-sql'], max: CONNECTIONS })
-  const sql = `SELECT entity_key, entity, features, feature_timestamp, definition_version FROM cairn.feature_online WHERE view = $1 AND entity_key = $2`
+  const sql = LOOKUP_SQL
   await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.query(sql, ['activity', JSON.stringify([randomKey()])])))
   const latencies: number[] = []
   const stopAt = performance.now() + SECONDS * 1000
@@ -174,6 +215,7 @@ try {
   const materialized = await store.materialize({ view: 'activity', intervalStart: end, intervalEnd: end })
   const token = (await createToken(db, { name: 'bench', role: 'viewer' }))!.token
   console.log(`online lookups: ${materialized.rowsOnline?.toLocaleString('en')} entities online, ${CONNECTIONS} concurrent clients, ${SECONDS} s each, node ${process.version}, ${cpus} CPUs`)
+  console.log(`this machine: ${stallsLine(measureStalls(5000))}`)
   console.log('pinned: load generator on CPU 1, web server and Postgres on CPU 0; unpinned: anywhere. "load" is the 1-minute load average before the run, the processes of this benchmark included.')
 
   /** Runs the load generator (pinned to CPU 1 or not) and prints its figures beside the server's CPU time per request. */
@@ -224,6 +266,22 @@ try {
       if (!response.ok) throw new Error(`warm-up: ${response.status} ${text}`)
     }
   }
+  /** Node's HTTP server alone, answering one constant body of the lookup's size with the API's headers, whatever is asked. */
+  const bareNode = async () => {
+    const body = Buffer.from(JSON.stringify({ entity: { user_id: 'u12345' }, features: { spend_7d: 1234.56, events_1d: 2, avg_amount: 51.23, last_country: 'DE' }, feature_timestamp: '2026-02-01T00:00:00.000Z', found: true, expired: false }))
+    const bare = createServer((_request, response) => {
+      response.writeHead(200, { ...SECURITY_HEADERS, 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })
+      response.end(body)
+    })
+    await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve))
+    return {
+      url: `http://127.0.0.1:${(bare.address() as AddressInfo).port}`,
+      close: async () => {
+        bare.closeAllConnections()
+        await new Promise((resolve) => bare.close(resolve))
+      },
+    }
+  }
   const http = (url: string, extra: string[] = []) => ['--load-url', url, '--load-token', token, ...extra]
 
   const rounds = Array.from({ length: Math.max(1, Number(values.rounds)) }, (_, i) => i)
@@ -246,9 +304,24 @@ try {
     const cached = await serve({ onlineCacheRows: ENTITIES })
     try {
       if (only.has('cold')) await measure('GET .../online, cold cache', pinned, http(cached.url), true)
-      if (only.has('warm') || only.has('wrk') || only.has('post')) await warmUp(cached.url)
+      if (only.has('warm') || only.has('wrk') || only.has('paced') || only.has('post')) await warmUp(cached.url)
       if (only.has('warm')) await measure(`GET .../online, warm (${ENTITIES.toLocaleString('en')} rows)`, pinned, http(cached.url), true)
       if (only.has('wrk') && wrkInstalled) await measureWrk('GET .../online, warm, from wrk', pinned, cached.url)
+      // At fixed rates, as Feast's published figures were measured: latency without 50 requests queued
+      // behind each other (a closed loop at top speed measures that queue); the bare SQL at the same rate.
+      // Bare Node's constant answer at the same rate: the floor of any route on this machine.
+      if (only.has('paced')) {
+        const bare = await bareNode()
+        try {
+          for (const rate of RATES) {
+            await measure(`bare SQL lookup (pg), ${rate}/s`, pinned, ['--load-sql', server.url, '--load-rate', String(rate)], false)
+            await measure(`GET .../online, warm, ${rate}/s`, pinned, http(cached.url, ['--load-rate', String(rate)]), true)
+            await measure(`bare Node HTTP, constant, ${rate}/s`, pinned, http(bare.url, ['--load-rate', String(rate)]), true)
+          }
+        } finally {
+          await bare.close()
+        }
+      }
       if (only.has('post')) await measure('POST .../online, 1 entity, warm', pinned, http(cached.url, ['--load-method', 'POST']), true)
       // The same server's cheapest authenticated route: what the server costs without a lookup.
       if (only.has('session')) await measure('GET /api/v1/session', pinned, http(cached.url, ['--load-path', '/api/v1/session']), true)
@@ -257,17 +330,11 @@ try {
     }
     // Node's HTTP server alone, one constant answer of the lookup's size with the API's headers: what any route stands on.
     if (only.has('node')) {
-      const body = Buffer.from(JSON.stringify({ entity: { user_id: 'u12345' }, features: { spend_7d: 1234.56, events_1d: 2, avg_amount: 51.23, last_country: 'DE' }, feature_timestamp: '2026-02-01T00:00:00.000Z', found: true, expired: false }))
-      const bare = createServer((_request, response) => {
-        response.writeHead(200, { ...SECURITY_HEADERS, 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })
-        response.end(body)
-      })
-      await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve))
+      const bare = await bareNode()
       try {
-        await measure('bare Node HTTP, constant answer', pinned, http(`http://127.0.0.1:${(bare.address() as AddressInfo).port}`, ['--load-path', '/']), true)
+        await measure('bare Node HTTP, constant answer', pinned, http(bare.url, ['--load-path', '/']), true)
       } finally {
-        bare.closeAllConnections()
-        await new Promise((resolve) => bare.close(resolve))
+        await bare.close()
       }
     }
     // The same warm lookups with the fast path off: Fastify's routing, hooks, validation and serializer.

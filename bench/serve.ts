@@ -28,7 +28,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import http from 'node:http'
-import net from 'node:net'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { cpus, loadavg, tmpdir } from 'node:os'
@@ -46,6 +45,7 @@ import { DEFAULT_MODEL_THREADS, createServeServer } from '../engine/serve/serve-
 import type { ServeServerOptions } from '../engine/serve/serve-server.ts'
 import { mlpModel, sigmoidModel } from '../test/helpers/onnx-models.ts'
 import { hasWrk, runWrk } from './wrk.ts'
+import { rawConnection, rawRequest } from './raw-http.ts'
 
 const { values } = parseArgs({
   options: {
@@ -286,39 +286,12 @@ function nodeClient(url: URL, headers: Record<string, string>, body: string): ()
   })
 }
 
-/**
- * One request at a time over one raw keep-alive socket: the request's bytes are made once, an answer
- * is complete when its headers and content-length bytes of body are in (an answer without a
- * content-length fails the benchmark); resolves with the status.
- */
+/** One request at a time over one raw keep-alive socket (raw-http.ts), the request's bytes made once. */
 async function rawClient(url: URL, headers: Record<string, string>, body: string | Buffer): Promise<() => Promise<number>> {
-  const head = [`POST ${url.pathname} HTTP/1.1`, `host: ${url.host}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(body)}`, '', ''].join('\r\n')
-  const request = Buffer.concat([Buffer.from(head, 'latin1'), typeof body === 'string' ? Buffer.from(body, 'utf8') : body])
-  const socket = net.connect({ host: url.hostname, port: Number(url.port), noDelay: true })
-  await once(socket, 'connect')
-  let pending: { resolve: (status: number) => void; reject: (error: Error) => void } | undefined
-  let buffered: Buffer = Buffer.alloc(0)
-  socket.on('data', (chunk: Buffer) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
-    const end = buffered.indexOf('\r\n\r\n')
-    if (end < 0 || pending === undefined) return
-    const header = buffered.subarray(0, end).toString('latin1')
-    const length = /\r\ncontent-length: *(\d+)/i.exec(header)
-    if (!length) return pending.reject(new Error(`an answer without content-length: ${header.slice(0, 200)}`))
-    const total = end + 4 + Number(length[1])
-    if (buffered.length < total) return
-    buffered = buffered.subarray(total)
-    const done = pending
-    pending = undefined
-    done.resolve(Number(header.slice(9, 12)))
-  })
-  socket.on('error', (error) => pending?.reject(error))
-  return () => new Promise<number>((resolve, reject) => {
-    pending = { resolve, reject }
-    socket.write(request)
-  })
+  const request = rawRequest(url, 'POST', url.pathname, headers, body)
+  const connection = await rawConnection(url)
+  return () => connection.send(request)
 }
-
 
 /** CONNECTIONS keep-alive connections posting the body for SECONDS from wrk, after 1 s of warm-up. */
 async function wrkLoad(dir: string, url: string, token: string, body: string): Promise<Figures> {
