@@ -57,7 +57,8 @@ export function pacedLoad({ rate, seconds, slots, send }: PacedLoad): Promise<Pa
       const now = performance.now()
       const due = Math.min(total, Math.floor((now - started) / interval) + 1)
       for (; issued < due; issued++) {
-        const slot = free.pop()
+        // The connection idle longest: every connection stays in use (a server closes idle ones).
+        const slot = free.shift()
         if (slot === undefined) {
           queued++
           waiting.push(now)

@@ -36,10 +36,15 @@ export async function rawConnection(url: URL): Promise<{ send: (request: Buffer)
     pending = undefined
     done.resolve(Number(header.slice(9, 12)))
   })
+  let closed = false
   socket.on('error', (error) => pending?.reject(error))
-  socket.on('close', () => pending?.reject(new Error('the server closed the connection')))
+  socket.on('close', () => {
+    closed = true
+    pending?.reject(new Error('the server closed the connection'))
+  })
   return {
     send: (request) => new Promise<number>((resolve, reject) => {
+      if (closed) return reject(new Error('the connection is closed'))
       pending = { resolve, reject }
       socket.write(request)
     }),

@@ -35,9 +35,14 @@ export function taskRoutes(app: FastifyInstance, ctx: WebContext): void {
       },
     },
     handler: async (request, reply) => {
-      const run = await getRun(db, request.params.run)
-      if (!run) return reply.code(404).send({ error: 'not_found', message: `no run "${request.params.run}"` })
-      const [spec, instances] = await Promise.all([getDagVersion(db, run.versionId), listTaskInstances(db, run.runId)])
+      // The run and its task instances from one snapshot: a clear or a finishing run changes both in one transaction.
+      const found = await db.tx(async (q) => {
+        const run = await getRun(q, request.params.run)
+        return run && { run, instances: await listTaskInstances(q, run.runId) }
+      }, { isolation: 'repeatable read' })
+      if (!found) return reply.code(404).send({ error: 'not_found', message: `no run "${request.params.run}"` })
+      const { run, instances } = found
+      const spec = await getDagVersion(db, run.versionId)
       const byId = new Map(instances.map((ti) => [ti.taskId, ti]))
       const ordered = dependencyOrder(spec.tasks).flatMap((task) => {
         const ti = byId.get(task.id)
