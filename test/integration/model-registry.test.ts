@@ -5,6 +5,7 @@
  * attempt that lost its claim registering nothing.
  */
 import test from 'node:test'
+import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { createHash } from 'node:crypto'
@@ -15,7 +16,8 @@ import { migrate } from '../../engine/store/migrate.ts'
 import { createModels, parseModelReference } from '../../engine/models/registry.ts'
 import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
 
-test('models: register, checksum, lineage, references, one production and one canary, audit, fencing', async (t) => {
+/** A migrated database and a registry folder holding a model file, both gone after the test. */
+async function registryFixture(t: TestContext, bytes: string) {
   const log = testLogger()
   const db = createDb(await createTestDatabase(t), { log })
   t.after(() => db.close())
@@ -23,7 +25,12 @@ test('models: register, checksum, lineage, references, one production and one ca
   const dir = mkdtempSync(join(tmpdir(), 'cairn-models-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'trained.onnx')
-  writeFileSync(file, 'model bytes one')
+  writeFileSync(file, bytes)
+  return { db, dir, file }
+}
+
+test('models: register, checksum, lineage, references, one production and one canary, audit, fencing', async (t) => {
+  const { db, dir, file } = await registryFixture(t, 'model bytes one')
 
   // A run with a running attempt that holds its claim.
   await db.query(`INSERT INTO cairn.dag (dag_id, file) VALUES ('d', 'd.yaml')`)
@@ -113,14 +120,7 @@ test('models: register, checksum, lineage, references, one production and one ca
 })
 
 test('a model\'s history is one snapshot: its versions agree with its stage changes while promotions go on', async (t) => {
-  const log = testLogger()
-  const db = createDb(await createTestDatabase(t), { log })
-  t.after(() => db.close())
-  await migrate(db, log)
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-models-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const file = join(dir, 'trained.onnx')
-  writeFileSync(file, 'model bytes')
+  const { db, dir, file } = await registryFixture(t, 'model bytes')
   const models = createModels({ db, dir, producer: { kind: 'actor', actor: 'alice' } })
   for (let i = 0; i < 3; i++) await models.register({ name: 'churn', file })
   await models.stage('churn', 1, 'production', { user: 'alice' })
