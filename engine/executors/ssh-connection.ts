@@ -91,6 +91,28 @@ export class SshConnection {
     })
   }
 
+  /**
+   * Whether something on the host's side accepts connections at address:port, asked through this
+   * connection (the SSH server opens a direct-tcpip channel from the host; nothing runs there): true when
+   * it connects, false when refused, undefined when the server allows no forwarding or gives no answer
+   * within `timeoutMs`.
+   */
+  listening(address: string, port: number, timeoutMs = 5000): Promise<boolean | undefined> {
+    return new Promise((resolve) => {
+      if (this.closed) return resolve(undefined)
+      const timer = setTimeout(() => resolve(undefined), timeoutMs)
+      this.client.forwardOut('127.0.0.1', 0, address, port, (error, channel) => {
+        clearTimeout(timer)
+        if (!error) {
+          channel.close()
+          return resolve(true)
+        }
+        // SSH_OPEN_CONNECT_FAILED: the host could not connect, so nothing listens there.
+        resolve((error as Error & { reason?: unknown }).reason === 2 ? false : undefined)
+      })
+    })
+  }
+
   sftp(): Promise<SFTPWrapper> {
     return new Promise((resolve, reject) => this.client.sftp((error, sftp) => (error ? reject(error) : resolve(sftp))))
   }

@@ -1,14 +1,29 @@
 /**
  * Small pieces the ssh executor's start (ssh.ts) and re-attach (ssh-reattach.ts) share: host labels, the
- * line reader of rank channels, and the shapes of an ended job.
+ * line reader of rank channels, the rendezvous port, and the shapes of an ended job.
  */
 import type { Readable } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import type { JobHandle, JobOutcome, RunningJob } from './executor.ts'
-import type { SshHostSetting } from './ssh-connection.ts'
+import type { SshConnection, SshHostSetting } from './ssh-connection.ts'
 
 export function hostLabel(host: SshHostSetting): string {
   return (host.port ?? 22) === 22 ? host.host : `${host.host}:${host.port}`
+}
+
+/**
+ * A port for rank 0's rendezvous (MASTER_PORT) that nothing on the first host listens on: random ports
+ * of 20000-49999 asked in turn through the SSH connection (a daemon of the host, or another job's
+ * rendezvous, may hold any of them). When the server cannot tell (forwarding not allowed), the random
+ * port is used as it is.
+ */
+export async function freeRendezvousPort(connection: SshConnection, address: string, random: () => number = Math.random): Promise<number> {
+  let port = 0
+  for (let tries = 0; tries < 20; tries++) {
+    port = 20_000 + Math.floor(random() * 30_000)
+    if ((await connection.listening(address, port)) !== true) return port
+  }
+  return port
 }
 
 /** Longest line passed on whole; a longer one arrives in pieces of this size. */

@@ -22,7 +22,7 @@ import { rankEnvironment, type Executor, type JobHandle, type JobOutcome, type J
 import { killCommand, rankCommand, statusPath } from './ssh-remote-commands.ts'
 import type { ConnectResult, SshConnection, SshHostSetting } from './ssh-connection.ts'
 import { SshConnectionPool } from './ssh-pool.ts'
-import { endedState, failedJob, hostLabel, readLines } from './ssh-job-parts.ts'
+import { endedState, failedJob, freeRendezvousPort, hostLabel, readLines } from './ssh-job-parts.ts'
 import { reattachSshJob } from './ssh-reattach.ts'
 import type { ReattachHost } from './ssh-reattach.ts'
 
@@ -145,7 +145,7 @@ export class SshExecutor implements Executor {
 
     const first = this.cluster.hosts[0]!
     const masterAddr = first.address ?? first.host
-    const masterPort = spec.masterPort ?? 20_000 + Math.floor(Math.random() * 30_000)
+    const masterPort = spec.masterPort ?? (await freeRendezvousPort(connected.connections[0]!, masterAddr))
     const worldSize = spec.nodes * spec.tasksPerNode
     const ranks: Rank[] = []
     try {

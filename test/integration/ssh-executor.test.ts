@@ -13,8 +13,11 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
+import net from 'node:net'
 import type { JobSpec, RankLine, RunningJob, StartOptions } from '../../engine/executors/executor.ts'
 import { createSshExecutor, type SshClusterSetting, type SshExecutor } from '../../engine/executors/ssh.ts'
+import { connectSsh } from '../../engine/executors/ssh-connection.ts'
+import { freeRendezvousPort } from '../../engine/executors/ssh-job-parts.ts'
 import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
 
@@ -425,4 +428,37 @@ test('a worker shutting down with keepJobsOnShutdown detaches: the ranks run on 
   // Output written while no worker listened is kept beside the rank's status.
   const status = running.handle.executor === 'ssh' ? running.handle.processes[0]!.status! : ''
   assert.match(readFileSync(`${status}.out`, 'utf8'), /more output after the worker left/)
+})
+
+test('without master_port, rank 0\'s rendezvous port is one that nothing on the first host listens on', { skip }, async () => {
+  const setting = cluster()
+  const connected = await connectSsh(setting.hosts[0]!, setting.known_hosts_file)
+  assert.ok(connected.ok, connected.ok ? '' : connected.message)
+  const { connection } = connected
+  // A daemon of the host holds a port of the rendezvous range (the local cluster's own slurmd took one in CI).
+  const listenInRange = async (): Promise<net.Server> => {
+    for (;;) {
+      const server = net.createServer()
+      const ok = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false))
+        server.listen(20_000 + Math.floor(Math.random() * 30_000), HOSTS[0], () => resolve(true))
+      })
+      if (ok) return server
+    }
+  }
+  const taken = await listenInRange()
+  try {
+    const takenPort = (taken.address() as net.AddressInfo).port
+    assert.equal(await connection.listening(HOSTS[0]!, takenPort), true)
+    const closed = await listenInRange()
+    const closedPort = (closed.address() as net.AddressInfo).port
+    await new Promise((resolve) => closed.close(resolve))
+    assert.equal(await connection.listening(HOSTS[0]!, closedPort), false)
+    // The random draws: first the taken port, then the free one.
+    const draws = [takenPort, closedPort].map((p) => (p - 20_000 + 0.5) / 30_000)
+    assert.equal(await freeRendezvousPort(connection, HOSTS[0]!, () => draws.shift()!), closedPort)
+  } finally {
+    await new Promise((resolve) => taken.close(resolve))
+    connection.close()
+  }
 })
