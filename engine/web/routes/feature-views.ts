@@ -114,13 +114,19 @@ export function featureViewRoutes(app: FastifyInstance, ctx: WebContext): void {
     },
     handler: async (request, reply) => {
       const { view } = request.params
-      const summary = (await listFeatureViewSummaries(db)).find((v) => v.name === view)
-      if (!summary) return reply.code(404).send({ error: 'not_found', message: `no feature view "${view}"` })
-      const [definitions, intervals, onlineRows] = await Promise.all([
-        listFeatureDefinitionSummaries(db, view),
-        listMaterializedIntervals(db, view, request.query.limit),
-        countFeatureOnlineRows(db, view),
-      ])
+      // One snapshot: a materialization records its interval and writes its online rows in one transaction.
+      const found = await db.tx(async (q) => {
+        const summary = (await listFeatureViewSummaries(q)).find((v) => v.name === view)
+        if (!summary) return undefined
+        return {
+          summary,
+          definitions: await listFeatureDefinitionSummaries(q, view),
+          intervals: await listMaterializedIntervals(q, view, request.query.limit),
+          onlineRows: await countFeatureOnlineRows(q, view),
+        }
+      }, { isolation: 'repeatable read' })
+      if (!found) return reply.code(404).send({ error: 'not_found', message: `no feature view "${view}"` })
+      const { summary, definitions, intervals, onlineRows } = found
       return {
         name: summary.name,
         file: summary.file,
