@@ -81,7 +81,7 @@ async function publishLoaded(input: PublishInput): Promise<Published | ReadFailu
     if (written) throw new Error('rows written straight into a version cannot be filtered by interval')
   }
 
-  const policy = { onBadRows: params.on_bad_rows ?? 'fail', maxBadRows: params.max_bad_rows ?? 0, hint: 'on_bad_rows: quarantine keeps the good ones' } as const
+  const policy = { onBadRows: params.on_bad_rows ?? 'fail', maxBadRows: params.max_bad_rows ?? (params.on_bad_rows === 'quarantine' ? Number.POSITIVE_INFINITY : 0), hint: 'on_bad_rows: quarantine keeps the good ones' } as const
   const bad = await badRowsOf(duck, loaded, policy)
   if (isFailure(bad)) return bad
   if (bad.count > 0) log.warn(`quarantined ${bad.count} bad row${bad.count === 1 ? '' : 's'}: ${bad.rows.slice(0, 5).map(describeBadRow).join('; ')}`)

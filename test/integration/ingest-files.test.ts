@@ -106,6 +106,14 @@ test('csv: malformed lines and wrong types fail naming file:line, and nothing is
   failed(over.result)
   assert.match(over.result.message, /5 bad rows, more than max_bad_rows \(4\)/)
   assert.equal(await versionCount(h), 1)
+  // max_bad_rows: 0 written out allows none; quarantine without max_bad_rows sets every bad row aside.
+  const none = await h.run({ ...params, on_bad_rows: 'quarantine', max_bad_rows: 0 })
+  failed(none.result)
+  assert.match(none.result.message, /5 bad rows, more than max_bad_rows \(0\)/)
+  assert.equal(await versionCount(h), 1)
+  const unbounded = await h.run({ ...params, on_bad_rows: 'quarantine' })
+  assert.deepEqual(unbounded.result, { ok: true, outputs: { dataset: 'bad', version: 2, rows: 6, bad_rows: 5 } })
+  assert.equal((await h.datasets.get('bad'))!.badRows!.count, 5)
 })
 
 test('csv: an integer column refuses "1.5" and a bad line deep in a big file is located exactly', async (t) => {
