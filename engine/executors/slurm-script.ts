@@ -123,7 +123,17 @@ export function buildSlurmScript(spec: JobSpec, name: string, defaults: { partit
     '--export=NONE',
     ...options.value,
   ]
-  const port = spec.masterPort !== undefined ? String(spec.masterPort) : '$((15000 + SLURM_JOB_ID % 20000))'
+  // Without a port given: one from the job id, stepped past ports that something on this node (the
+  // allocation's first, where the batch script and rank 0 run) already listens on, when `ss` is there.
+  const portLines = spec.masterPort !== undefined
+    ? [`MASTER_PORT=${spec.masterPort}`]
+    : [
+        'MASTER_PORT=$((15000 + SLURM_JOB_ID % 20000))',
+        'if command -v ss >/dev/null 2>&1; then',
+        '  tries=0',
+        '  while [ "$tries" -lt 100 ] && [ -n "$(ss -Htln "sport = :$MASTER_PORT" 2>/dev/null)" ]; do MASTER_PORT=$((MASTER_PORT + 1)); tries=$((tries + 1)); done',
+        'fi',
+      ]
   const text = [
     '#!/bin/sh',
     ...sbatch.map((option) => `#SBATCH ${option}`),
@@ -133,7 +143,7 @@ export function buildSlurmScript(spec: JobSpec, name: string, defaults: { partit
     'first_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
     'node_addr=$(scontrol show node "$first_node" -o 2>/dev/null | sed -n \'s/.* NodeAddr=\\([^ ]*\\).*/\\1/p\')',
     'MASTER_ADDR=${node_addr:-$first_node}',
-    `MASTER_PORT=${port}`,
+    ...portLines,
     'export MASTER_ADDR MASTER_PORT',
     `exec srun --label --export=ALL --distribution=block --kill-on-bad-exit=1 sh -c ${shellQuote(RANK_WRAPPER)} sh ${spec.argv.map(shellQuote).join(' ')}`,
     '',

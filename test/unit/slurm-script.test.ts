@@ -134,3 +134,46 @@ test('the rank wrapper derives the torchrun environment from SLURM_*', () => {
   const out = execFileSync('sh', ['-c', srunLine.replace(/^exec srun (--\S+ )+/, 'exec ')], { env: { PATH: process.env.PATH ?? '', SLURM_PROCID: '3', SLURM_NODEID: '1', SLURM_LOCALID: '1', SLURM_NTASKS: '4', SLURM_NTASKS_PER_NODE: '2' } })
   assert.equal(out.toString().trim(), '3 1 1 4 2')
 })
+
+/** The port step of the batch script needs `ss` (iproute2) where it runs; under CI its absence fails the test. */
+const noSs = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v ss'], { stdio: 'ignore' })
+    return false
+  } catch {
+    return process.env.CI ? false : 'ss (iproute2) is not installed'
+  }
+})()
+
+test('without a master port, the batch script steps past a port that something on its node listens on', { skip: noSs }, async () => {
+  const built = buildSlurmScript(spec(), 'cairn-port')
+  assert.ok(built.ok)
+  const lines = built.value.text.split('\n')
+  const from = lines.findIndex((line) => line.startsWith('MASTER_PORT='))
+  const to = lines.indexOf('fi', from)
+  assert.ok(from > 0 && to > from, built.value.text)
+  const portSection = [...lines.slice(from, to + 1), 'echo "$MASTER_PORT"'].join('\n')
+  // A listener on a port the job id would give (15000 + id), on this node.
+  const { createServer } = await import('node:net')
+  const server = createServer()
+  for (let port = 15_000 + Math.floor(Math.random() * 19_000); ; port++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => resolve(true))
+    })
+    if (ok) break
+  }
+  try {
+    const taken = (server.address() as { port: number }).port
+    const run = (jobId: number) => Number(execFileSync('sh', ['-c', portSection], { env: { PATH: process.env.PATH ?? '', SLURM_JOB_ID: String(jobId) }, encoding: 'utf8' }).trim())
+    const chosen = run(taken - 15_000)
+    assert.ok(chosen > taken && chosen <= taken + 100, `port ${chosen} for a job whose own port ${taken} is taken`)
+    assert.equal(run(taken - 15_000 + 20_000), chosen, 'the id wraps at 20,000')
+  } finally {
+    await new Promise((resolve) => server.close(resolve))
+  }
+  // A given port is used as it is.
+  const fixed = buildSlurmScript(spec({ masterPort: 29_500 }), 'cairn-port')
+  assert.ok(fixed.ok)
+  assert.ok(fixed.value.text.includes('\nMASTER_PORT=29500\n') && !fixed.value.text.includes('ss -Htln'))
+})
