@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Db } from '../../engine/store/db.ts'
 import { canTransitionRun, canTransitionTask, isTerminalRunState, isTerminalTaskState } from '../../engine/state/states.ts'
+import { waitFor } from './engine-extra.ts'
 
 export interface TaskRow {
   task_id: string
@@ -79,16 +80,8 @@ export function writeCairnYaml(dir: string, pools: Record<string, { slots: numbe
   writeFileSync(join(dir, 'cairn.yaml'), `${lines.join('\n')}\n`)
 }
 
-/** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, everyMs))
-  }
-}
+/** The one polling helper of the tests (engine-extra.ts): undefined and false mean "not yet". */
+export { waitFor }
 
 /** The most intervals of [start, end) that overlap at any instant. */
 export function maxOverlap(intervals: readonly { start: number; end: number }[]): number {
