@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import paramsSchema from '../schemas/operators/serve.rollout.params.schema.json' with { type: 'json' }
 import { parseDuration } from '../engine/time/duration.ts'
+import { unknownModelServerMessage } from '../engine/config/data-settings.ts'
 import { decideRollout } from '../engine/models/rollout-plan.ts'
 import type { RolloutPlan, ServingFigures } from '../engine/models/rollout-plan.ts'
 import type { Rollouts } from '../engine/models/rollouts.ts'
@@ -38,7 +39,7 @@ export const serveRollout = defineOperator({
     // Before anything is read or changed: a server cairn.yaml does not declare is a mistake in the DAG.
     const server = params.server ?? 'default'
     if (!ctx.data.modelServers.includes(server)) {
-      return invalid(`server ${JSON.stringify(server)} is not a model server of cairn.yaml (declared: ${ctx.data.modelServers.join(', ')}; default is the one \`cairn up\` runs); add it under model_servers or name one of these`)
+      return invalid(unknownModelServerMessage(server, ctx.data.modelServers))
     }
     const version = typeof params.version === 'number' ? params.version : /^[1-9][0-9]{0,9}$/.test(params.version.trim()) ? Number(params.version.trim()) : NaN
     if (!Number.isSafeInteger(version) || version < 1) return invalid(`version must be a version number; it rendered to ${JSON.stringify(params.version)}`)

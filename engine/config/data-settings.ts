@@ -63,3 +63,8 @@ export function dataSettings(config: CairnConfig, where: { cwd: string; home: st
 export function modelServerNames(config: CairnConfig): string[] {
   return ['default', ...Object.keys(config.model_servers ?? {}).filter((name) => name !== 'default')]
 }
+
+/** Why `server` cannot be served to: the message of `cairn validate` (UNKNOWN_MODEL_SERVER) and of serve.rollout at run time. */
+export function unknownModelServerMessage(server: string, declared: readonly string[]): string {
+  return `server ${JSON.stringify(server)} is not a model server of cairn.yaml (declared: ${declared.join(', ')}; default is the one \`cairn up\` runs); add it under model_servers or name one of these`
+}

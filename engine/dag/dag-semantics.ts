@@ -18,6 +18,7 @@ import type { Json, PathSegment } from './yaml-load.ts'
 import { formatPath } from './diagnostics.ts'
 import { closest } from './suggest.ts'
 import { readSchema } from './schemas.ts'
+import { unknownModelServerMessage } from '../config/data-settings.ts'
 
 export interface SemanticProblem {
   code: ErrorCode
@@ -299,7 +300,7 @@ function checkOperator(task: JsonObject, id: string, names: DeploymentNames | un
   // A name the schema refuses is reported once, by the schema.
   const server = task.operator === 'serve.rollout' && isObject(task.params) ? task.params.server : undefined
   if (names?.modelServers && typeof server === 'string' && /^[a-z][a-z0-9_-]{0,63}$/.test(server) && !names.modelServers.has(server)) {
-    problems.push({ code: 'UNKNOWN_MODEL_SERVER', message: `server "${server}" is not a model server of cairn.yaml (declared: ${[...names.modelServers].join(', ')}; default is the one \`cairn up\` runs); add it under model_servers`, path: ['tasks', id, 'params', 'server'] })
+    problems.push({ code: 'UNKNOWN_MODEL_SERVER', message: unknownModelServerMessage(server, [...names.modelServers]), path: ['tasks', id, 'params', 'server'] })
   }
 }
 

@@ -113,7 +113,7 @@ test('serve.rollout may name only the model servers of cairn.yaml (default alway
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const run = cairn(['validate'], dir)
   assert.equal(run.code, 1)
-  assert.deepEqual(run.stdout.trim().split('\n').filter((line) => line.includes('error')), ['dags/r.yaml:11:54: error UNKNOWN_MODEL_SERVER: server "eu" is not a model server of cairn.yaml (declared: default, edge; default is the one `cairn up` runs); add it under model_servers'])
+  assert.deepEqual(run.stdout.trim().split('\n').filter((line) => line.includes('error')), ['dags/r.yaml:11:54: error UNKNOWN_MODEL_SERVER: server "eu" is not a model server of cairn.yaml (declared: default, edge; default is the one `cairn up` runs); add it under model_servers or name one of these'])
   // Without model_servers only default is declared.
   writeFileSync(join(dir, 'cairn.yaml'), 'pools:\n  gpu: { slots: 1 }\n')
   assert.match(cairn(['validate'], dir).stdout, /dags\/r\.yaml:5:54: error UNKNOWN_MODEL_SERVER: server "edge" is not a model server of cairn\.yaml \(declared: default;/)
