@@ -2,6 +2,14 @@
 import { h, replace } from '../dom.js'
 import { api, enc } from '../api.js'
 
+/**
+ * The run (and task) that made something, as text when `cairn db prune` deleted the run: nothing to
+ * link to, the ids kept, marked "(run pruned)"; `className` names the span for its view's styles.
+ */
+export function prunedRun(text, className) {
+  return h('span', { class: className }, text, h('span', { class: 'muted' }, ' (run pruned)'))
+}
+
 export const canOperate = (session) => session.role === 'operator' || session.role === 'admin'
 
 export function stateBadge(state) {

@@ -6,6 +6,7 @@ import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
 import { fmtTime, relative } from '../format.js'
 import { lineageGraph } from '../lineage-graph.js'
+import { prunedRun } from './common.js'
 
 const PREVIEW_ROWS = 20
 
@@ -183,10 +184,7 @@ export function datasetView({ container, name, params, navigate }) {
 }
 
 function madeBy(v) {
-  if (v.produced_by?.run_pruned) {
-    // The run was deleted by `cairn db prune`: its ids stay as text, with nothing to link to.
-    return [`${v.produced_kind}: `, h('span', { class: 'producer-pruned' }, `${v.produced_by.run_id} / ${v.produced_by.task_id}`), h('span', { class: 'muted' }, ' (run pruned)')]
-  }
+  if (v.produced_by?.run_pruned) return [`${v.produced_kind}: `, prunedRun(`${v.produced_by.run_id} / ${v.produced_by.task_id}`, 'producer-pruned')]
   if (v.produced_by) {
     return [`${v.produced_kind}: `, h('a', { href: `#/runs/${enc(v.produced_by.run_id)}?task=${enc(v.produced_by.task_id)}`, class: 'producer-link' }, `${v.produced_by.run_id} / ${v.produced_by.task_id}`)]
   }

@@ -5,6 +5,7 @@ import { api, enc } from '../api.js'
 import { h, replace } from '../dom.js'
 import { fmtDuration, fmtTime, relative } from '../format.js'
 import { intervalTimeline } from '../timeline.js'
+import { prunedRun } from './common.js'
 
 export function featureViewListView({ container }) {
   const table = h('div', { id: 'feature-view-table' })
@@ -132,6 +133,6 @@ function span(ms) {
 /** The run that materialized an interval: a link, or its id as text when `cairn db prune` deleted it. */
 function producer(by) {
   if (!by) return '—'
-  if (by.run_pruned) return [h('span', { class: 'producer-pruned' }, by.run_id), h('span', { class: 'muted' }, ' (run pruned)')]
+  if (by.run_pruned) return prunedRun(by.run_id, 'producer-pruned')
   return h('a', { href: `#/runs/${enc(by.run_id)}?task=${enc(by.task_id)}` }, by.run_id)
 }

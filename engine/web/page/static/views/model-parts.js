@@ -2,6 +2,7 @@
 // Every name comes from the registry (or from a run's ids) and is set as text only.
 import { enc } from '../api.js'
 import { h } from '../dom.js'
+import { prunedRun } from './common.js'
 
 export function stageBadge(stage) {
   return h('span', { class: `badge stage-${/^[a-z]+$/.test(stage) ? stage : 'unknown'}`, dataset: { stage } }, stage)
@@ -15,8 +16,7 @@ export function shareText(share) {
 
 export function runTaskLink(run, task, attempt, pruned = false) {
   if (typeof run !== 'string' || run === '') return null
-  // A run deleted by `cairn db prune`: its ids stay as text, with nothing to link to.
-  if (pruned) return h('span', { class: 'lineage-run-pruned' }, run, task ? ` / ${task}` : '', h('span', { class: 'muted' }, ' (run pruned)'))
+  if (pruned) return prunedRun(task ? `${run} / ${task}` : run, 'lineage-run-pruned')
   const href = typeof task === 'string' && task !== '' ? `#/runs/${enc(run)}?task=${enc(task)}` : `#/runs/${enc(run)}`
   return h('a', { href, class: 'lineage-run' }, run, task ? ` / ${task}` : '', Number.isInteger(attempt) ? ` (attempt ${attempt})` : '')
 }
