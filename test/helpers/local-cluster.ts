@@ -46,7 +46,7 @@ export interface LocalClusterRun {
 /** Runs start or stop with the given state folder; never throws on a non-zero exit. */
 export async function localCluster(action: 'start' | 'stop', dir: string, extraEnv: Record<string, string> = {}): Promise<LocalClusterRun> {
   try {
-    const { stdout, stderr } = await run(path.join(LOCAL_CLUSTER_SCRIPTS, action), [], { env: { ...process.env, CAIRN_LOCAL_CLUSTER_DIR: dir, ...extraEnv }, timeout: 180_000 })
+    const { stdout, stderr } = await run(path.join(LOCAL_CLUSTER_SCRIPTS, action), [], { env: { ...process.env, CAIRN_LOCAL_CLUSTER_DIR: dir, ...extraEnv }, timeout: 300_000 })
     return { code: 0, stdout, stderr }
   } catch (error) {
     const e = error as { code?: number | string; stdout?: string; stderr?: string }
@@ -58,7 +58,8 @@ export async function localCluster(action: 'start' | 'stop', dir: string, extraE
 export function newLocalClusterDir(): { dir: string; env: Record<string, string> } {
   const dir = mkdtempSync(path.join(tmpdir(), 'cairn-local-cluster-test-'))
   const portBase = 20_000 + 10 * Math.floor(Math.random() * 2_000)
-  return { dir, env: { CAIRN_LOCAL_CLUSTER_PORT_BASE: String(portBase) } }
+  // A loaded CI machine may take longer than start's default 90 s to bring the daemons up.
+  return { dir, env: { CAIRN_LOCAL_CLUSTER_PORT_BASE: String(portBase), CAIRN_LOCAL_CLUSTER_TIMEOUT: '240' } }
 }
 
 export interface StartedLocalCluster {
