@@ -77,32 +77,27 @@ export class SlurmCommands {
     const result = await this.run('squeue', ['-h', '-t', 'all', `--name=${jobName}`, '-o', '%i %T'])
     this.lastFailure = undefined
     if (result.code !== 0) {
-      this.lastFailure = result.code === -1 ? result.stderr.trim() : `squeue on ${this.where} failed (exit ${result.code}): ${result.stderr.trim()}`
+      this.lastFailure = this.squeueFailure(result)
       return undefined
     }
-    const jobs: { jobId: string; state: string }[] = []
-    for (const line of result.stdout.split('\n')) {
-      const [id, state] = line.trim().split(/\s+/)
-      if (id !== undefined && state !== undefined && /^\d+$/.test(id)) jobs.push({ jobId: id, state })
-    }
-    return jobs
+    return idStates(result.stdout).filter(([id]) => /^\d+$/.test(id)).map(([jobId, state]) => ({ jobId, state }))
   }
 
-  /** Why the last `queueStates` answered undefined (a message naming where squeue ran). */
+  private squeueFailure(result: CommandResult): string {
+    return result.code === -1 ? result.stderr.trim() : `squeue on ${this.where} failed (exit ${result.code}): ${result.stderr.trim()}`
+  }
+
+  /** Why the last `queueStates` or `jobsNamed` answered undefined (a message naming where squeue ran). */
   lastFailure: string | undefined
 
   /** One `squeue` call for many jobs: id -> state of the jobs it still lists (undefined when squeue failed). */
   async queueStates(jobIds: readonly string[]): Promise<Map<string, string> | undefined> {
     const result = await this.run('squeue', ['-h', '-j', jobIds.join(','), '-o', '%i %T'])
     this.lastFailure = undefined
-    const states = new Map<string, string>()
-    for (const line of result.stdout.split('\n')) {
-      const [id, state] = line.trim().split(/\s+/)
-      if (id !== undefined && state !== undefined && id !== '') states.set(id, state)
-    }
+    const states = new Map(idStates(result.stdout))
     // squeue exits 1 when every id it was given is unknown; a partial answer is still an answer.
     if (result.code !== 0 && states.size === 0 && !/Invalid job id/i.test(result.stderr)) {
-      this.lastFailure = result.code === -1 ? result.stderr.trim() : `squeue on ${this.where} failed (exit ${result.code}): ${result.stderr.trim()}`
+      this.lastFailure = this.squeueFailure(result)
       return undefined
     }
     return states
@@ -154,4 +149,14 @@ export function parseShowJob(text: string): JobInfo | undefined {
   set('nodeList', 'NodeList')
   set('reason', 'Reason')
   return info
+}
+
+/** The `ID STATE` lines of `squeue -h -o '%i %T'`, as [id, state] pairs. */
+function idStates(stdout: string): [string, string][] {
+  const pairs: [string, string][] = []
+  for (const line of stdout.split('\n')) {
+    const [id, state] = line.trim().split(/\s+/)
+    if (id !== undefined && state !== undefined && id !== '') pairs.push([id, state])
+  }
+  return pairs
 }

@@ -176,30 +176,30 @@ export function createSlurmExecutor(cluster: SlurmCluster | undefined, options: 
       if (!FINISHED_STATES.has(chosen.state)) await commands.cancel(chosen.jobId)
       return failedJob(adopted, { ok: false, kind: 'infrastructure', retryable: true, message: `the job could not be recorded (${(error as Error).message}); Slurm job ${chosen.jobId} was cancelled, nothing ran` })
     }
-    const shown = await commands.showJob(chosen.jobId)
-    const info = shown === 'error' || shown === undefined ? undefined : shown
-    options.onLine({ rank: -1, stream: 'stderr', line: `found Slurm job ${chosen.jobId} (${name}), submitted by an earlier worker that died before recording its id (${info?.state ?? chosen.state}); it is this attempt's job` })
-    if (info !== undefined) options.onProgress?.({ state: info.state })
-    const job = follow(adopted, { stdout: info?.stdout, stderr: info?.stderr }, options.spec, options)
-    if (shown === undefined) job.finish(await commands.accounting(chosen.jobId))
-    else await releaseIfHeld(chosen.jobId, info, job, options.signal)
-    return job.running
+    return attach(adopted, options, (info) => `found Slurm job ${chosen.jobId} (${name}), submitted by an earlier worker that died before recording its id (${info?.state ?? chosen.state}); it is this attempt's job`)
   }
 
   async function reattach(handle: JobHandle, reattachOptions: ReattachOptions): Promise<RunningJob> {
     if (handle.executor !== 'slurm') throw new Error(`slurm: cannot re-attach a ${handle.executor} job`)
     if (misconfigured !== undefined) return failedJob(handle, { ok: false, kind: 'infrastructure', retryable: true, message: `slurm: cannot follow Slurm job ${handle.jobId}: ${misconfigured}` })
     if (handle.jobId === '') return adopt(handle, reattachOptions)
+    // The output files are read again from their start: lines the earlier worker stored come once more.
+    return attach(handle, reattachOptions, (info, shown) => `re-attached to Slurm job ${handle.jobId} (${info?.state ?? (shown === 'error' ? 'state unknown' : 'no longer known to the controller')})${overSsh ? ` through ${commands.where}` : ''}; its output is read again from the start`)
+  }
+
+  /**
+   * Follows a job whose id is recorded, from what `scontrol show job` says of it now (`announce` makes the
+   * line that says so): its output read from the start, a job the controller no longer knows finished from
+   * accounting, and a held one released when the caller takes the attempt over (passes `record`).
+   */
+  async function attach(handle: JobHandle & { executor: 'slurm' }, options: ReattachOptions, announce: (info: JobInfo | undefined, shown: JobInfo | undefined | 'error') => string): Promise<RunningJob> {
     const shown = await commands.showJob(handle.jobId)
     const info = shown === 'error' || shown === undefined ? undefined : shown
-    // The output files are read again from their start: lines the earlier worker stored come once more.
-    reattachOptions.onLine({ rank: -1, stream: 'stderr', line: `re-attached to Slurm job ${handle.jobId} (${info?.state ?? (shown === 'error' ? 'state unknown' : 'no longer known to the controller')})${overSsh ? ` through ${commands.where}` : ''}; its output is read again from the start` })
-    if (info !== undefined) reattachOptions.onProgress?.({ state: info.state })
-    const job = follow(handle, { stdout: info?.stdout, stderr: info?.stderr }, reattachOptions.spec, reattachOptions)
-    if (shown === undefined) {
-      const accounted = await commands.accounting(handle.jobId)
-      job.finish(accounted)
-    } else if (reattachOptions.record !== undefined) await releaseIfHeld(handle.jobId, info, job, reattachOptions.signal)
+    options.onLine({ rank: -1, stream: 'stderr', line: announce(info, shown) })
+    if (info !== undefined) options.onProgress?.({ state: info.state })
+    const job = follow(handle, { stdout: info?.stdout, stderr: info?.stderr }, options.spec, options)
+    if (shown === undefined) job.finish(await commands.accounting(handle.jobId))
+    else if (options.record !== undefined) await releaseIfHeld(handle.jobId, info, job, options.signal)
     return job.running
   }
 
