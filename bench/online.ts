@@ -87,6 +87,13 @@ const pct = (sorted: ArrayLike<number>, p: number): number => sorted[Math.min(so
 /** The statement the route sends for one entity. */
 const LOOKUP_SQL = `SELECT entity_key, entity, features, feature_timestamp, definition_version FROM cairn.feature_online WHERE view = $1 AND entity_key = $2`
 const randomKey = (): string => `u${Math.floor(Math.random() * ENTITIES)}`
+/** The bare lookup's pool of CONNECTIONS, each connection opened (one lookup each) before any is timed. */
+const lookupPool = async (url: string): Promise<{ pool: pg.Pool; lookUp: () => Promise<pg.QueryResult> }> => {
+  const pool = new pg.Pool({ connectionString: url, max: CONNECTIONS })
+  const lookUp = () => pool.query(LOOKUP_SQL, ['activity', JSON.stringify([randomKey()])])
+  await Promise.all(Array.from({ length: CONNECTIONS }, lookUp))
+  return { pool, lookUp }
+}
 const summarize = (latencies: number[], bad: number): LoadResult => {
   const sorted = Float64Array.from(latencies).sort()
   return { p50: pct(sorted, 50), p99: pct(sorted, 99), rps: sorted.length / SECONDS, n: sorted.length, bad }
@@ -99,9 +106,8 @@ if (values['load-rate'] !== undefined) {
   let send: (slot: number) => Promise<boolean>
   let close: () => Promise<void>
   if (values['load-sql'] !== undefined) {
-    const pool = new pg.Pool({ connectionString: values['load-sql'], max: CONNECTIONS })
-    await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.query(LOOKUP_SQL, ['activity', JSON.stringify([randomKey()])])))
-    send = async () => (await pool.query(LOOKUP_SQL, ['activity', JSON.stringify([randomKey()])])).rowCount === 1
+    const { pool, lookUp } = await lookupPool(values['load-sql'])
+    send = async () => (await lookUp()).rowCount === 1
     close = () => pool.end()
   } else {
     const url = new URL(values['load-url']!)
@@ -119,15 +125,13 @@ if (values['load-rate'] !== undefined) {
 
 if (values['load-sql'] !== undefined) {
   // The bare lookup: the statement the route would send, through pg, CONNECTIONS at a time.
-  const pool = new pg.Pool({ connectionString: values['load-sql'], max: CONNECTIONS })
-  const sql = LOOKUP_SQL
-  await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.query(sql, ['activity', JSON.stringify([randomKey()])])))
+  const { pool, lookUp } = await lookupPool(values['load-sql'])
   const latencies: number[] = []
   const stopAt = performance.now() + SECONDS * 1000
   await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
     while (performance.now() < stopAt) {
       const started = performance.now()
-      await pool.query(sql, ['activity', JSON.stringify([randomKey()])])
+      await lookUp()
       latencies.push(performance.now() - started)
     }
   }))
@@ -218,7 +222,6 @@ try {
   console.log(`this machine: ${stallsLine(measureStalls(5000))}`)
   console.log('pinned: load generator on CPU 1, web server and Postgres on CPU 0; unpinned: anywhere. "load" is the 1-minute load average before the run, the processes of this benchmark included.')
 
-  /** Runs the load generator (pinned to CPU 1 or not) and prints its figures beside the server's CPU time per request. */
   /** Runs one phase's load and prints its figures beside the server's CPU time per request. */
   const phase = async (label: string, pinned: boolean, serverCpu: boolean, load: () => Promise<LoadResult>) => {
     // Each phase starts from a collected heap: otherwise the garbage of set-up and warm-up (hundreds of

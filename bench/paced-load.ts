@@ -21,8 +21,6 @@ export interface PacedFigures {
   /** Latencies of the good answers, in ms. */
   latencies: number[]
   bad: number
-  /** Requests that waited for a free connection. */
-  queued: number
 }
 
 export function pacedLoad({ rate, seconds, slots, send }: PacedLoad): Promise<PacedFigures> {
@@ -32,15 +30,11 @@ export function pacedLoad({ rate, seconds, slots, send }: PacedLoad): Promise<Pa
   const waiting: number[] = []
   const latencies: number[] = []
   let bad = 0
-  let queued = 0
   let issued = 0
   let answered = 0
   const started = performance.now()
-  if (total === 0) return Promise.resolve({ latencies, bad, queued })
+  if (total === 0) return Promise.resolve({ latencies, bad })
   return new Promise((resolve) => {
-    const finish = () => {
-      if (answered === total) resolve({ latencies, bad, queued })
-    }
     const dispatch = (slot: number, due: number) => {
       send(slot).then(
         (ok) => (ok ? latencies.push(performance.now() - due) : bad++),
@@ -50,7 +44,7 @@ export function pacedLoad({ rate, seconds, slots, send }: PacedLoad): Promise<Pa
         const next = waiting.shift()
         if (next === undefined) free.push(slot)
         else dispatch(slot, next)
-        finish()
+        if (answered === total) resolve({ latencies, bad })
       })
     }
     const tick = () => {
@@ -59,10 +53,8 @@ export function pacedLoad({ rate, seconds, slots, send }: PacedLoad): Promise<Pa
       for (; issued < due; issued++) {
         // The connection idle longest: every connection stays in use (a server closes idle ones).
         const slot = free.shift()
-        if (slot === undefined) {
-          queued++
-          waiting.push(now)
-        } else dispatch(slot, now)
+        if (slot === undefined) waiting.push(now)
+        else dispatch(slot, now)
       }
       if (issued < total) setTimeout(tick, Math.max(0, started + issued * interval - performance.now()))
     }
