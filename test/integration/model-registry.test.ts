@@ -5,32 +5,17 @@
  * attempt that lost its claim registering nothing.
  */
 import test from 'node:test'
-import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { tmpdir } from 'node:os'
-import { createDb } from '../../engine/store/db.ts'
-import { migrate } from '../../engine/store/migrate.ts'
 import { createModels, parseModelReference } from '../../engine/models/registry.ts'
-import { createTestDatabase, testLogger } from '../helpers/postgres.ts'
-
-/** A migrated database and a registry folder holding a model file, both gone after the test. */
-async function registryFixture(t: TestContext, bytes: string) {
-  const log = testLogger()
-  const db = createDb(await createTestDatabase(t), { log })
-  t.after(() => db.close())
-  await migrate(db, log)
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-models-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const file = join(dir, 'trained.onnx')
-  writeFileSync(file, bytes)
-  return { db, dir, file }
-}
+import { startTestRegistry } from '../helpers/model-registry.ts'
 
 test('models: register, checksum, lineage, references, one production and one canary, audit, fencing', async (t) => {
-  const { db, dir, file } = await registryFixture(t, 'model bytes one')
+  const { db, dir } = await startTestRegistry(t)
+  const file = join(dir, 'trained.onnx')
+  writeFileSync(file, 'model bytes one')
 
   // A run with a running attempt that holds its claim.
   await db.query(`INSERT INTO cairn.dag (dag_id, file) VALUES ('d', 'd.yaml')`)
@@ -120,9 +105,8 @@ test('models: register, checksum, lineage, references, one production and one ca
 })
 
 test('a model\'s history is one snapshot: its versions agree with its stage changes while promotions go on', async (t) => {
-  const { db, dir, file } = await registryFixture(t, 'model bytes')
-  const models = createModels({ db, dir, producer: { kind: 'actor', actor: 'alice' } })
-  for (let i = 0; i < 3; i++) await models.register({ name: 'churn', file })
+  const { models, register } = await startTestRegistry(t)
+  for (let i = 0; i < 3; i++) await register('churn', new TextEncoder().encode('model bytes'))
   await models.stage('churn', 1, 'production', { user: 'alice' })
 
   let promoting = true

@@ -16,6 +16,7 @@ import type { TestEngine } from '../helpers/engine.ts'
 import { testLogger } from '../helpers/postgres.ts'
 import { runCommand, waitFor } from '../helpers/engine-extra.ts'
 import type { CommandResult } from '../helpers/engine-extra.ts'
+import { waitForDags } from '../helpers/run-rows.ts'
 
 const MAIN = new URL('../../engine/cli/main.ts', import.meta.url).pathname
 const DAY = 86_400_000
@@ -56,7 +57,7 @@ async function rowsOf(db: Db, runIds: readonly string[]): Promise<Rows> {
 /** Runs of every kind: finished long ago, finished recently, running and queued since long ago. */
 async function fixture(t: TestContext): Promise<{ engine: TestEngine; old: string[]; recent: string; unfinished: string[] }> {
   const engine = await startTestEngine(t, { dags: DAGS, inProcessWorkers: 1 })
-  await waitFor('the DAGs to load', async () => (await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id IN ('quick', 'slow') AND version_id IS NOT NULL`)).rows.length === 2, 30_000, 50)
+  await waitForDags(engine.db, ['quick', 'slow'])
   const finished: string[] = []
   for (let i = 0; i < 3; i++) {
     const runId = await engine.trigger('quick')

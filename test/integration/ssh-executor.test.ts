@@ -13,13 +13,13 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
-import net from 'node:net'
 import type { JobSpec, RankLine, RunningJob, StartOptions } from '../../engine/executors/executor.ts'
 import { createSshExecutor, type SshClusterSetting, type SshExecutor } from '../../engine/executors/ssh.ts'
 import { connectSsh } from '../../engine/executors/ssh-connection.ts'
 import { freeRendezvousPort } from '../../engine/executors/ssh-job-parts.ts'
 import { localCluster, localClusterSkipReason, newLocalClusterDir } from '../helpers/local-cluster.ts'
 import { waitFor } from '../helpers/engine-extra.ts'
+import { closeServer, listenInRange } from '../helpers/ports.ts'
 
 const run = promisify(execFile)
 const skip = localClusterSkipReason()
@@ -436,29 +436,17 @@ test('without master_port, rank 0\'s rendezvous port is one that nothing on the 
   assert.ok(connected.ok, connected.ok ? '' : connected.message)
   const { connection } = connected
   // A daemon of the host holds a port of the rendezvous range (the local cluster's own slurmd took one in CI).
-  const listenInRange = async (): Promise<net.Server> => {
-    for (;;) {
-      const server = net.createServer()
-      const ok = await new Promise<boolean>((resolve) => {
-        server.once('error', () => resolve(false))
-        server.listen(20_000 + Math.floor(Math.random() * 30_000), HOSTS[0], () => resolve(true))
-      })
-      if (ok) return server
-    }
-  }
-  const taken = await listenInRange()
+  const { server: taken, port: takenPort } = await listenInRange(HOSTS[0]!, 20_000, 30_000)
   try {
-    const takenPort = (taken.address() as net.AddressInfo).port
     assert.equal(await connection.listening(HOSTS[0]!, takenPort), true)
-    const closed = await listenInRange()
-    const closedPort = (closed.address() as net.AddressInfo).port
-    await new Promise((resolve) => closed.close(resolve))
+    const { server: closed, port: closedPort } = await listenInRange(HOSTS[0]!, 20_000, 30_000)
+    await closeServer(closed)
     assert.equal(await connection.listening(HOSTS[0]!, closedPort), false)
     // The random draws: first the taken port, then the free one.
     const draws = [takenPort, closedPort].map((p) => (p - 20_000 + 0.5) / 30_000)
     assert.equal(await freeRendezvousPort(connection, HOSTS[0]!, () => draws.shift()!), closedPort)
   } finally {
-    await new Promise((resolve) => taken.close(resolve))
+    await closeServer(taken)
     connection.close()
   }
 })

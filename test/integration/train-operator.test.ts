@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, readdirSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { startTestEngine, taskWritableDir } from '../helpers/engine.ts'
-import { attemptRows, logLines, taskRows, waitFor } from '../helpers/run-rows.ts'
+import { attemptRows, logLines, taskRows, waitFor, waitForDags } from '../helpers/run-rows.ts'
 
 function processGone(pid: number): boolean {
   try {
@@ -131,10 +131,7 @@ tasks:
       trainer: { dataset: toy, label: nope, task: binary, model: { kind: logistic }, epochs: 1, batch_size: 32, learning_rate: 0.1 }
       model_name: toy_model
 `)
-  await waitFor('the DAGs to load', async () => {
-    const { rows } = await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id IN ('fit', 'bad_label') AND version_id IS NOT NULL`)
-    return rows.length === 2 ? true : undefined
-  })
+  await waitForDags(engine.db, ['fit', 'bad_label'])
   // Bad data is not retried: the trainer's exit code 2 makes the failure data_invalid.
   const bad = await engine.trigger('bad_label')
   assert.equal(await engine.waitForRun(bad, 120_000), 'failed')

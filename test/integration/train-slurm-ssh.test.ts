@@ -16,7 +16,7 @@ import { startTestEngine } from '../helpers/engine.ts'
 import { killAndWait, spawnWorkerFor } from '../helpers/engine-extra.ts'
 import { localClusterSkipReason, slurmCommands, startLocalClusterFor } from '../helpers/local-cluster.ts'
 import { writeOnnxModel } from '../helpers/onnx-models.ts'
-import { attemptRows, logLines, waitFor } from '../helpers/run-rows.ts'
+import { attemptRows, logLines, waitFor, waitForDags } from '../helpers/run-rows.ts'
 import { loadConfig } from '../../engine/config/load-config.ts'
 import type { JobHandle } from '../../engine/executors/executor.ts'
 
@@ -70,7 +70,7 @@ test('train on a Slurm cluster reached over SSH: 2 nodes, artifacts, a registere
   // The workers read cairn.yaml from their folder: the local cluster's fragment. Their environment has no SLURM_CONF.
   writeFileSync(path.join(engine.dir, 'cairn.yaml'), readFileSync(fragment, 'utf8'))
   assert.equal(process.env.SLURM_CONF, undefined)
-  await waitFor('the DAGs to load', async () => ((await engine.db.query(`SELECT 1 FROM cairn.dag WHERE dag_id IN ('ssh_submit', 'ssh_nap') AND version_id IS NOT NULL`)).rows.length === 2 ? true : undefined))
+  await waitForDags(engine.db, ['ssh_submit', 'ssh_nap'])
   // A worker process for one subtest, following its jobs closely (SIGKILLed when the subtest ends).
   const worker = (st: test.TestContext) => spawnWorkerFor(st, engine, { args: ['--heartbeat', '0.5'] })
 

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { JobSpec } from '../../engine/executors/executor.ts'
+import { closeServer, listenInRange } from '../helpers/ports.ts'
 import { buildSlurmScript, sanitizeJobName, sbatchOptionsOf, shellQuote, validateSlurmOptions } from '../../engine/executors/slurm-script.ts'
 
 function spec(overrides: Partial<JobSpec> = {}): JobSpec {
@@ -154,23 +155,14 @@ test('without a master port, the batch script steps past a port that something o
   assert.ok(from > 0 && to > from, built.value.text)
   const portSection = [...lines.slice(from, to + 1), 'echo "$MASTER_PORT"'].join('\n')
   // A listener on a port the job id would give (15000 + id), on this node.
-  const { createServer } = await import('node:net')
-  const server = createServer()
-  for (let port = 15_000 + Math.floor(Math.random() * 19_000); ; port++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false))
-      server.listen(port, '127.0.0.1', () => resolve(true))
-    })
-    if (ok) break
-  }
+  const { server, port: taken } = await listenInRange('127.0.0.1', 15_000, 19_000)
   try {
-    const taken = (server.address() as { port: number }).port
     const run = (jobId: number) => Number(execFileSync('sh', ['-c', portSection], { env: { PATH: process.env.PATH ?? '', SLURM_JOB_ID: String(jobId) }, encoding: 'utf8' }).trim())
     const chosen = run(taken - 15_000)
     assert.ok(chosen > taken && chosen <= taken + 100, `port ${chosen} for a job whose own port ${taken} is taken`)
     assert.equal(run(taken - 15_000 + 20_000), chosen, 'the id wraps at 20,000')
   } finally {
-    await new Promise((resolve) => server.close(resolve))
+    await closeServer(server)
   }
   // A given port is used as it is.
   const fixed = buildSlurmScript(spec({ masterPort: 29_500 }), 'cairn-port')
