@@ -2,7 +2,8 @@
  * Trainer throughput (issue 11, acceptance 5): training rows per second of `cairn-train` on the wasm
  * backend with 1 rank and with 2 ranks (two processes on 127.0.0.1, LOCAL_WORLD_SIZE=2, gradients averaged
  * through rank 0) at the same global batch (1024), beside the raw baseline in the same run: a plain TF.js
- * `model.fit` of the same model (same layers, Adam, batch, epochs) in a process of its own. The figure is
+ * `model.fit` of the same model (same layers, Adam, batch, epochs) in a process of its own; and the machine's
+ * own ceiling for two processes: two independent 1-rank runs at half the batch, at once (no exchange). The figure is
  * training rows (rows x epochs) over the training loop's time, as each reports it (data loading and
  * evaluation are outside it); the wall time of the whole command is printed too, and the load average
  * before and after (the figures mean little on a machine busy with other work). Prints figures, never fails.
@@ -24,6 +25,8 @@ const EPOCHS = Number(process.argv[4] ?? 3)
 const BATCH = 1024
 const HIDDEN = process.argv[2] === '--baseline' ? process.argv[6]! : (process.argv[5] ?? '32,16/128,64')
 const FEATURES = 16
+const PAIR = `2 x 1 rank, batch ${BATCH / 2}, at once`
+const COPIES = `2 x 1 rank, batch ${BATCH}, at once`
 const BIN = fileURLToPath(new URL('../bin/cairn-train.js', import.meta.url))
 const SELF = fileURLToPath(import.meta.url)
 
@@ -66,10 +69,18 @@ try {
   console.log(`trainer benchmark: ${ROWS} rows (${Math.round(ROWS * 0.8)} train) x ${FEATURES} features, binary, Adam, global batch ${BATCH}, ${EPOCHS} epochs (${trainRows} training rows and ${Math.ceil((ROWS * 0.8) / BATCH) * EPOCHS} steps per run), wasm backend, node ${process.version}, ${availableParallelism()} cores, ${ROUNDS} interleaved rounds`)
   const summary: string[] = []
   for (const hidden of HIDDEN.split('/')) {
-    const trainArgs = (out: string) => [BIN, '--data', file, '--label', 'label', '--task', 'binary', '--features', features, '--hidden', hidden,
-      '--epochs', String(EPOCHS), '--batch-size', String(BATCH), '--learning-rate', '0.001', '--backend', 'wasm', '--output', join(dir, out)]
-    const figures: Record<string, { rate: number[]; wall: number[] }> = { 'plain TF.js fit (1 process)': { rate: [], wall: [] }, 'cairn-train 1 rank': { rate: [], wall: [] }, 'cairn-train 2 ranks': { rate: [], wall: [] } }
+    const trainArgs = (out: string, batch = BATCH) => [BIN, '--data', file, '--label', 'label', '--task', 'binary', '--features', features, '--hidden', hidden,
+      '--epochs', String(EPOCHS), '--batch-size', String(batch), '--learning-rate', '0.001', '--backend', 'wasm', '--output', join(dir, out)]
+    const figures: Record<string, { rate: number[]; wall: number[] }> = {
+      'plain TF.js fit (1 process)': { rate: [], wall: [] },
+      'cairn-train 1 rank': { rate: [], wall: [] },
+      [COPIES]: { rate: [], wall: [] },
+      [PAIR]: { rate: [], wall: [] },
+      'cairn-train 2 ranks': { rate: [], wall: [] },
+    }
     const ratios: number[] = []
+    const ceilings: number[] = []
+    const capacities: number[] = []
     let parameters = 0
     let threads = 0
     console.log(`\nmlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1; load average before: ${load()}`)
@@ -94,6 +105,19 @@ try {
       figures['cairn-train 1 rank']!.wall.push(one.seconds)
       parameters = m1.parameters
 
+      // What the machine gives two processes, with no exchange: two independent 1-rank runs at once. At the full
+      // batch, their summed rows/s over one run's is the machine's capacity for two processes of this work (2x on
+      // two free cores; a VM whose two vCPUs share one physical core, or neighbours, give less). At half the
+      // batch, each does what one of 2 ranks does: the most 2 ranks could reach with a free exchange.
+      const copies = await independentPair(trainArgs, BATCH)
+      figures[COPIES]!.rate.push(copies.rate)
+      figures[COPIES]!.wall.push(copies.seconds)
+      capacities.push(copies.rate / m1.rows_per_second)
+      const pair = await independentPair(trainArgs, BATCH / 2)
+      figures[PAIR]!.rate.push(pair.rate)
+      figures[PAIR]!.wall.push(pair.seconds)
+      ceilings.push(pair.rate / m1.rows_per_second)
+
       // Two ranks on this one machine: LOCAL_WORLD_SIZE tells each that it shares the node's cores.
       const env = { WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) }
       const [r0, r1] = await Promise.all([run(trainArgs('two'), { ...env, RANK: '0', LOCAL_RANK: '0' }), run(trainArgs('two-r1'), { ...env, RANK: '1', LOCAL_RANK: '1' })])
@@ -103,7 +127,7 @@ try {
       figures['cairn-train 2 ranks']!.wall.push(Math.max(r0.seconds, r1.seconds))
       threads = m2.threads
       ratios.push(m2.rows_per_second / m1.rows_per_second)
-      console.log(`  round ${round}: ${Object.entries(figures).map(([k, v]) => `${k} ${Math.round(v.rate.at(-1)!)} rows/s`).join(', ')}; 2/1 ${ratios.at(-1)!.toFixed(2)}x (exchange ${m2.exchange_seconds.toFixed(2)} of ${m2.train_seconds.toFixed(2)} s); load ${load()}`)
+      console.log(`  round ${round}: ${Object.entries(figures).map(([k, v]) => `${k} ${Math.round(v.rate.at(-1)!)} rows/s`).join(', ')}; 2/1 ${ratios.at(-1)!.toFixed(2)}x, machine capacity ${capacities.at(-1)!.toFixed(2)}x, ceiling ${ceilings.at(-1)!.toFixed(2)}x (exchange ${m2.exchange_seconds.toFixed(2)} of ${m2.train_seconds.toFixed(2)} s); load ${load()}`)
     }
     const best = (xs: number[]) => Math.max(...xs)
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -113,13 +137,22 @@ try {
       console.log(`${name.padEnd(30)} ${String(Math.round(best(v.rate))).padStart(12)} ${String(Math.round(median(v.rate))).padStart(14)} ${Math.min(...v.wall).toFixed(2).padStart(12)}`)
     }
     const speedup = best(figures['cairn-train 2 ranks']!.rate) / best(figures['cairn-train 1 rank']!.rate)
-    const line = `mlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1 (${parameters} parameters, batch ${BATCH}, ${threads} thread(s) per rank): 1 rank ${Math.round(best(figures['cairn-train 1 rank']!.rate))} rows/s, 2 ranks ${Math.round(best(figures['cairn-train 2 ranks']!.rate))} rows/s; 2 ranks / 1 rank best vs best ${speedup.toFixed(2)}x, median of rounds ${median(ratios).toFixed(2)}x (goal >= 1.5x); 1 rank / plain fit ${(best(figures['cairn-train 1 rank']!.rate) / best(figures['plain TF.js fit (1 process)']!.rate)).toFixed(2)}x; load average after: ${load()}`
+    const line = `mlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1 (${parameters} parameters, batch ${BATCH}, ${threads} thread(s) per rank): 1 rank ${Math.round(best(figures['cairn-train 1 rank']!.rate))} rows/s, 2 ranks ${Math.round(best(figures['cairn-train 2 ranks']!.rate))} rows/s; 2 ranks / 1 rank best vs best ${speedup.toFixed(2)}x, median of rounds ${median(ratios).toFixed(2)}x (goal >= 1.5x); 2 independent runs at once / 1: machine capacity (batch ${BATCH}) median ${median(capacities).toFixed(2)}x, ceiling for 2 ranks (batch ${BATCH / 2}) median ${median(ceilings).toFixed(2)}x; 1 rank / plain fit ${(best(figures['cairn-train 1 rank']!.rate) / best(figures['plain TF.js fit (1 process)']!.rate)).toFixed(2)}x; load average after: ${load()}`
     console.log(line)
     summary.push(line, `  ${stepLine}`)
   }
   console.log(`\n${summary.join('\n')}`)
 } finally {
   rmSync(dir, { recursive: true, force: true })
+}
+
+/** Two 1-rank runs of cairn-train at once, independent of each other: their summed rows/s and the longer wall time. */
+async function independentPair(trainArgs: (out: string, batch?: number) => string[], batch: number): Promise<{ rate: number; seconds: number }> {
+  const outs = [`alone-${batch}-a`, `alone-${batch}-b`]
+  const runs = await Promise.all(outs.map((out) => run(trainArgs(out, batch))))
+  if (runs.some((r) => r.code !== 0)) throw new Error(`independent runs failed: ${runs.map((r) => r.output).join('\n')}`)
+  const rate = outs.reduce((sum, out) => sum + JSON.parse(readFileSync(join(dir, out, 'metrics.json'), 'utf8')).rows_per_second, 0)
+  return { rate, seconds: Math.max(...runs.map((r) => r.seconds)) }
 }
 
 /** Step cost in one process: gradients of a shard plus the Adam update, at the global batch and at half of it. */
