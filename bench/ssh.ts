@@ -39,7 +39,7 @@ const key = path.join(dir, 'ssh/client_key')
 const knownHosts = path.join(dir, 'ssh/known_hosts')
 const controlDir = mkdtempSync(path.join(tmpdir(), 'cairn-bench-ssh-'))
 const setting: SshClusterSetting = { name: 'local_ssh', known_hosts_file: knownHosts, hosts: HOSTS.map((host) => ({ host, port, user: 'cairn-ssh', identity_file: key })) }
-const job: JobSpec = { argv: ['true'], env: {}, nodes: 2, tasksPerNode: 1, gpusPerNode: 0, workdir: path.join(dir, 'work', 'bench'), artifacts: [], artifactsDir: path.join(controlDir, 'artifacts') }
+const job: JobSpec = { argv: ['true'], env: {}, nodes: 2, tasksPerNode: 1, gpusPerNode: 0, workdir: path.join(dir, 'work', 'ssh', 'bench'), artifacts: [], artifactsDir: path.join(controlDir, 'artifacts') }
 const jobOptions = { onLine: () => {}, record: async () => {}, signal: new AbortController().signal }
 
 function sshArgs(host: string, master: boolean): string[] {
