@@ -3,7 +3,9 @@
  * backend with 1 rank and with 2 ranks (two processes on 127.0.0.1, LOCAL_WORLD_SIZE=2, gradients averaged
  * through rank 0) at the same global batch (1024), beside the raw baseline in the same run: a plain TF.js
  * `model.fit` of the same model (same layers, Adam, batch, epochs) in a process of its own; and the machine's
- * own ceiling for two processes: two independent 1-rank runs at half the batch, at once (no exchange). The figure is
+ * own ceiling for two processes: two independent 1-rank runs at half the batch, at once (no exchange); and two
+ * bare loops of the trainer's step at half the batch, free and then in lockstep with a one-byte barrier per step
+ * (what synchronous steps cost on this machine whatever carries the gradients). The figure is
  * training rows (rows x epochs) over the training loop's time, as each reports it (data loading and
  * evaluation are outside it); the wall time of the whole command is printed too, and the load average
  * before and after (the figures mean little on a machine busy with other work). Prints figures, never fails.
@@ -27,6 +29,8 @@ const HIDDEN = process.argv[2] === '--baseline' ? process.argv[6]! : (process.ar
 const FEATURES = 16
 const PAIR = `2 x 1 rank, batch ${BATCH / 2}, at once`
 const COPIES = `2 x 1 rank, batch ${BATCH}, at once`
+const FREE = `bare: 2 step loops, ${BATCH / 2} rows`
+const LOCKED = `bare: same, 1-byte barrier/step`
 const BIN = fileURLToPath(new URL('../bin/cairn-train.js', import.meta.url))
 const SELF = fileURLToPath(import.meta.url)
 
@@ -36,6 +40,10 @@ if (process.argv[2] === '--baseline') {
 }
 if (process.argv[2] === '--step') {
   await stepCost(process.argv[3]!)
+  process.exit(0)
+}
+if (process.argv[2] === '--lockstep') {
+  await lockstep(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]), process.argv[7] === 'barrier')
   process.exit(0)
 }
 
@@ -76,11 +84,14 @@ try {
       'cairn-train 1 rank': { rate: [], wall: [] },
       [COPIES]: { rate: [], wall: [] },
       [PAIR]: { rate: [], wall: [] },
+      [FREE]: { rate: [], wall: [] },
+      [LOCKED]: { rate: [], wall: [] },
       'cairn-train 2 ranks': { rate: [], wall: [] },
     }
     const ratios: number[] = []
     const ceilings: number[] = []
     const capacities: number[] = []
+    const barrierCosts: number[] = []
     let parameters = 0
     let threads = 0
     console.log(`\nmlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1; load average before: ${load()}`)
@@ -118,6 +129,20 @@ try {
       figures[PAIR]!.wall.push(pair.seconds)
       ceilings.push(pair.rate / m1.rows_per_second)
 
+      // What lockstep alone costs here, whatever exchanges the data: two bare loops of the trainer's step at half
+      // the batch (gradients + Adam, no exchange), then the same two loops waiting for each other once per step
+      // (one byte each way over TCP, as small as a barrier gets). A synchronous step lasts as long as the
+      // slower of the two, so on cores whose speed varies the barrier costs more than its bytes.
+      const steps = Math.ceil(Math.round(ROWS * 0.8) / BATCH) * EPOCHS
+      for (const [name, barrier] of [[FREE, false], [LOCKED, true]] as const) {
+        const port = String(await freePort())
+        const loops = await Promise.all([0, 1].map((rank) => run([SELF, '--lockstep', hidden, String(BATCH / 2), String(steps), port, barrier ? 'barrier' : 'free'], { RANK: String(rank) })))
+        if (loops.some((l) => l.code !== 0)) throw new Error(`lockstep failed: ${loops.map((l) => l.output).join('\n')}`)
+        figures[name]!.rate.push(loops.reduce((sum, l) => sum + Number(/rows_per_second=(\S+)/.exec(l.output)?.[1]), 0))
+        figures[name]!.wall.push(Math.max(...loops.map((l) => l.seconds)))
+      }
+      barrierCosts.push(figures[LOCKED]!.rate.at(-1)! / figures[FREE]!.rate.at(-1)!)
+
       // Two ranks on this one machine: LOCAL_WORLD_SIZE tells each that it shares the node's cores.
       const env = { WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) }
       const [r0, r1] = await Promise.all([run(trainArgs('two'), { ...env, RANK: '0', LOCAL_RANK: '0' }), run(trainArgs('two-r1'), { ...env, RANK: '1', LOCAL_RANK: '1' })])
@@ -127,7 +152,7 @@ try {
       figures['cairn-train 2 ranks']!.wall.push(Math.max(r0.seconds, r1.seconds))
       threads = m2.threads
       ratios.push(m2.rows_per_second / m1.rows_per_second)
-      console.log(`  round ${round}: ${Object.entries(figures).map(([k, v]) => `${k} ${Math.round(v.rate.at(-1)!)} rows/s`).join(', ')}; 2/1 ${ratios.at(-1)!.toFixed(2)}x, machine capacity ${capacities.at(-1)!.toFixed(2)}x, ceiling ${ceilings.at(-1)!.toFixed(2)}x (exchange ${m2.exchange_seconds.toFixed(2)} of ${m2.train_seconds.toFixed(2)} s); load ${load()}`)
+      console.log(`  round ${round}: ${Object.entries(figures).map(([k, v]) => `${k} ${Math.round(v.rate.at(-1)!)} rows/s`).join(', ')}; 2/1 ${ratios.at(-1)!.toFixed(2)}x, machine capacity ${capacities.at(-1)!.toFixed(2)}x, ceiling ${ceilings.at(-1)!.toFixed(2)}x, bare barrier keeps ${barrierCosts.at(-1)!.toFixed(2)}x of free loops (exchange ${m2.exchange_seconds.toFixed(2)} of ${m2.train_seconds.toFixed(2)} s); load ${load()}`)
     }
     const best = (xs: number[]) => Math.max(...xs)
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -137,7 +162,7 @@ try {
       console.log(`${name.padEnd(30)} ${String(Math.round(best(v.rate))).padStart(12)} ${String(Math.round(median(v.rate))).padStart(14)} ${Math.min(...v.wall).toFixed(2).padStart(12)}`)
     }
     const speedup = best(figures['cairn-train 2 ranks']!.rate) / best(figures['cairn-train 1 rank']!.rate)
-    const line = `mlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1 (${parameters} parameters, batch ${BATCH}, ${threads} thread(s) per rank): 1 rank ${Math.round(best(figures['cairn-train 1 rank']!.rate))} rows/s, 2 ranks ${Math.round(best(figures['cairn-train 2 ranks']!.rate))} rows/s; 2 ranks / 1 rank best vs best ${speedup.toFixed(2)}x, median of rounds ${median(ratios).toFixed(2)}x (goal >= 1.5x); 2 independent runs at once / 1: machine capacity (batch ${BATCH}) median ${median(capacities).toFixed(2)}x, ceiling for 2 ranks (batch ${BATCH / 2}) median ${median(ceilings).toFixed(2)}x; 1 rank / plain fit ${(best(figures['cairn-train 1 rank']!.rate) / best(figures['plain TF.js fit (1 process)']!.rate)).toFixed(2)}x; load average after: ${load()}`
+    const line = `mlp ${FEATURES}-${hidden.replaceAll(',', '-')}-1 (${parameters} parameters, batch ${BATCH}, ${threads} thread(s) per rank): 1 rank ${Math.round(best(figures['cairn-train 1 rank']!.rate))} rows/s, 2 ranks ${Math.round(best(figures['cairn-train 2 ranks']!.rate))} rows/s; 2 ranks / 1 rank best vs best ${speedup.toFixed(2)}x, median of rounds ${median(ratios).toFixed(2)}x (goal >= 1.5x); 2 independent runs at once / 1: machine capacity (batch ${BATCH}) median ${median(capacities).toFixed(2)}x, ceiling for 2 ranks (batch ${BATCH / 2}) median ${median(ceilings).toFixed(2)}x; bare step loops with a 1-byte barrier per step keep ${median(barrierCosts).toFixed(2)}x of their free throughput (median), cairn 2 ranks reach ${(median(figures['cairn-train 2 ranks']!.rate) / median(figures[LOCKED]!.rate)).toFixed(2)}x of the barrier loops'; 1 rank / plain fit ${(best(figures['cairn-train 1 rank']!.rate) / best(figures['plain TF.js fit (1 process)']!.rate)).toFixed(2)}x; load average after: ${load()}`
     console.log(line)
     summary.push(line, `  ${stepLine}`)
   }
@@ -153,6 +178,66 @@ async function independentPair(trainArgs: (out: string, batch?: number) => strin
   if (runs.some((r) => r.code !== 0)) throw new Error(`independent runs failed: ${runs.map((r) => r.output).join('\n')}`)
   const rate = outs.reduce((sum, out) => sum + JSON.parse(readFileSync(join(dir, out, 'metrics.json'), 'utf8')).rows_per_second, 0)
   return { rate, seconds: Math.max(...runs.map((r) => r.seconds)) }
+}
+
+/**
+ * One of two bare step loops (RANK 0 or 1): `steps` steps of gradients + Adam on `rows` random rows, and with
+ * `barrier` a one-byte exchange with the other loop after each step (rank 0 listens on `port`).
+ */
+async function lockstep(hidden: string, rows: number, steps: number, port: number, barrier: boolean): Promise<void> {
+  const { loadTf, createModel, gradients, Adam } = await import('../engine/train/model.ts')
+  const { prng } = await import('../engine/train/data.ts')
+  const { tf } = await loadTf('wasm')
+  const rank = Number(process.env.RANK)
+  const model = createModel(tf, { kind: 'mlp', hidden: hidden.split(',').map(Number), task: 'binary', inputs: FEATURES, outputs: 1 }, 1)
+  const adam = new Adam(model, 0.001)
+  const random = prng(7 + rank)
+  const x = Float32Array.from({ length: rows * FEATURES }, () => random() * 2 - 1)
+  const y = Float32Array.from({ length: rows }, () => (random() > 0.5 ? 1 : 0))
+  const socket = barrier ? await pairSocket(rank, port) : undefined
+  let received = 0
+  let waiting: (() => void) | undefined
+  socket?.on('data', (chunk: Buffer) => {
+    received += chunk.length
+    waiting?.()
+  })
+  const meet = () => new Promise<void>((resolve) => {
+    socket!.write(Buffer.of(1))
+    const take = () => {
+      waiting = undefined
+      received--
+      resolve()
+    }
+    if (received > 0) take()
+    else waiting = take
+  })
+  const started = performance.now()
+  for (let i = 0; i < steps; i++) {
+    const { flat } = gradients(tf, model, x, y, rows)
+    if (socket) await meet()
+    adam.apply(tf, model, flat)
+  }
+  const seconds = (performance.now() - started) / 1000
+  socket?.end()
+  console.log(`rows_per_second=${(rows * steps) / seconds}`)
+}
+
+function pairSocket(rank: number, port: number): Promise<net.Socket> {
+  return new Promise((resolve) => {
+    const ready = (socket: net.Socket) => resolve(socket.setNoDelay(true))
+    if (rank === 0) {
+      const server = net.createServer((socket) => {
+        server.close()
+        ready(socket)
+      }).listen(port, '127.0.0.1')
+      return
+    }
+    const connect = () => {
+      const socket = net.connect(port, '127.0.0.1', () => ready(socket))
+      socket.once('error', () => setTimeout(connect, 50))
+    }
+    connect()
+  })
 }
 
 /** Step cost in one process: gradients of a shard plus the Adam update, at the global batch and at half of it. */
