@@ -19,7 +19,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { chmod, chown, lstat, mkdir, open, rename, rmdir } from 'node:fs/promises'
+import { chmod, chown, lstat, mkdir, open, readdir, rename, rmdir, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import type { Logger } from 'pino'
 import { grantTraversal } from '../store/embedded-os-user.ts'
@@ -122,6 +122,34 @@ async function removeAttemptDir(dir: string, user: TaskUser | undefined, signal:
   // As the task user, the last step (the folder itself, in a folder of the worker's) is refused.
   if (!user || (!emptied.ok && emptied.aborted)) return emptied
   return fsStep(`removing ${dir}`, () => rmdir(dir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(error))), signal)
+}
+
+/**
+ * Removes a run's folder `<work root>/<run>` (a pruned run's, engine/worker/work-sweep.ts): each attempt folder
+ * as the task user, as a leftover is removed, so that a link the task planted, or a process it left behind
+ * swapping folders for links, can never lead the worker's own removal outside; then the worker's folders above.
+ */
+export async function removeRunDir(runDir: string, user: TaskUser | undefined, signal: AbortSignal): Promise<StepResult<void>> {
+  const tasks = await fsStep(`listing ${runDir}`, () => readdir(runDir, { withFileTypes: true }), signal)
+  if (!tasks.ok) return tasks
+  for (const task of tasks.value) {
+    const taskDir = path.join(runDir, task.name)
+    // The worker's own folders (0711) hold only attempt folders; anything else in them is the worker's too.
+    if (!task.isDirectory()) {
+      const gone = await fsStep(`removing ${taskDir}`, () => unlink(taskDir), signal)
+      if (!gone.ok) return gone
+      continue
+    }
+    const attempts = await fsStep(`listing ${taskDir}`, () => readdir(taskDir), signal)
+    if (!attempts.ok) return attempts
+    for (const attempt of attempts.value) {
+      const removed = await removeAttemptDir(path.join(taskDir, attempt), user, signal)
+      if (!removed.ok) return removed
+    }
+    const emptied = await fsStep(`removing ${taskDir}`, () => rmdir(taskDir), signal)
+    if (!emptied.ok) return emptied
+  }
+  return fsStep(`removing ${runDir}`, () => rmdir(runDir), signal)
 }
 
 /** Runs a small file-system command as the task user (or as the worker when there is none), killed on abort or timeout. */

@@ -20,7 +20,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
-import { startStagedSweeper } from './staged-sweeper.ts'
+import { startStagedSweeper, startWorkSweeper } from './sweepers.ts'
 import type { PgBoss } from 'pg-boss'
 import type { Db } from '../store/db.ts'
 import { isConnectionError } from '../store/db.ts'
@@ -214,8 +214,12 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       }
     }
   }
-  // Staged folders left by writers that died before publishing (engine/data/staged-sweep.ts).
-  const sweeper = options.data ? startStagedSweeper({ db, dir: options.data.dir, log }) : undefined
+  // Staged folders left by writers that died before publishing (engine/data/staged-sweep.ts), and the
+  // attempt folders of runs that retention deleted (work-sweep.ts).
+  const sweepers = [
+    ...(options.data ? [startStagedSweeper({ db, dir: options.data.dir, log })] : []),
+    startWorkSweeper({ db, workRoot: options.workRoot, ...(options.taskUser ? { user: options.taskUser } : {}), log }),
+  ]
   const orphanTimer = setInterval(() => {
     if (stoppingOrphans || draining) return
     stoppingOrphans = stopOrphans()
@@ -365,7 +369,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       }
       clearInterval(heartbeatTimer)
       clearInterval(orphanTimer)
-      await settlesWithin(Promise.all([stoppingOrphans, sweeper?.stop()]), 5000)
+      await settlesWithin(Promise.all([stoppingOrphans, ...sweepers.map((sweeper) => sweeper.stop())]), 5000)
       await settlesWithin(Promise.all([unlistenCancel(), unlistenJobs()]), 5000)
       await settlesWithin(db.query(`UPDATE cairn.worker SET state = 'stopped', stopped_at = $2 WHERE worker_id = $1`, [workerId, now()]).catch(() => undefined), 5000)
       log.info({ worker: workerId }, 'worker stopped')
