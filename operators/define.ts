@@ -206,3 +206,8 @@ export function defineOperator<T extends OperatorDefinition>(definition: T): T {
 export function notAvailableResult(type: string): OperatorResult & { ok: false } {
   return { ok: false, kind: 'infrastructure', retryable: false, message: `operator ${type} is not available in this version` }
 }
+
+/** The failure of a data operator on a worker started without data services (datasets directory, registry, connections). */
+export function noDataServicesResult(): OperatorResult & { ok: false } {
+  return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker was started without the data services (datasets directory, model registry, connections)' }
+}

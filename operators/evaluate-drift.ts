@@ -1,5 +1,5 @@
 import paramsSchema from '../schemas/operators/evaluate.drift.params.schema.json' with { type: 'json' }
-import { abortedResult, defineOperator } from './define.ts'
+import { abortedResult, defineOperator, noDataServicesResult } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
 
 export interface DriftParams {
@@ -27,7 +27,7 @@ export const evaluateDrift = defineOperator({
   paramsSchema,
   usesWorkdir: false,
   async run(raw: Record<string, unknown>, ctx: OperatorContext): Promise<OperatorResult> {
-    if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
+    if (!ctx.data) return noDataServicesResult()
     try {
       const { runDrift } = await import('./drift/run-drift.ts')
       return await runDrift(raw as unknown as DriftParams, ctx, ctx.data)

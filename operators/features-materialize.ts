@@ -1,6 +1,6 @@
 import paramsSchema from '../schemas/operators/features.materialize.params.schema.json' with { type: 'json' }
 import { FeatureRequestError } from '../engine/data/feature-request-error.ts'
-import { abortedResult, defineOperator } from './define.ts'
+import { abortedResult, defineOperator, noDataServicesResult } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
 
 interface Params {
@@ -19,7 +19,7 @@ export const featuresMaterialize = defineOperator({
   usesWorkdir: false,
   async run(raw: Record<string, unknown>, ctx: OperatorContext): Promise<OperatorResult> {
     const params = raw as unknown as Params
-    if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
+    if (!ctx.data) return noDataServicesResult()
     try {
       const result = await ctx.data.features.materialize({
         view: params.feature_view,

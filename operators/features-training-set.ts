@@ -1,7 +1,7 @@
 import paramsSchema from '../schemas/operators/features.training_set.params.schema.json' with { type: 'json' }
 import { FeatureRequestError } from '../engine/data/feature-request-error.ts'
 import { parseDuration } from '../engine/time/duration.ts'
-import { abortedResult, defineOperator } from './define.ts'
+import { abortedResult, defineOperator, noDataServicesResult } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
 
 interface Params {
@@ -25,7 +25,7 @@ export const featuresTrainingSet = defineOperator({
   usesWorkdir: false,
   async run(raw: Record<string, unknown>, ctx: OperatorContext): Promise<OperatorResult> {
     const params = raw as unknown as Params
-    if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
+    if (!ctx.data) return noDataServicesResult()
     try {
       const { labels_window: window, ...request } = params
       // The schema's pattern admits only what parseDuration reads.

@@ -5,7 +5,7 @@ import { unknownModelServerMessage } from '../engine/config/data-settings.ts'
 import { decideRollout } from '../engine/models/rollout-plan.ts'
 import type { RolloutPlan, ServingFigures } from '../engine/models/rollout-plan.ts'
 import type { Rollouts } from '../engine/models/rollouts.ts'
-import { abortedResult, defineOperator } from './define.ts'
+import { abortedResult, defineOperator, noDataServicesResult } from './define.ts'
 import type { OperatorContext, OperatorResult } from './define.ts'
 
 interface Params {
@@ -35,7 +35,7 @@ export const serveRollout = defineOperator({
   usesWorkdir: false,
   async run(raw: Record<string, unknown>, ctx: OperatorContext): Promise<OperatorResult> {
     const params = raw as unknown as Params
-    if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
+    if (!ctx.data) return noDataServicesResult()
     // Before anything is read or changed: a server cairn.yaml does not declare is a mistake in the DAG.
     const server = params.server ?? 'default'
     if (!ctx.data.modelServers.includes(server)) {

@@ -20,7 +20,7 @@ import type { GateRule } from '../../engine/models/gate.ts'
 import type { Evaluation, ModelToScore } from '../../engine/models/evaluate-model.ts'
 import type { MetricName, MetricValue } from '../../engine/models/metrics.ts'
 import { nullPolicy } from '../../engine/models/feeding.ts'
-import { abortedResult } from '../define.ts'
+import { abortedResult, noDataServicesResult } from '../define.ts'
 import { modelNameNeeded } from './model-name.ts'
 import type { OperatorContext, OperatorResult } from '../define.ts'
 
@@ -40,7 +40,7 @@ const values = (metrics: Record<string, MetricValue>): Record<string, number | n
 
 export async function runEvaluateGate(params: GateParams, ctx: OperatorContext): Promise<OperatorResult> {
   const data = ctx.data
-  if (!data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
+  if (!data) return noDataServicesResult()
   if (ctx.signal.aborted) return abortedResult(ctx.signal)
   const invalid = (message: string): OperatorResult => ({ ok: false, kind: 'invalid_params', retryable: false, message })
 

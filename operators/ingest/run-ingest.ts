@@ -4,7 +4,7 @@ import { join, relative } from 'node:path'
 import { openDuckDb } from '../../engine/data/duckdb.ts'
 import type { DuckDb } from '../../engine/data/duckdb.ts'
 import type { DataServices } from '../../engine/data/data-services.ts'
-import { abortedResult } from '../define.ts'
+import { abortedResult, noDataServicesResult } from '../define.ts'
 import type { OperatorContext, OperatorResult } from '../define.ts'
 import type { ReadFailure } from '../../engine/data/reader/failure.ts'
 import { invalid, isFailure } from '../../engine/data/reader/failure.ts'
@@ -23,7 +23,7 @@ import type { Published } from './publish-rows.ts'
 export async function ingestAttempt(rendered: Record<string, unknown>, ctx: OperatorContext): Promise<OperatorResult> {
   // Valid against the params schema (the worker checked it), so the shape is IngestParams.
   const params = rendered as unknown as IngestParams
-  if (!ctx.data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker was started without the data services (datasets directory, connections)' }
+  if (!ctx.data) return noDataServicesResult()
   const scratch = join(ctx.workdir, 'ingest')
   await mkdir(scratch, { recursive: true })
   try {

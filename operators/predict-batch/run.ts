@@ -14,7 +14,7 @@ import type { DuckDBConnection } from '@duckdb/node-api'
 import type { DatasetColumn } from '../../engine/data/column-types.ts'
 import { chooseFeatures, checkColumns, nullPolicy, scoreKind } from '../../engine/models/feeding.ts'
 import type { ScoreKind } from '../../engine/models/metrics.ts'
-import { abortedResult } from '../define.ts'
+import { abortedResult, noDataServicesResult } from '../define.ts'
 import type { OperatorContext, OperatorResult } from '../define.ts'
 
 export type PredictParams = {
@@ -31,7 +31,7 @@ const PREDICTIONS_TABLE = '__cairn_predictions'
 
 export async function runPredictBatch(params: PredictParams, ctx: OperatorContext): Promise<OperatorResult> {
   const data = ctx.data
-  if (!data) return { ok: false, kind: 'infrastructure', retryable: false, message: 'this worker has no data services (datasets directory) configured' }
+  if (!data) return noDataServicesResult()
   if (ctx.signal.aborted) return abortedResult(ctx.signal)
   const invalid = (message: string): OperatorResult => ({ ok: false, kind: 'invalid_params', retryable: false, message })
   const dataInvalid = (message: string): OperatorResult => ({ ok: false, kind: 'data_invalid', retryable: false, message })
