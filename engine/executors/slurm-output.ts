@@ -1,7 +1,8 @@
 /**
  * Tails a Slurm job's output file while it runs and turns srun's `--label` lines ("3: text") into RankLines.
  * Lines without a label come from the batch script itself (or srun's own messages) and get rank -1.
- * A requeued job starts its file again: a file shorter than what was read is read from its start.
+ * A requeued job writes on after its first run (the script asks for `--open-mode=append`); a file shorter than
+ * what was read (truncated by hand, or by a cluster that forces truncation) is read again from its start.
  */
 import { StringDecoder } from 'node:string_decoder'
 import type { RankLine } from './executor.ts'

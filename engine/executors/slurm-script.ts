@@ -118,6 +118,9 @@ export function buildSlurmScript(spec: JobSpec, name: string, defaults: { partit
     ...(spec.gpusPerNode > 0 ? [`--gpus-per-node=${spec.gpusPerNode}`] : []),
     `--output=${files.stdout}`,
     `--error=${files.stderr}`,
+    // A requeued job runs again under its id: its output goes on after the first run's instead of over it,
+    // so the tail that follows the file (slurm-output.ts) misses and repeats nothing.
+    '--open-mode=append',
     `--chdir=${spec.workdir}`,
     // The worker's own environment (database URL, secrets) stays out of the job.
     '--export=NONE',

@@ -189,6 +189,29 @@ test('slurm executor on the local cluster', { skip }, async (t) => {
     assert.equal(executor.commands.calls.get('sbatch') ?? 0, sbatchBefore)
   })
 
+  await t.test('a requeued job is followed by its id: it runs again and both runs\' output is in the log once', async () => {
+    const seen = collect()
+    const job = await executor.start(
+      spec('requeued', ['sh', '-c', 'run=${SLURM_RESTART_COUNT:-0}; echo "start $run"; sleep 3; echo "end $run"; echo "run $run" > out.txt'], { nodes: 1, artifacts: ['out.txt'] }),
+      seen.options(),
+    )
+    const jobId = (job.handle as JobHandle & { executor: 'slurm' }).jobId
+    await waitFor('the first run to start', () => seen.lines.some((l) => l.line === 'start 0'))
+    await slurm(['scontrol', 'requeue', jobId])
+    await waitFor('the job to be pending again', async () => (await jobState(jobId)) === 'PENDING')
+    // Slurm holds a requeued job back for a while (reason BeginTime); an administrator may let it go at once.
+    await slurm(['scontrol', 'update', `JobId=${jobId}`, 'StartTime=now'])
+    const outcome = await job.done
+    assert.equal(outcome.ok, true, JSON.stringify(outcome))
+    assert.equal(readFileSync(path.join(work, 'requeued-artifacts', 'out.txt'), 'utf8'), 'run 1\n', 'the artifact of the second run')
+    assert.equal(seen.handles.length, 1, 'one job id')
+    assert.match(await slurm(['scontrol', 'show', 'job', '-o', jobId]), /JobState=COMPLETED .*Restarts=1 /)
+    const lines = seen.lines.filter((l) => l.stream === 'stdout').map((l) => l.line)
+    for (const line of ['start 0', 'start 1', 'end 1']) assert.equal(lines.filter((l) => l === line).length, 1, `"${line}" once in ${JSON.stringify(lines)}`)
+    assert.ok(!lines.includes('end 0'), 'the first run was stopped by the requeue')
+    assert.ok(lines.indexOf('start 0') < lines.indexOf('start 1'))
+  })
+
   await t.test('a failing rank fails the job with its exit code', async () => {
     const job = await executor.start(spec('fail', ['sh', '-c', 'exit 3'], { nodes: 1 }), collect().options())
     const outcome = await job.done

@@ -22,6 +22,7 @@ test('the #SBATCH lines come from the typed options only', () => {
     '--gpus-per-node=2',
     '--output=/scratch/run-1/.cairn-slurm/cairn-abc.out',
     '--error=/scratch/run-1/.cairn-slurm/cairn-abc.err',
+    '--open-mode=append',
     '--chdir=/scratch/run-1',
     '--export=NONE',
     '--partition=gpu',
