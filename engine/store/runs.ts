@@ -56,6 +56,12 @@ const toRun = (r: RawRun): RunRow => ({
   endedAt: r.ended_at,
 })
 
+/**
+ * The shape of every run id makeRunId makes (a DAG id as the DAG schema allows, the run type, the logical date
+ * to the minute or second, a 6-hex-digit suffix): what the attempt-folder sweep may take for a run's folder.
+ */
+export const MADE_RUN_ID = /^[a-z][a-z0-9_-]{0,63}__(?:scheduled|manual|backfill|dataset)__\d{8}T\d{4}(?:\d{2})?Z(?:_[0-9a-f]{6})?$/
+
 /** Readable and unique: `hello__scheduled__20260101T0200Z`, manual runs get a random suffix. */
 function makeRunId(dagId: string, runType: RunType, logicalDate: Date): string {
   const stamp = logicalDate.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace(/00Z$/, 'Z')

@@ -6,16 +6,16 @@
  *
  * Only finished runs are pruned, so nothing runs in such a folder any more; still, a folder is left alone
  * until it has not changed for `graceMs`. Only names shaped like the run ids cairn makes are considered
- * (`<dag>__<scheduled|manual|backfill|dataset>__<stamp>...`), never another folder someone put there. The
+ * (MADE_RUN_ID, beside the code that makes them), never another folder someone put there. The
  * attempt folders go as the task user (removeRunDir), never by a walk of the worker's own.
  */
 import { lstat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Queryable } from '../store/queryable.ts'
+import { MADE_RUN_ID } from '../store/runs.ts'
 import { removeRunDir } from '../process/attempt-dir.ts'
 import type { TaskUser } from '../process/task-user.ts'
 
-const RUN_FOLDER = /^[a-z][a-z0-9_-]{0,63}__(?:scheduled|manual|backfill|dataset)__\d{8}T\d{4}(?:\d{2})?Z(?:_[0-9a-f]{6})?$/
 
 export interface WorkSweepOptions {
   /** The user task processes run as (`workers.run_as`); attempt folders are removed as this user. */
@@ -37,7 +37,7 @@ export async function sweepPrunedRunFolders(q: Queryable, workRoot: string, opti
   const result: WorkSweepResult = { removed: [], failed: [] }
   let names: string[]
   try {
-    names = (await readdir(workRoot, { withFileTypes: true })).filter((entry) => entry.isDirectory() && RUN_FOLDER.test(entry.name)).map((entry) => entry.name)
+    names = (await readdir(workRoot, { withFileTypes: true })).filter((entry) => entry.isDirectory() && MADE_RUN_ID.test(entry.name)).map((entry) => entry.name)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return result
     throw error
