@@ -149,7 +149,7 @@ export class SshExecutor implements Executor {
     const worldSize = spec.nodes * spec.tasksPerNode
     // Every rank's channel opens at once (one round trip for the job, not one per rank); each is followed as
     // soon as it is open, and its wrapper runs nothing before `go`.
-    const opened: Rank[] = []
+    const ranks: Rank[] = []
     const openings = await Promise.allSettled(
       hostIndexes.flatMap((node) =>
         Array.from({ length: spec.tasksPerNode }, async (_, localRank) => {
@@ -157,16 +157,15 @@ export class SshExecutor implements Executor {
           const rank = node * spec.tasksPerNode + localRank
           const env = { ...spec.env, ...rankEnvironment({ rank, nodeRank: node, localRank, worldSize, localWorldSize: spec.tasksPerNode, masterAddr, masterPort }) }
           const channel = await connection.exec(rankCommand(spec.workdir, env, spec.argv, statusPath(spec.workdir, rank)))
-          opened[rank] = this.followChannel(rank, node, connection, this.cluster.hosts[node]!, channel, options.onLine)
+          ranks[rank] = this.followChannel(rank, node, connection, this.cluster.hosts[node]!, channel, options.onLine)
         }),
       ),
     )
     const refused = openings.find((result) => result.status === 'rejected')
     if (refused !== undefined) {
-      for (const rank of opened) rank?.channel.end()
+      for (const rank of ranks) rank?.channel.end()
       return failedJob(noProcesses, { ok: false, kind: 'infrastructure', retryable: true, message: `could not open an SSH channel: ${(refused.reason as Error).message}; nothing ran` })
     }
-    const ranks = opened
 
     // Every wrapper announces its group before anything runs; a channel that closes first never ran the program.
     let pgids: number[]
