@@ -181,19 +181,37 @@ async function independentPair(trainArgs: (out: string, batch?: number) => strin
 }
 
 /**
+ * The trainer's own step outside cairn-train, on the wasm backend: a fresh MLP of `hidden` with Adam, random
+ * binary rows from `seed`, and one step = gradients, then (after `between`, when given) the Adam update.
+ */
+async function stepLoop(hidden: string, seed: number) {
+  const { loadTf, createModel, gradients, Adam } = await import('../engine/train/model.ts')
+  const { prng } = await import('../engine/train/data.ts')
+  const { tf } = await loadTf('wasm')
+  const model = createModel(tf, { kind: 'mlp', hidden: hidden.split(',').map(Number), task: 'binary', inputs: FEATURES, outputs: 1 }, 1)
+  const adam = new Adam(model, 0.001)
+  const random = prng(seed)
+  return {
+    batch: (rows: number) => ({
+      x: Float32Array.from({ length: rows * FEATURES }, () => random() * 2 - 1),
+      y: Float32Array.from({ length: rows }, () => (random() > 0.5 ? 1 : 0)),
+    }),
+    async step(x: Float32Array, y: Float32Array, rows: number, between?: () => Promise<void>): Promise<void> {
+      const { flat } = gradients(tf, model, x, y, rows)
+      if (between) await between()
+      adam.apply(tf, model, flat)
+    },
+  }
+}
+
+/**
  * One of two bare step loops (RANK 0 or 1): `steps` steps of gradients + Adam on `rows` random rows, and with
  * `barrier` a one-byte exchange with the other loop after each step (rank 0 listens on `port`).
  */
 async function lockstep(hidden: string, rows: number, steps: number, port: number, barrier: boolean): Promise<void> {
-  const { loadTf, createModel, gradients, Adam } = await import('../engine/train/model.ts')
-  const { prng } = await import('../engine/train/data.ts')
-  const { tf } = await loadTf('wasm')
   const rank = Number(process.env.RANK)
-  const model = createModel(tf, { kind: 'mlp', hidden: hidden.split(',').map(Number), task: 'binary', inputs: FEATURES, outputs: 1 }, 1)
-  const adam = new Adam(model, 0.001)
-  const random = prng(7 + rank)
-  const x = Float32Array.from({ length: rows * FEATURES }, () => random() * 2 - 1)
-  const y = Float32Array.from({ length: rows }, () => (random() > 0.5 ? 1 : 0))
+  const { step, batch } = await stepLoop(hidden, 7 + rank)
+  const { x, y } = batch(rows)
   const socket = barrier ? await pairSocket(rank, port) : undefined
   let received = 0
   let waiting: (() => void) | undefined
@@ -212,11 +230,7 @@ async function lockstep(hidden: string, rows: number, steps: number, port: numbe
     else waiting = take
   })
   const started = performance.now()
-  for (let i = 0; i < steps; i++) {
-    const { flat } = gradients(tf, model, x, y, rows)
-    if (socket) await meet()
-    adam.apply(tf, model, flat)
-  }
+  for (let i = 0; i < steps; i++) await step(x, y, rows, socket ? meet : undefined)
   const seconds = (performance.now() - started) / 1000
   socket?.end()
   console.log(`rows_per_second=${(rows * steps) / seconds}`)
@@ -242,20 +256,14 @@ function pairSocket(rank: number, port: number): Promise<net.Socket> {
 
 /** Step cost in one process: gradients of a shard plus the Adam update, at the global batch and at half of it. */
 async function stepCost(hidden: string): Promise<void> {
-  const { loadTf, createModel, gradients, Adam } = await import('../engine/train/model.ts')
-  const { prng } = await import('../engine/train/data.ts')
-  const { tf } = await loadTf('wasm')
-  const model = createModel(tf, { kind: 'mlp', hidden: hidden.split(',').map(Number), task: 'binary', inputs: FEATURES, outputs: 1 }, 1)
-  const adam = new Adam(model, 0.001)
-  const random = prng(5)
+  const { step, batch } = await stepLoop(hidden, 5)
   const result: Record<string, number> = {}
   for (const rows of [BATCH, BATCH / 2]) {
-    const x = Float32Array.from({ length: rows * FEATURES }, () => random() * 2 - 1)
-    const y = Float32Array.from({ length: rows }, () => (random() > 0.5 ? 1 : 0))
+    const { x, y } = batch(rows)
     const times: number[] = []
     for (let i = 0; i < 230; i++) {
       const started = performance.now()
-      adam.apply(tf, model, gradients(tf, model, x, y, rows).flat)
+      await step(x, y, rows)
       if (i >= 30) times.push(performance.now() - started)
     }
     times.sort((a, b) => a - b)
